@@ -1,0 +1,85 @@
+package archive
+
+import (
+	"time"
+
+	"github.com/rs/zerolog"
+	"github.com/tapefs/tapefs/cache"
+	"github.com/tapefs/tapefs/catalog"
+	"github.com/tapefs/tapefs/tape"
+)
+
+// Config is everything the engine needs. Zero values take the defaults of
+// DefaultConfig.
+type Config struct {
+	Catalog *catalog.Catalog
+	Cache   *cache.Cache
+	Library tape.Library
+	Log     zerolog.Logger
+	Clock   Clock // nil: the real clock
+
+	MaxFileSize int64         // a larger file rejects its entry; default 500 GB
+	Retention   time.Duration // soft-deleted batches are purged after this; default 7 days
+
+	// A migration flush of a workspace starts when its sealed, unsynced
+	// batches pass any of these.
+	FlushBytes int64         // default 1 GiB
+	FlushFiles int           // default 10,000
+	FlushAge   time.Duration // default 1 minute
+	// AggregateTarget is the size at which an aggregate is closed and a new
+	// tape file begun; a larger file gets a tape file of its own.
+	AggregateTarget int64 // default 4 GiB
+
+	MaxAttempts int           // migration attempts before FAILED; default 5
+	Backoff     time.Duration // first retry delay, doubled each time; default 10 s
+
+	// RecallLinger is how long the recall scheduler keeps collecting
+	// requests before it mounts (and how long a cartridge stays mounted in
+	// case more come). Default 2 s.
+	RecallLinger time.Duration
+	Prefetch     bool // stage the other members of the batch in the same aggregate during a recall
+	// FCFS serves recalls one by one in arrival order (for comparison in
+	// benchmarks only).
+	FCFS bool
+	// HashWorkers is the number of files hashed at once at sealing; default
+	// GOMAXPROCS.
+	HashWorkers int
+}
+
+// Clock is the engine's source of time, so tests can drive it.
+type Clock interface{ Now() time.Time }
+
+// FileState is what the mount shows in user.tapefs.state of a file.
+type FileState string
+
+const (
+	Online  FileState = "online"  // whole object in the cache
+	Offline FileState = "offline" // on tape only
+	Staging FileState = "staging" // a recall is filling it
+)
+
+// EntryState is the state of an entry in put/.
+type EntryState string
+
+const (
+	EntryPending  EntryState = "pending"
+	EntrySealing  EntryState = "sealing"
+	EntryRejected EntryState = "rejected"
+)
+
+// RejectError says why an entry could not be sealed; the entry is left
+// untouched in put/.
+type RejectError struct {
+	Workspace, Entry string
+	Reason           string
+}
+
+func (e *RejectError) Error() string {
+	return "seal " + e.Workspace + "/" + e.Entry + ": rejected: " + e.Reason
+}
+
+// Status is a batch and its progress.
+type Status struct {
+	catalog.Batch
+	Progress float64 // bytes on tape / bytes, 0..1 (1 for an empty batch on tape)
+}

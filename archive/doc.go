@@ -1,0 +1,9 @@
+// Package archive is the engine: it seals put entries into batches, migrates
+// them to tape in aggregates, recalls files into the cache, removes and
+// undeletes batches, and answers the queries of the layers above (the mount,
+// the control API, the status page).
+//
+// archive is the only package that coordinates the catalog (the truth), the
+// cache (the disk tier) and the tape library. It knows nothing of FUSE or
+// HTTP.
+package archive

@@ -1,0 +1,37 @@
+package cache
+
+import "errors"
+
+// Errors callers tell apart.
+var (
+	ErrNotCached = errors.New("object not cached")
+	ErrNoSpace   = errors.New("cache full: no evictable object")
+	ErrBusy      = errors.New("object pinned, open or unsynced")
+)
+
+// Config sets the cache's size and watermarks.
+type Config struct {
+	Dir   string
+	Limit int64 // bytes; 0 = the free space of the disk at open
+	// Eviction starts when use passes High×Limit and stops below Low×Limit.
+	High, Low float64 // defaults 0.9, 0.7
+}
+
+// ObjectInfo describes one object of the cache.
+type ObjectInfo struct {
+	ID      uint64
+	Size    int64
+	Synced  bool
+	Pinned  bool
+	Open    int // open handles
+	Partial bool
+}
+
+// Stats is the cache's accounting.
+type Stats struct {
+	Used, Limit  int64
+	Objects      int
+	Unsynced     int64 // bytes that must not be evicted
+	Evictions    int64
+	EvictedBytes int64
+}

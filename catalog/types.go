@@ -1,0 +1,159 @@
+package catalog
+
+import (
+	"errors"
+	"time"
+)
+
+// Errors callers tell apart with errors.Is.
+var (
+	ErrNotFound = errors.New("not found")
+	ErrExists   = errors.New("already exists")
+	// ErrNewerSchema: the catalog was written by a newer tapefs.
+	ErrNewerSchema = errors.New("catalog written by a newer tapefs")
+)
+
+// SchemaVersion is the version of the key schema and record encoding this
+// code writes. A catalog with a larger version is refused.
+const SchemaVersion = 1
+
+// State is the life-cycle state of a batch (DESIGN.md §2).
+type State string
+
+const (
+	Caching      State = "CACHING"       // CLI put: bytes still arriving
+	Cached       State = "CACHED"        // sealed, only in the cache
+	Syncing      State = "SYNCING"       // being written to tape
+	CachedSynced State = "CACHED_SYNCED" // on tape and in the cache
+	Synced       State = "SYNCED"        // on tape only (evicted)
+	Failed       State = "FAILED"        // see Batch.Reason; data kept
+	Deleted      State = "DELETED"       // soft-deleted; see Batch.Deleted
+)
+
+// Live reports whether a batch in this state is part of the holdings.
+func (s State) Live() bool { return s != Deleted && s != "" }
+
+// OnTape reports whether every copy a batch needs is on tape.
+func (s State) OnTape() bool { return s == CachedSynced || s == Synced }
+
+// Workspace is a tenant of the archive.
+type Workspace struct {
+	Name    string    `json:"name"`
+	Quota   int64     `json:"quota"`   // bytes; 0 = unlimited
+	Manager uint32    `json:"manager"` // uid that may put, rm, undelete
+	Group   uint32    `json:"group"`   // gid whose members may list and get
+	Used    int64     `json:"used"`    // bytes of live and soft-deleted batches
+	Created time.Time `json:"created"`
+}
+
+// Batch is one sealed put: a ticket with a number.
+type Batch struct {
+	ID        uint64    `json:"id"`
+	Workspace string    `json:"workspace"`
+	Tag       string    `json:"tag,omitempty"`
+	Entry     string    `json:"entry"` // name of the top-level entry put ("" for a CLI put of many paths)
+	Owner     uint32    `json:"owner"`
+	State     State     `json:"state"`
+	Created   time.Time `json:"created"`
+	Sealed    time.Time `json:"sealed,omitempty"`
+	Synced    time.Time `json:"synced,omitempty"`
+	Deleted   time.Time `json:"deleted,omitempty"`  // soft delete time
+	Prior     State     `json:"prior,omitempty"`    // state before deletion (for undelete)
+	Files     int64     `json:"files"`              // entries of every type
+	Bytes     int64     `json:"bytes"`              // sum of regular file sizes
+	OnTape    int64     `json:"on_tape"`            // bytes recorded on tape
+	Reason    string    `json:"reason,omitempty"`   // why FAILED
+	Attempts  int       `json:"attempts,omitempty"` // migration attempts so far
+	Sealing   string    `json:"sealing,omitempty"`  // cache dir the entry was sealed from, until its objects are adopted
+	FirstFile uint64    `json:"first_file"`         // file IDs of a batch are FirstFile … FirstFile+Files-1
+}
+
+// FileType is the kind of a catalog file.
+type FileType byte
+
+const (
+	TypeFile    FileType = 'f'
+	TypeDir     FileType = 'd'
+	TypeSymlink FileType = 'l'
+)
+
+// Copy locates one tape copy of a file: the member's data is Length bytes at
+// byte Offset of tape file TapeFile on cartridge VOLSER.
+type Copy struct {
+	VOLSER   string `json:"volser"`
+	TapeFile int    `json:"tape_file"`
+	Offset   int64  `json:"offset"`
+	Length   int64  `json:"length"`
+}
+
+// File is one entry of a batch tree. IDs are unique in the whole catalog.
+type File struct {
+	ID     uint64    `json:"id"`
+	Batch  uint64    `json:"batch"`
+	Parent uint64    `json:"parent"` // file ID of the directory; 0 for the batch's top level
+	Name   string    `json:"name"`
+	Path   string    `json:"path"` // slash-separated path inside the batch
+	Type   FileType  `json:"type"`
+	Mode   uint32    `json:"mode"` // permission bits
+	UID    uint32    `json:"uid"`
+	GID    uint32    `json:"gid"`
+	Mtime  time.Time `json:"mtime"`
+	Size   int64     `json:"size"`
+	MD5    string    `json:"md5,omitempty"`
+	Target string    `json:"target,omitempty"` // symlink target
+	// Link is the ID of the file whose data this one shares (hard link):
+	// 0 for a file that owns its data. Only the owner has an object and
+	// tape copies.
+	Link   uint64 `json:"link,omitempty"`
+	Nlink  uint32 `json:"nlink,omitempty"` // links in the batch (≥1 for regular files)
+	Copies []Copy `json:"copies,omitempty"`
+}
+
+// DataID is the ID whose object and tape copies hold this file's bytes.
+func (f *File) DataID() uint64 {
+	if f.Link != 0 {
+		return f.Link
+	}
+	return f.ID
+}
+
+// CartridgeRecord mirrors a cartridge of the library in the catalog.
+type CartridgeRecord struct {
+	VOLSER    string `json:"volser"`
+	Capacity  int64  `json:"capacity"`
+	Used      int64  `json:"used"`
+	State     string `json:"state"`
+	TapeFiles int    `json:"tape_files"`
+}
+
+// JobKind is what a job does.
+type JobKind string
+
+const (
+	JobSeal    JobKind = "seal"    // finish adopting a sealed entry's objects
+	JobMigrate JobKind = "migrate" // write a batch to tape
+	JobRecall  JobKind = "recall"  // stage a file from tape into the cache
+)
+
+// Job is queued work that survives a restart.
+type Job struct {
+	ID        uint64    `json:"id"`
+	Kind      JobKind   `json:"kind"`
+	Batch     uint64    `json:"batch"`
+	File      uint64    `json:"file,omitempty"` // recall: the file (data owner) to stage
+	Created   time.Time `json:"created"`
+	NotBefore time.Time `json:"not_before,omitempty"` // retry backoff
+	Attempts  int       `json:"attempts,omitempty"`
+}
+
+// Event is one entry of the append-only event log.
+type Event struct {
+	Seq       uint64    `json:"seq"`
+	Time      time.Time `json:"time"`
+	Workspace string    `json:"workspace,omitempty"`
+	Batch     uint64    `json:"batch,omitempty"`
+	VOLSER    string    `json:"volser,omitempty"`
+	Kind      string    `json:"kind"` // e.g. "sealed", "state", "failed", "recalled", "md5-mismatch", "deleted"
+	State     State     `json:"state,omitempty"`
+	Message   string    `json:"message"`
+}
