@@ -1,6 +1,7 @@
 package archive
 
 import (
+	"errors"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -17,6 +18,10 @@ type Config struct {
 	Library tape.Library
 	Log     zerolog.Logger
 	Clock   Clock // nil: the real clock
+
+	// Settle is how long an entry of put/ must be quiet (no open handle, no
+	// change) before it is sealed; default 30 s.
+	Settle time.Duration
 
 	MaxFileSize int64         // a larger file rejects its entry; default 500 GB
 	Retention   time.Duration // soft-deleted batches are purged after this; default 7 days
@@ -66,6 +71,9 @@ const (
 	EntrySealing  EntryState = "sealing"
 	EntryRejected EntryState = "rejected"
 )
+
+// ErrSealing is returned for an entry being sealed: it may not be opened.
+var ErrSealing = errors.New("entry is being sealed")
 
 // RejectError says why an entry could not be sealed; the entry is left
 // untouched in put/.

@@ -2,79 +2,246 @@ package archive
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"runtime"
+	"sync"
+	"time"
 
+	"github.com/rs/zerolog"
+	"github.com/tapefs/tapefs/cache"
 	"github.com/tapefs/tapefs/catalog"
+	"github.com/tapefs/tapefs/tape"
 )
 
 // Engine is the running archive.
+//
+// Lock order: Engine.mu, then recallQueue.mu. Neither is held across a
+// catalog transaction that waits on the other.
 type Engine struct {
-	cfg Config
+	cfg   Config
+	cat   *catalog.Catalog
+	cache *cache.Cache
+	lib   tape.Library
+	log   zerolog.Logger
+
+	ctx    context.Context // cancelled by Close: workers stop at a safe point
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu      sync.Mutex
+	entries map[entryKey]*entryActivity // put/ entries being written or sealed
+	changed chan struct{}               // closed and replaced on every batch state change
+
+	migrateWake chan struct{}
+	recalls     *recallQueue
+	stats       engineStats
+}
+
+type realClock struct{}
+
+func (realClock) Now() time.Time { return time.Now() }
+
+// DefaultConfig returns the defaults that New applies to zero fields.
+func DefaultConfig() Config {
+	return Config{
+		Settle:          30 * time.Second,
+		MaxFileSize:     500_000_000_000,
+		Retention:       7 * 24 * time.Hour,
+		FlushBytes:      1 << 30,
+		FlushFiles:      10_000,
+		FlushAge:        time.Minute,
+		AggregateTarget: 4 << 30,
+		MaxAttempts:     5,
+		Backoff:         10 * time.Second,
+		RecallLinger:    2 * time.Second,
+		HashWorkers:     runtime.GOMAXPROCS(0),
+	}
+}
+
+func (c *Config) applyDefaults() {
+	d := DefaultConfig()
+	if c.Clock == nil {
+		c.Clock = realClock{}
+	}
+	if c.Settle == 0 {
+		c.Settle = d.Settle
+	}
+	if c.MaxFileSize == 0 {
+		c.MaxFileSize = d.MaxFileSize
+	}
+	if c.Retention == 0 {
+		c.Retention = d.Retention
+	}
+	if c.FlushBytes == 0 {
+		c.FlushBytes = d.FlushBytes
+	}
+	if c.FlushFiles == 0 {
+		c.FlushFiles = d.FlushFiles
+	}
+	if c.FlushAge == 0 {
+		c.FlushAge = d.FlushAge
+	}
+	if c.AggregateTarget == 0 {
+		c.AggregateTarget = d.AggregateTarget
+	}
+	if c.MaxAttempts == 0 {
+		c.MaxAttempts = d.MaxAttempts
+	}
+	if c.Backoff == 0 {
+		c.Backoff = d.Backoff
+	}
+	if c.RecallLinger < 0 {
+		c.RecallLinger = 0
+	}
+	if c.HashWorkers <= 0 {
+		c.HashWorkers = d.HashWorkers
+	}
 }
 
 // New opens the engine on its catalog, cache and library and recovers what
 // a previous run left: half-sealed entries, migrations and recalls in flight.
 // Workers start with Start.
-func New(cfg Config) (*Engine, error) { panic("TODO") }
-
-// Start runs the background workers (migration, recall, retention) until
-// Close.
-func (e *Engine) Start() { panic("TODO") }
-
-// Close stops the workers at a safe point and waits for them.
-func (e *Engine) Close() error { panic("TODO") }
-
-// Catalog is the engine's catalog, for read-only queries (lookup, readdir).
-func (e *Engine) Catalog() *catalog.Catalog { return e.cfg.Catalog }
-
-// StagingDir is where entries of put/ for a workspace are written.
-func (e *Engine) StagingDir(workspace string) string { panic("TODO") }
-
-// CreateWorkspace adds a workspace (its staging directory too).
-func (e *Engine) CreateWorkspace(w catalog.Workspace) error { panic("TODO") }
-
-// Seal turns the staged entry put/<workspace>/<entry> into a batch owned by
-// owner. A *RejectError leaves the entry untouched.
-func (e *Engine) Seal(ctx context.Context, workspace, entry string, owner uint32, tag string) (catalog.Batch, error) {
-	panic("TODO")
+func New(cfg Config) (*Engine, error) {
+	if cfg.Catalog == nil || cfg.Cache == nil || cfg.Library == nil {
+		return nil, errors.New("archive: catalog, cache and library are required")
+	}
+	cfg.applyDefaults()
+	ctx, cancel := context.WithCancel(context.Background())
+	e := &Engine{
+		cfg:         cfg,
+		cat:         cfg.Catalog,
+		cache:       cfg.Cache,
+		lib:         cfg.Library,
+		log:         cfg.Log,
+		ctx:         ctx,
+		cancel:      cancel,
+		entries:     map[entryKey]*entryActivity{},
+		changed:     make(chan struct{}),
+		migrateWake: make(chan struct{}, 1),
+	}
+	e.recalls = newRecallQueue()
+	if err := e.recover(); err != nil {
+		cancel()
+		return nil, fmt.Errorf("archive: recover: %w", err)
+	}
+	return e, nil
 }
 
-// EntryState reports the state of an entry of put/ and, when rejected, why.
-func (e *Engine) EntryState(workspace, entry string) (EntryState, string) { panic("TODO") }
+// Start runs the background workers (settle, migration, recall, retention)
+// until Close.
+func (e *Engine) Start() {
+	e.spawn(e.settleLoop)
+	e.spawn(e.migrateLoop)
+	e.spawn(e.recallLoop)
+	e.spawn(e.retentionLoop)
+}
 
-// Reader reads one file of a batch, from the cache or while it is recalled.
-type Reader struct{}
+func (e *Engine) spawn(fn func()) {
+	e.wg.Add(1)
+	go func() {
+		defer e.wg.Done()
+		fn()
+	}()
+}
 
-// Open returns a reader of a regular file. It never blocks on tape: a read
-// waits for its own range.
-func (e *Engine) Open(fileID uint64) (*Reader, error) { panic("TODO") }
+// Close stops the workers at a safe point and waits for them. Work that
+// was not finished is resumed by the next New from the catalog.
+func (e *Engine) Close() error {
+	e.cancel()
+	e.recalls.close()
+	e.wg.Wait()
+	return nil
+}
 
-// ReadAt reads from the file, waiting (until ctx is done) for a recall to
-// stage the range. An interrupted wait returns ctx.Err(); the recall goes on.
-func (r *Reader) ReadAt(ctx context.Context, p []byte, off int64) (int, error) { panic("TODO") }
+// Catalog is the engine's catalog, for read-only queries (lookup, readdir).
+func (e *Engine) Catalog() *catalog.Catalog { return e.cat }
 
-// Close releases the reader (and its hold on the cache object).
-func (r *Reader) Close() error { panic("TODO") }
+// Cache is the engine's cache.
+func (e *Engine) Cache() *cache.Cache { return e.cache }
 
-// Recall queues recalls of files (data owners are resolved) without reading.
-func (e *Engine) Recall(fileIDs ...uint64) error { panic("TODO") }
+// Library is the engine's tape library.
+func (e *Engine) Library() tape.Library { return e.lib }
 
-// RecallBatch queues a recall of every file of a batch, in tape order.
-func (e *Engine) RecallBatch(batch uint64) error { panic("TODO") }
+// Config returns the engine's configuration after defaults.
+func (e *Engine) Config() Config { return e.cfg }
 
-// FileState reports whether a file's bytes are in the cache.
-func (e *Engine) FileState(f *catalog.File) FileState { panic("TODO") }
+func (e *Engine) now() time.Time { return e.cfg.Clock.Now() }
 
-// Remove soft-deletes a batch.
-func (e *Engine) Remove(batch uint64) (catalog.Batch, error) { panic("TODO") }
+// StagingDir is where entries of put/ for a workspace are written.
+func (e *Engine) StagingDir(workspace string) string { return e.cache.StagingDir(workspace) }
 
-// Undelete brings back a soft-deleted batch.
-func (e *Engine) Undelete(batch uint64) (catalog.Batch, error) { panic("TODO") }
+// CreateWorkspace adds a workspace (its staging directory too).
+func (e *Engine) CreateWorkspace(w catalog.Workspace) error {
+	if err := ValidWorkspaceName(w.Name); err != nil {
+		return err
+	}
+	if w.Created.IsZero() {
+		w.Created = e.now()
+	}
+	err := e.cat.Update(func(tx *catalog.Tx) error {
+		if _, err := tx.Workspace(w.Name); err == nil {
+			return fmt.Errorf("workspace %q: %w", w.Name, catalog.ErrExists)
+		}
+		if err := tx.PutWorkspace(w); err != nil {
+			return err
+		}
+		_, err := tx.AppendEvent(catalog.Event{Time: w.Created, Workspace: w.Name, Kind: "workspace",
+			Message: fmt.Sprintf("workspace %s created (manager uid %d, quota %d bytes)", w.Name, w.Manager, w.Quota)})
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	e.cache.StagingDir(w.Name)
+	e.log.Info().Str("workspace", w.Name).Uint32("manager", w.Manager).Int64("quota", w.Quota).Msg("workspace created")
+	return nil
+}
 
-// Status reports a batch and its progress.
-func (e *Engine) Status(batch uint64) (Status, error) { panic("TODO") }
+// ValidWorkspaceName checks a workspace name: it becomes a directory name
+// in the mount and in the cache.
+func ValidWorkspaceName(name string) error {
+	if name == "" || len(name) > 64 {
+		return fmt.Errorf("workspace name %q: must be 1 to 64 characters", name)
+	}
+	for i, r := range name {
+		ok := r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r == '_' || r == '-' || r == '.' || (i > 0 && r >= '0' && r <= '9')
+		if !ok || name == "put" || name == "." || name == ".." {
+			return fmt.Errorf("workspace name %q: use letters, digits (not first), '-', '_' and '.'; not \"put\"", name)
+		}
+	}
+	return nil
+}
 
-// WaitBatch blocks until the batch is on tape (nil), FAILED (error) or ctx is done.
-func (e *Engine) WaitBatch(ctx context.Context, batch uint64) (catalog.Batch, error) { panic("TODO") }
+// notify wakes everyone waiting for a batch state change.
+func (e *Engine) notify() {
+	e.mu.Lock()
+	close(e.changed)
+	e.changed = make(chan struct{})
+	e.mu.Unlock()
+}
 
-// EvictBatch drops the cached objects of a batch that is on tape (0 = every batch).
-func (e *Engine) EvictBatch(batch uint64) (int64, error) { panic("TODO") }
+func (e *Engine) changedChan() <-chan struct{} {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.changed
+}
+
+func (e *Engine) wakeMigration() {
+	select {
+	case e.migrateWake <- struct{}{}:
+	default:
+	}
+}
+
+// sleep waits d or until the engine closes; false when closing.
+func (e *Engine) sleep(d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-e.ctx.Done():
+		return false
+	}
+}

@@ -9,9 +9,16 @@
 //	sealing/<token>/<entry>...   entries being sealed, until adopted
 //	objects/<xx>/<id>            complete objects (xx = low byte of id, hex)
 //	objects/<xx>/<id>.partial    a recall in progress
+//	trash/<n>                    objects being unlinked outside the lock
 //
-// Eviction takes least-recently-used objects that are synced, unpinned and
-// not open, and never anything unsynced. The cache does not know the catalog:
-// the archive tells it which objects are synced and checks it against the
-// catalog on open.
+// Eviction takes least-recently-used objects that are synced, unpinned, not
+// open and not being recalled, and never anything unsynced. The cache does not
+// know the catalog: the archive tells it which objects are synced (SetSynced)
+// and which must stay (Pin), again after every restart, since those flags live
+// in memory only.
+//
+// The index is rebuilt from objects/ at Open; a partial object left by a crash
+// is deleted, so its recall starts again. Least-recently-used order survives a
+// restart only as the files' modification times, which is when each object
+// was adopted or recalled.
 package cache

@@ -1,0 +1,44 @@
+# tapefs — see README.md.
+GO       ?= go
+BIN      := bin/tapefs
+RUN_HOME ?= $(CURDIR)/run/home
+RUN_MNT  ?= $(CURDIR)/run/mnt
+STATICCHECK ?= $(shell command -v staticcheck 2>/dev/null || echo $(HOME)/go/bin/staticcheck)
+
+.PHONY: build run test test-unit test-e2e bench lint clean
+
+build:
+	$(GO) build -o $(BIN) ./cmd/tapefs
+
+# Builds, initialises a home under run/ on first start, mounts it and stays
+# in the foreground (Ctrl-C unmounts). Tape time runs 20x faster than real.
+run: build
+	@mkdir -p $(RUN_MNT)
+	@echo "tapefs: home $(RUN_HOME), mount $(RUN_MNT)"
+	@echo "tapefs: try  cp -a SOMEDIR $(RUN_MNT)/default/put/  then  ls $(RUN_MNT)/default/"
+	$(BIN) mount --home $(RUN_HOME) --settle 5s --time-scale 0.05 --flush-age 10s $(RUN_MNT)
+
+# Unit tests, then the end-to-end suite against the built binary and a real
+# mount (needs root or fuse3), then the suite again with GOMAXPROCS=1.
+test: build
+	$(GO) vet ./...
+	$(GO) test -count=1 -timeout 25m ./...
+	GOMAXPROCS=1 $(GO) test -count=1 -timeout 25m ./test/...
+
+test-unit:
+	$(GO) test -count=1 $$($(GO) list ./... | grep -v /test)
+
+test-e2e: build
+	$(GO) test -count=1 -v -timeout 25m ./test/...
+
+bench: build
+	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 60m ./archive/ ./catalog/ ./tape/
+	./test/bench.sh
+
+lint:
+	@test -z "$$(gofmt -l . | tee /dev/stderr)" || (echo "gofmt: files above need formatting" && exit 1)
+	$(GO) vet ./...
+	$(STATICCHECK) ./...
+
+clean:
+	rm -rf bin run

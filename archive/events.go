@@ -1,0 +1,83 @@
+package archive
+
+import (
+	"github.com/rs/zerolog"
+	"github.com/tapefs/tapefs/catalog"
+)
+
+// Event kinds in the catalog's event log.
+const (
+	EvSealed      = "sealed"
+	EvRejected    = "rejected"
+	EvState       = "state"
+	EvFailed      = "failed"
+	EvRetry       = "retry"
+	EvRecalled    = "recalled"
+	EvMD5Mismatch = "md5-mismatch"
+	EvDeleted     = "deleted"
+	EvUndeleted   = "undeleted"
+	EvPurged      = "purged"
+	EvMissing     = "missing-object"
+	EvRecallError = "recall-failed"
+)
+
+// pendingLog collects log lines to emit after the transaction that
+// recorded their events has committed: a log line never announces a change
+// the catalog does not hold.
+type pendingLog []catalog.Event
+
+// record appends ev to the event log inside tx and remembers it for the log.
+func (p *pendingLog) record(tx *catalog.Tx, ev catalog.Event) error {
+	ev, err := tx.AppendEvent(ev)
+	if err != nil {
+		return err
+	}
+	*p = append(*p, ev)
+	return nil
+}
+
+func (p pendingLog) emit(log zerolog.Logger) {
+	for _, ev := range p {
+		var l *zerolog.Event
+		switch ev.Kind {
+		case EvFailed, EvMD5Mismatch, EvMissing, EvRecallError:
+			l = log.Error()
+		case EvRejected, EvRetry:
+			l = log.Warn()
+		default:
+			l = log.Info()
+		}
+		l = l.Str("event", ev.Kind).Uint64("seq", ev.Seq)
+		if ev.Workspace != "" {
+			l = l.Str("workspace", ev.Workspace)
+		}
+		if ev.Batch != 0 {
+			l = l.Uint64("batch", ev.Batch)
+		}
+		if ev.VOLSER != "" {
+			l = l.Str("volser", ev.VOLSER)
+		}
+		if ev.State != "" {
+			l = l.Str("state", string(ev.State))
+		}
+		l.Msg(ev.Message)
+	}
+}
+
+// update runs fn in one catalog transaction; the events it records are
+// logged once it has committed, and waiters on batch states are woken.
+func (e *Engine) update(fn func(tx *catalog.Tx, log *pendingLog) error) error {
+	var pl pendingLog
+	err := e.cat.Update(func(tx *catalog.Tx) error {
+		pl = pl[:0]
+		return fn(tx, &pl)
+	})
+	if err != nil {
+		return err
+	}
+	pl.emit(e.log)
+	if len(pl) > 0 {
+		e.notify()
+	}
+	return nil
+}

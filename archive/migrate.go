@@ -1,0 +1,513 @@
+package archive
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+	"time"
+
+	"github.com/tapefs/tapefs/catalog"
+	"github.com/tapefs/tapefs/tape"
+)
+
+// migrateLoop flushes workspaces whose pending batches pass a threshold,
+// and retries failed migrations with backoff.
+func (e *Engine) migrateLoop() {
+	tick := min(max(e.cfg.FlushAge/4, 50*time.Millisecond), 5*time.Second)
+	t := time.NewTicker(tick)
+	defer t.Stop()
+	for {
+		select {
+		case <-e.ctx.Done():
+			return
+		case <-e.migrateWake:
+		case <-t.C:
+		}
+		for e.migrateOnce(false) && e.ctx.Err() == nil {
+		}
+	}
+}
+
+// pendingWorkspace is what waits for migration in one workspace.
+type pendingWorkspace struct {
+	jobs   []catalog.Job
+	bytes  int64
+	files  int64
+	oldest time.Time
+}
+
+// migrateOnce flushes at most one workspace. force ignores the thresholds
+// (tests and shutdown-free benchmarks). It reports whether it did work.
+func (e *Engine) migrateOnce(force bool) bool {
+	now := e.now()
+	pending := map[string]*pendingWorkspace{}
+	err := e.cat.View(func(tx *catalog.Tx) error {
+		jobs, err := tx.Jobs(catalog.JobMigrate)
+		if err != nil {
+			return err
+		}
+		for _, j := range jobs {
+			if j.NotBefore.After(now) {
+				continue
+			}
+			b, err := tx.Batch(j.Batch)
+			if err != nil {
+				continue
+			}
+			p := pending[b.Workspace]
+			if p == nil {
+				p = &pendingWorkspace{oldest: b.Sealed}
+				pending[b.Workspace] = p
+			}
+			p.jobs = append(p.jobs, j)
+			p.bytes += b.Bytes - b.OnTape
+			p.files += b.Files
+			if b.Sealed.Before(p.oldest) {
+				p.oldest = b.Sealed
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		e.log.Error().Err(err).Msg("migration: cannot read the job queue")
+		return false
+	}
+	names := make([]string, 0, len(pending))
+	for ws := range pending {
+		names = append(names, ws)
+	}
+	sort.Strings(names)
+	for _, ws := range names {
+		p := pending[ws]
+		due := force || p.bytes >= e.cfg.FlushBytes || p.files >= int64(e.cfg.FlushFiles) || now.Sub(p.oldest) >= e.cfg.FlushAge
+		if !due {
+			continue
+		}
+		e.flush(ws, p.jobs)
+		return true
+	}
+	return false
+}
+
+// Flush migrates every pending batch now, whatever the thresholds, and
+// returns when the queue holds nothing that is due (tests, benchmarks).
+func (e *Engine) Flush() {
+	for e.migrateOnce(true) && e.ctx.Err() == nil {
+	}
+}
+
+// migrant is one member to write, with the batch it belongs to.
+type migrant struct {
+	member tape.Member
+	file   catalog.File
+}
+
+// flush writes the batches of one workspace's migrate jobs to tape.
+func (e *Engine) flush(workspace string, jobs []catalog.Job) {
+	var (
+		members   []migrant
+		batches   []catalog.Batch
+		remaining = map[uint64]int{} // batch -> members not yet committed
+	)
+	err := e.update(func(tx *catalog.Tx, pl *pendingLog) error {
+		members, batches = members[:0], batches[:0]
+		for _, j := range jobs {
+			b, err := tx.Batch(j.Batch)
+			if err != nil {
+				return err
+			}
+			if b.Sealing != "" {
+				continue // objects not adopted yet
+			}
+			ms, err := e.migrants(tx, b)
+			if err != nil {
+				return err
+			}
+			members = append(members, ms...)
+			remaining[b.ID] = len(ms)
+			state := b.State
+			if state != catalog.Deleted {
+				b.State = catalog.Syncing
+			}
+			if err := tx.PutBatch(b); err != nil {
+				return err
+			}
+			batches = append(batches, b)
+			if state != catalog.Syncing && state != catalog.Deleted {
+				if err := pl.record(tx, catalog.Event{Time: e.now(), Workspace: b.Workspace, Batch: b.ID, Kind: EvState, State: catalog.Syncing,
+					Message: fmt.Sprintf("batch %d is being written to tape (%d bytes)", b.ID, b.Bytes-b.OnTape)}); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		e.log.Error().Err(err).Str("workspace", workspace).Msg("migration: cannot start")
+		return
+	}
+	if len(batches) == 0 {
+		return
+	}
+	if err := e.writeMembers(workspace, members, remaining); err != nil {
+		e.migrationFailed(batches, err)
+	}
+}
+
+// migrants lists what a batch still has to write: every regular file that
+// owns data and has no tape copy, and its directories and symlinks (cheap,
+// and needed to rebuild the tree from tape alone).
+func (e *Engine) migrants(tx *catalog.Tx, b catalog.Batch) ([]migrant, error) {
+	var out []migrant
+	var after uint64
+	for {
+		files, err := tx.Files(b.ID, after, 10_000)
+		if err != nil {
+			return nil, err
+		}
+		for _, f := range files {
+			if f.Type == catalog.TypeFile && (f.Link != 0 || len(f.Copies) > 0) {
+				continue
+			}
+			out = append(out, migrant{member: memberOf(b, f), file: f})
+		}
+		if len(files) < 10_000 {
+			return out, nil
+		}
+		after = files[len(files)-1].ID
+	}
+}
+
+func memberOf(b catalog.Batch, f catalog.File) tape.Member {
+	m := tape.Member{
+		FileID: f.ID, Workspace: b.Workspace, Batch: b.ID, Path: f.Path,
+		MD5: f.MD5, Mode: f.Mode, UID: int(f.UID), GID: int(f.GID), Mtime: f.Mtime,
+		Size: f.Size, Target: f.Target,
+	}
+	switch f.Type {
+	case catalog.TypeDir:
+		m.Type, m.Size = tape.MemberDir, 0
+	case catalog.TypeSymlink:
+		m.Type, m.Size = tape.MemberSymlink, 0
+	default:
+		m.Type = tape.MemberFile
+	}
+	return m
+}
+
+// errNoCartridge: no cartridge has room for the next member.
+var errNoCartridge = errors.New("no cartridge with room: add cartridges to the library")
+
+// pickCartridge chooses where to append need bytes: a cartridge already in
+// a drive first (no mount), then one being filled, then a scratch one.
+func (e *Engine) pickCartridge(need int64, avoid map[string]bool) (string, error) {
+	best, bestRank := "", 99
+	for _, c := range e.lib.Cartridges() {
+		if avoid[c.VOLSER] || (c.State != tape.CartridgeScratch && c.State != tape.CartridgeFilling) || c.Capacity-c.Used < need {
+			continue
+		}
+		rank := 2
+		if c.State == tape.CartridgeFilling {
+			rank = 1
+		}
+		if c.Drive >= 0 {
+			rank = 0
+		}
+		if rank < bestRank {
+			best, bestRank = c.VOLSER, rank
+		}
+	}
+	if best == "" {
+		return "", fmt.Errorf("%w (need %d bytes)", errNoCartridge, need)
+	}
+	return best, nil
+}
+
+// writeMembers writes members as aggregates, committing each tape file to
+// the catalog as soon as its filemark is down.
+func (e *Engine) writeMembers(workspace string, members []migrant, remaining map[uint64]int) error {
+	avoid := map[string]bool{}
+	for i := 0; i < len(members); {
+		if e.ctx.Err() != nil {
+			return e.ctx.Err()
+		}
+		need := tape.MemberSize(members[i].member) + tape.TrailerSize
+		volser, err := e.pickCartridge(need, avoid)
+		if err != nil {
+			return err
+		}
+		n, err := e.writeOnCartridge(volser, workspace, members[i:], remaining)
+		i += n
+		if errors.Is(err, tape.ErrEndOfTape) {
+			avoid[volser] = true
+			e.log.Warn().Str("workspace", workspace).Str("volser", volser).Msg("end of tape: the aggregate continues on another cartridge")
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			avoid[volser] = true
+		}
+	}
+	return nil
+}
+
+// countingWriter counts what passes to the drive, to know the room left.
+type countingWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
+}
+
+// writeOnCartridge appends aggregates to one cartridge until the members
+// run out or the cartridge is full. It returns how many members were
+// committed.
+func (e *Engine) writeOnCartridge(volser, workspace string, members []migrant, remaining map[uint64]int) (int, error) {
+	d, err := e.lib.Acquire(e.ctx, volser)
+	if err != nil {
+		return 0, err
+	}
+	defer e.lib.Release(d)
+	done := 0
+	for done < len(members) {
+		tapeFile, err := d.SeekEOD()
+		if err != nil {
+			return done, err
+		}
+		room := d.Remaining()
+		bw := bufio.NewWriterSize(d, 1<<20)
+		aw := tape.NewAggregateWriter(bw)
+		copies := map[uint64]catalog.Copy{}
+		var inAggregate []migrant
+		for done+len(inAggregate) < len(members) {
+			m := members[done+len(inAggregate)]
+			size := tape.MemberSize(m.member)
+			if aw.Written()+size+tape.TrailerSize > room {
+				break
+			}
+			if aw.Written() > 0 && aw.Written()+size > e.cfg.AggregateTarget {
+				break
+			}
+			off, err := e.addMember(aw, m)
+			if err != nil {
+				return done, err
+			}
+			if m.member.Type == tape.MemberFile {
+				copies[m.file.ID] = catalog.Copy{VOLSER: volser, TapeFile: tapeFile, Offset: off, Length: m.member.Size}
+			}
+			inAggregate = append(inAggregate, m)
+		}
+		if len(inAggregate) == 0 {
+			return done, nil // the cartridge has no room for the next member
+		}
+		if err := aw.Close(); err != nil {
+			return done, err
+		}
+		if err := bw.Flush(); err != nil {
+			return done, err
+		}
+		if err := d.WriteFilemark(); err != nil {
+			return done, err
+		}
+		if err := e.commitAggregate(volser, tapeFile, aw.Written(), inAggregate, copies, remaining); err != nil {
+			return done, err
+		}
+		done += len(inAggregate)
+	}
+	return done, nil
+}
+
+// addMember streams one member's bytes from its cache object.
+func (e *Engine) addMember(aw *tape.AggregateWriter, m migrant) (int64, error) {
+	if m.member.Type != tape.MemberFile {
+		return aw.Add(m.member, nil)
+	}
+	h, err := e.cache.Open(m.file.ID)
+	if err != nil {
+		return 0, fmt.Errorf("%s (file %d): cache object: %w", m.file.Path, m.file.ID, err)
+	}
+	defer h.Close()
+	off, err := aw.Add(m.member, io.NewSectionReader(h.File(), 0, m.member.Size))
+	if err != nil {
+		return 0, fmt.Errorf("%s: %w", m.file.Path, err)
+	}
+	return off, nil
+}
+
+// commitAggregate records, in one transaction, where every member of a
+// tape file now is, and which batches are wholly on tape.
+func (e *Engine) commitAggregate(volser string, tapeFile int, size int64, in []migrant, copies map[uint64]catalog.Copy, remaining map[uint64]int) error {
+	now := e.now()
+	onTape := map[uint64]int64{}
+	for _, m := range in {
+		onTape[m.member.Batch] += copies[m.file.ID].Length
+		remaining[m.member.Batch]--
+	}
+	var synced []uint64
+	for b := range onTape {
+		if remaining[b] == 0 {
+			synced = append(synced, b)
+		}
+	}
+	sort.Slice(synced, func(i, j int) bool { return synced[i] < synced[j] })
+	info, err := e.lib.Cartridge(volser)
+	if err != nil {
+		return err
+	}
+	var wsName string
+	if len(in) > 0 {
+		wsName = in[0].member.Workspace
+	}
+	var syncedBatches []catalog.Batch
+	err = e.update(func(tx *catalog.Tx, pl *pendingLog) error {
+		commit := catalog.AggregateCommit{
+			Copies: copies, OnTape: onTape, Synced: synced, Time: now,
+			Cartridge: catalog.CartridgeRecord{VOLSER: volser, Capacity: info.Capacity, Used: info.Used, State: string(info.State), TapeFiles: info.TapeFiles},
+		}
+		if err := tx.CommitAggregate(commit); err != nil {
+			return err
+		}
+		if err := pl.record(tx, catalog.Event{Time: now, Workspace: wsName, VOLSER: volser, Kind: "aggregate",
+			Message: fmt.Sprintf("tape file %d written on %s: %d members, %d bytes", tapeFile, volser, len(in), size)}); err != nil {
+			return err
+		}
+		syncedBatches = syncedBatches[:0]
+		for _, id := range synced {
+			b, err := tx.Batch(id)
+			if err != nil {
+				return err
+			}
+			syncedBatches = append(syncedBatches, b)
+			if err := pl.record(tx, catalog.Event{Time: now, Workspace: b.Workspace, Batch: id, VOLSER: volser, Kind: EvState, State: catalog.CachedSynced,
+				Message: fmt.Sprintf("batch %d is on tape (%d bytes)", id, b.OnTape)}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("record tape file %d on %s: %w", tapeFile, volser, err)
+	}
+	e.stats.addMigrated(size)
+	for _, b := range syncedBatches {
+		e.markSynced(b)
+	}
+	if len(syncedBatches) > 0 {
+		if _, err := e.cache.Trim(); err != nil {
+			e.log.Warn().Err(err).Msg("cache eviction after migration failed")
+		}
+	}
+	return nil
+}
+
+// markSynced lets the cache evict a batch's objects: they are on tape.
+func (e *Engine) markSynced(b catalog.Batch) {
+	_ = e.eachDataFile(b, func(f catalog.File) error {
+		e.cache.SetSynced(f.ID, true)
+		return nil
+	})
+}
+
+// eachDataFile calls fn for every regular file of a batch that owns data.
+func (e *Engine) eachDataFile(b catalog.Batch, fn func(catalog.File) error) error {
+	var after uint64
+	for {
+		var files []catalog.File
+		if err := e.cat.View(func(tx *catalog.Tx) error {
+			var err error
+			files, err = tx.Files(b.ID, after, 10_000)
+			return err
+		}); err != nil {
+			return err
+		}
+		for _, f := range files {
+			if f.Type == catalog.TypeFile && f.Link == 0 {
+				if err := fn(f); err != nil {
+					return err
+				}
+			}
+		}
+		if len(files) < 10_000 {
+			return nil
+		}
+		after = files[len(files)-1].ID
+	}
+}
+
+// migrationFailed puts batches back in the queue with backoff, or FAILED
+// after the last attempt. Their data stays in the cache either way, and a
+// FAILED batch keeps being retried, only less often.
+func (e *Engine) migrationFailed(batches []catalog.Batch, cause error) {
+	if errors.Is(cause, e.ctx.Err()) && e.ctx.Err() != nil {
+		// Shutdown: the batch goes back to CACHED and is rewritten at restart.
+		_ = e.update(func(tx *catalog.Tx, pl *pendingLog) error {
+			for _, b := range batches {
+				cur, err := tx.Batch(b.ID)
+				if err == nil && cur.State == catalog.Syncing {
+					cur.State = catalog.Cached
+					if err := tx.PutBatch(cur); err != nil {
+						return err
+					}
+				}
+			}
+			return nil
+		})
+		return
+	}
+	now := e.now()
+	err := e.update(func(tx *catalog.Tx, pl *pendingLog) error {
+		jobs, err := tx.Jobs(catalog.JobMigrate)
+		if err != nil {
+			return err
+		}
+		for _, b := range batches {
+			cur, err := tx.Batch(b.ID)
+			if err != nil {
+				continue
+			}
+			if cur.State.OnTape() {
+				continue
+			}
+			cur.Attempts++
+			delay := e.cfg.Backoff << min(cur.Attempts-1, 10)
+			delay = min(delay, time.Hour)
+			kind, msg := EvRetry, fmt.Sprintf("writing batch %d to tape failed (attempt %d of %d), retry in %s: %v", b.ID, cur.Attempts, e.cfg.MaxAttempts, delay, cause)
+			next := catalog.Cached
+			if cur.Attempts >= e.cfg.MaxAttempts {
+				next, kind = catalog.Failed, EvFailed
+				msg = fmt.Sprintf("batch %d FAILED to reach tape after %d attempts: %v; its data stays in the cache and it is retried every %s", b.ID, cur.Attempts, cause, delay)
+			}
+			if cur.State != catalog.Deleted {
+				cur.State = next
+			}
+			cur.Reason = cause.Error()
+			if err := tx.PutBatch(cur); err != nil {
+				return err
+			}
+			for _, j := range jobs {
+				if j.Batch == b.ID {
+					j.Attempts = cur.Attempts
+					j.NotBefore = now.Add(delay)
+					if err := tx.PutJob(j); err != nil {
+						return err
+					}
+				}
+			}
+			if err := pl.record(tx, catalog.Event{Time: now, Workspace: b.Workspace, Batch: b.ID, Kind: kind, State: next, Message: msg}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		e.log.Error().Err(err).AnErr("cause", cause).Msg("migration failed and the failure could not be recorded")
+	}
+}

@@ -1,0 +1,181 @@
+package archive
+
+import (
+	"fmt"
+
+	"github.com/tapefs/tapefs/catalog"
+)
+
+// recover brings the cache and the queues back in line with the catalog
+// after a stop or a crash. Nothing here trusts memory from the last run.
+func (e *Engine) recover() error {
+	var sealing, unsynced []catalog.Batch
+	var recalls []catalog.Job
+	err := e.cat.View(func(tx *catalog.Tx) error {
+		jobs, err := tx.Jobs(catalog.JobSeal)
+		if err != nil {
+			return err
+		}
+		for _, j := range jobs {
+			b, err := tx.Batch(j.Batch)
+			if err != nil {
+				return fmt.Errorf("seal job %d: %w", j.ID, err)
+			}
+			sealing = append(sealing, b)
+		}
+		if recalls, err = tx.Jobs(catalog.JobRecall); err != nil {
+			return err
+		}
+		bs, err := tx.Batches(catalog.ListOptions{States: []catalog.State{catalog.Caching, catalog.Cached, catalog.Syncing, catalog.Failed, catalog.Deleted}})
+		for _, b := range bs {
+			if b.Sealing == "" && !(b.State == catalog.Deleted && b.Prior.OnTape()) {
+				unsynced = append(unsynced, b)
+			}
+		}
+		return err
+	})
+	if err != nil {
+		return err
+	}
+
+	// 1. Batches registered before the crash whose objects were not all adopted.
+	claimed := map[string]bool{}
+	for _, b := range sealing {
+		claimed[b.Sealing] = true
+		if err := e.adopt(b); err != nil {
+			e.failBatch(b, EvMissing, fmt.Sprintf("batch %d: its data could not be moved into the cache after a restart: %v", b.ID, err))
+			continue
+		}
+		e.log.Info().Uint64("batch", b.ID).Str("workspace", b.Workspace).Msg("finished sealing after restart")
+		b.Sealing = ""
+		unsynced = append(unsynced, b)
+	}
+	// 2. Entries moved out of put/ but never registered go back to put/.
+	dirs, err := e.cache.SealingDirs()
+	if err != nil {
+		return err
+	}
+	for _, d := range dirs {
+		if claimed[d] {
+			continue
+		}
+		if err := e.unseal(d); err != nil {
+			e.log.Error().Err(err).Str("dir", d).Msg("an interrupted seal could not be undone; its files are kept in that directory")
+		}
+	}
+	// 3. Migrations cut off mid-write start over (the uncommitted tape
+	// file is gone; members already committed keep their copies).
+	if err := e.cat.Update(func(tx *catalog.Tx) error {
+		bs, err := tx.Batches(catalog.ListOptions{States: []catalog.State{catalog.Syncing}})
+		for _, b := range bs {
+			b.State = catalog.Cached
+			if err := tx.PutBatch(b); err != nil {
+				return err
+			}
+		}
+		return err
+	}); err != nil {
+		return err
+	}
+	// 4. The cache against the catalog.
+	e.checkCache(unsynced)
+	if _, err := e.cache.Trim(); err != nil {
+		e.log.Warn().Err(err).Msg("cache eviction at start failed")
+	}
+	// 5. Recalls in flight are queued again.
+	var files []catalog.File
+	var jobIDs []uint64
+	_ = e.cat.View(func(tx *catalog.Tx) error {
+		for _, j := range recalls {
+			f, err := tx.File(j.File)
+			if err != nil {
+				continue
+			}
+			files = append(files, f)
+			jobIDs = append(jobIDs, j.ID)
+		}
+		return nil
+	})
+	_ = e.cat.Update(func(tx *catalog.Tx) error {
+		for _, j := range recalls {
+			if err := tx.DeleteJob(j.ID); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if len(files) > 0 {
+		if _, err := e.requestRecalls(files); err != nil {
+			e.log.Error().Err(err).Msg("recalls of the last run could not be queued again")
+		} else {
+			e.log.Info().Int("files", len(files)).Msg("recalls of the last run queued again")
+		}
+	}
+	return nil
+}
+
+// checkCache marks objects of batches on tape as synced (evictable), drops
+// objects that are short or belong to nothing, and reports loudly every
+// unsynced file whose object is missing: its only copy is gone.
+func (e *Engine) checkCache(unsynced []catalog.Batch) {
+	_ = e.cat.View(func(tx *catalog.Tx) error {
+		for _, o := range e.cache.Objects() {
+			f, err := tx.File(o.ID)
+			if err != nil {
+				e.log.Warn().Uint64("file", o.ID).Msg("cache object of no catalog file removed")
+				_ = e.cache.Remove(o.ID)
+				continue
+			}
+			b, err := tx.Batch(f.Batch)
+			if err != nil {
+				continue
+			}
+			onTape := b.State.OnTape() || (b.State == catalog.Deleted && b.Prior.OnTape())
+			if o.Size != f.Size {
+				if onTape {
+					e.log.Warn().Uint64("file", o.ID).Uint64("batch", b.ID).Str("workspace", b.Workspace).Msg("short cache object of a file on tape dropped")
+					_ = e.cache.Remove(o.ID)
+				}
+				continue
+			}
+			if onTape {
+				e.cache.SetSynced(o.ID, true)
+			}
+		}
+		return nil
+	})
+	for _, b := range unsynced {
+		var missing []string
+		_ = e.eachDataFile(b, func(f catalog.File) error {
+			if len(f.Copies) > 0 {
+				return nil
+			}
+			if info, ok := e.cache.Lookup(f.ID); !ok || info.Size != f.Size {
+				missing = append(missing, f.Path)
+			}
+			return nil
+		})
+		if len(missing) > 0 {
+			e.failBatch(b, EvMissing, fmt.Sprintf("batch %d: %d file(s) not yet on tape are missing or short in the cache (first: %s); their data is lost unless the cache disk is restored",
+				b.ID, len(missing), missing[0]))
+		}
+	}
+}
+
+// failBatch marks a batch FAILED with an event.
+func (e *Engine) failBatch(b catalog.Batch, kind, reason string) {
+	_ = e.update(func(tx *catalog.Tx, pl *pendingLog) error {
+		cur, err := tx.Batch(b.ID)
+		if err != nil {
+			return err
+		}
+		if cur.State != catalog.Deleted {
+			cur.State = catalog.Failed
+		}
+		cur.Reason = reason
+		if err := tx.PutBatch(cur); err != nil {
+			return err
+		}
+		return pl.record(tx, catalog.Event{Time: e.now(), Workspace: b.Workspace, Batch: b.ID, Kind: kind, State: catalog.Failed, Message: reason})
+	})
+}

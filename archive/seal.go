@@ -1,0 +1,450 @@
+package archive
+
+import (
+	"context"
+	"crypto/md5"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"syscall"
+
+	"github.com/tapefs/tapefs/catalog"
+)
+
+// stagedFile is one entry found by walking a staged put entry.
+type stagedFile struct {
+	rel   string // path inside the batch ("entry/dir/file")
+	info  fs.FileInfo
+	typ   catalog.FileType
+	owner int // for a hard link: index of the file that owns the data; -1 otherwise
+	md5   string
+}
+
+// walkEntry lists a staged entry, parents before children, and refuses what
+// cannot be archived. It only stats: no byte is read.
+func walkEntry(root, entry string) ([]stagedFile, error) {
+	var out []stagedFile
+	inodes := map[[2]uint64]int{}
+	err := filepath.WalkDir(filepath.Join(root, entry), func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(root, p)
+		if err != nil {
+			return err
+		}
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		sf := stagedFile{rel: filepath.ToSlash(rel), info: info, owner: -1}
+		switch {
+		case info.Mode().IsRegular():
+			sf.typ = catalog.TypeFile
+			if st, ok := info.Sys().(*syscall.Stat_t); ok && st.Nlink > 1 {
+				key := [2]uint64{uint64(st.Dev), st.Ino}
+				if first, ok := inodes[key]; ok {
+					sf.owner = first
+				} else {
+					inodes[key] = len(out)
+				}
+			}
+		case info.IsDir():
+			sf.typ = catalog.TypeDir
+		case info.Mode()&fs.ModeSymlink != 0:
+			sf.typ = catalog.TypeSymlink
+		default:
+			return fmt.Errorf("%s: %s files cannot be archived; remove it from the entry", sf.rel, fileKind(info.Mode()))
+		}
+		out = append(out, sf)
+		return nil
+	})
+	return out, err
+}
+
+func fileKind(m fs.FileMode) string {
+	switch {
+	case m&fs.ModeNamedPipe != 0:
+		return "named pipe"
+	case m&fs.ModeSocket != 0:
+		return "socket"
+	case m&fs.ModeDevice != 0:
+		return "device"
+	}
+	return "special"
+}
+
+// dataBytes is the sum of the sizes of the files that own their data.
+func dataBytes(files []stagedFile) (n int64) {
+	for _, f := range files {
+		if f.typ == catalog.TypeFile && f.owner < 0 {
+			n += f.info.Size()
+		}
+	}
+	return n
+}
+
+// Seal turns the staged entry put/<workspace>/<entry> into a batch owned by
+// owner. A *RejectError leaves the entry untouched.
+//
+// Crash safety: the entry is first moved (one rename) into a sealing
+// directory, so it leaves put/ at once and cannot change under the hashing.
+// If the daemon dies before the batch is registered, recovery moves it back
+// to put/ where it is sealed again; once registered (with a seal job naming
+// the sealing directory), recovery finishes adopting its objects.
+func (e *Engine) Seal(ctx context.Context, workspace, entry string, owner uint32, tag string) (catalog.Batch, error) {
+	if entry == "" || strings.Contains(entry, "/") || entry == "." || entry == ".." {
+		return catalog.Batch{}, fmt.Errorf("seal %s/%s: not a top-level entry of put/", workspace, entry)
+	}
+	if err := e.beginSeal(workspace, entry); err != nil {
+		return catalog.Batch{}, err
+	}
+	b, err := e.seal(ctx, workspace, entry, owner, tag)
+	e.endSeal(workspace, entry, err)
+	return b, err
+}
+
+func (e *Engine) seal(ctx context.Context, workspace, entry string, owner uint32, tag string) (catalog.Batch, error) {
+	staging := e.cache.StagingDir(workspace)
+	var ws catalog.Workspace
+	if err := e.cat.View(func(tx *catalog.Tx) error {
+		var err error
+		ws, err = tx.Workspace(workspace)
+		return err
+	}); err != nil {
+		return catalog.Batch{}, fmt.Errorf("seal %s/%s: %w", workspace, entry, err)
+	}
+	files, err := walkEntry(staging, entry)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return catalog.Batch{}, fmt.Errorf("seal %s/%s: %w", workspace, entry, err)
+		}
+		return catalog.Batch{}, e.reject(workspace, entry, err.Error())
+	}
+	for _, f := range files {
+		if f.typ == catalog.TypeFile && f.info.Size() > e.cfg.MaxFileSize {
+			return catalog.Batch{}, e.reject(workspace, entry, fmt.Sprintf(
+				"%s is %d bytes, more than the maximum file size of %d bytes; split it or ask an administrator to raise --max-file-size",
+				f.rel, f.info.Size(), e.cfg.MaxFileSize))
+		}
+	}
+	total := dataBytes(files)
+	if ws.Quota > 0 && ws.Used+total > ws.Quota {
+		return catalog.Batch{}, e.reject(workspace, entry, fmt.Sprintf(
+			"needs %d bytes but workspace %s has %d of its %d-byte quota left; remove batches or raise the quota",
+			total, workspace, max(ws.Quota-ws.Used, 0), ws.Quota))
+	}
+
+	// Move the entry out of put/: from here on it cannot change.
+	sealDir, err := e.cache.NewSealingDir()
+	if err != nil {
+		return catalog.Batch{}, fmt.Errorf("seal %s/%s: %w", workspace, entry, err)
+	}
+	if err := writeSealMeta(sealDir, workspace, entry); err != nil {
+		return catalog.Batch{}, fmt.Errorf("seal %s/%s: %w", workspace, entry, err)
+	}
+	if err := os.Rename(filepath.Join(staging, entry), filepath.Join(sealDir, entry)); err != nil {
+		os.RemoveAll(sealDir)
+		return catalog.Batch{}, fmt.Errorf("seal %s/%s: %w", workspace, entry, err)
+	}
+	// Files may have changed between the walk and the rename: walk again.
+	files, err = walkEntry(sealDir, entry)
+	if err == nil {
+		err = e.hashFiles(ctx, sealDir, files)
+	}
+	if err != nil {
+		if rerr := e.unseal(sealDir); rerr != nil {
+			e.log.Error().Err(rerr).Str("workspace", workspace).Str("entry", entry).Str("dir", sealDir).
+				Msg("could not move entry back to put/; it is kept in the sealing directory and recovered at the next start")
+		}
+		return catalog.Batch{}, fmt.Errorf("seal %s/%s: %w", workspace, entry, err)
+	}
+
+	now := e.now()
+	b := catalog.Batch{
+		Workspace: workspace, Tag: tag, Entry: entry, Owner: owner, State: catalog.Cached,
+		Created: now, Sealed: now, Bytes: dataBytes(files), Sealing: sealDir,
+	}
+	cfiles := make([]catalog.File, len(files))
+	for i, f := range files {
+		cf := catalog.File{Path: f.rel, Type: f.typ, Mode: unixMode(f.info.Mode()), Mtime: f.info.ModTime()}
+		if st, ok := f.info.Sys().(*syscall.Stat_t); ok {
+			cf.UID, cf.GID = st.Uid, st.Gid
+			if f.typ == catalog.TypeFile {
+				cf.Nlink = uint32(st.Nlink)
+			}
+		}
+		switch f.typ {
+		case catalog.TypeFile:
+			cf.Size = f.info.Size()
+			cf.MD5 = f.md5
+			if f.owner >= 0 {
+				cf.Link = uint64(f.owner + 1)
+				cf.MD5 = files[f.owner].md5
+			}
+		case catalog.TypeSymlink:
+			t, err := os.Readlink(filepath.Join(sealDir, f.rel))
+			if err != nil {
+				e.unseal(sealDir)
+				return catalog.Batch{}, fmt.Errorf("seal %s/%s: %w", workspace, entry, err)
+			}
+			cf.Target = t
+		}
+		cfiles[i] = cf
+	}
+	err = e.update(func(tx *catalog.Tx, pl *pendingLog) error {
+		ws, err := tx.Workspace(workspace)
+		if err != nil {
+			return err
+		}
+		if ws.Quota > 0 && ws.Used+b.Bytes > ws.Quota {
+			return &RejectError{Workspace: workspace, Entry: entry, Reason: fmt.Sprintf("needs %d bytes but workspace %s has %d of its %d-byte quota left", b.Bytes, workspace, max(ws.Quota-ws.Used, 0), ws.Quota)}
+		}
+		b, cfiles, err = tx.RegisterBatch(b, cfiles)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.AddJob(catalog.Job{Kind: catalog.JobSeal, Batch: b.ID, Created: now}); err != nil {
+			return err
+		}
+		return pl.record(tx, catalog.Event{Time: now, Workspace: workspace, Batch: b.ID, Kind: EvSealed, State: catalog.Cached,
+			Message: fmt.Sprintf("batch %d sealed from put/%s: %d entries, %d bytes", b.ID, entry, b.Files, b.Bytes)})
+	})
+	if err != nil {
+		e.unseal(sealDir)
+		var rej *RejectError
+		if errors.As(err, &rej) {
+			return catalog.Batch{}, e.reject(workspace, entry, rej.Reason)
+		}
+		return catalog.Batch{}, fmt.Errorf("seal %s/%s: register: %w", workspace, entry, err)
+	}
+	if err := e.adopt(b); err != nil {
+		// The seal job stays: recovery at the next start finishes it.
+		return b, fmt.Errorf("seal %s/%s: batch %d registered but its objects were not adopted (retried at restart): %w", workspace, entry, b.ID, err)
+	}
+	return b, nil
+}
+
+// unixMode converts a Go file mode to the permission bits of st_mode.
+func unixMode(m fs.FileMode) uint32 {
+	u := uint32(m.Perm())
+	if m&fs.ModeSetuid != 0 {
+		u |= syscall.S_ISUID
+	}
+	if m&fs.ModeSetgid != 0 {
+		u |= syscall.S_ISGID
+	}
+	if m&fs.ModeSticky != 0 {
+		u |= syscall.S_ISVTX
+	}
+	return u
+}
+
+// sealMeta names, inside a sealing directory, where its entry came from, so
+// recovery can put an unregistered entry back.
+const sealMeta = ".tapefs-seal"
+
+func writeSealMeta(dir, workspace, entry string) error {
+	return os.WriteFile(filepath.Join(dir, sealMeta), []byte(workspace+"\n"+entry+"\n"), 0o600)
+}
+
+func readSealMeta(dir string) (workspace, entry string, err error) {
+	b, err := os.ReadFile(filepath.Join(dir, sealMeta))
+	if err != nil {
+		return "", "", err
+	}
+	parts := strings.SplitN(strings.TrimSuffix(string(b), "\n"), "\n", 2)
+	if len(parts) != 2 {
+		return "", "", fmt.Errorf("%s: malformed", filepath.Join(dir, sealMeta))
+	}
+	return parts[0], parts[1], nil
+}
+
+// unseal moves an entry that was not registered back to put/. If its name
+// was taken meanwhile, it comes back under a new name, never over the
+// newer entry.
+func (e *Engine) unseal(sealDir string) error {
+	workspace, entry, err := readSealMeta(sealDir)
+	if err != nil {
+		return err
+	}
+	src := filepath.Join(sealDir, entry)
+	if _, err := os.Lstat(src); err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return os.RemoveAll(sealDir)
+		}
+		return err
+	}
+	staging := e.cache.StagingDir(workspace)
+	dst := filepath.Join(staging, entry)
+	for i := 1; ; i++ {
+		if _, err := os.Lstat(dst); errors.Is(err, fs.ErrNotExist) {
+			break
+		}
+		dst = filepath.Join(staging, fmt.Sprintf("%s.unsealed-%d", entry, i))
+	}
+	if err := os.Rename(src, dst); err != nil {
+		return err
+	}
+	e.log.Warn().Str("workspace", workspace).Str("entry", filepath.Base(dst)).Msg("entry moved back to put/ after an interrupted seal; it will be sealed again")
+	return os.RemoveAll(sealDir)
+}
+
+// hashFiles computes the md5 of every data-owning regular file, with
+// HashWorkers files at a time.
+func (e *Engine) hashFiles(ctx context.Context, root string, files []stagedFile) error {
+	jobs := make(chan int)
+	var (
+		wg       sync.WaitGroup
+		mu       sync.Mutex
+		firstErr error
+	)
+	for w := 0; w < e.cfg.HashWorkers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			buf := make([]byte, 1<<20)
+			for i := range jobs {
+				sum, err := md5File(ctx, filepath.Join(root, files[i].rel), buf)
+				mu.Lock()
+				if err != nil && firstErr == nil {
+					firstErr = fmt.Errorf("%s: %w", files[i].rel, err)
+				}
+				files[i].md5 = sum
+				mu.Unlock()
+			}
+		}()
+	}
+	// Largest first so one big file does not start last.
+	order := make([]int, 0, len(files))
+	for i, f := range files {
+		if f.typ == catalog.TypeFile && f.owner < 0 {
+			order = append(order, i)
+		}
+	}
+	sort.SliceStable(order, func(a, b int) bool { return files[order[a]].info.Size() > files[order[b]].info.Size() })
+	for _, i := range order {
+		select {
+		case jobs <- i:
+		case <-ctx.Done():
+		}
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	close(jobs)
+	wg.Wait()
+	if firstErr == nil {
+		firstErr = ctx.Err()
+	}
+	return firstErr
+}
+
+func md5File(ctx context.Context, path string, buf []byte) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := md5.New()
+	for {
+		n, err := f.Read(buf)
+		h.Write(buf[:n])
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return "", err
+		}
+		if ctx.Err() != nil {
+			return "", ctx.Err()
+		}
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// adopt moves the data of a registered batch from its sealing directory
+// into objects/, then replaces the seal job with a migration job. It is
+// idempotent: recovery calls it again after a crash.
+func (e *Engine) adopt(b catalog.Batch) error {
+	if b.Sealing == "" {
+		return nil
+	}
+	const page = 10_000
+	var after uint64
+	for {
+		var files []catalog.File
+		if err := e.cat.View(func(tx *catalog.Tx) error {
+			var err error
+			files, err = tx.Files(b.ID, after, page)
+			return err
+		}); err != nil {
+			return err
+		}
+		for _, f := range files {
+			if f.Type != catalog.TypeFile || f.Link != 0 {
+				continue
+			}
+			src := filepath.Join(b.Sealing, filepath.FromSlash(f.Path))
+			if err := e.cache.Adopt(f.ID, src, false); err != nil {
+				return fmt.Errorf("adopt %s: %w", f.Path, err)
+			}
+		}
+		if len(files) < page {
+			break
+		}
+		after = files[len(files)-1].ID
+	}
+	err := e.update(func(tx *catalog.Tx, pl *pendingLog) error {
+		cur, err := tx.Batch(b.ID)
+		if err != nil {
+			return err
+		}
+		cur.Sealing = ""
+		if err := tx.PutBatch(cur); err != nil {
+			return err
+		}
+		jobs, err := tx.Jobs(catalog.JobSeal)
+		if err != nil {
+			return err
+		}
+		for _, j := range jobs {
+			if j.Batch == b.ID {
+				if err := tx.DeleteJob(j.ID); err != nil {
+					return err
+				}
+			}
+		}
+		_, err = tx.AddJob(catalog.Job{Kind: catalog.JobMigrate, Batch: b.ID, Created: e.now()})
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	if err := os.RemoveAll(b.Sealing); err != nil {
+		e.log.Warn().Err(err).Uint64("batch", b.ID).Str("workspace", b.Workspace).Msg("could not remove sealing directory")
+	}
+	e.wakeMigration()
+	return nil
+}
+
+// reject records why an entry could not be sealed; the entry stays in put/.
+func (e *Engine) reject(workspace, entry, reason string) error {
+	rej := &RejectError{Workspace: workspace, Entry: entry, Reason: reason}
+	e.mu.Lock()
+	a := e.activity(workspace, entry)
+	a.rejected = reason
+	e.mu.Unlock()
+	_ = e.update(func(tx *catalog.Tx, pl *pendingLog) error {
+		return pl.record(tx, catalog.Event{Time: e.now(), Workspace: workspace, Kind: EvRejected,
+			Message: fmt.Sprintf("put/%s rejected: %s", entry, reason)})
+	})
+	return rej
+}

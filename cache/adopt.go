@@ -1,0 +1,120 @@
+package cache
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+)
+
+// errSuperseded aborts a recall of an object that was adopted meanwhile.
+var errSuperseded = errors.New("superseded by an adopted object")
+
+// errRemoved aborts a recall of an object that was removed.
+var errRemoved = errors.New("object removed")
+
+// Adopt moves src, a regular file on the cache's filesystem, into the cache
+// as object id, by rename: sealing never copies. synced says whether the
+// object is already on tape.
+//
+// Adopt is idempotent for crash recovery: if object id is already complete
+// and src is gone, the earlier Adopt went through and only synced is
+// applied. If both exist, src replaces the object (handles open on the old
+// one keep reading it).
+//
+// Adopt then evicts down to the low watermark if use passed the high one. It
+// never fails for want of space: unsynced objects may exceed the limit, and
+// the disk is the hard limit.
+//
+// Adopt fsyncs the directory, not the file: making the contents durable is
+// the caller's choice (one syncfs per batch costs less than an fsync per
+// file).
+func (c *Cache) Adopt(id uint64, src string, synced bool) error {
+	fi, err := os.Lstat(src)
+	if errors.Is(err, fs.ErrNotExist) {
+		c.mu.Lock()
+		o := c.index[id]
+		if o != nil && o.partial == nil {
+			c.unaccountLocked(o)
+			o.synced = synced
+			c.accountLocked(o)
+			c.mu.Unlock()
+			return nil
+		}
+		c.mu.Unlock()
+	}
+	if err != nil {
+		return fmt.Errorf("adopt object %d: %w", id, err)
+	}
+	if !fi.Mode().IsRegular() {
+		return fmt.Errorf("adopt object %d: %s is not a regular file", id, src)
+	}
+	dir := c.fanoutDir(id)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("adopt object %d: %w", id, err)
+	}
+
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return fmt.Errorf("adopt object %d: %w", id, errClosed)
+	}
+	if err := os.Rename(src, c.ObjectPath(id)); err != nil {
+		c.mu.Unlock()
+		return fmt.Errorf("adopt object %d: %w", id, err)
+	}
+	var trash []string
+	o := c.index[id]
+	if o != nil && o.partial != nil {
+		// The recall's partial file has its own name, so the adopted file
+		// is safe; the recall is moot.
+		trash = appendTrash(trash, c.abortLocked(o.partial, errSuperseded))
+		o = nil
+	}
+	if o == nil {
+		c.insertLocked(&object{id: id, size: fi.Size(), synced: synced})
+	} else {
+		c.unaccountLocked(o)
+		o.size, o.synced = fi.Size(), synced
+		c.accountLocked(o)
+		c.touchLocked(o)
+	}
+	_, evicted, _ := c.trimLocked() // never blocks Adopt; eviction retries on the next call
+	trash = append(trash, evicted...)
+	c.mu.Unlock()
+
+	_ = removeTrash(trash) // leftovers go at the next Open
+	if err := syncDir(dir); err != nil {
+		return fmt.Errorf("adopt object %d: %w", id, err)
+	}
+	return nil
+}
+
+// Remove deletes object id whatever its state: for a purge, or when its
+// contents proved wrong. Handles open on it keep reading the unlinked file;
+// a recall filling it is aborted. It returns ErrNotCached if the object is
+// not in the cache.
+func (c *Cache) Remove(id uint64) error {
+	c.mu.Lock()
+	o := c.index[id]
+	if o == nil {
+		c.mu.Unlock()
+		return fmt.Errorf("remove object %d: %w", id, ErrNotCached)
+	}
+	var trash string
+	if o.partial != nil {
+		trash = c.abortLocked(o.partial, errRemoved)
+	} else {
+		var err error
+		if trash, err = c.trashLocked(c.ObjectPath(id)); err != nil {
+			c.mu.Unlock()
+			return fmt.Errorf("remove object %d: %w", id, err)
+		}
+		c.dropLocked(o)
+	}
+	c.mu.Unlock()
+	if err := removeTrash(appendTrash(nil, trash)); err != nil {
+		return fmt.Errorf("remove object %d: %w", id, err)
+	}
+	return nil
+}

@@ -1,0 +1,184 @@
+package cache
+
+import (
+	"context"
+	"fmt"
+)
+
+// Evict removes object id from the cache if it may be: synced, unpinned, not
+// open and not being recalled. Otherwise it returns ErrBusy and says why.
+func (c *Cache) Evict(id uint64) error {
+	c.mu.Lock()
+	o := c.index[id]
+	if o == nil {
+		c.mu.Unlock()
+		return fmt.Errorf("evict object %d: %w", id, ErrNotCached)
+	}
+	if why := o.busy(); why != "" {
+		c.mu.Unlock()
+		return fmt.Errorf("evict object %d (%s): %w", id, why, ErrBusy)
+	}
+	trash, err := c.evictLocked(o)
+	c.mu.Unlock()
+	if err != nil {
+		return fmt.Errorf("evict object %d: %w", id, err)
+	}
+	if err := removeTrash(appendTrash(nil, trash)); err != nil {
+		return fmt.Errorf("evict object %d: %w", id, err)
+	}
+	return nil
+}
+
+// EvictTo evicts least-recently-used objects until Used ≤ target, or until
+// nothing evictable is left, and returns the bytes freed. It never touches
+// unsynced, pinned, open or partial objects; not reaching target is not an
+// error (Stats says where it stopped).
+func (c *Cache) EvictTo(target int64) (int64, error) {
+	c.mu.Lock()
+	freed, trash, err := c.evictToLocked(target)
+	c.mu.Unlock()
+	if rerr := removeTrash(trash); err == nil {
+		err = rerr
+	}
+	if err != nil {
+		return freed, fmt.Errorf("evict: %w", err)
+	}
+	return freed, nil
+}
+
+// Trim applies the watermarks: if Used is above High×Limit it evicts down to
+// Low×Limit, and returns the bytes freed. Adopt trims by itself; the archive
+// calls Trim when objects become synced (after a migration, or after
+// restoring the synced flags at start), since that is when space above the
+// high watermark becomes evictable.
+func (c *Cache) Trim() (int64, error) {
+	c.mu.Lock()
+	freed, trash, err := c.trimLocked()
+	c.mu.Unlock()
+	if rerr := removeTrash(trash); err == nil {
+		err = rerr
+	}
+	if err != nil {
+		return freed, fmt.Errorf("trim cache: %w", err)
+	}
+	return freed, nil
+}
+
+func (c *Cache) trimLocked() (int64, []string, error) {
+	if float64(c.used) <= c.high*float64(c.limit) {
+		return 0, nil, nil
+	}
+	return c.evictToLocked(int64(c.low * float64(c.limit)))
+}
+
+// Reserve makes room for n more bytes by eviction. If Used+n would still
+// pass the limit after evicting everything evictable, it returns ErrNoSpace,
+// saying how much is needed and what holds the space.
+func (c *Cache) Reserve(ctx context.Context, n int64) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	c.mu.Lock()
+	trash, err := c.reserveLocked(n)
+	c.mu.Unlock()
+	_ = removeTrash(trash) // leftovers go at the next Open
+	return err
+}
+
+func (c *Cache) reserveLocked(n int64) ([]string, error) {
+	if n < 0 {
+		return nil, fmt.Errorf("reserve %d bytes: negative size", n)
+	}
+	if c.used+n <= c.limit {
+		return nil, nil
+	}
+	if n > c.limit {
+		return nil, fmt.Errorf("%w: %s needed but the whole cache is %s; raise --cache-size",
+			ErrNoSpace, formatBytes(n), formatBytes(c.limit))
+	}
+	_, trash, _ := c.evictToLocked(c.limit - n) // a failed eviction shows as too little space
+	if c.used+n <= c.limit {
+		return trash, nil
+	}
+	var held int64 // synced, but pinned, open or being recalled
+	for _, o := range c.index {
+		if o.synced || o.partial != nil {
+			held += o.size
+		}
+	}
+	return trash, fmt.Errorf("%w: %s needed, %s free of %s; %s not yet on tape, %s pinned, open or being recalled; "+
+		"wait for migration to tape or for reads to finish, or raise --cache-size",
+		ErrNoSpace, formatBytes(n), formatBytes(max(c.limit-c.used, 0)), formatBytes(c.limit),
+		formatBytes(c.unsynced), formatBytes(held))
+}
+
+// evictToLocked evicts from the least-recently-used end until Used ≤ target
+// and returns the bytes freed and the trash to unlink. An object that fails
+// to move stays indexed and is skipped.
+func (c *Cache) evictToLocked(target int64) (int64, []string, error) {
+	var (
+		freed    int64
+		trash    []string
+		firstErr error
+	)
+	for e := c.lru.Back(); e != nil && c.used > target; {
+		o := e.Value.(*object)
+		e = e.Prev()
+		if o.busy() != "" {
+			continue
+		}
+		size := o.size
+		t, err := c.evictLocked(o)
+		if err != nil {
+			if firstErr == nil {
+				firstErr = fmt.Errorf("object %d: %w", o.id, err)
+			}
+			continue
+		}
+		freed += size
+		trash = appendTrash(trash, t)
+	}
+	return freed, trash, firstErr
+}
+
+// evictLocked moves evictable object o to the trash and drops it from the
+// index. A file that had vanished is dropped too, since it is gone anyway.
+func (c *Cache) evictLocked(o *object) (string, error) {
+	t, err := c.trashLocked(c.ObjectPath(o.id))
+	if err != nil {
+		return "", err
+	}
+	c.dropLocked(o)
+	c.evictions++
+	c.evictedBytes += o.size
+	return t, nil
+}
+
+// busy says why o may not be evicted, or "" if it may.
+func (o *object) busy() string {
+	switch {
+	case o.partial != nil:
+		return "being recalled"
+	case !o.synced:
+		return "not yet on tape"
+	case o.pinned:
+		return "pinned"
+	case o.open > 0:
+		return "open"
+	}
+	return ""
+}
+
+// formatBytes writes n in binary units for messages people read.
+func formatBytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}

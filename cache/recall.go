@@ -1,0 +1,266 @@
+package cache
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+)
+
+// errAborted is the abort reason when Abort is given none.
+var errAborted = errors.New("recall aborted")
+
+// Partial is an object being filled by a recall. One goroutine writes it,
+// sequentially from the start; any number may wait on its progress with
+// WaitRange.
+type Partial struct {
+	c    *Cache
+	o    *object
+	size int64
+	f    *os.File // the writer's; Open gives readers their own
+
+	// Guarded by Cache.mu.
+	filled   int64
+	done     bool          // committed or aborted
+	err      error         // why it was aborted
+	progress chan struct{} // closed and replaced when filled or done changes
+	waiters  int           // WaitRange calls blocked on progress, for tests
+}
+
+// BeginRecall prepares to recall object id of size bytes. If the object is
+// complete, or another recall of it is in progress, it returns (nil, false,
+// nil): the caller waits with WaitRange. Otherwise it reserves the space
+// (ErrNoSpace if it cannot), creates the partial object and returns it with
+// started true; the caller must end it with Commit or Abort.
+func (c *Cache) BeginRecall(id uint64, size int64) (*Partial, bool, error) {
+	if size < 0 {
+		return nil, false, fmt.Errorf("recall object %d: negative size %d", id, size)
+	}
+	if err := os.MkdirAll(c.fanoutDir(id), 0o755); err != nil {
+		return nil, false, fmt.Errorf("recall object %d: %w", id, err)
+	}
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return nil, false, fmt.Errorf("recall object %d: %w", id, errClosed)
+	}
+	if c.index[id] != nil {
+		c.mu.Unlock()
+		return nil, false, nil
+	}
+	trash, err := c.reserveLocked(size)
+	if err != nil {
+		c.mu.Unlock()
+		_ = removeTrash(trash)
+		return nil, false, fmt.Errorf("recall object %d: %w", id, err)
+	}
+	// Under the lock, so that the file exists whenever the index says so.
+	f, err := os.OpenFile(c.partialPath(id), os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		c.mu.Unlock()
+		_ = removeTrash(trash)
+		return nil, false, fmt.Errorf("recall object %d: %w", id, err)
+	}
+	p := &Partial{c: c, size: size, f: f, progress: make(chan struct{})}
+	// Synced from the start: its bytes come from tape.
+	p.o = &object{id: id, size: size, synced: true, partial: p}
+	c.insertLocked(p.o)
+	c.mu.Unlock()
+	_ = removeTrash(trash) // leftovers go at the next Open
+	return p, true, nil
+}
+
+// Write appends b to the object and wakes the readers waiting for it. It
+// refuses to write past the size given to BeginRecall.
+func (p *Partial) Write(b []byte) (int, error) {
+	c := p.c
+	c.mu.Lock()
+	if p.done {
+		err := p.doneErrLocked()
+		c.mu.Unlock()
+		return 0, err
+	}
+	if over := p.filled + int64(len(b)) - p.size; over > 0 {
+		c.mu.Unlock()
+		return 0, fmt.Errorf("recall object %d: %d bytes past its size %d", p.o.id, over, p.size)
+	}
+	c.mu.Unlock()
+
+	n, err := p.f.Write(b)
+
+	c.mu.Lock()
+	if n > 0 && !p.done {
+		p.filled += int64(n)
+		p.wakeLocked()
+	}
+	c.mu.Unlock()
+	if err != nil {
+		return n, fmt.Errorf("recall object %d: %w", p.o.id, err)
+	}
+	return n, nil
+}
+
+// Filled is how many bytes have been written so far.
+func (p *Partial) Filled() int64 {
+	p.c.mu.Lock()
+	defer p.c.mu.Unlock()
+	return p.filled
+}
+
+// Commit makes the recalled object complete and synced. Every byte must have
+// been written. If Commit fails, the recall is aborted with its error, so
+// that no waiter is left hanging.
+func (p *Partial) Commit() error {
+	c, id := p.c, p.o.id
+	c.mu.Lock()
+	if p.done {
+		err := p.doneErrLocked()
+		c.mu.Unlock()
+		return err
+	}
+	filled := p.filled
+	c.mu.Unlock()
+
+	if filled != p.size {
+		err := fmt.Errorf("recall object %d: short: %d of %d bytes", id, filled, p.size)
+		p.Abort(err)
+		return err
+	}
+	if err := p.f.Sync(); err != nil {
+		c.mu.Lock()
+		if p.done { // aborted meanwhile, which closed the file: say why
+			err = p.doneErrLocked()
+		} else {
+			err = fmt.Errorf("recall object %d: %w", id, err)
+		}
+		c.mu.Unlock()
+		p.Abort(err)
+		return err
+	}
+
+	c.mu.Lock()
+	if p.done { // removed or closed meanwhile
+		err := p.doneErrLocked()
+		c.mu.Unlock()
+		return err
+	}
+	if err := os.Rename(c.partialPath(id), c.ObjectPath(id)); err != nil {
+		err = fmt.Errorf("recall object %d: %w", id, err)
+		trash := c.abortLocked(p, err)
+		c.mu.Unlock()
+		_ = removeTrash(appendTrash(nil, trash))
+		return err
+	}
+	o := p.o
+	c.unaccountLocked(o)
+	o.partial, o.synced = nil, true
+	c.accountLocked(o)
+	c.touchLocked(o)
+	p.done = true
+	p.wakeLocked()
+	c.mu.Unlock()
+
+	err := p.f.Close()
+	if serr := syncDir(c.fanoutDir(id)); err == nil {
+		err = serr
+	}
+	if err != nil {
+		return fmt.Errorf("recall object %d: %w", id, err)
+	}
+	return nil
+}
+
+// Abort ends the recall: the partial object is deleted and every WaitRange
+// on it returns an error wrapping err. Aborting an ended recall does
+// nothing.
+func (p *Partial) Abort(err error) {
+	if err == nil {
+		err = errAborted
+	}
+	p.c.mu.Lock()
+	trash := p.c.abortLocked(p, err)
+	p.c.mu.Unlock()
+	_ = removeTrash(appendTrash(nil, trash))
+}
+
+// abortLocked ends p with err and returns its file in the trash, to unlink.
+func (c *Cache) abortLocked(p *Partial, err error) string {
+	if p.done {
+		return ""
+	}
+	p.done, p.err = true, err
+	_ = p.f.Close() // the bytes are dropped; a pending Write fails
+	trash, terr := c.trashLocked(c.partialPath(p.o.id))
+	if terr != nil {
+		// Cannot move it: unlink it here, though it may be slow, so that
+		// a new recall of the same ID starts from an empty file.
+		_ = os.Remove(c.partialPath(p.o.id))
+	}
+	c.dropLocked(p.o)
+	p.wakeLocked()
+	return trash
+}
+
+func (p *Partial) wakeLocked() {
+	close(p.progress)
+	p.progress = make(chan struct{})
+}
+
+func (p *Partial) doneErrLocked() error {
+	if p.err != nil {
+		return fmt.Errorf("recall of object %d aborted: %w", p.o.id, p.err)
+	}
+	return fmt.Errorf("recall of object %d already committed", p.o.id)
+}
+
+// WaitRange waits until bytes [off, off+n) of object id are in the cache,
+// clipped to the object's size. It returns at once for a complete object. For
+// a partial one it returns when the recall has written that far, with the
+// recall's error if it is aborted first, or with ctx.Err() if ctx ends first
+// (the recall goes on). It returns ErrNotCached if the object is neither
+// complete nor being recalled.
+func (c *Cache) WaitRange(ctx context.Context, id uint64, off, n int64) error {
+	c.mu.Lock()
+	o := c.index[id]
+	if o == nil {
+		c.mu.Unlock()
+		return fmt.Errorf("wait for object %d: %w", id, ErrNotCached)
+	}
+	p := o.partial
+	if p == nil {
+		c.mu.Unlock()
+		return nil
+	}
+	end := p.size
+	if n >= 0 && off <= p.size-n { // without overflow
+		end = off + n
+	}
+	for {
+		// Holding p, not the index entry: after an abort the ID may be
+		// gone or recalled anew, and this waiter must still get the error.
+		if p.err != nil {
+			err := p.doneErrLocked()
+			c.mu.Unlock()
+			return err
+		}
+		if p.filled >= end {
+			c.mu.Unlock()
+			return nil
+		}
+		progress := p.progress
+		p.waiters++
+		c.mu.Unlock()
+		var err error
+		select {
+		case <-progress:
+		case <-ctx.Done():
+			err = ctx.Err()
+		}
+		c.mu.Lock()
+		p.waiters--
+		if err != nil {
+			c.mu.Unlock()
+			return err
+		}
+	}
+}
