@@ -161,7 +161,7 @@ func TestCrashDuringSeal(t *testing.T) {
 // half-written tape file is not part of the cartridge, the batch is written
 // again and its bytes come back from tape.
 func TestCrashDuringMigration(t *testing.T) {
-	s := testSetup{Home: t.TempDir(), StreamRate: 100 << 20, TimeScale: 1, FlushAge: time.Hour}.withDefaults()
+	s := testSetup{Home: t.TempDir(), StreamRate: 1 << 20, TimeScale: 0.01, FlushAge: time.Hour, Settle: time.Hour}.withDefaults()
 	te := s.open(t)
 	staging := te.StagingDir("ws")
 	sum := writeBigFile(t, filepath.Join(staging, "entry", "data"), 200<<20, 1)
@@ -195,7 +195,7 @@ func TestCrashDuringMigration(t *testing.T) {
 // TestCrashDuringRecall: killed while a file is staged, the file reads
 // correctly after restart.
 func TestCrashDuringRecall(t *testing.T) {
-	s := testSetup{Home: t.TempDir()}.withDefaults()
+	s := testSetup{Home: t.TempDir(), Settle: time.Hour}.withDefaults()
 	te := s.open(t)
 	sum := writeBigFile(t, filepath.Join(te.StagingDir("ws"), "entry", "data"), 200<<20, 3)
 	b, err := te.Seal(context.Background(), "ws", "entry", 0, "")
@@ -208,7 +208,7 @@ func TestCrashDuringRecall(t *testing.T) {
 	te.close()
 
 	s2 := s
-	s2.StreamRate, s2.TimeScale = 100<<20, 1
+	s2.StreamRate, s2.TimeScale = 1<<20, 0.01
 	killDuring(t, s2, "recall", []string{"TAPEFS_FILE=" + strconv.FormatUint(f.ID, 10)},
 		func() bool { return walkAny(filepath.Join(s.Home, "cache", "objects"), ".partial") })
 

@@ -19,7 +19,7 @@ import (
 // symlink and a hard-linked pair) reach tape, are evicted, and come back
 // in random order with identical bytes, md5s and metadata.
 func TestEngineRoundTrip(t *testing.T) {
-	te := testSetup{Home: t.TempDir(), Prefetch: true}.open(t)
+	te := testSetup{Home: t.TempDir(), Prefetch: true, Settle: time.Hour}.open(t)
 	staging := te.StagingDir("ws")
 	mtime := time.Date(2020, 5, 17, 12, 30, 0, 0, time.UTC)
 
