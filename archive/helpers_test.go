@@ -35,6 +35,10 @@ type testSetup struct {
 	FCFS        bool
 	Quota       int64
 	MaxFileSize int64
+	Retention   time.Duration
+
+	clock Clock                           // nil: real time
+	wrap  func(tape.Library) tape.Library // fault injection
 }
 
 func (s testSetup) withDefaults() testSetup {
@@ -95,8 +99,12 @@ func (s testSetup) openErr() (*testEngine, error) {
 	if os.Getenv("TAPEFS_TEST_LOG") != "" {
 		log = zerolog.New(zerolog.ConsoleWriter{Out: os.Stderr}).With().Timestamp().Logger()
 	}
+	var engineLib tape.Library = lib
+	if s.wrap != nil {
+		engineLib = s.wrap(lib)
+	}
 	e, err := New(Config{
-		Catalog: cat, Cache: c, Library: lib, Log: log,
+		Catalog: cat, Cache: c, Library: engineLib, Log: log, Clock: s.clock, Retention: s.Retention,
 		Settle: s.Settle, FlushAge: s.FlushAge, RecallLinger: s.Linger, Prefetch: s.Prefetch, FCFS: s.FCFS,
 		MaxFileSize: s.MaxFileSize, Backoff: 20 * time.Millisecond, MaxAttempts: 2,
 	})

@@ -136,13 +136,16 @@ func (r *Reader) ready(ctx context.Context, off, n int64) (*cache.Handle, error)
 		}
 	}
 	if err := r.e.cache.WaitRange(ctx, r.file.ID, off, n); err != nil {
-		if req != nil {
+		if req != nil && !errors.Is(err, ctx.Err()) {
+			// The partial object ended badly or before we looked: the
+			// request knows why.
 			select {
 			case <-req.done:
 				if req.err != nil {
 					return nil, req.err
 				}
-			default:
+			case <-ctx.Done():
+				return nil, ctx.Err()
 			}
 		}
 		return nil, err

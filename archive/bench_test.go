@@ -1,0 +1,203 @@
+package archive
+
+import (
+	"context"
+	"fmt"
+	"math/rand"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tapefs/tapefs/catalog"
+	"github.com/tapefs/tapefs/tape"
+)
+
+// recallScenario puts files spread over about ten cartridges, evicts them,
+// then recalls all of them in random order and reports what the library
+// did for the recalls alone.
+func recallScenario(tb testing.TB, files int, fcfs bool) (delta tape.Counters, carts int) {
+	const size = 32 << 10
+	// Each cartridge holds about a tenth of the data.
+	capacity := int64(files) * (size + 2048) / 10
+	te := testSetup{Home: tb.TempDir(), Cartridges: 14, Capacity: capacity, Settle: time.Hour, FCFS: fcfs, Linger: 100 * time.Millisecond}.open(tb)
+	staging := te.StagingDir("ws")
+	for i := 0; i < files; i++ {
+		p := filepath.Join(staging, "e", fmt.Sprintf("f%05d", i))
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		if err := os.WriteFile(p, randomBytes(int64(i), size), 0o644); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	b, err := te.Seal(context.Background(), "ws", "e", 0, "")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	waitSynced(tb, te.Engine, b.ID)
+	te.EvictBatch(b.ID)
+	var ids []uint64
+	vols := map[string]bool{}
+	for _, f := range batchFiles(tb, te.Engine, b.ID) {
+		if f.Type == catalog.TypeFile {
+			ids = append(ids, f.ID)
+			vols[f.Copies[0].VOLSER] = true
+		}
+	}
+	rand.New(rand.NewSource(1)).Shuffle(len(ids), func(i, j int) { ids[i], ids[j] = ids[j], ids[i] })
+	before := te.lib.Counters()
+	if err := te.Recall(ids...); err != nil {
+		tb.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 16)
+	for _, id := range ids {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			if _, err := md5Through(context.Background(), te.Engine, id); err != nil {
+				tb.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	after := te.lib.Counters()
+	return tape.Counters{
+		Mounts: after.Mounts - before.Mounts, Locates: after.Locates - before.Locates,
+		SimSeconds: after.SimSeconds - before.SimSeconds, BytesRead: after.BytesRead - before.BytesRead,
+	}, len(vols)
+}
+
+// TestRecallOneMountPerCartridge: requests in random order over several
+// cartridges cost at most one mount per cartridge.
+func TestRecallOneMountPerCartridge(t *testing.T) {
+	d, carts := recallScenario(t, 200, false)
+	if carts < 5 {
+		t.Fatalf("files on %d cartridges; the scenario needs them spread", carts)
+	}
+	if d.Mounts > int64(carts) {
+		t.Fatalf("%d mounts for %d cartridges", d.Mounts, carts)
+	}
+}
+
+// BenchmarkRecallOrdering: 1,000 files on 10 cartridges in random order,
+// the scheduler against first-come-first-served.
+func BenchmarkRecallOrdering(b *testing.B) {
+	for _, mode := range []struct {
+		name string
+		fcfs bool
+	}{{"scheduler", false}, {"fcfs", true}} {
+		b.Run(mode.name, func(b *testing.B) {
+			for i := 0; i < b.N; i++ {
+				d, carts := recallScenario(b, 1000, mode.fcfs)
+				b.ReportMetric(float64(carts), "cartridges")
+				b.ReportMetric(float64(d.Mounts), "mounts")
+				b.ReportMetric(float64(d.Locates), "locates")
+				b.ReportMetric(d.SimSeconds, "sim-s")
+			}
+		})
+	}
+}
+
+// BenchmarkMigrationThroughput: 4 GiB of mixed files sealed and written to
+// the virtual library, against cp -r of the same tree on the same disk.
+func BenchmarkMigrationThroughput(b *testing.B) {
+	total := int64(4 << 30)
+	if s := os.Getenv("TAPEFS_BENCH_BYTES"); s != "" {
+		fmt.Sscan(s, &total)
+	}
+	for i := 0; i < b.N; i++ {
+		te := testSetup{Home: b.TempDir(), Settle: time.Hour, FlushAge: time.Hour}.open(b)
+		src := filepath.Join(b.TempDir(), "src")
+		// Mixed sizes: a few large files, many middle ones, many small.
+		var written int64
+		for n := 0; written < total; n++ {
+			size := int64(4 << 10)
+			switch {
+			case n%100 == 0:
+				size = 256 << 20
+			case n%10 == 0:
+				size = 8 << 20
+			case n%3 == 0:
+				size = 256 << 10
+			}
+			size = min(size, total-written)
+			writeBigFile(b, filepath.Join(src, fmt.Sprintf("d%02d", n%50), fmt.Sprintf("f%06d", n)), size, int64(n))
+			written += size
+		}
+		exec.Command("sync").Run()
+		t0 := time.Now()
+		if out, err := exec.Command("cp", "-r", src, filepath.Join(b.TempDir(), "copy")).CombinedOutput(); err != nil {
+			b.Fatalf("cp: %v %s", err, out)
+		}
+		exec.Command("sync").Run()
+		cpTime := time.Since(t0)
+
+		if out, err := exec.Command("cp", "-r", src, filepath.Join(te.StagingDir("ws"), "e")).CombinedOutput(); err != nil {
+			b.Fatalf("cp: %v %s", err, out)
+		}
+		exec.Command("sync").Run()
+		t1 := time.Now()
+		bt, err := te.Seal(context.Background(), "ws", "e", 0, "")
+		if err != nil {
+			b.Fatal(err)
+		}
+		sealTime := time.Since(t1)
+		t2 := time.Now()
+		te.Flush()
+		waitSynced(b, te.Engine, bt.ID)
+		exec.Command("sync").Run()
+		migTime := time.Since(t2)
+		b.ReportMetric(float64(written)/cpTime.Seconds()/1e6, "cp-MB/s")
+		b.ReportMetric(float64(written)/migTime.Seconds()/1e6, "migrate-MB/s")
+		b.ReportMetric(float64(written)/sealTime.Seconds()/1e6, "seal-MB/s")
+		b.ReportMetric(cpTime.Seconds()/migTime.Seconds(), "migrate/cp")
+		b.ReportMetric(cpTime.Seconds()/(migTime+sealTime).Seconds(), "seal+migrate/cp")
+	}
+}
+
+// BenchmarkSmallFiles: 100,000 files of 4 KiB in one batch become a handful
+// of tape files, and their simulated write time is compared with streaming
+// the same bytes at drive speed.
+func BenchmarkSmallFiles(b *testing.B) {
+	const n, size = 100_000, 4 << 10
+	for i := 0; i < b.N; i++ {
+		te := testSetup{Home: b.TempDir(), Settle: time.Hour, FlushAge: time.Hour}.open(b)
+		staging := te.StagingDir("ws")
+		for j := 0; j < n; j++ {
+			p := filepath.Join(staging, "e", fmt.Sprintf("d%03d", j%100), fmt.Sprintf("f%06d", j))
+			if j < 100 {
+				os.MkdirAll(filepath.Dir(p), 0o755)
+			}
+			if err := os.WriteFile(p, randomBytes(int64(j), size), 0o644); err != nil {
+				b.Fatal(err)
+			}
+		}
+		bt, err := te.Seal(context.Background(), "ws", "e", 0, "")
+		if err != nil {
+			b.Fatal(err)
+		}
+		before := te.lib.Counters()
+		te.Flush()
+		waitSynced(b, te.Engine, bt.ID)
+		after := te.lib.Counters()
+		tapeFiles := map[[2]any]bool{}
+		for _, f := range batchFiles(b, te.Engine, bt.ID) {
+			for _, c := range f.Copies {
+				tapeFiles[[2]any{c.VOLSER, c.TapeFile}] = true
+			}
+		}
+		timing := tape.LTO9()
+		mount := (timing.RobotMove + timing.Load).Seconds() * float64(after.Mounts-before.Mounts)
+		write := after.SimSeconds - before.SimSeconds - mount
+		stream := float64(n*size) / float64(timing.StreamRate)
+		b.ReportMetric(float64(len(tapeFiles)), "tape-files")
+		b.ReportMetric(write, "write-sim-s")
+		b.ReportMetric(stream, "stream-sim-s")
+		b.ReportMetric(write/stream, "write/stream")
+		b.ReportMetric(write/(stream+timing.Filemark.Seconds()*float64(len(tapeFiles))), "write/(stream+filemarks)")
+	}
+}
