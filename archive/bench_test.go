@@ -66,7 +66,7 @@ func recallScenario(tb testing.TB, files int, fcfs bool) (delta tape.Counters, c
 	wg.Wait()
 	after := te.lib.Counters()
 	return tape.Counters{
-		Mounts: after.Mounts - before.Mounts, Locates: after.Locates - before.Locates,
+		Mounts: after.Mounts - before.Mounts, Unmounts: after.Unmounts - before.Unmounts, Locates: after.Locates - before.Locates,
 		SimSeconds: after.SimSeconds - before.SimSeconds, BytesRead: after.BytesRead - before.BytesRead,
 	}, len(vols)
 }
@@ -95,6 +95,7 @@ func BenchmarkRecallOrdering(b *testing.B) {
 				d, carts := recallScenario(b, 1000, mode.fcfs)
 				b.ReportMetric(float64(carts), "cartridges")
 				b.ReportMetric(float64(d.Mounts), "mounts")
+				b.ReportMetric(float64(d.Unmounts), "unmounts")
 				b.ReportMetric(float64(d.Locates), "locates")
 				b.ReportMetric(d.SimSeconds, "sim-s")
 			}

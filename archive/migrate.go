@@ -367,7 +367,9 @@ func (e *Engine) commitAggregate(volser string, tapeFile int, size int64, in []m
 		wsName = in[0].member.Workspace
 	}
 	var syncedBatches []catalog.Batch
-	err = e.update(func(tx *catalog.Tx, pl *pendingLog) error {
+	var pl pendingLog
+	err = e.cat.Update(func(tx *catalog.Tx) error {
+		pl = pl[:0]
 		commit := catalog.AggregateCommit{
 			Copies: copies, OnTape: onTape, Synced: synced, Time: now,
 			Cartridge: catalog.CartridgeRecord{VOLSER: volser, Capacity: info.Capacity, Used: info.Used, State: string(info.State), TapeFiles: info.TapeFiles},
@@ -375,7 +377,7 @@ func (e *Engine) commitAggregate(volser string, tapeFile int, size int64, in []m
 		if err := tx.CommitAggregate(commit); err != nil {
 			return err
 		}
-		if err := pl.record(tx, catalog.Event{Time: now, Workspace: wsName, VOLSER: volser, Kind: "aggregate",
+		if err := (&pl).record(tx, catalog.Event{Time: now, Workspace: wsName, VOLSER: volser, Kind: "aggregate",
 			Message: fmt.Sprintf("tape file %d written on %s: %d members, %d bytes", tapeFile, volser, len(in), size)}); err != nil {
 			return err
 		}
@@ -386,7 +388,7 @@ func (e *Engine) commitAggregate(volser string, tapeFile int, size int64, in []m
 				return err
 			}
 			syncedBatches = append(syncedBatches, b)
-			if err := pl.record(tx, catalog.Event{Time: now, Workspace: b.Workspace, Batch: id, VOLSER: volser, Kind: EvState, State: catalog.CachedSynced,
+			if err := (&pl).record(tx, catalog.Event{Time: now, Workspace: b.Workspace, Batch: id, VOLSER: volser, Kind: EvState, State: catalog.CachedSynced,
 				Message: fmt.Sprintf("batch %d is on tape (%d bytes)", id, b.OnTape)}); err != nil {
 				return err
 			}
@@ -397,9 +399,13 @@ func (e *Engine) commitAggregate(volser string, tapeFile int, size int64, in []m
 		return fmt.Errorf("record tape file %d on %s: %w", tapeFile, volser, err)
 	}
 	e.stats.addMigrated(size)
+	// The objects become evictable before anyone waiting for the batch
+	// hears that it is on tape.
 	for _, b := range syncedBatches {
 		e.markSynced(b)
 	}
+	pl.emit(e.log)
+	e.notify()
 	if len(syncedBatches) > 0 {
 		if _, err := e.cache.Trim(); err != nil {
 			e.log.Warn().Err(err).Msg("cache eviction after migration failed")

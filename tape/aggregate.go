@@ -1,0 +1,304 @@
+package tape
+
+import (
+	"archive/tar"
+	"errors"
+	"fmt"
+	"io"
+	"path"
+	"strconv"
+	"strings"
+)
+
+// PAX records naming a member in catalog terms. They travel with the data,
+// so the catalog can be rebuilt from the tapes alone.
+const (
+	paxWorkspace = "TAPEFS.workspace"
+	paxBatch     = "TAPEFS.batch"
+	paxPath      = "TAPEFS.path"
+	paxMD5       = "TAPEFS.md5"
+	paxFileID    = "TAPEFS.fileid"
+)
+
+// blockSize is the tar record block.
+const blockSize = 512
+
+// countingWriter counts what goes through it: the offset of a member's data
+// inside the aggregate is the count when its header is written, and
+// archive/tar writes headers straight through without buffering.
+type countingWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
+}
+
+type aggregateWriter struct {
+	cw  *countingWriter
+	tw  *tar.Writer
+	err error // first failure; the stream is unusable after it
+}
+
+func newAggregateWriter(w io.Writer) *AggregateWriter {
+	cw := &countingWriter{w: w}
+	return &AggregateWriter{impl: aggregateWriter{cw: cw, tw: tar.NewWriter(cw)}}
+}
+
+func (a *aggregateWriter) add(m Member, data io.Reader) (int64, error) {
+	if a.err != nil {
+		return 0, a.err
+	}
+	hdr, err := memberHeader(m)
+	if err != nil {
+		return 0, err // nothing written: the aggregate is still good
+	}
+	if err := a.tw.WriteHeader(hdr); err != nil {
+		a.err = fmt.Errorf("aggregate: member %s: %w", hdr.Name, err)
+		return 0, a.err
+	}
+	offset := a.cw.n
+	if m.Type == MemberFile {
+		n, err := io.CopyN(a.tw, data, m.Size)
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				err = fmt.Errorf("source gave %d of %d bytes (did the file shrink?)", n, m.Size)
+			}
+			// The header promised m.Size bytes: the stream cannot go on.
+			a.err = fmt.Errorf("aggregate: member %s: %w", hdr.Name, err)
+			return 0, a.err
+		}
+	}
+	return offset, nil
+}
+
+func (a *aggregateWriter) written() int64 { return a.cw.n }
+
+func (a *aggregateWriter) close() error {
+	if a.err != nil {
+		return a.err
+	}
+	if err := a.tw.Close(); err != nil {
+		a.err = fmt.Errorf("aggregate: close: %w", err)
+		return a.err
+	}
+	a.err = errors.New("aggregate: already closed")
+	return nil
+}
+
+// memberName is the tar name of m: "<workspace>/<batch>/<path>".
+func memberName(m Member) string {
+	return m.Workspace + "/" + strconv.FormatUint(m.Batch, 10) + "/" + m.Path
+}
+
+// memberHeader builds the tar header of m. It is the only place that knows
+// how a Member maps to tar, so Add and MemberSize cannot disagree. The
+// header is built even for a member Add must refuse (err not nil), so that
+// MemberSize can still answer.
+func memberHeader(m Member) (hdr *tar.Header, err error) {
+	name := memberName(m)
+	bad := func(why string) error { return fmt.Errorf("aggregate: member %s: %s", name, why) }
+	if m.Workspace == "" || strings.ContainsAny(m.Workspace, "/\x00") || m.Workspace == "." || m.Workspace == ".." {
+		err = bad("workspace must be a single non-empty name")
+	}
+	if m.Path == "" || path.IsAbs(m.Path) || path.Clean(m.Path) != m.Path ||
+		m.Path == ".." || strings.HasPrefix(m.Path, "../") || strings.Contains(m.Path, "\x00") {
+		err = bad("path must be relative, clean and inside the batch")
+	}
+	hdr = &tar.Header{
+		Name:    name,
+		Mode:    int64(m.Mode & 0o7777),
+		Uid:     m.UID,
+		Gid:     m.GID,
+		ModTime: m.Mtime,
+		Format:  tar.FormatPAX, // sub-second mtimes, long and UTF-8 names
+		PAXRecords: map[string]string{
+			paxWorkspace: m.Workspace,
+			paxBatch:     strconv.FormatUint(m.Batch, 10),
+			paxPath:      m.Path,
+			paxFileID:    strconv.FormatUint(m.FileID, 10),
+		},
+	}
+	if m.MD5 != "" {
+		hdr.PAXRecords[paxMD5] = m.MD5
+	}
+	switch m.Type {
+	case MemberFile:
+		hdr.Typeflag, hdr.Size = tar.TypeReg, max(m.Size, 0)
+		if m.Size < 0 {
+			err = bad("negative size")
+		}
+	case MemberDir:
+		hdr.Typeflag = tar.TypeDir
+		hdr.Name += "/" // what tar itself writes for a directory
+	case MemberSymlink:
+		hdr.Typeflag, hdr.Linkname = tar.TypeSymlink, m.Target
+		if m.Target == "" {
+			err = bad("symlink without target")
+		}
+	default:
+		hdr.Typeflag, hdr.Size = tar.TypeReg, max(m.Size, 0)
+		err = bad(fmt.Sprintf("unknown member type %q", m.Type))
+	}
+	return hdr, err
+}
+
+// memberSize is exact, not estimated: the header is the one Add writes,
+// rendered into a counter, so long names, UTF-8 and large ids (which move
+// fields into the PAX header) are always accounted for.
+func memberSize(m Member) int64 {
+	hdr, _ := memberHeader(m) // a member Add refuses still gets an answer
+	data := (hdr.Size + blockSize - 1) / blockSize * blockSize
+	cw := &countingWriter{w: io.Discard}
+	if err := tar.NewWriter(cw).WriteHeader(hdr); err != nil {
+		// Only a member Add refuses (a NUL in a name) gets here: a generous
+		// bound of its PAX header, its record block and the header itself.
+		records := 0
+		for k, v := range hdr.PAXRecords {
+			records += len(k) + len(v) + 32
+		}
+		records += 3 * (len(hdr.Name) + len(hdr.Linkname) + 64)
+		return 2*blockSize + int64(records+blockSize-1)/blockSize*blockSize + data
+	}
+	return cw.n + data
+}
+
+// countingReader counts what has been read through it, to tell where in the
+// aggregate a problem is, and how many zero bytes end it, to tell a real
+// end-of-archive from a stream that just stops.
+type countingReader struct {
+	r     io.Reader
+	n     int64
+	zeros int64 // length of the run of zero bytes at the end of what was read
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	for i := n - 1; i >= 0; i-- {
+		if p[i] != 0 {
+			c.zeros = int64(n - 1 - i)
+			return n, err
+		}
+	}
+	c.zeros += int64(n)
+	return n, err
+}
+
+// memberReader hands a member's data to the caller and remembers a failure
+// of the stream underneath, so it is reported as the aggregate's problem
+// (naming the member) whatever the caller does with it.
+type memberReader struct {
+	r   io.Reader
+	err error
+}
+
+func (m *memberReader) Read(p []byte) (int, error) {
+	n, err := m.r.Read(p)
+	if err != nil && err != io.EOF && m.err == nil {
+		m.err = err
+	}
+	return n, err
+}
+
+// streamError describes a failure of the tar stream: truncated or corrupt,
+// and where.
+func streamError(where string, err error) error {
+	what := "corrupt"
+	if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
+		what = "truncated"
+	}
+	return fmt.Errorf("aggregate %s %s: %w", what, where, err)
+}
+
+func readAggregate(r io.Reader, fn func(m Member, data io.Reader) error) error {
+	cr := &countingReader{r: r}
+	tr := tar.NewReader(cr)
+	where := "in the first member's header"
+	var end int64 // bytes read up to the end of the last member (data and padding)
+	last := ""
+	for {
+		hdr, err := tr.Next()
+		if err == io.EOF {
+			// archive/tar also says io.EOF when the stream just stops
+			// between headers; a whole aggregate ends with the trailer,
+			// two zero blocks after the last member.
+			if cr.n-end < TrailerSize || cr.zeros < TrailerSize {
+				if last == "" {
+					return streamError("before the first member", io.ErrUnexpectedEOF)
+				}
+				return streamError("after member "+last+" (no end-of-archive blocks)", io.ErrUnexpectedEOF)
+			}
+			return nil
+		}
+		if err != nil {
+			return streamError(fmt.Sprintf("%s (byte %d)", where, cr.n), err)
+		}
+		m, err := parseMember(hdr)
+		if err != nil {
+			return streamError(fmt.Sprintf("in member %s (byte %d)", strings.TrimSuffix(hdr.Name, "/"), cr.n), err)
+		}
+		name := memberName(m)
+		mr := &memberReader{r: tr}
+		var data io.Reader = strings.NewReader("")
+		if m.Type == MemberFile {
+			data = mr
+		}
+		ferr := fn(m, data)
+		if mr.err != nil {
+			return streamError("in member "+name, mr.err)
+		}
+		if ferr != nil {
+			return ferr
+		}
+		// Read what fn left, here rather than inside Next, so a truncation
+		// is blamed on this member and not on the header after it.
+		if _, err := io.Copy(io.Discard, mr); err != nil {
+			return streamError("in member "+name, err)
+		}
+		// The padding to the next block is read by Next; it belongs to
+		// this member.
+		end = (cr.n + blockSize - 1) / blockSize * blockSize
+		last = name
+		where = "after member " + name
+	}
+}
+
+// parseMember turns a tar header back into a Member. The TAPEFS records are
+// the identity; the tar name is only for people using plain tar.
+func parseMember(hdr *tar.Header) (Member, error) {
+	rec := hdr.PAXRecords
+	m := Member{
+		Workspace: rec[paxWorkspace],
+		Path:      rec[paxPath],
+		MD5:       rec[paxMD5],
+		Mode:      uint32(hdr.Mode) & 0o7777,
+		UID:       hdr.Uid,
+		GID:       hdr.Gid,
+		Mtime:     hdr.ModTime,
+	}
+	if m.Workspace == "" || m.Path == "" {
+		return m, errors.New("not a tapefs member (no TAPEFS.workspace or TAPEFS.path record)")
+	}
+	var err error
+	if m.Batch, err = strconv.ParseUint(rec[paxBatch], 10, 64); err != nil {
+		return m, fmt.Errorf("record %s: %w", paxBatch, err)
+	}
+	if m.FileID, err = strconv.ParseUint(rec[paxFileID], 10, 64); err != nil {
+		return m, fmt.Errorf("record %s: %w", paxFileID, err)
+	}
+	switch hdr.Typeflag {
+	case tar.TypeReg:
+		m.Type, m.Size = MemberFile, hdr.Size
+	case tar.TypeDir:
+		m.Type = MemberDir
+	case tar.TypeSymlink:
+		m.Type, m.Target = MemberSymlink, hdr.Linkname
+	default:
+		return m, fmt.Errorf("unexpected tar type %q", hdr.Typeflag)
+	}
+	return m, nil
+}

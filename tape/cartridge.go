@@ -1,0 +1,300 @@
+package tape
+
+// On-disk layout of the virtual library (format 1):
+//
+//	Dir/library.json               libraryMeta: format, prefix, capacity, drive and cartridge counts
+//	Dir/LOCK                       flock'ed by the process that has the library open
+//	Dir/<VOLSER>/000000.tar        tape file 0, the label: a tar archive with one member VOL1.json
+//	Dir/<VOLSER>/000001.tar ...    committed tape files (aggregates)
+//	Dir/<VOLSER>/NNNNNN.tar.partial  the tape file being written; never part of the cartridge
+//	Dir/<VOLSER>/INDEX             cartridgeIndex: the committed tape files and their sizes
+//
+// INDEX is the truth about a cartridge: a tape file exists only once INDEX
+// lists it. It is replaced atomically (temp file, fsync, rename, fsync dir),
+// always after the tape file it announces is durable and always before a
+// destroyed tape file is removed, so any crash leaves either the old or the
+// new cartridge, plus maybe stray files that Open deletes.
+
+import (
+	"archive/tar"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// formatVersion is the version of the on-disk layout, of library.json, INDEX
+// and the label. Opening a newer format is refused rather than guessed at.
+const formatVersion = 1
+
+const (
+	libraryFile = "library.json"
+	lockFile    = "LOCK"
+	indexName   = "INDEX"
+	labelMember = "VOL1.json"
+)
+
+// libraryMeta is library.json.
+type libraryMeta struct {
+	Format     int    `json:"format"`
+	Prefix     string `json:"prefix"`
+	Capacity   int64  `json:"capacity"`
+	Drives     int    `json:"drives"`
+	Cartridges int    `json:"cartridges"`
+}
+
+// volumeLabel is VOL1.json inside tape file 0. It lets a cartridge identify
+// itself without the library around it, as an ANSI VOL1 label does.
+type volumeLabel struct {
+	VOLSER  string    `json:"volser"`
+	Created time.Time `json:"created"`
+	Format  int       `json:"format"`
+}
+
+// cartridgeIndex is INDEX.
+type cartridgeIndex struct {
+	Format   int         `json:"format"`
+	VOLSER   string      `json:"volser"`
+	Capacity int64       `json:"capacity"`
+	Full     bool        `json:"full"`
+	Files    []indexFile `json:"files"` // committed tape files in order; Files[0] is the label
+}
+
+type indexFile struct {
+	N    int   `json:"n"`
+	Size int64 `json:"size"`
+}
+
+// tapeFileName is the name of committed tape file n.
+func tapeFileName(n int) string { return fmt.Sprintf("%06d.tar", n) }
+
+// partialName is the name of tape file n while it is being written.
+func partialName(n int) string { return tapeFileName(n) + ".partial" }
+
+// writeFileAtomic replaces path with data so that a crash leaves either the
+// old or the new content, never a mix: the data is made durable under a
+// temporary name first and the rename itself is made durable by syncing the
+// directory.
+func writeFileAtomic(path string, data []byte) error {
+	dir := filepath.Dir(path)
+	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name()) // no-op after a successful rename
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return err
+	}
+	return syncDir(dir)
+}
+
+// syncDir makes renames, creations and removals in dir durable.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// writeJSONAtomic writes v as indented JSON (readable by an operator with
+// cat) to path, atomically.
+func writeJSONAtomic(path string, v any) error {
+	data, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	return writeFileAtomic(path, append(data, '\n'))
+}
+
+// labelBytes builds tape file 0 of a cartridge: a tar archive, so that plain
+// tar reads the label as it reads every other tape file.
+func labelBytes(volser string, created time.Time) ([]byte, error) {
+	body, err := json.MarshalIndent(volumeLabel{VOLSER: volser, Created: created.UTC(), Format: formatVersion}, "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	body = append(body, '\n')
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	hdr := &tar.Header{
+		Typeflag: tar.TypeReg,
+		Name:     labelMember,
+		Mode:     0o644,
+		Size:     int64(len(body)),
+		ModTime:  created.Truncate(time.Second),
+		Format:   tar.FormatPAX,
+	}
+	if err := tw.WriteHeader(hdr); err != nil {
+		return nil, err
+	}
+	if _, err := tw.Write(body); err != nil {
+		return nil, err
+	}
+	if err := tw.Close(); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+// readLabel parses tape file 0.
+func readLabel(path string) (volumeLabel, error) {
+	var lbl volumeLabel
+	f, err := os.Open(path)
+	if err != nil {
+		return lbl, err
+	}
+	defer f.Close()
+	tr := tar.NewReader(f)
+	hdr, err := tr.Next()
+	if err != nil {
+		return lbl, fmt.Errorf("label: %w", err)
+	}
+	if hdr.Name != labelMember {
+		return lbl, fmt.Errorf("label: first member is %q, want %q", hdr.Name, labelMember)
+	}
+	if err := json.NewDecoder(io.LimitReader(tr, 1<<20)).Decode(&lbl); err != nil {
+		return lbl, fmt.Errorf("label: %w", err)
+	}
+	return lbl, nil
+}
+
+// labelCartridge writes the label and a fresh INDEX for a new cartridge. A
+// directory that already has an INDEX is a labelled cartridge (perhaps from
+// an interrupted growth of the library) and is left alone: labelling never
+// erases data.
+func labelCartridge(dir, volser string, capacity int64, now time.Time) error {
+	if _, err := os.Stat(filepath.Join(dir, indexName)); err == nil {
+		return nil
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	label, err := labelBytes(volser, now)
+	if err != nil {
+		return err
+	}
+	if err := writeFileAtomic(filepath.Join(dir, tapeFileName(0)), label); err != nil {
+		return err
+	}
+	idx := cartridgeIndex{
+		Format:   formatVersion,
+		VOLSER:   volser,
+		Capacity: capacity,
+		Files:    []indexFile{{N: 0, Size: int64(len(label))}},
+	}
+	return writeJSONAtomic(filepath.Join(dir, indexName), idx)
+}
+
+// loadCartridge reads a cartridge's INDEX and checks it against the tape
+// files on disk. Stray files (a .partial of a tape file that was being
+// written, or tape files beyond INDEX left by a crash between commit steps)
+// are deleted: they were never committed. A problem that loses committed
+// data is not repaired: it is returned as problem and the cartridge is put in
+// the error state, so an operator sees it and nothing overwrites the
+// evidence.
+func loadCartridge(dir, volser string, defaultCapacity int64) (idx cartridgeIndex, problem string, err error) {
+	idx = cartridgeIndex{Format: formatVersion, VOLSER: volser, Capacity: defaultCapacity}
+	data, err := os.ReadFile(filepath.Join(dir, indexName))
+	if errors.Is(err, os.ErrNotExist) {
+		return idx, "INDEX missing (cartridge not labelled)", nil
+	}
+	if err != nil {
+		return idx, "", err
+	}
+	var disk cartridgeIndex
+	if err := json.Unmarshal(data, &disk); err != nil {
+		return idx, fmt.Sprintf("INDEX unreadable: %v", err), nil
+	}
+	if disk.Format != formatVersion {
+		return idx, fmt.Sprintf("INDEX format %d, this tapefs reads format %d", disk.Format, formatVersion), nil
+	}
+	if disk.Capacity <= 0 {
+		disk.Capacity = defaultCapacity
+	}
+	idx = disk
+	if idx.VOLSER != volser {
+		return idx, fmt.Sprintf("INDEX names cartridge %q", idx.VOLSER), nil
+	}
+	if len(idx.Files) == 0 {
+		return idx, "INDEX lists no label", nil
+	}
+
+	if err := removeStrays(dir, len(idx.Files)); err != nil {
+		return idx, "", err
+	}
+	for i, f := range idx.Files {
+		if f.N != i {
+			return idx, fmt.Sprintf("INDEX entry %d names tape file %d", i, f.N), nil
+		}
+		st, err := os.Stat(filepath.Join(dir, tapeFileName(i)))
+		if err != nil {
+			return idx, fmt.Sprintf("tape file %d: %v", i, err), nil
+		}
+		if st.Size() != f.Size {
+			return idx, fmt.Sprintf("tape file %d is %d bytes, INDEX says %d", i, st.Size(), f.Size), nil
+		}
+	}
+	lbl, err := readLabel(filepath.Join(dir, tapeFileName(0)))
+	if err != nil {
+		return idx, err.Error(), nil
+	}
+	if lbl.VOLSER != volser {
+		return idx, fmt.Sprintf("label says VOLSER %q", lbl.VOLSER), nil
+	}
+	return idx, "", nil
+}
+
+// removeStrays deletes what a crash can leave behind in a cartridge
+// directory: .partial files and tape files numbered at or past committed
+// (INDEX has the last word). Temporary files of an interrupted atomic
+// replacement go too.
+func removeStrays(dir string, committed int) error {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return err
+	}
+	removed := false
+	for _, e := range entries {
+		name := e.Name()
+		stray := strings.HasSuffix(name, ".partial") ||
+			strings.HasPrefix(name, ".") && strings.Contains(name, ".tmp")
+		if num, ok := strings.CutSuffix(name, ".tar"); ok && len(num) == 6 {
+			if n, err := strconv.Atoi(num); err == nil && n >= committed {
+				stray = true
+			}
+		}
+		if !stray {
+			continue
+		}
+		if err := os.Remove(filepath.Join(dir, name)); err != nil {
+			return err
+		}
+		removed = true
+	}
+	if removed {
+		return syncDir(dir)
+	}
+	return nil
+}
