@@ -63,7 +63,17 @@ func (e *Engine) recover() error {
 			e.log.Error().Err(err).Str("dir", d).Msg("an interrupted seal could not be undone; its files are kept in that directory")
 		}
 	}
-	// 3. Migrations cut off mid-write start over (the uncommitted tape
+	// 3. CLI puts cut off before their batch was sealed.
+	var caching []catalog.Batch
+	_ = e.cat.View(func(tx *catalog.Tx) error {
+		var err error
+		caching, err = tx.Batches(catalog.ListOptions{States: []catalog.State{catalog.Caching}})
+		return err
+	})
+	for _, b := range caching {
+		e.failBatch(b, EvFailed, fmt.Sprintf("tapefs put into batch %d was cut off (the daemon stopped) before all bytes arrived; nothing was archived, run tapefs put again", b.ID))
+	}
+	// 4. Migrations cut off mid-write start over (the uncommitted tape
 	// file is gone; members already committed keep their copies).
 	if err := e.cat.Update(func(tx *catalog.Tx) error {
 		bs, err := tx.Batches(catalog.ListOptions{States: []catalog.State{catalog.Syncing}})
@@ -77,12 +87,12 @@ func (e *Engine) recover() error {
 	}); err != nil {
 		return err
 	}
-	// 4. The cache against the catalog.
+	// 5. The cache against the catalog.
 	e.checkCache(unsynced)
 	if _, err := e.cache.Trim(); err != nil {
 		e.log.Warn().Err(err).Msg("cache eviction at start failed")
 	}
-	// 5. Recalls in flight are queued again.
+	// 6. Recalls in flight are queued again.
 	var files []catalog.File
 	var jobIDs []uint64
 	_ = e.cat.View(func(tx *catalog.Tx) error {
@@ -168,6 +178,18 @@ func (e *Engine) failBatch(b catalog.Batch, kind, reason string) {
 		cur, err := tx.Batch(b.ID)
 		if err != nil {
 			return err
+		}
+		if cur.State == catalog.Caching {
+			// A put that never delivered its bytes holds no space.
+			ws, err := tx.Workspace(cur.Workspace)
+			if err != nil {
+				return err
+			}
+			ws.Used -= cur.Bytes
+			cur.Bytes = 0
+			if err := tx.PutWorkspace(ws); err != nil {
+				return err
+			}
 		}
 		if cur.State != catalog.Deleted {
 			cur.State = catalog.Failed

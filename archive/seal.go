@@ -15,6 +15,8 @@ import (
 	"sync"
 	"syscall"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/tapefs/tapefs/catalog"
 )
 
@@ -156,30 +158,54 @@ func (e *Engine) seal(ctx context.Context, workspace, entry string, owner uint32
 	}
 	// Files may have changed between the walk and the rename: walk again.
 	files, err = walkEntry(sealDir, entry)
-	if err == nil {
-		err = e.hashFiles(ctx, sealDir, files)
-	}
 	if err != nil {
-		if rerr := e.unseal(sealDir); rerr != nil {
-			e.log.Error().Err(rerr).Str("workspace", workspace).Str("entry", entry).Str("dir", sealDir).
-				Msg("could not move entry back to put/; it is kept in the sealing directory and recovered at the next start")
-		}
+		e.unsealLogged(sealDir)
 		return catalog.Batch{}, fmt.Errorf("seal %s/%s: %w", workspace, entry, err)
 	}
-
 	now := e.now()
-	b := catalog.Batch{
-		Workspace: workspace, Tag: tag, Entry: entry, Owner: owner, State: catalog.Cached,
-		Created: now, Sealed: now, Bytes: dataBytes(files), Sealing: sealDir,
+	b := catalog.Batch{Workspace: workspace, Tag: tag, Entry: entry, Owner: owner, State: catalog.Cached, Created: now}
+	b, err = e.registerSealed(ctx, b, sealDir, files)
+	if err != nil {
+		var rej *RejectError
+		if b.ID == 0 {
+			e.unsealLogged(sealDir)
+		}
+		if errors.As(err, &rej) {
+			return catalog.Batch{}, e.reject(workspace, entry, rej.Reason)
+		}
+		return b, fmt.Errorf("seal %s/%s: %w", workspace, entry, err)
 	}
+	return b, nil
+}
+
+func (e *Engine) unsealLogged(sealDir string) {
+	if err := e.unseal(sealDir); err != nil {
+		e.log.Error().Err(err).Str("dir", sealDir).
+			Msg("could not move entry back to put/; it is kept in the sealing directory and recovered at the next start")
+	}
+}
+
+// registerSealed hashes the files found in sealDir, registers them as the
+// batch b (b.ID set: a reserved CACHING batch) with a seal job, and adopts
+// their data into objects/. On an error with the returned batch's ID zero,
+// nothing was registered and sealDir is as it was.
+func (e *Engine) registerSealed(ctx context.Context, b catalog.Batch, sealDir string, files []stagedFile) (catalog.Batch, error) {
+	reserved := b.ID
+	if err := e.hashFiles(ctx, sealDir, files); err != nil {
+		return catalog.Batch{}, err
+	}
+	// The bytes must be on disk before the batch is announced: from then on
+	// the user may delete the source.
+	if err := syncDir(sealDir); err != nil {
+		return catalog.Batch{}, err
+	}
+	now := e.now()
+	b.Sealed, b.Bytes, b.Sealing, b.State = now, dataBytes(files), sealDir, catalog.Cached
 	cfiles := make([]catalog.File, len(files))
 	for i, f := range files {
 		cf := catalog.File{Path: f.rel, Type: f.typ, Mode: unixMode(f.info.Mode()), Mtime: f.info.ModTime()}
 		if st, ok := f.info.Sys().(*syscall.Stat_t); ok {
 			cf.UID, cf.GID = st.Uid, st.Gid
-			if f.typ == catalog.TypeFile {
-				cf.Nlink = uint32(st.Nlink)
-			}
 		}
 		switch f.typ {
 		case catalog.TypeFile:
@@ -192,20 +218,31 @@ func (e *Engine) seal(ctx context.Context, workspace, entry string, owner uint32
 		case catalog.TypeSymlink:
 			t, err := os.Readlink(filepath.Join(sealDir, f.rel))
 			if err != nil {
-				e.unseal(sealDir)
-				return catalog.Batch{}, fmt.Errorf("seal %s/%s: %w", workspace, entry, err)
+				return catalog.Batch{}, err
 			}
 			cf.Target = t
 		}
 		cfiles[i] = cf
 	}
-	err = e.update(func(tx *catalog.Tx, pl *pendingLog) error {
-		ws, err := tx.Workspace(workspace)
+	err := e.update(func(tx *catalog.Tx, pl *pendingLog) error {
+		ws, err := tx.Workspace(b.Workspace)
 		if err != nil {
 			return err
 		}
-		if ws.Quota > 0 && ws.Used+b.Bytes > ws.Quota {
-			return &RejectError{Workspace: workspace, Entry: entry, Reason: fmt.Sprintf("needs %d bytes but workspace %s has %d of its %d-byte quota left", b.Bytes, workspace, max(ws.Quota-ws.Used, 0), ws.Quota)}
+		charged := int64(0)
+		if reserved != 0 {
+			r, err := tx.Batch(reserved)
+			if err != nil {
+				return err
+			}
+			if r.State != catalog.Caching {
+				return fmt.Errorf("batch %d is %s, not CACHING: its put already ended", reserved, r.State)
+			}
+			charged = r.Bytes
+		}
+		if ws.Quota > 0 && ws.Used-charged+b.Bytes > ws.Quota {
+			return &RejectError{Workspace: b.Workspace, Entry: b.Entry, Reason: fmt.Sprintf("needs %d bytes but workspace %s has %d of its %d-byte quota left; remove batches or raise the quota",
+				b.Bytes, b.Workspace, max(ws.Quota-ws.Used+charged, 0), ws.Quota)}
 		}
 		b, cfiles, err = tx.RegisterBatch(b, cfiles)
 		if err != nil {
@@ -214,22 +251,32 @@ func (e *Engine) seal(ctx context.Context, workspace, entry string, owner uint32
 		if _, err := tx.AddJob(catalog.Job{Kind: catalog.JobSeal, Batch: b.ID, Created: now}); err != nil {
 			return err
 		}
-		return pl.record(tx, catalog.Event{Time: now, Workspace: workspace, Batch: b.ID, Kind: EvSealed, State: catalog.Cached,
-			Message: fmt.Sprintf("batch %d sealed from put/%s: %d entries, %d bytes", b.ID, entry, b.Files, b.Bytes)})
+		from := "put/" + b.Entry
+		if reserved != 0 {
+			from = "tapefs put"
+		}
+		return pl.record(tx, catalog.Event{Time: now, Workspace: b.Workspace, Batch: b.ID, Kind: EvSealed, State: catalog.Cached,
+			Message: fmt.Sprintf("batch %d sealed from %s: %d entries, %d bytes", b.ID, from, b.Files, b.Bytes)})
 	})
 	if err != nil {
-		e.unseal(sealDir)
-		var rej *RejectError
-		if errors.As(err, &rej) {
-			return catalog.Batch{}, e.reject(workspace, entry, rej.Reason)
-		}
-		return catalog.Batch{}, fmt.Errorf("seal %s/%s: register: %w", workspace, entry, err)
+		return catalog.Batch{}, err
 	}
 	if err := e.adopt(b); err != nil {
 		// The seal job stays: recovery at the next start finishes it.
-		return b, fmt.Errorf("seal %s/%s: batch %d registered but its objects were not adopted (retried at restart): %w", workspace, entry, b.ID, err)
+		return b, fmt.Errorf("batch %d registered but its objects were not adopted (retried at restart): %w", b.ID, err)
 	}
 	return b, nil
+}
+
+// syncDir flushes the filesystem holding dir (one syncfs for every file
+// of an entry, instead of an fsync each).
+func syncDir(dir string) error {
+	f, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return unix.Syncfs(int(f.Fd()))
 }
 
 // unixMode converts a Go file mode to the permission bits of st_mode.
@@ -274,6 +321,12 @@ func (e *Engine) unseal(sealDir string) error {
 	workspace, entry, err := readSealMeta(sealDir)
 	if err != nil {
 		return err
+	}
+	if strings.HasPrefix(entry, ingestEntry) {
+		// A CLI put cut off before its batch was sealed: the user still
+		// has the sources (put had not returned); the batch is FAILED by
+		// recovery.
+		return os.RemoveAll(sealDir)
 	}
 	src := filepath.Join(sealDir, entry)
 	if _, err := os.Lstat(src); err != nil {

@@ -1,5 +1,7 @@
 package catalog
 
+import "time"
+
 // The API the layers above use. Implementations live in the other files.
 
 // Engine is the small transactional key-value interface the catalog logic
@@ -41,4 +43,5 @@ type AggregateCommit struct {
 	Cartridge CartridgeRecord  // the cartridge after the write
 	Synced    []uint64         // batches now wholly on tape: state CachedSynced, Synced time set, their migrate jobs deleted
 	Events    []Event
+	Time      time.Time // when the aggregate was flushed: the Synced time of the Synced batches
 }

@@ -7,6 +7,10 @@
 // sits on a small KV interface (get, put, delete, prefix scan, transaction)
 // so another engine can stand under it without touching the logic.
 //
+// The key schema is written down in one place, keys.go. Engines: bbolt
+// (OpenBoltEngine), which memory-maps the file and loads nothing at open,
+// and memory (NewMemoryEngine) for fast tests; one test suite runs on both.
+//
 // catalog does no file I/O besides its database and knows nothing of tape
 // drives, caches or FUSE.
 package catalog

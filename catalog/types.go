@@ -107,6 +107,9 @@ type File struct {
 	Link   uint64 `json:"link,omitempty"`
 	Nlink  uint32 `json:"nlink,omitempty"` // links in the batch (≥1 for regular files)
 	Copies []Copy `json:"copies,omitempty"`
+	// Removed hides the entry from its batch tree (rm inside a batch);
+	// Undelete of the batch clears it.
+	Removed bool `json:"removed,omitempty"`
 }
 
 // DataID is the ID whose object and tape copies hold this file's bytes.

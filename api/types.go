@@ -1,0 +1,90 @@
+package api
+
+import (
+	"time"
+
+	"github.com/tapefs/tapefs/archive"
+	"github.com/tapefs/tapefs/catalog"
+	"github.com/tapefs/tapefs/tape"
+)
+
+// WorkspaceRequest creates a workspace.
+type WorkspaceRequest struct {
+	Name    string `json:"name"`
+	Quota   int64  `json:"quota"`
+	Manager uint32 `json:"manager"`
+	Group   uint32 `json:"group"`
+}
+
+// QuotaRequest sets a workspace's quota (0 = unlimited).
+type QuotaRequest struct {
+	Quota int64 `json:"quota"`
+}
+
+// PutRequest reserves a batch for a CLI put.
+type PutRequest struct {
+	Workspace string `json:"workspace"`
+	Tag       string `json:"tag,omitempty"`
+	Files     int64  `json:"files"` // entries the tar stream will hold
+	Bytes     int64  `json:"bytes"` // regular file bytes it will hold
+}
+
+// RemoveResponse says until when a removed batch can be undeleted.
+type RemoveResponse struct {
+	Batch      archive.Status `json:"batch"`
+	PurgeAfter time.Time      `json:"purge_after"`
+}
+
+// PathsRequest asks which paths are already archived in live batches.
+type PathsRequest struct {
+	Workspace string   `json:"workspace"`
+	Paths     []string `json:"paths"` // batch paths (no leading slash)
+}
+
+// PathsResponse maps each archived path to the live batch holding it.
+type PathsResponse struct {
+	Archived map[string]uint64 `json:"archived"`
+}
+
+// RecallRequest queues recalls.
+type RecallRequest struct {
+	Files []uint64 `json:"files,omitempty"`
+	Batch uint64   `json:"batch,omitempty"`
+}
+
+// SealRequest seals an entry of put/ now: by workspace and entry, or by a
+// path inside the mount.
+type SealRequest struct {
+	Workspace string `json:"workspace,omitempty"`
+	Entry     string `json:"entry,omitempty"`
+	Path      string `json:"path,omitempty"`
+	Tag       string `json:"tag,omitempty"`
+}
+
+// EvictRequest drops cached objects of a batch on tape (0 = all batches).
+type EvictRequest struct {
+	Batch uint64 `json:"batch"`
+}
+
+// EvictResponse says how much was freed.
+type EvictResponse struct {
+	Freed int64 `json:"freed"`
+}
+
+// FileInfo is a file of a batch as listed.
+type FileInfo struct {
+	catalog.File
+	State archive.FileState `json:"state"`
+}
+
+// LibraryStatus is the library as the dashboard and `library status` show it.
+type LibraryStatus struct {
+	Drives     []tape.DriveInfo     `json:"drives"`
+	Cartridges []tape.CartridgeInfo `json:"cartridges"`
+	Counters   tape.Counters        `json:"counters"`
+}
+
+// ErrorResponse is the body of every error.
+type ErrorResponse struct {
+	Error string `json:"error"`
+}

@@ -1,0 +1,174 @@
+package catalog
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestBoltNewerSchemaRefused(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "catalog.db")
+	c, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	addWorkspace(t, c, "ws")
+	// What a newer tapefs would leave: a larger version key.
+	update(t, c, func(tx *Tx) error { return tx.kv.Put(versionKey(), encodeID(SchemaVersion+1)) })
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	before, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, _ := os.Stat(path)
+
+	_, err = Open(path)
+	if !errors.Is(err, ErrNewerSchema) {
+		t.Fatalf("Open: %v, want ErrNewerSchema", err)
+	}
+	want := fmt.Sprintf("catalog has schema version %d; this tapefs understands up to %d: upgrade tapefs (the catalog was not modified)", SchemaVersion+1, SchemaVersion)
+	if err.Error() != want {
+		t.Errorf("error %q, want %q", err, want)
+	}
+	after, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(before, after) {
+		t.Error("the refused catalog was modified")
+	}
+	if info2, _ := os.Stat(path); !info2.ModTime().Equal(info.ModTime()) {
+		t.Error("the refused catalog's mtime changed")
+	}
+	// Refusing released the file: it can be opened (e.g. by a newer tapefs).
+	eng, err := OpenBoltEngine(path)
+	if err != nil {
+		t.Fatalf("reopen after refusal: %v", err)
+	}
+	eng.Close()
+}
+
+func TestBoltInUse(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "catalog.db")
+	c, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	start := time.Now()
+	c2, err := Open(path)
+	if err == nil {
+		c2.Close()
+		t.Fatal("a second Open of an open catalog succeeded")
+	}
+	if want := "catalog " + path + " is in use by another tapefs daemon"; err.Error() != want {
+		t.Errorf("error %q, want %q", err, want)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("the second Open took %s", d)
+	}
+}
+
+func TestBoltReopen(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "catalog.db")
+	c, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	addWorkspace(t, c, "ws")
+	_, files := register(t, c, "ws", "run1", Cached)
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	c, err = Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	view(t, c, func(tx *Tx) error {
+		f, err := tx.Lookup(1, files[2].ID, "b.dat")
+		if err != nil || f.MD5 != "bb" {
+			t.Errorf("after reopen: %+v, %v", f, err)
+		}
+		return nil
+	})
+	b, _ := register(t, c, "ws", "run2", Cached)
+	if b.ID != 2 {
+		t.Errorf("the sequence did not survive a reopen: batch %d", b.ID)
+	}
+}
+
+// bigBatch is a batch of n entries: a top directory holding dirs
+// subdirectories of files, in the parents-first (depth-first, name order)
+// order a directory walk gives.
+func bigBatch(top string, n, perDir int) []File {
+	files := make([]File, 0, n)
+	files = append(files, File{Path: top, Type: TypeDir, Mode: 0o755})
+	mtime := time.Unix(1700000000, 0).UTC()
+	for d := 0; len(files) < n; d++ {
+		dir := fmt.Sprintf("%s/d%04d", top, d)
+		files = append(files, File{Path: dir, Type: TypeDir, Mode: 0o755, Mtime: mtime})
+		for i := 0; i < perDir && len(files) < n; i++ {
+			files = append(files, File{
+				Path: fmt.Sprintf("%s/f%06d.dat", dir, i), Type: TypeFile, Mode: 0o644,
+				UID: 1000, GID: 1000, Mtime: mtime, Size: 1 << 20, MD5: "d41d8cd98f00b204e9800998ecf8427e",
+			})
+		}
+	}
+	return files
+}
+
+// TestBoltRegisterLarge: a put of 100,000 files is one RegisterBatch, and
+// must stay a matter of seconds on disk.
+func TestBoltRegisterLarge(t *testing.T) {
+	if testing.Short() {
+		t.Skip("writes 100,000 files to a catalog")
+	}
+	c, err := Open(filepath.Join(t.TempDir(), "catalog.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	addWorkspace(t, c, "ws")
+	// Names in reverse order inside each directory: the catalog must not
+	// depend on the caller sorting them.
+	files := bigBatch("big", 100_000, 1000)
+	for i := 0; i < len(files); {
+		j := i + 1
+		for j < len(files) && strings.HasPrefix(files[j].Path, files[i].Path+"/") && files[j].Type == TypeFile {
+			j++
+		}
+		for a, b := i+1, j-1; a < b; a, b = a+1, b-1 {
+			files[a], files[b] = files[b], files[a]
+		}
+		i = j
+	}
+	start := time.Now()
+	update(t, c, func(tx *Tx) error {
+		_, _, err := tx.RegisterBatch(Batch{Workspace: "ws", State: Cached, Bytes: 100_000 << 20}, files)
+		return err
+	})
+	d := time.Since(start)
+	t.Logf("RegisterBatch of %d files on bbolt: %s", len(files), d)
+	if d > 20*time.Second {
+		t.Errorf("RegisterBatch of %d files took %s", len(files), d)
+	}
+	view(t, c, func(tx *Tx) error {
+		d, err := tx.Lookup(1, 1, "d0050")
+		if err != nil {
+			return err
+		}
+		ch, err := tx.Children(1, d.ID, "", 3)
+		if err != nil || len(ch) != 3 || ch[0].Name != "f000000.dat" {
+			t.Errorf("children of d0050: %+v, %v", ch, err)
+		}
+		return err
+	})
+}

@@ -1,0 +1,91 @@
+package catalog
+
+import (
+	"encoding/binary"
+	"fmt"
+)
+
+// Catalog is an open catalog.
+type Catalog struct{ eng Engine }
+
+// Tx is a catalog transaction: reads, and writes inside Update.
+type Tx struct{ kv KVTxn }
+
+// Open opens the catalog database at path (bbolt), creating it if needed.
+func Open(path string) (*Catalog, error) {
+	eng, err := OpenBoltEngine(path)
+	if err != nil {
+		return nil, err
+	}
+	c, err := New(eng)
+	if err != nil {
+		eng.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
+// New puts the catalog logic on eng. An empty store is stamped with
+// SchemaVersion; a store written by a newer tapefs is refused untouched.
+func New(eng Engine) (*Catalog, error) {
+	var version uint64
+	var stamped bool
+	// Read first, in a View: a refused catalog must not see even an
+	// empty write transaction.
+	err := eng.View(func(kv KVTxn) error {
+		v, err := kv.Get(versionKey())
+		if err != nil || v == nil {
+			return err
+		}
+		stamped = true
+		version, err = decodeVersion(v)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	if version > SchemaVersion {
+		return nil, &newerSchemaError{have: version, understood: SchemaVersion}
+	}
+	if !stamped {
+		err := eng.Update(func(kv KVTxn) error {
+			return kv.Put(versionKey(), binary.BigEndian.AppendUint64(nil, SchemaVersion))
+		})
+		if err != nil {
+			return nil, fmt.Errorf("stamp catalog schema version: %w", err)
+		}
+	}
+	return &Catalog{eng: eng}, nil
+}
+
+func decodeVersion(v []byte) (uint64, error) {
+	if len(v) != 8 {
+		return 0, fmt.Errorf("catalog schema version key is corrupt (%d bytes); restore the catalog from a backup", len(v))
+	}
+	return binary.BigEndian.Uint64(v), nil
+}
+
+// newerSchemaError refuses a catalog written by a newer tapefs. It is
+// ErrNewerSchema to errors.Is, and says what to do.
+type newerSchemaError struct{ have, understood uint64 }
+
+func (e *newerSchemaError) Error() string {
+	return fmt.Sprintf("catalog has schema version %d; this tapefs understands up to %d: upgrade tapefs (the catalog was not modified)",
+		e.have, e.understood)
+}
+
+func (e *newerSchemaError) Is(target error) bool { return target == ErrNewerSchema }
+
+// Close closes the underlying engine.
+func (c *Catalog) Close() error { return c.eng.Close() }
+
+// Update runs fn in a read-write transaction: committed when fn returns
+// nil, rolled back entirely when it returns an error or panics.
+func (c *Catalog) Update(fn func(tx *Tx) error) error {
+	return c.eng.Update(func(kv KVTxn) error { return fn(&Tx{kv: kv}) })
+}
+
+// View runs fn in a read-only transaction that sees one consistent state.
+func (c *Catalog) View(fn func(tx *Tx) error) error {
+	return c.eng.View(func(kv KVTxn) error { return fn(&Tx{kv: kv}) })
+}

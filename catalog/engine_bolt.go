@@ -1,0 +1,145 @@
+package catalog
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
+)
+
+// boltBucket is the one bucket holding every key; the key schema
+// (keys.go) does the partitioning, as a plain KV store would.
+const boltBucket = "tapefs"
+
+// boltEngine is the on-disk Engine. bbolt memory-maps the file and reads
+// pages on demand, so opening a large catalog costs nothing and the heap
+// does not grow with it.
+type boltEngine struct{ db *bolt.DB }
+
+// OpenBoltEngine opens (creating if needed) the bbolt database at path.
+// bbolt holds an exclusive lock on the file, so a second daemon on the
+// same home waits a second and then is told why.
+func OpenBoltEngine(path string) (Engine, error) {
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second})
+	if errors.Is(err, berrors.ErrTimeout) {
+		return nil, fmt.Errorf("catalog %s is in use by another tapefs daemon", path)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open catalog %s: %w", path, err)
+	}
+	// Create the bucket only when missing: a catalog that is then refused
+	// (newer schema) must be left exactly as it was.
+	var exists bool
+	err = db.View(func(tx *bolt.Tx) error {
+		exists = tx.Bucket([]byte(boltBucket)) != nil
+		return nil
+	})
+	if err == nil && !exists {
+		err = db.Update(func(tx *bolt.Tx) error {
+			_, err := tx.CreateBucket([]byte(boltBucket))
+			return err
+		})
+	}
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open catalog %s: %w", path, err)
+	}
+	return &boltEngine{db: db}, nil
+}
+
+func (e *boltEngine) Update(fn func(KVTxn) error) error {
+	return e.db.Update(func(tx *bolt.Tx) error {
+		return fn(boltTxn{tx.Bucket([]byte(boltBucket))})
+	})
+}
+
+func (e *boltEngine) View(fn func(KVTxn) error) error {
+	return e.db.View(func(tx *bolt.Tx) error {
+		return fn(boltTxn{tx.Bucket([]byte(boltBucket))})
+	})
+}
+
+func (e *boltEngine) Close() error { return e.db.Close() }
+
+type boltTxn struct{ b *bolt.Bucket }
+
+func (t boltTxn) Get(key []byte) ([]byte, error) { return t.b.Get(key), nil }
+
+// Put copies value: bbolt keeps a reference to it until the commit, and
+// callers should not have to know that.
+func (t boltTxn) Put(key, value []byte) error {
+	return t.b.Put(key, append([]byte{}, value...))
+}
+
+func (t boltTxn) Delete(key []byte) error { return t.b.Delete(key) }
+
+// Scan must not be interleaved with writes: a bbolt cursor is not stable
+// across Put and Delete.
+func (t boltTxn) Scan(prefix, from []byte, reverse bool, fn func(key, value []byte) (bool, error)) error {
+	c := t.b.Cursor()
+	var k, v []byte
+	if !reverse {
+		start := prefix
+		if from != nil && bytes.Compare(from, prefix) > 0 {
+			start = from
+		}
+		k, v = c.Seek(start)
+	} else {
+		k, v = seekReverse(c, prefix, from)
+	}
+	for ; k != nil && bytes.HasPrefix(k, prefix); k, v = step(c, reverse) {
+		more, err := fn(k, v)
+		if err != nil || !more {
+			return err
+		}
+	}
+	return nil
+}
+
+func step(c *bolt.Cursor, reverse bool) ([]byte, []byte) {
+	if reverse {
+		return c.Prev()
+	}
+	return c.Next()
+}
+
+// seekReverse positions c where a reverse scan starts: the last key ≤ from,
+// or when from is nil or past the prefix, the last key before the end of
+// the prefix.
+func seekReverse(c *bolt.Cursor, prefix, from []byte) ([]byte, []byte) {
+	end := prefixEnd(prefix)
+	if from != nil && (end == nil || bytes.Compare(from, end) < 0) {
+		k, v := c.Seek(from)
+		switch {
+		case k == nil:
+			return c.Last()
+		case bytes.Equal(k, from):
+			return k, v
+		default:
+			return c.Prev()
+		}
+	}
+	if end == nil {
+		return c.Last()
+	}
+	if k, _ := c.Seek(end); k == nil {
+		return c.Last()
+	}
+	return c.Prev()
+}
+
+// prefixEnd is the smallest key greater than every key with the prefix, or
+// nil when there is none (the prefix is empty or all 0xff).
+func prefixEnd(prefix []byte) []byte {
+	end := bytes.Clone(prefix)
+	for i := len(end) - 1; i >= 0; i-- {
+		if end[i] < 0xff {
+			end[i]++
+			return end[:i+1]
+		}
+	}
+	return nil
+}

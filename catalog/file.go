@@ -1,0 +1,117 @@
+package catalog
+
+import (
+	"fmt"
+)
+
+// File returns the file with the ID.
+func (tx *Tx) File(id uint64) (File, error) {
+	var f File
+	found, err := tx.get(fileKey(id), &f)
+	if err == nil && !found {
+		err = fmt.Errorf("file %d: %w", id, ErrNotFound)
+	}
+	return f, err
+}
+
+// PutFile replaces the record of an existing file: its checksum, copies
+// and attributes. Batch trees are read-only, so where a file sits (batch,
+// parent, name, path, type) cannot change, and its indexes stay right.
+func (tx *Tx) PutFile(f File) error {
+	old, err := tx.File(f.ID)
+	if err != nil {
+		return fmt.Errorf("put file: %w", err)
+	}
+	if f.Batch != old.Batch || f.Parent != old.Parent || f.Name != old.Name || f.Path != old.Path || f.Type != old.Type {
+		return fmt.Errorf("put file %d (%s): its batch, parent, name, path and type cannot change", f.ID, old.Path)
+	}
+	return tx.put(fileKey(f.ID), &f)
+}
+
+// Lookup returns the entry name of directory parent (0: the top level) of
+// a batch: one Get for the directory entry, one for the file.
+func (tx *Tx) Lookup(batch, parent uint64, name string) (File, error) {
+	k := dirEntryKey(batch, parent, name)
+	v, err := tx.kv.Get(k)
+	if err != nil {
+		return File{}, err
+	}
+	if v == nil {
+		return File{}, fmt.Errorf("batch %d: no entry %q in directory %d: %w", batch, name, parent, ErrNotFound)
+	}
+	id, err := decodeID(k, v)
+	if err != nil {
+		return File{}, err
+	}
+	return tx.File(id)
+}
+
+// Children lists directory parent (0: the top level) of a batch in name
+// order, starting after the name after ("" = from the start), at most
+// limit entries (0 = all). One prefix scan: a page costs its own size.
+func (tx *Tx) Children(batch, parent uint64, after string, limit int) ([]File, error) {
+	prefix := dirEntryPrefix(batch, parent)
+	var from []byte
+	if after != "" {
+		// The least key greater than the entry named after.
+		from = dirEntryKey(batch, parent, after)
+	}
+	var out []File
+	err := tx.kv.Scan(prefix, from, false, func(k, v []byte) (bool, error) {
+		id, err := decodeID(k, v)
+		if err != nil {
+			return false, err
+		}
+		f, err := tx.File(id)
+		if err != nil {
+			return false, err
+		}
+		out = append(out, f)
+		return limit <= 0 || len(out) < limit, nil
+	})
+	return out, err
+}
+
+// Files lists the files of a batch in ID order (which is the parents-first
+// order they were registered in), after the ID after, at most limit (0 =
+// all).
+func (tx *Tx) Files(batch uint64, after uint64, limit int) ([]File, error) {
+	b, err := tx.Batch(batch)
+	if err != nil {
+		return nil, err
+	}
+	var out []File
+	err = tx.scanFiles(b, after, limit, func(f *File) (bool, error) {
+		out = append(out, *f)
+		return true, nil
+	})
+	return out, err
+}
+
+// scanFiles calls fn for the files of b with IDs after after, in ID order,
+// at most limit (0 = all) of them.
+func (tx *Tx) scanFiles(b Batch, after uint64, limit int, fn func(f *File) (bool, error)) error {
+	if b.Files <= 0 {
+		return nil
+	}
+	first, last := b.FirstFile, b.FirstFile+uint64(b.Files)-1
+	if after >= last {
+		return nil
+	}
+	if after >= first {
+		first = after + 1
+	}
+	n := 0
+	return tx.kv.Scan([]byte{tableFile}, fileKey(first), false, func(k, v []byte) (bool, error) {
+		if idSuffix(k) > last {
+			return false, nil
+		}
+		var f File
+		if err := unmarshal(k, v, &f); err != nil {
+			return false, err
+		}
+		n++
+		more, err := fn(&f)
+		return more && (limit <= 0 || n < limit), err
+	})
+}
