@@ -120,3 +120,24 @@ func (e *Engine) setState(id uint64, from, to catalog.State, msg string) error {
 		return pl.record(tx, catalog.Event{Time: e.now(), Workspace: b.Workspace, Batch: id, Kind: EvState, State: to, Message: msg})
 	})
 }
+
+// StatusOf is the status of a batch record already read.
+func (e *Engine) StatusOf(b catalog.Batch) Status { return statusOf(b) }
+
+// SetQuota changes a workspace's quota (0 = unlimited).
+func (e *Engine) SetQuota(workspace string, quota int64) (catalog.Workspace, error) {
+	var w catalog.Workspace
+	err := e.update(func(tx *catalog.Tx, pl *pendingLog) error {
+		var err error
+		if w, err = tx.Workspace(workspace); err != nil {
+			return err
+		}
+		w.Quota = quota
+		if err := tx.PutWorkspace(w); err != nil {
+			return err
+		}
+		return pl.record(tx, catalog.Event{Time: e.now(), Workspace: workspace, Kind: "workspace",
+			Message: fmt.Sprintf("quota of %s set to %d bytes", workspace, quota)})
+	})
+	return w, err
+}
