@@ -1,0 +1,287 @@
+package cli
+
+import (
+	"fmt"
+	"os"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/pflag"
+	"github.com/tapefs/tapefs/api"
+	"github.com/tapefs/tapefs/config"
+)
+
+var rmCommand = Command{
+	Name:    "rm",
+	Summary: "remove a batch (soft delete: undo with undelete)",
+	Usage:   "[-v] -b ID [-w WS]",
+	Help: `Removes a batch from the holdings. It stays restorable with 'tapefs undelete'
+until its retention period ends (7 days by default); then its tape space
+becomes reclaimable. Only the workspace's manager (or root) may remove.
+
+Examples:
+  tapefs rm -b 507
+`,
+	setup: func(fs *pflag.FlagSet) func(env *Env, args []string) int {
+		batch := fs.Uint64P("batch", "b", 0, "batch `ID` to remove")
+		fs.StringP("workspace", "w", "", "workspace (checked against the batch's)")
+		verbose, _ := logFlags(fs)
+		return func(env *Env, args []string) int {
+			if *batch == 0 || len(args) > 0 {
+				return env.usage("rm", "give -b ID")
+			}
+			env.verbose = *verbose
+			ctx, cancel := interruptible()
+			defer cancel()
+			if ws, _ := fs.GetString("workspace"); ws != "" {
+				st, err := env.Client.Batch(ctx, *batch)
+				if err != nil {
+					return env.fail("rm", err)
+				}
+				if st.Workspace != ws {
+					return env.fail("rm", fmt.Errorf("batch %d belongs to workspace %s, not %s", *batch, st.Workspace, ws))
+				}
+			}
+			r, err := env.Client.Remove(ctx, *batch)
+			if err != nil {
+				return env.fail("rm", err)
+			}
+			fmt.Fprintf(env.Stdout, "batch %d removed; undo with 'tapefs undelete -b %d' until %s\n", *batch, *batch, r.PurgeAfter.Local().Format(time.RFC1123))
+			return ExitOK
+		}
+	},
+}
+
+var undeleteCommand = Command{
+	Name:    "undelete",
+	Summary: "bring back a removed batch within its retention period",
+	Usage:   "-b ID",
+	Help: `Examples:
+  tapefs undelete -b 507
+`,
+	setup: func(fs *pflag.FlagSet) func(env *Env, args []string) int {
+		batch := fs.Uint64P("batch", "b", 0, "batch `ID` to bring back")
+		return func(env *Env, args []string) int {
+			if *batch == 0 || len(args) > 0 {
+				return env.usage("undelete", "give -b ID")
+			}
+			ctx, cancel := interruptible()
+			defer cancel()
+			st, err := env.Client.Undelete(ctx, *batch)
+			if err != nil {
+				return env.fail("undelete", err)
+			}
+			fmt.Fprintf(env.Stdout, "batch %d is back (%s)\n", st.ID, st.State)
+			return ExitOK
+		}
+	},
+}
+
+var sealCommand = Command{
+	Name:    "seal",
+	Summary: "seal an entry of MOUNT/<workspace>/put/ now instead of after the settle time",
+	Usage:   "PATH",
+	Help: `Prints the new batch ID. The same as 'setfattr -n user.tapefs.seal PATH'.
+
+Examples:
+  cp -a run1234 /tape/gws_run3/put/ && tapefs seal /tape/gws_run3/put/run1234
+`,
+	setup: func(fs *pflag.FlagSet) func(env *Env, args []string) int {
+		tag := fs.StringP("tag", "t", "", "one-word `TAG` for the batch")
+		return func(env *Env, args []string) int {
+			if len(args) != 1 {
+				return env.usage("seal", "give one PATH inside MOUNT/<workspace>/put/")
+			}
+			p, err := filepath.Abs(args[0])
+			if err != nil {
+				return env.fail("seal", err)
+			}
+			ctx, cancel := interruptible()
+			defer cancel()
+			st, err := env.Client.Seal(ctx, api.SealRequest{Path: p, Tag: *tag})
+			if err != nil {
+				return env.fail("seal", err)
+			}
+			fmt.Fprintln(env.Stdout, st.ID)
+			return ExitOK
+		}
+	},
+}
+
+var workspaceCommand = Command{
+	Name:    "workspace",
+	Summary: "create and list workspaces, set quotas",
+	Usage:   "create NAME [--quota SIZE] [--owner USER] [--group GROUP] | list | set-quota NAME SIZE",
+	Help: `Creating a workspace and setting quotas is for root. The owner (manager) may
+put, rm and undelete; members of the group may list and get.
+
+Examples:
+  tapefs workspace create gws_run3 --quota 50T --owner alice --group run3
+  tapefs workspace set-quota gws_run3 80T
+  tapefs workspace list
+`,
+	setup: func(fs *pflag.FlagSet) func(env *Env, args []string) int {
+		quota := fs.String("quota", "0", "quota `SIZE` (0 = unlimited; K, M, G, T, P)")
+		owner := fs.String("owner", "", "manager `USER` (name or uid; default: you)")
+		group := fs.String("group", "", "`GROUP` whose members may list and get (name or gid; default: the owner's group)")
+		return func(env *Env, args []string) int {
+			if len(args) == 0 {
+				return env.usage("workspace", "give create, list or set-quota")
+			}
+			ctx, cancel := interruptible()
+			defer cancel()
+			switch args[0] {
+			case "list":
+				return env.ls("workspace", 0, "text", true)
+			case "create":
+				if len(args) != 2 {
+					return env.usage("workspace", "create NAME")
+				}
+				q, err := config.ParseSize(*quota)
+				if err != nil {
+					return env.usage("workspace", "--quota %q: %v", *quota, err)
+				}
+				uid, gid, err := lookupOwner(*owner, *group)
+				if err != nil {
+					return env.usage("workspace", "%v", err)
+				}
+				if err := env.Client.CreateWorkspace(ctx, api.WorkspaceRequest{Name: args[1], Quota: q, Manager: uid, Group: gid}); err != nil {
+					return env.fail("workspace", err)
+				}
+				fmt.Fprintf(env.Stdout, "workspace %s created (manager uid %d, group gid %d, quota %s)\n", args[1], uid, gid, quotaText(q))
+				return ExitOK
+			case "set-quota":
+				if len(args) != 3 {
+					return env.usage("workspace", "set-quota NAME SIZE")
+				}
+				q, err := config.ParseSize(args[2])
+				if err != nil {
+					return env.usage("workspace", "quota %q: %v", args[2], err)
+				}
+				if err := env.Client.SetQuota(ctx, args[1], q); err != nil {
+					return env.fail("workspace", err)
+				}
+				fmt.Fprintf(env.Stdout, "quota of %s set to %s\n", args[1], quotaText(q))
+				return ExitOK
+			}
+			return env.usage("workspace", "unknown subcommand %q (create, list, set-quota)", args[0])
+		}
+	},
+}
+
+func quotaText(q int64) string {
+	if q == 0 {
+		return "unlimited"
+	}
+	return config.FormatSize(q)
+}
+
+// lookupOwner resolves --owner and --group (names or numbers).
+func lookupOwner(owner, group string) (uint32, uint32, error) {
+	uid, gid := uint32(os.Getuid()), uint32(os.Getgid())
+	if owner != "" {
+		if n, err := strconv.ParseUint(owner, 10, 32); err == nil {
+			uid = uint32(n)
+			if u, err := user.LookupId(owner); err == nil {
+				g, _ := strconv.ParseUint(u.Gid, 10, 32)
+				gid = uint32(g)
+			}
+		} else {
+			u, err := user.Lookup(owner)
+			if err != nil {
+				return 0, 0, fmt.Errorf("--owner %q: no such user", owner)
+			}
+			n, _ := strconv.ParseUint(u.Uid, 10, 32)
+			g, _ := strconv.ParseUint(u.Gid, 10, 32)
+			uid, gid = uint32(n), uint32(g)
+		}
+	}
+	if group != "" {
+		if n, err := strconv.ParseUint(group, 10, 32); err == nil {
+			gid = uint32(n)
+		} else {
+			g, err := user.LookupGroup(group)
+			if err != nil {
+				return 0, 0, fmt.Errorf("--group %q: no such group", group)
+			}
+			n, _ := strconv.ParseUint(g.Gid, 10, 32)
+			gid = uint32(n)
+		}
+	}
+	return uid, gid, nil
+}
+
+var libraryCommand = Command{
+	Name:    "library",
+	Summary: "drives and cartridges of the tape library",
+	Usage:   "status",
+	Help: `Examples:
+  tapefs library status
+`,
+	setup: func(fs *pflag.FlagSet) func(env *Env, args []string) int {
+		return func(env *Env, args []string) int {
+			if len(args) != 1 || args[0] != "status" {
+				return env.usage("library", "library status")
+			}
+			ctx, cancel := interruptible()
+			defer cancel()
+			st, err := env.Client.Library(ctx)
+			if err != nil {
+				return env.fail("library", err)
+			}
+			tw := tabwriter.NewWriter(env.Stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "DRIVE\tSTATE\tCARTRIDGE\tIN USE\tMOUNTS\tREAD\tWRITTEN\tTAPE TIME")
+			for _, d := range st.Drives {
+				vol := d.VOLSER
+				if vol == "" {
+					vol = "-"
+				}
+				fmt.Fprintf(tw, "%d\t%s\t%s\t%v\t%d\t%s\t%s\t%s\n", d.Index, d.State, vol, d.InUse, d.Counters.Mounts,
+					config.FormatSize(d.Counters.BytesRead), config.FormatSize(d.Counters.BytesWritten), time.Duration(d.Counters.SimSeconds*float64(time.Second)).Round(time.Second))
+			}
+			fmt.Fprintln(tw)
+			fmt.Fprintln(tw, "CARTRIDGE\tSTATE\tFILL\tUSED\tCAPACITY\tTAPE FILES\tDRIVE")
+			for _, c := range st.Cartridges {
+				drive := "-"
+				if c.Drive >= 0 {
+					drive = strconv.Itoa(c.Drive)
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%.1f%%\t%s\t%s\t%d\t%s\n", c.VOLSER, c.State, 100*float64(c.Used)/float64(max(c.Capacity, 1)),
+					config.FormatSize(c.Used), config.FormatSize(c.Capacity), c.TapeFiles, drive)
+			}
+			tw.Flush()
+			return ExitOK
+		}
+	},
+}
+
+var cacheCommand = Command{
+	Name:    "cache",
+	Summary: "evict batches that are on tape from the disk cache",
+	Usage:   "evict [-b ID]",
+	Help: `Drops the cached copies of a batch that is on tape (all such batches without
+-b, root only). Files being read stay. Reading an evicted file recalls it.
+
+Examples:
+  tapefs cache evict -b 507
+`,
+	setup: func(fs *pflag.FlagSet) func(env *Env, args []string) int {
+		batch := fs.Uint64P("batch", "b", 0, "batch `ID` (default: every batch on tape)")
+		return func(env *Env, args []string) int {
+			if len(args) != 1 || args[0] != "evict" {
+				return env.usage("cache", "cache evict [-b ID]")
+			}
+			ctx, cancel := interruptible()
+			defer cancel()
+			freed, err := env.Client.Evict(ctx, *batch)
+			if err != nil {
+				return env.fail("cache", err)
+			}
+			fmt.Fprintf(env.Stdout, "%s freed\n", config.FormatSize(freed))
+			return ExitOK
+		}
+	},
+}

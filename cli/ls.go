@@ -1,0 +1,288 @@
+package cli
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/pflag"
+	"github.com/tapefs/tapefs/api"
+	"github.com/tapefs/tapefs/archive"
+	"github.com/tapefs/tapefs/catalog"
+	"github.com/tapefs/tapefs/config"
+)
+
+var lsCommand = Command{
+	Name:    "ls",
+	Summary: "list workspaces, batches or files",
+	Usage:   "[-H] [-b ID] [-w WS] [-L workspace|batch|file] [-F text|json|md5sum]",
+	Help: `Lists holdings without touching tape. The workspace level shows quota and use;
+the batch level ID, tag, state, files, bytes, created and synced; the file
+level path, size, md5, state and cartridges. -F md5sum prints lines that
+'md5sum -c' accepts when run from a restore root (get -r DIR), or from / for
+the files in their original place.
+
+Examples:
+  tapefs ls -H -L workspace
+  tapefs ls -w gws_run3                 # batches
+  tapefs ls -b 507 -L file -H
+  cd /scratch/restore && tapefs ls -b 507 -F md5sum | md5sum -c
+`,
+	setup: func(fs *pflag.FlagSet) func(env *Env, args []string) int {
+		human := fs.BoolP("human", "H", false, "header line and sizes in KiB, MiB, GiB")
+		batch := fs.Uint64P("batch", "b", 0, "only batch `ID` (file level unless -L says otherwise)")
+		ws := fs.StringP("workspace", "w", "", "workspace (default from configuration)")
+		level := fs.StringP("level", "L", "", "what to list: workspace, batch or file (default [Directory] outputLevel)")
+		format := fs.StringP("format", "F", "text", "output format: text, json or md5sum")
+		return func(env *Env, args []string) int {
+			if len(args) > 0 {
+				return env.usage("ls", "unexpected argument %q", args[0])
+			}
+			if *ws != "" {
+				env.Settings.Workspace = *ws
+			}
+			lv := strings.ToLower(*level)
+			if lv == "" {
+				lv = env.Settings.OutputLevel
+				if *batch != 0 || *format == "md5sum" {
+					lv = "file"
+				}
+			}
+			if !validLevel(lv) {
+				return env.usage("ls", "-L %q: use workspace, batch or file", *level)
+			}
+			switch *format {
+			case "text", "json", "md5sum":
+			default:
+				return env.usage("ls", "-F %q: use text, json or md5sum", *format)
+			}
+			if *format == "md5sum" && lv != "file" {
+				return env.usage("ls", "-F md5sum lists files: use -L file")
+			}
+			return env.ls(lv, *batch, *format, *human)
+		}
+	},
+}
+
+func (env *Env) ls(level string, batch uint64, format string, human bool) int {
+	ctx, cancel := interruptible()
+	defer cancel()
+	size := func(n int64) string {
+		if human {
+			return config.FormatSize(n)
+		}
+		return fmt.Sprint(n)
+	}
+	when := func(t time.Time) string {
+		if t.IsZero() {
+			return "-"
+		}
+		return t.Local().Format("2006-01-02 15:04:05")
+	}
+	tw := tabwriter.NewWriter(env.Stdout, 0, 4, 2, ' ', 0)
+	defer tw.Flush()
+	switch level {
+	case "workspace":
+		wss, err := env.Client.Workspaces(ctx)
+		if err != nil {
+			return env.fail("ls", err)
+		}
+		if format == "json" {
+			return writeJSONOut(env.Stdout, wss)
+		}
+		if human {
+			fmt.Fprintln(tw, "WORKSPACE\tQUOTA\tUSED\tUSE%\tMANAGER\tGROUP")
+		}
+		for _, w := range wss {
+			quota, pct := "unlimited", "-"
+			if w.Quota > 0 {
+				quota, pct = size(w.Quota), fmt.Sprintf("%.0f%%", 100*float64(w.Used)/float64(w.Quota))
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\n", w.Name, quota, size(w.Used), pct, w.Manager, w.Group)
+		}
+	case "batch":
+		var bs []archive.Status
+		var err error
+		if batch != 0 {
+			var st archive.Status
+			st, err = env.Client.Batch(ctx, batch)
+			bs = []archive.Status{st}
+		} else {
+			bs, err = env.Client.Batches(ctx, api.BatchQuery{Workspace: env.Settings.Workspace})
+		}
+		if err != nil {
+			return env.fail("ls", err)
+		}
+		bs = liveOnly(bs, batch != 0)
+		if format == "json" {
+			return writeJSONOut(env.Stdout, bs)
+		}
+		if human {
+			fmt.Fprintln(tw, "BATCH\tTAG\tSTATE\tFILES\tBYTES\tCREATED\tSYNCED")
+		}
+		for _, b := range bs {
+			tag := b.Tag
+			if tag == "" {
+				tag = "-"
+			}
+			fmt.Fprintf(tw, "%d\t%s\t%s\t%d\t%s\t%s\t%s\n", b.ID, tag, b.State, b.Files, size(b.Bytes), when(b.Created), when(b.Synced))
+		}
+	case "file":
+		var ids []uint64
+		if batch != 0 {
+			ids = []uint64{batch}
+		} else {
+			bs, err := env.Client.Batches(ctx, api.BatchQuery{Workspace: env.Settings.Workspace})
+			if err != nil {
+				return env.fail("ls", err)
+			}
+			for _, b := range liveOnly(bs, false) {
+				ids = append(ids, b.ID)
+			}
+		}
+		var all []api.FileInfo
+		for _, id := range ids {
+			fs, err := env.Client.AllFiles(ctx, id)
+			if err != nil {
+				return env.fail("ls", err)
+			}
+			all = append(all, visible(fs)...)
+		}
+		sort.SliceStable(all, func(i, j int) bool { return all[i].Path < all[j].Path })
+		switch format {
+		case "json":
+			return writeJSONOut(env.Stdout, all)
+		case "md5sum":
+			for _, f := range all {
+				if f.Type == catalog.TypeFile {
+					fmt.Fprintln(env.Stdout, md5sumLine(f.MD5, f.Path))
+				}
+			}
+			return ExitOK
+		}
+		if human {
+			fmt.Fprintln(tw, "PATH\tSIZE\tMD5\tSTATE\tBATCH\tTAPES")
+		}
+		for _, f := range all {
+			md5, st := f.MD5, string(f.State)
+			if f.Type != catalog.TypeFile {
+				md5, st = "-", string(f.Type)
+			}
+			var tapes []string
+			for _, c := range f.Copies {
+				tapes = append(tapes, c.VOLSER)
+			}
+			if len(tapes) == 0 {
+				tapes = []string{"-"}
+			}
+			fmt.Fprintf(tw, "/%s\t%s\t%s\t%s\t%d\t%s\n", f.Path, size(f.Size), md5, st, f.Batch, strings.Join(tapes, ","))
+		}
+	}
+	return ExitOK
+}
+
+// md5sumLine writes one line of md5sum's format, with the path relative
+// and, as GNU md5sum does, a leading backslash when the name has a
+// backslash or a newline escaped in it.
+func md5sumLine(sum, p string) string {
+	if strings.ContainsAny(p, "\\\n") {
+		return "\\" + sum + "  " + strings.NewReplacer("\\", "\\\\", "\n", "\\n").Replace(p)
+	}
+	return sum + "  " + p
+}
+
+// liveOnly hides deleted batches unless one was asked for by ID.
+func liveOnly(bs []archive.Status, keep bool) []archive.Status {
+	if keep {
+		return bs
+	}
+	out := bs[:0]
+	for _, b := range bs {
+		if b.State != catalog.Deleted {
+			out = append(out, b)
+		}
+	}
+	return out
+}
+
+func writeJSONOut(w io.Writer, v any) int {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(v); err != nil {
+		return ExitFailed
+	}
+	return ExitOK
+}
+
+var statusCommand = Command{
+	Name:    "status",
+	Summary: "state and progress of a batch, or of the workspace's recent batches",
+	Usage:   "[-b ID] [-w WS] [--wait]",
+	Help: `Shows state and progress (bytes on tape / bytes). With --wait, waits until the
+batch is on tape: exit 0 on CACHED_SYNCED or SYNCED, 1 on FAILED.
+
+Examples:
+  tapefs status -b 507
+  tapefs status -b 507 --wait && rm -r /data/run1234
+  tapefs status -w gws_run3
+`,
+	setup: func(fs *pflag.FlagSet) func(env *Env, args []string) int {
+		batch := fs.Uint64P("batch", "b", 0, "batch `ID`")
+		ws := fs.StringP("workspace", "w", "", "workspace (without -b)")
+		wait := fs.Bool("wait", false, "wait until the batch is on tape or FAILED")
+		return func(env *Env, args []string) int {
+			if len(args) > 0 {
+				return env.usage("status", "unexpected argument %q", args[0])
+			}
+			if *ws != "" {
+				env.Settings.Workspace = *ws
+			}
+			if *wait && *batch == 0 {
+				return env.usage("status", "--wait needs -b ID")
+			}
+			ctx, cancel := interruptible()
+			defer cancel()
+			if *wait {
+				code := env.waitBatch(ctx, *batch)
+				if st, err := env.Client.Batch(ctx, *batch); err == nil {
+					printStatus(env.Stdout, []archive.Status{st})
+				}
+				return code
+			}
+			var bs []archive.Status
+			var err error
+			if *batch != 0 {
+				var st archive.Status
+				st, err = env.Client.Batch(ctx, *batch)
+				bs = []archive.Status{st}
+			} else {
+				bs, err = env.Client.Batches(ctx, api.BatchQuery{Workspace: env.Settings.Workspace, Newest: true, Limit: 20})
+			}
+			if err != nil {
+				return env.fail("status", err)
+			}
+			printStatus(env.Stdout, bs)
+			return ExitOK
+		}
+	},
+}
+
+func printStatus(w io.Writer, bs []archive.Status) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "BATCH\tWORKSPACE\tSTATE\tPROGRESS\tFILES\tBYTES\tREASON")
+	for _, b := range bs {
+		reason := b.Reason
+		if b.State != catalog.Failed {
+			reason = ""
+		}
+		if b.State == catalog.Deleted {
+			reason = "deleted " + b.Deleted.Local().Format("2006-01-02 15:04")
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%.0f%%\t%d\t%s\t%s\n", b.ID, b.Workspace, b.State, 100*b.Progress, b.Files, config.FormatSize(b.Bytes), reason)
+	}
+	tw.Flush()
+}

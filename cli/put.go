@@ -1,0 +1,469 @@
+package cli
+
+import (
+	"archive/tar"
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/pflag"
+	"github.com/tapefs/tapefs/api"
+	"github.com/tapefs/tapefs/catalog"
+)
+
+var putCommand = Command{
+	Name:    "put",
+	Summary: "archive a directory or a list of files as one batch",
+	Usage:   "[-v] [-l LOGFILE] [-w WS] [-c] [-t TAG] [--wait] (-f LISTFILE | DIR)",
+	Help: `Reads the files as you (a file you cannot read cannot be archived), sends
+them to the daemon, and prints the new batch ID alone on stdout as soon as the
+batch is registered. Files are stored under their absolute paths; symlinks
+are stored as symlinks. When put returns, the bytes are in the archive's disk
+cache and the sources may be deleted; with --wait it returns once the batch is
+on tape (CACHED_SYNCED), or fails if the batch FAILED.
+
+LISTFILE holds absolute paths, one per line. A blank line, a relative path, a
+missing or unreadable file, or a file already archived in a live batch of the
+workspace is an error naming the line; with -c it is reported and skipped
+(exit code 2).
+
+Examples:
+  tapefs put -w gws_run3 /data/run1234
+  tapefs put -w gws_run3 -t run1234 -f run1234.list --wait
+  find /data/run1234 -name '*.raw' > list && tapefs put -c -f list -l put.log
+`,
+	setup: func(fs *pflag.FlagSet) func(env *Env, args []string) int {
+		ws := fs.StringP("workspace", "w", "", "workspace to put into (default: [Batch] Workspace, TAPEFS_WORKSPACE, or \"default\")")
+		list := fs.StringP("file", "f", "", "`LISTFILE` of absolute paths, one per line")
+		cont := fs.BoolP("continue", "c", false, "report and skip bad list entries instead of failing")
+		tag := fs.StringP("tag", "t", "", "one-word `TAG` for the batch")
+		wait := fs.Bool("wait", false, "return when the batch is on tape (or FAILED)")
+		verbose, logfile := logFlags(fs)
+		return func(env *Env, args []string) int {
+			if *ws != "" {
+				env.Settings.Workspace = *ws
+			}
+			if (*list == "") == (len(args) != 1) || len(args) > 1 {
+				return env.usage("put", "give either -f LISTFILE or one DIR")
+			}
+			if strings.ContainsFunc(*tag, func(r rune) bool { return r <= ' ' }) {
+				return env.usage("put", "-t %q: a tag is one word", *tag)
+			}
+			closeLog, err := env.openLog(*verbose, *logfile)
+			if err != nil {
+				return env.fail("put", err)
+			}
+			defer closeLog()
+			return env.put(*list, args, *cont, *tag, *wait)
+		}
+	},
+}
+
+// source is one path to archive, with where it was named.
+type source struct {
+	path  string // absolute, clean
+	info  fs.FileInfo
+	where string // "LISTFILE:LINE", or "" for a walk
+}
+
+// problem is a bad source: where, which, why.
+type problem struct{ where, path, why string }
+
+func (p problem) String() string {
+	if p.where != "" {
+		return fmt.Sprintf("%s: %s: %s", p.where, p.path, p.why)
+	}
+	return fmt.Sprintf("%s: %s", p.path, p.why)
+}
+
+func (env *Env) put(listFile string, args []string, cont bool, tag string, wait bool) int {
+	ctx, cancel := interruptible()
+	defer cancel()
+	var (
+		srcs     []source
+		problems []problem
+	)
+	if listFile != "" {
+		var err error
+		srcs, problems, err = readList(listFile)
+		if err != nil {
+			return env.fail("put", err)
+		}
+	} else {
+		dir, err := filepath.Abs(args[0])
+		if err != nil {
+			return env.fail("put", err)
+		}
+		st, err := os.Lstat(dir)
+		if err != nil {
+			return env.fail("put", err)
+		}
+		if !st.IsDir() {
+			return env.usage("put", "%s is not a directory (use -f LISTFILE for single files)", args[0])
+		}
+		srcs, problems = expand([]source{{path: dir, info: st}})
+	}
+	// Files already archived in a live batch of the workspace.
+	var paths []string
+	for _, s := range srcs {
+		if s.info.Mode().IsRegular() {
+			paths = append(paths, batchPath(s.path))
+		}
+	}
+	archived, err := env.Client.CheckPaths(ctx, env.Settings.Workspace, paths)
+	if err != nil {
+		return env.fail("put", err)
+	}
+	kept := srcs[:0]
+	for _, s := range srcs {
+		if b, ok := archived[batchPath(s.path)]; ok && s.info.Mode().IsRegular() {
+			problems = append(problems, problem{s.where, s.path, fmt.Sprintf("already archived in batch %d of workspace %s; remove that batch first or leave the file out", b, env.Settings.Workspace)})
+			continue
+		}
+		kept = append(kept, s)
+	}
+	srcs = kept
+	for _, p := range problems {
+		if cont {
+			fmt.Fprintf(env.Stderr, "tapefs put: skipped %s\n", p)
+			env.logf("skipped %s", p)
+		} else {
+			fmt.Fprintf(env.Stderr, "tapefs put: %s\n", p)
+		}
+	}
+	if len(problems) > 0 && !cont {
+		fmt.Fprintf(env.Stderr, "tapefs put: nothing was archived: fix the %d problem(s) above, or use -c to skip them\n", len(problems))
+		return ExitFailed
+	}
+	if len(srcs) == 0 {
+		fmt.Fprintln(env.Stderr, "tapefs put: nothing to archive")
+		return ExitFailed
+	}
+	members := withParents(srcs)
+	var total int64
+	for _, m := range members {
+		if m.info.Mode().IsRegular() {
+			total += m.info.Size()
+		}
+	}
+	st, err := env.Client.Reserve(ctx, api.PutRequest{Workspace: env.Settings.Workspace, Tag: tag, Files: int64(len(members)), Bytes: total})
+	if err != nil {
+		return env.fail("put", err)
+	}
+	id := st.ID
+	fmt.Fprintln(env.Stdout, id)
+	if f, ok := env.Stdout.(*os.File); ok {
+		f.Sync()
+	}
+	bar := env.newProgress(fmt.Sprintf("put batch %d", id), total)
+	pr, pw := io.Pipe()
+	go func() { pw.CloseWithError(env.writeTar(pw, members, bar)) }()
+	st, err = env.Client.Upload(ctx, id, pr)
+	pr.CloseWithError(errors.New("upload ended"))
+	bar.done()
+	if err != nil {
+		return env.fail("put", fmt.Errorf("batch %d: %w", id, err))
+	}
+	env.logf("batch %d sealed: %d entries, %d bytes", id, st.Files, st.Bytes)
+	if wait {
+		if code := env.waitBatch(ctx, id); code != ExitOK {
+			return code
+		}
+	}
+	if len(problems) > 0 {
+		return ExitPartial
+	}
+	return ExitOK
+}
+
+// batchPath is where an absolute source path is stored in a batch.
+func batchPath(abs string) string { return strings.TrimPrefix(filepath.ToSlash(abs), "/") }
+
+// readList reads a list file: absolute paths, one per line.
+func readList(name string) ([]source, []problem, error) {
+	f, err := os.Open(name)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer f.Close()
+	var top []source
+	var problems []problem
+	seen := map[string]string{}
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for line := 1; sc.Scan(); line++ {
+		where := fmt.Sprintf("%s:%d", name, line)
+		p := strings.TrimRight(sc.Text(), "\r")
+		switch {
+		case strings.TrimSpace(p) == "":
+			problems = append(problems, problem{where, `""`, "blank line"})
+			continue
+		case !filepath.IsAbs(p):
+			problems = append(problems, problem{where, p, "relative path; the list must hold absolute paths"})
+			continue
+		}
+		clean := filepath.Clean(p)
+		if first, ok := seen[clean]; ok {
+			problems = append(problems, problem{where, p, "listed twice (first at " + first + ")"})
+			continue
+		}
+		seen[clean] = where
+		st, err := os.Lstat(clean)
+		if err != nil {
+			problems = append(problems, problem{where, p, describe(err)})
+			continue
+		}
+		top = append(top, source{path: clean, info: st, where: where})
+	}
+	if err := sc.Err(); err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", name, err)
+	}
+	srcs, more := expand(top)
+	return srcs, append(problems, more...), nil
+}
+
+// expand checks that every source can be read by the caller and walks
+// directories.
+func expand(top []source) ([]source, []problem) {
+	var out []source
+	var problems []problem
+	seen := map[string]bool{}
+	add := func(s source) {
+		if !seen[s.path] {
+			seen[s.path] = true
+			out = append(out, s)
+		}
+	}
+	for _, t := range top {
+		if !t.info.IsDir() {
+			if err := readable(t.path, t.info); err != nil {
+				problems = append(problems, problem{t.where, t.path, describe(err)})
+				continue
+			}
+			add(t)
+			continue
+		}
+		filepath.WalkDir(t.path, func(p string, d fs.DirEntry, err error) error {
+			if err != nil {
+				problems = append(problems, problem{t.where, p, describe(err)})
+				if d != nil && d.IsDir() {
+					return fs.SkipDir
+				}
+				return nil
+			}
+			info, err := d.Info()
+			if err == nil {
+				err = readable(p, info)
+			}
+			if err != nil {
+				problems = append(problems, problem{t.where, p, describe(err)})
+				if d.IsDir() {
+					return fs.SkipDir
+				}
+				return nil
+			}
+			add(source{path: p, info: info, where: t.where})
+			return nil
+		})
+	}
+	return out, problems
+}
+
+// readable checks, as the caller, that a source can be archived.
+func readable(p string, info fs.FileInfo) error {
+	switch {
+	case info.Mode().IsRegular():
+		f, err := os.Open(p)
+		if err != nil {
+			return err
+		}
+		return f.Close()
+	case info.IsDir():
+		f, err := os.Open(p)
+		if err != nil {
+			return err
+		}
+		_, err = f.Readdirnames(1)
+		f.Close()
+		if err == io.EOF {
+			err = nil
+		}
+		return err
+	case info.Mode()&fs.ModeSymlink != 0:
+		return nil
+	}
+	return fmt.Errorf("%s files cannot be archived", kind(info.Mode()))
+}
+
+func kind(m fs.FileMode) string {
+	switch {
+	case m&fs.ModeNamedPipe != 0:
+		return "named pipe"
+	case m&fs.ModeSocket != 0:
+		return "socket"
+	case m&fs.ModeDevice != 0:
+		return "device"
+	}
+	return "special"
+}
+
+// describe turns a file error into words for a list report.
+func describe(err error) string {
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return "no such file or directory"
+	case errors.Is(err, fs.ErrPermission):
+		return fmt.Sprintf("permission denied: you (uid %d) cannot read it", os.Getuid())
+	}
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err.Error()
+	}
+	return err.Error()
+}
+
+// withParents adds the ancestors of every source (as directories, with
+// their metadata where it can be read) and sorts parents first.
+func withParents(srcs []source) []source {
+	byPath := map[string]source{}
+	for _, s := range srcs {
+		byPath[s.path] = s
+	}
+	for _, s := range srcs {
+		for d := filepath.Dir(s.path); d != "/" && d != "."; d = filepath.Dir(d) {
+			if _, ok := byPath[d]; ok {
+				break
+			}
+			st, err := os.Stat(d)
+			if err != nil || !st.IsDir() {
+				st = dirInfo{name: filepath.Base(d)}
+			}
+			byPath[d] = source{path: d, info: st}
+		}
+	}
+	out := make([]source, 0, len(byPath))
+	for _, s := range byPath {
+		out = append(out, s)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].path < out[j].path })
+	return out
+}
+
+// dirInfo stands for a parent directory that cannot be stat'ed.
+type dirInfo struct{ name string }
+
+func (d dirInfo) Name() string       { return d.name }
+func (d dirInfo) Size() int64        { return 0 }
+func (d dirInfo) Mode() fs.FileMode  { return fs.ModeDir | 0o755 }
+func (d dirInfo) ModTime() time.Time { return time.Time{} }
+func (d dirInfo) IsDir() bool        { return true }
+func (d dirInfo) Sys() any           { return nil }
+
+// writeTar streams the members as a tar archive, reading every file as
+// the caller. A file that changes size while it is read fails the put.
+func (env *Env) writeTar(w io.Writer, members []source, bar *progress) error {
+	tw := tar.NewWriter(w)
+	links := map[[2]uint64]string{}
+	buf := make([]byte, 1<<20)
+	for _, m := range members {
+		name := batchPath(m.path)
+		target := ""
+		if m.info.Mode()&fs.ModeSymlink != 0 {
+			t, err := os.Readlink(m.path)
+			if err != nil {
+				return fmt.Errorf("%s: %w", m.path, err)
+			}
+			target = t
+		}
+		h, err := tar.FileInfoHeader(m.info, target)
+		if err != nil {
+			return fmt.Errorf("%s: %w", m.path, err)
+		}
+		h.Name, h.Format = name, tar.FormatPAX
+		h.Uname, h.Gname = "", ""
+		if st, ok := m.info.Sys().(*syscall.Stat_t); ok && m.info.Mode().IsRegular() && st.Nlink > 1 {
+			k := [2]uint64{uint64(st.Dev), st.Ino}
+			if first, ok := links[k]; ok {
+				h.Typeflag, h.Linkname, h.Size = tar.TypeLink, first, 0
+			} else {
+				links[k] = name
+			}
+		}
+		if h.Typeflag == tar.TypeDir {
+			h.Name += "/"
+		}
+		if err := tw.WriteHeader(h); err != nil {
+			return fmt.Errorf("%s: %w", m.path, err)
+		}
+		if h.Typeflag == tar.TypeReg {
+			if err := copyFile(tw, m.path, h.Size, buf, bar); err != nil {
+				return err
+			}
+			env.logf("put %s (%d bytes)", m.path, h.Size)
+		}
+	}
+	return tw.Close()
+}
+
+func copyFile(w io.Writer, path string, size int64, buf []byte, bar *progress) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	defer f.Close()
+	var n int64
+	for {
+		k, err := f.Read(buf)
+		if k > 0 {
+			if n+int64(k) > size {
+				return fmt.Errorf("%s grew while it was being read; put it again when it is complete", path)
+			}
+			if _, werr := w.Write(buf[:k]); werr != nil {
+				return werr
+			}
+			n += int64(k)
+			bar.add(int64(k))
+		}
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return fmt.Errorf("%s: %w", path, err)
+		}
+	}
+	if n != size {
+		return fmt.Errorf("%s shrank while it was being read (%d of %d bytes); put it again when it is complete", path, n, size)
+	}
+	return nil
+}
+
+// waitBatch waits for a batch to reach tape, with a progress bar on a
+// terminal, and returns the exit code.
+func (env *Env) waitBatch(ctx context.Context, id uint64) int {
+	bar := env.newProgress(fmt.Sprintf("batch %d to tape", id), 0)
+	stop := bar.follow(ctx, env.Client, id)
+	st, err := env.Client.Wait(ctx, id)
+	stop()
+	bar.done()
+	if err != nil {
+		return env.fail("status", err)
+	}
+	switch st.State {
+	case catalog.CachedSynced, catalog.Synced:
+		return ExitOK
+	case catalog.Failed:
+		fmt.Fprintf(env.Stderr, "tapefs: batch %d FAILED: %s\n", id, st.Reason)
+	default:
+		fmt.Fprintf(env.Stderr, "tapefs: batch %d is %s\n", id, st.State)
+	}
+	return ExitFailed
+}

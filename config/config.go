@@ -1,0 +1,189 @@
+// Package config owns tapefs's configuration files: the INI format
+// (compatible in spirit with Elastic Tape's: "[Batch] Workspace = NAME"),
+// where they are (/etc/tapefs.conf, then ~/.tapefs.conf), and the value
+// syntax shared by files, environment and flags (sizes, durations).
+//
+// Precedence, lowest to highest: /etc/tapefs.conf, ~/.tapefs.conf, the
+// TAPEFS_* environment variables, the flags. Callers apply the layers in
+// that order; this package reads them and names file and line in errors.
+package config
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+)
+
+// Entry is one KEY = VALUE line of a file.
+type Entry struct {
+	File    string
+	Line    int
+	Section string // lower case
+	Key     string // lower case
+	Value   string
+}
+
+// Where names the entry's place for messages.
+func (e Entry) Where() string { return fmt.Sprintf("%s:%d", e.File, e.Line) }
+
+// ReadINI reads an INI file. Blank lines and lines starting with # or ;
+// are skipped; keys and sections are case-insensitive; a value may be
+// quoted. A malformed line is an error naming file and line.
+func ReadINI(path string) ([]Entry, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var out []Entry
+	sc := bufio.NewScanner(f)
+	section := ""
+	for line := 1; sc.Scan(); line++ {
+		text := strings.TrimSpace(sc.Text())
+		if text == "" || text[0] == '#' || text[0] == ';' {
+			continue
+		}
+		if strings.HasPrefix(text, "[") {
+			if !strings.HasSuffix(text, "]") {
+				return out, fmt.Errorf("%s:%d: malformed section header %q (expected [Name])", path, line, text)
+			}
+			section = strings.ToLower(strings.TrimSpace(text[1 : len(text)-1]))
+			continue
+		}
+		key, value, ok := strings.Cut(text, "=")
+		if !ok {
+			return out, fmt.Errorf("%s:%d: expected KEY = VALUE, got %q", path, line, text)
+		}
+		value = strings.TrimSpace(value)
+		if len(value) >= 2 && value[0] == '"' && value[len(value)-1] == '"' {
+			value = value[1 : len(value)-1]
+		}
+		out = append(out, Entry{File: path, Line: line, Section: section, Key: strings.ToLower(strings.TrimSpace(key)), Value: value})
+	}
+	if err := sc.Err(); err != nil {
+		return out, fmt.Errorf("%s: %w", path, err)
+	}
+	return out, nil
+}
+
+// Files are the configuration files in precedence order (lowest first):
+// /etc/tapefs.conf and ~/.tapefs.conf. TAPEFS_SYSTEM_CONFIG and
+// TAPEFS_USER_CONFIG replace them (for tests and unusual installs).
+func Files() []string {
+	sys := "/etc/tapefs.conf"
+	if v := os.Getenv("TAPEFS_SYSTEM_CONFIG"); v != "" {
+		sys = v
+	}
+	user := os.Getenv("TAPEFS_USER_CONFIG")
+	if user == "" {
+		if home, err := os.UserHomeDir(); err == nil {
+			user = filepath.Join(home, ".tapefs.conf")
+		}
+	}
+	return []string{sys, user}
+}
+
+// ReadAll reads every existing file of Files (missing ones are skipped).
+func ReadAll(files []string) ([]Entry, error) {
+	var all []Entry
+	for _, f := range files {
+		if f == "" {
+			continue
+		}
+		es, err := ReadINI(f)
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return all, err
+		}
+		all = append(all, es...)
+	}
+	return all, nil
+}
+
+// EnvName is the environment variable of a setting: TAPEFS_ and the key in
+// upper case with dashes as underscores ("cache-size" -> TAPEFS_CACHE_SIZE).
+func EnvName(key string) string {
+	return "TAPEFS_" + strings.ToUpper(strings.ReplaceAll(key, "-", "_"))
+}
+
+// ParseSize reads a size in bytes: a number with an optional binary unit,
+// K, M, G, T or P (also KB, KiB, ...): "500M", "10G", "1.5T", "0".
+func ParseSize(s string) (int64, error) {
+	t := strings.TrimSpace(s)
+	i := len(t)
+	for i > 0 && (t[i-1] < '0' || t[i-1] > '9') && t[i-1] != '.' {
+		i--
+	}
+	num, unit := t[:i], strings.ToUpper(strings.TrimSpace(t[i:]))
+	unit = strings.TrimSuffix(strings.TrimSuffix(unit, "IB"), "B")
+	mult := map[string]float64{"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40, "P": 1 << 50}[unit]
+	if mult == 0 {
+		return 0, fmt.Errorf("unknown unit %q (use K, M, G, T or P)", t[i:])
+	}
+	v, err := strconv.ParseFloat(num, 64)
+	if err != nil || v < 0 || num == "" {
+		return 0, errors.New("not a size (examples: 0, 500M, 10G, 1.5T)")
+	}
+	b := v * mult
+	if b > math.MaxInt64 {
+		return 0, errors.New("too large")
+	}
+	return int64(b), nil
+}
+
+// FormatSize prints bytes with a binary unit, for people.
+func FormatSize(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit && exp < 4; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTP"[exp])
+}
+
+// Known lists the keys each section may hold; anything else is reported
+// as a warning naming file and line.
+var Known = map[string][]string{
+	"batch":     {"workspace"},
+	"directory": {"outputlevel"},
+	"daemon": {"home", "http", "http-token", "settle", "cache-size", "time-scale", "allow-other", "log-level",
+		"drives", "cartridges", "cartridge-size", "flush-age", "recall-linger", "tape-speed", "max-file-size", "retention", "prefetch"},
+}
+
+// Unknown returns a warning for every entry whose section or key is not in
+// Known.
+func Unknown(es []Entry) []string {
+	var out []string
+	for _, e := range es {
+		keys, ok := Known[e.Section]
+		found := false
+		for _, k := range keys {
+			found = found || k == e.Key
+		}
+		if !ok || !found {
+			out = append(out, fmt.Sprintf("%s: unknown setting %q in [%s] (ignored)", e.Where(), e.Key, e.Section))
+		}
+	}
+	return out
+}
+
+// Lookup returns the last (highest-precedence) entry for section.key.
+func Lookup(es []Entry, section, key string) (Entry, bool) {
+	for i := len(es) - 1; i >= 0; i-- {
+		if es[i].Section == section && es[i].Key == key {
+			return es[i], true
+		}
+	}
+	return Entry{}, false
+}
