@@ -236,6 +236,54 @@ func testCatalog(t *testing.T, newCatalog func() *Catalog) {
 		})
 	})
 
+	t.Run("reserve batch", func(t *testing.T) {
+		c := newCatalog()
+		addWorkspace(t, c, "ws")
+		var r Batch
+		update(t, c, func(tx *Tx) error {
+			var err error
+			r, err = tx.ReserveBatch(Batch{Workspace: "ws", Bytes: 1000, Created: t0})
+			if err != nil || r.ID != 1 || r.State != Caching {
+				t.Errorf("ReserveBatch: %+v, %v", r, err)
+			}
+			if w, _ := tx.Workspace("ws"); w.Used != 1000 {
+				t.Errorf("Used after reserving: %d", w.Used)
+			}
+			if bs, _ := tx.Batches(ListOptions{Workspace: "ws"}); len(bs) != 1 || bs[0].ID != 1 {
+				t.Errorf("the reservation is not listed: %+v", bs)
+			}
+			_, err = tx.ReserveBatch(Batch{Workspace: "nope"})
+			wantErr(t, err, ErrNotFound, "nope")
+			return nil
+		})
+		// Another batch registered meanwhile takes the next ID.
+		other, _ := register(t, c, "ws", "other", Cached)
+		if other.ID != 2 {
+			t.Errorf("batch registered during a reservation: %d", other.ID)
+		}
+		update(t, c, func(tx *Tx) error {
+			b, files, err := tx.RegisterBatch(Batch{ID: r.ID, Workspace: "ws", State: Cached, Bytes: treeBytes}, tree("cli"))
+			if err != nil {
+				return err
+			}
+			if b.ID != r.ID || b.FirstFile != 8 || files[0].Batch != r.ID {
+				t.Errorf("registered reservation: %+v", b)
+			}
+			if w, _ := tx.Workspace("ws"); w.Used != 2*treeBytes {
+				t.Errorf("the reservation's charge was not replaced: Used %d", w.Used)
+			}
+			if bs, _ := tx.Batches(ListOptions{Workspace: "ws"}); len(bs) != 2 {
+				t.Errorf("workspace index: %+v", bs)
+			}
+			// Only a CACHING reservation of the same workspace takes files.
+			_, _, err = tx.RegisterBatch(Batch{ID: r.ID, Workspace: "ws", State: Cached}, tree("again"))
+			wantErr(t, err, nil, "batch 1", "CACHING")
+			_, _, err = tx.RegisterBatch(Batch{ID: 99, Workspace: "ws", State: Cached}, tree("x"))
+			wantErr(t, err, ErrNotFound, "batch 99")
+			return nil
+		})
+	})
+
 	t.Run("register batch errors", func(t *testing.T) {
 		c := newCatalog()
 		addWorkspace(t, c, "ws")

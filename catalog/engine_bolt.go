@@ -14,6 +14,9 @@ import (
 // (keys.go) does the partitioning, as a plain KV store would.
 const boltBucket = "tapefs"
 
+// boltFillPercent is how full bbolt fills a page before splitting it.
+const boltFillPercent = 0.9
+
 // boltEngine is the on-disk Engine. bbolt memory-maps the file and reads
 // pages on demand, so opening a large catalog costs nothing and the heap
 // does not grow with it.
@@ -52,7 +55,12 @@ func OpenBoltEngine(path string) (Engine, error) {
 
 func (e *boltEngine) Update(fn func(KVTxn) error) error {
 	return e.db.Update(func(tx *bolt.Tx) error {
-		return fn(boltTxn{tx.Bucket([]byte(boltBucket))})
+		b := tx.Bucket([]byte(boltBucket))
+		// Most keys are appended (rising IDs, a new batch's own prefix):
+		// bbolt's default of splitting pages half full would leave the
+		// file twice the size of its data.
+		b.FillPercent = boltFillPercent
+		return fn(boltTxn{b})
 	})
 }
 

@@ -54,7 +54,7 @@ func (tx *Tx) Children(batch, parent uint64, after string, limit int) ([]File, e
 	var from []byte
 	if after != "" {
 		// The least key greater than the entry named after.
-		from = dirEntryKey(batch, parent, after)
+		from = append(dirEntryKey(batch, parent, after), 0)
 	}
 	var out []File
 	err := tx.kv.Scan(prefix, from, false, func(k, v []byte) (bool, error) {

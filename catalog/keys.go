@@ -56,8 +56,9 @@ const (
 
 // key builds a fresh key from its parts: a table letter, then strings
 // (written as is), uint64s (8 bytes big-endian) and single bytes (NUL
-// separators). Every key gets its own backing array, because an engine may
-// hold on to it until the transaction ends.
+// separators). Every key is a fresh slice of exact capacity, so a caller
+// appending to one (Children's "just after this name") never writes into
+// another.
 func key(table byte, parts ...any) []byte {
 	n := 1
 	for _, p := range parts {

@@ -12,10 +12,11 @@ import (
 // RegisterBatch stores a new batch and its files, inside the caller's
 // Update so that registering goes with whatever else the caller records.
 //
-// b gets its ID from the store-wide batch sequence and the files get
-// consecutive IDs (b.FirstFile, b.Files). files come parents first, each
-// with Path (slash-separated, relative); Name and Parent are derived from
-// it. On input a file's Link is 1 + the index in files of the file owning
+// b gets its ID from the store-wide batch sequence (or keeps the ID of the
+// CACHING batch ReserveBatch made for it, whose charge b.Bytes replaces),
+// and the files get consecutive IDs (b.FirstFile, b.Files). files come
+// parents first, each with Path (slash-separated, relative); Name and
+// Parent are derived from it. On input a file's Link is 1 + the index in files of the file owning
 // its data (0: none); on output it is that file's ID. Nlink of regular
 // files is set to the number of links in the batch. b.Bytes is added to the
 // workspace's Used; quota is the caller's to check.
