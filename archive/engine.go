@@ -16,8 +16,9 @@ import (
 
 // Engine is the running archive.
 //
-// Lock order: Engine.mu, then recallQueue.mu. Neither is held across a
-// catalog transaction that waits on the other.
+// Lock order: migrateMu (held for a whole flush), then Engine.mu, then
+// recallQueue.mu. Engine.mu and recallQueue.mu are never held across a
+// catalog transaction.
 type Engine struct {
 	cfg   Config
 	cat   *catalog.Catalog
@@ -34,6 +35,7 @@ type Engine struct {
 	changed chan struct{}               // closed and replaced on every batch state change
 
 	migrateWake chan struct{}
+	migrateMu   sync.Mutex // held by the one flush in progress
 	recalls     *recallQueue
 	stats       engineStats
 }

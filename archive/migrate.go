@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
-	"io"
 	"sort"
 	"time"
 
@@ -41,6 +40,10 @@ type pendingWorkspace struct {
 // migrateOnce flushes at most one workspace. force ignores the thresholds
 // (tests and shutdown-free benchmarks). It reports whether it did work.
 func (e *Engine) migrateOnce(force bool) bool {
+	// One flush at a time: two flushes of the same queue would write the
+	// same members twice.
+	e.migrateMu.Lock()
+	defer e.migrateMu.Unlock()
 	now := e.now()
 	pending := map[string]*pendingWorkspace{}
 	err := e.cat.View(func(tx *catalog.Tx) error {
@@ -255,18 +258,6 @@ func (e *Engine) writeMembers(workspace string, members []migrant, remaining map
 	return nil
 }
 
-// countingWriter counts what passes to the drive, to know the room left.
-type countingWriter struct {
-	w io.Writer
-	n int64
-}
-
-func (c *countingWriter) Write(p []byte) (int, error) {
-	n, err := c.w.Write(p)
-	c.n += int64(n)
-	return n, err
-}
-
 // writeOnCartridge appends aggregates to one cartridge until the members
 // run out or the cartridge is full. It returns how many members were
 // committed.
@@ -335,7 +326,9 @@ func (e *Engine) addMember(aw *tape.AggregateWriter, m migrant) (int64, error) {
 		return 0, fmt.Errorf("%s (file %d): cache object: %w", m.file.Path, m.file.ID, err)
 	}
 	defer h.Close()
-	off, err := aw.Add(m.member, io.NewSectionReader(h.File(), 0, m.member.Size))
+	// The handle's file is at offset 0: handed over whole, its bytes can
+	// go to tape inside the kernel.
+	off, err := aw.Add(m.member, h.File())
 	if err != nil {
 		return 0, fmt.Errorf("%s: %w", m.file.Path, err)
 	}

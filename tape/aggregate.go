@@ -2,6 +2,7 @@ package tape
 
 import (
 	"archive/tar"
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -37,17 +38,36 @@ func (c *countingWriter) Write(p []byte) (int, error) {
 	return n, err
 }
 
+// ReadFrom passes member data to a writer that can take it without a
+// copy through user space (a drive, through a bufio.Writer).
+func (c *countingWriter) ReadFrom(r io.Reader) (int64, error) {
+	var n int64
+	var err error
+	if rf, ok := c.w.(io.ReaderFrom); ok {
+		n, err = rf.ReadFrom(r)
+	} else {
+		n, err = io.Copy(c.w, r)
+	}
+	c.n += n
+	return n, err
+}
+
 type aggregateWriter struct {
 	cw  *countingWriter
-	tw  *tar.Writer
 	err error // first failure; the stream is unusable after it
 }
 
 func newAggregateWriter(w io.Writer) *AggregateWriter {
-	cw := &countingWriter{w: w}
-	return &AggregateWriter{impl: aggregateWriter{cw: cw, tw: tar.NewWriter(cw)}}
+	return &AggregateWriter{impl: aggregateWriter{cw: &countingWriter{w: w}}}
 }
 
+// zeros pads members to the tar block and ends the archive.
+var zeros [2 * blockSize]byte
+
+// add writes the member's header (rendered by archive/tar, the same bytes
+// MemberSize counts), then its data straight from data — so a file's bytes
+// can go to tape without passing through user space — then the padding to
+// the next tar block.
 func (a *aggregateWriter) add(m Member, data io.Reader) (int64, error) {
 	if a.err != nil {
 		return 0, a.err
@@ -56,20 +76,30 @@ func (a *aggregateWriter) add(m Member, data io.Reader) (int64, error) {
 	if err != nil {
 		return 0, err // nothing written: the aggregate is still good
 	}
-	if err := a.tw.WriteHeader(hdr); err != nil {
+	var buf bytes.Buffer
+	if err := tar.NewWriter(&buf).WriteHeader(hdr); err != nil {
+		return 0, fmt.Errorf("aggregate: member %s: %w", hdr.Name, err)
+	}
+	if _, err := a.cw.Write(buf.Bytes()); err != nil {
 		a.err = fmt.Errorf("aggregate: member %s: %w", hdr.Name, err)
 		return 0, a.err
 	}
 	offset := a.cw.n
-	if m.Type == MemberFile {
-		n, err := io.CopyN(a.tw, data, m.Size)
+	if m.Type == MemberFile && m.Size > 0 {
+		n, err := a.cw.ReadFrom(io.LimitReader(data, m.Size))
+		if err == nil && n < m.Size {
+			err = fmt.Errorf("source gave %d of %d bytes (did the file shrink?)", n, m.Size)
+		}
 		if err != nil {
-			if errors.Is(err, io.EOF) {
-				err = fmt.Errorf("source gave %d of %d bytes (did the file shrink?)", n, m.Size)
-			}
 			// The header promised m.Size bytes: the stream cannot go on.
 			a.err = fmt.Errorf("aggregate: member %s: %w", hdr.Name, err)
 			return 0, a.err
+		}
+		if pad := (blockSize - m.Size%blockSize) % blockSize; pad > 0 {
+			if _, err := a.cw.Write(zeros[:pad]); err != nil {
+				a.err = fmt.Errorf("aggregate: member %s: %w", hdr.Name, err)
+				return 0, a.err
+			}
 		}
 	}
 	return offset, nil
@@ -77,11 +107,12 @@ func (a *aggregateWriter) add(m Member, data io.Reader) (int64, error) {
 
 func (a *aggregateWriter) written() int64 { return a.cw.n }
 
+// close writes the end-of-archive marker: two zero blocks.
 func (a *aggregateWriter) close() error {
 	if a.err != nil {
 		return a.err
 	}
-	if err := a.tw.Close(); err != nil {
+	if _, err := a.cw.Write(zeros[:]); err != nil {
 		a.err = fmt.Errorf("aggregate: close: %w", err)
 		return a.err
 	}

@@ -180,6 +180,43 @@ func (h *handle) Write(p []byte) (int, error) {
 	return n, nil
 }
 
+// ReadFrom appends what r gives, as Write does. When r is an
+// io.LimitedReader over a file, the bytes go from file to tape file inside
+// the kernel (copy_file_range), as a drive would DMA them: the aggregate
+// writer passes member data this way.
+func (h *handle) ReadFrom(r io.Reader) (int64, error) {
+	lr, ok := r.(*io.LimitedReader)
+	if !ok {
+		return io.Copy(writeOnly{h}, r)
+	}
+	if err := h.check("write"); err != nil {
+		return 0, err
+	}
+	d := h.d
+	if d.wr == nil {
+		if err := h.beginWrite(); err != nil {
+			return 0, err
+		}
+	}
+	c, idx := h.snapshot()
+	if d.wrBase+d.wrSize+lr.N > idx.Capacity {
+		return 0, h.endOfTape(c, idx)
+	}
+	n, err := d.wr.ReadFrom(lr)
+	d.wrSize += n
+	d.pos.off = d.wrSize
+	h.lib.step(d, DriveWriting, h.streamSeconds(int(n)), Counters{BytesWritten: n})
+	if err != nil {
+		return n, fmt.Errorf("write %s file %d: %w", c.volser, d.wrFile, err)
+	}
+	return n, nil
+}
+
+// writeOnly hides ReadFrom so io.Copy uses Write.
+type writeOnly struct{ w io.Writer }
+
+func (w writeOnly) Write(p []byte) (int, error) { return w.w.Write(p) }
+
 // beginWrite starts a tape file at the current position: end of data, or
 // the start of tape file n, which (as on real tape) destroys file n and
 // every file after it.
