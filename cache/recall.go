@@ -219,6 +219,9 @@ func (p *Partial) doneErrLocked() error {
 // recall's error if it is aborted first, or with ctx.Err() if ctx ends first
 // (the recall goes on). It returns ErrNotCached if the object is neither
 // complete nor being recalled.
+//
+// A range that reaches the end of the object is ready only when the
+// recall is committed, never merely filled.
 func (c *Cache) WaitRange(ctx context.Context, id uint64, off, n int64) error {
 	c.mu.Lock()
 	o := c.index[id]
@@ -243,7 +246,10 @@ func (c *Cache) WaitRange(ctx context.Context, id uint64, off, n int64) error {
 			c.mu.Unlock()
 			return err
 		}
-		if p.filled >= end {
+		// The last bytes are given out only once the recall is committed:
+		// the archive verifies the md5 before committing, so a reader that
+		// reads to the end gets either checked bytes or the error.
+		if p.filled >= end && (end < p.size || p.done) {
 			c.mu.Unlock()
 			return nil
 		}
