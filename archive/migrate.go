@@ -391,7 +391,7 @@ func (e *Engine) commitAggregate(volser string, tapeFile int, size int64, in []m
 	if err != nil {
 		return fmt.Errorf("record tape file %d on %s: %w", tapeFile, volser, err)
 	}
-	e.stats.addMigrated(size)
+	e.stats.addMigrated(size, len(in))
 	// The objects become evictable before anyone waiting for the batch
 	// hears that it is on tape.
 	for _, b := range syncedBatches {

@@ -315,7 +315,6 @@ func (e *Engine) stage(d tape.Drive, r *recallReq) error {
 	if !started {
 		return nil // already cached (or another pass fills it)
 	}
-	t0 := time.Now()
 	if err := seek(d, c); err != nil {
 		p.Abort(err)
 		return fmt.Errorf("recall %s: locate %s file %d offset %d: %w", f.Path, c.VOLSER, c.TapeFile, c.Offset, err)
@@ -341,7 +340,7 @@ func (e *Engine) stage(d tape.Drive, r *recallReq) error {
 	if err := p.Commit(); err != nil {
 		return fmt.Errorf("recall %s: %w", f.Path, err)
 	}
-	e.stats.addRecalled(f.Size, time.Since(r.queued), time.Since(t0))
+	e.stats.addRecalled(f.Size, time.Since(r.queued))
 	return nil
 }
 

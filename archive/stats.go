@@ -5,31 +5,61 @@ import (
 	"time"
 )
 
+// RecallBuckets are the upper bounds (seconds) of the recall latency
+// histogram: from a cache hit to a robot-and-locate recall of a large
+// file.
+var RecallBuckets = []float64{0.01, 0.1, 1, 10, 30, 60, 120, 300, 600, 1800, 3600}
+
 // engineStats counts what the engine did, for metrics and benchmarks.
 type engineStats struct {
 	mu            sync.Mutex
 	migratedBytes int64
+	migratedFiles int64
 	recallQueued  int64
 	recallDone    int64
 	recalledBytes int64
 	recalledFiles int64
-	recallLatency []time.Duration // queue to staged, for a histogram; bounded
+	latency       Histogram
+}
+
+// Histogram is a cumulative histogram of durations in seconds, shaped for
+// Prometheus (Counts[i] counts observations ≤ Buckets[i]).
+type Histogram struct {
+	Buckets []float64
+	Counts  []uint64
+	Count   uint64
+	Sum     float64
+}
+
+func (h *Histogram) observe(v float64) {
+	if h.Buckets == nil {
+		h.Buckets = RecallBuckets
+		h.Counts = make([]uint64, len(RecallBuckets))
+	}
+	for i, b := range h.Buckets {
+		if v <= b {
+			h.Counts[i]++
+		}
+	}
+	h.Count++
+	h.Sum += v
 }
 
 // Stats is a snapshot of the engine's counters.
 type Stats struct {
-	MigratedBytes int64
-	RecallQueue   int64 // requests not finished
-	RecalledFiles int64
-	RecalledBytes int64
-	// RecallLatencies are the last (up to 1,000) times from request to
-	// staged.
-	RecallLatencies []time.Duration
+	MigratedBytes  int64 // bytes written to tape since start
+	MigratedFiles  int64 // aggregates' members written since start
+	RecallQueue    int64 // recall requests not finished
+	RecalledFiles  int64
+	RecalledBytes  int64
+	RecallLatency  Histogram // request to staged, seconds
+	EntriesPending int       // entries of put/ waiting to settle
 }
 
-func (s *engineStats) addMigrated(n int64) {
+func (s *engineStats) addMigrated(bytes int64, files int) {
 	s.mu.Lock()
-	s.migratedBytes += n
+	s.migratedBytes += bytes
+	s.migratedFiles += int64(files)
 	s.mu.Unlock()
 }
 
@@ -45,14 +75,11 @@ func (s *engineStats) addDone() {
 	s.mu.Unlock()
 }
 
-func (s *engineStats) addRecalled(n int64, latency, _ time.Duration) {
+func (s *engineStats) addRecalled(n int64, latency time.Duration) {
 	s.mu.Lock()
 	s.recalledBytes += n
 	s.recalledFiles++
-	if len(s.recallLatency) >= 1000 {
-		s.recallLatency = s.recallLatency[1:]
-	}
-	s.recallLatency = append(s.recallLatency, latency)
+	s.latency.observe(latency.Seconds())
 	s.mu.Unlock()
 }
 
@@ -60,12 +87,22 @@ func (s *engineStats) addRecalled(n int64, latency, _ time.Duration) {
 func (e *Engine) Stats() Stats {
 	s := &e.stats
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	return Stats{
-		MigratedBytes:   s.migratedBytes,
-		RecallQueue:     s.recallQueued - s.recallDone,
-		RecalledFiles:   s.recalledFiles,
-		RecalledBytes:   s.recalledBytes,
-		RecallLatencies: append([]time.Duration(nil), s.recallLatency...),
+	h := s.latency
+	h.Counts = append([]uint64(nil), h.Counts...)
+	if h.Buckets == nil {
+		h.Buckets, h.Counts = RecallBuckets, make([]uint64, len(RecallBuckets))
 	}
+	st := Stats{
+		MigratedBytes: s.migratedBytes,
+		MigratedFiles: s.migratedFiles,
+		RecallQueue:   s.recallQueued - s.recallDone,
+		RecalledFiles: s.recalledFiles,
+		RecalledBytes: s.recalledBytes,
+		RecallLatency: h,
+	}
+	s.mu.Unlock()
+	e.mu.Lock()
+	st.EntriesPending = len(e.entries)
+	e.mu.Unlock()
+	return st
 }
