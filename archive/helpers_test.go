@@ -138,9 +138,7 @@ func (s testSetup) env() string {
 type srcFile struct {
 	path   string // path inside the batch
 	typ    catalog.FileType
-	data   []byte // nil for big files: see size and md5
-	size   int64
-	md5    string
+	data   []byte
 	mode   os.FileMode
 	target string
 	mtime  time.Time

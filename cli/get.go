@@ -132,7 +132,9 @@ func (env *Env) get(batch uint64, list, dir string, procs int, force bool) int {
 	}
 	if err := os.WriteFile(retry, []byte(b.String()), 0o644); err != nil {
 		retry = filepath.Join(os.TempDir(), retry)
-		err = os.WriteFile(retry, []byte(b.String()), 0o644)
+		if err := os.WriteFile(retry, []byte(b.String()), 0o644); err != nil {
+			fmt.Fprintf(env.Stderr, "tapefs get: cannot write the retry list: %v\n", err)
+		}
 	}
 	fmt.Fprintf(env.Stderr, "tapefs get: %d file(s) not restored; retry them with: tapefs get -w %s -f %s -r %s\n", len(failures), env.Settings.Workspace, retry, dir)
 	return ExitPartial
