@@ -1,0 +1,91 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/spf13/pflag"
+)
+
+// daemonFlags are the flags of mount and serve. They are parsed into
+// placeholders; only the flags actually given are applied (by name, the
+// same setter the configuration file uses), on top of the files.
+type daemonFlags struct {
+	fs     *pflag.FlagSet
+	config string
+	help   func(w io.Writer)
+}
+
+func newDaemonFlags(name, usageLine, description, examples string) *daemonFlags {
+	d := defaultDaemonConfig()
+	f := &daemonFlags{fs: pflag.NewFlagSet(name, pflag.ContinueOnError)}
+	fs := f.fs
+	fs.SortFlags = false
+	fs.String("home", d.home, "home directory: catalog, cache, virtual library, log (env TAPEFS_HOME)")
+	fs.StringVar(&f.config, "config", "", "configuration file (INI, section [Daemon]) read instead of ~/.tapefs.conf")
+	fs.String("http", d.http, "address of the status page")
+	fs.Duration("settle", d.settle, "seal an entry of put/ after it has been quiet this long")
+	fs.String("cache-size", "0", "cache size, e.g. 500M or 10G (0: the free space of the disk)")
+	fs.Float64("time-scale", d.timeScale, "fraction of the simulated tape time really waited (0: none, 1: real time)")
+	fs.Bool("allow-other", false, "let other users use the mount (files they create in put/ are theirs)")
+	fs.String("log-level", d.logLevel.String(), "log level: debug, info, warn or error")
+	fs.Int("drives", d.drives, "drives of a new virtual library")
+	fs.Int("cartridges", d.cartridges, "cartridges of a new virtual library")
+	fs.String("cartridge-size", "0", "capacity of each cartridge of a new virtual library (0: 18 TB, LTO-9)")
+	fs.Duration("flush-age", 0, "start writing a workspace's sealed batches to tape when the oldest is this old (0: engine default, 1m)")
+	fs.Duration("recall-linger", 0, "collect recall requests this long before mounting a cartridge (0: engine default, 2s)")
+	fs.Bool("debug-fuse", false, "log every FUSE request (very verbose)")
+	for _, hidden := range []string{"drives", "cartridges", "cartridge-size", "flush-age", "recall-linger", "debug-fuse"} {
+		_ = fs.MarkHidden(hidden)
+	}
+	fs.Usage = func() {} // parseFlags prints the help
+	f.help = func(w io.Writer) {
+		fmt.Fprintf(w, "Usage: %s\n\n%s\nFlags:\n%s\nTesting and tuning flags: --drives N, --cartridges N, --cartridge-size SIZE\n(used only when a new home is created), --flush-age DURATION, --recall-linger DURATION,\n--debug-fuse.\n\nExamples:\n%s",
+			usageLine, description, fs.FlagUsages(), examples)
+	}
+	return f
+}
+
+// configure builds the daemon's configuration from the files, the
+// environment and the flags given. It returns warnings to log.
+func (f *daemonFlags) configure() (daemonConfig, []string, error) {
+	c := defaultDaemonConfig()
+	var warnings []string
+	files := []string{"/etc/tapefs.conf"}
+	if f.config != "" {
+		files = append(files, f.config)
+	} else if dir, err := os.UserHomeDir(); err == nil {
+		files = append(files, filepath.Join(dir, ".tapefs.conf"))
+	}
+	for i, path := range files {
+		w, err := c.configFile(path)
+		warnings = append(warnings, w...)
+		if os.IsNotExist(err) && (i == 0 || f.config == "") {
+			continue // the default files are optional
+		}
+		if err != nil {
+			return c, warnings, fmt.Errorf("configuration: %w", err)
+		}
+	}
+	if home := os.Getenv("TAPEFS_HOME"); home != "" {
+		c.home = home
+	}
+	var err error
+	f.fs.Visit(func(fl *pflag.Flag) {
+		if fl.Name == "config" || err != nil {
+			return
+		}
+		if e := c.set(fl.Name, fl.Value.String()); e != nil {
+			err = fmt.Errorf("flag --%s: %w", fl.Name, e)
+		}
+	})
+	if err != nil {
+		return c, warnings, err
+	}
+	if c.home, err = filepath.Abs(c.home); err != nil {
+		return c, warnings, err
+	}
+	return c, warnings, nil
+}

@@ -1,0 +1,88 @@
+// Command tapefs is the tapefs daemon and its command line: a near-line
+// tape archive used through an ordinary mounted file system.
+//
+// main.go holds the table of subcommands; each subcommand parses its own
+// flags. The daemon (mount, serve) is wired in daemon.go.
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"strings"
+)
+
+// command is one subcommand of tapefs.
+type command struct {
+	name    string
+	summary string
+	// run runs the command with the arguments after its name and returns
+	// the exit code: 0 done, 1 failed, 2 bad usage.
+	run func(args []string) int
+}
+
+// commands lists the subcommands in the order --help shows them.
+var commands = []command{
+	{name: "mount", summary: "run the daemon in the foreground with the FUSE mount", run: runMount},
+	{name: "serve", summary: "run the daemon without a mount (for the command line and the API)", run: runServe},
+}
+
+const usageText = `tapefs - a tape archive used as a mounted file system
+
+Usage:
+  tapefs COMMAND [flags] [arguments]
+
+Commands:
+%s
+Run 'tapefs COMMAND --help' for the flags of a command.
+
+Examples:
+  # Mount the archive (a new home is set up on first start: a virtual
+  # library of 2 drives and 20 cartridges, and a workspace "default").
+  tapefs mount /mnt/tape
+
+  # Archive a directory: it becomes a batch once it has been quiet for
+  # the settle time, and shows up as /mnt/tape/default/<batch id>/run1234.
+  cp -a run1234 /mnt/tape/default/put/
+
+  # Run the daemon for the command line only, with its home elsewhere.
+  tapefs serve --home /srv/tapefs
+`
+
+func usage(w io.Writer) {
+	var b strings.Builder
+	for _, c := range commands {
+		fmt.Fprintf(&b, "  %-8s %s\n", c.name, c.summary)
+	}
+	fmt.Fprintf(w, usageText, b.String())
+}
+
+func main() {
+	os.Exit(run(os.Args[1:]))
+}
+
+func run(args []string) int {
+	if len(args) == 0 {
+		usage(os.Stderr)
+		return 2
+	}
+	name := args[0]
+	switch name {
+	case "-h", "--help":
+		usage(os.Stdout)
+		return 0
+	case "help":
+		if len(args) == 1 {
+			usage(os.Stdout)
+			return 0
+		}
+		name, args = args[1], []string{args[1], "--help"}
+	}
+	for _, c := range commands {
+		if c.name == name {
+			return c.run(args[1:])
+		}
+	}
+	fmt.Fprintf(os.Stderr, "tapefs: unknown command %q; run 'tapefs --help' for the list\n", name)
+	return 2
+}

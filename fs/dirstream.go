@@ -1,0 +1,134 @@
+package fs
+
+import (
+	"context"
+	"syscall"
+
+	gofs "github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
+	"github.com/tapefs/tapefs/catalog"
+)
+
+// pageSize is how many entries a listing reads from the catalog in one
+// transaction.
+const pageSize = 256
+
+// listed is one child produced by a listing, with the record it came from
+// so that READDIRPLUS makes its inode without reading the catalog again.
+type listed struct {
+	de    fuse.DirEntry
+	file  *catalog.File
+	batch *catalog.Batch
+	ws    *catalog.Workspace
+}
+
+// catalogDir is an open directory listed from the catalog a page at a
+// time: a listing of a huge batch directory costs one short transaction per
+// page and flat memory, and never touches tape. go-fuse calls its methods
+// with the handle's lock held.
+type catalogDir struct {
+	// fetch returns the entries after cursor ("" = from the start) and the
+	// cursor after them; more is false after the last page. A page may be
+	// empty while more is true (every entry in it was removed).
+	fetch func(cursor string) (items []listed, next string, more bool, errno syscall.Errno)
+	// child makes the inode of a listed entry and fills out; nil sends
+	// the name to lookup.
+	child func(ctx context.Context, it *listed, out *fuse.EntryOut) *gofs.Inode
+	// lookup is the directory's Lookup, for a name that is not the last
+	// one listed.
+	lookup func(ctx context.Context, name string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno)
+
+	// self and parent are the inode numbers of "." and "..", listed
+	// first as a local file system does.
+	self, parent uint64
+
+	buf     []listed
+	cursor  string
+	started bool
+	more    bool
+	pos     uint64 // entries produced: the d_off of the last one
+	last    listed
+	hasLast bool
+}
+
+func (d *catalogDir) Readdirent(ctx context.Context) (*fuse.DirEntry, syscall.Errno) {
+	for len(d.buf) == 0 && (!d.started || d.more) {
+		items, next, more, errno := d.fetch(d.cursor)
+		if errno != 0 {
+			return nil, errno
+		}
+		if !d.started && d.self != 0 {
+			items = append([]listed{
+				{de: fuse.DirEntry{Name: ".", Mode: syscall.S_IFDIR, Ino: d.self}},
+				{de: fuse.DirEntry{Name: "..", Mode: syscall.S_IFDIR, Ino: d.parent}},
+			}, items...)
+		}
+		d.started, d.buf, d.cursor, d.more = true, items, next, more
+	}
+	if len(d.buf) == 0 {
+		return nil, 0
+	}
+	d.last, d.hasLast = d.buf[0], true
+	d.buf = d.buf[1:]
+	d.pos++
+	d.last.de.Off = d.pos
+	de := d.last.de
+	return &de, 0
+}
+
+// Seekdir restarts the listing and skips to the off-th entry. Offsets are
+// ordinals, so a seek after entries were removed lands a little off, as
+// telldir cookies do on many file systems; rewinddir (0) is exact.
+func (d *catalogDir) Seekdir(ctx context.Context, off uint64) syscall.Errno {
+	if off == d.pos {
+		return 0
+	}
+	d.buf, d.cursor, d.started, d.more, d.pos, d.hasLast = nil, "", false, false, 0, false
+	for d.pos < off {
+		de, errno := d.Readdirent(ctx)
+		if errno != 0 {
+			return errno
+		}
+		if de == nil {
+			break
+		}
+	}
+	return 0
+}
+
+func (d *catalogDir) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
+	if d.hasLast && d.last.de.Name == name {
+		if ch := d.child(ctx, &d.last, out); ch != nil {
+			return ch, 0
+		}
+	}
+	return d.lookup(ctx, name, out)
+}
+
+func (d *catalogDir) Releasedir(ctx context.Context, flags uint32) {}
+
+// childPage lists a page of a batch directory (parent 0: the top level),
+// skipping removed entries.
+func (f *FS) childPage(batch, parent uint64, cursor string) (items []listed, next string, more bool, errno syscall.Errno) {
+	errno = f.view("readdir", func(tx *catalog.Tx) error {
+		files, err := tx.Children(batch, parent, cursor, pageSize)
+		if err != nil {
+			return err
+		}
+		more = len(files) == pageSize
+		next = cursor
+		for i := range files {
+			file := &files[i]
+			next = file.Name
+			if file.Removed {
+				continue
+			}
+			items = append(items, listed{
+				de:   fuse.DirEntry{Name: file.Name, Mode: fileMode(file.Type), Ino: fileIno(file.DataID())},
+				file: file,
+			})
+		}
+		return nil
+	})
+	return items, next, more, errno
+}

@@ -1,0 +1,209 @@
+package fs
+
+import (
+	"context"
+	"fmt"
+	"log"
+	"os"
+	"strings"
+	"syscall"
+	"time"
+
+	gofs "github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
+	"github.com/rs/zerolog"
+	"github.com/tapefs/tapefs/archive"
+	"github.com/tapefs/tapefs/catalog"
+)
+
+// Engine is what the mount needs of the archive engine. *archive.Engine
+// provides it through FromArchive; tests provide fakes.
+type Engine interface {
+	Catalog() *catalog.Catalog
+	StagingDir(workspace string) string
+
+	Seal(ctx context.Context, workspace, entry string, owner uint32, tag string) (catalog.Batch, error)
+	EntryOpened(workspace, entry string) error
+	EntryClosed(workspace, entry string)
+	EntryChanged(workspace, entry string)
+	EntryState(workspace, entry string) (archive.EntryState, string)
+
+	Open(fileID uint64) (Reader, error)
+	Recall(fileIDs ...uint64) error
+	RecallBatch(batch uint64) error
+	FileState(f *catalog.File) archive.FileState
+
+	RemoveEntry(fileID uint64) error
+	Remove(batch uint64) (catalog.Batch, error)
+}
+
+// Reader reads one file of a batch (archive.Reader).
+type Reader interface {
+	ReadAt(ctx context.Context, p []byte, off int64) (int, error)
+	Close() error
+}
+
+// cachedReader is a Reader that can hand out the complete cached object,
+// for kernel passthrough.
+type cachedReader interface {
+	Cached() *os.File
+}
+
+// FromArchive adapts the archive engine to Engine.
+func FromArchive(e *archive.Engine) Engine { return archiveEngine{e} }
+
+type archiveEngine struct{ *archive.Engine }
+
+func (a archiveEngine) Open(fileID uint64) (Reader, error) {
+	r, err := a.Engine.Open(fileID)
+	if err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// Options configure the mount.
+type Options struct {
+	Log zerolog.Logger
+	// AllowOther lets users other than the one running the daemon use the
+	// mount; files they create in put/ belong to them.
+	AllowOther bool
+	// CacheDir is the cache directory: statfs outside put/ reports its disk
+	// when there is no quota to report.
+	CacheDir string
+	// CacheRoom, when set, reports how many more bytes the cache may take;
+	// statfs under put/ reports no more free room than that.
+	CacheRoom func() int64
+	// Debug logs every FUSE request (very verbose).
+	Debug bool
+}
+
+// handleKillpriv is FUSE_HANDLE_KILLPRIV_V2: the file system, not the
+// kernel, clears setuid/setgid bits and security.capability when a file
+// is written, truncated or chowned. tapefs takes it for the side effect:
+// the kernel then caches that a file has no privileges to drop, instead
+// of a GETXATTR round trip before every write. The cost: a write by an
+// unprivileged user to a setuid file in put/ leaves the bit set (the
+// daemon writes as root). The mount is nosuid and the archive keeps no
+// security.capability, so the bit left set gives no one a privilege.
+const handleKillpriv = fuse.CAP_HANDLE_KILLPRIV_V2
+
+// Kernel cache timeouts. Batch trees change only by rm through this mount
+// (the kernel drops the entry itself) or by undelete (negative entries are
+// never cached), so their entries may be cached long; their attributes
+// change only in st_blocks when a file is recalled or evicted. Workspace
+// directories gain and lose batches behind the kernel's back (CLI put and
+// rm, sealing), and put/ loses entries when they are sealed: short.
+const (
+	treeEntryTimeout = 30 * time.Second
+	treeAttrTimeout  = 5 * time.Second
+	shortTimeout     = time.Second
+)
+
+// FS is one mount of the archive.
+type FS struct {
+	eng   Engine
+	cat   *catalog.Catalog
+	log   zerolog.Logger
+	opts  Options
+	open  *openFiles
+	start time.Time
+}
+
+// New returns the file system over the engine.
+func New(eng Engine, opts Options) *FS {
+	return &FS{
+		eng:   eng,
+		cat:   eng.Catalog(),
+		log:   opts.Log,
+		opts:  opts,
+		open:  newOpenFiles(eng),
+		start: time.Now(),
+	}
+}
+
+// Root returns the root node of the mount.
+func (f *FS) Root() gofs.InodeEmbedder {
+	r := &rootDir{}
+	r.readOnly = readOnly{fsys: f, node: &r.Inode}
+	return r
+}
+
+// MountOptions are the go-fuse options of the mount.
+func (f *FS) MountOptions() *gofs.Options {
+	short := shortTimeout
+	opts := &gofs.Options{
+		EntryTimeout: &short,
+		AttrTimeout:  &short,
+		Logger:       log.New(logWriter{f.log, zerolog.WarnLevel}, "", 0),
+		MountOptions: fuse.MountOptions{
+			AllowOther: f.opts.AllowOther,
+			FsName:     "tapefs",
+			Name:       "tapefs",
+			// The kernel checks permissions against the attributes we
+			// report: the daemon runs as root and would otherwise let
+			// anyone write anything.
+			Options: []string{"default_permissions"},
+			// Root mounts without fusermount; others need fusermount3.
+			DirectMount: os.Geteuid() == 0,
+			MaxWrite:    1 << 20,
+			// security.capability is asked before every write that
+			// does not go through passthrough: answer it without
+			// reaching the nodes. tapefs keeps no security labels.
+			IgnoreSecurityLabels: true,
+			// With this capability the kernel marks inodes it has checked
+			// S_NOSEC and stops asking security.capability before every
+			// write (passthrough writes too). See handleKillpriv.
+			ExtraCapabilities: handleKillpriv,
+			Debug:             f.opts.Debug,
+		},
+	}
+	opts.MountOptions.Logger = log.New(logWriter{f.log, zerolog.DebugLevel}, "", 0)
+	return opts
+}
+
+// Mount mounts the file system on mountpoint and serves it until
+// unmounted. It returns once the kernel has answered the first request.
+func (f *FS) Mount(mountpoint string) (*fuse.Server, error) {
+	srv, err := gofs.Mount(mountpoint, f.Root(), f.MountOptions())
+	if err != nil {
+		return nil, fmt.Errorf("mount %s: %w", mountpoint, err)
+	}
+	if srv.KernelSettings().Flags64()&fuse.CAP_PASSTHROUGH == 0 || os.Geteuid() != 0 {
+		f.log.Info().Msg("kernel passthrough unavailable (it needs Linux 6.9 and root): put/ and cached reads go through the daemon")
+	}
+	return srv, nil
+}
+
+// logWriter turns go-fuse's log lines into zerolog events.
+type logWriter struct {
+	l     zerolog.Logger
+	level zerolog.Level
+}
+
+func (w logWriter) Write(p []byte) (int, error) {
+	w.l.WithLevel(w.level).Str("component", "go-fuse").Msg(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
+
+// caller is the uid and gid of the process that made the request.
+func caller(ctx context.Context) (uid, gid uint32, ok bool) {
+	c, ok := fuse.FromContext(ctx)
+	if !ok {
+		return 0, 0, false
+	}
+	return c.Uid, c.Gid, true
+}
+
+// view runs fn in a read transaction of the catalog and maps its error.
+func (f *FS) view(what string, fn func(tx *catalog.Tx) error) syscall.Errno {
+	err := f.cat.View(fn)
+	if err == nil {
+		return 0
+	}
+	errno := errnoOf(err)
+	if errno == syscall.EIO {
+		f.log.Error().Err(err).Str("op", what).Msg("catalog read failed")
+	}
+	return errno
+}

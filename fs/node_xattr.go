@@ -1,0 +1,145 @@
+package fs
+
+import (
+	"context"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/tapefs/tapefs/catalog"
+)
+
+// Extended attributes of the read-only tree: the batch record on a batch
+// directory, the file's state, md5, batch and tapes on a file. All come
+// from the catalog and the cache's index; none needs tape. The only
+// writable ones are user.tapefs.recall.
+
+func (b *batchDir) attrs() (attrMap, syscall.Errno) {
+	var bt catalog.Batch
+	errno := b.fsys.view("getxattr", func(tx *catalog.Tx) error {
+		var err error
+		bt, err = liveBatch(tx, b.ws, b.id)
+		return err
+	})
+	var m attrMap
+	if errno != 0 {
+		return m, errno
+	}
+	m.add(xattrID, strconv.FormatUint(bt.ID, 10))
+	m.add(xattrTag, bt.Tag)
+	m.add(xattrState, string(bt.State))
+	m.add(xattrFiles, strconv.FormatInt(bt.Files, 10))
+	m.add(xattrBytes, strconv.FormatInt(bt.Bytes, 10))
+	m.add(xattrCreated, bt.Created.UTC().Format(time.RFC3339))
+	if !bt.Synced.IsZero() {
+		m.add(xattrSynced, bt.Synced.UTC().Format(time.RFC3339))
+	}
+	return m, 0
+}
+
+func (b *batchDir) Getxattr(ctx context.Context, attr string, dest []byte) (uint32, syscall.Errno) {
+	if !strings.HasPrefix(attr, xattrPrefix) {
+		return 0, syscall.ENODATA
+	}
+	m, errno := b.attrs()
+	if errno != 0 {
+		return 0, errno
+	}
+	return m.get(dest, attr)
+}
+
+func (b *batchDir) Listxattr(ctx context.Context, dest []byte) (uint32, syscall.Errno) {
+	m, errno := b.attrs()
+	if errno != 0 {
+		return 0, errno
+	}
+	return xattrList(dest, m.names)
+}
+
+// Setxattr user.tapefs.recall recalls the whole batch, in tape order.
+func (b *batchDir) Setxattr(ctx context.Context, attr string, data []byte, flags uint32) syscall.Errno {
+	if attr != xattrRecall {
+		return b.refuse(ctx, "setxattr "+attr, "", syscall.EROFS)
+	}
+	if err := b.fsys.eng.RecallBatch(b.id); err != nil {
+		errno := errnoOf(err)
+		b.fsys.log.Error().Err(err).Str("workspace", b.ws).Uint64("batch", b.id).Msg("recall of batch refused")
+		return errno
+	}
+	b.fsys.log.Info().Str("workspace", b.ws).Uint64("batch", b.id).Msg("recall of batch queued")
+	return 0
+}
+
+func (n *entryNode) attrs() (attrMap, syscall.Errno) {
+	var m attrMap
+	if n.typ == catalog.TypeSymlink {
+		// The kernel allows user.* attributes on files and directories
+		// only.
+		return m, 0
+	}
+	var file catalog.File
+	errno := n.fsys.view("getxattr", func(tx *catalog.Tx) error {
+		var err error
+		file, err = tx.File(n.id)
+		return err
+	})
+	if errno != 0 {
+		return m, errno
+	}
+	if file.Type == catalog.TypeFile {
+		m.add(xattrState, string(n.fsys.eng.FileState(&file)))
+		if file.MD5 != "" {
+			m.add(xattrMD5, file.MD5)
+		}
+	}
+	m.add(xattrBatch, strconv.FormatUint(file.Batch, 10))
+	if tapes := volsers(file.Copies); tapes != "" {
+		m.add(xattrTapes, tapes)
+	}
+	return m, 0
+}
+
+// volsers lists the cartridges holding copies, in order, once each.
+func volsers(copies []catalog.Copy) string {
+	var vs []string
+	for _, c := range copies {
+		if !slices.Contains(vs, c.VOLSER) {
+			vs = append(vs, c.VOLSER)
+		}
+	}
+	return strings.Join(vs, ",")
+}
+
+func (n *entryNode) Getxattr(ctx context.Context, attr string, dest []byte) (uint32, syscall.Errno) {
+	if !strings.HasPrefix(attr, xattrPrefix) {
+		return 0, syscall.ENODATA
+	}
+	m, errno := n.attrs()
+	if errno != 0 {
+		return 0, errno
+	}
+	return m.get(dest, attr)
+}
+
+func (n *entryNode) Listxattr(ctx context.Context, dest []byte) (uint32, syscall.Errno) {
+	m, errno := n.attrs()
+	if errno != 0 {
+		return 0, errno
+	}
+	return xattrList(dest, m.names)
+}
+
+// Setxattr user.tapefs.recall on a file queues its recall without reading.
+func (n *entryNode) Setxattr(ctx context.Context, attr string, data []byte, flags uint32) syscall.Errno {
+	if attr != xattrRecall || n.typ != catalog.TypeFile {
+		return n.refuse(ctx, "setxattr "+attr, "", syscall.EROFS)
+	}
+	if err := n.fsys.eng.Recall(n.id); err != nil {
+		n.fsys.log.Error().Err(err).Str("workspace", n.ws).Uint64("batch", n.batch).Uint64("file", n.id).Msg("recall refused")
+		return errnoOf(err)
+	}
+	n.fsys.log.Info().Str("workspace", n.ws).Uint64("batch", n.batch).Uint64("file", n.id).Msg("recall queued")
+	return 0
+}

@@ -1,0 +1,161 @@
+package fs
+
+import (
+	"os"
+	"syscall"
+	"time"
+
+	gofs "github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
+	"github.com/tapefs/tapefs/archive"
+	"github.com/tapefs/tapefs/catalog"
+)
+
+// rootDir is the mount root: one directory per workspace of the catalog.
+// Workspaces may be created while mounted, so it answers from the catalog
+// every time.
+type rootDir struct {
+	gofs.Inode
+	readOnly
+}
+
+// wsDir is MOUNT/<ws>: put/ and one directory per live batch.
+type wsDir struct {
+	gofs.Inode
+	readOnly
+	ws string
+}
+
+// batchDir is MOUNT/<ws>/<id>: the top level of a batch tree, with the
+// batch record as xattrs.
+type batchDir struct {
+	gofs.Inode
+	readOnly
+	ws string
+	id uint64
+}
+
+// entryNode is a directory, file or symlink of a batch tree. For a regular
+// file id is the data owner's ID, shared by all hard links to it; for
+// directories and symlinks it is the entry's own ID.
+type entryNode struct {
+	gofs.Inode
+	readOnly
+	ws    string
+	batch uint64
+	id    uint64
+	typ   catalog.FileType
+	// parentIno is the inode number of the directory holding it, for "..".
+	parentIno uint64
+}
+
+func (f *FS) newWorkspace(ws string) *wsDir {
+	n := &wsDir{ws: ws}
+	n.readOnly = readOnly{fsys: f, node: &n.Inode}
+	return n
+}
+
+func (f *FS) newBatchDir(ws string, id uint64) *batchDir {
+	n := &batchDir{ws: ws, id: id}
+	n.readOnly = readOnly{fsys: f, node: &n.Inode}
+	return n
+}
+
+func (f *FS) newEntry(ws string, file *catalog.File) *entryNode {
+	id := file.ID
+	if file.Type == catalog.TypeFile {
+		id = file.DataID()
+	}
+	n := &entryNode{ws: ws, batch: file.Batch, id: id, typ: file.Type, parentIno: batchIno(file.Batch)}
+	if file.Parent != 0 {
+		n.parentIno = fileIno(file.Parent)
+	}
+	n.readOnly = readOnly{fsys: f, node: &n.Inode}
+	return n
+}
+
+// entryStable is the identity go-fuse keys a batch tree entry by.
+func entryStable(file *catalog.File) gofs.StableAttr {
+	return gofs.StableAttr{Mode: fileMode(file.Type), Ino: fileIno(file.DataID())}
+}
+
+func fileMode(t catalog.FileType) uint32 {
+	switch t {
+	case catalog.TypeDir:
+		return syscall.S_IFDIR
+	case catalog.TypeSymlink:
+		return syscall.S_IFLNK
+	}
+	return syscall.S_IFREG
+}
+
+func setTimes(out *fuse.Attr, t time.Time) {
+	if t.IsZero() {
+		return
+	}
+	sec, nsec := uint64(t.Unix()), uint32(t.Nanosecond())
+	out.Mtime, out.Mtimensec = sec, nsec
+	out.Atime, out.Atimensec = sec, nsec
+	out.Ctime, out.Ctimensec = sec, nsec
+}
+
+// dirAttr fills the attributes of a directory tapefs makes up. Directory
+// link counts are 1: find and fts then make no assumption about
+// subdirectories, as on btrfs.
+func dirAttr(out *fuse.Attr, ino uint64, mode, uid, gid uint32, t time.Time) {
+	out.Ino = ino
+	out.Mode = syscall.S_IFDIR | mode
+	out.Nlink = 1
+	out.Uid, out.Gid = uid, gid
+	out.Size = 4096
+	out.Blksize = 4096
+	out.Blocks = 8
+	setTimes(out, t)
+}
+
+func (f *FS) rootAttr(out *fuse.Attr) {
+	dirAttr(out, rootIno, 0o755, uint32(os.Geteuid()), uint32(os.Getegid()), f.start)
+}
+
+// Workspace directories belong to the manager (who may put and rm) and
+// its group (who may list and get).
+func wsAttr(w *catalog.Workspace, out *fuse.Attr) {
+	dirAttr(out, workspaceIno(w.Name), 0o750, w.Manager, w.Group, w.Created)
+}
+
+func batchAttr(b *catalog.Batch, w *catalog.Workspace, out *fuse.Attr) {
+	t := b.Sealed
+	if t.IsZero() {
+		t = b.Created
+	}
+	dirAttr(out, batchIno(b.ID), 0o755, b.Owner, w.Group, t)
+}
+
+// entryAttr fills the attributes of a batch tree entry from its catalog
+// record, without touching tape. An offline file reports st_blocks = 1,
+// never 0: GNU tar --sparse archives a file with no blocks as all holes
+// without reading it.
+func (f *FS) entryAttr(file *catalog.File, out *fuse.Attr) {
+	out.Ino = fileIno(file.DataID())
+	out.Mode = fileMode(file.Type) | file.Mode&0o7777
+	out.Uid, out.Gid = file.UID, file.GID
+	out.Blksize = 4096
+	out.Nlink = 1
+	setTimes(out, file.Mtime)
+	switch file.Type {
+	case catalog.TypeDir:
+		out.Size = 4096
+		out.Blocks = 8
+	case catalog.TypeSymlink:
+		out.Size = uint64(len(file.Target))
+	default:
+		out.Size = uint64(file.Size)
+		if file.Nlink > 1 {
+			out.Nlink = file.Nlink
+		}
+		out.Blocks = (out.Size + 511) / 512
+		if out.Size > 0 && f.eng.FileState(file) != archive.Online {
+			out.Blocks = 1
+		}
+	}
+}
