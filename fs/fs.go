@@ -108,6 +108,7 @@ type FS struct {
 	opts  Options
 	open  *openFiles
 	start time.Time
+	ops   *opCounter // set by Mount
 }
 
 // New returns the file system over the engine.
@@ -165,8 +166,15 @@ func (f *FS) MountOptions() *gofs.Options {
 // Mount mounts the file system on mountpoint and serves it until
 // unmounted. It returns once the kernel has answered the first request.
 func (f *FS) Mount(mountpoint string) (*fuse.Server, error) {
-	srv, err := gofs.Mount(mountpoint, f.Root(), f.MountOptions())
+	opts := f.MountOptions()
+	f.ops = &opCounter{RawFileSystem: gofs.NewNodeFS(f.Root(), opts)}
+	srv, err := fuse.NewServer(f.ops, mountpoint, &opts.MountOptions)
 	if err != nil {
+		return nil, fmt.Errorf("mount %s: %w", mountpoint, err)
+	}
+	go srv.Serve()
+	if err := srv.WaitMount(); err != nil {
+		srv.Unmount()
 		return nil, fmt.Errorf("mount %s: %w", mountpoint, err)
 	}
 	if srv.KernelSettings().Flags64()&fuse.CAP_PASSTHROUGH == 0 || os.Geteuid() != 0 {
@@ -206,4 +214,13 @@ func (f *FS) view(what string, fn func(tx *catalog.Tx) error) syscall.Errno {
 		f.log.Error().Err(err).Str("op", what).Msg("catalog read failed")
 	}
 	return errno
+}
+
+// OpCounts returns the FUSE requests served since Mount, by operation
+// (for the metrics); nil before Mount.
+func (f *FS) OpCounts() map[string]uint64 {
+	if f.ops == nil {
+		return nil
+	}
+	return f.ops.snapshot()
 }

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"math"
@@ -13,6 +12,7 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+	"github.com/tapefs/tapefs/config"
 )
 
 // daemonConfig is everything the daemon is started with. It is built from,
@@ -32,6 +32,11 @@ type daemonConfig struct {
 	flushAge      time.Duration
 	recallLinger  time.Duration
 	debugFUSE     bool
+	httpToken     string
+	tapeSpeed     int64
+	maxFileSize   int64
+	retention     time.Duration
+	prefetch      bool
 }
 
 func defaultHome() string {
@@ -56,9 +61,10 @@ func defaultDaemonConfig() daemonConfig {
 	}
 }
 
-// configKeys are the keys of the [Daemon] section of a configuration file.
-// The flags of the same names override them.
-var configKeys = []string{"home", "http", "settle", "cache-size", "time-scale", "allow-other", "log-level"}
+// configKeys are the keys of the [Daemon] section of a configuration file
+// (config.Known, shared with the command line). The environment variables
+// TAPEFS_<KEY> and the flags of the same names override them.
+var configKeys = config.Known["daemon"]
 
 // set sets one setting by its flag (and configuration key) name.
 func (c *daemonConfig) set(key, value string) error {
@@ -99,6 +105,16 @@ func (c *daemonConfig) set(key, value string) error {
 		c.recallLinger, err = parseDuration(value)
 	case "debug-fuse":
 		c.debugFUSE, err = strconv.ParseBool(value)
+	case "http-token":
+		c.httpToken = value
+	case "tape-speed":
+		c.tapeSpeed, err = config.ParseSize(value)
+	case "max-file-size":
+		c.maxFileSize, err = config.ParseSize(value)
+	case "retention":
+		c.retention, err = parseDuration(value)
+	case "prefetch":
+		c.prefetch, err = strconv.ParseBool(value)
 	default:
 		return fmt.Errorf("unknown setting %q", key)
 	}
@@ -133,75 +149,29 @@ func parseCount(s string) (int, error) {
 	return n, err
 }
 
-// parseSize reads a size in bytes: a number with an optional binary unit,
-// K, M, G, T or P (also KB, KiB, ...): "500M", "10G", "1.5T", "0".
-func parseSize(s string) (int64, error) {
-	t := strings.TrimSpace(s)
-	i := len(t)
-	for i > 0 && (t[i-1] < '0' || t[i-1] > '9') && t[i-1] != '.' {
-		i--
-	}
-	num, unit := t[:i], strings.ToUpper(strings.TrimSpace(t[i:]))
-	unit = strings.TrimSuffix(strings.TrimSuffix(unit, "IB"), "B")
-	mult := map[string]float64{"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40, "P": 1 << 50}[unit]
-	if mult == 0 {
-		return 0, fmt.Errorf("unknown unit %q (use K, M, G, T or P)", t[i:])
-	}
-	v, err := strconv.ParseFloat(num, 64)
-	if err != nil || v < 0 || num == "" {
-		return 0, errors.New("not a size (examples: 0, 500M, 10G, 1.5T)")
-	}
-	b := v * mult
-	if b > math.MaxInt64 {
-		return 0, errors.New("too large")
-	}
-	return int64(b), nil
-}
+func parseSize(s string) (int64, error) { return config.ParseSize(s) }
 
 // configFile reads the [Daemon] section of an INI file into c. Other
 // sections belong to the command line and are skipped. It returns
 // warnings (unknown keys) to log once logging is set up, and fails on a
 // malformed line or a bad value, naming the file and line.
 func (c *daemonConfig) configFile(path string) (warnings []string, err error) {
-	f, err := os.Open(path)
+	entries, err := config.ReadINI(path)
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	section := ""
-	for line := 1; sc.Scan(); line++ {
-		text := strings.TrimSpace(sc.Text())
-		if text == "" || text[0] == '#' || text[0] == ';' {
+	for _, e := range entries {
+		if e.Section != "daemon" {
+			continue // [Batch], [Directory]: the command line's
+		}
+		if !slices.Contains(configKeys, e.Key) {
+			warnings = append(warnings, fmt.Sprintf("%s: unknown key %q in [Daemon] (ignored; known keys: %s)",
+				e.Where(), e.Key, strings.Join(configKeys, ", ")))
 			continue
 		}
-		if strings.HasPrefix(text, "[") {
-			if !strings.HasSuffix(text, "]") {
-				return warnings, fmt.Errorf("%s:%d: malformed section header %q", path, line, text)
-			}
-			section = strings.ToLower(strings.TrimSpace(text[1 : len(text)-1]))
-			continue
+		if err := c.set(e.Key, e.Value); err != nil {
+			return warnings, fmt.Errorf("%s: %w", e.Where(), err)
 		}
-		key, value, ok := strings.Cut(text, "=")
-		if !ok {
-			return warnings, fmt.Errorf("%s:%d: expected KEY = VALUE, got %q", path, line, text)
-		}
-		if section != "daemon" {
-			continue
-		}
-		key = strings.ToLower(strings.TrimSpace(key))
-		value = strings.Trim(strings.TrimSpace(value), `"`)
-		if !slices.Contains(configKeys, key) {
-			warnings = append(warnings, fmt.Sprintf("%s:%d: unknown key %q in [Daemon] (ignored; known keys: %s)",
-				path, line, key, strings.Join(configKeys, ", ")))
-			continue
-		}
-		if err := c.set(key, value); err != nil {
-			return warnings, fmt.Errorf("%s:%d: %w", path, line, err)
-		}
-	}
-	if err := sc.Err(); err != nil {
-		return warnings, fmt.Errorf("%s: %w", path, err)
 	}
 	return warnings, nil
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"github.com/tapefs/tapefs/cli"
 	"io"
 	"os"
 	"os/signal"
@@ -49,7 +50,7 @@ func runMount(args []string) int {
 	}
 	if f.fs.NArg() != 1 {
 		fmt.Fprintln(os.Stderr, "tapefs mount: give exactly one MOUNTPOINT; see 'tapefs mount --help'")
-		return 2
+		return cli.ExitUsage
 	}
 	return runDaemon(f, f.fs.Arg(0))
 }
@@ -61,7 +62,7 @@ func runServe(args []string) int {
 	}
 	if f.fs.NArg() != 0 {
 		fmt.Fprintln(os.Stderr, "tapefs serve: takes no arguments; see 'tapefs serve --help'")
-		return 2
+		return cli.ExitUsage
 	}
 	return runDaemon(f, "")
 }
@@ -75,7 +76,7 @@ func parseFlags(f *daemonFlags, name string, args []string) (int, bool) {
 		return 0, false
 	case err != nil:
 		fmt.Fprintf(os.Stderr, "tapefs %s: %v; see 'tapefs %s --help'\n", name, err, name)
-		return 2, false
+		return cli.ExitUsage, false
 	}
 	return 0, true
 }
@@ -139,19 +140,28 @@ func runDaemon(f *daemonFlags, mnt string) int {
 	if mnt != "" {
 		warnRequestTimeout(d.log, requestTimeoutKnob)
 	}
-	if d.cfg.http != "" {
-		d.log.Debug().Str("http", d.cfg.http).Msg("status page address recorded; the page is not served yet")
-	}
 
 	h, err := openHome(&d.cfg, d.log)
 	if err != nil {
 		return d.fail(err)
 	}
 	h.engine.Start()
+	var fsys *tfs.FS
+	stopServers, err := d.startServers(h, mnt, func() map[string]uint64 {
+		if fsys == nil {
+			return nil
+		}
+		return fsys.OpCounts()
+	})
+	if err != nil {
+		h.close(d.log)
+		return d.fail(err)
+	}
+	defer stopServers()
 
 	var srv *fuse.Server
 	if mnt != "" {
-		fsys := tfs.New(tfs.FromArchive(h.engine), tfs.Options{
+		fsys = tfs.New(tfs.FromArchive(h.engine), tfs.Options{
 			Log:        d.log,
 			AllowOther: d.cfg.allowOther,
 			CacheDir:   filepath.Join(d.cfg.home, cacheDir),
@@ -196,6 +206,7 @@ func runDaemon(f *daemonFlags, mnt string) int {
 	if mounted {
 		unmount(srv, mnt, 10*time.Second, d.log)
 	}
+	stopServers()
 	h.close(d.log)
 	d.log.Info().Msg("stopped")
 	return 0

@@ -5,8 +5,10 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/spf13/pflag"
+	"github.com/tapefs/tapefs/config"
 )
 
 // daemonFlags are the flags of mount and serve. They are parsed into
@@ -37,12 +39,17 @@ func newDaemonFlags(name, usageLine, description, examples string) *daemonFlags 
 	fs.Duration("flush-age", 0, "start writing a workspace's sealed batches to tape when the oldest is this old (0: engine default, 1m)")
 	fs.Duration("recall-linger", 0, "collect recall requests this long before mounting a cartridge (0: engine default, 2s)")
 	fs.Bool("debug-fuse", false, "log every FUSE request (very verbose)")
-	for _, hidden := range []string{"drives", "cartridges", "cartridge-size", "flush-age", "recall-linger", "debug-fuse"} {
+	fs.String("http-token", "", "token every request to the status page must carry (required when --http is not a loopback address)")
+	fs.String("max-file-size", "0", "a larger file rejects its entry (0: 500 GB)")
+	fs.Duration("retention", 7*24*time.Hour, "deleted batches stay restorable this long")
+	fs.Bool("prefetch", false, "stage the other files of a batch in the same aggregate during a recall")
+	fs.String("tape-speed", "0", "streaming rate of the virtual drives in bytes per second, e.g. 50M (0: LTO-9, 400 MB/s)")
+	for _, hidden := range []string{"drives", "cartridges", "cartridge-size", "flush-age", "recall-linger", "debug-fuse", "tape-speed"} {
 		_ = fs.MarkHidden(hidden)
 	}
 	fs.Usage = func() {} // parseFlags prints the help
 	f.help = func(w io.Writer) {
-		fmt.Fprintf(w, "Usage: %s\n\n%s\nFlags:\n%s\nTesting and tuning flags: --drives N, --cartridges N, --cartridge-size SIZE\n(used only when a new home is created), --flush-age DURATION, --recall-linger DURATION,\n--debug-fuse.\n\nExamples:\n%s",
+		fmt.Fprintf(w, "Usage: %s\n\n%s\nFlags:\n%s\nTesting and tuning flags: --drives N, --cartridges N, --cartridge-size SIZE\n(used only when a new home is created), --flush-age DURATION, --recall-linger DURATION,\n--tape-speed BYTES_PER_SECOND, --debug-fuse.\n\nExamples:\n%s",
 			usageLine, description, fs.FlagUsages(), examples)
 	}
 	return f
@@ -69,8 +76,12 @@ func (f *daemonFlags) configure() (daemonConfig, []string, error) {
 			return c, warnings, fmt.Errorf("configuration: %w", err)
 		}
 	}
-	if home := os.Getenv("TAPEFS_HOME"); home != "" {
-		c.home = home
+	for _, key := range configKeys {
+		if v := os.Getenv(config.EnvName(key)); v != "" {
+			if err := c.set(key, v); err != nil {
+				return c, warnings, fmt.Errorf("environment %s: %w", config.EnvName(key), err)
+			}
+		}
 	}
 	var err error
 	f.fs.Visit(func(fl *pflag.Flag) {

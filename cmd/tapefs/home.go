@@ -76,6 +76,10 @@ func openHome(c *daemonConfig, log zerolog.Logger) (h *archiveHome, err error) {
 		return h, fmt.Errorf("open catalog: %w", err)
 	}
 	lib := tape.Config{Dir: filepath.Join(c.home, libraryDir), TimeScale: c.timeScale}
+	if c.tapeSpeed > 0 {
+		lib.Timing = tape.LTO9()
+		lib.Timing.StreamRate = c.tapeSpeed
+	}
 	if newHome {
 		lib.Drives, lib.Cartridges, lib.Capacity = c.drives, c.cartridges, c.cartridgeSize
 	}
@@ -93,6 +97,9 @@ func openHome(c *daemonConfig, log zerolog.Logger) (h *archiveHome, err error) {
 		Settle:       c.settle,
 		FlushAge:     c.flushAge,
 		RecallLinger: c.recallLinger,
+		MaxFileSize:  c.maxFileSize,
+		Retention:    c.retention,
+		Prefetch:     c.prefetch,
 	})
 	if err != nil {
 		return h, err

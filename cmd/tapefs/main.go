@@ -7,6 +7,7 @@ package main
 
 import (
 	"fmt"
+	"github.com/tapefs/tapefs/cli"
 	"io"
 	"os"
 	"strings"
@@ -17,14 +18,25 @@ type command struct {
 	name    string
 	summary string
 	// run runs the command with the arguments after its name and returns
-	// the exit code: 0 done, 1 failed, 2 bad usage.
+	// the exit code (cli.ExitCodes: 0 done, 1 failed, 4 bad usage, ...).
 	run func(args []string) int
 }
 
 // commands lists the subcommands in the order --help shows them.
-var commands = []command{
+var commands = append([]command{
 	{name: "mount", summary: "run the daemon in the foreground with the FUSE mount", run: runMount},
 	{name: "serve", summary: "run the daemon without a mount (for the command line and the API)", run: runServe},
+}, userCommands()...)
+
+// userCommands are the commands that talk to a running daemon.
+func userCommands() []command {
+	var out []command
+	for _, c := range cli.Commands {
+		out = append(out, command{name: c.Name, summary: c.Summary, run: func(args []string) int {
+			return cli.Run(c, args, os.Stdout, os.Stderr)
+		}})
+	}
+	return out
 }
 
 const usageText = `tapefs - a tape archive used as a mounted file system
@@ -34,7 +46,8 @@ Usage:
 
 Commands:
 %s
-Run 'tapefs COMMAND --help' for the flags of a command.
+Run 'tapefs COMMAND --help' for the flags and examples of a command, and
+'tapefs help exit-codes' for what the exit codes mean.
 
 Examples:
   # Mount the archive (a new home is set up on first start: a virtual
@@ -52,7 +65,7 @@ Examples:
 func usage(w io.Writer) {
 	var b strings.Builder
 	for _, c := range commands {
-		fmt.Fprintf(&b, "  %-8s %s\n", c.name, c.summary)
+		fmt.Fprintf(&b, "  %-10s %s\n", c.name, c.summary)
 	}
 	fmt.Fprintf(w, usageText, b.String())
 }
@@ -64,7 +77,7 @@ func main() {
 func run(args []string) int {
 	if len(args) == 0 {
 		usage(os.Stderr)
-		return 2
+		return cli.ExitUsage
 	}
 	name := args[0]
 	switch name {
@@ -76,6 +89,10 @@ func run(args []string) int {
 			usage(os.Stdout)
 			return 0
 		}
+		if args[1] == "exit-codes" {
+			fmt.Print(cli.ExitCodes)
+			return 0
+		}
 		name, args = args[1], []string{args[1], "--help"}
 	}
 	for _, c := range commands {
@@ -84,5 +101,5 @@ func run(args []string) int {
 		}
 	}
 	fmt.Fprintf(os.Stderr, "tapefs: unknown command %q; run 'tapefs --help' for the list\n", name)
-	return 2
+	return cli.ExitUsage
 }
