@@ -411,11 +411,26 @@ type barWriter struct{ p *progress }
 
 func (b barWriter) Write(p []byte) (int, error) { b.p.add(int64(len(p))); return len(p), nil }
 
-func (r *restorer) link(f api.FileInfo) error {
-	dst, err := safeJoin(r.root, f.Path)
+// place prepares dst for a link or symlink: its parents exist, and an
+// existing entry is removed only with --force.
+func (r *restorer) place(p string) (string, error) {
+	dst, err := safeJoin(r.root, p)
 	if err != nil {
-		return err
+		return "", err
 	}
+	if err := r.mkdirs(dst, false); err != nil {
+		return "", err
+	}
+	if _, err := os.Lstat(dst); err == nil {
+		if !r.force {
+			return "", errors.New("exists; use --force to overwrite")
+		}
+		os.Remove(dst)
+	}
+	return dst, nil
+}
+
+func (r *restorer) link(f api.FileInfo) error {
 	owner, ok := r.byID[f.Link]
 	if !ok {
 		return errors.New("its hard-link partner is not part of this restore")
@@ -424,31 +439,17 @@ func (r *restorer) link(f api.FileInfo) error {
 	if err != nil {
 		return err
 	}
-	if err := r.mkdirs(dst, false); err != nil {
+	dst, err := r.place(f.Path)
+	if err != nil {
 		return err
-	}
-	if _, err := os.Lstat(dst); err == nil {
-		if !r.force {
-			return errors.New("exists; use --force to overwrite")
-		}
-		os.Remove(dst)
 	}
 	return os.Link(src, dst)
 }
 
 func (r *restorer) symlink(f api.FileInfo) error {
-	dst, err := safeJoin(r.root, f.Path)
+	dst, err := r.place(f.Path)
 	if err != nil {
 		return err
-	}
-	if err := r.mkdirs(dst, false); err != nil {
-		return err
-	}
-	if _, err := os.Lstat(dst); err == nil {
-		if !r.force {
-			return errors.New("exists; use --force to overwrite")
-		}
-		os.Remove(dst)
 	}
 	if err := os.Symlink(f.Target, dst); err != nil {
 		return err

@@ -157,27 +157,11 @@ func (h *handle) streamSeconds(n int) float64 {
 }
 
 func (h *handle) Write(p []byte) (int, error) {
-	if err := h.check("write"); err != nil {
-		return 0, err
-	}
-	d := h.d
-	if d.wr == nil {
-		if err := h.beginWrite(); err != nil {
-			return 0, err
-		}
-	}
-	c, idx := h.snapshot()
-	if d.wrBase+d.wrSize+int64(len(p)) > idx.Capacity {
-		return 0, h.endOfTape(c, idx)
-	}
-	n, err := d.wr.Write(p)
-	d.wrSize += int64(n)
-	d.pos.off = d.wrSize
-	h.lib.step(d, DriveWriting, h.streamSeconds(n), Counters{BytesWritten: int64(n)})
-	if err != nil {
-		return n, fmt.Errorf("write %s file %d: %w", c.volser, d.wrFile, err)
-	}
-	return n, nil
+	n, err := h.append(int64(len(p)), func(f *os.File) (int64, error) {
+		n, err := f.Write(p)
+		return int64(n), err
+	})
+	return int(n), err
 }
 
 // ReadFrom appends what r gives, as Write does. When r is an
@@ -189,6 +173,12 @@ func (h *handle) ReadFrom(r io.Reader) (int64, error) {
 	if !ok {
 		return io.Copy(writeOnly{h}, r)
 	}
+	return h.append(lr.N, func(f *os.File) (int64, error) { return f.ReadFrom(lr) })
+}
+
+// append writes up to size bytes with write at the end of the tape file
+// being written (starting one if needed), refusing past capacity.
+func (h *handle) append(size int64, write func(*os.File) (int64, error)) (int64, error) {
 	if err := h.check("write"); err != nil {
 		return 0, err
 	}
@@ -199,10 +189,10 @@ func (h *handle) ReadFrom(r io.Reader) (int64, error) {
 		}
 	}
 	c, idx := h.snapshot()
-	if d.wrBase+d.wrSize+lr.N > idx.Capacity {
+	if d.wrBase+d.wrSize+size > idx.Capacity {
 		return 0, h.endOfTape(c, idx)
 	}
-	n, err := d.wr.ReadFrom(lr)
+	n, err := write(d.wr)
 	d.wrSize += n
 	d.pos.off = d.wrSize
 	h.lib.step(d, DriveWriting, h.streamSeconds(int(n)), Counters{BytesWritten: n})
