@@ -33,7 +33,7 @@ func (e *Engine) Reserve(workspace, tag string, owner uint32, bytes int64) (cata
 			return err
 		}
 		if ws.Quota > 0 && ws.Used+bytes > ws.Quota {
-			return &RejectError{Workspace: workspace, Entry: "tapefs put", Reason: fmt.Sprintf("needs %d bytes but workspace %s has %d of its %d-byte quota left; remove batches or raise the quota",
+			return &RejectError{Workspace: workspace, Entry: "tapefs put", Cause: ErrQuota, Reason: fmt.Sprintf("needs %d bytes but workspace %s has %d of its %d-byte quota left; remove batches or raise the quota",
 				bytes, workspace, max(ws.Quota-ws.Used, 0), ws.Quota)}
 		}
 		now := e.now()

@@ -128,18 +128,18 @@ func (e *Engine) seal(ctx context.Context, workspace, entry string, owner uint32
 		if errors.Is(err, fs.ErrNotExist) {
 			return catalog.Batch{}, fmt.Errorf("seal %s/%s: %w", workspace, entry, err)
 		}
-		return catalog.Batch{}, e.reject(workspace, entry, err.Error())
+		return catalog.Batch{}, e.reject(workspace, entry, ErrUnsupported, err.Error())
 	}
 	for _, f := range files {
 		if f.typ == catalog.TypeFile && f.info.Size() > e.cfg.MaxFileSize {
-			return catalog.Batch{}, e.reject(workspace, entry, fmt.Sprintf(
+			return catalog.Batch{}, e.reject(workspace, entry, ErrFileTooBig, fmt.Sprintf(
 				"%s is %d bytes, more than the maximum file size of %d bytes; split it or ask an administrator to raise --max-file-size",
 				f.rel, f.info.Size(), e.cfg.MaxFileSize))
 		}
 	}
 	total := dataBytes(files)
 	if ws.Quota > 0 && ws.Used+total > ws.Quota {
-		return catalog.Batch{}, e.reject(workspace, entry, fmt.Sprintf(
+		return catalog.Batch{}, e.reject(workspace, entry, ErrQuota, fmt.Sprintf(
 			"needs %d bytes but workspace %s has %d of its %d-byte quota left; remove batches or raise the quota",
 			total, workspace, max(ws.Quota-ws.Used, 0), ws.Quota))
 	}
@@ -171,7 +171,7 @@ func (e *Engine) seal(ctx context.Context, workspace, entry string, owner uint32
 			e.unsealLogged(sealDir)
 		}
 		if errors.As(err, &rej) {
-			return catalog.Batch{}, e.reject(workspace, entry, rej.Reason)
+			return catalog.Batch{}, e.reject(workspace, entry, rej.Cause, rej.Reason)
 		}
 		return b, fmt.Errorf("seal %s/%s: %w", workspace, entry, err)
 	}
@@ -241,7 +241,7 @@ func (e *Engine) registerSealed(ctx context.Context, b catalog.Batch, sealDir st
 			charged = r.Bytes
 		}
 		if ws.Quota > 0 && ws.Used-charged+b.Bytes > ws.Quota {
-			return &RejectError{Workspace: b.Workspace, Entry: b.Entry, Reason: fmt.Sprintf("needs %d bytes but workspace %s has %d of its %d-byte quota left; remove batches or raise the quota",
+			return &RejectError{Workspace: b.Workspace, Entry: b.Entry, Cause: ErrQuota, Reason: fmt.Sprintf("needs %d bytes but workspace %s has %d of its %d-byte quota left; remove batches or raise the quota",
 				b.Bytes, b.Workspace, max(ws.Quota-ws.Used+charged, 0), ws.Quota)}
 		}
 		b, cfiles, err = tx.RegisterBatch(b, cfiles)
@@ -489,8 +489,8 @@ func (e *Engine) adopt(b catalog.Batch) error {
 }
 
 // reject records why an entry could not be sealed; the entry stays in put/.
-func (e *Engine) reject(workspace, entry, reason string) error {
-	rej := &RejectError{Workspace: workspace, Entry: entry, Reason: reason}
+func (e *Engine) reject(workspace, entry string, cause error, reason string) error {
+	rej := &RejectError{Workspace: workspace, Entry: entry, Reason: reason, Cause: cause}
 	e.mu.Lock()
 	a := e.activity(workspace, entry)
 	a.rejected = reason

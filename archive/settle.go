@@ -97,7 +97,7 @@ func (e *Engine) beginSeal(workspace, entry string) error {
 		return ErrSealing
 	}
 	if a.open > 0 {
-		return &RejectError{Workspace: workspace, Entry: entry, Reason: "files inside it are still open; close them (or wait for the copy to finish) and seal again"}
+		return &RejectError{Workspace: workspace, Entry: entry, Cause: ErrEntryOpen, Reason: "files inside it are still open; close them (or wait for the copy to finish) and seal again"}
 	}
 	a.sealing = true
 	return nil

@@ -3,7 +3,6 @@ package fs
 import (
 	"context"
 	"errors"
-	"strings"
 	"syscall"
 
 	"github.com/tapefs/tapefs/archive"
@@ -42,16 +41,14 @@ func errnoOf(err error) syscall.Errno {
 }
 
 // rejectErrno tells a refused seal's cause by errno, so setfattr and
-// scripts can tell a full quota from a file that is too big. The engine
-// gives the reason as text only (see NEEDS.md).
+// scripts can tell a full quota from a file that is too big.
 func rejectErrno(rej *archive.RejectError) syscall.Errno {
-	r := strings.ToLower(rej.Reason)
 	switch {
-	case strings.Contains(r, "quota"):
+	case errors.Is(rej, archive.ErrQuota):
 		return syscall.EDQUOT
-	case strings.Contains(r, "maximum file size"):
+	case errors.Is(rej, archive.ErrFileTooBig):
 		return syscall.EFBIG
-	case strings.Contains(r, "still open"):
+	case errors.Is(rej, archive.ErrEntryOpen):
 		return syscall.EBUSY
 	}
 	return syscall.EPERM
