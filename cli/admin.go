@@ -135,7 +135,7 @@ Examples:
 			defer cancel()
 			switch args[0] {
 			case "list":
-				return env.ls("workspace", 0, "text", true)
+				return env.lsAs("workspace", "workspace", 0, "text", true)
 			case "create":
 				if len(args) != 2 {
 					return env.usage("workspace", "create NAME")

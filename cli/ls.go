@@ -69,6 +69,11 @@ Examples:
 }
 
 func (env *Env) ls(level string, batch uint64, format string, human bool) int {
+	return env.lsAs("ls", level, batch, format, human)
+}
+
+// lsAs is ls for a command named cmd in its messages.
+func (env *Env) lsAs(cmd, level string, batch uint64, format string, human bool) int {
 	ctx, cancel := interruptible()
 	defer cancel()
 	size := func(n int64) string {
@@ -89,7 +94,7 @@ func (env *Env) ls(level string, batch uint64, format string, human bool) int {
 	case "workspace":
 		wss, err := env.Client.Workspaces(ctx)
 		if err != nil {
-			return env.fail("ls", err)
+			return env.fail(cmd, err)
 		}
 		if format == "json" {
 			return writeJSONOut(env.Stdout, wss)
@@ -115,7 +120,7 @@ func (env *Env) ls(level string, batch uint64, format string, human bool) int {
 			bs, err = env.Client.Batches(ctx, api.BatchQuery{Workspace: env.Settings.Workspace})
 		}
 		if err != nil {
-			return env.fail("ls", err)
+			return env.fail(cmd, err)
 		}
 		bs = liveOnly(bs, batch != 0)
 		if format == "json" {
@@ -138,7 +143,7 @@ func (env *Env) ls(level string, batch uint64, format string, human bool) int {
 		} else {
 			bs, err := env.Client.Batches(ctx, api.BatchQuery{Workspace: env.Settings.Workspace})
 			if err != nil {
-				return env.fail("ls", err)
+				return env.fail(cmd, err)
 			}
 			for _, b := range liveOnly(bs, false) {
 				ids = append(ids, b.ID)
@@ -148,7 +153,7 @@ func (env *Env) ls(level string, batch uint64, format string, human bool) int {
 		for _, id := range ids {
 			fs, err := env.Client.AllFiles(ctx, id)
 			if err != nil {
-				return env.fail("ls", err)
+				return env.fail(cmd, err)
 			}
 			all = append(all, visible(fs)...)
 		}

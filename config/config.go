@@ -99,6 +99,11 @@ func ReadAll(files []string) ([]Entry, error) {
 		if errors.Is(err, os.ErrNotExist) {
 			continue
 		}
+		if errors.Is(err, os.ErrPermission) {
+			// Not ours to read (a HOME that belongs to someone else, a
+			// root-only /etc file): it cannot apply to us.
+			continue
+		}
 		if err != nil {
 			return all, err
 		}

@@ -60,16 +60,14 @@ func newDaemonFlags(name, usageLine, description, examples string) *daemonFlags 
 func (f *daemonFlags) configure() (daemonConfig, []string, error) {
 	c := defaultDaemonConfig()
 	var warnings []string
-	files := []string{"/etc/tapefs.conf"}
+	files := config.Files() // /etc/tapefs.conf, ~/.tapefs.conf (or their TAPEFS_*_CONFIG stand-ins)
 	if f.config != "" {
-		files = append(files, f.config)
-	} else if dir, err := os.UserHomeDir(); err == nil {
-		files = append(files, filepath.Join(dir, ".tapefs.conf"))
+		files[1] = f.config
 	}
 	for i, path := range files {
 		w, err := c.configFile(path)
 		warnings = append(warnings, w...)
-		if os.IsNotExist(err) && (i == 0 || f.config == "") {
+		if (os.IsNotExist(err) || os.IsPermission(err)) && (i == 0 || f.config == "") {
 			continue // the default files are optional
 		}
 		if err != nil {
