@@ -102,5 +102,5 @@ func (e *RejectError) Error() string {
 // Status is a batch and its progress.
 type Status struct {
 	catalog.Batch
-	Progress float64 // bytes on tape / bytes, 0..1 (1 for an empty batch on tape)
+	Progress float64 `json:"progress"` // bytes on tape / bytes, 0..1 (1 for an empty batch on tape)
 }

@@ -55,9 +55,9 @@ type Batch struct {
 	Owner     uint32    `json:"owner"`
 	State     State     `json:"state"`
 	Created   time.Time `json:"created"`
-	Sealed    time.Time `json:"sealed,omitempty"`
-	Synced    time.Time `json:"synced,omitempty"`
-	Deleted   time.Time `json:"deleted,omitempty"`  // soft delete time
+	Sealed    time.Time `json:"sealed,omitzero"`
+	Synced    time.Time `json:"synced,omitzero"`
+	Deleted   time.Time `json:"deleted,omitzero"`   // soft delete time
 	Prior     State     `json:"prior,omitempty"`    // state before deletion (for undelete)
 	Files     int64     `json:"files"`              // entries of every type
 	Bytes     int64     `json:"bytes"`              // sum of regular file sizes
@@ -145,7 +145,7 @@ type Job struct {
 	Batch     uint64    `json:"batch"`
 	File      uint64    `json:"file,omitempty"` // recall: the file (data owner) to stage
 	Created   time.Time `json:"created"`
-	NotBefore time.Time `json:"not_before,omitempty"` // retry backoff
+	NotBefore time.Time `json:"not_before,omitzero"` // retry backoff
 	Attempts  int       `json:"attempts,omitempty"`
 }
 

@@ -141,13 +141,20 @@ func runDaemon(f *daemonFlags, mnt string) int {
 		warnRequestTimeout(d.log, requestTimeoutKnob)
 	}
 
+	httpLn, err := d.listenHTTP()
+	if err != nil {
+		return d.fail(err)
+	}
 	h, err := openHome(&d.cfg, d.log)
 	if err != nil {
+		if httpLn != nil {
+			httpLn.Close()
+		}
 		return d.fail(err)
 	}
 	h.engine.Start()
 	var fsys *tfs.FS
-	stopServers, err := d.startServers(h, mnt, func() map[string]uint64 {
+	stopServers, err := d.startServers(h, mnt, httpLn, func() map[string]uint64 {
 		if fsys == nil {
 			return nil
 		}
