@@ -567,6 +567,19 @@ func (d *daemon) logEvents(message string) []logEvent {
 	return out
 }
 
+// waitLogEvents waits until the daemon's log has at least n events with
+// the message (they may be logged a moment after the effect a test saw)
+// and returns all of them.
+func (d *daemon) waitLogEvents(message string, n int, timeout time.Duration) []logEvent {
+	d.t.Helper()
+	var ev []logEvent
+	waitFor(d.t, timeout, fmt.Sprintf("%d %q line(s) in the log", n, message), func() (bool, string) {
+		ev = d.logEvents(message)
+		return len(ev) >= n, fmt.Sprintf("%d", len(ev))
+	})
+	return ev
+}
+
 // sh runs a bash script (set -eo pipefail) in dir and fails the test with
 // its output when it fails. It returns the combined output.
 func sh(t *testing.T, dir, script string) string {

@@ -121,7 +121,9 @@ func TestConcurrentReadersShareOneRecall(t *testing.T) {
 			t.Errorf("reader %d: %v: %q; want md5 %s", i+1, r.err, r.out, sum)
 		}
 	}
-	passes := d.logEvents("recall pass done")
+	// Both readers are done, so no other pass can start now; the one pass
+	// may log a moment after the last bytes were handed out.
+	passes := d.waitLogEvents("recall pass done", 1, 30*time.Second)
 	if len(passes) != 1 || passes[0].num("files") != 1 {
 		t.Errorf("recall passes %v; want exactly one, with files=1", passes)
 	}
@@ -182,7 +184,7 @@ func TestKilledReaderLeavesReadableFile(t *testing.T) {
 	if !strings.HasPrefix(out, sum+" ") {
 		t.Errorf("md5sum after the killed reader: %q; want %s", out, sum)
 	}
-	if passes := d.logEvents("recall pass done"); len(passes) != 1 {
+	if passes := d.waitLogEvents("recall pass done", 1, 30*time.Second); len(passes) != 1 {
 		t.Errorf("recall passes %v; want exactly one", passes)
 	}
 }
