@@ -29,11 +29,11 @@ func runTar(t *testing.T, args ...string) (stdout, stderr string) {
 // gives back the names and bytes that were written.
 func TestCartridgeReadableWithGNUTar(t *testing.T) {
 	if _, err := exec.LookPath("tar"); err != nil {
-		t.Skip("no tar binary")
+		t.Fatal("GNU tar is needed for this test (apt-get install tar)")
 	}
 	out, _ := runTar(t, "--version")
 	if !strings.Contains(out, "GNU tar") {
-		t.Skip("tar is not GNU tar")
+		t.Fatal("tar is not GNU tar; install GNU tar")
 	}
 
 	l := openTest(t, Config{Drives: 1, Cartridges: 1})

@@ -1,7 +1,6 @@
 package test
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/json"
 	"errors"
@@ -14,7 +13,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -35,13 +33,7 @@ const nobodyUID = 65534
 type server struct {
 	t    *testing.T
 	home string
-
-	mu   sync.Mutex
-	out  bytes.Buffer
-	cmd  *exec.Cmd
-	done chan struct{}
-	werr error
-	runs int
+	proc // the runs of `tapefs serve`
 }
 
 // startServer runs `tapefs serve` on a fresh home under a directory other
@@ -49,7 +41,7 @@ type server struct {
 // waits until the control socket accepts connections.
 func startServer(t *testing.T) *server {
 	t.Helper()
-	s := &server{t: t, home: filepath.Join(sharedTempDir(t), "home")}
+	s := &server{t: t, home: filepath.Join(sharedTempDir(t), "home"), proc: proc{name: "tapefs serve"}}
 	t.Cleanup(s.cleanup)
 	s.start()
 	return s
@@ -57,79 +49,21 @@ func startServer(t *testing.T) *server {
 
 func (s *server) sock() string { return filepath.Join(s.home, "tapefs.sock") }
 
-func (s *server) running() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.cmd == nil {
-		return false
-	}
-	select {
-	case <-s.done:
-		return false
-	default:
-		return true
-	}
-}
-
-func (s *server) output() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.out.String()
-}
-
 // start runs the daemon and waits for its control socket.
 func (s *server) start() {
 	s.t.Helper()
-	if s.running() {
-		s.t.Fatal("server already running")
-	}
 	args := []string{"serve", "--home", s.home, "--http", "", "--time-scale", "0", "--settle", "1s",
 		"--flush-age", "1s", "--recall-linger", "1ms"}
-	cmd := exec.Command(tapefsBin, args...)
-	cmd.Env = cleanEnv("HOME=" + filepath.Dir(s.home))
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	pr, pw, err := os.Pipe()
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	cmd.Stdout, cmd.Stderr = pw, pw
-	s.mu.Lock()
-	s.runs++
-	run := s.runs
-	fmt.Fprintf(&s.out, "[run %d] %s %s\n", run, tapefsBin, strings.Join(args, " "))
-	s.mu.Unlock()
 	// A socket left by a previous run must not pass for the new daemon's.
 	_ = os.Remove(s.sock())
-	if err := cmd.Start(); err != nil {
-		s.t.Fatalf("start tapefs serve: %v", err)
-	}
-	pw.Close()
-	done := make(chan struct{})
-	s.mu.Lock()
-	s.cmd, s.done, s.werr = cmd, done, nil
-	s.mu.Unlock()
-	go func() {
-		sc := bufio.NewScanner(pr)
-		sc.Buffer(make([]byte, 64<<10), 4<<20)
-		for sc.Scan() {
-			s.mu.Lock()
-			fmt.Fprintf(&s.out, "[run %d] %s\n", run, sc.Text())
-			s.mu.Unlock()
-		}
-		pr.Close()
-		err := cmd.Wait()
-		s.mu.Lock()
-		s.werr = err
-		s.mu.Unlock()
-		close(done)
-	}()
+	run, done := s.proc.start(s.t, cleanEnv("HOME="+filepath.Dir(s.home)), args, nil)
 	t0 := time.Now()
 	deadline := t0.Add(60 * time.Second)
 	for {
 		c, err := net.Dial("unix", s.sock())
 		if err == nil {
 			c.Close()
-			s.t.Logf("tapefs serve run %d ready after %v (pid %d)", run, time.Since(t0).Round(time.Millisecond), cmd.Process.Pid)
+			s.t.Logf("tapefs serve run %d ready after %v (pid %d)", run, time.Since(t0).Round(time.Millisecond), s.process().Pid)
 			return
 		}
 		select {
@@ -138,33 +72,10 @@ func (s *server) start() {
 		default:
 		}
 		if time.Now().After(deadline) {
-			_ = cmd.Process.Signal(syscall.SIGQUIT)
-			s.waitExit(5 * time.Second)
-			_ = cmd.Process.Kill()
+			s.quit()
 			s.t.Fatalf("tapefs serve: %s does not accept connections after 60s: %v\n%s", s.sock(), err, s.output())
 		}
 		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-func (s *server) exitErr() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.werr
-}
-
-func (s *server) waitExit(timeout time.Duration) bool {
-	s.mu.Lock()
-	done := s.done
-	s.mu.Unlock()
-	if done == nil {
-		return true
-	}
-	select {
-	case <-done:
-		return true
-	case <-time.After(timeout):
-		return false
 	}
 }
 
@@ -174,27 +85,6 @@ func (s *server) stop() {
 	if err := s.terminate(); err != nil {
 		s.t.Fatal(err)
 	}
-}
-
-func (s *server) terminate() error {
-	if !s.running() {
-		return fmt.Errorf("stop: tapefs serve not running")
-	}
-	s.mu.Lock()
-	p := s.cmd.Process
-	s.mu.Unlock()
-	_ = p.Signal(syscall.SIGTERM)
-	if !s.waitExit(60 * time.Second) {
-		_ = p.Signal(syscall.SIGQUIT)
-		s.waitExit(5 * time.Second)
-		_ = p.Kill()
-		s.waitExit(5 * time.Second)
-		return fmt.Errorf("tapefs serve did not exit within 60s of SIGTERM (killed)\n%s", s.output())
-	}
-	if err := s.exitErr(); err != nil {
-		return fmt.Errorf("tapefs serve exited with %v after SIGTERM; want status 0\n%s", err, s.output())
-	}
-	return nil
 }
 
 func (s *server) cleanup() {

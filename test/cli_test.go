@@ -199,14 +199,7 @@ func genAcquisition(t *testing.T, root string, n int) []string {
 		for d := filepath.Dir(p); d != root && !dirs[d]; d = filepath.Dir(d) {
 			dirs[d] = true
 		}
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		buf := make([]byte, size)
-		_, _ = data.Read(buf)
-		if err := os.WriteFile(p, buf, 0o644); err != nil {
-			t.Fatal(err)
-		}
+		writeRandomFile(t, data, p, size)
 		if err := os.Chmod(p, modes[i%len(modes)]); err != nil {
 			t.Fatal(err)
 		}
@@ -398,15 +391,21 @@ func writeFiles(t *testing.T, root string, files map[string]int) {
 	t.Helper()
 	rng := rand.NewChaCha8([32]byte{7})
 	for name, size := range files {
-		p := filepath.Join(root, name)
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		b := make([]byte, size)
-		_, _ = rng.Read(b)
-		if err := os.WriteFile(p, b, 0o644); err != nil {
-			t.Fatal(err)
-		}
+		writeRandomFile(t, rng, filepath.Join(root, name), size)
+	}
+}
+
+// writeRandomFile writes size bytes of rng to the file p (mode 0644),
+// making its directory.
+func writeRandomFile(t *testing.T, rng *rand.ChaCha8, p string, size int) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	b := make([]byte, size)
+	_, _ = rng.Read(b)
+	if err := os.WriteFile(p, b, 0o644); err != nil {
+		t.Fatal(err)
 	}
 }
 

@@ -1,7 +1,6 @@
 package test
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/json"
 	"errors"
@@ -15,7 +14,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -138,13 +136,7 @@ type daemon struct {
 	mnt   string
 	flags []string
 
-	mu   sync.Mutex
-	out  bytes.Buffer // stderr and stdout of every run, prefixed with the run number
-	cmd  *exec.Cmd
-	done chan struct{} // closed when the running process has exited
-	werr error         // its exit status
-	runs int
-
+	proc             // the runs of `tapefs mount`; mu also guards allowed
 	allowed []string // error lines the test provokes (allowErrors)
 }
 
@@ -155,7 +147,7 @@ func newDaemon(t *testing.T, flags ...string) *daemon {
 	t.Helper()
 	needMount(t)
 	root := t.TempDir()
-	d := &daemon{t: t, home: filepath.Join(root, "home"), mnt: filepath.Join(root, "mnt"), flags: flags}
+	d := &daemon{t: t, home: filepath.Join(root, "home"), mnt: filepath.Join(root, "mnt"), flags: flags, proc: proc{name: "tapefs"}}
 	if err := os.Mkdir(d.mnt, 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -178,20 +170,6 @@ func (d *daemon) ws(name string) string { return filepath.Join(d.mnt, name) }
 // put is the path of a workspace's put/ directory.
 func (d *daemon) put(ws string) string { return filepath.Join(d.mnt, ws, "put") }
 
-func (d *daemon) running() bool {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.cmd == nil {
-		return false
-	}
-	select {
-	case <-d.done:
-		return false
-	default:
-		return true
-	}
-}
-
 // start runs `tapefs mount` and waits for its ready line.
 func (d *daemon) start() {
 	d.t.Helper()
@@ -202,64 +180,27 @@ func (d *daemon) start() {
 // ready returns (not running) instead of failing the test.
 func (d *daemon) start1(tolerateExit bool) {
 	d.t.Helper()
-	if d.running() {
-		d.t.Fatal("daemon already running")
-	}
 	args := append([]string{"mount", "--home", d.home, "--http", "127.0.0.1:0"}, d.flags...)
 	args = append(args, d.mnt)
-	cmd := exec.Command(tapefsBin, args...)
+	want := "tapefs: mounted at " + d.mnt
+	ready := make(chan struct{})
+	seen := false
 	// The daemon inherits the test's environment (GOMAXPROCS=1 in the
 	// second pass of make test). HOME is private so that no ~/.tapefs.conf
 	// of the user changes the settings under test.
-	cmd.Env = append(os.Environ(), "HOME="+filepath.Dir(d.home))
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	pr, pw, err := os.Pipe()
-	if err != nil {
-		d.t.Fatal(err)
-	}
-	cmd.Stdout, cmd.Stderr = pw, pw
-	d.mu.Lock()
-	d.runs++
-	run := d.runs
-	fmt.Fprintf(&d.out, "[run %d] %s %s\n", run, tapefsBin, strings.Join(args, " "))
-	d.mu.Unlock()
-	if err := cmd.Start(); err != nil {
-		d.t.Fatalf("start tapefs: %v", err)
-	}
-	pw.Close()
-	done := make(chan struct{})
-	ready := make(chan struct{})
-	d.mu.Lock()
-	d.cmd, d.done, d.werr = cmd, done, nil
-	d.mu.Unlock()
-	want := "tapefs: mounted at " + d.mnt
-	go func() {
-		sc := bufio.NewScanner(pr)
-		sc.Buffer(make([]byte, 64<<10), 4<<20)
-		seen := false
-		for sc.Scan() {
-			line := sc.Text()
-			d.mu.Lock()
-			fmt.Fprintf(&d.out, "[run %d] %s\n", run, line)
-			d.mu.Unlock()
-			if line == want && !seen {
-				seen = true
-				close(ready)
-			}
+	run, done := d.proc.start(d.t, append(os.Environ(), "HOME="+filepath.Dir(d.home)), args, func(line string) {
+		if line == want && !seen {
+			seen = true
+			close(ready)
 		}
-		pr.Close()
-		err := cmd.Wait()
-		d.mu.Lock()
-		d.werr = err
-		d.mu.Unlock()
-		close(done)
-	}()
+	})
 	t0 := time.Now()
 	select {
 	case <-ready:
-		d.t.Logf("daemon run %d ready after %v (pid %d)", run, time.Since(t0).Round(time.Millisecond), cmd.Process.Pid)
+		pid := d.process().Pid
+		d.t.Logf("daemon run %d ready after %v (pid %d)", run, time.Since(t0).Round(time.Millisecond), pid)
 		if v := os.Getenv("GOMAXPROCS"); v != "" {
-			env, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", cmd.Process.Pid))
+			env, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pid))
 			if err == nil && !bytes.Contains(append([]byte{0}, env...), []byte("\x00GOMAXPROCS="+v+"\x00")) {
 				d.t.Errorf("the daemon does not run with GOMAXPROCS=%s", v)
 			}
@@ -270,39 +211,8 @@ func (d *daemon) start1(tolerateExit bool) {
 		}
 		d.t.Fatalf("tapefs mount exited before it was ready (%v); want the line %q on stderr\n%s", d.exitErr(), want, d.output())
 	case <-time.After(60 * time.Second):
-		_ = cmd.Process.Signal(syscall.SIGQUIT) // goroutine dump into the output
-		d.waitExit(5 * time.Second)
-		_ = cmd.Process.Kill()
-		d.waitExit(5 * time.Second)
+		d.quit() // goroutine dump into the output, then kill
 		d.t.Fatalf("tapefs mount not ready after 60s; want the line %q on stderr\n%s", want, d.output())
-	}
-}
-
-func (d *daemon) exitErr() error {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.werr
-}
-
-func (d *daemon) output() string {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.out.String()
-}
-
-// waitExit waits up to timeout for the running process to exit.
-func (d *daemon) waitExit(timeout time.Duration) bool {
-	d.mu.Lock()
-	done := d.done
-	d.mu.Unlock()
-	if done == nil {
-		return true
-	}
-	select {
-	case <-done:
-		return true
-	case <-time.After(timeout):
-		return false
 	}
 }
 
@@ -316,22 +226,8 @@ func (d *daemon) stop() {
 
 // terminate is stop returning its complaint instead of failing.
 func (d *daemon) terminate() error {
-	if !d.running() {
-		return errors.New("stop: daemon not running")
-	}
-	d.mu.Lock()
-	p := d.cmd.Process
-	d.mu.Unlock()
-	_ = p.Signal(syscall.SIGTERM)
-	if !d.waitExit(60 * time.Second) {
-		_ = p.Signal(syscall.SIGQUIT)
-		d.waitExit(5 * time.Second)
-		_ = p.Kill()
-		d.waitExit(5 * time.Second)
-		return fmt.Errorf("tapefs did not exit within 60s of SIGTERM (killed; goroutine dump in its output)\n%s", d.output())
-	}
-	if err := d.exitErr(); err != nil {
-		return fmt.Errorf("tapefs exited with %v after SIGTERM; want status 0\n%s", err, d.output())
+	if err := d.proc.terminate(); err != nil {
+		return err
 	}
 	if isMounted(d.mnt) {
 		return fmt.Errorf("tapefs exited 0 after SIGTERM but %s is still mounted\n%s", d.mnt, d.output())
@@ -346,10 +242,7 @@ func (d *daemon) kill9() {
 	if !d.running() {
 		d.t.Fatal("kill9: daemon not running")
 	}
-	d.mu.Lock()
-	p := d.cmd.Process
-	d.mu.Unlock()
-	if err := p.Signal(syscall.SIGKILL); err != nil {
+	if err := d.process().Signal(syscall.SIGKILL); err != nil {
 		d.t.Fatal(err)
 	}
 	if !d.waitExit(10 * time.Second) {
@@ -711,6 +604,15 @@ func (d *daemon) waitBatchState(ws, id, want string, timeout time.Duration) {
 		return st == want, st
 	})
 	d.t.Logf("batch %s/%s %s after %v", ws, id, want, time.Since(t0).Round(time.Millisecond))
+}
+
+// cpSynced copies the tree src into put/ of the default workspace with
+// cp -a, waits for its batch to reach CACHED_SYNCED and returns its ID.
+func (d *daemon) cpSynced(src string, timeout time.Duration) string {
+	d.t.Helper()
+	before := d.batchIDs("default")
+	sh(d.t, "/", "cp -a "+q(src)+" "+q(d.put("default")+"/"))
+	return d.waitSynced("default", before, timeout)
 }
 
 // waitSynced waits for a new batch and for it to reach CACHED_SYNCED.

@@ -50,9 +50,7 @@ func TestTarOfOfflineFiles(t *testing.T) {
 	base := t.TempDir()
 	src := filepath.Join(base, "tarsrc")
 	makeTarSource(t, src)
-	before := d.batchIDs("default")
-	sh(t, "/", "cp -a "+q(src)+" "+q(d.put("default")+"/"))
-	id := d.waitSynced("default", before, 2*time.Minute)
+	id := d.cpSynced(src, 2*time.Minute)
 	batch := filepath.Join(d.ws("default"), id)
 
 	for _, c := range []struct{ name, flags string }{

@@ -61,9 +61,7 @@ func TestBatchTreeIsReadOnly(t *testing.T) {
 	base := t.TempDir()
 	src := filepath.Join(base, "ro")
 	makeROSource(t, src)
-	before := d.batchIDs("default")
-	sh(t, "/", "cp -a "+q(src)+" "+q(d.put("default")+"/"))
-	id := d.waitSynced("default", before, 2*time.Minute)
+	id := d.cpSynced(src, 2*time.Minute)
 	batch := filepath.Join(d.ws("default"), id)
 	e := filepath.Join(batch, "ro")
 
