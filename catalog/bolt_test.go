@@ -128,9 +128,6 @@ func bigBatch(top string, n, perDir int) []File {
 // TestBoltRegisterLarge: a put of 100,000 files is one RegisterBatch, and
 // must stay a matter of seconds on disk.
 func TestBoltRegisterLarge(t *testing.T) {
-	if testing.Short() {
-		t.Skip("writes 100,000 files to a catalog")
-	}
 	c, err := Open(filepath.Join(t.TempDir(), "catalog.db"))
 	if err != nil {
 		t.Fatal(err)
