@@ -111,7 +111,7 @@ func BenchmarkMigrationThroughput(b *testing.B) {
 		fmt.Sscan(s, &total)
 	}
 	for i := 0; i < b.N; i++ {
-		te := testSetup{Home: b.TempDir(), Settle: time.Hour, FlushAge: time.Hour, FlushBytes: 1 << 50}.open(b)
+		te := testSetup{Home: b.TempDir(), Settle: time.Hour, FlushAge: time.Hour, FlushBytes: 1 << 50, FlushFiles: 1 << 30}.open(b)
 		src := filepath.Join(b.TempDir(), "src")
 		// Mixed sizes: a few large files, many middle ones, many small.
 		var written int64

@@ -66,38 +66,26 @@ func (c *Config) applyDefaults() {
 	if c.Clock == nil {
 		c.Clock = realClock{}
 	}
-	if c.Settle == 0 {
-		c.Settle = d.Settle
-	}
-	if c.MaxFileSize == 0 {
-		c.MaxFileSize = d.MaxFileSize
-	}
-	if c.Retention == 0 {
-		c.Retention = d.Retention
-	}
-	if c.FlushBytes == 0 {
-		c.FlushBytes = d.FlushBytes
-	}
-	if c.FlushFiles == 0 {
-		c.FlushFiles = d.FlushFiles
-	}
-	if c.FlushAge == 0 {
-		c.FlushAge = d.FlushAge
-	}
-	if c.AggregateTarget == 0 {
-		c.AggregateTarget = d.AggregateTarget
-	}
-	if c.MaxAttempts == 0 {
-		c.MaxAttempts = d.MaxAttempts
-	}
-	if c.Backoff == 0 {
-		c.Backoff = d.Backoff
-	}
-	if c.RecallLinger < 0 {
-		c.RecallLinger = 0
-	}
+	orDefault(&c.Settle, d.Settle)
+	orDefault(&c.MaxFileSize, d.MaxFileSize)
+	orDefault(&c.Retention, d.Retention)
+	orDefault(&c.FlushBytes, d.FlushBytes)
+	orDefault(&c.FlushFiles, d.FlushFiles)
+	orDefault(&c.FlushAge, d.FlushAge)
+	orDefault(&c.AggregateTarget, d.AggregateTarget)
+	orDefault(&c.MaxAttempts, d.MaxAttempts)
+	orDefault(&c.Backoff, d.Backoff)
+	c.RecallLinger = max(c.RecallLinger, 0)
 	if c.HashWorkers <= 0 {
 		c.HashWorkers = d.HashWorkers
+	}
+}
+
+// orDefault sets *v to d when *v is the zero value.
+func orDefault[T comparable](v *T, d T) {
+	var zero T
+	if *v == zero {
+		*v = d
 	}
 }
 

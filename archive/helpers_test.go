@@ -36,7 +36,8 @@ type testSetup struct {
 	Quota       int64
 	MaxFileSize int64
 	Retention   time.Duration
-	FlushBytes  int64
+	FlushBytes  int64 // 0: engine default
+	FlushFiles  int   // 0: engine default
 
 	clock Clock                           // nil: real time
 	wrap  func(tape.Library) tape.Library // fault injection
@@ -105,7 +106,7 @@ func (s testSetup) openErr() (*testEngine, error) {
 		engineLib = s.wrap(lib)
 	}
 	e, err := New(Config{
-		Catalog: cat, Cache: c, Library: engineLib, Log: log, Clock: s.clock, Retention: s.Retention, FlushBytes: s.FlushBytes, FlushFiles: int(min(s.FlushBytes, 1<<30)),
+		Catalog: cat, Cache: c, Library: engineLib, Log: log, Clock: s.clock, Retention: s.Retention, FlushBytes: s.FlushBytes, FlushFiles: s.FlushFiles,
 		Settle: s.Settle, FlushAge: s.FlushAge, RecallLinger: s.Linger, Prefetch: s.Prefetch, FCFS: s.FCFS,
 		MaxFileSize: s.MaxFileSize, Backoff: 20 * time.Millisecond, MaxAttempts: 2,
 	})

@@ -19,6 +19,11 @@ type Reader struct {
 	mu   sync.Mutex
 	h    *cache.Handle // open object, complete or filling
 	req  *recallReq
+	// complete is set once h is known to hold the whole file. It stays
+	// true: an open object is never evicted, and a removed one stays
+	// readable through h. Reads of a cached file then skip the cache's
+	// index (and its lock) entirely.
+	complete bool
 }
 
 // Open returns a reader of a regular file. It never blocks on tape: a read
@@ -42,7 +47,7 @@ func (e *Engine) Open(fileID uint64) (*Reader, error) {
 	r := &Reader{e: e, file: f}
 	if info, ok := e.cache.Lookup(f.ID); ok && !info.Partial {
 		if h, err := e.cache.Open(f.ID); err == nil {
-			r.h = h
+			r.h, r.complete = h, true
 			return r, nil
 		}
 	}
@@ -60,7 +65,11 @@ func (r *Reader) Cached() *os.File {
 	if r.h == nil {
 		return nil
 	}
-	if info, ok := r.e.cache.Lookup(r.file.ID); ok && !info.Partial {
+	if !r.complete {
+		info, ok := r.e.cache.Lookup(r.file.ID)
+		r.complete = ok && !info.Partial
+	}
+	if r.complete {
 		return r.h.File()
 	}
 	return nil
@@ -101,11 +110,16 @@ func (r *Reader) ReadAt(ctx context.Context, p []byte, off int64) (int, error) {
 // ready waits until [off, off+n) is in the cache and returns the open object.
 func (r *Reader) ready(ctx context.Context, off, n int64) (*cache.Handle, error) {
 	r.mu.Lock()
-	h := r.h
-	req := r.req
+	h, req, complete := r.h, r.req, r.complete
 	r.mu.Unlock()
+	if complete {
+		return h, nil
+	}
 	if h != nil {
 		if info, ok := r.e.cache.Lookup(r.file.ID); ok && !info.Partial {
+			r.mu.Lock()
+			r.complete = true
+			r.mu.Unlock()
 			return h, nil
 		}
 	}
@@ -168,7 +182,7 @@ func (r *Reader) Close() error {
 	defer r.mu.Unlock()
 	if r.h != nil {
 		err := r.h.Close()
-		r.h = nil
+		r.h, r.complete = nil, false
 		return err
 	}
 	return nil

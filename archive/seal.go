@@ -63,7 +63,7 @@ func walkEntry(root, entry string) ([]stagedFile, error) {
 		case info.Mode()&fs.ModeSymlink != 0:
 			sf.typ = catalog.TypeSymlink
 		default:
-			return fmt.Errorf("%s: %s files cannot be archived; remove it from the entry", sf.rel, fileKind(info.Mode()))
+			return fmt.Errorf("%s: %s files cannot be archived; remove it from the entry", sf.rel, FileKind(info.Mode()))
 		}
 		out = append(out, sf)
 		return nil
@@ -71,7 +71,9 @@ func walkEntry(root, entry string) ([]stagedFile, error) {
 	return out, err
 }
 
-func fileKind(m fs.FileMode) string {
+// FileKind names a file type that cannot be archived, for messages (the
+// command line checks sources with it before sending them).
+func FileKind(m fs.FileMode) string {
 	switch {
 	case m&fs.ModeNamedPipe != 0:
 		return "named pipe"

@@ -17,6 +17,7 @@ import (
 
 	"github.com/spf13/pflag"
 	"github.com/tapefs/tapefs/api"
+	"github.com/tapefs/tapefs/archive"
 	"github.com/tapefs/tapefs/catalog"
 )
 
@@ -301,19 +302,7 @@ func readable(p string, info fs.FileInfo) error {
 	case info.Mode()&fs.ModeSymlink != 0:
 		return nil
 	}
-	return fmt.Errorf("%s files cannot be archived", kind(info.Mode()))
-}
-
-func kind(m fs.FileMode) string {
-	switch {
-	case m&fs.ModeNamedPipe != 0:
-		return "named pipe"
-	case m&fs.ModeSocket != 0:
-		return "socket"
-	case m&fs.ModeDevice != 0:
-		return "device"
-	}
-	return "special"
+	return fmt.Errorf("%s files cannot be archived", archive.FileKind(info.Mode()))
 }
 
 // describe turns a file error into words for a list report.

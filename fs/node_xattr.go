@@ -40,22 +40,11 @@ func (b *batchDir) attrs() (attrMap, syscall.Errno) {
 }
 
 func (b *batchDir) Getxattr(ctx context.Context, attr string, dest []byte) (uint32, syscall.Errno) {
-	if !strings.HasPrefix(attr, xattrPrefix) {
-		return 0, syscall.ENODATA
-	}
-	m, errno := b.attrs()
-	if errno != 0 {
-		return 0, errno
-	}
-	return m.get(dest, attr)
+	return getAttr(b.attrs, attr, dest)
 }
 
 func (b *batchDir) Listxattr(ctx context.Context, dest []byte) (uint32, syscall.Errno) {
-	m, errno := b.attrs()
-	if errno != 0 {
-		return 0, errno
-	}
-	return xattrList(dest, m.names)
+	return listAttrs(b.attrs, dest)
 }
 
 // Setxattr user.tapefs.recall recalls the whole batch, in tape order.
@@ -113,22 +102,11 @@ func volsers(copies []catalog.Copy) string {
 }
 
 func (n *entryNode) Getxattr(ctx context.Context, attr string, dest []byte) (uint32, syscall.Errno) {
-	if !strings.HasPrefix(attr, xattrPrefix) {
-		return 0, syscall.ENODATA
-	}
-	m, errno := n.attrs()
-	if errno != 0 {
-		return 0, errno
-	}
-	return m.get(dest, attr)
+	return getAttr(n.attrs, attr, dest)
 }
 
 func (n *entryNode) Listxattr(ctx context.Context, dest []byte) (uint32, syscall.Errno) {
-	m, errno := n.attrs()
-	if errno != 0 {
-		return 0, errno
-	}
-	return xattrList(dest, m.names)
+	return listAttrs(n.attrs, dest)
 }
 
 // Setxattr user.tapefs.recall on a file queues its recall without reading.
@@ -142,4 +120,26 @@ func (n *entryNode) Setxattr(ctx context.Context, attr string, data []byte, flag
 	}
 	n.fsys.log.Info().Str("workspace", n.ws).Uint64("batch", n.batch).Uint64("file", n.id).Msg("recall queued")
 	return 0
+}
+
+// getAttr answers getxattr of a user.tapefs.* name from a node's attributes;
+// other names are not ours (ENODATA) and cost no catalog read.
+func getAttr(attrs func() (attrMap, syscall.Errno), attr string, dest []byte) (uint32, syscall.Errno) {
+	if !strings.HasPrefix(attr, xattrPrefix) {
+		return 0, syscall.ENODATA
+	}
+	m, errno := attrs()
+	if errno != 0 {
+		return 0, errno
+	}
+	return m.get(dest, attr)
+}
+
+// listAttrs answers listxattr from a node's attributes.
+func listAttrs(attrs func() (attrMap, syscall.Errno), dest []byte) (uint32, syscall.Errno) {
+	m, errno := attrs()
+	if errno != 0 {
+		return 0, errno
+	}
+	return xattrList(dest, m.names)
 }
