@@ -1,0 +1,476 @@
+package catalog
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// The PostgreSQL engine keeps the whole key space in one table, as the
+// bbolt engine keeps it in one bucket: the key schema (keys.go) does the
+// partitioning, so the catalog logic is the same on both.
+//
+//	tapefs_kv(k bytea PRIMARY KEY, v bytea NOT NULL)
+//
+// bytea compares byte by byte (memcmp, then length), which is exactly the
+// order bbolt and the memory engine give, so range scans agree.
+//
+// A transaction buffers its writes in memory and sends them at commit in
+// one go (a pipelined batch, or COPY into a temporary table for large
+// transactions): RegisterBatch of 100,000 files writes ~300,000 keys and
+// must not pay a round trip per key. Reads inside the transaction merge the
+// buffer over what the database returns, so a transaction sees its own
+// writes as on bbolt.
+//
+// Updates run at SERIALIZABLE isolation and are retried when PostgreSQL
+// reports a serialization failure or deadlock; the closure therefore runs
+// again from the start, with a fresh buffer, and must touch nothing outside
+// the transaction (results leave it only after Update returns nil).
+
+const (
+	pgTable = "tapefs_kv"
+	// pgScanPage is how many rows a scan fetches per query: scans stop
+	// early (a page of a directory, the first match), so rows are fetched
+	// in pages rather than all at once.
+	pgScanPage = 512
+	// pgCopyThreshold is the number of buffered writes above which the
+	// commit streams them with COPY instead of a pipelined batch.
+	pgCopyThreshold = 256
+	// pgMaxAttempts bounds the retries of one Update on serialization
+	// failures.
+	pgMaxAttempts = 50
+)
+
+// PostgresOptions tune the PostgreSQL engine; zero fields take defaults.
+type PostgresOptions struct {
+	// TxTimeout bounds one transaction attempt (and a View): a database
+	// that is away makes catalog operations fail with an error after this
+	// long instead of hanging the mount. Default 30 s.
+	TxTimeout time.Duration
+	// Retry is how long a transaction keeps retrying while the database
+	// cannot be reached before it gives up. Default 10 s.
+	Retry time.Duration
+}
+
+// ErrCatalogUnavailable is returned when the catalog database cannot be
+// reached within the retry period.
+var ErrCatalogUnavailable = errors.New("catalog database unavailable")
+
+type pgEngine struct {
+	pool *pgxpool.Pool
+	opt  PostgresOptions
+}
+
+// OpenPostgresEngine connects to the PostgreSQL database named by url
+// (postgres://… or a key=value connection string) and creates the key-value
+// table if it is missing.
+func OpenPostgresEngine(url string, opt PostgresOptions) (Engine, error) {
+	if opt.TxTimeout <= 0 {
+		opt.TxTimeout = 30 * time.Second
+	}
+	if opt.Retry <= 0 {
+		opt.Retry = 10 * time.Second
+	}
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		return nil, fmt.Errorf("catalog URL: %w", err)
+	}
+	cfg.MaxConns = max(cfg.MaxConns, 8)
+	ctx, cancel := context.WithTimeout(context.Background(), opt.TxTimeout)
+	defer cancel()
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("open catalog database: %w", err)
+	}
+	_, err = pool.Exec(ctx, `CREATE TABLE IF NOT EXISTS `+pgTable+` (k bytea PRIMARY KEY, v bytea NOT NULL)`)
+	if err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("open catalog database %s: %w", redactURL(url), err)
+	}
+	return &pgEngine{pool: pool, opt: opt}, nil
+}
+
+// redactURL drops a password from a connection URL before it is shown.
+func redactURL(url string) string {
+	if cfg, err := pgconn.ParseConfig(url); err == nil {
+		return fmt.Sprintf("%s@%s:%d/%s", cfg.User, cfg.Host, cfg.Port, cfg.Database)
+	}
+	return "(unparsable URL)"
+}
+
+func (e *pgEngine) Close() error { e.pool.Close(); return nil }
+
+func (e *pgEngine) View(fn func(KVTxn) error) error {
+	return e.run(pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, false, fn)
+}
+
+func (e *pgEngine) Update(fn func(KVTxn) error) error {
+	return e.run(pgx.TxOptions{IsoLevel: pgx.Serializable}, true, fn)
+}
+
+// run runs fn in a transaction, again from the start on a serialization
+// failure, and on a lost connection as long as the commit was not yet
+// sent (a commit whose answer was lost may have happened: it is reported,
+// never repeated).
+func (e *pgEngine) run(opts pgx.TxOptions, writable bool, fn func(KVTxn) error) error {
+	deadline := time.Now().Add(e.opt.Retry)
+	backoff := 10 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		committing, err := e.attempt(opts, writable, fn)
+		if err == nil {
+			return nil
+		}
+		var fnErr closureError
+		if errors.As(err, &fnErr) {
+			return fnErr.err
+		}
+		switch {
+		case isSerializationFailure(err) && attempt < pgMaxAttempts:
+		case !committing && isConnectionError(err) && time.Now().Before(deadline):
+		case isConnectionError(err):
+			return fmt.Errorf("%w: %v", ErrCatalogUnavailable, err)
+		default:
+			return fmt.Errorf("catalog database: %w", err)
+		}
+		time.Sleep(backoff/2 + rand.N(backoff/2+1))
+		backoff = min(2*backoff, time.Second)
+	}
+}
+
+// closureError marks an error returned by the caller's closure: it is
+// handed back as is, never retried.
+type closureError struct{ err error }
+
+func (c closureError) Error() string { return c.err.Error() }
+
+func (e *pgEngine) attempt(opts pgx.TxOptions, writable bool, fn func(KVTxn) error) (committing bool, err error) {
+	ctx, cancel := context.WithTimeout(context.Background(), e.opt.TxTimeout)
+	defer cancel()
+	tx, err := e.pool.BeginTx(ctx, opts)
+	if err != nil {
+		return false, err
+	}
+	defer tx.Rollback(context.Background()) //nolint:errcheck // after Commit it is a no-op
+	t := &pgTxn{ctx: ctx, tx: tx, writable: writable, writes: map[string][]byte{}}
+	if err := fn(t); err != nil {
+		// A closure error caused by the database (a serialization failure
+		// met by a read) is retried like any other.
+		if t.dbErr != nil && errors.Is(err, t.dbErr) {
+			return false, t.dbErr
+		}
+		return false, closureError{err}
+	}
+	if t.dbErr != nil {
+		return false, t.dbErr
+	}
+	if writable {
+		if err := t.flush(); err != nil {
+			return false, err
+		}
+	}
+	return true, tx.Commit(ctx)
+}
+
+func isSerializationFailure(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && (pe.Code == "40001" || pe.Code == "40P01")
+}
+
+func isConnectionError(err error) bool {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		// Class 08: connection exception; 57P01-3: the server is shutting
+		// down or cannot accept connections yet.
+		return strings.HasPrefix(pe.Code, "08") || pe.Code == "57P01" || pe.Code == "57P02" || pe.Code == "57P03"
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		return true
+	}
+	return pgconn.SafeToRetry(err) || errors.As(err, new(*pgconn.ConnectError)) || isNetError(err)
+}
+
+func isNetError(err error) bool {
+	s := err.Error()
+	return strings.Contains(s, "connection refused") || strings.Contains(s, "no such file or directory") ||
+		strings.Contains(s, "broken pipe") || strings.Contains(s, "connection reset") ||
+		strings.Contains(s, "unexpected EOF") || strings.Contains(s, "conn closed")
+}
+
+// pgTxn is one attempt of a transaction. writes holds the buffered writes
+// (a nil value is a delete); sorted is their keys in order, rebuilt lazily
+// for scans.
+type pgTxn struct {
+	ctx      context.Context
+	tx       pgx.Tx
+	writable bool
+	writes   map[string][]byte
+	sorted   []string
+	dirty    bool // sorted is stale
+	scanning int
+	dbErr    error // the first database error: the attempt is failed
+}
+
+func (t *pgTxn) fail(err error) error {
+	if t.dbErr == nil {
+		t.dbErr = err
+	}
+	return t.dbErr
+}
+
+func (t *pgTxn) Get(key []byte) ([]byte, error) {
+	if v, ok := t.writes[string(key)]; ok {
+		return v, nil
+	}
+	var v []byte
+	err := t.tx.QueryRow(t.ctx, `SELECT v FROM `+pgTable+` WHERE k = $1`, key).Scan(&v)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, t.fail(err)
+	}
+	return v, nil
+}
+
+func (t *pgTxn) checkWrite() error {
+	if !t.writable {
+		return errReadOnly
+	}
+	if t.scanning > 0 {
+		return errWriteInScan
+	}
+	return nil
+}
+
+func (t *pgTxn) Put(key, value []byte) error {
+	if err := t.checkWrite(); err != nil {
+		return err
+	}
+	k := string(key)
+	if _, ok := t.writes[k]; !ok {
+		t.dirty = true
+	}
+	t.writes[k] = append([]byte{}, value...)
+	return nil
+}
+
+func (t *pgTxn) Delete(key []byte) error {
+	if err := t.checkWrite(); err != nil {
+		return err
+	}
+	k := string(key)
+	if _, ok := t.writes[k]; !ok {
+		t.dirty = true
+	}
+	t.writes[k] = nil
+	return nil
+}
+
+func (t *pgTxn) sortedWrites() []string {
+	if t.dirty || t.sorted == nil {
+		t.sorted = t.sorted[:0]
+		for k := range t.writes {
+			t.sorted = append(t.sorted, k)
+		}
+		slices.Sort(t.sorted)
+		t.dirty = false
+	}
+	return t.sorted
+}
+
+// Scan merges the database's rows in the range with the buffered writes:
+// a buffered value replaces the row, a buffered delete hides it.
+func (t *pgTxn) Scan(prefix, from []byte, reverse bool, fn func(key, value []byte) (bool, error)) error {
+	t.scanning++
+	defer func() { t.scanning-- }()
+	lo, hi := scanBounds(prefix, from, reverse) // lo inclusive, hi exclusive (nil: open)
+	// The buffered writes in [lo, hi), in scan order.
+	var mine []string
+	if len(t.writes) > 0 {
+		all := t.sortedWrites()
+		i, _ := slices.BinarySearch(all, string(lo))
+		j := len(all)
+		if hi != nil {
+			j, _ = slices.BinarySearch(all, string(hi))
+		}
+		mine = all[i:max(i, j)]
+	}
+	mi := 0
+	nextMine := func() (string, bool) {
+		if mi >= len(mine) {
+			return "", false
+		}
+		if reverse {
+			return mine[len(mine)-1-mi], true
+		}
+		return mine[mi], true
+	}
+	// before reports whether key a comes before b in scan order.
+	before := func(a, b string) bool {
+		if reverse {
+			return a > b
+		}
+		return a < b
+	}
+	emitMine := func(k string) (bool, error) {
+		mi++
+		if v := t.writes[k]; v != nil {
+			return fn([]byte(k), v)
+		}
+		return true, nil
+	}
+
+	cursor := []byte(nil) // last database key returned
+	for {
+		rows, err := t.page(lo, hi, cursor, reverse)
+		if err != nil {
+			return t.fail(err)
+		}
+		for _, r := range rows {
+			// Buffered keys that come first.
+			for {
+				mk, ok := nextMine()
+				if !ok || !before(mk, string(r.k)) {
+					break
+				}
+				if more, err := emitMine(mk); err != nil || !more {
+					return err
+				}
+			}
+			if mk, ok := nextMine(); ok && mk == string(r.k) {
+				if more, err := emitMine(mk); err != nil || !more {
+					return err
+				}
+				continue
+			}
+			if more, err := fn(r.k, r.v); err != nil || !more {
+				return err
+			}
+		}
+		if len(rows) < pgScanPage {
+			break
+		}
+		cursor = rows[len(rows)-1].k
+	}
+	for {
+		mk, ok := nextMine()
+		if !ok {
+			return nil
+		}
+		if more, err := emitMine(mk); err != nil || !more {
+			return err
+		}
+	}
+}
+
+type pgRow struct{ k, v []byte }
+
+// page fetches the next page of rows of [lo, hi) after cursor in scan
+// order.
+func (t *pgTxn) page(lo, hi, cursor []byte, reverse bool) ([]pgRow, error) {
+	var conds []string
+	var args []any
+	arg := func(v []byte) string {
+		args = append(args, v)
+		return fmt.Sprintf("$%d", len(args))
+	}
+	conds = append(conds, "k >= "+arg(lo))
+	if hi != nil {
+		conds = append(conds, "k < "+arg(hi))
+	}
+	order := "ASC"
+	if cursor != nil {
+		if reverse {
+			conds = append(conds, "k < "+arg(cursor))
+		} else {
+			conds = append(conds, "k > "+arg(cursor))
+		}
+	}
+	if reverse {
+		order = "DESC"
+	}
+	q := fmt.Sprintf("SELECT k, v FROM %s WHERE %s ORDER BY k %s LIMIT %d", pgTable, strings.Join(conds, " AND "), order, pgScanPage)
+	rows, err := t.tx.Query(t.ctx, q, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []pgRow
+	for rows.Next() {
+		var r pgRow
+		if err := rows.Scan(&r.k, &r.v); err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
+
+// scanBounds turns the Scan contract into a half-open key range [lo, hi):
+// forward scans start at max(prefix, from); reverse scans end at from
+// (inclusive) or at the end of the prefix.
+func scanBounds(prefix, from []byte, reverse bool) (lo, hi []byte) {
+	lo = append([]byte{}, prefix...)
+	hi = prefixEnd(prefix)
+	if from == nil {
+		return lo, hi
+	}
+	if !reverse {
+		if bytes.Compare(from, lo) > 0 {
+			lo = from
+		}
+		return lo, hi
+	}
+	// Keys ≤ from: the exclusive bound is from's successor, from+"\x00".
+	succ := append(append([]byte{}, from...), 0)
+	if hi == nil || bytes.Compare(succ, hi) < 0 {
+		hi = succ
+	}
+	return lo, hi
+}
+
+// flush sends the buffered writes.
+func (t *pgTxn) flush() error {
+	if len(t.writes) == 0 {
+		return nil
+	}
+	if len(t.writes) <= pgCopyThreshold {
+		b := &pgx.Batch{}
+		for k, v := range t.writes {
+			if v == nil {
+				b.Queue(`DELETE FROM `+pgTable+` WHERE k = $1`, []byte(k))
+			} else {
+				b.Queue(`INSERT INTO `+pgTable+` (k, v) VALUES ($1, $2) ON CONFLICT (k) DO UPDATE SET v = EXCLUDED.v`, []byte(k), v)
+			}
+		}
+		return t.tx.SendBatch(t.ctx, b).Close()
+	}
+	// COPY into a temporary table, then one statement each for the puts
+	// and the deletes. The temporary table lives until the commit.
+	if _, err := t.tx.Exec(t.ctx, `CREATE TEMPORARY TABLE tapefs_kv_writes (k bytea NOT NULL, v bytea) ON COMMIT DROP`); err != nil {
+		return err
+	}
+	// In key order: the inserts then walk the primary key's b-tree
+	// forward instead of touching a random leaf per row.
+	rows := make([][]any, 0, len(t.writes))
+	for _, k := range t.sortedWrites() {
+		rows = append(rows, []any{[]byte(k), t.writes[k]})
+	}
+	if _, err := t.tx.CopyFrom(t.ctx, pgx.Identifier{"tapefs_kv_writes"}, []string{"k", "v"}, pgx.CopyFromRows(rows)); err != nil {
+		return err
+	}
+	if _, err := t.tx.Exec(t.ctx, `DELETE FROM `+pgTable+` USING tapefs_kv_writes w WHERE `+pgTable+`.k = w.k AND w.v IS NULL`); err != nil {
+		return err
+	}
+	_, err := t.tx.Exec(t.ctx, `INSERT INTO `+pgTable+` (k, v) SELECT k, v FROM tapefs_kv_writes WHERE v IS NOT NULL ORDER BY k ON CONFLICT (k) DO UPDATE SET v = EXCLUDED.v`)
+	return err
+}

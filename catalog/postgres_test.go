@@ -1,0 +1,265 @@
+package catalog
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/tapefs/tapefs/internal/pgtest"
+)
+
+// One throwaway PostgreSQL server for the package's tests; each test gets
+// its own database on it.
+var (
+	pgOnce   sync.Once
+	pgServer *pgtest.Server
+	pgErr    error
+	pgSeq    atomic.Int64
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if pgServer != nil {
+		pgServer.Stop()
+	}
+	os.Exit(code)
+}
+
+// newPostgresEngine opens the engine on a fresh database.
+func newPostgresEngine(t testing.TB) Engine {
+	t.Helper()
+	pgOnce.Do(func() { pgServer, pgErr = pgtest.StartShared() })
+	if pgErr != nil {
+		t.Fatalf("PostgreSQL: %v", pgErr)
+	}
+	url := pgServer.CreateDB(t, fmt.Sprintf("cat%d", pgSeq.Add(1)))
+	eng, err := OpenPostgresEngine(url, PostgresOptions{TxTimeout: 20 * time.Second, Retry: 3 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { eng.Close() })
+	return eng
+}
+
+func TestEnginePostgres(t *testing.T) {
+	testEngine(t, func() Engine { return newPostgresEngine(t) })
+}
+
+func TestCatalogPostgres(t *testing.T) {
+	testCatalog(t, func() *Catalog {
+		c, err := New(newPostgresEngine(t))
+		if err != nil {
+			panic(err)
+		}
+		return c
+	})
+}
+
+// TestPostgresSerializationRetry races Updates that read and increment one
+// key: PostgreSQL fails all but one of each conflicting round with a
+// serialization error, the engine runs the losers' closures again, and no
+// increment is lost.
+func TestPostgresSerializationRetry(t *testing.T) {
+	eng := newPostgresEngine(t)
+	const workers, rounds = 4, 10
+	var runs atomic.Int64
+	var wg sync.WaitGroup
+	errs := make(chan error, workers)
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < rounds; i++ {
+				err := eng.Update(func(kv KVTxn) error {
+					runs.Add(1)
+					v, err := kv.Get([]byte("counter"))
+					if err != nil {
+						return err
+					}
+					n := 0
+					if v != nil {
+						fmt.Sscan(string(v), &n)
+					}
+					time.Sleep(2 * time.Millisecond) // widen the race
+					return kv.Put([]byte("counter"), []byte(fmt.Sprint(n+1)))
+				})
+				if err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	var got string
+	if err := eng.View(func(kv KVTxn) error {
+		v, err := kv.Get([]byte("counter"))
+		got = string(v)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if got != fmt.Sprint(workers*rounds) {
+		t.Errorf("counter = %s after %d increments", got, workers*rounds)
+	}
+	if runs.Load() <= workers*rounds {
+		t.Errorf("closures ran %d times for %d increments: no conflict was retried, the test proves nothing", runs.Load(), workers*rounds)
+	}
+	t.Logf("%d closure runs for %d increments", runs.Load(), workers*rounds)
+}
+
+// TestPostgresClosureErrorNotRetried: an error of the caller's own is
+// returned as is, the transaction rolled back, the closure run once.
+func TestPostgresClosureErrorNotRetried(t *testing.T) {
+	eng := newPostgresEngine(t)
+	mine := errors.New("mine")
+	runs := 0
+	err := eng.Update(func(kv KVTxn) error {
+		runs++
+		if err := kv.Put([]byte("k"), []byte("v")); err != nil {
+			return err
+		}
+		return mine
+	})
+	if !errors.Is(err, mine) || runs != 1 {
+		t.Fatalf("err %v after %d runs; want %v after 1", err, runs, mine)
+	}
+	eng.View(func(kv KVTxn) error {
+		if v, _ := kv.Get([]byte("k")); v != nil {
+			t.Errorf("write of a failed Update is visible: %q", v)
+		}
+		return nil
+	})
+}
+
+// TestPostgresLargeTransaction: writes past the COPY threshold, mixed with
+// deletes and overwrites of keys written earlier in the same transaction,
+// and scans that must see them.
+func TestPostgresLargeTransaction(t *testing.T) {
+	eng := newPostgresEngine(t)
+	key := func(i int) []byte { return []byte(fmt.Sprintf("k%06d", i)) }
+	if err := eng.Update(func(kv KVTxn) error {
+		for i := 0; i < 5000; i++ {
+			if err := kv.Put(key(i), []byte("a")); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := eng.Update(func(kv KVTxn) error {
+		for i := 0; i < 5000; i += 2 {
+			if err := kv.Delete(key(i)); err != nil {
+				return err
+			}
+		}
+		for i := 5000; i < 6000; i++ {
+			if err := kv.Put(key(i), []byte("b")); err != nil {
+				return err
+			}
+		}
+		n := 0
+		err := kv.Scan([]byte("k"), nil, false, func(k, v []byte) (bool, error) { n++; return true, nil })
+		if n != 2500+1000 {
+			t.Errorf("scan inside the transaction saw %d keys, want 3500", n)
+		}
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	n, last := 0, ""
+	eng.View(func(kv KVTxn) error {
+		return kv.Scan([]byte("k"), nil, true, func(k, v []byte) (bool, error) {
+			if n == 0 {
+				last = string(k)
+			}
+			n++
+			return true, nil
+		})
+	})
+	if n != 3500 || last != "k005999" {
+		t.Errorf("after commit: %d keys, last %q; want 3500, k005999", n, last)
+	}
+}
+
+// TestPostgresUnavailable: with the server stopped, an Update fails with
+// ErrCatalogUnavailable after the retry period instead of hanging, and
+// works again once the server is back.
+func TestPostgresUnavailable(t *testing.T) {
+	srv, err := pgtest.StartShared()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Stop()
+	eng, err := OpenPostgresEngine(srv.CreateDB(t, "away"), PostgresOptions{TxTimeout: 5 * time.Second, Retry: 2 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer eng.Close()
+	put := func(v string) error {
+		return eng.Update(func(kv KVTxn) error { return kv.Put([]byte("k"), []byte(v)) })
+	}
+	if err := put("1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Pause(); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	err = put("2")
+	if !errors.Is(err, ErrCatalogUnavailable) {
+		t.Errorf("Update with the server away: %v, want ErrCatalogUnavailable", err)
+	}
+	if d := time.Since(start); d > 15*time.Second {
+		t.Errorf("Update with the server away took %s", d)
+	}
+	if err := srv.Resume(); err != nil {
+		t.Fatal(err)
+	}
+	if err := put("3"); err != nil {
+		t.Fatalf("Update after the server came back: %v", err)
+	}
+	eng.View(func(kv KVTxn) error {
+		if v, _ := kv.Get([]byte("k")); string(v) != "3" {
+			t.Errorf("k = %q, want 3", v)
+		}
+		return nil
+	})
+}
+
+// TestPostgresRegisterLarge: RegisterBatch of 100,000 files (~300,000
+// writes) in one transaction, sent with COPY.
+func TestPostgresRegisterLarge(t *testing.T) {
+	c, err := New(newPostgresEngine(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	addWorkspace(t, c, "ws")
+	files := bigBatch("big", 100_000, 1000)
+	start := time.Now()
+	update(t, c, func(tx *Tx) error {
+		_, _, err := tx.RegisterBatch(Batch{Workspace: "ws", State: Cached, Bytes: 100_000 << 20}, files)
+		return err
+	})
+	t.Logf("RegisterBatch of %d files on PostgreSQL: %s", len(files), time.Since(start))
+	view(t, c, func(tx *Tx) error {
+		d, err := tx.Lookup(1, 1, "d0050")
+		if err != nil {
+			return err
+		}
+		ch, err := tx.Children(1, d.ID, "", 3)
+		if err != nil || len(ch) != 3 {
+			t.Errorf("children of d0050: %+v, %v", ch, err)
+		}
+		return err
+	})
+}
