@@ -19,11 +19,14 @@ run: build
 	$(BIN) mount --home $(RUN_HOME) --settle 5s --time-scale 0.05 --flush-age 10s $(RUN_MNT)
 
 # Unit tests, then the end-to-end suite against the built binary and a real
-# mount (needs root or fuse3), then the suite again with GOMAXPROCS=1.
+# mount (needs root or fuse3), then the suite again with GOMAXPROCS=1, and
+# once more with every daemon's catalog on PostgreSQL (a throwaway server
+# the tests start; needs the postgresql package).
 test: build
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout 25m ./...
 	GOMAXPROCS=1 $(GO) test -count=1 -timeout 25m ./test/...
+	TAPEFS_E2E_CATALOG=postgres $(GO) test -count=1 -timeout 25m ./test/...
 
 test-unit:
 	$(GO) test -count=1 $$($(GO) list ./... | grep -v /test)

@@ -3,6 +3,7 @@ package catalog
 import (
 	"encoding/binary"
 	"fmt"
+	"strings"
 )
 
 // Catalog is an open catalog.
@@ -14,6 +15,30 @@ type Tx struct{ kv KVTxn }
 // Open opens the catalog database at path (bbolt), creating it if needed.
 func Open(path string) (*Catalog, error) {
 	eng, err := OpenBoltEngine(path)
+	if err != nil {
+		return nil, err
+	}
+	c, err := New(eng)
+	if err != nil {
+		eng.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
+// IsDatabaseURL reports whether spec names a PostgreSQL database rather than
+// a file.
+func IsDatabaseURL(spec string) bool {
+	return strings.HasPrefix(spec, "postgres://") || strings.HasPrefix(spec, "postgresql://")
+}
+
+// OpenAt opens the catalog named by spec: a postgres:// URL, or when spec
+// is empty the bbolt file at path (the embedded default).
+func OpenAt(spec, path string) (*Catalog, error) {
+	if spec == "" {
+		return Open(path)
+	}
+	eng, err := OpenPostgresEngine(spec, PostgresOptions{})
 	if err != nil {
 		return nil, err
 	}

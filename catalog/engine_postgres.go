@@ -99,6 +99,10 @@ func OpenPostgresEngine(url string, opt PostgresOptions) (Engine, error) {
 	return &pgEngine{pool: pool, opt: opt}, nil
 }
 
+// DescribeURL names a database URL without its password, for logs and
+// messages.
+func DescribeURL(url string) string { return "postgres://" + redactURL(url) }
+
 // redactURL drops a password from a connection URL before it is shown.
 func redactURL(url string) string {
 	if cfg, err := pgconn.ParseConfig(url); err == nil {

@@ -162,7 +162,7 @@ func FormatSize(n int64) string {
 var Known = map[string][]string{
 	"batch":     {"workspace"},
 	"directory": {"outputlevel"},
-	"daemon": {"home", "http", "http-token", "settle", "cache-size", "time-scale", "allow-other", "log-level",
+	"daemon": {"home", "catalog", "http", "http-token", "settle", "cache-size", "time-scale", "allow-other", "log-level",
 		"drives", "cartridges", "cartridge-size", "flush-age", "recall-linger", "tape-speed", "max-file-size", "retention", "prefetch"},
 }
 

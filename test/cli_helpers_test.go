@@ -56,7 +56,7 @@ func (s *server) start() {
 		"--flush-age", "1s", "--recall-linger", "1ms"}
 	// A socket left by a previous run must not pass for the new daemon's.
 	_ = os.Remove(s.sock())
-	run, done := s.proc.start(s.t, cleanEnv("HOME="+filepath.Dir(s.home)), args, nil)
+	run, done := s.proc.start(s.t, cleanEnv(append([]string{"HOME=" + filepath.Dir(s.home)}, catalogEnv(s.home)...)...), args, nil)
 	t0 := time.Now()
 	deadline := t0.Add(60 * time.Second)
 	for {

@@ -22,7 +22,6 @@ import (
 
 	"github.com/tapefs/tapefs/catalog"
 	"github.com/tapefs/tapefs/cli"
-	bolt "go.etcd.io/bbolt"
 )
 
 // End-to-end tests of the command line (put, get, rm, undelete, ls,
@@ -685,7 +684,7 @@ func TestCLIGetRefusesDotDot(t *testing.T) {
 		batchPath(filepath.Join(src, "evil2.dat")): "x/../../../escaped2",
 		batchPath(filepath.Join(src, "evil3.dat")): "/../../../escaped3",
 	}
-	injectPaths(t, filepath.Join(s.home, "catalog.db"), id, evil)
+	injectPaths(t, s.home, id, evil)
 	s.start()
 
 	restore := filepath.Join(base, "a", "b", "restore")
@@ -741,36 +740,35 @@ func TestCLIGetRefusesDotDot(t *testing.T) {
 // injectPaths rewrites the path of files of a batch in a stopped
 // daemon's catalog, with a raw bbolt update of their records (the
 // catalog's own API refuses to change a path). old paths -> new paths.
-func injectPaths(t *testing.T, db string, batch uint64, paths map[string]string) {
+func injectPaths(t *testing.T, home string, batch uint64, paths map[string]string) {
 	t.Helper()
-	bdb, err := bolt.Open(db, 0o600, &bolt.Options{Timeout: 5 * time.Second})
+	db, err := openCatalogEngine(home)
 	if err != nil {
-		t.Fatalf("open %s: %v", db, err)
+		t.Fatalf("open the catalog of %s: %v", home, err)
 	}
-	defer bdb.Close()
-	err = bdb.Update(func(tx *bolt.Tx) error {
-		b := tx.Bucket([]byte("tapefs"))
-		if b == nil {
-			return errors.New("no bucket \"tapefs\" (see catalog/engine_bolt.go)")
-		}
+	defer db.Close()
+	err = db.Update(func(b catalog.KVTxn) error {
 		type edit struct {
 			k []byte
 			f catalog.File
 		}
 		var edits []edit
-		c := b.Cursor()
-		for k, v := c.Seek([]byte{'F'}); k != nil && k[0] == 'F'; k, v = c.Next() {
+		err := b.Scan([]byte{'F'}, nil, false, func(k, v []byte) (bool, error) {
 			if len(k) != 9 {
-				continue
+				return true, nil
 			}
 			var f catalog.File
 			if err := json.Unmarshal(v, &f); err != nil {
-				return fmt.Errorf("file %d: %w", binary.BigEndian.Uint64(k[1:]), err)
+				return false, fmt.Errorf("file %d: %w", binary.BigEndian.Uint64(k[1:]), err)
 			}
 			if np, ok := paths[f.Path]; ok && f.Batch == batch {
 				f.Path = np
 				edits = append(edits, edit{bytes.Clone(k), f})
 			}
+			return true, nil
+		})
+		if err != nil {
+			return err
 		}
 		if len(edits) != len(paths) {
 			return fmt.Errorf("found %d of the %d files to edit in batch %d", len(edits), len(paths), batch)
@@ -787,7 +785,7 @@ func injectPaths(t *testing.T, db string, batch uint64, paths map[string]string)
 		return nil
 	})
 	if err != nil {
-		t.Fatalf("inject paths into %s: %v", db, err)
+		t.Fatalf("inject paths into the catalog of %s: %v", home, err)
 	}
 }
 

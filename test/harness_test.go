@@ -62,6 +62,11 @@ func runMain(m *testing.M) int {
 			"(.ci/run installs fuse3 attr rsync tar coreutils findutils diffutils)\n", os.Getenv("CI"), prereqErr)
 		return 1
 	}
+	if err := startCatalogServer(); err != nil {
+		fmt.Fprintf(os.Stderr, "e2e: FAIL: TAPEFS_E2E_CATALOG=postgres and no PostgreSQL server: %v\n", err)
+		return 1
+	}
+	defer stopCatalogServer()
 	fmt.Fprintf(os.Stderr, "e2e: tapefs built at %s; GOMAXPROCS=%d (env %q)\n", tapefsBin, runtime.GOMAXPROCS(0), os.Getenv("GOMAXPROCS"))
 	return m.Run()
 }
@@ -188,7 +193,7 @@ func (d *daemon) start1(tolerateExit bool) {
 	// The daemon inherits the test's environment (GOMAXPROCS=1 in the
 	// second pass of make test). HOME is private so that no ~/.tapefs.conf
 	// of the user changes the settings under test.
-	run, done := d.proc.start(d.t, append(os.Environ(), "HOME="+filepath.Dir(d.home)), args, func(line string) {
+	run, done := d.proc.start(d.t, append(append(os.Environ(), "HOME="+filepath.Dir(d.home)), catalogEnv(d.home)...), args, func(line string) {
 		if line == want && !seen {
 			seen = true
 			close(ready)

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+	"github.com/tapefs/tapefs/catalog"
 	"github.com/tapefs/tapefs/config"
 )
 
@@ -20,6 +21,7 @@ import (
 // --config FILE instead), the environment (TAPEFS_HOME), the flags.
 type daemonConfig struct {
 	home          string
+	catalog       string // "" (bbolt in home) or a postgres:// URL
 	http          string
 	settle        time.Duration
 	cacheSize     int64
@@ -75,6 +77,11 @@ func (c *daemonConfig) set(key, value string) error {
 			return errors.New("empty directory")
 		}
 		c.home = value
+	case "catalog":
+		if value != "" && !catalog.IsDatabaseURL(value) {
+			return fmt.Errorf("bad value for catalog: want a postgres://… URL, or nothing for the catalog in the home directory")
+		}
+		c.catalog = value
 	case "http":
 		c.http = value
 	case "settle":

@@ -135,7 +135,7 @@ func runDaemon(f *daemonFlags, mnt string) int {
 			return d.fail(err)
 		}
 	}
-	d.log.Info().Str("home", d.cfg.home).Str("mountpoint", mnt).Stringer("settle", d.cfg.settle).
+	d.log.Info().Str("home", d.cfg.home).Str("catalog", catalogName(d.cfg)).Str("mountpoint", mnt).Stringer("settle", d.cfg.settle).
 		Float64("time_scale", d.cfg.timeScale).Int("pid", os.Getpid()).Msg("starting")
 	if mnt != "" {
 		warnRequestTimeout(d.log, requestTimeoutKnob)

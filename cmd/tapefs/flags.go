@@ -26,6 +26,7 @@ func newDaemonFlags(name, usageLine, description, examples string) *daemonFlags 
 	fs := f.fs
 	fs.SortFlags = false
 	fs.String("home", d.home, "home directory: catalog, cache, virtual library, log (env TAPEFS_HOME)")
+	fs.String("catalog", "", "catalog database: a postgres://… URL shared by several hosts (env TAPEFS_CATALOG; default: catalog.db in the home)")
 	fs.StringVar(&f.config, "config", "", "configuration file (INI, section [Daemon]) read instead of ~/.tapefs.conf")
 	fs.String("http", d.http, "address of the status page")
 	fs.Duration("settle", d.settle, "seal an entry of put/ after it has been quiet this long")

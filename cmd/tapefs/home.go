@@ -69,10 +69,16 @@ func openHome(c *daemonConfig, log zerolog.Logger) (h *archiveHome, err error) {
 			h = nil
 		}
 	}()
-	_, statErr := os.Stat(filepath.Join(c.home, catalogFile))
+	// A home is new when its catalog file is missing; with the catalog in
+	// a database, when its library is.
+	marker := filepath.Join(c.home, catalogFile)
+	if c.catalog != "" {
+		marker = filepath.Join(c.home, libraryDir)
+	}
+	_, statErr := os.Stat(marker)
 	newHome := errors.Is(statErr, os.ErrNotExist)
 
-	if h.catalog, err = catalog.Open(filepath.Join(c.home, catalogFile)); err != nil {
+	if h.catalog, err = catalog.OpenAt(c.catalog, filepath.Join(c.home, catalogFile)); err != nil {
 		return h, fmt.Errorf("open catalog: %w", err)
 	}
 	lib := tape.Config{Dir: filepath.Join(c.home, libraryDir), TimeScale: c.timeScale}
@@ -147,4 +153,13 @@ func (h *archiveHome) close(log zerolog.Logger) {
 			log.Error().Err(err).Msg("closing the catalog")
 		}
 	}
+}
+
+// catalogName says where the catalog is, for the log: the file, or the
+// database URL without its password.
+func catalogName(c daemonConfig) string {
+	if c.catalog == "" {
+		return filepath.Join(c.home, catalogFile)
+	}
+	return catalog.DescribeURL(c.catalog)
 }

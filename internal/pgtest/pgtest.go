@@ -9,6 +9,7 @@
 package pgtest
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"os/exec"
@@ -20,6 +21,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 )
 
 // Server is a running throwaway PostgreSQL server.
@@ -132,16 +135,26 @@ func (s *Server) URL(db string) string {
 // CreateDB creates a fresh database and returns its URL.
 func (s *Server) CreateDB(t testing.TB, name string) string {
 	t.Helper()
-	out, err := s.run("psql", "-h", s.Socket, "-U", "tapefs", "-d", "postgres", "-v", "ON_ERROR_STOP=1", "-c", "CREATE DATABASE "+name)
+	url, err := s.NewDB(name)
 	if err != nil {
-		// psql may live elsewhere (postgresql-client): fall back to PATH.
-		cmd := exec.Command("psql", "-h", s.Socket, "-U", "tapefs", "-d", "postgres", "-v", "ON_ERROR_STOP=1", "-c", "CREATE DATABASE "+name)
-		out2, err2 := cmd.CombinedOutput()
-		if err2 != nil {
-			t.Fatalf("create database %s: %v\n%s\n%s", name, err2, out, out2)
-		}
+		t.Fatal(err)
 	}
-	return s.URL(name)
+	return url
+}
+
+// NewDB creates a fresh database and returns its URL.
+func (s *Server) NewDB(name string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, s.URL("postgres"))
+	if err != nil {
+		return "", fmt.Errorf("pgtest: connect: %v\n%s", err, s.Log())
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize()); err != nil {
+		return "", fmt.Errorf("pgtest: create database %s: %v", name, err)
+	}
+	return s.URL(name), nil
 }
 
 // Pause stops the server (fast shutdown: clients are disconnected) and
