@@ -1092,9 +1092,17 @@ func testCatalog(t *testing.T, newCatalog func() *Catalog) {
 			}
 			return nil
 		})
-		// The sequences were rolled back too.
+		// The sequences were rolled back too, where the engine allocates
+		// IDs inside the transaction; where it hands them out in one of
+		// their own (PostgreSQL), they are skipped, never reused.
 		b, files := register(t, c, "ws", "run", Cached)
-		if b.ID != 1 || files[0].ID != 1 {
+		var separate bool
+		c.View(func(tx *Tx) error { _, separate = tx.kv.(separateAllocator); return nil })
+		if separate {
+			if b.ID <= 1 || files[0].ID <= 1 {
+				t.Errorf("after rollback: batch %d, file %d reuse IDs of the rolled-back transaction", b.ID, files[0].ID)
+			}
+		} else if b.ID != 1 || files[0].ID != 1 {
 			t.Errorf("after rollback: batch %d, file %d", b.ID, files[0].ID)
 		}
 	})

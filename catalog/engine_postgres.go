@@ -48,6 +48,15 @@ const (
 	// pgMaxAttempts bounds the retries of one Update on serialization
 	// failures.
 	pgMaxAttempts = 50
+	// pgEscalateAfter is the number of serialization failures after which
+	// an Update stops being optimistic: it takes the writers' advisory
+	// lock exclusively, waits for the optimistic writers in flight, and
+	// runs alone, so a transaction that keeps losing (a big registration
+	// against a stream of small updates) cannot starve.
+	pgEscalateAfter = 3
+	// pgWriterLock is the advisory lock key of that protocol ("tapefs" in
+	// ASCII); optimistic writers hold it shared.
+	pgWriterLock = 0x746170656673
 )
 
 // PostgresOptions tune the PostgreSQL engine; zero fields take defaults.
@@ -114,22 +123,29 @@ func redactURL(url string) string {
 func (e *pgEngine) Close() error { e.pool.Close(); return nil }
 
 func (e *pgEngine) View(fn func(KVTxn) error) error {
-	return e.run(pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, false, fn)
+	return e.run(pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, false, false, fn)
 }
 
 func (e *pgEngine) Update(fn func(KVTxn) error) error {
-	return e.run(pgx.TxOptions{IsoLevel: pgx.Serializable}, true, fn)
+	return e.run(pgx.TxOptions{IsoLevel: pgx.Serializable}, true, true, fn)
 }
 
 // run runs fn in a transaction, again from the start on a serialization
 // failure, and on a lost connection as long as the commit was not yet
 // sent (a commit whose answer was lost may have happened: it is reported,
 // never repeated).
-func (e *pgEngine) run(opts pgx.TxOptions, writable bool, fn func(KVTxn) error) error {
+func (e *pgEngine) run(opts pgx.TxOptions, writable, locked bool, fn func(KVTxn) error) error {
 	deadline := time.Now().Add(e.opt.Retry)
 	backoff := 10 * time.Millisecond
 	for attempt := 1; ; attempt++ {
-		committing, err := e.attempt(opts, writable, fn)
+		lock := lockNone
+		if locked {
+			lock = lockShared
+			if attempt > pgEscalateAfter {
+				lock = lockAlone
+			}
+		}
+		committing, err := e.attempt(opts, writable, lock, fn)
 		if err == nil {
 			return nil
 		}
@@ -156,7 +172,16 @@ type closureError struct{ err error }
 
 func (c closureError) Error() string { return c.err.Error() }
 
-func (e *pgEngine) attempt(opts pgx.TxOptions, writable bool, fn func(KVTxn) error) (committing bool, err error) {
+// How an attempt takes the writers' advisory lock.
+type writerLock int
+
+const (
+	lockNone   writerLock = iota // the short sequence transactions: they hold no lock while they wait, so they cannot join a wait cycle
+	lockShared                   // an optimistic Update
+	lockAlone                    // an Update that lost too often
+)
+
+func (e *pgEngine) attempt(opts pgx.TxOptions, writable bool, wl writerLock, fn func(KVTxn) error) (committing bool, err error) {
 	ctx, cancel := context.WithTimeout(context.Background(), e.opt.TxTimeout)
 	defer cancel()
 	tx, err := e.pool.BeginTx(ctx, opts)
@@ -164,7 +189,16 @@ func (e *pgEngine) attempt(opts pgx.TxOptions, writable bool, fn func(KVTxn) err
 		return false, err
 	}
 	defer tx.Rollback(context.Background()) //nolint:errcheck // after Commit it is a no-op
-	t := &pgTxn{ctx: ctx, tx: tx, writable: writable, writes: map[string][]byte{}}
+	if wl != lockNone {
+		lock := "SELECT pg_advisory_xact_lock_shared($1)"
+		if wl == lockAlone {
+			lock = "SELECT pg_advisory_xact_lock($1)"
+		}
+		if _, err := tx.Exec(ctx, lock, int64(pgWriterLock)); err != nil {
+			return false, err
+		}
+	}
+	t := &pgTxn{e: e, ctx: ctx, tx: tx, writable: writable, writes: map[string][]byte{}}
 	if err := fn(t); err != nil {
 		// A closure error caused by the database (a serialization failure
 		// met by a read) is retried like any other.
@@ -213,6 +247,7 @@ func isNetError(err error) bool {
 // (a nil value is a delete); sorted is their keys in order, rebuilt lazily
 // for scans.
 type pgTxn struct {
+	e        *pgEngine
 	ctx      context.Context
 	tx       pgx.Tx
 	writable bool
@@ -243,6 +278,71 @@ func (t *pgTxn) Get(key []byte) ([]byte, error) {
 		return nil, t.fail(err)
 	}
 	return v, nil
+}
+
+// allocateSeparately takes n IDs of the sequence at key in a short
+// transaction of its own (retried on conflict like any Update), so that
+// concurrent registrations on several hosts conflict only there, for a
+// moment, instead of over their whole transactions. A sequence this
+// transaction itself wrote (raiseSequence) is allocated here instead.
+func (t *pgTxn) allocateSeparately(key []byte, n uint64) (uint64, error) {
+	if !t.writable {
+		return 0, errReadOnly
+	}
+	if _, mine := t.writes[string(key)]; mine {
+		v, _ := t.Get(key)
+		last, err := decodeSequence(key, v)
+		if err != nil {
+			return 0, err
+		}
+		return last + 1, t.Put(key, encodeID(last+n))
+	}
+	// One atomic statement at READ COMMITTED: a concurrent allocation
+	// waits for the row and then adds to the value it committed, so this
+	// never fails for serialization, and it joins no serializable
+	// transaction's conflict graph. The value is encodeID's big-endian
+	// uint64, which int8send writes and the bit(64) cast reads.
+	ctx, cancel := context.WithTimeout(context.Background(), t.e.opt.TxTimeout)
+	defer cancel()
+	var last int64
+	err := t.e.pool.QueryRow(ctx, `INSERT INTO `+pgTable+` AS kv (k, v) VALUES ($1, int8send($2::bigint))
+		ON CONFLICT (k) DO UPDATE SET v = int8send(('x' || encode(kv.v, 'hex'))::bit(64)::bigint + $2::bigint)
+		RETURNING ('x' || encode(v, 'hex'))::bit(64)::bigint`, key, int64(n)).Scan(&last)
+	if err != nil {
+		return 0, t.fail(err)
+	}
+	return uint64(last) - n + 1, nil
+}
+
+// raiseSeparately makes the sequence at key skip past id, atomically as
+// allocateSeparately.
+func (t *pgTxn) raiseSeparately(key []byte, id uint64) error {
+	if !t.writable {
+		return errReadOnly
+	}
+	if _, mine := t.writes[string(key)]; mine {
+		v, _ := t.Get(key)
+		last, err := decodeSequence(key, v)
+		if err != nil || id <= last {
+			return err
+		}
+		return t.Put(key, encodeID(id))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), t.e.opt.TxTimeout)
+	defer cancel()
+	_, err := t.e.pool.Exec(ctx, `INSERT INTO `+pgTable+` AS kv (k, v) VALUES ($1, int8send($2::bigint))
+		ON CONFLICT (k) DO UPDATE SET v = int8send(greatest(('x' || encode(kv.v, 'hex'))::bit(64)::bigint, $2::bigint))`, key, int64(id))
+	if err != nil {
+		return t.fail(err)
+	}
+	return nil
+}
+
+func decodeSequence(key, v []byte) (uint64, error) {
+	if v == nil {
+		return 0, nil
+	}
+	return decodeID(key, v)
 }
 
 func (t *pgTxn) checkWrite() error {

@@ -192,6 +192,14 @@ func (tx *Tx) put(k []byte, v any) error {
 // allocate hands out n consecutive IDs from the named sequence and returns
 // the first. IDs start at 1 so that 0 can mean "none".
 func (tx *Tx) allocate(name string, n uint64) (uint64, error) {
+	// The event sequence stays inside the transaction: that is what keeps
+	// the event log gap-free in commit order (Events(after) never misses
+	// one). The others may be handed out by the engine in a transaction
+	// of their own, so that two registrations do not conflict on one hot
+	// key; an ID of a transaction that then fails is skipped, never reused.
+	if a, ok := tx.kv.(separateAllocator); ok && name != sequenceEvent {
+		return a.allocateSeparately(sequenceKey(name), n)
+	}
 	last, err := tx.sequence(name)
 	if err != nil {
 		return 0, err
@@ -200,6 +208,14 @@ func (tx *Tx) allocate(name string, n uint64) (uint64, error) {
 		return 0, err
 	}
 	return last + 1, nil
+}
+
+// separateAllocator is implemented by a KVTxn whose engine can hand out a
+// sequence's IDs in a short transaction of its own; it returns the first of
+// n consecutive IDs.
+type separateAllocator interface {
+	allocateSeparately(key []byte, n uint64) (uint64, error)
+	raiseSeparately(key []byte, id uint64) error // the sequence never hands out id again
 }
 
 // sequence is the last ID the named sequence handed out (0: none yet).
@@ -214,6 +230,9 @@ func (tx *Tx) sequence(name string) (uint64, error) {
 // raiseSequence makes sure the named sequence never hands out id again,
 // for records created with an ID of their caller's choosing.
 func (tx *Tx) raiseSequence(name string, id uint64) error {
+	if a, ok := tx.kv.(separateAllocator); ok && name != sequenceEvent {
+		return a.raiseSeparately(sequenceKey(name), id)
+	}
 	last, err := tx.sequence(name)
 	if err != nil || id <= last {
 		return err
