@@ -1,7 +1,9 @@
 package catalog
 
 import (
+	"bytes"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"strings"
 )
@@ -73,6 +75,20 @@ func New(eng Engine) (*Catalog, error) {
 		return nil, &newerSchemaError{have: version, understood: SchemaVersion}
 	}
 	if !stamped {
+		// Keys without a version: a copy (CopyEngine) that did not finish, or
+		// a database that is not a tapefs catalog. Never stamp those.
+		var foreign []byte
+		if err := eng.View(func(kv KVTxn) error {
+			return kv.Scan(nil, nil, false, func(k, v []byte) (bool, error) {
+				foreign = bytes.Clone(k)
+				return false, nil
+			})
+		}); err != nil {
+			return nil, err
+		}
+		if foreign != nil {
+			return nil, errors.New("the catalog store holds records but no schema version: an interrupted 'tapefs catalog copy' (run it again: it starts over) or not a tapefs catalog")
+		}
 		err := eng.Update(func(kv KVTxn) error {
 			return kv.Put(versionKey(), binary.BigEndian.AppendUint64(nil, SchemaVersion))
 		})

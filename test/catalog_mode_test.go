@@ -3,7 +3,11 @@ package test
 import (
 	"fmt"
 	"os"
+	"path/filepath"
+	"strings"
 	"sync"
+	"testing"
+	"time"
 
 	"github.com/tapefs/tapefs/catalog"
 	"github.com/tapefs/tapefs/internal/pgtest"
@@ -17,7 +21,7 @@ import (
 var pgMode struct {
 	sync.Mutex
 	server *pgtest.Server
-	urls   map[string]string // home -> database URL
+	urls   map[string]string // home -> database URL ("": catalog.db, forced by setCatalog)
 }
 
 // catalogOnPostgres reports whether this run puts catalogs on PostgreSQL.
@@ -54,14 +58,22 @@ func catalogEnv(home string) []string {
 	return []string{"TAPEFS_CATALOG=" + url}
 }
 
-// catalogSpec is the catalog of home as catalog.OpenAt takes it.
-func catalogSpec(home string) string {
-	if !catalogOnPostgres() {
-		return ""
-	}
+// setCatalog makes the daemons of home use spec ("": catalog.db in the
+// home) whatever the mode of the run.
+func setCatalog(home, spec string) {
 	pgMode.Lock()
 	defer pgMode.Unlock()
-	if url, ok := pgMode.urls[home]; ok {
+	if pgMode.urls == nil {
+		pgMode.urls = map[string]string{}
+	}
+	pgMode.urls[home] = spec
+}
+
+// catalogSpec is the catalog of home as catalog.OpenAt takes it.
+func catalogSpec(home string) string {
+	pgMode.Lock()
+	defer pgMode.Unlock()
+	if url, ok := pgMode.urls[home]; ok || !catalogOnPostgres() {
 		return url
 	}
 	url, err := pgMode.server.NewDB(fmt.Sprintf("home%d", len(pgMode.urls)+1))
@@ -79,4 +91,68 @@ func openCatalogEngine(home string) (catalog.Engine, error) {
 		return catalog.OpenPostgresEngine(spec, catalog.PostgresOptions{})
 	}
 	return catalog.OpenBoltEngine(home + "/catalog.db")
+}
+
+// postgresForTest is a PostgreSQL server for a test that needs one in
+// either mode: the run's server, or one of the test's own.
+func postgresForTest(t *testing.T) *pgtest.Server {
+	if pgMode.server != nil {
+		return pgMode.server
+	}
+	return pgtest.Start(t)
+}
+
+// TestCatalogCopyToPostgres: a home on bbolt with batches on tape, evicted
+// and removed is stopped, its catalog copied with 'tapefs catalog copy',
+// and the daemon started on the database serves the same listings and
+// recalls the same bytes.
+func TestCatalogCopyToPostgres(t *testing.T) {
+	t.Parallel()
+	pg := postgresForTest(t)
+	d := newDaemon(t, fastFlags()...)
+	setCatalog(d.home, "")
+	d.start()
+	o := cliOpts{home: d.home}
+	src := t.TempDir()
+	var ids []string
+	for _, run := range []string{"run1", "run2", "run3"} {
+		writeFiles(t, filepath.Join(src, run), map[string]int{"a.dat": 70_000, "sub/b.dat": 3000, "sub/c.dat": 0})
+		ids = append(ids, d.cpSynced(filepath.Join(src, run), 60*time.Second))
+	}
+	cliOK(t, o, "rm", "-b", ids[2])
+	listing := func() string {
+		var b strings.Builder
+		b.WriteString(cliOK(t, o, "ls", "-w", "default").stdout)
+		for _, id := range ids[:2] {
+			b.WriteString(cliOK(t, o, "ls", "-b", id, "-L", "file", "-F", "md5sum").stdout)
+		}
+		return b.String()
+	}
+	before := listing()
+	d.evict() // run1 and run2 now only on tape
+
+	d.stop()
+	url, err := pg.NewDB(fmt.Sprintf("copy%d", time.Now().UnixNano()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := cliOK(t, cliOpts{}, "catalog", "copy", "--home", d.home, "--to", url)
+	if !strings.Contains(r.stderr, "copied") {
+		t.Errorf("catalog copy said:\n%s", r)
+	}
+	// The same copy again is refused: the database holds a catalog now.
+	if r := runTapefs(t, cliOpts{}, "catalog", "copy", "--home", d.home, "--to", url); r.code != 1 || !strings.Contains(r.stderr, "already holds a catalog") {
+		t.Errorf("second copy: want exit 1 'already holds a catalog'\n%s", r)
+	}
+	setCatalog(d.home, url)
+	d.start()
+	if after := listing(); after != before {
+		t.Errorf("listing on PostgreSQL differs from bbolt:\n--- bbolt\n%s--- postgres\n%s", before, after)
+	}
+	for i, run := range []string{"run1", "run2"} {
+		sh(t, "/", "diff -r "+q(filepath.Join(src, run))+" "+q(filepath.Join(d.ws("default"), ids[i], run)))
+	}
+	if _, err := os.Stat(filepath.Join(d.ws("default"), ids[2])); !os.IsNotExist(err) {
+		t.Errorf("removed batch %s is visible on PostgreSQL: %v", ids[2], err)
+	}
 }

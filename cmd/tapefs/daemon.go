@@ -99,6 +99,11 @@ func (d *daemon) fail(err error) int {
 }
 
 func runDaemon(f *daemonFlags, mnt string) int {
+	// Caught from the start: a SIGTERM that arrives while the mount is
+	// being set up (a service manager stopping a daemon it just started)
+	// must stop it cleanly once it is up, not kill it with a live mount.
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
 	d := &daemon{}
 	var warnings []string
 	var err error
@@ -188,8 +193,6 @@ func runDaemon(f *daemonFlags, mnt string) int {
 		d.log.Info().Msg("serving without a mount")
 	}
 
-	sigs := make(chan os.Signal, 2)
-	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
 	served := make(chan struct{})
 	if srv != nil {
 		go func() {
