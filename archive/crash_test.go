@@ -3,15 +3,18 @@ package archive
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/tapefs/tapefs/catalog"
+	"github.com/tapefs/tapefs/internal/pgtest"
 )
 
 // The crash tests run a helper process (this test binary, re-executed) that
@@ -25,7 +28,49 @@ func TestMain(m *testing.M) {
 		runHelper(mode)
 		return
 	}
-	os.Exit(m.Run())
+	os.Exit(runTests(m))
+}
+
+// With TAPEFS_TEST_CATALOG=postgres (make test sets it for a second run of
+// the crash tests) every home's catalog is a database of one throwaway
+// PostgreSQL server, so a SIGKILL in the middle of a registration or of
+// an aggregate's commit is tested on that engine too.
+var catalogServer struct {
+	sync.Mutex
+	srv  *pgtest.Server
+	urls map[string]string
+}
+
+func runTests(m *testing.M) int {
+	if os.Getenv("TAPEFS_TEST_CATALOG") == "postgres" {
+		srv, err := pgtest.StartShared()
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "archive: TAPEFS_TEST_CATALOG=postgres: %v\n", err)
+			return 1
+		}
+		defer srv.Stop()
+		catalogServer.srv, catalogServer.urls = srv, map[string]string{}
+	}
+	return m.Run()
+}
+
+// catalogFor is the catalog of a test home: "" (catalog.db) or, in the
+// PostgreSQL mode, a database of its own.
+func catalogFor(home string) string {
+	catalogServer.Lock()
+	defer catalogServer.Unlock()
+	if catalogServer.srv == nil {
+		return ""
+	}
+	if url, ok := catalogServer.urls[home]; ok {
+		return url
+	}
+	url, err := catalogServer.srv.NewDB(fmt.Sprintf("home%d", len(catalogServer.urls)+1))
+	if err != nil {
+		panic(err)
+	}
+	catalogServer.urls[home] = url
+	return url
 }
 
 // runHelper is the body of the helper process.

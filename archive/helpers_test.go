@@ -36,14 +36,18 @@ type testSetup struct {
 	Quota       int64
 	MaxFileSize int64
 	Retention   time.Duration
-	FlushBytes  int64 // 0: engine default
-	FlushFiles  int   // 0: engine default
+	FlushBytes  int64  // 0: engine default
+	FlushFiles  int    // 0: engine default
+	Catalog     string // "" : catalog.db in Home; a postgres:// URL (set by catalogFor)
 
 	clock Clock                           // nil: real time
 	wrap  func(tape.Library) tape.Library // fault injection
 }
 
 func (s testSetup) withDefaults() testSetup {
+	if s.Catalog == "" {
+		s.Catalog = catalogFor(s.Home)
+	}
 	if s.Cartridges == 0 {
 		s.Cartridges = 4
 	}
@@ -89,7 +93,7 @@ func (s testSetup) openErr() (*testEngine, error) {
 	if err != nil {
 		return nil, err
 	}
-	cat, err := catalog.Open(filepath.Join(s.Home, "catalog.db"))
+	cat, err := catalog.OpenAt(s.Catalog, filepath.Join(s.Home, "catalog.db"))
 	if err != nil {
 		return nil, err
 	}
