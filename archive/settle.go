@@ -21,7 +21,9 @@ type entryActivity struct {
 	open     int       // handles open inside the entry
 	last     time.Time // last open, close or change
 	sealing  bool
-	rejected string // why the last seal was refused; cleared by a change
+	rejected string         // why the last seal was refused; cleared by a change
+	failed   []writeFailure // files in which a write failed (writefail.go)
+	checked  time.Time      // last when failed was read from disk
 }
 
 // activity returns the record of an entry, creating it. e.mu must be held.
@@ -85,6 +87,8 @@ func (e *Engine) EntryState(workspace, entry string) (EntryState, string) {
 		return EntrySealing, ""
 	case a.rejected != "":
 		return EntryRejected, a.rejected
+	case len(a.failed) > 0:
+		return EntryWriteFailed, writeFailedReason(a.failed)
 	}
 	return EntryPending, ""
 }
@@ -148,6 +152,9 @@ func (e *Engine) autoSeal(k entryKey) {
 		e.mu.Unlock()
 		return
 	}
+	if e.holdWriteFailed(k) {
+		return
+	}
 	var owner uint32
 	if st, ok := info.Sys().(*syscall.Stat_t); ok {
 		owner = st.Uid
@@ -170,7 +177,9 @@ func (e *Engine) quietEntries() []entryKey {
 	now := e.now()
 	var due []entryKey
 	for k, a := range e.entries {
-		if !a.sealing && a.open == 0 && a.rejected == "" && now.Sub(a.last) >= e.cfg.Settle {
+		// A write-failed entry is looked at again only after it changed.
+		held := len(a.failed) > 0 && !a.last.After(a.checked)
+		if !a.sealing && a.open == 0 && a.rejected == "" && !held && now.Sub(a.last) >= e.cfg.Settle {
 			due = append(due, k)
 		}
 	}
@@ -193,10 +202,20 @@ func (e *Engine) scanStaging() {
 			e.log.Error().Err(err).Str("workspace", ws).Msg("cannot list the staging directory")
 			continue
 		}
+		var found []entryKey
 		e.mu.Lock()
 		for _, d := range ents {
+			k := entryKey{ws, d.Name()}
+			if e.entries[k] == nil {
+				found = append(found, k)
+			}
 			e.activity(ws, d.Name())
 		}
 		e.mu.Unlock()
+		// An entry the mount did not report (found at start): read its
+		// write-failed marks now, so that its state shows at once.
+		for _, k := range found {
+			e.holdWriteFailed(k)
+		}
 	}
 }

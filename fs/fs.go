@@ -27,6 +27,9 @@ type Engine interface {
 	EntryClosed(workspace, entry string)
 	EntryChanged(workspace, entry string)
 	EntryState(workspace, entry string) (archive.EntryState, string)
+	WriteFailed(workspace, path string, fd int, op string, errno syscall.Errno)
+	FileRewritten(workspace, path string, fd int)
+	HasWriteFailures(workspace string) bool
 
 	Open(fileID uint64) (Reader, error)
 	Recall(fileIDs ...uint64) error
@@ -82,10 +85,10 @@ type Options struct {
 // kernel, clears setuid/setgid bits and security.capability when a file
 // is written, truncated or chowned. tapefs takes it for the side effect:
 // the kernel then caches that a file has no privileges to drop, instead
-// of a GETXATTR round trip before every write. The cost: a write by an
-// unprivileged user to a setuid file in put/ leaves the bit set (the
-// daemon writes as root). The mount is nosuid and the archive keeps no
-// security.capability, so the bit left set gives no one a privilege.
+// of a GETXATTR round trip before every write. put/ clears the bits itself
+// on a write or truncation by an unprivileged user (put_writefail.go);
+// batch files cannot be written, and the archive keeps no
+// security.capability.
 const handleKillpriv = fuse.CAP_HANDLE_KILLPRIV_V2
 
 // Kernel cache timeouts. Batch trees change only by rm through this mount
@@ -136,7 +139,10 @@ func (f *FS) MountOptions() *gofs.Options {
 	opts := &gofs.Options{
 		EntryTimeout: &short,
 		AttrTimeout:  &short,
-		Logger:       log.New(logWriter{f.log, zerolog.WarnLevel}, "", 0),
+		// A file or directory made with mode 0 in put/ is mode 0 (as on
+		// a local disk), not the 0644/0755 go-fuse would show instead.
+		NullPermissions: true,
+		Logger:          log.New(logWriter{f.log, zerolog.WarnLevel}, "", 0),
 		MountOptions: fuse.MountOptions{
 			AllowOther: f.opts.AllowOther,
 			FsName:     "tapefs",
@@ -178,7 +184,7 @@ func (f *FS) Mount(mountpoint string) (*fuse.Server, error) {
 		return nil, fmt.Errorf("mount %s: %w", mountpoint, err)
 	}
 	if srv.KernelSettings().Flags64()&fuse.CAP_PASSTHROUGH == 0 || os.Geteuid() != 0 {
-		f.log.Info().Msg("kernel passthrough unavailable (it needs Linux 6.9 and root): put/ and cached reads go through the daemon")
+		f.log.Info().Msg("kernel passthrough unavailable (it needs Linux 6.9 and root): cached reads go through the daemon")
 	}
 	return srv, nil
 }

@@ -47,7 +47,13 @@ func (n *putNode) Setattr(ctx context.Context, f gofs.FileHandle, in *fuse.SetAt
 		return n.refuse(ctx, "setattr", "", syscall.EPERM)
 	}
 	n.changed(n.entry(""))
-	return n.LoopbackNode.Setattr(ctx, f, in, out)
+	errno := n.LoopbackNode.Setattr(ctx, f, in, out)
+	fd := -1
+	if h, ok := f.(*putFile); ok {
+		fd = h.fd()
+	}
+	n.setattrDone(ctx, fd, in, out, errno)
+	return errno
 }
 
 // Statfs reports the cache disk's free room, less when the cache's own

@@ -13,12 +13,12 @@ import (
 )
 
 // Open and create in put/: every handle counts as open in its entry from
-// OPEN/CREATE to RELEASE (see openFiles). The handle is the loopback's, so
-// go-fuse asks the kernel for passthrough where it can; then the daemon
-// sees no reads or writes, only the open, the flushes and the release.
+// OPEN/CREATE to RELEASE (see openFiles). The handle is the loopback's,
+// without kernel passthrough: every write goes through the daemon, which
+// is the only way it can see a write fail (see putFile).
 
 func (n *putNode) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uint32, syscall.Errno) {
-	h := &putFile{fsys: n.fsys, writable: writes(flags)}
+	h := &putFile{fsys: n.fsys, node: n, writable: writes(flags)}
 	entry := n.entry("")
 	if errno := n.track(ctx, h, entry, "open"); errno != 0 {
 		return nil, 0, errno
@@ -32,6 +32,12 @@ func (n *putNode) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uint
 		return nil, 0, errno
 	}
 	h.LoopbackFile = fh.(*gofs.LoopbackFile)
+	if flags&syscall.O_TRUNC != 0 {
+		// The kernel asks (OPEN_KILL_SUIDGID) for what a local file
+		// system does on a truncating open by an unprivileged caller.
+		h.killPriv(ctx)
+		h.truncated()
+	}
 	return h, fuseFlags, 0
 }
 
@@ -48,6 +54,10 @@ func (n *putNode) Create(ctx context.Context, name string, flags, mode uint32, o
 		return nil, nil, 0, errno
 	}
 	h.LoopbackFile = fh.(*gofs.LoopbackFile)
+	h.node, _ = ch.Operations().(*putNode)
+	if flags&syscall.O_TRUNC != 0 {
+		h.truncated() // the name may have been an existing file
+	}
 	n.fixMode(filepath.Join(n.path(), name), mode, &out.Attr)
 	return ch, h, fuseFlags, 0
 }
@@ -74,29 +84,70 @@ func writes(flags uint32) bool {
 }
 
 // putFile is an open file of put/: the loopback's handle, counted in its
-// entry until RELEASE.
+// entry until RELEASE. Every operation that stores bytes reports a failure
+// to the engine (put_writefail.go), which then holds the entry back from
+// the settle timer.
 type putFile struct {
 	*gofs.LoopbackFile
 	openHandle // guarded by fsys.open.mu
 	fsys       *FS
+	node       *putNode // the file's node; nil if go-fuse gave another type
 	writable   bool
 	wrote      atomic.Bool
 }
 
+// PassthroughFd refuses kernel passthrough for put/ handles. With
+// passthrough the kernel writes into the staged file itself and the daemon
+// never learns that a write failed (ENOSPC): the short file would be
+// sealed as if complete. A handle of an inode cannot be passthrough while
+// another is not (the kernel fails such an open with EIO), so reads in
+// put/ go through the daemon too. Batch files keep passthrough.
+func (h *putFile) PassthroughFd() (int, bool) { return 0, false }
+
 func (h *putFile) Write(ctx context.Context, data []byte, off int64) (uint32, syscall.Errno) {
 	h.wrote.Store(true)
-	return h.LoopbackFile.Write(ctx, data, off)
+	h.killPriv(ctx)
+	n, errno := h.LoopbackFile.Write(ctx, data, off)
+	if errno != 0 {
+		h.failed(ctx, "write", errno)
+	}
+	return n, errno
+}
+
+func (h *putFile) Writev(ctx context.Context, data [][]byte, off int64) (uint32, syscall.Errno) {
+	h.wrote.Store(true)
+	h.killPriv(ctx)
+	n, errno := h.LoopbackFile.Writev(ctx, data, off)
+	if errno != 0 {
+		h.failed(ctx, "write", errno)
+	}
+	return n, errno
 }
 
 func (h *putFile) Allocate(ctx context.Context, off, size uint64, mode uint32) syscall.Errno {
 	h.wrote.Store(true)
-	return h.LoopbackFile.Allocate(ctx, off, size, mode)
+	errno := h.LoopbackFile.Allocate(ctx, off, size, mode)
+	if lostWrite(errno) {
+		h.failed(ctx, "fallocate", errno)
+	}
+	return errno
+}
+
+func (h *putFile) Fsync(ctx context.Context, flags uint32) syscall.Errno {
+	errno := h.LoopbackFile.Fsync(ctx, flags)
+	if lostWrite(errno) {
+		h.failed(ctx, "fsync", errno)
+	}
+	return errno
 }
 
 // Flush comes with every close(2) of a descriptor of the handle: a change
 // when the handle may have written, never a close.
 func (h *putFile) Flush(ctx context.Context) syscall.Errno {
 	errno := h.LoopbackFile.Flush(ctx)
+	if lostWrite(errno) {
+		h.failed(ctx, "close", errno)
+	}
 	h.fsys.open.flush(&h.openHandle, h.writable || h.wrote.Load())
 	return errno
 }
@@ -120,8 +171,14 @@ func unwrap(fh gofs.FileHandle) gofs.FileHandle {
 // loopback only knows its own handle type.
 func (n *putNode) CopyFileRange(ctx context.Context, fhIn gofs.FileHandle, offIn uint64, out *gofs.Inode,
 	fhOut gofs.FileHandle, offOut uint64, length uint64, flags uint64) (uint32, syscall.Errno) {
-	if h, ok := fhOut.(*putFile); ok {
+	h, _ := fhOut.(*putFile)
+	if h != nil {
 		h.wrote.Store(true)
+		h.killPriv(ctx)
 	}
-	return n.LoopbackNode.CopyFileRange(ctx, unwrap(fhIn), offIn, out, unwrap(fhOut), offOut, length, flags)
+	written, errno := n.LoopbackNode.CopyFileRange(ctx, unwrap(fhIn), offIn, out, unwrap(fhOut), offOut, length, flags)
+	if h != nil && lostWrite(errno) {
+		h.failed(ctx, "copy_file_range", errno)
+	}
+	return written, errno
 }

@@ -1,0 +1,167 @@
+package test
+
+import (
+	"crypto/md5"
+	"encoding/hex"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// needRoot fails the test in CI and skips it elsewhere when it does not
+// run as root (it mounts a file system of its own).
+func needRoot(t *testing.T, why string) {
+	t.Helper()
+	if os.Geteuid() == 0 {
+		return
+	}
+	if inCI() {
+		t.Fatalf("this test must run as root in CI: %s", why)
+	}
+	t.Skipf("not root: %s", why)
+}
+
+// smallCache mounts a tmpfs of the given size on the cache directory of
+// d's home (staging, sealing and objects all live there; the catalog and
+// the virtual library stay on the test's disk). The daemon is stopped and
+// the tmpfs unmounted when the test ends.
+func smallCache(t *testing.T, d *daemon, size string) string {
+	t.Helper()
+	needRoot(t, "it mounts a size-limited tmpfs as the cache")
+	dir := filepath.Join(d.home, "cache")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Mount("tapefs-test", dir, "tmpfs", syscall.MS_NOSUID|syscall.MS_NODEV, "size="+size+",mode=0700"); err != nil {
+		t.Fatalf("mount a %s tmpfs on %s: %v", size, dir, err)
+	}
+	// Registered after newDaemon's cleanup, so it runs first: stop the
+	// daemon, then unmount.
+	t.Cleanup(func() {
+		if d.running() {
+			if err := d.terminate(); err != nil {
+				t.Errorf("at the end of the test: %v", err)
+			}
+		}
+		if err := syscall.Unmount(dir, 0); err != nil {
+			t.Errorf("unmount the test's tmpfs %s: %v", dir, err)
+			_ = syscall.Unmount(dir, syscall.MNT_DETACH)
+		}
+	})
+	return dir
+}
+
+func md5File(t *testing.T, p string) string {
+	t.Helper()
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := md5.Sum(b)
+	return hex.EncodeToString(s[:])
+}
+
+// Fault 3 of issue 8: a file cut short by a failed write (ENOSPC while
+// cp -a copies into put/) must not be sealed by the settle timer. The entry
+// stays in put/ as write-failed, says which file and why, logs an event,
+// keeps that state over a restart, and is sealed once the file has been
+// written again.
+func TestPutWriteFailedIsNotSealed(t *testing.T) {
+	t.Parallel()
+	d := newDaemon(t, fastFlags()...)
+	cache := smallCache(t, d, "40m")
+	d.start()
+
+	// 3 × 10 MiB against 40 MiB less a 15 MiB filler: the third file
+	// cannot be written whole.
+	src := t.TempDir()
+	rng := rand.NewChaCha8([32]byte{3})
+	for _, name := range []string{"f1", "f2", "f3"} {
+		writeRandomFile(t, rng, filepath.Join(src, "run", name), 10<<20)
+	}
+	filler := filepath.Join(cache, "filler")
+	writeRandomFile(t, rng, filler, 15<<20)
+
+	put := d.put("default")
+	out, err := shErr(src, "cp -a run "+q(put)+"/")
+	if err == nil {
+		t.Fatalf("cp -a of 30 MiB into put/ with about 25 MiB free succeeded:\n%s", out)
+	}
+	if !strings.Contains(out, "No space left on device") {
+		t.Fatalf("cp -a failed, but not with ENOSPC:\n%s", out)
+	}
+	// cp copies in directory order: whichever file it was writing when
+	// the disk filled up is short.
+	entry := filepath.Join(put, "run")
+	var name, short string
+	for _, n := range []string{"f1", "f2", "f3"} {
+		st, err := os.Stat(filepath.Join(entry, n))
+		if err == nil && st.Size() < 10<<20 && short == "" {
+			name, short = n, filepath.Join(entry, n)
+			t.Logf("cp -a failed as expected, %s is %d bytes: %s", n, st.Size(), strings.TrimSpace(out))
+		}
+	}
+	if short == "" {
+		t.Fatalf("cp -a failed but left no short file: the test proves nothing\n%s", out)
+	}
+	if err := os.Remove(filler); err != nil {
+		t.Fatal(err)
+	}
+
+	checkHeld := func(when string) {
+		t.Helper()
+		waitFor(t, 10*time.Second, "user.tapefs.state=write-failed "+when, func() (bool, string) {
+			s, err := xattr(entry, "user.tapefs.state")
+			return s == "write-failed", fmt.Sprintf("%q %v", s, err)
+		})
+		why := mustXattr(t, entry, "user.tapefs.error")
+		for _, want := range []string{"run/" + name, "ENOSPC"} {
+			if !strings.Contains(why, want) {
+				t.Errorf("user.tapefs.error %s does not name %q: %q", when, want, why)
+			}
+		}
+		// Several settle periods (1 s) with the disk free again: the
+		// settle timer must leave the entry alone.
+		time.Sleep(4 * time.Second)
+		if ids := d.batchIDs("default"); len(ids) != 0 {
+			t.Fatalf("%s: batches %v were sealed from an entry in which a write failed", when, ids)
+		}
+		if _, err := os.Stat(short); err != nil {
+			t.Fatalf("%s: the write-failed entry left put/: %v", when, err)
+		}
+	}
+	checkHeld("after the failed cp")
+
+	// One event says which file and why.
+	var events []logEvent
+	for _, e := range d.logEvents("") {
+		if e.str("event") == "rejected" && strings.Contains(e.str("message"), "put/run/"+name) {
+			events = append(events, e)
+		}
+	}
+	if len(events) != 1 {
+		t.Errorf("want one rejected event naming put/run/%s, got %d: %v", name, len(events), events)
+	} else if m := events[0].str("message"); !strings.Contains(m, "ENOSPC") || events[0].str("workspace") != "default" {
+		t.Errorf("the event does not say ENOSPC or has no workspace: %v", events[0])
+	}
+
+	// The mark is on disk: a restart keeps the entry held.
+	d.restart()
+	checkHeld("after a restart")
+
+	// Written again (cp truncates the short file and rewrites it): the
+	// entry is sealed, with the whole file.
+	sh(t, src, "cp run/"+name+" "+q(short))
+	id := d.waitNewBatch("default", nil, 30*time.Second)
+	for _, name := range []string{"f1", "f2", "f3"} {
+		got := mustXattr(t, filepath.Join(d.ws("default"), id, "run", name), "user.tapefs.md5")
+		if want := md5File(t, filepath.Join(src, "run", name)); got != want {
+			t.Errorf("batch %s: run/%s has md5 %s, want %s (the source's)", id, name, got, want)
+		}
+	}
+}
