@@ -52,7 +52,7 @@ func (n *putNode) Listxattr(ctx context.Context, dest []byte) (uint32, syscall.E
 	}
 	if n.topLevel() {
 		names = append(names, xattrState)
-		if state, _ := n.fsys.eng.EntryState(n.ws, n.entry("")); state == archive.EntryRejected {
+		if state, _ := n.fsys.eng.EntryState(n.ws, n.entry("")); state == archive.EntryRejected || state == archive.EntryWriteFailed {
 			names = append(names, xattrError)
 		}
 	}
@@ -121,6 +121,9 @@ func (n *putNode) seal(ctx context.Context, tag string) syscall.Errno {
 		owner = st.Uid
 	}
 	log := n.fsys.log.With().Str("workspace", n.ws).Str("entry", entry).Logger()
+	if state, why := n.fsys.eng.EntryState(n.ws, entry); state == archive.EntryWriteFailed {
+		log.Warn().Str("reason", why).Msg("sealing on request an entry in which a write failed: it is archived as it stands")
+	}
 	n.fsys.open.waitReleased(ctx, entryKey{n.ws, entry}, releaseWait)
 	b, err := n.fsys.eng.Seal(ctx, n.ws, entry, owner, tag)
 	if err != nil {

@@ -77,41 +77,8 @@ func TestPutWriteFailedIsNotSealed(t *testing.T) {
 	cache := smallCache(t, d, "40m")
 	d.start()
 
-	// 3 × 10 MiB against 40 MiB less a 15 MiB filler: the third file
-	// cannot be written whole.
 	src := t.TempDir()
-	rng := rand.NewChaCha8([32]byte{3})
-	for _, name := range []string{"f1", "f2", "f3"} {
-		writeRandomFile(t, rng, filepath.Join(src, "run", name), 10<<20)
-	}
-	filler := filepath.Join(cache, "filler")
-	writeRandomFile(t, rng, filler, 15<<20)
-
-	put := d.put("default")
-	out, err := shErr(src, "cp -a run "+q(put)+"/")
-	if err == nil {
-		t.Fatalf("cp -a of 30 MiB into put/ with about 25 MiB free succeeded:\n%s", out)
-	}
-	if !strings.Contains(out, "No space left on device") {
-		t.Fatalf("cp -a failed, but not with ENOSPC:\n%s", out)
-	}
-	// cp copies in directory order: whichever file it was writing when
-	// the disk filled up is short.
-	entry := filepath.Join(put, "run")
-	var name, short string
-	for _, n := range []string{"f1", "f2", "f3"} {
-		st, err := os.Stat(filepath.Join(entry, n))
-		if err == nil && st.Size() < 10<<20 && short == "" {
-			name, short = n, filepath.Join(entry, n)
-			t.Logf("cp -a failed as expected, %s is %d bytes: %s", n, st.Size(), strings.TrimSpace(out))
-		}
-	}
-	if short == "" {
-		t.Fatalf("cp -a failed but left no short file: the test proves nothing\n%s", out)
-	}
-	if err := os.Remove(filler); err != nil {
-		t.Fatal(err)
-	}
+	entry, name, short := failedCopy(t, d, cache, src)
 
 	checkHeld := func(when string) {
 		t.Helper()
@@ -119,6 +86,9 @@ func TestPutWriteFailedIsNotSealed(t *testing.T) {
 			s, err := xattr(entry, "user.tapefs.state")
 			return s == "write-failed", fmt.Sprintf("%q %v", s, err)
 		})
+		if out := sh(t, "/", "getfattr -d "+q(entry)); !strings.Contains(out, "user.tapefs.error=") {
+			t.Errorf("getfattr -d %s does not list user.tapefs.error:\n%s", when, out)
+		}
 		why := mustXattr(t, entry, "user.tapefs.error")
 		for _, want := range []string{"run/" + name, "ENOSPC"} {
 			if !strings.Contains(why, want) {
@@ -163,5 +133,73 @@ func TestPutWriteFailedIsNotSealed(t *testing.T) {
 		if want := md5File(t, filepath.Join(src, "run", name)); got != want {
 			t.Errorf("batch %s: run/%s has md5 %s, want %s (the source's)", id, name, got, want)
 		}
+	}
+}
+
+// failedCopy copies 3 × 10 MiB (src/run) with cp -a into put/ of a daemon
+// whose cache is a 40 MiB tmpfs, with a 15 MiB filler that it removes once
+// cp has failed with ENOSPC. It returns the entry, the name of the file cp
+// left short, and its path.
+func failedCopy(t *testing.T, d *daemon, cache, src string) (entry, name, short string) {
+	t.Helper()
+	// 3 × 10 MiB against 40 MiB less a 15 MiB filler: the third file
+	// cannot be written whole.
+	rng := rand.NewChaCha8([32]byte{3})
+	for _, name := range []string{"f1", "f2", "f3"} {
+		writeRandomFile(t, rng, filepath.Join(src, "run", name), 10<<20)
+	}
+	filler := filepath.Join(cache, "filler")
+	writeRandomFile(t, rng, filler, 15<<20)
+
+	put := d.put("default")
+	out, err := shErr(src, "cp -a run "+q(put)+"/")
+	if err == nil {
+		t.Fatalf("cp -a of 30 MiB into put/ with about 25 MiB free succeeded:\n%s", out)
+	}
+	if !strings.Contains(out, "No space left on device") {
+		t.Fatalf("cp -a failed, but not with ENOSPC:\n%s", out)
+	}
+	// cp copies in directory order: whichever file it was writing when
+	// the disk filled up is short.
+	entry = filepath.Join(put, "run")
+	for _, n := range []string{"f1", "f2", "f3"} {
+		st, err := os.Stat(filepath.Join(entry, n))
+		if err == nil && st.Size() < 10<<20 && short == "" {
+			name, short = n, filepath.Join(entry, n)
+			t.Logf("cp -a failed as expected, %s is %d bytes: %s", n, st.Size(), strings.TrimSpace(out))
+		}
+	}
+	if short == "" {
+		t.Fatalf("cp -a failed but left no short file: the test proves nothing\n%s", out)
+	}
+	if err := os.Remove(filler); err != nil {
+		t.Fatal(err)
+	}
+
+	return entry, name, short
+}
+
+// A write-failed entry is sealed as it stands when its owner asks for it.
+func TestPutWriteFailedSealedOnRequest(t *testing.T) {
+	t.Parallel()
+	d := newDaemon(t, fastFlags()...)
+	cache := smallCache(t, d, "40m")
+	d.start()
+	entry, name, short := failedCopy(t, d, cache, t.TempDir())
+	want := md5File(t, short)
+	waitFor(t, 10*time.Second, "user.tapefs.state=write-failed", func() (bool, string) {
+		s, err := xattr(entry, "user.tapefs.state")
+		return s == "write-failed", fmt.Sprintf("%q %v", s, err)
+	})
+	sh(t, "/", "setfattr -n user.tapefs.seal "+q(entry))
+	ids := d.batchIDs("default")
+	if len(ids) != 1 {
+		t.Fatalf("after the explicit seal: batches %v, want one", ids)
+	}
+	if got := mustXattr(t, filepath.Join(d.ws("default"), ids[0], "run", name), "user.tapefs.md5"); got != want {
+		t.Errorf("the sealed short file has md5 %s, want %s (the short file's)", got, want)
+	}
+	if len(d.logEvents("sealing on request an entry in which a write failed: it is archived as it stands")) != 1 {
+		t.Errorf("no warning that a write-failed entry was sealed on request")
 	}
 }
