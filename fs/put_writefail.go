@@ -2,6 +2,10 @@ package fs
 
 import (
 	"context"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
 	"syscall"
 
 	"github.com/hanwen/go-fuse/v2/fuse"
@@ -78,22 +82,23 @@ func (n *putNode) rewritten(fd int) {
 	n.fsys.eng.FileRewritten(n.ws, n.Path(n.rootInode()), fd)
 }
 
-// killPriv clears the setuid bit, and the setgid bit of a group-executable
-// file, before an unprivileged caller writes to the file: what the kernel
-// does on a local file system. The mount takes FUSE_HANDLE_KILLPRIV_V2
-// (see fs.go), which leaves this to the daemon; go-fuse does not pass the
-// kernel's kill flag of the request down, so "unprivileged" is taken as
-// "not root".
+// killPriv clears the setuid bit, and the setgid bit of a file that is
+// group-executable or whose group the caller is not in, before an
+// unprivileged caller writes to the file: what the kernel does on a local
+// file system. The mount takes FUSE_HANDLE_KILLPRIV_V2 (see fs.go), which
+// leaves this to the daemon; go-fuse does not pass the kernel's kill flag
+// of the request down, so "unprivileged" is taken as "not root".
 func (h *putFile) killPriv(ctx context.Context) {
 	if uid, _, ok := caller(ctx); !ok || uid == 0 || h.node == nil {
 		return
 	}
-	h.node.dropPriv(h.fd())
+	h.node.dropPriv(ctx, h.fd())
 }
 
-// dropPriv clears setuid/setgid of the file open as fd (-1: by path).
-// It reports the mode it left, or 0 if it changed nothing.
-func (n *putNode) dropPriv(fd int) uint32 {
+// dropPriv clears setuid/setgid of the file open as fd (-1: by path) as
+// a write by the caller would. It reports the mode it left, or 0 if it
+// changed nothing.
+func (n *putNode) dropPriv(ctx context.Context, fd int) uint32 {
 	var st unix.Stat_t
 	var err error
 	if fd >= 0 {
@@ -101,12 +106,12 @@ func (n *putNode) dropPriv(fd int) uint32 {
 	} else {
 		err = unix.Lstat(n.path(), &st)
 	}
-	if err != nil || st.Mode&unix.S_IFMT != unix.S_IFREG {
+	if err != nil || st.Mode&unix.S_IFMT != unix.S_IFREG || st.Mode&(unix.S_ISUID|unix.S_ISGID) == 0 {
 		return 0
 	}
 	kill := st.Mode & unix.S_ISUID
-	if st.Mode&unix.S_IXGRP != 0 {
-		kill |= st.Mode & unix.S_ISGID
+	if st.Mode&unix.S_ISGID != 0 && (st.Mode&unix.S_IXGRP != 0 || !callerInGroup(ctx, st.Gid)) {
+		kill |= unix.S_ISGID
 	}
 	if kill == 0 {
 		return 0
@@ -127,6 +132,35 @@ func (n *putNode) dropPriv(fd int) uint32 {
 	return st.Mode&unix.S_IFMT | mode
 }
 
+// callerInGroup reports whether the caller of the request has gid as its
+// group or as one of its supplementary groups (from /proc: the request
+// carries only the primary group).
+func callerInGroup(ctx context.Context, gid uint32) bool {
+	c, ok := fuse.FromContext(ctx)
+	if !ok {
+		return true
+	}
+	if c.Gid == gid {
+		return true
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", c.Pid))
+	if err != nil {
+		return false
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		groups, ok := strings.CutPrefix(line, "Groups:")
+		if !ok {
+			continue
+		}
+		for _, g := range strings.Fields(groups) {
+			if v, err := strconv.ParseUint(g, 10, 32); err == nil && uint32(v) == gid {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // setattrDone does what a successful or failed SETATTR means for put/:
 // a truncation to nothing rewrites the file, a failed one (extending past
 // a full disk) loses bytes, and the kernel may ask for setuid/setgid to go.
@@ -140,7 +174,7 @@ func (n *putNode) setattrDone(ctx context.Context, fd int, in *fuse.SetAttrIn, o
 		n.writeFailed(ctx, fd, "truncate", errno)
 	}
 	if errno == 0 && in.Valid&fuse.FATTR_KILL_SUIDGID != 0 {
-		if mode := n.dropPriv(fd); mode != 0 {
+		if mode := n.dropPriv(ctx, fd); mode != 0 {
 			out.Mode = mode
 		}
 	}
