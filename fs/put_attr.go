@@ -14,7 +14,7 @@ import (
 
 func (n *putNode) Getattr(ctx context.Context, f gofs.FileHandle, out *fuse.AttrOut) syscall.Errno {
 	if !n.isRoot() {
-		return n.LoopbackNode.Getattr(ctx, f, out)
+		return n.loopGetattr(ctx, f, out)
 	}
 	var w catalog.Workspace
 	if errno := n.fsys.view("getattr", func(tx *catalog.Tx) error {
@@ -38,7 +38,7 @@ func (n *putNode) Statx(ctx context.Context, f gofs.FileHandle, flags, mask uint
 	if n.isRoot() {
 		return syscall.ENOSYS
 	}
-	return n.LoopbackNode.Statx(ctx, f, flags, mask, out)
+	return n.loopStatx(ctx, f, flags, mask, out)
 }
 
 // Setattr covers chmod, chown, utimes and truncate.
@@ -47,7 +47,7 @@ func (n *putNode) Setattr(ctx context.Context, f gofs.FileHandle, in *fuse.SetAt
 		return n.refuse(ctx, "setattr", "", syscall.EPERM)
 	}
 	n.changed(n.entry(""))
-	errno := n.LoopbackNode.Setattr(ctx, f, in, out)
+	errno := n.loopSetattr(ctx, f, in, out)
 	fd := -1
 	if h, ok := f.(*putFile); ok {
 		fd = h.fd()
@@ -59,9 +59,13 @@ func (n *putNode) Setattr(ctx context.Context, f gofs.FileHandle, in *fuse.SetAt
 // Statfs reports the cache disk's free room, less when the cache's own
 // limit leaves less.
 func (n *putNode) Statfs(ctx context.Context, out *fuse.StatfsOut) syscall.Errno {
-	if errno := n.LoopbackNode.Statfs(ctx, out); errno != 0 {
-		return errno
+	// The staging directory itself: the path of a deep node is too
+	// long for statfs(2), and every node is on the same file system.
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(n.RootData.Path, &st); err != nil {
+		return gofsErrno(err)
 	}
+	out.FromStatfsT(&st)
 	unit := out.Frsize
 	if unit == 0 {
 		unit = out.Bsize

@@ -2,7 +2,6 @@ package fs
 
 import (
 	"context"
-	"path/filepath"
 	"syscall"
 
 	gofs "github.com/hanwen/go-fuse/v2/fs"
@@ -17,25 +16,25 @@ import (
 
 func (n *putNode) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
 	n.changed(n.entry(name))
-	ch, errno := n.LoopbackNode.Mkdir(ctx, name, mode, out)
+	ch, errno := n.loopMkdir(ctx, name, mode, out)
 	if errno == 0 {
-		n.fixMode(filepath.Join(n.path(), name), mode, &out.Attr)
+		n.fixMode(name, mode, &out.Attr)
 	}
 	return ch, errno
 }
 
 func (n *putNode) Mknod(ctx context.Context, name string, mode, dev uint32, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
 	n.changed(n.entry(name))
-	ch, errno := n.LoopbackNode.Mknod(ctx, name, mode, dev, out)
+	ch, errno := n.loopMknod(ctx, name, mode, dev, out)
 	if errno == 0 {
-		n.fixMode(filepath.Join(n.path(), name), mode, &out.Attr)
+		n.fixMode(name, mode, &out.Attr)
 	}
 	return ch, errno
 }
 
 func (n *putNode) Symlink(ctx context.Context, target, name string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
 	n.changed(n.entry(name))
-	return n.LoopbackNode.Symlink(ctx, target, name, out)
+	return n.loopSymlink(ctx, target, name, out)
 }
 
 // Link makes the hard link itself: go-fuse's loopback Link does not get
@@ -52,18 +51,28 @@ func (n *putNode) Link(ctx context.Context, target gofs.InodeEmbedder, name stri
 	}
 	n.changed(n.entry(name))
 	n.changed(t.entry(""))
-	if err := unix.Linkat(unix.AT_FDCWD, t.path(), unix.AT_FDCWD, filepath.Join(n.path(), name), 0); err != nil {
+	from, errno := t.locate("")
+	if errno != 0 {
+		return nil, errno
+	}
+	defer from.close()
+	to, errno := n.locate(name)
+	if errno != 0 {
+		return nil, errno
+	}
+	defer to.close()
+	if err := unix.Linkat(from.dir, from.name, to.dir, to.name, 0); err != nil {
 		return nil, gofs.ToErrno(err)
 	}
-	// The loopback's lookup gives the new name the inode number of the
-	// target, so go-fuse joins it to the existing inode.
-	return n.LoopbackNode.Lookup(ctx, name, out)
+	// The lookup gives the new name the inode number of the target, so
+	// go-fuse joins it to the existing inode.
+	return n.child(ctx, to, out)
 }
 
 func (n *putNode) Unlink(ctx context.Context, name string) syscall.Errno {
 	entry := n.entry(name)
 	n.changed(entry)
-	errno := n.LoopbackNode.Unlink(ctx, name)
+	errno := n.loopRemove(ctx, name, 0)
 	if errno == 0 && n.isRoot() {
 		n.fsys.open.detach(n.ws, entry)
 	}
@@ -73,7 +82,7 @@ func (n *putNode) Unlink(ctx context.Context, name string) syscall.Errno {
 func (n *putNode) Rmdir(ctx context.Context, name string) syscall.Errno {
 	entry := n.entry(name)
 	n.changed(entry)
-	errno := n.LoopbackNode.Rmdir(ctx, name)
+	errno := n.loopRemove(ctx, name, unix.AT_REMOVEDIR)
 	if errno == 0 && n.isRoot() {
 		n.fsys.open.detach(n.ws, entry)
 	}
@@ -93,7 +102,7 @@ func (n *putNode) Rename(ctx context.Context, name string, newParent gofs.InodeE
 	from, to := n.entry(name), np.entry(newName)
 	n.changed(from)
 	np.changed(to)
-	errno := n.LoopbackNode.Rename(ctx, name, np, newName, flags)
+	errno := n.loopRename(ctx, name, np, newName, flags)
 	if errno != 0 {
 		return errno
 	}

@@ -3,12 +3,14 @@ package fs
 import (
 	"context"
 	"fmt"
+	"path"
 	"path/filepath"
 	"syscall"
 
 	gofs "github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
 	"github.com/tapefs/tapefs/catalog"
+	"golang.org/x/sys/unix"
 )
 
 // putNode is a file or directory of a workspace's put/: a go-fuse loopback
@@ -57,11 +59,6 @@ func (n *putNode) rootInode() *gofs.Inode { return n.RootData.RootNode.EmbeddedI
 
 func (n *putNode) isRoot() bool { return n.EmbeddedInode() == n.rootInode() }
 
-// path is the node's path in the staging directory.
-func (n *putNode) path() string {
-	return filepath.Join(n.RootData.Path, n.Path(n.rootInode()))
-}
-
 // entry names the top-level entry of put/ that holds the child name of n
 // (name "": n itself); "" for put/ itself and for a node that is in no
 // directory any more (an unlinked file still open).
@@ -106,14 +103,20 @@ func (n *putNode) refuse(ctx context.Context, op, name string, errno syscall.Err
 // loopback applies the daemon's again and drops setuid, setgid and sticky
 // bits (it passes raw bits through os.FileMode). Bits the file system added
 // itself (setgid inherited from the directory) are kept.
-func (n *putNode) fixMode(p string, want uint32, attr *fuse.Attr) {
+func (n *putNode) fixMode(name string, want uint32, attr *fuse.Attr) {
 	want &= 0o7777
 	have := attr.Mode & 0o7777
 	if want&^have == 0 {
 		return
 	}
-	if err := syscall.Chmod(p, have|want); err != nil {
-		n.fsys.log.Warn().Err(err).Str("path", p).Msg("cannot set the mode of a new file in put/")
+	l, errno := n.locate(name)
+	if errno == 0 {
+		errno = gofsErrno(unix.Fchmodat(l.dir, l.name, have|want, 0))
+		l.close()
+	}
+	if errno != 0 {
+		n.fsys.log.Warn().Str("errno", errnoName(errno)).Str("workspace", n.ws).Str("path", path.Join(n.Path(n.rootInode()), name)).
+			Msg("cannot set the mode of a new file in put/")
 		return
 	}
 	attr.Mode = attr.Mode&^0o7777 | have | want

@@ -3,7 +3,6 @@ package fs
 import (
 	"context"
 	"errors"
-	"path/filepath"
 	"sync/atomic"
 	"syscall"
 
@@ -26,7 +25,7 @@ func (n *putNode) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uint
 	if h.writable {
 		n.changed(entry)
 	}
-	fh, fuseFlags, errno := n.LoopbackNode.Open(ctx, flags)
+	fh, fuseFlags, errno := n.loopOpen(ctx, flags)
 	if errno != 0 {
 		n.fsys.open.close(&h.openHandle, false)
 		return nil, 0, errno
@@ -48,7 +47,7 @@ func (n *putNode) Create(ctx context.Context, name string, flags, mode uint32, o
 		return nil, nil, 0, errno
 	}
 	n.changed(entry)
-	ch, fh, fuseFlags, errno := n.LoopbackNode.Create(ctx, name, flags, mode, out)
+	ch, fh, fuseFlags, errno := n.loopCreate(ctx, name, flags, mode, out)
 	if errno != 0 {
 		n.fsys.open.close(&h.openHandle, false)
 		return nil, nil, 0, errno
@@ -58,7 +57,7 @@ func (n *putNode) Create(ctx context.Context, name string, flags, mode uint32, o
 	if flags&syscall.O_TRUNC != 0 {
 		h.truncated() // the name may have been an existing file
 	}
-	n.fixMode(filepath.Join(n.path(), name), mode, &out.Attr)
+	n.fixMode(name, mode, &out.Attr)
 	return ch, h, fuseFlags, 0
 }
 

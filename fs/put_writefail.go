@@ -99,13 +99,16 @@ func (h *putFile) killPriv(ctx context.Context) {
 // a write by the caller would. It reports the mode it left, or 0 if it
 // changed nothing.
 func (n *putNode) dropPriv(ctx context.Context, fd int) uint32 {
-	var st unix.Stat_t
-	var err error
-	if fd >= 0 {
-		err = unix.Fstat(fd, &st)
-	} else {
-		err = unix.Lstat(n.path(), &st)
+	l := loc{dir: fd}
+	if fd < 0 {
+		var errno syscall.Errno
+		if l, errno = n.locate(""); errno != 0 {
+			return 0
+		}
+		defer l.close()
 	}
+	var st unix.Stat_t
+	err := unix.Fstatat(l.dir, l.name, &st, unix.AT_SYMLINK_NOFOLLOW|unix.AT_EMPTY_PATH)
 	if err != nil || st.Mode&unix.S_IFMT != unix.S_IFREG || st.Mode&(unix.S_ISUID|unix.S_ISGID) == 0 {
 		return 0
 	}
@@ -120,7 +123,7 @@ func (n *putNode) dropPriv(ctx context.Context, fd int) uint32 {
 	if fd >= 0 {
 		err = unix.Fchmod(fd, mode)
 	} else {
-		err = unix.Chmod(n.path(), mode)
+		err = unix.Fchmodat(l.dir, l.name, mode, 0)
 	}
 	if err != nil {
 		n.fsys.log.Warn().Err(err).Str("workspace", n.ws).Str("path", n.Path(n.rootInode())).Msg("cannot clear setuid/setgid of a file written in put/")

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/tapefs/tapefs/archive"
-	"golang.org/x/sys/unix"
 )
 
 // Extended attributes in put/: the files' own (stored in the staging
@@ -22,7 +21,7 @@ func (n *putNode) Getxattr(ctx context.Context, attr string, dest []byte) (uint3
 		return 0, syscall.ENODATA
 	}
 	if !strings.HasPrefix(attr, xattrPrefix) {
-		return n.LoopbackNode.Getxattr(ctx, attr, dest)
+		return n.loopGetxattr(attr, dest)
 	}
 	entry := n.entry("")
 	if entry == "" {
@@ -62,16 +61,15 @@ func (n *putNode) Listxattr(ctx context.Context, dest []byte) (uint32, syscall.E
 // ownXattrs lists the xattrs stored on the staged file, without
 // user.tapefs.* (which the mount makes up).
 func (n *putNode) ownXattrs() ([]string, syscall.Errno) {
-	p := n.path()
 	buf := make([]byte, 1024)
 	for {
-		sz, err := unix.Llistxattr(p, buf)
-		if errors.Is(err, syscall.ERANGE) {
+		sz, errno := n.loopListxattr(buf)
+		if errno == syscall.ERANGE {
 			buf = make([]byte, 2*len(buf))
 			continue
 		}
-		if err != nil {
-			return nil, gofsErrno(err)
+		if errno != 0 {
+			return nil, errno
 		}
 		var names []string
 		for _, name := range strings.Split(string(buf[:sz]), "\x00") {
@@ -91,7 +89,7 @@ func (n *putNode) Setxattr(ctx context.Context, attr string, data []byte, flags 
 		return n.refuse(ctx, "setxattr "+attr, "", syscall.EPERM)
 	}
 	n.changed(n.entry(""))
-	return n.LoopbackNode.Setxattr(ctx, attr, data, flags)
+	return n.loopSetxattr(attr, data, flags)
 }
 
 func (n *putNode) Removexattr(ctx context.Context, attr string) syscall.Errno {
@@ -99,7 +97,7 @@ func (n *putNode) Removexattr(ctx context.Context, attr string) syscall.Errno {
 		return n.refuse(ctx, "removexattr "+attr, "", syscall.EPERM)
 	}
 	n.changed(n.entry(""))
-	return n.LoopbackNode.Removexattr(ctx, attr)
+	return n.loopRemovexattr(attr)
 }
 
 // releaseWait bounds how long a seal request waits for the RELEASE of

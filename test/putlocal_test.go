@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"syscall"
@@ -142,4 +143,136 @@ func TestPutWriteClearsSetid(t *testing.T) {
 			})
 		}
 	}
+}
+
+// A tree deeper than PATH_MAX can be made, used and removed in put/, as
+// in a local directory, by programs that work relative to directory
+// descriptors (the daemon used to join the staging directory and the whole
+// path into one absolute path: ENAMETOOLONG near 4,095 bytes).
+func TestPutDeepPath(t *testing.T) {
+	t.Parallel()
+	d := startDaemon(t, quietFlags()...)
+	for _, top := range []string{t.TempDir(), d.put("default")} {
+		deepTree(t, top)
+	}
+	// Tools that walk trees by descriptor see it whole.
+	out := sh(t, d.put("default"), "find deep -name g | wc -l; rm -r deep; ls")
+	if strings.TrimSpace(out) != "1" {
+		t.Errorf("find and rm -r of the deep tree in put/: %q, want 1 file found and nothing left", out)
+	}
+}
+
+// deepTree makes under top a chain of directories whose relative path
+// passes PATH_MAX, and at its bottom does every kind of operation,
+// relative to a descriptor of the deepest directory.
+func deepTree(t *testing.T, top string) {
+	t.Helper()
+	where := "in " + top
+	must := func(what string, err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatalf("%s %s at depth > PATH_MAX: %v", what, where, err)
+		}
+	}
+	fd, err := unix.Open(top, unix.O_DIRECTORY|unix.O_RDONLY, 0)
+	must("open", err)
+	rel := ""
+	for i := 0; len(rel) < unix.PathMax+1000; i++ {
+		name := "deep"
+		if i > 0 {
+			name = fmt.Sprintf("%03d%s", i, strings.Repeat("d", 197))
+		}
+		must("mkdirat", unix.Mkdirat(fd, name, 0o755))
+		next, err := unix.Openat(fd, name, unix.O_DIRECTORY|unix.O_RDONLY, 0)
+		must("openat of a directory", err)
+		unix.Close(fd)
+		fd = next
+		rel += "/" + name
+	}
+	defer unix.Close(fd)
+
+	f, err := unix.Openat(fd, "f", unix.O_CREAT|unix.O_WRONLY|unix.O_EXCL, 0o644)
+	must("openat(O_CREAT)", err)
+	_, err = unix.Write(f, []byte("hello\n"))
+	must("write", err)
+	must("fsetxattr", unix.Fsetxattr(f, "user.test", []byte("v"), 0))
+	unix.Close(f)
+
+	var st unix.Stat_t
+	must("fstatat", unix.Fstatat(fd, "f", &st, unix.AT_SYMLINK_NOFOLLOW))
+	if st.Size != 6 || st.Mode&0o7777 != 0o644 {
+		t.Errorf("%s: f is %d bytes mode %04o, want 6 bytes 0644", where, st.Size, st.Mode&0o7777)
+	}
+	must("fchmodat", unix.Fchmodat(fd, "f", 0o600, 0))
+	must("fchownat", unix.Fchownat(fd, "f", 1, 2, unix.AT_SYMLINK_NOFOLLOW))
+	// A path through the directory's descriptor: SETATTR without a handle.
+	must("truncate", unix.Truncate(fmt.Sprintf("/proc/self/fd/%d/f", fd), 3))
+	ts := []unix.Timespec{unix.NsecToTimespec(1e18), unix.NsecToTimespec(1e18)}
+	must("utimensat", unix.UtimesNanoAt(fd, "f", ts, unix.AT_SYMLINK_NOFOLLOW))
+	must("fstatat", unix.Fstatat(fd, "f", &st, unix.AT_SYMLINK_NOFOLLOW))
+	if st.Size != 3 || st.Mode&0o7777 != 0o600 || st.Uid != 1 || st.Gid != 2 || st.Mtim.Sec != 1e9 {
+		t.Errorf("%s: after truncate, chmod, chown, utimens: size %d mode %04o owner %d:%d mtime %d", where,
+			st.Size, st.Mode&0o7777, st.Uid, st.Gid, st.Mtim.Sec)
+	}
+	buf := make([]byte, 16)
+	n, err := unix.Getxattr(fmt.Sprintf("/proc/self/fd/%d/f", fd), "user.test", buf)
+	must("getxattr", err)
+	if string(buf[:n]) != "v" {
+		t.Errorf("%s: user.test is %q", where, buf[:n])
+	}
+	n, err = unix.Listxattr(fmt.Sprintf("/proc/self/fd/%d/f", fd), buf)
+	must("listxattr", err)
+	if !strings.Contains(string(buf[:n]), "user.test") {
+		t.Errorf("%s: listxattr: %q", where, buf[:n])
+	}
+	must("removexattr", unix.Removexattr(fmt.Sprintf("/proc/self/fd/%d/f", fd), "user.test"))
+
+	must("renameat", unix.Renameat(fd, "f", fd, "g"))
+	must("linkat", unix.Linkat(fd, "g", fd, "h", 0))
+	must("symlinkat", unix.Symlinkat("g", fd, "s"))
+	n, err = unix.Readlinkat(fd, "s", buf)
+	must("readlinkat", err)
+	if string(buf[:n]) != "g" {
+		t.Errorf("%s: readlink: %q", where, buf[:n])
+	}
+	must("mkdirat", unix.Mkdirat(fd, "sub", 0o700))
+	r, err := unix.Openat(fd, "g", unix.O_RDONLY, 0)
+	must("openat(O_RDONLY)", err)
+	n, err = unix.Read(r, buf)
+	unix.Close(r)
+	must("read", err)
+	if string(buf[:n]) != "hel" {
+		t.Errorf("%s: g holds %q, want \"hel\"", where, buf[:n])
+	}
+	dir, err := unix.Openat(fd, ".", unix.O_DIRECTORY|unix.O_RDONLY, 0)
+	must("openat(.)", err)
+	names := readDirFd(t, dir)
+	unix.Close(dir)
+	if want := ". .. g h s sub"; names != want {
+		t.Errorf("%s: the deepest directory lists %q, want %q", where, names, want)
+	}
+	must("unlinkat", unix.Unlinkat(fd, "h", 0))
+	must("unlinkat", unix.Unlinkat(fd, "s", 0))
+	must("unlinkat(AT_REMOVEDIR)", unix.Unlinkat(fd, "sub", unix.AT_REMOVEDIR))
+	_ = rel
+}
+
+// readDirFd lists a directory by its descriptor, sorted, space separated.
+func readDirFd(t *testing.T, fd int) string {
+	t.Helper()
+	var names []string
+	buf := make([]byte, 8192)
+	for {
+		n, err := unix.Getdents(fd, buf)
+		if err != nil {
+			t.Fatalf("getdents: %v", err)
+		}
+		if n == 0 {
+			break
+		}
+		_, _, names = unix.ParseDirent(buf[:n], -1, names)
+	}
+	names = append(names, ".", "..") // ParseDirent skips them
+	sort.Strings(names)
+	return strings.Join(names, " ")
 }
