@@ -177,8 +177,9 @@ func (e *Engine) quietEntries() []entryKey {
 	now := e.now()
 	var due []entryKey
 	for k, a := range e.entries {
-		// A write-failed entry is looked at again only after it changed.
-		held := len(a.failed) > 0 && !a.last.After(a.checked)
+		// A write-failed entry is looked at again only after it changed,
+		// or while a mark could not be set on its file.
+		held := len(a.failed) > 0 && !a.last.After(a.checked) && !unmarked(a.failed)
 		if !a.sealing && a.open == 0 && a.rejected == "" && !held && now.Sub(a.last) >= e.cfg.Settle {
 			due = append(due, k)
 		}

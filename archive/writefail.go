@@ -42,6 +42,7 @@ type writeFailure struct {
 	file      string // path in the staging directory: "entry/dir/name"
 	what      string // "write failed with ENOSPC (no space left on device)"
 	persisted bool   // the mark is on the file
+	ino       uint64 // the file's inode, to set a mark that is not persisted on that file only
 }
 
 // WriteFailed records that op (write, fallocate, copy_file_range,
@@ -57,6 +58,12 @@ func (e *Engine) WriteFailed(workspace, path string, fd int, op string, errno sy
 	}
 	what := fmt.Sprintf("%s failed with %s (%v)", op, unix.ErrnoName(errno), errno)
 	err := e.markWriteFailed(workspace, path, fd, what)
+	var st unix.Stat_t
+	if fd >= 0 {
+		_ = unix.Fstat(fd, &st)
+	} else {
+		_ = unix.Lstat(filepath.Join(e.cache.StagingDir(workspace), path), &st)
+	}
 
 	e.mu.Lock()
 	a := e.activity(workspace, entry)
@@ -68,10 +75,11 @@ func (e *Engine) WriteFailed(workspace, path string, fd int, op string, errno sy
 			known = true
 			a.failed[i].what = what
 			a.failed[i].persisted = a.failed[i].persisted || err == nil
+			a.failed[i].ino = st.Ino
 		}
 	}
 	if !known {
-		a.failed = append(a.failed, writeFailure{file: path, what: what, persisted: err == nil})
+		a.failed = append(a.failed, writeFailure{file: path, what: what, persisted: err == nil, ino: st.Ino})
 	}
 	e.mu.Unlock()
 
@@ -166,8 +174,9 @@ func writeFailedReason(fs []writeFailure) string {
 // holdWriteFailed reads the write-failed marks of an entry from disk,
 // after setting again the marks that could not be set before, and reports
 // whether the entry holds a write-failed file and so must not be sealed by
-// the settle timer. It is called before every settle seal, and for
-// entries found in put/ at start.
+// the settle timer. It is called before every settle seal, for entries
+// found in put/ at start, and every settle period while a mark is not on
+// disk yet (quietEntries).
 func (e *Engine) holdWriteFailed(k entryKey) bool {
 	e.mu.Lock()
 	var pending []writeFailure
@@ -183,27 +192,43 @@ func (e *Engine) holdWriteFailed(k entryKey) bool {
 	staging := e.cache.StagingDir(k.workspace)
 	var kept []writeFailure
 	for _, f := range pending {
-		err := e.markWriteFailed(k.workspace, f.file, -1, f.what)
+		var st unix.Stat_t
+		err := unix.Lstat(filepath.Join(staging, f.file), &st)
+		if err == nil && st.Ino != f.ino {
+			err = unix.ENOENT // another file under that name
+		}
+		if err == nil {
+			err = e.markWriteFailed(k.workspace, f.file, -1, f.what)
+		}
 		switch {
 		case err == nil:
 		case errors.Is(err, fs.ErrNotExist):
-			// Gone under that name: removed, or renamed (and then
-			// its mark is lost: it could not be set on the file).
+			// Gone under that name: removed, replaced, or renamed
+			// (and then its mark is lost: it could not be set on
+			// the file).
 			e.log.Warn().Str("workspace", k.workspace).Str("file", f.file).
-				Msg("a write-failed file that could not be marked is gone under its name; its entry is no longer held back")
+				Msg("a write-failed file that could not be marked is gone under its name; its entry is no longer held back for it")
 		default:
 			kept = append(kept, f) // still not on disk: keep holding the entry
 		}
+	}
+	if len(kept) > 0 {
+		// Hold on without walking the entry: that is done once the
+		// marks are on disk.
+		e.mu.Lock()
+		defer e.mu.Unlock()
+		a := e.activity(k.workspace, k.entry)
+		a.checked = a.last
+		for _, f := range kept {
+			a.failed = append(dropFailure(a.failed, f.file), f)
+		}
+		return true
 	}
 	found, err := readWriteFailures(staging, k.entry)
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		// The seal walks the same tree and reports what is wrong.
 		e.log.Debug().Err(err).Str("workspace", k.workspace).Str("entry", k.entry).Msg("cannot read the write-failed marks of an entry")
 	}
-	for _, f := range kept {
-		found = append(dropFailure(found, f.file), f)
-	}
-
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	a := e.activity(k.workspace, k.entry)
@@ -242,4 +267,14 @@ func readWriteFailures(staging, entry string) ([]writeFailure, error) {
 		return nil
 	})
 	return out, err
+}
+
+// unmarked reports whether a mark of fs is not on disk yet.
+func unmarked(fs []writeFailure) bool {
+	for _, f := range fs {
+		if !f.persisted {
+			return true
+		}
+	}
+	return false
 }
