@@ -204,6 +204,7 @@ func (e *Engine) scanStaging() {
 			continue
 		}
 		var found []entryKey
+		present := make(map[string]bool, len(ents))
 		e.mu.Lock()
 		for _, d := range ents {
 			k := entryKey{ws, d.Name()}
@@ -211,7 +212,9 @@ func (e *Engine) scanStaging() {
 				found = append(found, k)
 			}
 			e.activity(ws, d.Name())
+			present[d.Name()] = true
 		}
+		e.forgetGoneWriteFailed(ws, present)
 		e.mu.Unlock()
 		// An entry the mount did not report (found at start): read its
 		// write-failed marks now, so that its state shows at once.

@@ -278,3 +278,15 @@ func unmarked(fs []writeFailure) bool {
 	}
 	return false
 }
+
+// forgetGoneWriteFailed drops the records of write-failed entries of the
+// workspace that are no longer in put/ (removed, or renamed: the marks
+// went with the files). The settle timer, which drops other vanished
+// entries, does not look at a held entry. e.mu must be held.
+func (e *Engine) forgetGoneWriteFailed(workspace string, present map[string]bool) {
+	for k, a := range e.entries {
+		if k.workspace == workspace && len(a.failed) > 0 && a.open == 0 && !a.sealing && !present[k.entry] {
+			delete(e.entries, k)
+		}
+	}
+}

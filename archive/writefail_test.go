@@ -125,3 +125,32 @@ func TestWriteFailedMarkNotMovedToAReplacement(t *testing.T) {
 	te.EntryChanged("ws", "e")
 	waitUntil(t, "the entry sealed", func() bool { return len(batchesOf(t, te.Engine)) == 1 })
 }
+
+// A write-failed entry renamed in put/ keeps its marks under the new name
+// (they are on its files) and the old name is forgotten.
+func TestWriteFailedEntryRenamed(t *testing.T) {
+	te := testSetup{Home: t.TempDir()}.open(t)
+	staging := te.StagingDir("ws")
+	makeTree(t, staging, []srcFile{{path: "a/f", typ: catalog.TypeFile, data: []byte("short"), mode: 0o644}})
+	te.WriteFailed("ws", "a/f", -1, "write", syscall.ENOSPC)
+	if err := os.Rename(filepath.Join(staging, "a"), filepath.Join(staging, "b")); err != nil {
+		t.Fatal(err)
+	}
+	te.EntryChanged("ws", "a")
+	te.EntryChanged("ws", "b")
+	waitUntil(t, "b write-failed and a forgotten", func() bool {
+		sb, _ := te.EntryState("ws", "b")
+		sa, _ := te.EntryState("ws", "a")
+		return sb == EntryWriteFailed && sa == EntryPending && te.HasWriteFailures("ws")
+	})
+	te.mu.Lock()
+	_, stale := te.entries[entryKey{"ws", "a"}]
+	te.mu.Unlock()
+	if stale {
+		t.Error("the old name of a renamed write-failed entry is still tracked")
+	}
+	time.Sleep(10 * te.cfg.Settle)
+	if bs := batchesOf(t, te.Engine); len(bs) != 0 {
+		t.Fatalf("a renamed write-failed entry was sealed: %v", bs)
+	}
+}
