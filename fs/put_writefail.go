@@ -169,6 +169,17 @@ func callerInGroup(ctx context.Context, gid uint32) bool {
 // a full disk) loses bytes, and the kernel may ask for setuid/setgid to go.
 func (n *putNode) setattrDone(ctx context.Context, fd int, in *fuse.SetAttrIn, out *fuse.AttrOut, errno syscall.Errno) {
 	size, hasSize := in.GetSize()
+	if hasSize && fd < 0 && (errno == 0 && size == 0 || lostWrite(errno)) {
+		// truncate(2) by path: the engine marks the file through a
+		// descriptor, which reaches a file at any depth.
+		if l, e := n.locate(""); e == 0 {
+			if own, err := unix.Openat(l.dir, l.name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, 0); err == nil {
+				defer unix.Close(own)
+				fd = own
+			}
+			l.close()
+		}
+	}
 	switch {
 	case !hasSize:
 	case errno == 0 && size == 0:
