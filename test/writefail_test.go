@@ -151,6 +151,14 @@ func testPutWriteFailedIsNotSealed(t *testing.T, kind string) {
 		}
 	}
 
+	// The status page lists it with the failures.
+	page := string(httpGetOK(t, statusURL(d)+"/").body)
+	for _, name := range shorts {
+		if !strings.Contains(page, "put/run/"+name+": write failed with ENOSPC") {
+			t.Errorf("the status page does not show the failed write into put/run/%s:\n%s", name, clip(page, 3000))
+		}
+	}
+
 	// The mark is on disk: a restart keeps the entry held.
 	d.restart()
 	checkHeld("after a restart")
