@@ -187,7 +187,9 @@ func (n *putNode) setattrDone(ctx context.Context, fd int, in *fuse.SetAttrIn, o
 	case lostWrite(errno):
 		n.writeFailed(ctx, fd, "truncate", errno)
 	}
-	if errno == 0 && in.Valid&fuse.FATTR_KILL_SUIDGID != 0 {
+	// Root keeps the bits on truncate; on chown the daemon's own lchown
+	// has done what the kernel does for root.
+	if uid, _, ok := caller(ctx); errno == 0 && in.Valid&fuse.FATTR_KILL_SUIDGID != 0 && ok && uid != 0 {
 		if mode := n.dropPriv(ctx, fd); mode != 0 {
 			out.Mode = mode
 		}
