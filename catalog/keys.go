@@ -2,7 +2,6 @@ package catalog
 
 import (
 	"encoding/binary"
-	"encoding/json"
 	"fmt"
 )
 
@@ -10,7 +9,7 @@ import (
 // big-endian uint64 (8 bytes), so byte order is numeric order and a range
 // of IDs is one scan. Workspace names, kinds and paths never contain NUL,
 // so a NUL ends them and one name is never a prefix of another's keys.
-// Records are JSON; index values are empty and only ever scanned.
+// Records are JSON (record.go: exact bytes of names); index values are empty and only ever scanned.
 //
 //	V                                  schema version (uint64)
 //	S<name>                            last ID handed out by sequence name:
@@ -142,7 +141,7 @@ func (tx *Tx) get(k []byte, v any) (found bool, err error) {
 
 // unmarshal decodes the record data stored at k into v.
 func unmarshal(k, data []byte, v any) error {
-	if err := json.Unmarshal(data, v); err != nil {
+	if err := decodeRecord(data, v); err != nil {
 		return fmt.Errorf("%s: corrupt record: %w", describeKey(k), err)
 	}
 	return nil
@@ -182,7 +181,7 @@ func describeKey(k []byte) string {
 }
 
 func (tx *Tx) put(k []byte, v any) error {
-	data, err := json.Marshal(v)
+	data, err := encodeRecord(v)
 	if err != nil {
 		return err
 	}

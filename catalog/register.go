@@ -2,7 +2,6 @@ package catalog
 
 import (
 	"bytes"
-	"encoding/json"
 	"fmt"
 	"path"
 	"slices"
@@ -84,7 +83,7 @@ func (tx *Tx) RegisterBatch(b Batch, files []File) (Batch, []File, error) {
 	writes := make([]kvPair, 0, 2*len(files)+3)
 	for i := range files {
 		f := &files[i]
-		data, err := json.Marshal(f)
+		data, err := encodeRecord(f)
 		if err != nil {
 			return fail("%w", err)
 		}
@@ -95,11 +94,11 @@ func (tx *Tx) RegisterBatch(b Batch, files []File) (Batch, []File, error) {
 			writes = append(writes, kvPair{pathKey(b.Workspace, f.Path, b.ID), nil})
 		}
 	}
-	batchData, err := json.Marshal(&b)
+	batchData, err := encodeRecord(&b)
 	if err != nil {
 		return fail("%w", err)
 	}
-	wsData, err := json.Marshal(&w)
+	wsData, err := encodeRecord(&w)
 	if err != nil {
 		return fail("%w", err)
 	}
