@@ -217,8 +217,14 @@ func (c *Client) Undelete(ctx context.Context, id uint64) (archive.Status, error
 // CheckPaths reports which batch paths are already in live batches.
 func (c *Client) CheckPaths(ctx context.Context, ws string, paths []string) (map[string]uint64, error) {
 	var out PathsResponse
-	err := c.do(ctx, "POST", "/v1/paths/check", nil, PathsRequest{Workspace: ws, Paths: paths}, &out)
-	return out.Archived, err
+	if err := c.do(ctx, "POST", "/v1/paths/check", nil, PathsRequest{Workspace: ws, Paths: Names(paths)}, &out); err != nil {
+		return nil, err
+	}
+	archived := make(map[string]uint64, len(out.Archived))
+	for _, a := range out.Archived {
+		archived[string(a.Path)] = a.Batch
+	}
+	return archived, nil
 }
 
 // Recall queues recalls of files or a batch.

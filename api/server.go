@@ -508,17 +508,17 @@ func (s *Server) checkPaths(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	out := PathsResponse{Archived: map[string]uint64{}}
+	out := PathsResponse{Archived: []ArchivedPath{}}
 	err := s.e.Catalog().View(func(tx *catalog.Tx) error {
 		for _, p := range req.Paths {
-			ids, err := tx.FindPath(req.Workspace, strings.TrimPrefix(p, "/"))
+			ids, err := tx.FindPath(req.Workspace, strings.TrimPrefix(string(p), "/"))
 			if err != nil {
 				return err
 			}
 			for _, id := range ids {
 				b, err := tx.Batch(id)
 				if err == nil && b.State.Live() && b.State != catalog.Failed {
-					out.Archived[p] = id
+					out.Archived = append(out.Archived, ArchivedPath{Path: p, Batch: id})
 				}
 			}
 		}
@@ -636,22 +636,22 @@ func (s *Server) seal(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if req.Path != "" {
-		ws, entry, err := s.entryOfPath(req.Path)
+		ws, entry, err := s.entryOfPath(string(req.Path))
 		if err != nil {
 			s.fail(w, r, err)
 			return
 		}
-		req.Workspace, req.Entry = ws, entry
+		req.Workspace, req.Entry = ws, Name(entry)
 	}
 	if _, err := s.workspace(r, req.Workspace, true); err != nil {
 		s.fail(w, r, err)
 		return
 	}
 	owner := caller(r).UID
-	if st, err := os.Lstat(filepath.Join(s.e.StagingDir(req.Workspace), req.Entry)); err == nil {
+	if st, err := os.Lstat(filepath.Join(s.e.StagingDir(req.Workspace), string(req.Entry))); err == nil {
 		owner = fileOwner(st)
 	}
-	b, err := s.e.Seal(r.Context(), req.Workspace, req.Entry, owner, req.Tag)
+	b, err := s.e.Seal(r.Context(), req.Workspace, string(req.Entry), owner, req.Tag)
 	if err != nil {
 		s.fail(w, r, err)
 		return

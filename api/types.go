@@ -38,12 +38,20 @@ type RemoveResponse struct {
 // PathsRequest asks which paths are already archived in live batches.
 type PathsRequest struct {
 	Workspace string   `json:"workspace"`
-	Paths     []string `json:"paths"` // batch paths (no leading slash)
+	Paths     []Name `json:"paths"` // batch paths (no leading slash)
 }
 
-// PathsResponse maps each archived path to the live batch holding it.
+// PathsResponse lists the archived paths with the live batch holding each.
+// It is a list, not an object keyed by path: a JSON key is a string and
+// cannot carry a path that is not UTF-8.
 type PathsResponse struct {
-	Archived map[string]uint64 `json:"archived"`
+	Archived []ArchivedPath `json:"archived"`
+}
+
+// ArchivedPath is a path of a live batch.
+type ArchivedPath struct {
+	Path  Name   `json:"path"`
+	Batch uint64 `json:"batch"`
 }
 
 // RecallRequest queues recalls.
@@ -56,8 +64,8 @@ type RecallRequest struct {
 // path inside the mount.
 type SealRequest struct {
 	Workspace string `json:"workspace,omitempty"`
-	Entry     string `json:"entry,omitempty"`
-	Path      string `json:"path,omitempty"`
+	Entry     Name   `json:"entry,omitempty"`
+	Path      Name   `json:"path,omitempty"`
 	Tag       string `json:"tag,omitempty"`
 }
 

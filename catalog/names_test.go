@@ -2,7 +2,6 @@ package catalog
 
 import (
 	"bytes"
-	"reflect"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -28,6 +27,7 @@ func checkNameRoundTrip(t *testing.T, name string) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer c.Close()
 	addWorkspace(t, c, "ws")
 	files := []File{
 		{Path: name, Type: TypeDir, Mode: 0o755},
@@ -124,7 +124,8 @@ func FuzzNameRoundTrip(f *testing.F) {
 		f.Add(n)
 	}
 	f.Fuzz(func(t *testing.T, name string) {
-		if !validName(name) || name == "l" {
+		// NAME_MAX: no longer name reaches the catalog from Linux.
+		if !validName(name) || name == "l" || len(name) > 255 {
 			return
 		}
 		checkNameRoundTrip(t, name)
@@ -176,8 +177,12 @@ func FuzzDecodeRecord(f *testing.F) {
 			if err := decodeRecord(again, w); err != nil {
 				t.Fatalf("%T: re-encoded %q does not decode: %v", v, again, err)
 			}
-			if !reflect.DeepEqual(v, w) {
-				t.Fatalf("%T: %+v encoded as %q decodes to %+v", v, v, again, w)
+			// Stable: the value read back encodes to the same record (a
+			// comparison of values would tell an empty list from none,
+			// which the encoding does not keep).
+			third, err := encodeRecord(w)
+			if err != nil || !bytes.Equal(third, again) {
+				t.Fatalf("%T: %+v encoded as %q decodes to %+v, which encodes as %q (%v)", v, v, again, w, third, err)
 			}
 			// Every string is carried exactly, valid UTF-8 or not.
 			sv := structOf(v)

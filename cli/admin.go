@@ -101,7 +101,7 @@ Examples:
 			}
 			ctx, cancel := interruptible()
 			defer cancel()
-			st, err := env.Client.Seal(ctx, api.SealRequest{Path: p, Tag: *tag})
+			st, err := env.Client.Seal(ctx, api.SealRequest{Path: api.Name(p), Tag: *tag})
 			if err != nil {
 				return env.fail("seal", err)
 			}
