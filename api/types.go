@@ -37,7 +37,7 @@ type RemoveResponse struct {
 
 // PathsRequest asks which paths are already archived in live batches.
 type PathsRequest struct {
-	Workspace string   `json:"workspace"`
+	Workspace string `json:"workspace"`
 	Paths     []Name `json:"paths"` // batch paths (no leading slash)
 }
 
