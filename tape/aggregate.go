@@ -9,6 +9,7 @@ import (
 	"path"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 )
 
 // PAX records naming a member in catalog terms. They travel with the data,
@@ -125,19 +126,55 @@ func memberName(m Member) string {
 	return m.Workspace + "/" + strconv.FormatUint(m.Batch, 10) + "/" + m.Path
 }
 
+// memberProblem says why m cannot be a member of an aggregate ("" if it
+// can). Add refuses such a member, and the reader refuses one read back
+// from tape (a damaged or hostile tape must not name a file outside its
+// batch).
+func memberProblem(m Member) string {
+	if m.Workspace == "" || strings.ContainsAny(m.Workspace, "/\x00") || m.Workspace == "." || m.Workspace == ".." {
+		return "workspace must be a single non-empty name"
+	}
+	if m.Path == "" || m.Path == "." || path.IsAbs(m.Path) || path.Clean(m.Path) != m.Path ||
+		m.Path == ".." || strings.HasPrefix(m.Path, "../") || strings.Contains(m.Path, "\x00") {
+		return "path must be relative, clean and inside the batch"
+	}
+	switch m.Type {
+	case MemberFile:
+		if m.Size < 0 {
+			return "negative size"
+		}
+	case MemberDir:
+	case MemberSymlink:
+		if m.Target == "" {
+			return "symlink without target"
+		}
+		if strings.Contains(m.Target, "\x00") {
+			return "symlink target with NUL"
+		}
+	default:
+		return fmt.Sprintf("unknown member type %q", m.Type)
+	}
+	return ""
+}
+
+// paxCharset is the PAX record that says how to read the names of a
+// member (POSIX pax, "hdrcharset"): without it they are UTF-8. A Linux
+// name is any bytes but NUL and '/', so a member whose names are not UTF-8
+// says BINARY, and readers (GNU tar among them) take them byte for byte
+// rather than converting them, or complaining that they cannot.
+const (
+	paxCharset = "hdrcharset"
+	charBinary = "BINARY"
+)
+
 // memberHeader builds the tar header of m. It is the only place that knows
 // how a Member maps to tar, so Add and MemberSize cannot disagree. The
 // header is built even for a member Add must refuse (err not nil), so that
 // MemberSize can still answer.
 func memberHeader(m Member) (hdr *tar.Header, err error) {
 	name := memberName(m)
-	bad := func(why string) error { return fmt.Errorf("aggregate: member %s: %s", name, why) }
-	if m.Workspace == "" || strings.ContainsAny(m.Workspace, "/\x00") || m.Workspace == "." || m.Workspace == ".." {
-		err = bad("workspace must be a single non-empty name")
-	}
-	if m.Path == "" || path.IsAbs(m.Path) || path.Clean(m.Path) != m.Path ||
-		m.Path == ".." || strings.HasPrefix(m.Path, "../") || strings.Contains(m.Path, "\x00") {
-		err = bad("path must be relative, clean and inside the batch")
+	if why := memberProblem(m); why != "" {
+		err = fmt.Errorf("aggregate: member %s: %s", name, why)
 	}
 	hdr = &tar.Header{
 		Name:    name,
@@ -159,20 +196,16 @@ func memberHeader(m Member) (hdr *tar.Header, err error) {
 	switch m.Type {
 	case MemberFile:
 		hdr.Typeflag, hdr.Size = tar.TypeReg, max(m.Size, 0)
-		if m.Size < 0 {
-			err = bad("negative size")
-		}
 	case MemberDir:
 		hdr.Typeflag = tar.TypeDir
 		hdr.Name += "/" // what tar itself writes for a directory
 	case MemberSymlink:
 		hdr.Typeflag, hdr.Linkname = tar.TypeSymlink, m.Target
-		if m.Target == "" {
-			err = bad("symlink without target")
-		}
 	default:
 		hdr.Typeflag, hdr.Size = tar.TypeReg, max(m.Size, 0)
-		err = bad(fmt.Sprintf("unknown member type %q", m.Type))
+	}
+	if !utf8.ValidString(hdr.Name) || !utf8.ValidString(hdr.Linkname) {
+		hdr.PAXRecords[paxCharset] = charBinary
 	}
 	return hdr, err
 }
@@ -330,6 +363,9 @@ func parseMember(hdr *tar.Header) (Member, error) {
 		m.Type, m.Target = MemberSymlink, hdr.Linkname
 	default:
 		return m, fmt.Errorf("unexpected tar type %q", hdr.Typeflag)
+	}
+	if why := memberProblem(m); why != "" {
+		return m, errors.New(why)
 	}
 	return m, nil
 }

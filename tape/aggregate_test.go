@@ -59,7 +59,7 @@ func sampleMembers() []testMember {
 
 func roundUp(n int64) int64 { return (n + 511) / 512 * 512 }
 
-func writeAggregate(t *testing.T, w io.Writer, ms []testMember) []int64 {
+func writeAggregate(t testing.TB, w io.Writer, ms []testMember) []int64 {
 	t.Helper()
 	aw := NewAggregateWriter(w)
 	var offsets []int64
