@@ -130,8 +130,8 @@ func (env *Env) lsAs(cmd, level string, batch uint64, format string, human bool)
 			fmt.Fprintln(tw, "BATCH\tTAG\tSTATE\tFILES\tBYTES\tCREATED\tSYNCED")
 		}
 		for _, b := range bs {
-			tag := b.Tag
-			if tag == "" {
+			tag := shellQuote(b.Tag)
+			if b.Tag == "" {
 				tag = "-"
 			}
 			fmt.Fprintf(tw, "%d\t%s\t%s\t%d\t%s\t%s\t%s\n", b.ID, tag, b.State, b.Files, size(b.Bytes), when(b.Created), when(b.Synced))
@@ -184,21 +184,26 @@ func (env *Env) lsAs(cmd, level string, batch uint64, format string, human bool)
 			if len(tapes) == 0 {
 				tapes = []string{"-"}
 			}
-			fmt.Fprintf(tw, "/%s\t%s\t%s\t%s\t%d\t%s\n", f.Path, size(f.Size), md5, st, f.Batch, strings.Join(tapes, ","))
+			// Quoted as ls quotes names: a tab or newline in a name would
+			// break the columns, other bytes the terminal.
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\n", shellQuote("/"+f.Path), size(f.Size), md5, st, f.Batch, strings.Join(tapes, ","))
 		}
 	}
 	return ExitOK
 }
 
 // md5sumLine writes one line of md5sum's format, with the path relative
-// and, as GNU md5sum does, a leading backslash when the name has a
-// backslash or a newline escaped in it.
+// and, as GNU md5sum (coreutils 9) does, a leading backslash when the name
+// has a backslash, a newline or a carriage return escaped in it. Every
+// other byte is written as it is: md5sum -c reads the name back exact.
 func md5sumLine(sum, p string) string {
-	if strings.ContainsAny(p, "\\\n") {
-		return "\\" + sum + "  " + strings.NewReplacer("\\", "\\\\", "\n", "\\n").Replace(p)
+	if strings.ContainsAny(p, "\\\n\r") {
+		return "\\" + sum + "  " + md5sumEscaper.Replace(p)
 	}
 	return sum + "  " + p
 }
+
+var md5sumEscaper = strings.NewReplacer("\\", "\\\\", "\n", "\\n", "\r", "\\r")
 
 // liveOnly hides deleted batches unless one was asked for by ID.
 func liveOnly(bs []archive.Status, keep bool) []archive.Status {

@@ -361,7 +361,12 @@ func lsShowsBatch(t *testing.T, o cliOpts, id uint64) bool {
 func fileStateColumn(t *testing.T, r cliResult, path string) string {
 	t.Helper()
 	for _, l := range strings.Split(r.stdout, "\n") {
-		if rest, ok := strings.CutPrefix(l, path); ok && strings.HasPrefix(rest, " ") {
+		// A name with a space is quoted, as ls quotes it.
+		rest, ok := strings.CutPrefix(l, path)
+		if !ok {
+			rest, ok = strings.CutPrefix(l, "'"+path+"'")
+		}
+		if ok && strings.HasPrefix(rest, " ") {
 			if f := strings.Fields(rest); len(f) == 5 {
 				return f[2]
 			}
