@@ -37,13 +37,14 @@ func checkNameRoundTrip(t *testing.T, name string) {
 	var b Batch
 	update(t, c, func(tx *Tx) error {
 		var err error
-		b, _, err = tx.RegisterBatch(Batch{Workspace: "ws", Entry: name, Tag: name, State: Cached, Created: t0, Bytes: 1}, files)
+		b, _, err = tx.RegisterBatch(Batch{Workspace: "ws", Entry: name, Tag: name, Sealing: "/home/cache/sealing/1/" + name,
+			State: Cached, Created: t0, Bytes: 1}, files)
 		return err
 	})
 	view(t, c, func(tx *Tx) error {
 		got, err := tx.Batch(b.ID)
-		if err != nil || got.Entry != name || got.Tag != name {
-			t.Errorf("batch: entry %q tag %q, %v; want %q", got.Entry, got.Tag, err, name)
+		if err != nil || got.Entry != name || got.Tag != name || got.Sealing != "/home/cache/sealing/1/"+name {
+			t.Errorf("batch: entry %q tag %q sealing %q, %v; want %q", got.Entry, got.Tag, got.Sealing, err, name)
 		}
 		top, err := tx.Lookup(b.ID, 0, name)
 		if err != nil || top.Name != name || top.Path != name {

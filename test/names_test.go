@@ -144,6 +144,16 @@ func TestNamesAreBytes(t *testing.T) {
 		t.Errorf("put/ still holds %q after the seal", left)
 	}
 
+	// tapefs seal of an entry whose own name is not UTF-8 (the path
+	// crosses the control API).
+	entry2 := filepath.Join(put, "g\xff")
+	sh(t, "/", "mkdir "+q(entry2)+" && printf g > "+q(entry2+"/\xfe"))
+	sealed := idArg(batchID(t, cliOK(t, o, "seal", entry2)))
+	if b, err := os.ReadFile(filepath.Join(d.ws("default"), sealed, "g\xff", "\xfe")); err != nil || string(b) != "g" {
+		t.Errorf("batch %s sealed by tapefs seal: %q, %v", sealed, b, err)
+	}
+	d.waitBatchState("default", sealed, "CACHED_SYNCED", 60*time.Second) // before evict drops every object
+
 	// A restart reads the names back from the catalog; eviction makes
 	// every read a recall from tape.
 	d.restart()
@@ -231,7 +241,18 @@ func TestNamesAreBytes(t *testing.T) {
 			t.Errorf("get -b %d: %q holds %q, %v; want %q", id2, p, b, err, byteNames[name])
 		}
 	}
-	// And a put of the whole directory.
+	// The daemon knows those two paths are archived (put checks by path).
+	r = runTapefs(t, o, "put", src)
+	wantCode(t, r, 1)
+	if n := strings.Count(r.stderr, "already archived"); n != 2 {
+		t.Errorf("put of the directory holding the two files put -f archived: %d \"already archived\", want 2\n%s", n, r)
+	}
+	// A put of a whole directory of such names.
+	src = filepath.Join(sharedTempDir(t), "src2")
+	if err := os.Mkdir(src, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	writeOddTree(t, src)
 	r = cliOK(t, o, "put", src)
 	id3 := batchID(t, r)
 	cliOK(t, o, "status", "-b", idArg(id3), "--wait")
