@@ -335,6 +335,15 @@ func readAggregate(r io.Reader, fn func(m Member, data io.Reader) error) error {
 // the identity; the tar name is only for people using plain tar.
 func parseMember(hdr *tar.Header) (Member, error) {
 	rec := hdr.PAXRecords
+	for k := range rec {
+		// archive/tar turns GNU sparse records into a reader that makes
+		// up the holes: a few blocks on tape could declare a terabyte
+		// of zeros for the reader to wade through. tapefs never writes
+		// them.
+		if strings.HasPrefix(k, "GNU.sparse.") {
+			return Member{}, fmt.Errorf("record %s: sparse members are not tapefs members", k)
+		}
+	}
 	m := Member{
 		Workspace: rec[paxWorkspace],
 		Path:      rec[paxPath],
