@@ -5,7 +5,7 @@ RUN_HOME ?= $(CURDIR)/run/home
 RUN_MNT  ?= $(CURDIR)/run/mnt
 STATICCHECK ?= $(shell command -v staticcheck 2>/dev/null || echo $(HOME)/go/bin/staticcheck)
 
-.PHONY: build run test test-unit test-e2e bench lint clean
+.PHONY: build run test test-unit test-e2e bench fuzz lint clean
 
 build:
 	$(GO) build -o $(BIN) ./cmd/tapefs
@@ -38,6 +38,22 @@ test-e2e: build
 bench: build
 	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 60m ./archive/ ./catalog/ ./tape/
 	./test/bench.sh
+
+# Native Go fuzz tests, one after the other, FUZZTIME each. Each entry is
+# package:FuzzTarget; crashers land in the package's testdata/fuzz/ and
+# plain go test runs them from then on.
+FUZZTIME ?= 10m
+FUZZ_TARGETS += ./catalog:FuzzDecodeRecord ./catalog:FuzzNameRoundTrip
+FUZZ_TARGETS += ./api:FuzzName
+FUZZ_TARGETS += ./tape:FuzzReadAggregate ./tape:FuzzAggregateNames
+FUZZ_TARGETS += ./cli:FuzzShellQuote
+
+fuzz:
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; fn=$${t##*:}; \
+		echo "fuzz: $$fn in $$pkg for $(FUZZTIME)"; \
+		$(GO) test -run '^$$' -fuzz "^$$fn\$$" -fuzztime $(FUZZTIME) -parallel 1 $$pkg; \
+	done
 
 lint:
 	@test -z "$$(gofmt -l . | tee /dev/stderr)" || (echo "gofmt: files above need formatting" && exit 1)
