@@ -6,9 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"unicode/utf8"
-
-	"github.com/tapefs/tapefs/archive"
-	"github.com/tapefs/tapefs/catalog"
 )
 
 // Name is a file name or path on the wire. Linux names are bytes (anything
@@ -84,37 +81,31 @@ func Names(paths []string) []Name {
 	return out
 }
 
-// fileFields is catalog.File without methods, so fileInfoJSON can embed it
-// and shadow its names.
-type fileFields catalog.File
+// fileInfoFields is FileInfo without its methods, so that fileInfoJSON
+// can embed it and shadow its names.
+type fileInfoFields FileInfo
 
-// fileInfoJSON is FileInfo on the wire: the file's fields, with the name,
-// path and symlink target as Names (fields of the outer struct win over
-// the embedded ones of the same JSON name).
+// fileInfoJSON is FileInfo on the wire: its fields, with the name, path
+// and symlink target as Names (a field of the outer struct wins over the
+// deeper one of the same JSON name).
 type fileInfoJSON struct {
-	*fileFields
-	Name   Name              `json:"name"`
-	Path   Name              `json:"path"`
-	Target Name              `json:"target,omitempty"`
-	State  archive.FileState `json:"state"`
+	*fileInfoFields
+	Name   Name `json:"name"`
+	Path   Name `json:"path"`
+	Target Name `json:"target,omitempty"`
 }
 
 // MarshalJSON writes the file with its names byte for byte.
 func (f FileInfo) MarshalJSON() ([]byte, error) {
-	return json.Marshal(fileInfoJSON{
-		fileFields: (*fileFields)(&f.File),
-		Name:       Name(f.File.Name), Path: Name(f.File.Path), Target: Name(f.File.Target),
-		State: f.State,
-	})
+	return json.Marshal(fileInfoJSON{fileInfoFields: (*fileInfoFields)(&f), Name: Name(f.Name), Path: Name(f.Path), Target: Name(f.Target)})
 }
 
 // UnmarshalJSON reads what MarshalJSON writes.
 func (f *FileInfo) UnmarshalJSON(data []byte) error {
-	w := fileInfoJSON{fileFields: (*fileFields)(&f.File),
-		Name: Name(f.File.Name), Path: Name(f.File.Path), Target: Name(f.File.Target), State: f.State}
+	w := fileInfoJSON{fileInfoFields: (*fileInfoFields)(f), Name: Name(f.Name), Path: Name(f.Path), Target: Name(f.Target)}
 	if err := json.Unmarshal(data, &w); err != nil {
 		return err
 	}
-	f.File.Name, f.File.Path, f.File.Target, f.State = string(w.Name), string(w.Path), string(w.Target), w.State
+	f.Name, f.Path, f.Target = string(w.Name), string(w.Path), string(w.Target)
 	return nil
 }
