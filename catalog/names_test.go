@@ -21,9 +21,9 @@ func validName(name string) bool {
 // checkNameRoundTrip registers a batch whose top-level directory, a file
 // in it and a symlink's target are named name, and reads each back every
 // way the catalog answers: by ID, by directory entry, by listing, by path.
-func checkNameRoundTrip(t *testing.T, name string) {
+func checkNameRoundTrip(t *testing.T, eng Engine, name string) {
 	t.Helper()
-	c, err := New(NewMemoryEngine())
+	c, err := New(eng)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -94,8 +94,12 @@ func checkNameRoundTrip(t *testing.T, name string) {
 // catalog byte for byte (issue 8: names not UTF-8 came back with U+FFFD,
 // and nothing could be found under them).
 func TestNamesAreBytes(t *testing.T) {
-	for _, name := range nameSeeds {
-		checkNameRoundTrip(t, name)
+	for engine, newEngine := range engines(t) {
+		t.Run(engine, func(t *testing.T) {
+			for _, name := range nameSeeds {
+				checkNameRoundTrip(t, newEngine(), name)
+			}
+		})
 	}
 }
 
@@ -129,7 +133,7 @@ func FuzzNameRoundTrip(f *testing.F) {
 		if !validName(name) || name == "l" || len(name) > 255 {
 			return
 		}
-		checkNameRoundTrip(t, name)
+		checkNameRoundTrip(t, NewMemoryEngine(), name)
 	})
 }
 
