@@ -187,6 +187,14 @@ func FuzzReadAggregate(f *testing.F) {
 	writeAggregate(f, &buf, sampleMembers()[:4])
 	f.Add(buf.Bytes())
 	f.Add(buf.Bytes()[:1024])
+	// Small aggregates, so that mutations reach the records rather than
+	// spend themselves on data blocks.
+	buf.Reset()
+	writeAggregate(f, &buf, []testMember{fileMember(1, "x\xff", []byte("b"))})
+	f.Add(buf.Bytes())
+	buf.Reset()
+	writeAggregate(f, &buf, nameMembers()[4:5]) // a symlink
+	f.Add(buf.Bytes())
 	f.Add([]byte{})
 	f.Add(make([]byte, 1024))
 	f.Add(sparseAggregate())
