@@ -4,11 +4,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/tapefs/tapefs/cli"
 )
@@ -201,7 +203,12 @@ func TestNamesAreBytes(t *testing.T) {
 		t.Errorf("md5sum -c checked %d files, want %d\n%s", n, len(byteNames), out)
 	}
 
-	// ls -F json: the paths decode to the exact bytes.
+	// ls -F json: valid UTF-8 JSON whatever the names, and the paths
+	// decode to the exact bytes.
+	js := cliOK(t, o, "ls", "-b", id, "-L", "file", "-F", "json").stdout
+	if !utf8.ValidString(js) || !regexp.MustCompile(`"path":\s*\{\s*"base64":\s*"Zi94/w=="\s*\}`).MatchString(js) {
+		t.Errorf("ls -F json: not UTF-8, or f/x\\xff is not {\"base64\": \"Zi94/w==\"}:\n%s", js)
+	}
 	paths := map[string]bool{}
 	for _, f := range filesJSON(t, o, mustUint(t, id)) {
 		paths[f.Path] = true
