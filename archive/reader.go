@@ -24,6 +24,9 @@ type Reader struct {
 	// readable through h. Reads of a cached file then skip the cache's
 	// index (and its lock) entirely.
 	complete bool
+	// check hashes the reads of a file that was cached at Open (a recall
+	// checks what it stages itself); nil otherwise.
+	check *streamCheck
 }
 
 // Open returns a reader of a regular file. It never blocks on tape: a read
@@ -44,10 +47,14 @@ func (e *Engine) Open(fileID uint64) (*Reader, error) {
 	if f.Type != catalog.TypeFile {
 		return nil, fmt.Errorf("file %d (%s) is not a regular file", fileID, f.Path)
 	}
+	if d, ok := e.integrity.lookup(f.ID); ok {
+		return nil, d // the only copy, known damaged: EIO, not its bytes
+	}
 	r := &Reader{e: e, file: f}
 	if info, ok := e.cache.Lookup(f.ID); ok && !info.Partial {
 		if h, err := e.cache.Open(f.ID); err == nil {
 			r.h, r.complete = h, true
+			r.check = newStreamCheck()
 			return r, nil
 		}
 	}
@@ -92,6 +99,11 @@ func (r *Reader) ReadAt(ctx context.Context, p []byte, off int64) (int, error) {
 			}
 			if err == nil && int64(m) < int64(len(p)) {
 				err = io.EOF
+			}
+			if r.check != nil && m > 0 {
+				if cerr := r.check.feed(r.e, r, h, p[:m], off); cerr != nil {
+					return 0, cerr
+				}
 			}
 			return m, err
 		}
