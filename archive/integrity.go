@@ -200,7 +200,9 @@ func (e *Engine) checkObject(id uint64, via string, pace func(n int) error) (che
 	if err != nil || f.Type != catalog.TypeFile || f.Link != 0 || f.MD5 == "" {
 		return checkSkipped, nil, 0, nil
 	}
-	h, err := e.cache.Open(id)
+	// Quietly: a check is not a use (it must not keep the object from
+	// eviction, nor make it recently used).
+	h, err := e.cache.OpenQuiet(id)
 	if err != nil {
 		return checkSkipped, nil, 0, nil // evicted or dropped meanwhile
 	}
@@ -497,20 +499,40 @@ func (e *Engine) withoutDamaged(jobs []catalog.Job) []catalog.Job {
 		return jobs
 	}
 	out := jobs[:0:0]
+	var postponed []catalog.Job
 	for _, j := range jobs {
-		ids, ok := bad[j.Batch]
 		still := false
-		for _, id := range ids {
-			if ok {
-				if res, _, _, _ := e.checkObject(id, "migration", nil); res == checkDamaged {
-					still = true
-				}
+		for _, id := range bad[j.Batch] {
+			if res, _, _, _ := e.checkObject(id, "migration", nil); res == checkDamaged {
+				still = true
 			}
 		}
 		if still {
+			postponed = append(postponed, j)
 			continue
 		}
 		out = append(out, j)
+	}
+	if len(postponed) > 0 {
+		// Still damaged (and reported already): the next retry waits as
+		// long as the first did.
+		next := e.now().Add(min(e.cfg.Backoff<<min(e.cfg.MaxAttempts, 10), time.Hour))
+		err := e.cat.Update(func(tx *catalog.Tx) error {
+			for _, j := range postponed {
+				j.Attempts++
+				j.NotBefore = next
+				if err := tx.PutJob(j); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			e.log.Error().Err(err).Msg("migration: a batch with a damaged object could not be postponed")
+		}
+		for _, j := range postponed {
+			e.log.Info().Uint64("batch", j.Batch).Time("retry", next).Msg("migration: batch still holds a damaged object; not written")
+		}
 	}
 	return out
 }

@@ -5,6 +5,25 @@ import (
 	"os"
 )
 
+// OpenQuiet opens complete object id for a check of its bytes (the scrub,
+// a verify): unlike Open it does not make the object recently used, nor
+// keep it from being evicted — an object evicted meanwhile is simply no
+// longer the cache's (Current says so). It returns ErrNotCached for an
+// object that is absent or still being recalled.
+func (c *Cache) OpenQuiet(id uint64) (*Handle, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	o := c.index[id]
+	if o == nil || o.partial != nil {
+		return nil, fmt.Errorf("open object %d: %w", id, ErrNotCached)
+	}
+	f, err := os.Open(c.ObjectPath(id))
+	if err != nil {
+		return nil, fmt.Errorf("open object %d: %w", id, err)
+	}
+	return &Handle{c: c, o: o, f: f, quiet: true}, nil
+}
+
 // RemoveDamaged drops object id because the bytes read through h proved
 // wrong — but only if h still reads the object the cache holds under that
 // ID: an object adopted or recalled again while h was being hashed is a
