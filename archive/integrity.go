@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"hash"
 	"io"
 	"os"
 	"sync"
@@ -28,8 +27,7 @@ import (
 //   - by the background scrub, which re-reads cached objects at a bounded
 //     rate (Config.ScrubRate);
 //   - on demand (VerifyCache, `tapefs verify --cache`);
-//   - by reads through the daemon that read a cached file from its start
-//     to its end (the last read fails with EIO on a mismatch).
+//   - for size only, by every open through the daemon (openCheck).
 //
 // What is done with a damaged object depends on whether it is the only
 // copy. A file on tape loses its cached object (dropped, then recalled
@@ -376,6 +374,11 @@ func (e *Engine) scrubLoop() {
 	if e.cfg.ScrubRate <= 0 {
 		return
 	}
+	// Not at once: a daemon starting has recovery and the recalls of the
+	// last run to do first.
+	if !e.sleep(min(e.cfg.ScrubInterval, time.Minute)) {
+		return
+	}
 	for {
 		start := time.Now()
 		e.scrubPass()
@@ -600,73 +603,35 @@ func (s *shortReader) Read(p []byte) (int, error) {
 
 func bytesReader(b []byte) io.Reader { return &shortReader{b: b, err: io.EOF} }
 
-// streamCheck hashes what reads through the daemon give of a cached file,
-// in order, and checks the md5 when the end is reached. Reads that skip
-// ahead a little are caught up with pread; a reader that jumps far (random
-// access) is not checked — the scrub covers it.
-type streamCheck struct {
-	mu     sync.Mutex
-	h      hash.Hash
-	next   int64 // bytes hashed so far
-	off    bool  // given up (random access)
-	failed error // sticky: every later read fails too
-}
-
-// streamGapMax is the farthest ahead of the bytes hashed so far a read may
-// start and still be checked (the gap is read again to hash it).
-const streamGapMax = 16 << 20
-
-func newStreamCheck() *streamCheck { return &streamCheck{h: md5.New()} }
-
-// feed hashes p, read at off from the object h; at the end of the file it
-// compares the md5 and returns the damage (also to every later call).
-func (s *streamCheck) feed(e *Engine, r *Reader, h *cache.Handle, p []byte, off int64) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.failed != nil {
-		return s.failed
+// openCheck is what an open through the daemon checks of a cached object:
+// that it has the file's size (cheap: one fstat). Hashing every read would
+// cap cached reads at md5's speed, well below the disk's, and reads the
+// kernel serves itself (passthrough) never reach the daemon anyway; the
+// content is checked by migration, recall, the scrub and tapefs verify.
+// A wrong size is damage: the object of a file on tape is dropped (the
+// caller then recalls), the only copy of one that is not is kept and the
+// open fails.
+func (e *Engine) openCheck(f catalog.File, h *cache.Handle) (ok bool, err error) {
+	fi, err := h.File().Stat()
+	if err != nil {
+		return false, err
 	}
-	if s.off || r.file.MD5 == "" {
-		return nil
-	}
-	size := r.file.Size
-	if off > s.next {
-		if off-s.next > streamGapMax {
-			s.off = true
-			return nil
-		}
-		gap := make([]byte, off-s.next)
-		if n, _ := h.File().ReadAt(gap, s.next); n < len(gap) {
-			s.off = true
-			return nil
-		}
-		s.h.Write(gap)
-		s.next = off
-	}
-	if end := off + int64(len(p)); end > s.next {
-		s.h.Write(p[s.next-off:])
-		s.next = end
-	}
-	if s.next < size {
-		return nil
-	}
-	s.off = true // checked once
-	got := hex.EncodeToString(s.h.Sum(nil))
-	if got == r.file.MD5 {
-		return nil
+	if fi.Size() == f.Size {
+		return true, nil
 	}
 	var b catalog.Batch
 	_ = e.cat.View(func(tx *catalog.Tx) error {
 		var err error
-		b, err = tx.Batch(r.file.Batch)
+		b, err = tx.Batch(f.Batch)
 		return err
 	})
-	d := &DamageError{FileID: r.file.ID, Batch: r.file.Batch, Workspace: b.Workspace, Path: r.file.Path, Want: r.file.MD5, Got: got}
-	if e.cache.Current(r.file.ID, h) {
-		e.objectDamaged(r.file, b, h, d, "a read through the mount")
+	d := &DamageError{FileID: f.ID, Batch: f.Batch, Workspace: b.Workspace, Path: f.Path, Want: f.MD5,
+		Got: fmt.Sprintf("? (%d of %d bytes)", fi.Size(), f.Size)}
+	e.objectDamaged(f, b, h, d, "an open through the mount")
+	if len(f.Copies) == 0 {
+		return false, d
 	}
-	s.failed = d
-	return d
+	return false, nil
 }
 
 // mediumMessage words a recall failure for its event: a cartridge that

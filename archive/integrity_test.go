@@ -189,27 +189,37 @@ func TestScrubKeepsOnlyCopy(t *testing.T) {
 	}
 }
 
-// TestReadThroughDaemonChecksMD5: a whole read of a cached file through
-// the engine fails at its end when the object is damaged; the object of a
-// file on tape is dropped and the next read recalls the right bytes.
-func TestReadThroughDaemonChecksMD5(t *testing.T) {
+// TestOpenChecksObjectSize: an open through the daemon of a cached object
+// of the wrong size drops it (the file is on tape) and the read recalls
+// the right bytes; for a file not on tape the open fails and the object is
+// kept.
+func TestOpenChecksObjectSize(t *testing.T) {
 	te := testSetup{Home: t.TempDir(), FlushAge: time.Hour}.open(t)
 	defer te.close()
-	data := randomBytes(9, 2<<20+3)
+	data := randomBytes(9, 200_000)
 	b, files := sealTree(t, te, "e", map[string][]byte{"f": data})
 	te.Flush()
 	waitSynced(t, te.Engine, b.ID)
 	f := files["e/f"]
-	if got, err := md5Through(context.Background(), te.Engine, f.ID); err != nil || got != md5hex(data) {
-		t.Fatalf("clean read: %s %v", got, err)
-	}
-	damage(t, te, f.ID, 5)
-	_, err := md5Through(context.Background(), te.Engine, f.ID)
-	if !errors.Is(err, ErrDamaged) {
-		t.Fatalf("read of a damaged object: %v; want ErrDamaged at the end", err)
+	if err := os.Truncate(te.cache.ObjectPath(f.ID), 1000); err != nil {
+		t.Fatal(err)
 	}
 	if got, err := md5Through(context.Background(), te.Engine, f.ID); err != nil || got != md5hex(data) {
-		t.Fatalf("read after the damage was found: %s %v; want %s (recalled)", got, err, md5hex(data))
+		t.Fatalf("read of a file whose object was cut short: %s %v; want %s (recalled)", got, err, md5hex(data))
+	}
+	if ev := eventsOf(t, te.Engine, EvDamaged); len(ev) != 1 {
+		t.Errorf("want one damaged-object event, got %+v", ev)
+	}
+	_, files = sealTree(t, te, "u", map[string][]byte{"g": randomBytes(10, 5000)})
+	g := files["u/g"]
+	if err := os.Truncate(te.cache.ObjectPath(g.ID), 10); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := te.Open(g.ID); !errors.Is(err, ErrDamaged) {
+		t.Errorf("open of the short only copy: %v; want ErrDamaged", err)
+	}
+	if fi, err := os.Stat(te.cache.ObjectPath(g.ID)); err != nil || fi.Size() != 10 {
+		t.Errorf("the only copy was not kept as it was: %v", err)
 	}
 }
 

@@ -24,9 +24,6 @@ type Reader struct {
 	// readable through h. Reads of a cached file then skip the cache's
 	// index (and its lock) entirely.
 	complete bool
-	// check hashes the reads of a file that was cached at Open (a recall
-	// checks what it stages itself); nil otherwise.
-	check *streamCheck
 }
 
 // Open returns a reader of a regular file. It never blocks on tape: a read
@@ -53,9 +50,16 @@ func (e *Engine) Open(fileID uint64) (*Reader, error) {
 	r := &Reader{e: e, file: f}
 	if info, ok := e.cache.Lookup(f.ID); ok && !info.Partial {
 		if h, err := e.cache.Open(f.ID); err == nil {
-			r.h, r.complete = h, true
-			r.check = newStreamCheck()
-			return r, nil
+			good, err := e.openCheck(f, h)
+			if good {
+				r.h, r.complete = h, true
+				return r, nil
+			}
+			h.Close()
+			if err != nil {
+				return nil, err
+			}
+			// Dropped as damaged: the first read recalls it.
 		}
 	}
 	return r, nil
@@ -99,11 +103,6 @@ func (r *Reader) ReadAt(ctx context.Context, p []byte, off int64) (int, error) {
 			}
 			if err == nil && int64(m) < int64(len(p)) {
 				err = io.EOF
-			}
-			if r.check != nil && m > 0 {
-				if cerr := r.check.feed(r.e, r, h, p[:m], off); cerr != nil {
-					return 0, cerr
-				}
 			}
 			return m, err
 		}
