@@ -16,7 +16,7 @@ var verifyCommand = Command{
 	Usage:   "[--cache] [-b ID] [-w WS] [-F text|json]",
 	Help: `Re-reads the files held in the daemon's disk cache and compares each with the
 md5 recorded when it was sealed, at full speed (the daemon's background scrub
-does the same slowly, all the time). Without -b or -w it checks every
+does the same slowly, at --scrub-rate). Without -b or -w it checks every
 workspace you may read.
 
 A damaged copy of a file that is on tape is dropped and recalled from tape.
