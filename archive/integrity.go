@@ -371,6 +371,10 @@ func (e *Engine) VerifyCache(ctx context.Context, scope VerifyScope) (VerifyRepo
 // ScrubInterval. It is the only check of objects read by the kernel
 // (passthrough), which never asks the daemon.
 func (e *Engine) scrubLoop() {
+	// The memory of kept damaged objects is lost with the last run: the
+	// only copies in FAILED batches are checked again first, whatever the
+	// rate, so they are refused to readers again at once.
+	e.recheckFailed()
 	if e.cfg.ScrubRate <= 0 {
 		return
 	}
@@ -385,6 +389,28 @@ func (e *Engine) scrubLoop() {
 		if !e.sleep(max(e.cfg.ScrubInterval-time.Since(start), 100*time.Millisecond)) {
 			return
 		}
+	}
+}
+
+// recheckFailed hashes the cached objects of FAILED batches' files that
+// are not on tape: where a damaged only copy is kept.
+func (e *Engine) recheckFailed() {
+	var failed []catalog.Batch
+	_ = e.cat.View(func(tx *catalog.Tx) error {
+		var err error
+		failed, err = tx.Batches(catalog.ListOptions{States: []catalog.State{catalog.Failed}})
+		return err
+	})
+	for _, b := range failed {
+		_ = e.eachDataFile(b, func(f catalog.File) error {
+			if e.ctx.Err() != nil {
+				return e.ctx.Err()
+			}
+			if len(f.Copies) == 0 {
+				_, _, _, _ = e.checkObject(f.ID, "the check of FAILED batches at start", func(int) error { return e.ctx.Err() })
+			}
+			return nil
+		})
 	}
 }
 

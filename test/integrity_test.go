@@ -235,6 +235,13 @@ func TestDamagedObjectNeverReachesTape(t *testing.T) {
 	if _, err := os.Stat(d.objectPath(big.ID)); err != nil {
 		t.Errorf("verify dropped the only copy of bad/big.dat: %v", err)
 	}
+	// After a restart (the scrub still off) it is still refused: the
+	// FAILED batches' only copies are checked again at start.
+	d.restart()
+	waitFor(t, time.Minute, "the damaged "+known+" to be refused again after a restart", func() (bool, string) {
+		out, err := shErr(p, "md5sum "+known)
+		return err != nil && strings.Contains(out, "Input/output error"), out
+	})
 }
 
 // TestMissingTapeFileIsEIO deletes the tape file holding an offline
