@@ -103,6 +103,7 @@ func (s *Server) routes() {
 	m.HandleFunc("GET /v1/library", s.library)
 	m.HandleFunc("POST /v1/cache/evict", s.evict)
 	m.HandleFunc("GET /v1/events", s.events)
+	m.HandleFunc("POST /v1/verify/cache", s.verifyCache)
 }
 
 // httpError is an error with the status code it is answered with.

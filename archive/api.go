@@ -46,9 +46,17 @@ type Config struct {
 	// FCFS serves recalls one by one in arrival order (for comparison in
 	// benchmarks only).
 	FCFS bool
-	// HashWorkers is the number of files hashed at once at sealing; default
-	// GOMAXPROCS.
+	// HashWorkers is the number of files hashed at once at sealing (and by
+	// VerifyCache); default GOMAXPROCS.
 	HashWorkers int
+	// ScrubRate is how many bytes per second the background scrub re-reads
+	// cached objects at, to find damaged ones; default 16 MiB/s; negative:
+	// no scrub.
+	ScrubRate int64
+	// ScrubInterval is the least time between the starts of two scrub
+	// passes over the whole cache; default 24 h. A pass that takes longer
+	// is followed at once by the next.
+	ScrubInterval time.Duration
 }
 
 // Clock is the engine's source of time, so tests can drive it.

@@ -3,6 +3,9 @@
 // undeletes batches, and answers the queries of the layers above (the mount,
 // the control API, the status page).
 //
+// Sealed md5s are checked again at migration, at recall, by a background
+// scrub of the cache and on demand (integrity.go).
+//
 // archive is the only package that coordinates the catalog (the truth), the
 // cache (the disk tier) and the tape library. It knows nothing of FUSE or
 // HTTP.

@@ -38,6 +38,7 @@ type Engine struct {
 	migrateMu   sync.Mutex // held by the one flush in progress
 	recalls     *recallQueue
 	stats       engineStats
+	integrity   integrity // damaged objects kept (see integrity.go)
 }
 
 type realClock struct{}
@@ -58,6 +59,8 @@ func DefaultConfig() Config {
 		Backoff:         10 * time.Second,
 		RecallLinger:    2 * time.Second,
 		HashWorkers:     runtime.GOMAXPROCS(0),
+		ScrubRate:       16 << 20,
+		ScrubInterval:   24 * time.Hour,
 	}
 }
 
@@ -79,6 +82,8 @@ func (c *Config) applyDefaults() {
 	if c.HashWorkers <= 0 {
 		c.HashWorkers = d.HashWorkers
 	}
+	orDefault(&c.ScrubRate, d.ScrubRate)
+	orDefault(&c.ScrubInterval, d.ScrubInterval)
 }
 
 // orDefault sets *v to d when *v is the zero value.
@@ -125,6 +130,7 @@ func (e *Engine) Start() {
 	e.spawn(e.migrateLoop)
 	e.spawn(e.recallLoop)
 	e.spawn(e.retentionLoop)
+	e.spawn(e.scrubLoop)
 }
 
 func (e *Engine) spawn(fn func()) {

@@ -40,7 +40,7 @@ func (p pendingLog) emit(log zerolog.Logger) {
 	for _, ev := range p {
 		var l *zerolog.Event
 		switch ev.Kind {
-		case EvFailed, EvMD5Mismatch, EvMissing, EvRecallError:
+		case EvFailed, EvMD5Mismatch, EvMissing, EvRecallError, EvDamaged:
 			l = log.Error()
 		case EvRejected, EvRetry:
 			l = log.Warn()

@@ -1,6 +1,7 @@
 package archive
 
 import (
+	"cmp"
 	"context"
 	"crypto/md5"
 	"encoding/hex"
@@ -39,6 +40,8 @@ type testSetup struct {
 	FlushBytes  int64  // 0: engine default
 	FlushFiles  int    // 0: engine default
 	Catalog     string // "" : catalog.db in Home; a postgres:// URL (set by catalogFor)
+	ScrubRate   int64  // 0: no scrub (unlike the engine's default)
+	ScrubEvery  time.Duration
 
 	clock Clock                           // nil: real time
 	wrap  func(tape.Library) tape.Library // fault injection
@@ -113,6 +116,7 @@ func (s testSetup) openErr() (*testEngine, error) {
 		Catalog: cat, Cache: c, Library: engineLib, Log: log, Clock: s.clock, Retention: s.Retention, FlushBytes: s.FlushBytes, FlushFiles: s.FlushFiles,
 		Settle: s.Settle, FlushAge: s.FlushAge, RecallLinger: s.Linger, Prefetch: s.Prefetch, FCFS: s.FCFS,
 		MaxFileSize: s.MaxFileSize, Backoff: 20 * time.Millisecond, MaxAttempts: 2,
+		ScrubRate: cmp.Or(s.ScrubRate, -1), ScrubInterval: s.ScrubEvery,
 	})
 	if err != nil {
 		return nil, err

@@ -109,6 +109,9 @@ type migrant struct {
 
 // flush writes the batches of one workspace's migrate jobs to tape.
 func (e *Engine) flush(workspace string, jobs []catalog.Job) {
+	if jobs = e.withoutDamaged(jobs); len(jobs) == 0 {
+		return
+	}
 	var (
 		members   []migrant
 		batches   []catalog.Batch
@@ -155,6 +158,11 @@ func (e *Engine) flush(workspace string, jobs []catalog.Job) {
 		return
 	}
 	if err := e.writeMembers(workspace, members, remaining); err != nil {
+		var damaged *DamageError
+		if errors.As(err, &damaged) {
+			e.migrationDamaged(batches, damaged)
+			return
+		}
 		e.migrationFailed(batches, err)
 	}
 }
@@ -268,6 +276,7 @@ func (e *Engine) writeOnCartridge(volser, workspace string, members []migrant, r
 	}
 	defer e.lib.Release(d)
 	done := 0
+	buf := make([]byte, smallMember)
 	for done < len(members) {
 		tapeFile, err := d.SeekEOD()
 		if err != nil {
@@ -287,7 +296,7 @@ func (e *Engine) writeOnCartridge(volser, workspace string, members []migrant, r
 			if aw.Written() > 0 && aw.Written()+size > e.cfg.AggregateTarget {
 				break
 			}
-			off, err := e.addMember(aw, m)
+			off, err := e.addMember(aw, m, buf)
 			if err != nil {
 				return done, err
 			}
@@ -316,8 +325,15 @@ func (e *Engine) writeOnCartridge(volser, workspace string, members []migrant, r
 	return done, nil
 }
 
-// addMember streams one member's bytes from its cache object.
-func (e *Engine) addMember(aw *tape.AggregateWriter, m migrant) (int64, error) {
+// smallMember is the size up to which a member's data is read into memory,
+// hashed and written from there; larger members go to tape inside the
+// kernel while they are hashed (copyChecked).
+const smallMember = 1 << 20
+
+// addMember streams one member's bytes from its cache object and checks
+// them against the md5 recorded at sealing: a damaged object is a
+// *DamageError, and the aggregate holding it must not be committed.
+func (e *Engine) addMember(aw *tape.AggregateWriter, m migrant, buf []byte) (int64, error) {
 	if m.member.Type != tape.MemberFile {
 		return aw.Add(m.member, nil)
 	}
@@ -328,9 +344,14 @@ func (e *Engine) addMember(aw *tape.AggregateWriter, m migrant) (int64, error) {
 	defer h.Close()
 	// The handle's file is at offset 0: handed over whole, its bytes can
 	// go to tape inside the kernel.
-	off, err := aw.Add(m.member, h.File())
+	off, sum, err := copyChecked(aw, m.member, h.File(), buf)
 	if err != nil {
 		return 0, fmt.Errorf("%s: %w", m.file.Path, err)
+	}
+	if m.file.MD5 != "" && sum != m.file.MD5 {
+		ident, _ := h.File().Stat()
+		return 0, &DamageError{FileID: m.file.ID, Batch: m.member.Batch, Workspace: m.member.Workspace, Path: m.file.Path,
+			Want: m.file.MD5, Got: sum, ident: ident}
 	}
 	return off, nil
 }

@@ -44,11 +44,22 @@ func (e *Engine) Open(fileID uint64) (*Reader, error) {
 	if f.Type != catalog.TypeFile {
 		return nil, fmt.Errorf("file %d (%s) is not a regular file", fileID, f.Path)
 	}
+	if d, ok := e.integrity.lookup(f.ID); ok {
+		return nil, d // the only copy, known damaged: EIO, not its bytes
+	}
 	r := &Reader{e: e, file: f}
 	if info, ok := e.cache.Lookup(f.ID); ok && !info.Partial {
 		if h, err := e.cache.Open(f.ID); err == nil {
-			r.h, r.complete = h, true
-			return r, nil
+			good, err := e.openCheck(f, h)
+			if good {
+				r.h, r.complete = h, true
+				return r, nil
+			}
+			h.Close()
+			if err != nil {
+				return nil, err
+			}
+			// Dropped as damaged: the first read recalls it.
 		}
 	}
 	return r, nil

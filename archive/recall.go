@@ -351,7 +351,7 @@ func (e *Engine) recallDone(r *recallReq, err error) {
 		_ = e.update(func(tx *catalog.Tx, pl *pendingLog) error {
 			b, _ := tx.Batch(r.file.Batch)
 			return pl.record(tx, catalog.Event{Time: e.now(), Workspace: b.Workspace, Batch: r.file.Batch, VOLSER: r.copy.VOLSER, Kind: EvRecallError,
-				Message: fmt.Sprintf("recall of %s failed: %v", r.file.Path, err)})
+				Message: mediumMessage(r.file.Path, err)})
 		})
 	}
 	if (e.ctx.Err() == nil || err == nil) && r.jobID != 0 {

@@ -17,6 +17,11 @@
 // and which must stay (Pin), again after every restart, since those flags live
 // in memory only.
 //
+// The cache does not judge contents either: the archive checks them and
+// reads them for that with OpenQuiet (not a use: no LRU touch, no hold on
+// eviction), and drops a copy proven wrong with RemoveDamaged, which
+// leaves alone an object replaced meanwhile.
+//
 // The index is rebuilt from objects/ at Open; a partial object left by a crash
 // is deleted, so its recall starts again. Least-recently-used order survives a
 // restart only as the files' modification times, which is when each object

@@ -13,6 +13,7 @@ type Handle struct {
 	o      *object
 	f      *os.File
 	closed bool // guarded by c.mu
+	quiet  bool // from OpenQuiet: neither counted as open nor used
 }
 
 // Open opens object id for reading, complete or still being recalled, and
@@ -58,7 +59,9 @@ func (h *Handle) Close() error {
 	h.c.mu.Lock()
 	if !h.closed {
 		h.closed = true
-		h.o.open--
+		if !h.quiet {
+			h.o.open--
+		}
 	}
 	h.c.mu.Unlock()
 	return h.f.Close()

@@ -39,7 +39,8 @@ const ExitCodes = `Exit codes of tapefs commands:
 
   0  done
   1  failed: nothing, or not everything, was done; the message says what and why
-     (status --wait: the batch is FAILED or was deleted)
+     (status --wait: the batch is FAILED or was deleted; verify: a cached copy
+     is damaged)
   2  done in part: with put -c, some list entries were skipped; with get, some
      files could not be restored (they are listed, and written to a file that
      get -f accepts for a retry)
@@ -138,7 +139,7 @@ type Command struct {
 }
 
 // Commands lists the user commands in the order help shows them.
-var Commands = []Command{putCommand, getCommand, rmCommand, undeleteCommand, lsCommand, statusCommand, sealCommand, workspaceCommand, libraryCommand, cacheCommand}
+var Commands = []Command{putCommand, getCommand, rmCommand, undeleteCommand, lsCommand, statusCommand, sealCommand, workspaceCommand, libraryCommand, cacheCommand, verifyCommand}
 
 // Run runs a user command with its arguments (after the name) and returns
 // the exit code.

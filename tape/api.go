@@ -3,6 +3,8 @@ package tape
 import (
 	"context"
 	"errors"
+	"fmt"
+	"io"
 	"time"
 )
 
@@ -17,7 +19,34 @@ var (
 	ErrNoSuchFile = errors.New("no such tape file")
 	// ErrNoCartridge is returned for an unknown VOLSER.
 	ErrNoCartridge = errors.New("no such cartridge")
+	// ErrMedium is what a MediumError is: the cartridge cannot give back a
+	// tape file its index says it holds (missing or unreadable), as a real
+	// drive reports a medium error (EIO from st).
+	ErrMedium = errors.New("medium error")
 )
+
+// MediumError names the cartridge and tape file that could not be read.
+// It unwraps to ErrMedium only: the operating system's error underneath
+// (a missing file in the virtual library is ENOENT) is the library's
+// business, and must not reach a reader as "no such file".
+type MediumError struct {
+	VOLSER   string
+	TapeFile int
+	Err      error // what the library saw, for the message
+}
+
+func (e *MediumError) Error() string {
+	return fmt.Sprintf("medium error on cartridge %s, tape file %d: %v", e.VOLSER, e.TapeFile, e.Err)
+}
+
+// Unwrap gives ErrMedium, and io.ErrUnexpectedEOF for a tape file shorter
+// than its index says; never an errno.
+func (e *MediumError) Unwrap() []error {
+	if errors.Is(e.Err, io.ErrUnexpectedEOF) {
+		return []error{ErrMedium, io.ErrUnexpectedEOF}
+	}
+	return []error{ErrMedium}
+}
 
 // Timing is the simulated cost of each step of the library.
 type Timing struct {

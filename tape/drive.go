@@ -130,7 +130,9 @@ func (h *handle) Read(p []byte) (int, error) {
 		d.closeReader()
 		f, err := os.Open(filepath.Join(c.dir, tapeFileName(d.pos.file)))
 		if err != nil {
-			return 0, fmt.Errorf("read %s file %d: %w", c.volser, d.pos.file, err)
+			// The index says the tape file is there: its absence is
+			// damage to the medium, not a name that does not exist.
+			return 0, &MediumError{VOLSER: c.volser, TapeFile: d.pos.file, Err: err}
 		}
 		d.rd, d.rdFile = f, d.pos.file
 	}
@@ -144,7 +146,7 @@ func (h *handle) Read(p []byte) (int, error) {
 		if err == nil || errors.Is(err, io.EOF) {
 			err = io.ErrUnexpectedEOF // shorter on disk than INDEX says
 		}
-		return n, fmt.Errorf("read %s file %d at %d: %w", c.volser, d.pos.file, d.pos.off, err)
+		return n, &MediumError{VOLSER: c.volser, TapeFile: d.pos.file, Err: fmt.Errorf("at byte %d: %w", d.pos.off, err)}
 	}
 	return n, nil
 }

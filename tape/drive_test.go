@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -458,5 +459,29 @@ func TestReadOfADamagedTapeFile(t *testing.T) {
 	got, err := io.ReadAll(d)
 	if len(got) != 600 || !errors.Is(err, io.ErrUnexpectedEOF) {
 		t.Errorf("read of a shortened tape file: %d bytes, %v", len(got), err)
+	}
+}
+
+// TestReadOfAMissingTapeFile: a tape file gone from the cartridge is a
+// medium error naming cartridge and file, never "no such file" (which a
+// reader of the mount would get as ENOENT).
+func TestReadOfAMissingTapeFile(t *testing.T) {
+	l := openTest(t, Config{Drives: 1, Cartridges: 1})
+	d := acquire(t, l, "TF0001")
+	defer l.Release(d)
+	writeTapeFile(t, d, bytes.Repeat([]byte("x"), 1000))
+	if err := os.Remove(filepath.Join(l.dir, "TF0001", tapeFileName(1))); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Locate(1, 0); err != nil {
+		t.Fatal(err)
+	}
+	_, err := io.ReadAll(d)
+	var me *MediumError
+	if !errors.As(err, &me) || me.VOLSER != "TF0001" || me.TapeFile != 1 || !errors.Is(err, ErrMedium) {
+		t.Fatalf("read of a missing tape file: %v; want a MediumError of TF0001 file 1", err)
+	}
+	if errors.Is(err, os.ErrNotExist) || errors.Is(err, syscall.ENOENT) {
+		t.Errorf("the medium error unwraps to ENOENT: %v", err)
 	}
 }

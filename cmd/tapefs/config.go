@@ -39,6 +39,8 @@ type daemonConfig struct {
 	maxFileSize   int64
 	retention     time.Duration
 	prefetch      bool
+	scrubRate     int64 // bytes/s; 0: no scrub
+	scrubInterval time.Duration
 }
 
 func defaultHome() string {
@@ -60,6 +62,7 @@ func defaultDaemonConfig() daemonConfig {
 		logLevel:   zerolog.InfoLevel,
 		drives:     2,
 		cartridges: 20,
+		scrubRate:  16 << 20,
 	}
 }
 
@@ -122,6 +125,10 @@ func (c *daemonConfig) set(key, value string) error {
 		c.retention, err = parseDuration(value)
 	case "prefetch":
 		c.prefetch, err = strconv.ParseBool(value)
+	case "scrub-rate":
+		c.scrubRate, err = config.ParseSize(value)
+	case "scrub-interval":
+		c.scrubInterval, err = parseDuration(value)
 	default:
 		return fmt.Errorf("unknown setting %q", key)
 	}

@@ -96,16 +96,18 @@ func openHome(c *daemonConfig, log zerolog.Logger) (h *archiveHome, err error) {
 		return h, fmt.Errorf("open cache: %w", err)
 	}
 	h.engine, err = archive.New(archive.Config{
-		Catalog:      h.catalog,
-		Cache:        h.cache,
-		Library:      h.library,
-		Log:          log,
-		Settle:       c.settle,
-		FlushAge:     c.flushAge,
-		RecallLinger: c.recallLinger,
-		MaxFileSize:  c.maxFileSize,
-		Retention:    c.retention,
-		Prefetch:     c.prefetch,
+		Catalog:       h.catalog,
+		Cache:         h.cache,
+		Library:       h.library,
+		Log:           log,
+		Settle:        c.settle,
+		FlushAge:      c.flushAge,
+		RecallLinger:  c.recallLinger,
+		MaxFileSize:   c.maxFileSize,
+		Retention:     c.retention,
+		Prefetch:      c.prefetch,
+		ScrubRate:     scrubRate(c.scrubRate),
+		ScrubInterval: c.scrubInterval,
 	})
 	if err != nil {
 		return h, err
@@ -162,4 +164,13 @@ func catalogName(c daemonConfig) string {
 		return filepath.Join(c.home, catalogFile)
 	}
 	return catalog.DescribeURL(c.catalog)
+}
+
+// scrubRate maps the daemon's --scrub-rate (0: no scrub) to the engine's
+// (0: the default, negative: no scrub).
+func scrubRate(r int64) int64 {
+	if r == 0 {
+		return -1
+	}
+	return r
 }
