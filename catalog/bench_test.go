@@ -20,13 +20,40 @@ import (
 //	getattr        one View with one File (a FUSE GETATTR)
 //	readdir-100k   listing the 100,000-entry top directory of batch 1
 //	readdir-page   one page of 1,000 entries from a random point of it
+//
+// It runs on bbolt and on PostgreSQL (a throwaway server), so that the
+// ratios between the engines come from one run on one machine.
 func BenchmarkCatalog(b *testing.B) {
+	b.Run("bolt", func(b *testing.B) {
+		path := filepath.Join(b.TempDir(), "catalog.db")
+		benchCatalog(b, func() (*Catalog, error) { return Open(path) }, func() int64 {
+			fi, err := os.Stat(path)
+			if err != nil {
+				return 0
+			}
+			return fi.Size()
+		})
+	})
+	b.Run("postgres", func(b *testing.B) {
+		eng := newPostgresEngine(b)
+		eng.Close()
+		url := pgServer.URL(fmt.Sprintf("cat%d", pgSeq.Load()))
+		benchCatalog(b, func() (*Catalog, error) {
+			eng, err := OpenPostgresEngine(url, PostgresOptions{})
+			if err != nil {
+				return nil, err
+			}
+			return New(eng)
+		}, func() int64 { return 0 })
+	})
+}
+
+func benchCatalog(b *testing.B, open func() (*Catalog, error), size func() int64) {
 	const (
 		batches  = 10
 		perBatch = 100_000
 	)
-	path := filepath.Join(b.TempDir(), "catalog.db")
-	c, err := Open(path)
+	c, err := open()
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -62,7 +89,7 @@ func BenchmarkCatalog(b *testing.B) {
 		files = nil
 		if i == 1 || i == batches {
 			c.Close()
-			if heap[i*perBatch], c, err = reopen(path); err != nil {
+			if heap[i*perBatch], c, err = reopen(open); err != nil {
 				b.Fatal(err)
 			}
 		}
@@ -84,8 +111,8 @@ func BenchmarkCatalog(b *testing.B) {
 		b.ReportMetric(0, "ns/op")
 		b.ReportMetric(build.Seconds(), "s/1M-files")
 		b.ReportMetric(build.Seconds()/batches, "s/100k-batch")
-		if fi, err := os.Stat(path); err == nil {
-			b.ReportMetric(float64(fi.Size())/(1<<20), "MB-file")
+		if n := size(); n > 0 {
+			b.ReportMetric(float64(n)/(1<<20), "MB-file")
 		}
 	})
 	for _, n := range []int{perBatch, batches * perBatch} {
@@ -197,9 +224,9 @@ type heapUse struct {
 
 // reopen opens the catalog at path and reports the heap it costs, after a
 // lookup so that whatever opening loads lazily is loaded.
-func reopen(path string) (heapUse, *Catalog, error) {
+func reopen(open func() (*Catalog, error)) (heapUse, *Catalog, error) {
 	before := heapStats()
-	c, err := Open(path)
+	c, err := open()
 	if err != nil {
 		return heapUse{}, nil, err
 	}

@@ -184,21 +184,25 @@ const (
 func (e *pgEngine) attempt(opts pgx.TxOptions, writable bool, wl writerLock, fn func(KVTxn) error) (committing bool, err error) {
 	ctx, cancel := context.WithTimeout(context.Background(), e.opt.TxTimeout)
 	defer cancel()
-	tx, err := e.pool.BeginTx(ctx, opts)
+	conn, err := e.pool.Acquire(ctx)
 	if err != nil {
 		return false, err
 	}
-	defer tx.Rollback(context.Background()) //nolint:errcheck // after Commit it is a no-op
+	// A connection left inside a transaction (an error, a timeout) is
+	// closed by the pool on Release rather than reused.
+	defer conn.Release()
+	t := &pgTxn{e: e, ctx: ctx, conn: conn, writable: writable, writes: map[string][]byte{}, begin: beginSQL(opts)}
 	if wl != lockNone {
-		lock := "SELECT pg_advisory_xact_lock_shared($1)"
+		t.lock = "SELECT pg_advisory_xact_lock_shared($1)"
 		if wl == lockAlone {
-			lock = "SELECT pg_advisory_xact_lock($1)"
-		}
-		if _, err := tx.Exec(ctx, lock, int64(pgWriterLock)); err != nil {
-			return false, err
+			t.lock = "SELECT pg_advisory_xact_lock($1)"
 		}
 	}
-	t := &pgTxn{e: e, ctx: ctx, tx: tx, writable: writable, writes: map[string][]byte{}}
+	defer func() {
+		if t.begun && !t.done {
+			conn.Exec(context.Background(), "ROLLBACK") //nolint:errcheck // the pool closes a connection that is still in a transaction
+		}
+	}()
 	if err := fn(t); err != nil {
 		// A closure error caused by the database (a serialization failure
 		// met by a read) is retried like any other.
@@ -215,7 +219,21 @@ func (e *pgEngine) attempt(opts pgx.TxOptions, writable bool, wl writerLock, fn 
 			return false, err
 		}
 	}
-	return true, tx.Commit(ctx)
+	if !t.begun {
+		return false, nil // nothing was read or written
+	}
+	_, err = conn.Exec(ctx, "COMMIT")
+	t.done = err == nil
+	return true, err
+}
+
+// beginSQL is the BEGIN statement of a transaction with opts.
+func beginSQL(opts pgx.TxOptions) string {
+	s := "BEGIN ISOLATION LEVEL " + strings.ToUpper(string(opts.IsoLevel))
+	if opts.AccessMode == pgx.ReadOnly {
+		s += " READ ONLY"
+	}
+	return s
 }
 
 func isSerializationFailure(err error) bool {
@@ -249,7 +267,11 @@ func isNetError(err error) bool {
 type pgTxn struct {
 	e        *pgEngine
 	ctx      context.Context
-	tx       pgx.Tx
+	conn     *pgxpool.Conn
+	begin    string // the BEGIN statement, sent with the first query
+	lock     string // the writers' advisory lock statement, or ""
+	begun    bool
+	done     bool // committed
 	writable bool
 	writes   map[string][]byte
 	sorted   []string
@@ -269,15 +291,77 @@ func (t *pgTxn) Get(key []byte) ([]byte, error) {
 	if v, ok := t.writes[string(key)]; ok {
 		return v, nil
 	}
-	var v []byte
-	err := t.tx.QueryRow(t.ctx, `SELECT v FROM `+pgTable+` WHERE k = $1`, key).Scan(&v)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, nil
-	}
+	rows, err := t.query(`SELECT k, v FROM `+pgTable+` WHERE k = $1`, key)
 	if err != nil {
 		return nil, t.fail(err)
 	}
-	return v, nil
+	if len(rows) == 0 {
+		return nil, nil
+	}
+	return rows[0].v, nil
+}
+
+// query runs one statement returning (k, v) rows. The first statement of
+// the transaction goes in one round trip with its BEGIN (and the writers'
+// lock): a View that reads one key — most FUSE lookups — costs two round
+// trips (this and COMMIT), not four.
+func (t *pgTxn) query(sql string, args ...any) ([]pgRow, error) {
+	if t.begun {
+		rows, err := t.conn.Query(t.ctx, sql, args...)
+		if err != nil {
+			return nil, err
+		}
+		return collectRows(rows)
+	}
+	b := &pgx.Batch{}
+	b.Queue(t.begin)
+	if t.lock != "" {
+		b.Queue(t.lock, int64(pgWriterLock))
+	}
+	b.Queue(sql, args...)
+	br := t.conn.SendBatch(t.ctx, b)
+	defer br.Close()
+	if _, err := br.Exec(); err != nil {
+		return nil, err
+	}
+	t.begun = true
+	if t.lock != "" {
+		if _, err := br.Exec(); err != nil {
+			return nil, err
+		}
+	}
+	rows, err := br.Query()
+	if err != nil {
+		return nil, err
+	}
+	out, err := collectRows(rows)
+	if err != nil {
+		return nil, err
+	}
+	return out, br.Close()
+}
+
+// ensureBegun starts the transaction of a closure that wrote without
+// reading.
+func (t *pgTxn) ensureBegun() error {
+	if t.begun {
+		return nil
+	}
+	_, err := t.query("SELECT NULL::bytea, NULL::bytea WHERE false")
+	return err
+}
+
+func collectRows(rows pgx.Rows) ([]pgRow, error) {
+	defer rows.Close()
+	var out []pgRow
+	for rows.Next() {
+		var r pgRow
+		if err := rows.Scan(&r.k, &r.v); err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	return out, rows.Err()
 }
 
 // allocateSeparately takes n IDs of the sequence at key in a short
@@ -503,20 +587,7 @@ func (t *pgTxn) page(lo, hi, cursor []byte, reverse bool) ([]pgRow, error) {
 		order = "DESC"
 	}
 	q := fmt.Sprintf("SELECT k, v FROM %s WHERE %s ORDER BY k %s LIMIT %d", pgTable, strings.Join(conds, " AND "), order, pgScanPage)
-	rows, err := t.tx.Query(t.ctx, q, args...)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []pgRow
-	for rows.Next() {
-		var r pgRow
-		if err := rows.Scan(&r.k, &r.v); err != nil {
-			return nil, err
-		}
-		out = append(out, r)
-	}
-	return out, rows.Err()
+	return t.query(q, args...)
 }
 
 // scanBounds turns the Scan contract into a half-open key range [lo, hi):
@@ -547,6 +618,9 @@ func (t *pgTxn) flush() error {
 	if len(t.writes) == 0 {
 		return nil
 	}
+	if err := t.ensureBegun(); err != nil {
+		return err
+	}
 	if len(t.writes) <= pgCopyThreshold {
 		b := &pgx.Batch{}
 		for k, v := range t.writes {
@@ -556,11 +630,11 @@ func (t *pgTxn) flush() error {
 				b.Queue(`INSERT INTO `+pgTable+` (k, v) VALUES ($1, $2) ON CONFLICT (k) DO UPDATE SET v = EXCLUDED.v`, []byte(k), v)
 			}
 		}
-		return t.tx.SendBatch(t.ctx, b).Close()
+		return t.conn.SendBatch(t.ctx, b).Close()
 	}
 	// COPY into a temporary table, then one statement each for the puts
 	// and the deletes. The temporary table lives until the commit.
-	if _, err := t.tx.Exec(t.ctx, `CREATE TEMPORARY TABLE tapefs_kv_writes (k bytea NOT NULL, v bytea) ON COMMIT DROP`); err != nil {
+	if _, err := t.conn.Exec(t.ctx, `CREATE TEMPORARY TABLE tapefs_kv_writes (k bytea NOT NULL, v bytea) ON COMMIT DROP`); err != nil {
 		return err
 	}
 	// In key order: the inserts then walk the primary key's b-tree
@@ -569,12 +643,12 @@ func (t *pgTxn) flush() error {
 	for _, k := range t.sortedWrites() {
 		rows = append(rows, []any{[]byte(k), t.writes[k]})
 	}
-	if _, err := t.tx.CopyFrom(t.ctx, pgx.Identifier{"tapefs_kv_writes"}, []string{"k", "v"}, pgx.CopyFromRows(rows)); err != nil {
+	if _, err := t.conn.CopyFrom(t.ctx, pgx.Identifier{"tapefs_kv_writes"}, []string{"k", "v"}, pgx.CopyFromRows(rows)); err != nil {
 		return err
 	}
-	if _, err := t.tx.Exec(t.ctx, `DELETE FROM `+pgTable+` USING tapefs_kv_writes w WHERE `+pgTable+`.k = w.k AND w.v IS NULL`); err != nil {
+	if _, err := t.conn.Exec(t.ctx, `DELETE FROM `+pgTable+` USING tapefs_kv_writes w WHERE `+pgTable+`.k = w.k AND w.v IS NULL`); err != nil {
 		return err
 	}
-	_, err := t.tx.Exec(t.ctx, `INSERT INTO `+pgTable+` (k, v) SELECT k, v FROM tapefs_kv_writes WHERE v IS NOT NULL ORDER BY k ON CONFLICT (k) DO UPDATE SET v = EXCLUDED.v`)
+	_, err := t.conn.Exec(t.ctx, `INSERT INTO `+pgTable+` (k, v) SELECT k, v FROM tapefs_kv_writes WHERE v IS NOT NULL ORDER BY k ON CONFLICT (k) DO UPDATE SET v = EXCLUDED.v`)
 	return err
 }
