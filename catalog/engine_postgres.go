@@ -301,6 +301,36 @@ func (t *pgTxn) Get(key []byte) ([]byte, error) {
 	return rows[0].v, nil
 }
 
+// getMany reads keys in one statement, the buffered writes over it.
+func (t *pgTxn) getMany(keys [][]byte) ([][]byte, error) {
+	out := make([][]byte, len(keys))
+	index := make(map[string][]int, len(keys))
+	var ask [][]byte
+	for i, k := range keys {
+		if v, ok := t.writes[string(k)]; ok {
+			out[i] = v
+			continue
+		}
+		if _, dup := index[string(k)]; !dup {
+			ask = append(ask, k)
+		}
+		index[string(k)] = append(index[string(k)], i)
+	}
+	if len(ask) == 0 {
+		return out, nil
+	}
+	rows, err := t.query(`SELECT k, v FROM `+pgTable+` WHERE k = ANY($1)`, ask)
+	if err != nil {
+		return nil, t.fail(err)
+	}
+	for _, r := range rows {
+		for _, i := range index[string(r.k)] {
+			out[i] = r.v
+		}
+	}
+	return out, nil
+}
+
 // query runs one statement returning (k, v) rows. The first statement of
 // the transaction goes in one round trip with its BEGIN (and the writers'
 // lock): a View that reads one key — most FUSE lookups — costs two round

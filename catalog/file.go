@@ -56,20 +56,34 @@ func (tx *Tx) Children(batch, parent uint64, after string, limit int) ([]File, e
 		// The least key greater than the entry named after.
 		from = append(dirEntryKey(batch, parent, after), 0)
 	}
-	var out []File
+	// The entries first, then their records in one go: on a database
+	// engine that is one round trip for the page instead of one per entry.
+	var keys [][]byte
 	err := tx.kv.Scan(prefix, from, false, func(k, v []byte) (bool, error) {
 		id, err := decodeID(k, v)
 		if err != nil {
 			return false, err
 		}
-		f, err := tx.File(id)
-		if err != nil {
-			return false, err
-		}
-		out = append(out, f)
-		return limit <= 0 || len(out) < limit, nil
+		keys = append(keys, fileKey(id))
+		return limit <= 0 || len(keys) < limit, nil
 	})
-	return out, err
+	if err != nil {
+		return nil, err
+	}
+	vals, err := tx.getMany(keys)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]File, len(keys))
+	for i, v := range vals {
+		if v == nil {
+			return nil, fmt.Errorf("%s is listed in its directory but missing: %w", describeKey(keys[i]), ErrNotFound)
+		}
+		if err := unmarshal(keys[i], v, &out[i]); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
 }
 
 // Files lists the files of a batch in ID order (which is the parents-first

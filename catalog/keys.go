@@ -139,6 +139,28 @@ func (tx *Tx) get(k []byte, v any) (found bool, err error) {
 	return true, unmarshal(k, data, v)
 }
 
+// multiGetter is implemented by a KVTxn that reads many keys in one
+// request (a database engine); getMany falls back to one Get each.
+type multiGetter interface {
+	getMany(keys [][]byte) ([][]byte, error)
+}
+
+// getMany returns the values of keys (nil where absent), in their order.
+func (tx *Tx) getMany(keys [][]byte) ([][]byte, error) {
+	if m, ok := tx.kv.(multiGetter); ok && len(keys) > 1 {
+		return m.getMany(keys)
+	}
+	out := make([][]byte, len(keys))
+	for i, k := range keys {
+		v, err := tx.kv.Get(k)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = v
+	}
+	return out, nil
+}
+
 // unmarshal decodes the record data stored at k into v.
 func unmarshal(k, data []byte, v any) error {
 	if err := decodeRecord(data, v); err != nil {
