@@ -3,12 +3,17 @@ GO       ?= go
 BIN      := bin/tapefs
 RUN_HOME ?= $(CURDIR)/run/home
 RUN_MNT  ?= $(CURDIR)/run/mnt
+# The version and commit --version prints (the build information's VCS
+# stamp is not always there: GOFLAGS=-buildvcs=false, tarballs).
+VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
+COMMIT   ?= $(shell git rev-parse HEAD 2>/dev/null)$(shell git diff --quiet HEAD 2>/dev/null || echo +dirty)
+LDFLAGS  := -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 STATICCHECK ?= $(shell command -v staticcheck 2>/dev/null || echo $(HOME)/go/bin/staticcheck)
 
 .PHONY: build run test test-unit test-e2e bench fuzz lint clean
 
 build:
-	$(GO) build -o $(BIN) ./cmd/tapefs
+	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/tapefs
 
 # Builds, initialises a home under run/ on first start, mounts it and stays
 # in the foreground (Ctrl-C unmounts). Tape time runs 20x faster than real.
