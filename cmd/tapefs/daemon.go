@@ -180,9 +180,9 @@ func runDaemon(f *daemonFlags, mnt string) int {
 			Log:        d.log,
 			AllowOther: d.cfg.allowOther,
 			CacheDir:   filepath.Join(d.cfg.home, cacheDir),
-			CacheRoom: func() int64 {
+			CacheSpace: func() (int64, int64) {
 				s := h.cache.Stats()
-				return s.Limit - s.Used
+				return s.Limit, s.Used
 			},
 			Debug: d.cfg.debugFUSE,
 		})
