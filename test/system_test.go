@@ -334,3 +334,32 @@ func TestMakeInstall(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// TestMountFuse3Form: without mount.fuse.tapefs installed, mount(8) falls
+// back to mount.fuse3, which runs "tapefs HOME MNT -o OPTIONS"; that form
+// mounts too, in the background, and returns once the mount is usable.
+func TestMountFuse3Form(t *testing.T) {
+	needMount(t)
+	root := t.TempDir()
+	home, mnt := filepath.Join(root, "home"), filepath.Join(root, "mnt")
+	if err := os.Mkdir(mnt, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(tapefsBin, home, mnt, "-o", "rw,nosuid,nodev,settle=1s,time_scale=0,http=127.0.0.1:0").CombinedOutput()
+	if err != nil {
+		t.Fatalf("tapefs HOME MNT -o …: %v\n%s", err, out)
+	}
+	t.Cleanup(func() {
+		if isMounted(mnt) {
+			_ = exec.Command("fusermount3", "-u", "-z", mnt).Run()
+		}
+	})
+	if !isMounted(mnt) {
+		t.Fatalf("exit 0 but %s is not mounted\n%s", mnt, out)
+	}
+	if _, err := os.Stat(filepath.Join(mnt, "default", "put")); err != nil {
+		t.Fatal(err)
+	}
+	sh(t, "", "fusermount3 -u "+q(mnt)+" 2>/dev/null || umount "+q(mnt))
+	waitStopped(t, home)
+}
