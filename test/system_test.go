@@ -363,3 +363,25 @@ func TestMountFuse3Form(t *testing.T) {
 	sh(t, "", "fusermount3 -u "+q(mnt)+" 2>/dev/null || umount "+q(mnt))
 	waitStopped(t, home)
 }
+
+// TestUnitVerifies: systemd-analyze verify accepts the installed unit (its
+// ExecStart must name an executable, so the tree is installed for real
+// under a temporary PREFIX). systemd does not run here (no PID 1 to start
+// the unit with), so this is as far as the unit can be checked; the notify
+// protocol it relies on is TestNotifyReadyStopping.
+func TestUnitVerifies(t *testing.T) {
+	analyze, err := exec.LookPath("systemd-analyze")
+	if err != nil {
+		skip(t, "systemd-analyze is not installed (package systemd): the unit file is not verified")
+	}
+	prefix := t.TempDir()
+	out, err := exec.Command("make", "-C", "..", "install", "PREFIX="+prefix, "SBINDIR="+prefix+"/sbin",
+		"LOGROTATEDIR="+prefix+"/etc/logrotate.d", "BIN="+filepath.Join(t.TempDir(), "tapefs")).CombinedOutput()
+	if err != nil {
+		t.Fatalf("make install: %v\n%s", err, out)
+	}
+	unit := filepath.Join(prefix, "lib/systemd/system/tapefs.service")
+	if out, err := exec.Command(analyze, "verify", unit).CombinedOutput(); err != nil || len(out) > 0 {
+		t.Fatalf("systemd-analyze verify %s: %v\n%s", unit, err, out)
+	}
+}
