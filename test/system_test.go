@@ -385,3 +385,34 @@ func TestUnitVerifies(t *testing.T) {
 		t.Fatalf("systemd-analyze verify %s: %v\n%s", unit, err, out)
 	}
 }
+
+// TestMountHelperDaemonError: when the daemon cannot start (here: its home
+// is a file), the mount helper shows the daemon's error and exits 32, the
+// status mount(8) documents for a failed mount.
+func TestMountHelperDaemonError(t *testing.T) {
+	needMount(t)
+	root := t.TempDir()
+	home, mnt := filepath.Join(root, "home"), filepath.Join(root, "mnt")
+	if err := os.WriteFile(home, []byte("not a directory\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(mnt, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(root, "mount.fuse.tapefs")
+	if err := os.Symlink(tapefsBin, link); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(link, home, mnt, "-o", "rw,http=127.0.0.1:0").CombinedOutput()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 32 {
+		t.Fatalf("want exit status 32, got %v\n%s", err, out)
+	}
+	for _, want := range []string{"tapefs: home: ", home, "the daemon stopped before the mount was ready"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	if isMounted(mnt) {
+		t.Errorf("%s is mounted", mnt)
+	}
+}

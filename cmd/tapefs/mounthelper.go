@@ -147,9 +147,9 @@ func runMountHelper(args []string) int {
 
 // startDetached starts "tapefs ARGS" in a session of its own and waits for
 // it to say READY=1 on a private notify socket (the protocol systemd's
-// Type=notify uses, so the daemon has one way of saying it is up). Until
-// then the daemon's output is copied to stderr, so an error reaches the
-// person who ran mount; after it the daemon writes only to its log file.
+// Type=notify uses, so the daemon has one way of saying it is up). If it
+// stops before that, its output goes to stderr, so the error reaches the
+// person who ran mount; once ready it writes only to its log file.
 func startDetached(args []string) error {
 	exe, err := os.Executable()
 	if err != nil {
@@ -183,15 +183,16 @@ func startDetached(args []string) error {
 	if err := cmd.Start(); err != nil {
 		return err
 	}
-	var lastLine string
+	// The daemon's output until it is ready: shown only if it fails, as
+	// mount(8) is silent on success. The last lines hold the error.
+	var lines []string
 	copied := make(chan struct{})
 	go func() {
 		defer close(copied)
 		sc := bufio.NewScanner(out)
 		for sc.Scan() {
-			fmt.Fprintln(os.Stderr, sc.Text())
-			if strings.TrimSpace(sc.Text()) != "" {
-				lastLine = sc.Text()
+			if lines = append(lines, sc.Text()); len(lines) > 40 {
+				lines = lines[1:]
 			}
 		}
 	}()
@@ -220,10 +221,10 @@ func startDetached(args []string) error {
 	case <-ready:
 		return nil
 	case err := <-exited:
-		if lastLine != "" {
-			return fmt.Errorf("the daemon stopped before the mount was ready (%v)", err)
+		for _, l := range lines {
+			fmt.Fprintln(os.Stderr, l)
 		}
-		return fmt.Errorf("the daemon stopped before the mount was ready (%v); see HOME/tapefs.log", err)
+		return fmt.Errorf("the daemon stopped before the mount was ready (%v); its log is HOME/tapefs.log", err)
 	case <-time.After(mountHelperReadyTimeout):
 		_ = cmd.Process.Kill()
 		return fmt.Errorf("the daemon was not ready after %s; stopped it; see HOME/tapefs.log", mountHelperReadyTimeout)
