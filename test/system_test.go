@@ -416,3 +416,44 @@ func TestMountHelperDaemonError(t *testing.T) {
 		t.Errorf("%s is mounted", mnt)
 	}
 }
+
+// TestXDGDataHome: a user's daemon without --home keeps its home in
+// $XDG_DATA_HOME/tapefs, and that user's command line finds it there.
+func TestXDGDataHome(t *testing.T) {
+	needRoot(t, "runs the daemon and the command line as another user")
+	xdg := filepath.Join(sharedTempDir(t), "xdg")
+	if err := os.Mkdir(xdg, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(xdg, nobodyUID, nobodyUID); err != nil {
+		t.Fatal(err)
+	}
+	o := cliOpts{nobody: true, env: []string{"XDG_DATA_HOME=" + xdg}}
+	serve := tapefsCmd(t, o, "serve", "--http", "", "--time-scale", "0")
+	var out strings.Builder
+	serve.Stdout, serve.Stderr = &out, &out
+	if err := serve.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if serve.ProcessState == nil {
+			_ = serve.Process.Kill()
+			_ = serve.Wait()
+		}
+	})
+	sock := filepath.Join(xdg, "tapefs", "tapefs.sock")
+	waitFor(t, 60*time.Second, "the daemon's socket "+sock, func() (bool, string) {
+		_, err := os.Stat(sock)
+		return err == nil, out.String()
+	})
+	r := runTapefs(t, o, "ls", "-L", "workspace")
+	if r.code != 0 || !strings.Contains(r.stdout, "default") {
+		t.Fatalf("the command line did not find the daemon under XDG_DATA_HOME:\n%s", r)
+	}
+	if err := serve.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := serve.Wait(); err != nil {
+		t.Fatalf("tapefs serve: %v\n%s", err, out.String())
+	}
+}
