@@ -120,13 +120,13 @@ func (s Settings) Socket() string {
 	if s.Home != "" {
 		return filepath.Join(s.Home, "tapefs.sock")
 	}
-	if home, err := os.UserHomeDir(); err == nil && os.Geteuid() != 0 {
-		p := filepath.Join(home, ".local", "share", "tapefs", "tapefs.sock")
+	if os.Geteuid() != 0 {
+		p := filepath.Join(config.DefaultHome(), "tapefs.sock")
 		if _, err := os.Stat(p); err == nil {
 			return p
 		}
 	}
-	return "/var/lib/tapefs/tapefs.sock"
+	return filepath.Join(config.SystemHome, "tapefs.sock")
 }
 
 // Command is one user command.

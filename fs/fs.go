@@ -71,12 +71,12 @@ type Options struct {
 	// AllowOther lets users other than the one running the daemon use the
 	// mount; files they create in put/ belong to them.
 	AllowOther bool
-	// CacheDir is the cache directory: statfs outside put/ reports its disk
-	// when there is no quota to report.
+	// CacheDir is the cache directory: statfs reports its disk when
+	// CacheSpace is not set.
 	CacheDir string
-	// CacheRoom, when set, reports how many more bytes the cache may take;
-	// statfs under put/ reports no more free room than that.
-	CacheRoom func() int64
+	// CacheSpace, when set, reports the cache's size limit and the bytes
+	// it holds: statfs of the root and of put/ reports them (node_statfs.go).
+	CacheSpace func() (limit, used int64)
 	// Debug logs every FUSE request (very verbose).
 	Debug bool
 }

@@ -8,9 +8,17 @@ import (
 	"github.com/tapefs/tapefs/catalog"
 )
 
-// statfs: under a workspace, its quota and use; with no quota (and at the
-// root), the cache's disk. put/ reports the cache's free room (put_attr.go).
+// statfs (df) answers "how much can still be copied in?". Everything put
+// into the mount lands in the disk cache first and waits there until it is
+// on tape, so the cache is the limit a writer meets (ENOSPC), while the
+// library's capacity is far larger and is reported by 'tapefs library
+// status'. So the mount's root and every put/ report the cache: its size
+// limit as the size, what it holds as used, and as free the lesser of the
+// room left under the limit and the free space of its disk (which other
+// users of the disk also take). A workspace with a quota reports its quota
+// and use instead, outside put/.
 
+// statfsDisk reports the file system of the cache directory.
 func (f *FS) statfsDisk(out *fuse.StatfsOut) syscall.Errno {
 	dir := f.opts.CacheDir
 	if dir == "" {
@@ -24,6 +32,26 @@ func (f *FS) statfsDisk(out *fuse.StatfsOut) syscall.Errno {
 	return 0
 }
 
+// statfsCache reports the cache (see above); file counts stay the disk's.
+func (f *FS) statfsCache(out *fuse.StatfsOut) syscall.Errno {
+	if errno := f.statfsDisk(out); errno != 0 {
+		return errno
+	}
+	unit := uint64(out.Frsize)
+	if unit == 0 {
+		unit = uint64(out.Bsize)
+	}
+	if f.opts.CacheSpace == nil || unit == 0 {
+		return 0
+	}
+	limit, used := f.opts.CacheSpace()
+	room := uint64(max(limit-used, 0)) / unit
+	out.Blocks = uint64(max(limit, 0)) / unit
+	out.Bfree = min(out.Bavail, room)
+	out.Bavail = out.Bfree
+	return 0
+}
+
 func (f *FS) statfsWorkspace(ws string, out *fuse.StatfsOut) syscall.Errno {
 	var w catalog.Workspace
 	if errno := f.view("statfs", func(tx *catalog.Tx) error {
@@ -33,7 +61,7 @@ func (f *FS) statfsWorkspace(ws string, out *fuse.StatfsOut) syscall.Errno {
 	}); errno != 0 {
 		return errno
 	}
-	if errno := f.statfsDisk(out); errno != 0 {
+	if errno := f.statfsCache(out); errno != 0 {
 		return errno
 	}
 	if w.Quota > 0 {
@@ -53,7 +81,7 @@ func quotaStatfs(quota, used int64, out *fuse.StatfsOut) {
 }
 
 func (r *rootDir) Statfs(ctx context.Context, out *fuse.StatfsOut) syscall.Errno {
-	return r.fsys.statfsDisk(out)
+	return r.fsys.statfsCache(out)
 }
 
 func (w *wsDir) Statfs(ctx context.Context, out *fuse.StatfsOut) syscall.Errno {

@@ -56,27 +56,10 @@ func (n *putNode) Setattr(ctx context.Context, f gofs.FileHandle, in *fuse.SetAt
 	return errno
 }
 
-// Statfs reports the cache disk's free room, less when the cache's own
-// limit leaves less.
+// Statfs reports the cache, as the mount's root does: what is copied into
+// put/ goes there first (node_statfs.go).
 func (n *putNode) Statfs(ctx context.Context, out *fuse.StatfsOut) syscall.Errno {
-	// The staging directory itself: the path of a deep node is too
-	// long for statfs(2), and every node is on the same file system.
-	var st syscall.Statfs_t
-	if err := syscall.Statfs(n.RootData.Path, &st); err != nil {
-		return gofsErrno(err)
-	}
-	out.FromStatfsT(&st)
-	unit := out.Frsize
-	if unit == 0 {
-		unit = out.Bsize
-	}
-	if n.fsys.opts.CacheRoom == nil || unit == 0 {
-		return 0
-	}
-	room := uint64(max(n.fsys.opts.CacheRoom(), 0)) / uint64(unit)
-	out.Bfree = min(out.Bfree, room)
-	out.Bavail = min(out.Bavail, room)
-	return 0
+	return n.fsys.statfsCache(out)
 }
 
 // gofsErrno maps a system call error.

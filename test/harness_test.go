@@ -68,7 +68,12 @@ func runMain(m *testing.M) int {
 	}
 	defer stopCatalogServer()
 	fmt.Fprintf(os.Stderr, "e2e: tapefs built at %s; GOMAXPROCS=%d (env %q)\n", tapefsBin, runtime.GOMAXPROCS(0), os.Getenv("GOMAXPROCS"))
-	return m.Run()
+	code := m.Run()
+	if err := reportSkips(); err != nil {
+		fmt.Fprintf(os.Stderr, "e2e: FAIL: cannot write the list of skipped tests: %v\n", err)
+		return 1
+	}
+	return code
 }
 
 func inCI() bool {
@@ -84,7 +89,13 @@ func buildTapefs(out string) error {
 	if err != nil {
 		gobin = "/usr/local/go/bin/go"
 	}
-	cmd := exec.Command(gobin, "build", "-o", out, "../cmd/tapefs")
+	// The commit is linked in as make build does (-X main.commit), for the
+	// --version test: GOFLAGS may turn the VCS stamp off.
+	args := []string{"build", "-o", out}
+	if rev, err := exec.Command("git", "rev-parse", "HEAD").Output(); err == nil {
+		args = append(args, "-ldflags", "-X main.commit="+strings.TrimSpace(string(rev)))
+	}
+	cmd := exec.Command(gobin, append(args, "../cmd/tapefs")...)
 	for _, kv := range os.Environ() {
 		if !strings.HasPrefix(kv, "GOMAXPROCS=") {
 			cmd.Env = append(cmd.Env, kv)
@@ -122,7 +133,7 @@ func checkPrereqs() error {
 func needMount(t *testing.T) {
 	t.Helper()
 	if prereqErr != nil {
-		t.Skipf("cannot run end-to-end tests here: %v (in CI this is a failure)", prereqErr)
+		skip(t, "cannot run end-to-end tests here: %v (in CI this is a failure; make deps installs what is missing)", prereqErr)
 	}
 }
 

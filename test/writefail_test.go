@@ -23,7 +23,7 @@ func needRoot(t *testing.T, why string) {
 	if inCI() {
 		t.Fatalf("this test must run as root in CI: %s", why)
 	}
-	t.Skipf("not root: %s", why)
+	skip(t, "not root: %s", why)
 }
 
 // smallCache mounts a small file system (kind "tmpfs", or "ext4-128": a

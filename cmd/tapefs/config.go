@@ -4,8 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -43,15 +41,9 @@ type daemonConfig struct {
 	scrubInterval time.Duration
 }
 
-func defaultHome() string {
-	if os.Geteuid() == 0 {
-		return "/var/lib/tapefs"
-	}
-	if dir, err := os.UserHomeDir(); err == nil {
-		return filepath.Join(dir, ".local", "share", "tapefs")
-	}
-	return "tapefs"
-}
+// defaultHome: see config.DefaultHome (root: /var/lib/tapefs; others:
+// $XDG_DATA_HOME/tapefs or ~/.local/share/tapefs).
+func defaultHome() string { return config.DefaultHome() }
 
 func defaultDaemonConfig() daemonConfig {
 	return daemonConfig{

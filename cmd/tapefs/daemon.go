@@ -120,7 +120,7 @@ func runDaemon(f *daemonFlags, mnt string) int {
 		return d.fail(err)
 	}
 	defer lock.Close()
-	logf, err := os.OpenFile(filepath.Join(d.cfg.home, logFile), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+	logf, err := openLogFile(filepath.Join(d.cfg.home, logFile))
 	if err != nil {
 		return d.fail(fmt.Errorf("log file: %w", err))
 	}
@@ -128,6 +128,9 @@ func runDaemon(f *daemonFlags, mnt string) int {
 	d.log = newLogger(d.cfg.logLevel, logf)
 	fl := zerolog.New(logf).Level(d.cfg.logLevel).With().Timestamp().Logger()
 	d.fileLog = &fl
+	stopHangup := make(chan struct{})
+	defer close(stopHangup)
+	reopenOnHangup(logf, d.log, stopHangup)
 	for _, w := range warnings {
 		d.log.Warn().Msg(w)
 	}
@@ -177,9 +180,9 @@ func runDaemon(f *daemonFlags, mnt string) int {
 			Log:        d.log,
 			AllowOther: d.cfg.allowOther,
 			CacheDir:   filepath.Join(d.cfg.home, cacheDir),
-			CacheRoom: func() int64 {
+			CacheSpace: func() (int64, int64) {
 				s := h.cache.Stats()
-				return s.Limit - s.Used
+				return s.Limit, s.Used
 			},
 			Debug: d.cfg.debugFUSE,
 		})
@@ -192,6 +195,7 @@ func runDaemon(f *daemonFlags, mnt string) int {
 	} else {
 		d.log.Info().Msg("serving without a mount")
 	}
+	d.notify("READY=1")
 
 	served := make(chan struct{})
 	if srv != nil {
@@ -208,6 +212,7 @@ func runDaemon(f *daemonFlags, mnt string) int {
 		d.log.Warn().Str("mountpoint", mnt).Msg("the mount was unmounted from outside; stopping")
 		mounted = false
 	}
+	d.notify("STOPPING=1")
 	go func() {
 		sig := <-sigs
 		d.log.Warn().Str("signal", sig.String()).Msg("second signal: exiting without waiting for a safe point")

@@ -10,6 +10,7 @@ import (
 	"github.com/tapefs/tapefs/cli"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 )
 
@@ -46,7 +47,8 @@ Usage:
   tapefs COMMAND [flags] [arguments]
 
 Commands:
-%s
+%s  version    print the version and the commit it was built from (also --version)
+
 Run 'tapefs COMMAND --help' for the flags and examples of a command, and
 'tapefs help exit-codes' for what the exit codes mean.
 
@@ -72,6 +74,9 @@ func usage(w io.Writer) {
 }
 
 func main() {
+	if filepath.Base(os.Args[0]) == mountHelperName {
+		os.Exit(runMountHelper(os.Args[1:]))
+	}
 	os.Exit(run(os.Args[1:]))
 }
 
@@ -82,6 +87,8 @@ func run(args []string) int {
 	}
 	name := args[0]
 	switch name {
+	case "--version", "version":
+		return runVersion(os.Stdout)
 	case "-h", "--help":
 		usage(os.Stdout)
 		return 0
@@ -100,6 +107,9 @@ func run(args []string) int {
 		if c.name == name {
 			return c.run(args[1:])
 		}
+	}
+	if isMountHelperCall(args) {
+		return runMountHelper(args)
 	}
 	fmt.Fprintf(os.Stderr, "tapefs: unknown command %q; run 'tapefs --help' for the list\n", name)
 	return cli.ExitUsage
