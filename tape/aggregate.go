@@ -144,6 +144,11 @@ func memberProblem(m Member) string {
 			return "negative size"
 		}
 	case MemberDir:
+	case MemberLink:
+		if m.Link == 0 || m.Target == "" || path.IsAbs(m.Target) || path.Clean(m.Target) != m.Target ||
+			m.Target == ".." || strings.HasPrefix(m.Target, "../") || strings.Contains(m.Target, "\x00") {
+			return "hard link without the file of its batch holding its data"
+		}
 	case MemberSymlink:
 		if m.Target == "" {
 			return "symlink without target"
@@ -201,6 +206,12 @@ func memberHeader(m Member) (hdr *tar.Header, err error) {
 		hdr.Name += "/" // what tar itself writes for a directory
 	case MemberSymlink:
 		hdr.Typeflag, hdr.Linkname = tar.TypeSymlink, m.Target
+	case MemberLink:
+		// tar names the link's target by its member name; the data is
+		// the target's.
+		hdr.Typeflag = tar.TypeLink
+		hdr.Linkname = memberName(Member{Workspace: m.Workspace, Batch: m.Batch, Path: m.Target})
+		hdr.PAXRecords[paxLink] = strconv.FormatUint(m.Link, 10)
 	default:
 		hdr.Typeflag, hdr.Size = tar.TypeReg, max(m.Size, 0)
 	}
@@ -278,7 +289,7 @@ func streamError(where string, err error) error {
 	return fmt.Errorf("aggregate %s %s: %w", what, where, err)
 }
 
-func readAggregate(r io.Reader, fn func(m Member, data io.Reader) error) error {
+func readAggregate(r io.Reader, v Visitor) error {
 	cr := &countingReader{r: r}
 	tr := tar.NewReader(cr)
 	where := "in the first member's header"
@@ -301,6 +312,23 @@ func readAggregate(r io.Reader, fn func(m Member, data io.Reader) error) error {
 		if err != nil {
 			return streamError(fmt.Sprintf("%s (byte %d)", where, cr.n), err)
 		}
+		if hdr.Typeflag == tar.TypeXGlobalHeader {
+			if rec, ok := parseRecord(hdr); ok && v.Record != nil {
+				if err := v.Record(rec); err != nil {
+					return err
+				}
+			}
+			end = (cr.n + blockSize - 1) / blockSize * blockSize
+			continue
+		}
+		if taken, ok := hdr.PAXRecords[paxSnapshot]; ok {
+			if err := readSnapshotMember(tr, hdr, taken, v); err != nil {
+				return err
+			}
+			end = (cr.n + blockSize - 1) / blockSize * blockSize
+			last = hdr.Name
+			continue
+		}
 		m, err := parseMember(hdr)
 		if err != nil {
 			return streamError(fmt.Sprintf("in member %s (byte %d)", strings.TrimSuffix(hdr.Name, "/"), cr.n), err)
@@ -311,7 +339,10 @@ func readAggregate(r io.Reader, fn func(m Member, data io.Reader) error) error {
 		if m.Type == MemberFile {
 			data = mr
 		}
-		ferr := fn(m, data)
+		var ferr error
+		if v.Member != nil {
+			ferr = v.Member(m, data)
+		}
 		if mr.err != nil {
 			return streamError("in member "+name, mr.err)
 		}
@@ -370,6 +401,17 @@ func parseMember(hdr *tar.Header) (Member, error) {
 		m.Type = MemberDir
 	case tar.TypeSymlink:
 		m.Type, m.Target = MemberSymlink, hdr.Linkname
+	case tar.TypeLink:
+		m.Type = MemberLink
+		if m.Link, err = strconv.ParseUint(rec[paxLink], 10, 64); err != nil {
+			return m, fmt.Errorf("record %s: %w", paxLink, err)
+		}
+		// The tar link name is "<workspace>/<batch>/<path>" of the target.
+		prefix := m.Workspace + "/" + rec[paxBatch] + "/"
+		if !strings.HasPrefix(hdr.Linkname, prefix) {
+			return m, fmt.Errorf("hard link to %s, outside its batch", hdr.Linkname)
+		}
+		m.Target = strings.TrimPrefix(hdr.Linkname, prefix)
 	default:
 		return m, fmt.Errorf("unexpected tar type %q", hdr.Typeflag)
 	}
@@ -377,4 +419,27 @@ func parseMember(hdr *tar.Header) (Member, error) {
 		return m, errors.New(why)
 	}
 	return m, nil
+}
+
+// readSnapshotMember hands a catalog snapshot member to v.
+func readSnapshotMember(tr *tar.Reader, hdr *tar.Header, taken string, v Visitor) error {
+	t, err := ParseTimeField(taken)
+	if err != nil {
+		return streamError("in catalog snapshot "+hdr.Name, err)
+	}
+	mr := &memberReader{r: tr}
+	var ferr error
+	if v.Snapshot != nil {
+		ferr = v.Snapshot(Snapshot{Taken: t, Size: hdr.Size}, mr)
+	}
+	if mr.err != nil {
+		return streamError("in catalog snapshot "+hdr.Name, mr.err)
+	}
+	if ferr != nil {
+		return ferr
+	}
+	if _, err := io.Copy(io.Discard, mr); err != nil {
+		return streamError("in catalog snapshot "+hdr.Name, err)
+	}
+	return nil
 }

@@ -12,6 +12,10 @@ const (
 	MemberFile    MemberType = 'f'
 	MemberDir     MemberType = 'd'
 	MemberSymlink MemberType = 'l'
+	// MemberLink is a second name of a regular file of the same batch (a
+	// hard link): a tar link member naming the member that holds the data,
+	// which must come earlier in the same tape file.
+	MemberLink MemberType = 'h'
 )
 
 // Member describes one entry of an aggregate. In the tar stream it is a PAX
@@ -30,7 +34,8 @@ type Member struct {
 	UID, GID  int
 	Mtime     time.Time
 	Size      int64  // regular files only
-	Target    string // symlink target
+	Target    string // symlink target; for a MemberLink the path (inside the batch) of the file holding the data
+	Link      uint64 // MemberLink: the file ID holding the data
 }
 
 // TrailerSize is the number of bytes AggregateWriter.Close writes (the tar
@@ -65,7 +70,7 @@ func MemberSize(m Member) int64 { return memberSize(m) }
 // abandoned before fn returns. A truncated or corrupt stream is an error that
 // names the member where it broke.
 func ReadAggregate(r io.Reader, fn func(m Member, data io.Reader) error) error {
-	return readAggregate(r, fn)
+	return readAggregate(r, Visitor{Member: fn})
 }
 
 // Open opens (or creates) the virtual library described by cfg.
