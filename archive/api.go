@@ -57,6 +57,11 @@ type Config struct {
 	// passes over the whole cache; default 24 h. A pass that takes longer
 	// is followed at once by the next.
 	ScrubInterval time.Duration
+
+	// SnapshotEvery is how often the catalog is copied to SnapshotDir and
+	// to tape (0: never).
+	SnapshotEvery time.Duration
+	SnapshotDir   string
 }
 
 // Clock is the engine's source of time, so tests can drive it.

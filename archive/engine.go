@@ -131,6 +131,10 @@ func (e *Engine) Start() {
 	e.spawn(e.recallLoop)
 	e.spawn(e.retentionLoop)
 	e.spawn(e.scrubLoop)
+	e.spawn(e.journalLoop)
+	if e.cfg.SnapshotEvery > 0 {
+		e.spawn(e.snapshotLoop)
+	}
 }
 
 func (e *Engine) spawn(fn func()) {

@@ -105,6 +105,7 @@ func (e *Engine) Flush() {
 type migrant struct {
 	member tape.Member
 	file   catalog.File
+	batch  *catalog.Batch // for the batch's record on tape
 }
 
 // flush writes the batches of one workspace's migrate jobs to tape.
@@ -168,10 +169,14 @@ func (e *Engine) flush(workspace string, jobs []catalog.Job) {
 }
 
 // migrants lists what a batch still has to write: every regular file that
-// owns data and has no tape copy, and its directories and symlinks (cheap,
-// and needed to rebuild the tree from tape alone).
+// owns data and has no tape copy, each followed by its other names (hard
+// links, which tar can only restore from the same tape file), and the
+// batch's directories and symlinks (cheap, and needed to rebuild the tree
+// from tape alone). The names of a file already on tape went with it.
 func (e *Engine) migrants(tx *catalog.Tx, b catalog.Batch) ([]migrant, error) {
 	var out []migrant
+	links := map[uint64][]catalog.File{} // data owner -> its other names
+	bp := &b
 	var after uint64
 	for {
 		files, err := tx.Files(b.ID, after, 10_000)
@@ -179,16 +184,33 @@ func (e *Engine) migrants(tx *catalog.Tx, b catalog.Batch) ([]migrant, error) {
 			return nil, err
 		}
 		for _, f := range files {
-			if f.Type == catalog.TypeFile && (f.Link != 0 || len(f.Copies) > 0) {
+			if f.Type == catalog.TypeFile && f.Link != 0 {
+				links[f.Link] = append(links[f.Link], f)
 				continue
 			}
-			out = append(out, migrant{member: memberOf(b, f), file: f})
+			if f.Type == catalog.TypeFile && len(f.Copies) > 0 {
+				continue
+			}
+			out = append(out, migrant{member: memberOf(b, f), file: f, batch: bp})
 		}
 		if len(files) < 10_000 {
-			return out, nil
+			break
 		}
 		after = files[len(files)-1].ID
 	}
+	if len(links) == 0 {
+		return out, nil
+	}
+	withLinks := make([]migrant, 0, len(out))
+	for _, m := range out {
+		withLinks = append(withLinks, m)
+		for _, l := range links[m.file.ID] {
+			lm := memberOf(b, l)
+			lm.Type, lm.Size, lm.Target, lm.Link = tape.MemberLink, 0, m.file.Path, m.file.ID
+			withLinks = append(withLinks, migrant{member: lm, file: l, batch: bp})
+		}
+	}
+	return withLinks, nil
 }
 
 func memberOf(b catalog.Batch, f catalog.File) tape.Member {
@@ -244,7 +266,7 @@ func (e *Engine) writeMembers(workspace string, members []migrant, remaining map
 		if e.ctx.Err() != nil {
 			return e.ctx.Err()
 		}
-		need := tape.MemberSize(members[i].member) + tape.TrailerSize
+		need := tape.MemberSize(members[i].member) + tape.TrailerSize + recordSlack
 		volser, err := e.pickCartridge(need, avoid)
 		if err != nil {
 			return err
@@ -282,31 +304,59 @@ func (e *Engine) writeOnCartridge(volser, workspace string, members []migrant, r
 		if err != nil {
 			return done, err
 		}
-		room := d.Remaining()
+		room := d.Remaining() - closedRecordSize
 		bw := bufio.NewWriterSize(d, 1<<20)
 		aw := tape.NewAggregateWriter(bw)
+		if err := e.addWorkspaceRecord(aw, workspace); err != nil {
+			return done, err
+		}
+		head := aw.Written()
 		copies := map[uint64]catalog.Copy{}
 		var inAggregate []migrant
+		recorded := map[uint64]bool{} // batches whose record is in this tape file
 		for done+len(inAggregate) < len(members) {
-			m := members[done+len(inAggregate)]
-			size := tape.MemberSize(m.member)
+			group := linkGroup(members[done+len(inAggregate):])
+			var size int64
+			for _, m := range group {
+				size += tape.MemberSize(m.member)
+			}
+			b := group[0].batch
+			var rec tape.Record
+			if !recorded[b.ID] {
+				rec = batchRecord(*b)
+				size += tape.RecordSize(rec)
+			}
 			if aw.Written()+size+tape.TrailerSize > room {
 				break
 			}
-			if aw.Written() > 0 && aw.Written()+size > e.cfg.AggregateTarget {
+			if aw.Written() > head && aw.Written()+size > e.cfg.AggregateTarget {
 				break
 			}
-			off, err := e.addMember(aw, m, buf)
-			if err != nil {
-				return done, err
+			if !recorded[b.ID] {
+				if err := aw.AddRecord(rec); err != nil {
+					return done, err
+				}
+				recorded[b.ID] = true
 			}
-			if m.member.Type == tape.MemberFile {
-				copies[m.file.ID] = catalog.Copy{VOLSER: volser, TapeFile: tapeFile, Offset: off, Length: m.member.Size}
+			for _, m := range group {
+				off, err := e.addMember(aw, m, buf)
+				if err != nil {
+					return done, err
+				}
+				if m.member.Type == tape.MemberFile {
+					copies[m.file.ID] = catalog.Copy{VOLSER: volser, TapeFile: tapeFile, Offset: off, Length: m.member.Size}
+				}
+				inAggregate = append(inAggregate, m)
 			}
-			inAggregate = append(inAggregate, m)
 		}
 		if len(inAggregate) == 0 {
 			return done, nil // the cartridge has no room for the next member
+		}
+		// The time the tape file is closed is also the Synced time of the
+		// batches it completes: the tape says when, as the catalog does.
+		closed := e.now()
+		if err := aw.AddRecord(closedRecord(closed)); err != nil {
+			return done, err
 		}
 		if err := aw.Close(); err != nil {
 			return done, err
@@ -317,7 +367,7 @@ func (e *Engine) writeOnCartridge(volser, workspace string, members []migrant, r
 		if err := d.WriteFilemark(); err != nil {
 			return done, err
 		}
-		if err := e.commitAggregate(volser, tapeFile, aw.Written(), inAggregate, copies, remaining); err != nil {
+		if err := e.commitAggregate(volser, tapeFile, aw.Written(), inAggregate, copies, remaining, closed); err != nil {
 			return done, err
 		}
 		done += len(inAggregate)
@@ -358,8 +408,7 @@ func (e *Engine) addMember(aw *tape.AggregateWriter, m migrant, buf []byte) (int
 
 // commitAggregate records, in one transaction, where every member of a
 // tape file now is, and which batches are wholly on tape.
-func (e *Engine) commitAggregate(volser string, tapeFile int, size int64, in []migrant, copies map[uint64]catalog.Copy, remaining map[uint64]int) error {
-	now := e.now()
+func (e *Engine) commitAggregate(volser string, tapeFile int, size int64, in []migrant, copies map[uint64]catalog.Copy, remaining map[uint64]int, now time.Time) error {
 	onTape := map[uint64]int64{}
 	for _, m := range in {
 		onTape[m.member.Batch] += copies[m.file.ID].Length

@@ -1,0 +1,125 @@
+package archive
+
+import (
+	"strconv"
+	"time"
+
+	"github.com/tapefs/tapefs/catalog"
+	"github.com/tapefs/tapefs/tape"
+)
+
+// What the tapes say besides the members (records, tape.Record): enough
+// that archive.Rebuild gets back every batch, file and workspace from the
+// cartridges alone. The field names below are the on-tape format: they
+// are only ever added to, never renamed.
+
+// recordSlack is room kept, when choosing a cartridge, for the records
+// that go with a member (workspace, batch, closing).
+const recordSlack = 8 * 1024
+
+// closedRecordSize is the room the closing record of a tape file takes (its
+// size does not depend on the time written).
+var closedRecordSize = tape.RecordSize(closedRecord(time.Date(2000, 1, 1, 0, 0, 0, 999999999, time.FixedZone("", 3600))))
+
+func closedRecord(t time.Time) tape.Record {
+	return tape.Record{Kind: tape.RecordClosed, Fields: map[string]string{"time": tape.TimeField(t)}}
+}
+
+func u64(v uint64) string { return strconv.FormatUint(v, 10) }
+
+func batchRecord(b catalog.Batch) tape.Record {
+	return tape.Record{Kind: tape.RecordBatch, Fields: map[string]string{
+		"workspace": b.Workspace,
+		"batch":     u64(b.ID),
+		"tag":       b.Tag,
+		"entry":     b.Entry,
+		"owner":     u64(uint64(b.Owner)),
+		"created":   tape.TimeField(b.Created),
+		"sealed":    tape.TimeField(b.Sealed),
+		"files":     strconv.FormatInt(b.Files, 10),
+		"bytes":     strconv.FormatInt(b.Bytes, 10),
+		"firstfile": u64(b.FirstFile),
+		"attempts":  strconv.Itoa(b.Attempts),
+		"reason":    b.Reason,
+	}}
+}
+
+func workspaceRecord(w catalog.Workspace) tape.Record {
+	return tape.Record{Kind: tape.RecordWorkspace, Fields: map[string]string{
+		"workspace": w.Name,
+		"quota":     strconv.FormatInt(w.Quota, 10),
+		"manager":   u64(uint64(w.Manager)),
+		"group":     u64(uint64(w.Group)),
+		"created":   tape.TimeField(w.Created),
+	}}
+}
+
+// stateRecord tells that batch b changed state after its data was written:
+// removed (state DELETED, with when and the state to undelete to),
+// undeleted, or purged (b has only its ID and workspace). removed lists
+// the entries hidden from its tree at that moment (rm inside the batch).
+func stateRecord(b catalog.Batch, purged bool, at time.Time, removed []uint64) tape.Record {
+	f := map[string]string{
+		"workspace": b.Workspace,
+		"batch":     u64(b.ID),
+		"time":      tape.TimeField(at),
+	}
+	if purged {
+		f["state"] = "PURGED"
+	} else {
+		f["state"] = string(b.State)
+		f["prior"] = string(b.Prior)
+		f["deleted"] = tape.TimeField(b.Deleted)
+		f["removed"] = idRanges(removed)
+	}
+	return tape.Record{Kind: tape.RecordState, Fields: f}
+}
+
+// idRanges writes ascending IDs compactly: "3-7,9".
+func idRanges(ids []uint64) string {
+	var out []byte
+	for i := 0; i < len(ids); {
+		j := i
+		for j+1 < len(ids) && ids[j+1] == ids[j]+1 {
+			j++
+		}
+		if len(out) > 0 {
+			out = append(out, ',')
+		}
+		out = strconv.AppendUint(out, ids[i], 10)
+		if j > i {
+			out = append(out, '-')
+			out = strconv.AppendUint(out, ids[j], 10)
+		}
+		i = j + 1
+	}
+	return string(out)
+}
+
+// linkGroup is the first member of ms with the hard links that follow it:
+// they go into one tape file together, so tar can restore the links.
+func linkGroup(ms []migrant) []migrant {
+	n := 1
+	if ms[0].member.Type == tape.MemberFile {
+		for n < len(ms) && ms[n].member.Type == tape.MemberLink && ms[n].member.Link == ms[0].file.ID {
+			n++
+		}
+	}
+	return ms[:n]
+}
+
+// addWorkspaceRecord writes the workspace's attributes at the head of a
+// tape file, so the newest tape file of a workspace tells its quota and
+// manager.
+func (e *Engine) addWorkspaceRecord(aw *tape.AggregateWriter, workspace string) error {
+	var w catalog.Workspace
+	err := e.cat.View(func(tx *catalog.Tx) error {
+		var err error
+		w, err = tx.Workspace(workspace)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	return aw.AddRecord(workspaceRecord(w))
+}
