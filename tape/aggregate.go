@@ -334,6 +334,8 @@ func readAggregate(r io.Reader, v Visitor) error {
 			return streamError(fmt.Sprintf("in member %s (byte %d)", strings.TrimSuffix(hdr.Name, "/"), cr.n), err)
 		}
 		name := memberName(m)
+		// archive/tar reads a header and no further: the data starts here.
+		offset := cr.n
 		mr := &memberReader{r: tr}
 		var data io.Reader = strings.NewReader("")
 		if m.Type == MemberFile {
@@ -341,7 +343,7 @@ func readAggregate(r io.Reader, v Visitor) error {
 		}
 		var ferr error
 		if v.Member != nil {
-			ferr = v.Member(m, data)
+			ferr = v.Member(m, offset, data)
 		}
 		if mr.err != nil {
 			return streamError("in member "+name, mr.err)

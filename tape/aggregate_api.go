@@ -70,7 +70,7 @@ func MemberSize(m Member) int64 { return memberSize(m) }
 // abandoned before fn returns. A truncated or corrupt stream is an error that
 // names the member where it broke.
 func ReadAggregate(r io.Reader, fn func(m Member, data io.Reader) error) error {
-	return readAggregate(r, Visitor{Member: fn})
+	return readAggregate(r, Visitor{Member: func(m Member, _ int64, data io.Reader) error { return fn(m, data) }})
 }
 
 // Open opens (or creates) the virtual library described by cfg.

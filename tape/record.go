@@ -194,9 +194,10 @@ func WriteSnapshot(w io.Writer, s Snapshot, data io.Reader) error {
 // Visitor receives what ReadTapeFile finds in a tape file, in tape order.
 // A nil function skips that kind of entry.
 type Visitor struct {
-	// Member gets every member with its data (regular files), which must
-	// be consumed or abandoned before it returns.
-	Member func(m Member, data io.Reader) error
+	// Member gets every member, the byte offset in the tape file where its
+	// data begins (what a Copy records), and its data (regular files),
+	// which must be consumed or abandoned before it returns.
+	Member func(m Member, offset int64, data io.Reader) error
 	// Record gets every record.
 	Record func(r Record) error
 	// Snapshot gets a catalog snapshot and its bytes.

@@ -32,7 +32,7 @@ func TestReadTapeFileWrittenBeforeRecords(t *testing.T) {
 	var got []Member
 	var records int
 	err = ReadTapeFile(f, Visitor{
-		Member: func(m Member, data io.Reader) error {
+		Member: func(m Member, _ int64, data io.Reader) error {
 			b, _ := io.ReadAll(data)
 			if m.Type == MemberFile && string(b) != "hello"[:m.Size] {
 				t.Errorf("%s: data %q", m.Path, b)
@@ -85,6 +85,7 @@ func TestRecordsLinksAndGNUTar(t *testing.T) {
 	}
 	var buf bytes.Buffer
 	aw := NewAggregateWriter(&buf)
+	offsets := map[uint64]int64{}
 	for _, e := range entries {
 		switch e := e.(type) {
 		case Record:
@@ -97,9 +98,11 @@ func TestRecordsLinksAndGNUTar(t *testing.T) {
 			}
 		case Member:
 			before := aw.Written()
-			if _, err := aw.Add(e, bytes.NewReader(data)); err != nil {
+			off, err := aw.Add(e, bytes.NewReader(data))
+			if err != nil {
 				t.Fatal(err)
 			}
+			offsets[e.FileID] = off
 			if got := aw.Written() - before; got != MemberSize(e) {
 				t.Errorf("%s: wrote %d bytes, MemberSize says %d", e.Path, got, MemberSize(e))
 			}
@@ -111,7 +114,14 @@ func TestRecordsLinksAndGNUTar(t *testing.T) {
 
 	var got []any
 	err := ReadTapeFile(bytes.NewReader(buf.Bytes()), Visitor{
-		Member: func(m Member, _ io.Reader) error { m.Mtime = m.Mtime.UTC(); got = append(got, m); return nil },
+		Member: func(m Member, off int64, data io.Reader) error {
+			if m.Type == MemberFile && (off != offsets[m.FileID] || off%blockSize != 0) {
+				t.Errorf("%s: data at %d, Add said %d", m.Path, off, offsets[m.FileID])
+			}
+			m.Mtime = m.Mtime.UTC()
+			got = append(got, m)
+			return nil
+		},
 		Record: func(r Record) error { got = append(got, r); return nil },
 	})
 	if err != nil {

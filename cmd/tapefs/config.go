@@ -39,6 +39,8 @@ type daemonConfig struct {
 	prefetch      bool
 	scrubRate     int64 // bytes/s; 0: no scrub
 	scrubInterval time.Duration
+	snapshotEvery time.Duration // 0: no catalog snapshots
+	snapshotDir   string        // "": HOME/snapshots
 }
 
 // defaultHome: see config.DefaultHome (root: /var/lib/tapefs; others:
@@ -121,6 +123,10 @@ func (c *daemonConfig) set(key, value string) error {
 		c.scrubRate, err = config.ParseSize(value)
 	case "scrub-interval":
 		c.scrubInterval, err = parseDuration(value)
+	case "snapshot-every":
+		c.snapshotEvery, err = parseDuration(value)
+	case "snapshot-dir":
+		c.snapshotDir = value
 	default:
 		return fmt.Errorf("unknown setting %q", key)
 	}

@@ -108,6 +108,8 @@ func openHome(c *daemonConfig, log zerolog.Logger) (h *archiveHome, err error) {
 		Prefetch:      c.prefetch,
 		ScrubRate:     scrubRate(c.scrubRate),
 		ScrubInterval: c.scrubInterval,
+		SnapshotEvery: c.snapshotEvery,
+		SnapshotDir:   snapshotDir(c),
 	})
 	if err != nil {
 		return h, err
@@ -173,4 +175,12 @@ func scrubRate(r int64) int64 {
 		return -1
 	}
 	return r
+}
+
+// snapshotDir is where catalog snapshots go on disk.
+func snapshotDir(c *daemonConfig) string {
+	if c.snapshotDir != "" {
+		return c.snapshotDir
+	}
+	return filepath.Join(c.home, "snapshots")
 }

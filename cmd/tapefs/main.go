@@ -27,7 +27,7 @@ type command struct {
 var commands = append([]command{
 	{name: "mount", summary: "run the daemon in the foreground with the FUSE mount", run: runMount},
 	{name: "serve", summary: "run the daemon without a mount (for the command line and the API)", run: runServe},
-	{name: "catalog", summary: "catalog maintenance with the daemon stopped: copy a home's catalog to PostgreSQL", run: runCatalog},
+	{name: "catalog", summary: "catalog maintenance with the daemon stopped: copy to PostgreSQL, rebuild from tape, restore a snapshot", run: runCatalog},
 }, userCommands()...)
 
 // userCommands are the commands that talk to a running daemon.

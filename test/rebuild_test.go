@@ -1,0 +1,207 @@
+package test
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// The tapes stand alone (issue 11): a catalog rebuilt from the cartridges
+// alone, or restored from a snapshot on tape plus the tape files after it,
+// lists every batch as the lost one did.
+
+// makeRebuildTrees writes source trees with what a catalog must get back
+// from tape: hard links (in one directory and across directories), a
+// symlink, empty directories, non-ASCII names, odd modes and mtimes.
+func makeRebuildTrees(t *testing.T, root string) []string {
+	t.Helper()
+	sh(t, root, `
+mkdir -p run1/sub/deeper run1/empty run1/'dïr €' run2 run3/a run3/b
+printf 'first file\n' > run1/a.dat
+ln run1/a.dat run1/b.dat
+ln run1/a.dat run1/sub/deeper/c.dat
+head -c 100000 /dev/urandom > run1/sub/big.bin
+printf 'ü\n' > 'run1/dïr €/ünïcødé €.txt'
+ln -s ../a.dat run1/sub/link
+ln -s 'nowhere at all' run1/dangling
+chmod 0640 run1/sub/big.bin
+chmod 0750 run1/empty
+chmod 2775 run1/sub
+touch -d '2001-02-03 04:05:06.789' run1/a.dat run1/empty
+printf 'removed later\n' > run2/gone.dat
+printf 'x\n' > run3/a/one
+ln run3/a/one run3/b/two
+`)
+	return []string{"run1", "run2", "run3"}
+}
+
+// snapshotOfListings is everything `tapefs ls` says of a home, as JSON
+// text per command: the workspaces, each workspace's live batches, and
+// every batch (live or removed) with its files.
+func snapshotOfListings(t *testing.T, home string, batches []string) map[string]string {
+	t.Helper()
+	o := cliOpts{home: home}
+	out := map[string]string{
+		"ls -L workspace": cliOK(t, o, "ls", "-L", "workspace", "-F", "json").stdout,
+		"ls -w default":   cliOK(t, o, "ls", "-w", "default", "-F", "json").stdout,
+	}
+	for _, id := range batches {
+		out["ls -L file -b "+id] = cliOK(t, o, "ls", "-b", id, "-L", "file", "-F", "json").stdout
+		out["ls -L batch -b "+id] = cliOK(t, o, "ls", "-b", id, "-L", "batch", "-F", "json").stdout
+	}
+	return out
+}
+
+// compareListings fails the test for every listing that differs, showing
+// the first differing line.
+func compareListings(t *testing.T, before, after map[string]string) {
+	t.Helper()
+	keys := make([]string, 0, len(before))
+	for k := range before {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		b, a := before[k], after[k]
+		if a == b {
+			continue
+		}
+		bl, al := strings.Split(b, "\n"), strings.Split(a, "\n")
+		for i := range max(len(bl), len(al)) {
+			var x, y string
+			if i < len(bl) {
+				x = bl[i]
+			}
+			if i < len(al) {
+				y = al[i]
+			}
+			if x != y {
+				t.Errorf("%s differs at line %d:\nbefore: %s\nafter:  %s", k, i+1, x, y)
+				break
+			}
+		}
+	}
+}
+
+// eventCount counts the daemon's log lines of an event kind.
+func (d *daemon) eventCount(kind string) int {
+	n := 0
+	for _, e := range d.logEvents("") {
+		if e.str("event") == kind {
+			n++
+		}
+	}
+	return n
+}
+
+func (d *daemon) waitEvents(kind string, n int, timeout time.Duration) {
+	d.t.Helper()
+	waitFor(d.t, timeout, fmt.Sprintf("%d %q event(s) in the log", n, kind), func() (bool, string) {
+		c := d.eventCount(kind)
+		return c >= n, strconv.Itoa(c)
+	})
+}
+
+// archiveTrees copies the trees into put/ one by one, waits until each is
+// on tape, removes run2's batch and waits until the removal is on tape too.
+// It returns the batch IDs and the one removed.
+func archiveTrees(t *testing.T, d *daemon, src string, trees []string) (ids []string, removed string) {
+	t.Helper()
+	for _, tr := range trees {
+		ids = append(ids, d.cpSynced(filepath.Join(src, tr), 60*time.Second))
+	}
+	removed = ids[1]
+	journals := d.eventCount("journal")
+	cliOK(t, cliOpts{home: d.home}, "rm", "-b", removed)
+	d.waitEvents("journal", journals+1, 60*time.Second)
+	return ids, removed
+}
+
+// checkTapeFilesWithGNUTar extracts every tape file of the library with
+// GNU tar into one directory and compares each batch's tree with its
+// source: contents, modes, symlinks, and hard links as links.
+func checkTapeFilesWithGNUTar(t *testing.T, home, src string, trees, ids []string) {
+	t.Helper()
+	dest := t.TempDir()
+	files, err := filepath.Glob(filepath.Join(home, "library", "TF*", "[0-9]*.tar"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no tape files in the library: %v", err)
+	}
+	for _, f := range files {
+		if strings.HasSuffix(f, "000000.tar") {
+			continue // the label
+		}
+		sh(t, dest, "tar --warning=no-unknown-keyword -xf "+q(f))
+	}
+	listing := func(dir string) string {
+		// mode, link count, type, size, path, symlink target; mtime of files
+		return sh(t, dir, `find . -mindepth 1 \( -type f -printf '%m %n %y %s %p %TY-%Tm-%Td %TT\n' \) -o \( ! -type f -printf '%m %y %p %l\n' \) | LC_ALL=C sort`)
+	}
+	for i, tr := range trees {
+		got := filepath.Join(dest, "default", ids[i], tr)
+		if a, b := listing(filepath.Join(src, tr)), listing(got); a != b {
+			t.Errorf("tar -x of the tape files gives %s of batch %s as\n%s\nwant (the source)\n%s", tr, ids[i], b, a)
+		}
+		sh(t, "/", "diff -r --no-dereference "+q(filepath.Join(src, tr))+" "+q(got))
+	}
+}
+
+// TestCatalogRebuildFromLibrary: catalog.db is lost; `tapefs catalog
+// rebuild --from-library` reads it back from the cartridges, and every
+// listing is as before, the removed batch still removed.
+func TestCatalogRebuildFromLibrary(t *testing.T) {
+	d := newDaemon(t, fastFlags()...)
+	setCatalog(d.home, "") // rebuild writes catalog.db
+	d.start()
+	src := t.TempDir()
+	trees := makeRebuildTrees(t, src)
+	ids, removed := archiveTrees(t, d, src, trees)
+
+	before := snapshotOfListings(t, d.home, ids)
+	if strings.Contains(before["ls -w default"], `"id": `+removed+",") {
+		t.Fatalf("batch %s listed after its removal:\n%s", removed, before["ls -w default"])
+	}
+	d.stop()
+	checkTapeFilesWithGNUTar(t, d.home, src, trees, ids)
+
+	db := filepath.Join(d.home, "catalog.db")
+	// A catalog that exists is never overwritten.
+	r := runTapefs(t, cliOpts{}, "catalog", "rebuild", "--from-library", "--home", d.home)
+	wantCode(t, r, 1)
+	if err := os.Remove(db); err != nil {
+		t.Fatal(err)
+	}
+	r = cliOK(t, cliOpts{}, "catalog", "rebuild", "--from-library", "--home", d.home)
+	t.Logf("%s", r.stderr)
+	d.start()
+	after := snapshotOfListings(t, d.home, ids)
+	compareListings(t, before, after)
+
+	// The rebuilt archive works: a new batch gets a new ID, and the files
+	// read back.
+	sh(t, src, "mkdir run4 && printf 'after the rebuild\n' > run4/new.dat")
+	id4 := d.cpSynced(filepath.Join(src, "run4"), 60*time.Second)
+	if n, _ := strconv.Atoi(id4); n <= len(ids) {
+		t.Errorf("a batch after the rebuild got ID %s, which an earlier batch had", id4)
+	}
+	sh(t, "/", "diff -r --no-dereference "+q(filepath.Join(src, "run1"))+" "+q(filepath.Join(d.ws("default"), ids[0], "run1")))
+	var files []map[string]any
+	if err := json.Unmarshal([]byte(after["ls -L file -b "+ids[0]]), &files); err != nil || len(files) == 0 {
+		t.Fatalf("ls -L file -F json: %v\n%s", err, after["ls -L file -b "+ids[0]])
+	}
+	links := 0
+	for _, f := range files {
+		if f["link"] != nil {
+			links++
+		}
+	}
+	if links != 2 {
+		t.Errorf("batch %s has %d hard links after the rebuild, want 2", ids[0], links)
+	}
+}
