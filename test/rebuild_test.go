@@ -205,3 +205,59 @@ func TestCatalogRebuildFromLibrary(t *testing.T) {
 		t.Errorf("batch %s has %d hard links after the rebuild, want 2", ids[0], links)
 	}
 }
+
+// TestCatalogRestoreFromSnapshot: the daemon copies its catalog to disk and
+// to tape on a schedule; the home then loses its catalog, cache and
+// snapshot directory; `tapefs catalog restore` gets the catalog back from
+// the newest snapshot on tape plus the tape files written after it (a
+// batch archived and one removed after the snapshot).
+func TestCatalogRestoreFromSnapshot(t *testing.T) {
+	snapDir := filepath.Join(t.TempDir(), "snapshots")
+	d := newDaemon(t, append(fastFlags(), "--snapshot-every", "2s", "--snapshot-dir", snapDir)...)
+	setCatalog(d.home, "")
+	d.start()
+	src := t.TempDir()
+	trees := makeRebuildTrees(t, src)
+	o := cliOpts{home: d.home}
+
+	// Before the snapshot: run1 and run2.
+	ids := []string{d.cpSynced(filepath.Join(src, trees[0]), 60*time.Second), d.cpSynced(filepath.Join(src, trees[1]), 60*time.Second)}
+	cliOK(t, o, "cache", "evict") // a restored home has no cache: compare offline with offline
+	d.waitEvents("snapshot", d.eventCount("snapshot")+1, 60*time.Second)
+	if got, _ := filepath.Glob(filepath.Join(snapDir, "catalog-*.db")); len(got) == 0 {
+		t.Errorf("no snapshot in %s", snapDir)
+	}
+	d.stop()
+	// After it (the daemon runs without snapshots now): run3 archived,
+	// run2 removed.
+	d.flags = fastFlags()
+	d.start()
+	ids = append(ids, d.cpSynced(filepath.Join(src, trees[2]), 60*time.Second))
+	cliOK(t, o, "cache", "evict")
+	journals := d.eventCount("journal")
+	cliOK(t, o, "rm", "-b", ids[1])
+	d.waitEvents("journal", journals+1, 60*time.Second)
+	before := snapshotOfListings(t, d.home, ids)
+	d.stop()
+
+	for _, p := range []string{filepath.Join(d.home, "catalog.db"), filepath.Join(d.home, "cache"), snapDir} {
+		if err := os.RemoveAll(p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := cliOK(t, cliOpts{}, "catalog", "restore", "--home", d.home)
+	t.Logf("%s", r.stderr)
+	if !strings.Contains(r.stderr, "catalog snapshot of") {
+		t.Errorf("restore did not start from a snapshot:\n%s", r.stderr)
+	}
+	d.start()
+	compareListings(t, before, snapshotOfListings(t, d.home, ids))
+	for i, tr := range trees {
+		if i == 1 {
+			continue // removed
+		}
+		sh(t, "/", "diff -r --no-dereference "+q(filepath.Join(src, tr))+" "+q(filepath.Join(d.ws("default"), ids[i], tr)))
+	}
+	cliOK(t, o, "undelete", "-b", ids[1])
+	sh(t, "/", "diff -r --no-dereference "+q(filepath.Join(src, trees[1]))+" "+q(filepath.Join(d.ws("default"), ids[1], trees[1])))
+}
