@@ -19,14 +19,17 @@ import (
 // the cursor's commit writes the records again: replaying them is
 // idempotent.
 
-// journalKinds are the events whose change must reach tape.
-var journalKinds = map[string]bool{EvDeleted: true, EvUndeleted: true, EvPurged: true, "workspace": true}
+// journalKinds are the events whose change must reach tape. A workspace
+// change alone does not make a tape file: every aggregate opens with its
+// workspace's record, and every journal tape file carries all of them.
+var journalKinds = map[string]bool{EvDeleted: true, EvUndeleted: true, EvPurged: true}
 
 func (e *Engine) journalLoop() {
 	tick := min(max(e.cfg.FlushAge/4, 50*time.Millisecond), 5*time.Second)
 	for {
 		if err := e.JournalOnce(false); err != nil {
-			e.log.Error().Err(err).Msg("journal: writing removals to tape failed; retried")
+			// The catalog still holds the change; the tapes get it later.
+			e.log.Warn().Err(err).Msg("journal: writing removals to tape failed; retried")
 		}
 		if !e.sleep(tick) {
 			return
@@ -66,12 +69,7 @@ func (e *Engine) JournalOnce(force bool) error {
 	err = e.cat.View(func(tx *catalog.Tx) error {
 		records = records[:0]
 		batches := map[uint64]bool{}
-		workspaces := false
 		for _, ev := range pending {
-			if ev.Kind == "workspace" {
-				workspaces = true
-				continue
-			}
 			if ev.Batch == 0 || batches[ev.Batch] {
 				continue
 			}
@@ -93,14 +91,12 @@ func (e *Engine) JournalOnce(force bool) error {
 			}
 			records = append(records, stateRecord(b, false, ev.Time, removed))
 		}
-		if workspaces {
-			ws, err := tx.Workspaces()
-			if err != nil {
-				return err
-			}
-			for _, w := range ws {
-				records = append(records, workspaceRecord(w))
-			}
+		ws, err := tx.Workspaces()
+		if err != nil {
+			return err
+		}
+		for _, w := range ws {
+			records = append(records, workspaceRecord(w))
 		}
 		return nil
 	})
