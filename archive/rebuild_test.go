@@ -2,6 +2,7 @@ package archive
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/md5"
 	"encoding/hex"
@@ -80,10 +81,10 @@ func buildRebuildArchive(tb testing.TB, dir string, batches, filesPerBatch, cart
 			}
 			files = append(files, f)
 		}
-		var bytes int64
+		var total int64
 		for _, f := range files {
 			if f.Type == catalog.TypeFile && f.Link == 0 {
-				bytes += f.Size
+				total += f.Size
 			}
 		}
 		var b catalog.Batch
@@ -91,7 +92,7 @@ func buildRebuildArchive(tb testing.TB, dir string, batches, filesPerBatch, cart
 		err := cat.Update(func(tx *catalog.Tx) error {
 			var err error
 			b, _, err = tx.RegisterBatch(catalog.Batch{Workspace: "ws", Tag: "tag " + strconv.Itoa(bi), Entry: top, Owner: 1000,
-				State: catalog.Syncing, Created: now, Sealed: now.Add(time.Second), Bytes: bytes}, files)
+				State: catalog.Syncing, Created: now, Sealed: now.Add(time.Second), Bytes: total}, files)
 			if err != nil {
 				return err
 			}
@@ -122,7 +123,7 @@ func buildRebuildArchive(tb testing.TB, dir string, batches, filesPerBatch, cart
 		copies := map[uint64]catalog.Copy{}
 		var onTape int64
 		for _, m := range ms {
-			off, err := aw.Add(m.member, bytesReader(data[:max(m.member.Size, 0)]))
+			off, err := aw.Add(m.member, bytes.NewReader(data[:max(m.member.Size, 0)]))
 			must(err)
 			if m.member.Type == tape.MemberFile {
 				copies[m.file.ID] = catalog.Copy{VOLSER: volser, TapeFile: tf, Offset: off, Length: m.member.Size}
@@ -153,21 +154,6 @@ func buildRebuildArchive(tb testing.TB, dir string, batches, filesPerBatch, cart
 		a.batches = append(a.batches, b.ID)
 	}
 	return a
-}
-
-type bytesReaderT struct {
-	b []byte
-	i int
-}
-
-func bytesReader(b []byte) *bytesReaderT { return &bytesReaderT{b: b} }
-func (r *bytesReaderT) Read(p []byte) (int, error) {
-	if r.i >= len(r.b) {
-		return 0, fmt.Errorf("EOF")
-	}
-	n := copy(p, r.b[r.i:])
-	r.i += n
-	return n, nil
 }
 
 // catalogListing is what `tapefs ls` shows of a catalog: workspaces and,
