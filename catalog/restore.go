@@ -2,7 +2,6 @@ package catalog
 
 import (
 	"bytes"
-	"encoding/json"
 	"fmt"
 	"slices"
 )
@@ -31,7 +30,7 @@ func (tx *Tx) RestoreBatch(b Batch, files []File) error {
 		if err := checkPath(f.Path); err != nil {
 			return fmt.Errorf("restore batch %d: %w", b.ID, err)
 		}
-		data, err := json.Marshal(f)
+		data, err := encodeRecord(f)
 		if err != nil {
 			return err
 		}
@@ -40,7 +39,7 @@ func (tx *Tx) RestoreBatch(b Batch, files []File) error {
 			writes = append(writes, kvPair{pathKey(b.Workspace, f.Path, b.ID), nil})
 		}
 	}
-	data, err := json.Marshal(&b)
+	data, err := encodeRecord(&b)
 	if err != nil {
 		return err
 	}

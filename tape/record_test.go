@@ -75,7 +75,7 @@ func TestRecordsLinksAndGNUTar(t *testing.T) {
 	data := []byte("the data of a file with two names\n")
 	entries := []any{
 		Record{Kind: RecordWorkspace, Fields: map[string]string{"workspace": "ws", "quota": "100"}},
-		Record{Kind: RecordBatch, Fields: map[string]string{"batch": "7", "tag": "run 7 ∂", "owner": "1000", "created": TimeField(mt)}},
+		Record{Kind: RecordBatch, Fields: map[string]string{"batch": "7", "tag": "run 7 ∂", "entry": "not utf-8 \xff\xfe", "owner": "1000", "created": TimeField(mt)}},
 		at(Member{FileID: 70, Path: "r", Type: MemberDir, Mode: 0o750}),
 		at(Member{FileID: 71, Path: "r/empty", Type: MemberDir, Mode: 0o700}),
 		at(Member{FileID: 72, Path: "r/a.dat", Type: MemberFile, Mode: 0o640, Size: int64(len(data)), MD5: "x"}),
