@@ -2,7 +2,6 @@ package catalog
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 	"os"
 
@@ -97,5 +96,3 @@ func copyKeys(path string, src Engine) error {
 	return err
 }
 
-// ErrNoSnapshot: a file is not a catalog snapshot.
-var ErrNoSnapshot = errors.New("not a tapefs catalog snapshot")
