@@ -161,12 +161,25 @@ func checkTapeFilesWithGNUTar(t *testing.T, home, src string, trees, ids []strin
 // rebuild --from-library` reads it back from the cartridges, and every
 // listing is as before, the removed batch still removed.
 func TestCatalogRebuildFromLibrary(t *testing.T) {
-	d := newDaemon(t, fastFlags()...)
+	// First a batch that is removed and purged (retention 1 s): it must
+	// stay gone, and its ID unused.
+	d := newDaemon(t, append(fastFlags(), "--retention", "1s")...)
 	setCatalog(d.home, "") // rebuild writes catalog.db
 	d.start()
 	src := t.TempDir()
+	sh(t, src, "mkdir run0 && printf 'purged soon\n' > run0/p.dat")
+	purged := d.cpSynced(filepath.Join(src, "run0"), 60*time.Second)
+	cliOK(t, cliOpts{home: d.home}, "rm", "-b", purged)
+	d.waitEvents("purged", 1, 60*time.Second)
+	journals := d.eventCount("journal")
+	d.waitEvents("journal", journals+1, 60*time.Second)
+	d.stop()
+	d.flags = fastFlags()
+	d.start()
+
 	trees := makeRebuildTrees(t, src)
 	ids, removed := archiveTrees(t, d, src, trees)
+	wantCode(t, runTapefs(t, cliOpts{home: d.home}, "ls", "-b", purged), 1)
 
 	before := snapshotOfListings(t, d.home, ids)
 	if strings.Contains(before["ls -w default"], `"id": `+removed+",") {
@@ -187,12 +200,13 @@ func TestCatalogRebuildFromLibrary(t *testing.T) {
 	d.start()
 	after := snapshotOfListings(t, d.home, ids)
 	compareListings(t, before, after)
+	wantCode(t, runTapefs(t, cliOpts{home: d.home}, "ls", "-b", purged), 1)
 
 	// The rebuilt archive works: a new batch gets a new ID, and the files
 	// read back.
 	sh(t, src, "mkdir run4 && printf 'after the rebuild\n' > run4/new.dat")
 	id4 := d.cpSynced(filepath.Join(src, "run4"), 60*time.Second)
-	if n, _ := strconv.Atoi(id4); n <= len(ids) {
+	if n, _ := strconv.Atoi(id4); n <= len(ids)+1 {
 		t.Errorf("a batch after the rebuild got ID %s, which an earlier batch had", id4)
 	}
 	sh(t, "/", "diff -r --no-dereference "+q(filepath.Join(src, "run1"))+" "+q(filepath.Join(d.ws("default"), ids[0], "run1")))
