@@ -95,4 +95,3 @@ func copyKeys(path string, src Engine) error {
 	}
 	return err
 }
-
