@@ -17,8 +17,16 @@ import (
 // keeps every one.
 const snapshotsKept = 7
 
+// snapshotLoop takes a snapshot every SnapshotEvery. The first is due
+// SnapshotEvery after the newest one in SnapshotDir (at once when there is
+// none), so a daemon restarted more often than that still takes them.
 func (e *Engine) snapshotLoop() {
-	for e.sleep(e.cfg.SnapshotEvery) {
+	wait := time.Duration(0)
+	if newest, ok := newestSnapshotFile(e.cfg.SnapshotDir); ok {
+		wait = max(e.cfg.SnapshotEvery-time.Since(newest), 0)
+	}
+	for e.sleep(wait) {
+		wait = e.cfg.SnapshotEvery
 		if _, err := e.Snapshot(); err != nil {
 			e.log.Error().Err(err).Msg("catalog snapshot failed; tried again at the next one")
 			_ = e.update(func(tx *catalog.Tx, pl *pendingLog) error {
@@ -92,11 +100,26 @@ func (e *Engine) Snapshot() (string, error) {
 	return path, nil
 }
 
-// pruneSnapshots keeps the newest snapshotsKept files of dir.
-func pruneSnapshots(dir string) {
+// newestSnapshotFile is the modification time of the newest snapshot in
+// dir.
+func newestSnapshotFile(dir string) (time.Time, bool) {
+	names := snapshotFiles(dir)
+	if len(names) == 0 {
+		return time.Time{}, false
+	}
+	st, err := os.Stat(filepath.Join(dir, names[len(names)-1]))
+	if err != nil {
+		return time.Time{}, false
+	}
+	return st.ModTime(), true
+}
+
+// snapshotFiles lists the snapshots of dir, oldest first (the names sort
+// by time).
+func snapshotFiles(dir string) []string {
 	ents, err := os.ReadDir(dir)
 	if err != nil {
-		return
+		return nil
 	}
 	var names []string
 	for _, e := range ents {
@@ -104,7 +127,13 @@ func pruneSnapshots(dir string) {
 			names = append(names, e.Name())
 		}
 	}
-	sort.Strings(names) // the names sort by time
+	sort.Strings(names)
+	return names
+}
+
+// pruneSnapshots keeps the newest snapshotsKept files of dir.
+func pruneSnapshots(dir string) {
+	names := snapshotFiles(dir)
 	for len(names) > snapshotsKept {
 		os.Remove(filepath.Join(dir, names[0]))
 		names = names[1:]
