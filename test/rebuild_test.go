@@ -280,3 +280,30 @@ func TestCatalogRestoreFromSnapshot(t *testing.T) {
 	cliOK(t, o, "undelete", "-b", ids[1])
 	sh(t, "/", "diff -r --no-dereference "+q(filepath.Join(src, trees[1]))+" "+q(filepath.Join(d.ws("default"), ids[1], trees[1])))
 }
+
+// TestCatalogSnapshotOnSchedule: with --snapshot-every and no snapshot yet,
+// the daemon takes one at once, into HOME/snapshots by default and onto
+// tape as a tape file that GNU tar lists and whose bytes are the file's.
+func TestCatalogSnapshotOnSchedule(t *testing.T) {
+	d := newDaemon(t, append(fastFlags(), "--snapshot-every", "24h")...)
+	setCatalog(d.home, "")
+	d.start()
+	d.waitEvents("snapshot", 1, 60*time.Second)
+	d.stop()
+	files, _ := filepath.Glob(filepath.Join(d.home, "snapshots", "catalog-*.db"))
+	if len(files) != 1 {
+		t.Fatalf("snapshots in HOME/snapshots: %v", files)
+	}
+	var onTape string
+	tapeFiles, _ := filepath.Glob(filepath.Join(d.home, "library", "TF*", "[0-9]*.tar"))
+	for _, f := range tapeFiles {
+		if out := sh(t, "/", "tar --warning=no-unknown-keyword -tf "+q(f)); strings.HasPrefix(out, "tapefs-catalog/") {
+			onTape = f
+		}
+	}
+	if onTape == "" {
+		t.Fatalf("no catalog snapshot among the tape files %v", tapeFiles)
+	}
+	dest := t.TempDir()
+	sh(t, dest, "tar --warning=no-unknown-keyword -xf "+q(onTape)+" && cmp tapefs-catalog/*.db "+q(files[0]))
+}
