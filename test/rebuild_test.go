@@ -189,9 +189,19 @@ func TestCatalogRebuildFromLibrary(t *testing.T) {
 	checkTapeFilesWithGNUTar(t, d.home, src, trees, ids)
 
 	db := filepath.Join(d.home, "catalog.db")
-	// A catalog that exists is never overwritten.
+	// A catalog that exists is never overwritten; a rebuild says where
+	// from; a home without a library says so.
 	r := runTapefs(t, cliOpts{}, "catalog", "rebuild", "--from-library", "--home", d.home)
 	wantCode(t, r, 1)
+	if !strings.Contains(r.stderr, "move it away") {
+		t.Errorf("rebuild over an existing catalog:\n%s", r)
+	}
+	wantCode(t, runTapefs(t, cliOpts{}, "catalog", "rebuild", "--home", d.home), 4)
+	r = runTapefs(t, cliOpts{}, "catalog", "restore", "--home", filepath.Join(d.home, "nothing"))
+	wantCode(t, r, 1)
+	if !strings.Contains(r.stderr, "no library at") {
+		t.Errorf("restore of a home without a library:\n%s", r)
+	}
 	if err := os.Remove(db); err != nil {
 		t.Fatal(err)
 	}

@@ -30,6 +30,10 @@ func catalogRebuild(home string, restore bool) int {
 		fmt.Fprintf(os.Stderr, cmd+": "+format+"\n", args...)
 		return cli.ExitFailed
 	}
+	libDir := filepath.Join(home, libraryDir)
+	if ents, err := os.ReadDir(libDir); err != nil || len(ents) == 0 {
+		return fail("no library at %s (is --home right?)", libDir)
+	}
 	lock, err := lockHome(home)
 	if err != nil {
 		return fail("%v", err)
@@ -38,10 +42,6 @@ func catalogRebuild(home string, restore bool) int {
 	final := filepath.Join(home, catalogFile)
 	if _, err := os.Stat(final); err == nil {
 		return fail("%s exists: tapefs never overwrites a catalog; move it away first (mv %s %s.old)", final, final, final)
-	}
-	libDir := filepath.Join(home, libraryDir)
-	if ents, err := os.ReadDir(libDir); err != nil || len(ents) == 0 {
-		return fail("no library at %s (is --home right?)", libDir)
 	}
 	lib, err := tape.Open(tape.Config{Dir: libDir})
 	if err != nil {
