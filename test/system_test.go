@@ -217,6 +217,12 @@ func TestNotifyReadyStopping(t *testing.T) {
 func TestLogReopenOnHangup(t *testing.T) {
 	d := startDaemon(t, fastFlags()...)
 	logPath := filepath.Join(d.home, "tapefs.log")
+	// The ready line on stderr comes just before "mount ready" is logged:
+	// rotate only once it is in the file, or it may land in the new one.
+	waitFor(t, 30*time.Second, "mount ready in tapefs.log", func() (bool, string) {
+		b, err := os.ReadFile(logPath)
+		return err == nil && strings.Contains(string(b), `"message":"mount ready"`), "not yet"
+	})
 	if err := os.Rename(logPath, logPath+".1"); err != nil {
 		t.Fatal(err)
 	}
