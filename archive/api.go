@@ -1,7 +1,6 @@
 package archive
 
 import (
-	"errors"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -84,33 +83,6 @@ const (
 	EntrySealing  EntryState = "sealing"
 	EntryRejected EntryState = "rejected"
 )
-
-// ErrSealing is returned for an entry being sealed: it may not be opened.
-var ErrSealing = errors.New("entry is being sealed")
-
-// Causes of a RejectError, for errors.Is: the mount turns them into
-// EDQUOT, EFBIG, EBUSY and EPERM.
-var (
-	ErrQuota       = errors.New("workspace quota exceeded")
-	ErrFileTooBig  = errors.New("file larger than the maximum file size")
-	ErrEntryOpen   = errors.New("files of the entry are open")
-	ErrUnsupported = errors.New("file type cannot be archived")
-)
-
-// RejectError says why an entry could not be sealed; the entry is left
-// untouched in put/.
-type RejectError struct {
-	Workspace, Entry string
-	Reason           string
-	Cause            error // ErrQuota, ErrFileTooBig, ErrEntryOpen or ErrUnsupported
-}
-
-// Unwrap gives the cause.
-func (e *RejectError) Unwrap() error { return e.Cause }
-
-func (e *RejectError) Error() string {
-	return "seal " + e.Workspace + "/" + e.Entry + ": rejected: " + e.Reason
-}
 
 // Status is a batch and its progress.
 type Status struct {

@@ -186,7 +186,7 @@ func (e *Engine) CreateWorkspace(w catalog.Workspace) error {
 		if err := tx.PutWorkspace(w); err != nil {
 			return err
 		}
-		_, err := tx.AppendEvent(catalog.Event{Time: w.Created, Workspace: w.Name, Kind: "workspace",
+		_, err := tx.AppendEvent(catalog.Event{Time: w.Created, Workspace: w.Name, Kind: EvWorkspace,
 			Message: fmt.Sprintf("workspace %s created (manager uid %d, quota %d bytes)", w.Name, w.Manager, w.Quota)})
 		return err
 	})

@@ -5,14 +5,19 @@ import (
 	"github.com/tapefs/tapefs/catalog"
 )
 
-// Event kinds in the catalog's event log.
+// EventKind says what an event of the log records.
+type EventKind string
+
+// Event kinds in the catalog's event log. They are untyped so that the
+// catalog's records (a string) take them too.
 const (
+	EvWorkspace   = "workspace" // created, quota changed
+	EvAggregate   = "aggregate" // a tape file written
 	EvSealed      = "sealed"
 	EvRejected    = "rejected"
 	EvState       = "state"
 	EvFailed      = "failed"
 	EvRetry       = "retry"
-	EvRecalled    = "recalled"
 	EvMD5Mismatch = "md5-mismatch"
 	EvDeleted     = "deleted"
 	EvUndeleted   = "undeleted"

@@ -136,7 +136,7 @@ func (e *Engine) SetQuota(workspace string, quota int64) (catalog.Workspace, err
 		if err := tx.PutWorkspace(w); err != nil {
 			return err
 		}
-		return pl.record(tx, catalog.Event{Time: e.now(), Workspace: workspace, Kind: "workspace",
+		return pl.record(tx, catalog.Event{Time: e.now(), Workspace: workspace, Kind: EvWorkspace,
 			Message: fmt.Sprintf("quota of %s set to %d bytes", workspace, quota)})
 	})
 	return w, err
