@@ -80,10 +80,8 @@ func KindOf(err error) errkind.Kind {
 	if err == nil {
 		return errkind.OK
 	}
-	for _, k := range kinds {
-		if errors.Is(err, k.err) {
-			return k.kind
-		}
+	if k, ok := sentinelKind(err); ok {
+		return k
 	}
 	var errno syscall.Errno
 	if errors.As(err, &errno) {
@@ -101,16 +99,27 @@ func KindOf(err error) errkind.Kind {
 	return errkind.Internal
 }
 
+func sentinelKind(err error) (errkind.Kind, bool) {
+	for _, k := range kinds {
+		if errors.Is(err, k.err) {
+			return k.kind, true
+		}
+	}
+	return "", false
+}
+
 // Errno is what the mount answers for an error: a system call error the
 // engine passed through keeps its errno; everything else by its kind.
 func Errno(err error) syscall.Errno {
 	if err == nil {
 		return 0
 	}
-	k := KindOf(err)
+	if k, ok := sentinelKind(err); ok {
+		return errkind.Of(k).Errno
+	}
 	var errno syscall.Errno
-	if k == errkind.Internal && errors.As(err, &errno) {
+	if errors.As(err, &errno) {
 		return errno
 	}
-	return errkind.Of(k).Errno
+	return errkind.Of(errkind.Internal).Errno
 }

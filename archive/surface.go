@@ -29,6 +29,11 @@ type Surface interface {
 	EntryClosed(workspace, entry string)
 	EntryChanged(workspace, entry string)
 	EntryState(workspace, entry string) (EntryState, string)
+	// Failed writes in put/ (an entry with one is not sealed as it
+	// stands), and their repair.
+	WriteFailed(workspace, path string, fd int, op string, errno syscall.Errno)
+	FileRewritten(workspace, path string, fd int)
+	HasWriteFailures(workspace string) bool
 	// Seal seals an entry of put/ now; the batch belongs to the entry's
 	// owner.
 	Seal(ctx context.Context, c Caller, workspace, entry, tag string) (Batch, error)
@@ -50,6 +55,10 @@ type Surface interface {
 	Ingest(ctx context.Context, c Caller, batch uint64, r io.Reader) (Batch, error)
 	WaitBatch(ctx context.Context, c Caller, batch uint64) (Batch, error)
 	Evict(c Caller, batch uint64) (int64, error)
+
+	// VerifyCache checks cached objects against their sealed md5: one
+	// batch, one workspace, or (neither) every workspace c may see.
+	VerifyCache(ctx context.Context, c Caller, batch uint64, workspace string) (VerifyReport, error)
 
 	// Access applies the access rule to one caller and batch.
 	Access(c Caller, batch uint64) (Access, error)
@@ -359,6 +368,11 @@ func (d door) EntryChanged(workspace, entry string)      { d.e.EntryChanged(work
 func (d door) EntryState(workspace, entry string) (EntryState, string) {
 	return d.e.EntryState(workspace, entry)
 }
+func (d door) WriteFailed(workspace, path string, fd int, op string, errno syscall.Errno) {
+	d.e.WriteFailed(workspace, path, fd, op, errno)
+}
+func (d door) FileRewritten(workspace, path string, fd int) { d.e.FileRewritten(workspace, path, fd) }
+func (d door) HasWriteFailures(workspace string) bool       { return d.e.HasWriteFailures(workspace) }
 
 // entryOwner is the owner of a put/ entry: its batch belongs to them.
 func (e *Engine) entryOwner(workspace, entry string, fallback uint32) uint32 {
@@ -587,6 +601,45 @@ func (d door) Access(c Caller, batch uint64) (Access, error) {
 		return nil
 	})
 	return a, err
+}
+
+// VerifyCache checks only what the caller may see. Reading is all it
+// takes to ask: what it does to a damaged object (drop and recall what is
+// on tape, keep and fail what is not) is what a read would have led to.
+func (d door) VerifyCache(ctx context.Context, c Caller, batch uint64, workspace string) (VerifyReport, error) {
+	scope := VerifyScope{Batch: batch}
+	err := d.Read(c, func(s Snapshot) error {
+		switch {
+		case batch != 0:
+			b, err := s.Batch(batch)
+			if err != nil {
+				return err
+			}
+			if workspace != "" && b.Workspace != workspace {
+				return fmt.Errorf("batch %d belongs to workspace %s, not %s: %w", batch, b.Workspace, workspace, ErrNotFound)
+			}
+		case workspace != "":
+			if _, err := s.Workspace(workspace); err != nil {
+				return err
+			}
+			scope.Workspaces = map[string]bool{workspace: true}
+		case !c.IsRoot():
+			wss, err := s.Workspaces()
+			scope.Workspaces = map[string]bool{}
+			for _, w := range wss {
+				scope.Workspaces[w.Name] = true
+			}
+			return err
+		}
+		return nil
+	})
+	if err != nil {
+		return VerifyReport{}, err
+	}
+	if c.Unknown {
+		return VerifyReport{}, fmt.Errorf("verify the cache: %w (the status page changes nothing)", ErrDenied)
+	}
+	return d.e.VerifyCache(ctx, scope)
 }
 
 func (d door) Library() Library {
