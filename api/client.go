@@ -43,6 +43,15 @@ func KindOf(err error) errkind.Kind {
 	return errkind.Internal
 }
 
+// Exit codes of the command line, from the one error table.
+const (
+	ExitOK       = errkind.ExitOK
+	ExitFailed   = errkind.ExitFailed
+	ExitPartial  = errkind.ExitPartial
+	ExitNoDaemon = errkind.ExitNoDaemon
+	ExitUsage    = errkind.ExitUsage
+)
+
 // ExitCode is the command line's exit code for an error, from the one
 // table (archive/errkind) the daemon's status came from.
 func ExitCode(err error) int { return errkind.Of(KindOf(err)).Exit }

@@ -5,11 +5,7 @@ import (
 	"github.com/tapefs/tapefs/catalog"
 )
 
-// EventKind says what an event of the log records.
-type EventKind string
-
-// Event kinds in the catalog's event log. They are untyped so that the
-// catalog's records (a string) take them too.
+// Event kinds of the event log: every event is recorded with one of these.
 const (
 	EvWorkspace   = "workspace" // created, quota changed
 	EvAggregate   = "aggregate" // a tape file written

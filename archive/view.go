@@ -129,7 +129,7 @@ type Event struct {
 	Workspace string
 	Batch     uint64
 	VOLSER    string
-	Kind      EventKind
+	Kind      string // one of the Ev* constants
 	State     BatchState
 	Message   string
 }
@@ -198,7 +198,7 @@ func (e *Engine) fileView(f *catalog.File) File {
 
 func eventView(ev catalog.Event) Event {
 	return Event{Seq: ev.Seq, Time: ev.Time, Workspace: ev.Workspace, Batch: ev.Batch, VOLSER: ev.VOLSER,
-		Kind: EventKind(ev.Kind), State: BatchState(ev.State), Message: ev.Message}
+		Kind: ev.Kind, State: BatchState(ev.State), Message: ev.Message}
 }
 
 func catalogStates(st []BatchState) []catalog.State {

@@ -52,8 +52,6 @@ func (e *countingEngine) EntryChanged(ws, entry string) {
 	e.changes[ws+"/"+entry]++
 }
 
-
-
 func (e *countingEngine) check(t *testing.T, want map[string]int) {
 	t.Helper()
 	e.mu.Lock()

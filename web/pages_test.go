@@ -159,7 +159,7 @@ func pager(body string) map[string]string {
 func TestBatchPaging(t *testing.T) {
 	te := newTestEnv(t, Options{})
 	// 23 batches straight into the catalog, every third one FAILED.
-	err := te.e.Catalog().Update(func(tx *catalog.Tx) error {
+	err := te.cat.Update(func(tx *catalog.Tx) error {
 		for i := 1; i <= 23; i++ {
 			st := catalog.Synced
 			if i%3 == 0 {

@@ -30,7 +30,7 @@ func (f *fakeLibrary) set(i int, read, written int64) {
 func TestDriveRates(t *testing.T) {
 	lib := &fakeLibrary{drives: []tape.DriveInfo{{Index: 0}, {Index: 1}}}
 	now := time.Unix(1000, 0)
-	r := newRateSampler(lib, func() time.Time { return now })
+	r := newRateSampler(lib.Drives, func() time.Time { return now })
 	if got := r.rates(lib.Drives()); got != nil {
 		t.Errorf("rates before a sample: %v", got)
 	}

@@ -33,7 +33,7 @@ func wireFile(f archive.File) api.FileInfo {
 
 func wireEvent(ev archive.Event) api.Event {
 	return api.Event{Seq: ev.Seq, Time: ev.Time, Workspace: ev.Workspace, Batch: ev.Batch, VOLSER: ev.VOLSER,
-		Kind: string(ev.Kind), State: api.State(ev.State), Message: ev.Message}
+		Kind: ev.Kind, State: api.State(ev.State), Message: ev.Message}
 }
 
 func wireCounters(c archive.TapeCounters) api.Counters {
