@@ -116,9 +116,10 @@ type Counters struct {
 
 // Access is what a caller may do with a batch.
 type Access struct {
-	See    bool `json:"see"`
-	Manage bool `json:"manage"`
-	Remove bool `json:"remove"`
+	See    bool `json:"see"`    // list the batch and its files
+	Read   bool `json:"read"`   // read the bytes of the file asked about
+	Manage bool `json:"manage"` // put, seal and evict in its workspace
+	Remove bool `json:"remove"` // rm and undelete the batch
 }
 
 // WorkspaceRequest creates a workspace.

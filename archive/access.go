@@ -134,9 +134,10 @@ func MayRead(c Caller, w Workspace, dirs []File, file File) bool {
 // Access is what one caller may do with one batch, as the page and the
 // API's access endpoint show it.
 type Access struct {
-	See    bool `json:"see"`    // list the batch and its files
-	Manage bool `json:"manage"` // put, seal, undelete, evict in its workspace
-	Remove bool `json:"remove"` // rm the batch
+	See    bool // list the batch and its files
+	Read   bool // read the bytes of the file asked about (false when none was)
+	Manage bool // put, seal and evict in its workspace
+	Remove bool // rm the batch, and undelete it
 }
 
 // AccessTo is the rule applied to one caller and batch.

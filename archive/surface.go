@@ -60,8 +60,9 @@ type Surface interface {
 	// batch, one workspace, or (neither) every workspace c may see.
 	VerifyCache(ctx context.Context, c Caller, batch uint64, workspace string) (VerifyReport, error)
 
-	// Access applies the access rule to one caller and batch.
-	Access(c Caller, batch uint64) (Access, error)
+	// Access applies the access rule to one caller and batch (and, if
+	// file is not 0, that file of it).
+	Access(c Caller, batch, file uint64) (Access, error)
 
 	// What the page and the metrics show of the machinery.
 	Library() Library
@@ -397,32 +398,19 @@ func (d door) Open(c Caller, fileID uint64) (FileReader, File, error) {
 	var dirs []File
 	err := d.e.cat.View(func(tx *catalog.Tx) error {
 		s := &snapshot{e: d.e, tx: tx, c: c}
-		var err error
-		if f, err = s.file(fileID); err != nil {
+		if _, err := s.file(fileID); err != nil {
 			return err
 		}
-		if f.Link != 0 {
-			// A hard link shares its data owner's attributes.
-			if f, err = tx.File(f.Link); err != nil {
-				return err
-			}
+		var err error
+		if f, dirs, err = d.e.fileAndDirs(tx, fileID); err != nil {
+			return err
 		}
 		b, err := s.batch(f.Batch)
 		if err != nil {
 			return err
 		}
-		if w, err = s.workspace(b.Workspace); err != nil {
-			return err
-		}
-		for p := f.Parent; p != 0; {
-			dir, err := tx.File(p)
-			if err != nil {
-				return err
-			}
-			dirs = append([]File{d.e.fileView(&dir)}, dirs...)
-			p = dir.Parent
-		}
-		return nil
+		w, err = s.workspace(b.Workspace)
+		return err
 	})
 	if err != nil {
 		return nil, File{}, err
@@ -584,10 +572,10 @@ func (d door) Evict(c Caller, batch uint64) (int64, error) {
 	return d.e.EvictBatch(batch)
 }
 
-func (d door) Access(c Caller, batch uint64) (Access, error) {
+func (d door) Access(c Caller, batch, file uint64) (Access, error) {
 	var a Access
-	// The rule is applied as root reads: a caller who may not see the
-	// batch gets an answer that says so.
+	// Read as root: the answer for a caller who may not see the batch
+	// says so instead of "not found".
 	err := d.e.cat.View(func(tx *catalog.Tx) error {
 		b, err := tx.Batch(batch)
 		if err != nil {
@@ -597,7 +585,19 @@ func (d door) Access(c Caller, batch uint64) (Access, error) {
 		if err != nil {
 			return err
 		}
-		a = AccessTo(c, workspaceView(w), d.e.batchView(b))
+		wv := workspaceView(w)
+		a = AccessTo(c, wv, d.e.batchView(b))
+		if file == 0 {
+			return nil
+		}
+		f, dirs, err := d.e.fileAndDirs(tx, file)
+		if err != nil {
+			return err
+		}
+		if f.Batch != batch {
+			return fmt.Errorf("file %d is not in batch %d: %w", file, batch, ErrNotFound)
+		}
+		a.Read = MayRead(c, wv, dirs, d.e.fileView(&f))
 		return nil
 	})
 	return a, err
@@ -640,6 +640,29 @@ func (d door) VerifyCache(ctx context.Context, c Caller, batch uint64, workspace
 		return VerifyReport{}, fmt.Errorf("verify the cache: %w (the status page changes nothing)", ErrDenied)
 	}
 	return d.e.VerifyCache(ctx, scope)
+}
+
+// fileAndDirs reads a file (its data owner, for a hard link) and the
+// directories of its batch tree above it, outermost first.
+func (e *Engine) fileAndDirs(tx *catalog.Tx, id uint64) (catalog.File, []File, error) {
+	f, err := tx.File(id)
+	if err == nil && f.Link != 0 {
+		// A hard link shares its data owner's attributes.
+		f, err = tx.File(f.Link)
+	}
+	if err != nil {
+		return f, nil, err
+	}
+	var dirs []File
+	for p := f.Parent; p != 0; {
+		dir, err := tx.File(p)
+		if err != nil {
+			return f, nil, err
+		}
+		dirs = append([]File{e.fileView(&dir)}, dirs...)
+		p = dir.Parent
+	}
+	return f, dirs, nil
 }
 
 func (d door) Library() Library {

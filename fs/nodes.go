@@ -116,10 +116,24 @@ func (f *FS) rootAttr(out *fuse.Attr) {
 	dirAttr(out, rootIno, 0o755, uint32(os.Geteuid()), uint32(os.Getegid()), f.start)
 }
 
-// Workspace directories belong to the manager (who may put and rm) and
-// its group (who may list and get).
+// The modes of the directories tapefs makes up spell the access rule of
+// archive/access.go for the kernel, which checks them (default_permissions)
+// before a request reaches tapefs:
+//
+//   - a workspace directory belongs to the manager and the workspace's
+//     group, others may not enter (only they see the workspace); it is
+//     group-writable and sticky, like /tmp, so that rmdir of a batch
+//     directory reaches tapefs for exactly root, the manager (owner of the
+//     workspace directory) and the batch's owner (owner of the batch
+//     directory) — nothing else can be created in it (EROFS);
+//   - a batch directory belongs to the batch's owner and the workspace's
+//     group, group-writable so that rm -r of its top level reaches
+//     tapefs, which refuses members who may not remove it.
+//
+// Inside a batch the recorded modes of the tree apply, as on any file
+// system: rm -r needs write permission on each directory it empties.
 func wsAttr(w *archive.Workspace, out *fuse.Attr) {
-	dirAttr(out, workspaceIno(w.Name), 0o750, w.Manager, w.Group, w.Created)
+	dirAttr(out, workspaceIno(w.Name), syscall.S_ISVTX|0o770, w.Manager, w.Group, w.Created)
 }
 
 func batchAttr(b *archive.Batch, w *archive.Workspace, out *fuse.Attr) {
@@ -127,7 +141,7 @@ func batchAttr(b *archive.Batch, w *archive.Workspace, out *fuse.Attr) {
 	if t.IsZero() {
 		t = b.Created
 	}
-	dirAttr(out, batchIno(b.ID), 0o755, b.Owner, w.Group, t)
+	dirAttr(out, batchIno(b.ID), 0o775, b.Owner, w.Group, t)
 }
 
 // entryAttr fills the attributes of a batch tree entry from its catalog

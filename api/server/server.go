@@ -575,7 +575,8 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 // access answers what a caller may do with a batch, by the one rule. It
 // is how the page (which has no caller of its own) shows the rule: the
 // caller asked about is given as uid, gid and groups (comma-separated);
-// without them, the request's own caller.
+// without them, the request's own caller. file=ID asks about reading that
+// file of the batch too.
 func (s *Server) access(w http.ResponseWriter, r *http.Request) {
 	id, err := pathID(r)
 	if err != nil {
@@ -601,6 +602,11 @@ func (s *Server) access(w http.ResponseWriter, r *http.Request) {
 			c.Groups = append(c.Groups, uint32(n))
 		}
 	}
+	file, err := queryInt(r, "file")
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
 	// The batch must be visible to the one asking.
 	err = s.read(r, func(tx archive.Snapshot) error {
 		_, err := tx.Batch(id)
@@ -608,11 +614,11 @@ func (s *Server) access(w http.ResponseWriter, r *http.Request) {
 	})
 	var a archive.Access
 	if err == nil {
-		a, err = s.e.Access(c, id)
+		a, err = s.e.Access(c, id, file)
 	}
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, api.Access{See: a.See, Manage: a.Manage, Remove: a.Remove})
+	writeJSON(w, http.StatusOK, api.Access{See: a.See, Read: a.Read, Manage: a.Manage, Remove: a.Remove})
 }
