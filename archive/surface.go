@@ -375,20 +375,27 @@ func (d door) WriteFailed(workspace, path string, fd int, op string, errno sysca
 func (d door) FileRewritten(workspace, path string, fd int) { d.e.FileRewritten(workspace, path, fd) }
 func (d door) HasWriteFailures(workspace string) bool       { return d.e.HasWriteFailures(workspace) }
 
-// entryOwner is the owner of a put/ entry: its batch belongs to them.
-func (e *Engine) entryOwner(workspace, entry string, fallback uint32) uint32 {
+// entryOwner is the owner of a put/ entry: its batch belongs to them. It
+// is the one place that works this out, for a seal on request and by the
+// settle timer alike.
+func (e *Engine) entryOwner(workspace, entry string) (uint32, error) {
 	var st syscall.Stat_t
 	if err := syscall.Lstat(filepath.Join(e.StagingDir(workspace), entry), &st); err != nil {
-		return fallback
+		return 0, err
 	}
-	return st.Uid
+	return st.Uid, nil
 }
 
 func (d door) Seal(ctx context.Context, c Caller, workspace, entry, tag string) (Batch, error) {
 	if _, err := d.manage(c, workspace, "seal"); err != nil {
 		return Batch{}, err
 	}
-	b, err := d.e.Seal(ctx, workspace, entry, d.e.entryOwner(workspace, entry, c.UID), tag)
+	owner, err := d.e.entryOwner(workspace, entry)
+	if err != nil {
+		// No such entry: Seal says so in its own words.
+		owner = c.UID
+	}
+	b, err := d.e.Seal(ctx, workspace, entry, owner, tag)
 	return d.e.batchView(b), err
 }
 

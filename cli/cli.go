@@ -184,7 +184,7 @@ func interruptible() (context.Context, context.CancelFunc) {
 }
 
 // fail prints an error and returns its exit code from the error table: no
-// daemon is 3, a malformed request 4, a refusal or any other error 1.
+// daemon is 3, a refusal or any other error 1.
 func (env *Env) fail(cmd string, err error) int {
 	if errors.Is(err, api.ErrNoDaemon) {
 		fmt.Fprintf(env.Stderr, "tapefs %s: %v.\nStart one with 'tapefs mount MOUNTPOINT' (or 'tapefs serve' without a mount), or point to its home with --home or TAPEFS_HOME.\n", cmd, err)

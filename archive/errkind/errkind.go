@@ -63,7 +63,9 @@ var Table = map[Kind]Answer{
 	Conflict:    {syscall.EBUSY, http.StatusConflict, ExitFailed},
 	Denied:      {syscall.EACCES, http.StatusForbidden, ExitFailed},
 	ReadOnly:    {syscall.EROFS, http.StatusMethodNotAllowed, ExitFailed},
-	Invalid:     {syscall.EINVAL, http.StatusBadRequest, ExitUsage},
+	// A request the daemon refuses as malformed did nothing: 1. Bad
+	// usage (4) is decided by the command line before it asks.
+	Invalid:     {syscall.EINVAL, http.StatusBadRequest, ExitFailed},
 	Sealing:     {syscall.EBUSY, http.StatusTooEarly, ExitFailed},
 	Busy:        {syscall.EBUSY, http.StatusLocked, ExitFailed},
 	NoSpace:     {syscall.ENOSPC, http.StatusServiceUnavailable, ExitFailed},
