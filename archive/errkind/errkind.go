@@ -57,12 +57,12 @@ const (
 // its own, so a client can tell a full quota from a file that is too big
 // without parsing the message.
 var Table = map[Kind]Answer{
-	OK:          {0, http.StatusOK, ExitOK},
-	NotFound:    {syscall.ENOENT, http.StatusNotFound, ExitFailed},
-	Exists:      {syscall.EEXIST, http.StatusConflict, ExitFailed},
-	Conflict:    {syscall.EBUSY, http.StatusConflict, ExitFailed},
-	Denied:      {syscall.EACCES, http.StatusForbidden, ExitFailed},
-	ReadOnly:    {syscall.EROFS, http.StatusMethodNotAllowed, ExitFailed},
+	OK:       {0, http.StatusOK, ExitOK},
+	NotFound: {syscall.ENOENT, http.StatusNotFound, ExitFailed},
+	Exists:   {syscall.EEXIST, http.StatusConflict, ExitFailed},
+	Conflict: {syscall.EBUSY, http.StatusConflict, ExitFailed},
+	Denied:   {syscall.EACCES, http.StatusForbidden, ExitFailed},
+	ReadOnly: {syscall.EROFS, http.StatusMethodNotAllowed, ExitFailed},
 	// A request the daemon refuses as malformed did nothing: 1. Bad
 	// usage (4) is decided by the command line before it asks.
 	Invalid:     {syscall.EINVAL, http.StatusBadRequest, ExitFailed},
