@@ -56,9 +56,6 @@ const (
 // table (archive/errkind) the daemon's status came from.
 func ExitCode(err error) int { return errkind.Of(KindOf(err)).Exit }
 
-// Refused reports whether err is the daemon refusing by kind k.
-func Refused(err error, k errkind.Kind) bool { return err != nil && KindOf(err) == k }
-
 // Client talks to a daemon over its control socket.
 type Client struct {
 	Socket string

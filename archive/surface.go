@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"syscall"
 
+	"github.com/tapefs/tapefs/archive/errkind"
 	"github.com/tapefs/tapefs/catalog"
 )
 
@@ -499,7 +500,7 @@ func (d door) Undelete(c Caller, batch uint64) (Batch, error) {
 
 // conflict marks an engine refusal that is about the batch's state.
 func conflict(err error) error {
-	if err == nil || KindOf(err) != "internal" {
+	if err == nil || KindOf(err) != errkind.Internal {
 		return err
 	}
 	return fmt.Errorf("%w: %w", ErrConflict, err)
@@ -552,6 +553,11 @@ func (d door) Ingest(ctx context.Context, c Caller, batch uint64, r io.Reader) (
 		return d.e.batchView(b), fmt.Errorf("batch %d is %s: only a CACHING batch takes data: %w", batch, b.State, ErrConflict)
 	}
 	b, err = d.e.Ingest(ctx, batch, r)
+	if KindOf(err) == errkind.Internal {
+		// What the engine does not classify is the stream's fault: a
+		// malformed tar, a name or type tapefs cannot archive.
+		err = fmt.Errorf("%w: %w", ErrInvalid, err)
+	}
 	return d.e.batchView(b), err
 }
 
