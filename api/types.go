@@ -22,6 +22,12 @@ const (
 	Deleted      State = "DELETED"
 )
 
+// Live reports whether a batch in this state is part of the holdings.
+func (s State) Live() bool { return s != Deleted && s != "" }
+
+// OnTape reports whether every copy the batch needs is on tape.
+func (s State) OnTape() bool { return s == CachedSynced || s == Synced }
+
 // Workspace is a tenant of the archive.
 type Workspace struct {
 	Name    string    `json:"name"`
