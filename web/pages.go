@@ -381,6 +381,7 @@ type fileRow struct {
 type batchData struct {
 	page
 	B          batchRow
+	WS         archive.Workspace // for the access rule as it applies to the batch
 	PurgeAt    time.Time
 	Files      []fileRow
 	FilesAfter uint64 // cursor of this page
@@ -409,6 +410,9 @@ func (s *Server) batch(w http.ResponseWriter, r *http.Request) {
 	err = s.e.Read(archive.Anonymous(), func(tx archive.Snapshot) error {
 		var err error
 		if b, err = tx.Batch(id); err != nil {
+			return err
+		}
+		if d.WS, err = tx.Workspace(b.Workspace); err != nil {
 			return err
 		}
 		files, err := tx.Files(id, after, filesPerPage+1)
