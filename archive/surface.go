@@ -134,6 +134,7 @@ type snapshot struct {
 	tx  *catalog.Tx
 	c   Caller
 	wss map[string]*catalog.Workspace // read once per snapshot
+	bs  map[uint64]catalog.Batch      // batches seen, read once per snapshot
 }
 
 func (s *snapshot) workspace(name string) (catalog.Workspace, error) {
@@ -175,6 +176,9 @@ func (s *snapshot) Workspaces() ([]Workspace, error) {
 }
 
 func (s *snapshot) batch(id uint64) (catalog.Batch, error) {
+	if b, ok := s.bs[id]; ok {
+		return b, nil
+	}
 	b, err := s.tx.Batch(id)
 	if err == nil {
 		_, err = s.workspace(b.Workspace)
@@ -185,6 +189,10 @@ func (s *snapshot) batch(id uint64) (catalog.Batch, error) {
 		}
 		return b, err
 	}
+	if s.bs == nil {
+		s.bs = map[uint64]catalog.Batch{}
+	}
+	s.bs[id] = b
 	return b, nil
 }
 
