@@ -13,8 +13,7 @@ import (
 	"strconv"
 	"syscall"
 
-	"github.com/tapefs/tapefs/archive"
-	"github.com/tapefs/tapefs/catalog"
+	"github.com/tapefs/tapefs/archive/errkind"
 )
 
 // ErrNoDaemon: nothing listens on the control socket.
@@ -23,10 +22,39 @@ var ErrNoDaemon = errors.New("no tapefs daemon is running")
 // Error is a refusal from the daemon.
 type Error struct {
 	Status  int
+	Kind    errkind.Kind // what errkind.Table decided the status by
 	Message string
 }
 
 func (e *Error) Error() string { return e.Message }
+
+// KindOf is the kind of an error of the client: the daemon's refusal, no
+// daemon, or (anything else) a failure.
+func KindOf(err error) errkind.Kind {
+	var ae *Error
+	switch {
+	case err == nil:
+		return errkind.OK
+	case errors.Is(err, ErrNoDaemon):
+		return errkind.NoDaemon
+	case errors.As(err, &ae):
+		return ae.Kind
+	}
+	return errkind.Internal
+}
+
+// Exit codes of the command line, from the one error table.
+const (
+	ExitOK       = errkind.ExitOK
+	ExitFailed   = errkind.ExitFailed
+	ExitPartial  = errkind.ExitPartial
+	ExitNoDaemon = errkind.ExitNoDaemon
+	ExitUsage    = errkind.ExitUsage
+)
+
+// ExitCode is the command line's exit code for an error, from the one
+// table (archive/errkind) the daemon's status came from.
+func ExitCode(err error) int { return errkind.Of(KindOf(err)).Exit }
 
 // Client talks to a daemon over its control socket.
 type Client struct {
@@ -97,14 +125,18 @@ func (c *Client) send(ctx context.Context, method, path string, query url.Values
 		if json.Unmarshal(b, &e) != nil || e.Error == "" {
 			e.Error = fmt.Sprintf("%s %s: %s", method, path, resp.Status)
 		}
-		return nil, &Error{Status: resp.StatusCode, Message: e.Error}
+		kind := errkind.Kind(e.Kind)
+		if _, known := errkind.Table[kind]; !known || kind == errkind.OK {
+			kind = errkind.FromHTTP(resp.StatusCode)
+		}
+		return nil, &Error{Status: resp.StatusCode, Kind: kind, Message: e.Error}
 	}
 	return resp, nil
 }
 
 // Workspaces lists the workspaces the caller may see.
-func (c *Client) Workspaces(ctx context.Context) ([]catalog.Workspace, error) {
-	var out []catalog.Workspace
+func (c *Client) Workspaces(ctx context.Context) ([]Workspace, error) {
+	var out []Workspace
 	return out, c.do(ctx, "GET", "/v1/workspaces", nil, nil, &out)
 }
 
@@ -121,14 +153,14 @@ func (c *Client) SetQuota(ctx context.Context, ws string, quota int64) error {
 // BatchQuery selects batches to list.
 type BatchQuery struct {
 	Workspace string
-	States    []catalog.State
+	States    []State
 	After     uint64
 	Limit     int
 	Newest    bool
 }
 
 // Batches lists batches.
-func (c *Client) Batches(ctx context.Context, q BatchQuery) ([]archive.Status, error) {
+func (c *Client) Batches(ctx context.Context, q BatchQuery) ([]Batch, error) {
 	v := url.Values{}
 	if q.Workspace != "" {
 		v.Set("workspace", q.Workspace)
@@ -145,19 +177,19 @@ func (c *Client) Batches(ctx context.Context, q BatchQuery) ([]archive.Status, e
 	if q.Newest {
 		v.Set("newest", "1")
 	}
-	var out []archive.Status
+	var out []Batch
 	return out, c.do(ctx, "GET", "/v1/batches", v, nil, &out)
 }
 
 // Batch returns one batch.
-func (c *Client) Batch(ctx context.Context, id uint64) (archive.Status, error) {
-	var out archive.Status
+func (c *Client) Batch(ctx context.Context, id uint64) (Batch, error) {
+	var out Batch
 	return out, c.do(ctx, "GET", fmt.Sprintf("/v1/batches/%d", id), nil, nil, &out)
 }
 
 // Wait blocks until the batch is on tape or FAILED and returns it.
-func (c *Client) Wait(ctx context.Context, id uint64) (archive.Status, error) {
-	var out archive.Status
+func (c *Client) Wait(ctx context.Context, id uint64) (Batch, error) {
+	var out Batch
 	return out, c.do(ctx, "GET", fmt.Sprintf("/v1/batches/%d/wait", id), nil, nil, &out)
 }
 
@@ -186,19 +218,19 @@ func (c *Client) AllFiles(ctx context.Context, id uint64) ([]FileInfo, error) {
 }
 
 // Reserve registers a CACHING batch for a put.
-func (c *Client) Reserve(ctx context.Context, req PutRequest) (archive.Status, error) {
-	var out archive.Status
+func (c *Client) Reserve(ctx context.Context, req PutRequest) (Batch, error) {
+	var out Batch
 	return out, c.do(ctx, "POST", "/v1/batches", nil, req, &out)
 }
 
 // Upload sends the tar stream of a reserved batch and returns it sealed.
-func (c *Client) Upload(ctx context.Context, id uint64, tarStream io.Reader) (archive.Status, error) {
+func (c *Client) Upload(ctx context.Context, id uint64, tarStream io.Reader) (Batch, error) {
 	resp, err := c.send(ctx, "PUT", fmt.Sprintf("/v1/batches/%d/data", id), nil, tarStream, "application/x-tar")
 	if err != nil {
-		return archive.Status{}, err
+		return Batch{}, err
 	}
 	defer resp.Body.Close()
-	var out archive.Status
+	var out Batch
 	return out, json.NewDecoder(resp.Body).Decode(&out)
 }
 
@@ -209,8 +241,8 @@ func (c *Client) Remove(ctx context.Context, id uint64) (RemoveResponse, error) 
 }
 
 // Undelete restores a soft-deleted batch.
-func (c *Client) Undelete(ctx context.Context, id uint64) (archive.Status, error) {
-	var out archive.Status
+func (c *Client) Undelete(ctx context.Context, id uint64) (Batch, error) {
+	var out Batch
 	return out, c.do(ctx, "POST", fmt.Sprintf("/v1/batches/%d/undelete", id), nil, struct{}{}, &out)
 }
 
@@ -243,8 +275,8 @@ func (c *Client) FileData(ctx context.Context, id uint64) (io.ReadCloser, int64,
 }
 
 // Seal seals an entry of put/ now.
-func (c *Client) Seal(ctx context.Context, req SealRequest) (archive.Status, error) {
-	var out archive.Status
+func (c *Client) Seal(ctx context.Context, req SealRequest) (Batch, error) {
+	var out Batch
 	return out, c.do(ctx, "POST", "/v1/seal", nil, req, &out)
 }
 
@@ -262,11 +294,11 @@ func (c *Client) Evict(ctx context.Context, batch uint64) (int64, error) {
 }
 
 // Events returns events after a sequence number.
-func (c *Client) Events(ctx context.Context, after uint64, workspace string, limit int) ([]catalog.Event, error) {
+func (c *Client) Events(ctx context.Context, after uint64, workspace string, limit int) ([]Event, error) {
 	v := url.Values{"after": {strconv.FormatUint(after, 10)}, "limit": {strconv.Itoa(limit)}}
 	if workspace != "" {
 		v.Set("workspace", workspace)
 	}
-	var out []catalog.Event
+	var out []Event
 	return out, c.do(ctx, "GET", "/v1/events", v, nil, &out)
 }

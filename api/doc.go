@@ -1,9 +1,13 @@
-// Package api owns the control API of the daemon: HTTP with JSON on the
-// Unix socket HOME/tapefs.sock, where the caller is identified by
-// SO_PEERCRED, and the Go client the command line uses.
+// Package api owns the wire format of the control API of the daemon (HTTP
+// with JSON on the Unix socket HOME/tapefs.sock, where the caller is
+// identified by SO_PEERCRED) and the Go client the command line uses. The
+// server is package api/server. api links nothing of the engine, the
+// catalog, the cache or the tape library: the command line imports api
+// and config only.
 //
-// Endpoints (all JSON unless noted; errors are {"error": "..."} with a
-// meaningful status code):
+// Endpoints (all JSON unless noted; errors are {"error": "...", "kind":
+// "..."}, with the status that archive/errkind.Table gives the kind, and
+// the command line exits with that table's code):
 //
 //	GET  /v1/workspaces                        workspaces the caller may see
 //	POST /v1/workspaces                        create (root): WorkspaceRequest
@@ -24,11 +28,13 @@
 //	GET  /v1/library                           drives and cartridges
 //	POST /v1/cache/evict                       EvictRequest -> EvictResponse
 //	GET  /v1/events?after=&workspace=&limit=   the event log
+//	GET  /v1/batches/{id}/access?uid=&gid=&groups=&file=
+//	                                           what a caller may do with the batch (Access)
 //
-// Authorisation: a workspace has a manager (uid) and a group (gid). The
-// manager may put, rm and undelete; members of the group may list and get;
-// nobody else sees the workspace. Root may do everything and creates
+// Authorisation is the engine's one rule (archive/access.go), the same for
+// the mount and the status page: the manager and members of the
+// workspace's group see it; root and the manager put, seal, undelete and
+// evict; they and the batch's owner remove it; a file's bytes go to those
+// its recorded mode lets read it. Root may do everything and creates
 // workspaces.
-//
-// api knows nothing of FUSE; it calls the archive engine.
 package api

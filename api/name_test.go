@@ -5,8 +5,6 @@ import (
 	"strings"
 	"testing"
 	"unicode/utf8"
-
-	"github.com/tapefs/tapefs/catalog"
 )
 
 var nameSeeds = []string{"", "a", "run1234/a.dat", "x\xff", "caf\xc3\xa9", "lat\xe9n1", "\xc3", "\xed\xa0\x80", "\ufffd",
@@ -41,8 +39,8 @@ func TestNameWire(t *testing.T) {
 // TestFileInfoWire: a listed file's name, path and target cross the wire
 // byte for byte, and its other fields as before.
 func TestFileInfoWire(t *testing.T) {
-	in := FileInfo{File: catalog.File{ID: 9, Batch: 2, Name: "x\xff", Path: "d\xfe/x\xff", Type: catalog.TypeSymlink,
-		Target: "../\x80", MD5: "abc", Copies: []catalog.Copy{{VOLSER: "TF0001", TapeFile: 3}}}, State: "online"}
+	in := FileInfo{ID: 9, Batch: 2, Name: "x\xff", Path: "d\xfe/x\xff", Type: TypeSymlink,
+		Target: "../\x80", MD5: "abc", Copies: []Copy{{VOLSER: "TF0001", TapeFile: 3}}, State: "online"}
 	b, err := json.Marshal(in)
 	if err != nil {
 		t.Fatal(err)

@@ -2,11 +2,131 @@ package api
 
 import (
 	"time"
-
-	"github.com/tapefs/tapefs/archive"
-	"github.com/tapefs/tapefs/catalog"
-	"github.com/tapefs/tapefs/tape"
 )
+
+// The wire format of the control API. These types belong to the API: the
+// engine's records (and the catalog's behind them) may change without
+// changing what a client of another version reads.
+
+// State is the life-cycle state of a batch.
+type State string
+
+// Batch states.
+const (
+	Caching      State = "CACHING"
+	Cached       State = "CACHED"
+	Syncing      State = "SYNCING"
+	CachedSynced State = "CACHED_SYNCED"
+	Synced       State = "SYNCED"
+	Failed       State = "FAILED"
+	Deleted      State = "DELETED"
+)
+
+// Live reports whether a batch in this state is part of the holdings.
+func (s State) Live() bool { return s != Deleted && s != "" }
+
+// OnTape reports whether every copy the batch needs is on tape.
+func (s State) OnTape() bool { return s == CachedSynced || s == Synced }
+
+// Workspace is a tenant of the archive.
+type Workspace struct {
+	Name    string    `json:"name"`
+	Quota   int64     `json:"quota"`   // bytes; 0 = unlimited
+	Manager uint32    `json:"manager"` // uid that may put, rm, undelete
+	Group   uint32    `json:"group"`   // gid whose members may list and get
+	Used    int64     `json:"used"`    // bytes of live and soft-deleted batches
+	Created time.Time `json:"created"`
+}
+
+// Batch is a batch and its progress.
+type Batch struct {
+	ID         uint64    `json:"id"`
+	Workspace  string    `json:"workspace"`
+	Tag        string    `json:"tag,omitempty"`
+	Entry      string    `json:"entry"`
+	Owner      uint32    `json:"owner"`
+	State      State     `json:"state"`
+	Created    time.Time `json:"created"`
+	Sealed     time.Time `json:"sealed,omitzero"`
+	Synced     time.Time `json:"synced,omitzero"`
+	Deleted    time.Time `json:"deleted,omitzero"`
+	PurgeAfter time.Time `json:"purge_after,omitzero"` // a deleted batch is restorable until then
+	Prior      State     `json:"prior,omitempty"`
+	Files      int64     `json:"files"`
+	Bytes      int64     `json:"bytes"`
+	OnTape     int64     `json:"on_tape"`
+	Reason     string    `json:"reason,omitempty"`
+	Attempts   int       `json:"attempts,omitempty"`
+	Progress   float64   `json:"progress"` // bytes on tape / bytes, 0..1
+}
+
+// FileType is the kind of a file of a batch: 'f', 'd' or 'l'.
+type FileType byte
+
+// File types.
+const (
+	TypeFile    FileType = 'f'
+	TypeDir     FileType = 'd'
+	TypeSymlink FileType = 'l'
+)
+
+// Copy locates one tape copy of a file.
+type Copy struct {
+	VOLSER   string `json:"volser"`
+	TapeFile int    `json:"tape_file"`
+	Offset   int64  `json:"offset"`
+	Length   int64  `json:"length"`
+}
+
+// Event is one entry of the event log.
+type Event struct {
+	Seq       uint64    `json:"seq"`
+	Time      time.Time `json:"time"`
+	Workspace string    `json:"workspace,omitempty"`
+	Batch     uint64    `json:"batch,omitempty"`
+	VOLSER    string    `json:"volser,omitempty"`
+	Kind      string    `json:"kind"`
+	State     State     `json:"state,omitempty"`
+	Message   string    `json:"message"`
+}
+
+// Drive is one tape drive.
+type Drive struct {
+	Index    int
+	State    string
+	VOLSER   string
+	InUse    bool
+	Counters Counters
+}
+
+// Cartridge is one cartridge of the library.
+type Cartridge struct {
+	VOLSER    string
+	Capacity  int64
+	Used      int64
+	TapeFiles int
+	State     string
+	Drive     int // -1: in its slot
+}
+
+// Counters accumulate what a drive (or the library) has done.
+type Counters struct {
+	Mounts       int64
+	Unmounts     int64
+	Locates      int64
+	BytesRead    int64
+	BytesWritten int64
+	Filemarks    int64
+	SimSeconds   float64
+}
+
+// Access is what a caller may do with a batch.
+type Access struct {
+	See    bool `json:"see"`    // list the batch and its files
+	Read   bool `json:"read"`   // read the bytes of the file asked about
+	Manage bool `json:"manage"` // put, seal and evict in its workspace
+	Remove bool `json:"remove"` // rm and undelete the batch
+}
 
 // WorkspaceRequest creates a workspace.
 type WorkspaceRequest struct {
@@ -31,8 +151,8 @@ type PutRequest struct {
 
 // RemoveResponse says until when a removed batch can be undeleted.
 type RemoveResponse struct {
-	Batch      archive.Status `json:"batch"`
-	PurgeAfter time.Time      `json:"purge_after"`
+	Batch      Batch     `json:"batch"`
+	PurgeAfter time.Time `json:"purge_after"`
 }
 
 // PathsRequest asks which paths are already archived in live batches.
@@ -81,18 +201,38 @@ type EvictResponse struct {
 
 // FileInfo is a file of a batch as listed.
 type FileInfo struct {
-	catalog.File
-	State archive.FileState `json:"state"`
+	ID     uint64    `json:"id"`
+	Batch  uint64    `json:"batch"`
+	Parent uint64    `json:"parent"`
+	Name   string    `json:"name"`
+	Path   string    `json:"path"` // slash-separated path inside the batch
+	Type   FileType  `json:"type"`
+	Mode   uint32    `json:"mode"`
+	UID    uint32    `json:"uid"`
+	GID    uint32    `json:"gid"`
+	Mtime  time.Time `json:"mtime"`
+	Size   int64     `json:"size"`
+	MD5    string    `json:"md5,omitempty"`
+	Target string    `json:"target,omitempty"`
+	Link   uint64    `json:"link,omitempty"` // data owner of a hard link
+	Nlink  uint32    `json:"nlink,omitempty"`
+	Copies []Copy    `json:"copies,omitempty"`
+	// Removed: hidden from the batch tree by rm inside the batch.
+	Removed bool `json:"removed,omitempty"`
+	// State of a regular file's bytes: online, offline or staging.
+	State string `json:"state"`
 }
 
 // LibraryStatus is the library as the dashboard and `library status` show it.
 type LibraryStatus struct {
-	Drives     []tape.DriveInfo     `json:"drives"`
-	Cartridges []tape.CartridgeInfo `json:"cartridges"`
-	Counters   tape.Counters        `json:"counters"`
+	Drives     []Drive     `json:"drives"`
+	Cartridges []Cartridge `json:"cartridges"`
+	Counters   Counters    `json:"counters"`
 }
 
-// ErrorResponse is the body of every error.
+// ErrorResponse is the body of every error: the message, and the kind of
+// errkind.Table that decided its status (and the command line's exit).
 type ErrorResponse struct {
 	Error string `json:"error"`
+	Kind  string `json:"kind,omitempty"`
 }

@@ -1,5 +1,17 @@
 package archive
 
+// Lock order across packages, outermost first. A lock may be taken while
+// holding only those above it in its chain; none of them is held across a
+// catalog transaction except where said.
+//
+//	fs.openFiles.mu      -> Engine.mu          (EntryOpened/EntryClosed from the mount's handle tracker)
+//	Engine.migrateMu     -> Engine.mu          (held for a whole flush, catalog transactions included)
+//	Engine.mu            -> recallQueue.mu
+//	recallQueue.mu       -> cache.Cache.mu     (cache.Lookup while collecting requests)
+//	Reader.mu            -> cache.Cache.mu     (opening and checking the object a read waits for)
+//	cache.Cache.mu       is a leaf: the cache calls nothing above it.
+//	catalog transactions take no lock of archive, cache or fs.
+
 import (
 	"context"
 	"errors"
@@ -15,10 +27,6 @@ import (
 )
 
 // Engine is the running archive.
-//
-// Lock order: migrateMu (held for a whole flush), then Engine.mu, then
-// recallQueue.mu. Engine.mu and recallQueue.mu are never held across a
-// catalog transaction.
 type Engine struct {
 	cfg   Config
 	cat   *catalog.Catalog
@@ -154,18 +162,6 @@ func (e *Engine) Close() error {
 	return nil
 }
 
-// Catalog is the engine's catalog, for read-only queries (lookup, readdir).
-func (e *Engine) Catalog() *catalog.Catalog { return e.cat }
-
-// Cache is the engine's cache.
-func (e *Engine) Cache() *cache.Cache { return e.cache }
-
-// Library is the engine's tape library.
-func (e *Engine) Library() tape.Library { return e.lib }
-
-// Config returns the engine's configuration after defaults.
-func (e *Engine) Config() Config { return e.cfg }
-
 func (e *Engine) now() time.Time { return e.cfg.Clock.Now() }
 
 // StagingDir is where entries of put/ for a workspace are written.
@@ -186,7 +182,7 @@ func (e *Engine) CreateWorkspace(w catalog.Workspace) error {
 		if err := tx.PutWorkspace(w); err != nil {
 			return err
 		}
-		_, err := tx.AppendEvent(catalog.Event{Time: w.Created, Workspace: w.Name, Kind: "workspace",
+		_, err := tx.AppendEvent(catalog.Event{Time: w.Created, Workspace: w.Name, Kind: EvWorkspace,
 			Message: fmt.Sprintf("workspace %s created (manager uid %d, quota %d bytes)", w.Name, w.Manager, w.Quota)})
 		return err
 	})

@@ -5,14 +5,15 @@ import (
 	"github.com/tapefs/tapefs/catalog"
 )
 
-// Event kinds in the catalog's event log.
+// Event kinds of the event log: every event is recorded with one of these.
 const (
+	EvWorkspace   = "workspace" // created, quota changed
+	EvAggregate   = "aggregate" // a tape file written
 	EvSealed      = "sealed"
 	EvRejected    = "rejected"
 	EvState       = "state"
 	EvFailed      = "failed"
 	EvRetry       = "retry"
-	EvRecalled    = "recalled"
 	EvMD5Mismatch = "md5-mismatch"
 	EvDeleted     = "deleted"
 	EvUndeleted   = "undeleted"

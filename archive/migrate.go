@@ -440,7 +440,7 @@ func (e *Engine) commitAggregate(volser string, tapeFile int, size int64, in []m
 		if err := tx.CommitAggregate(commit); err != nil {
 			return err
 		}
-		if err := (&pl).record(tx, catalog.Event{Time: now, Workspace: wsName, VOLSER: volser, Kind: "aggregate",
+		if err := (&pl).record(tx, catalog.Event{Time: now, Workspace: wsName, VOLSER: volser, Kind: EvAggregate,
 			Message: fmt.Sprintf("tape file %d written on %s: %d members, %d bytes", tapeFile, volser, len(in), size)}); err != nil {
 			return err
 		}

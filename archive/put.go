@@ -182,7 +182,7 @@ func extractTar(r io.Reader, root string, maxFile int64) error {
 			dirs = append(dirs, dirTime{p, h.ModTime})
 		case tar.TypeReg:
 			if h.Size > maxFile {
-				return fmt.Errorf("%s is %d bytes, more than the maximum file size of %d bytes", rel, h.Size, maxFile)
+				return fmt.Errorf("%s is %d bytes, more than the maximum file size of %d bytes: %w", rel, h.Size, maxFile, ErrFileTooBig)
 			}
 			f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 			if err != nil {

@@ -84,7 +84,7 @@ func (e *Engine) EvictBatch(batch uint64) (int64, error) {
 			continue
 		}
 		left := 0
-		_ = e.eachDataFile(b, func(f catalog.File) error {
+		if err := e.eachDataFile(b, func(f catalog.File) error {
 			info, ok := e.cache.Lookup(f.ID)
 			if !ok {
 				return nil
@@ -95,9 +95,13 @@ func (e *Engine) EvictBatch(batch uint64) (int64, error) {
 			}
 			freed += info.Size
 			return nil
-		})
+		}); err != nil {
+			return freed, fmt.Errorf("evict batch %d: %w", b.ID, err)
+		}
 		if left == 0 && b.State == catalog.CachedSynced {
-			_ = e.setState(b.ID, catalog.CachedSynced, catalog.Synced, fmt.Sprintf("batch %d evicted from the cache; reading it recalls it from tape", b.ID))
+			if err := e.setState(b.ID, catalog.CachedSynced, catalog.Synced, fmt.Sprintf("batch %d evicted from the cache; reading it recalls it from tape", b.ID)); err != nil {
+				return freed, fmt.Errorf("batch %d evicted, but its state could not be recorded: %w", b.ID, err)
+			}
 		}
 	}
 	return freed, nil
@@ -136,7 +140,7 @@ func (e *Engine) SetQuota(workspace string, quota int64) (catalog.Workspace, err
 		if err := tx.PutWorkspace(w); err != nil {
 			return err
 		}
-		return pl.record(tx, catalog.Event{Time: e.now(), Workspace: workspace, Kind: "workspace",
+		return pl.record(tx, catalog.Event{Time: e.now(), Workspace: workspace, Kind: EvWorkspace,
 			Message: fmt.Sprintf("quota of %s set to %d bytes", workspace, quota)})
 	})
 	return w, err

@@ -1,6 +1,7 @@
 package archive
 
 import (
+	"errors"
 	"fmt"
 
 	"github.com/tapefs/tapefs/catalog"
@@ -65,11 +66,13 @@ func (e *Engine) recover() error {
 	}
 	// 3. CLI puts cut off before their batch was sealed.
 	var caching []catalog.Batch
-	_ = e.cat.View(func(tx *catalog.Tx) error {
+	if err := e.cat.View(func(tx *catalog.Tx) error {
 		var err error
 		caching, err = tx.Batches(catalog.ListOptions{States: []catalog.State{catalog.Caching}})
 		return err
-	})
+	}); err != nil {
+		return fmt.Errorf("list puts cut off: %w", err)
+	}
 	for _, b := range caching {
 		e.failBatch(b, EvFailed, fmt.Sprintf("tapefs put into batch %d was cut off (the daemon stopped) before all bytes arrived; nothing was archived, run tapefs put again", b.ID))
 	}
@@ -95,25 +98,35 @@ func (e *Engine) recover() error {
 	// 6. Recalls in flight are queued again.
 	var files []catalog.File
 	var jobIDs []uint64
-	_ = e.cat.View(func(tx *catalog.Tx) error {
+	if err := e.cat.View(func(tx *catalog.Tx) error {
 		for _, j := range recalls {
 			f, err := tx.File(j.File)
+			if errors.Is(err, catalog.ErrNotFound) {
+				continue // purged since: nothing to recall
+			}
 			if err != nil {
-				continue
+				return err
 			}
 			files = append(files, f)
 			jobIDs = append(jobIDs, j.ID)
 		}
 		return nil
-	})
-	_ = e.cat.Update(func(tx *catalog.Tx) error {
+	}); err != nil {
+		return fmt.Errorf("read recalls of the last run: %w", err)
+	}
+	// The jobs are queued again below as new ones; a job left behind by a
+	// failed delete would only recall a file twice, so that is logged,
+	// not fatal.
+	if err := e.cat.Update(func(tx *catalog.Tx) error {
 		for _, j := range recalls {
 			if err := tx.DeleteJob(j.ID); err != nil {
 				return err
 			}
 		}
 		return nil
-	})
+	}); err != nil {
+		e.log.Error().Err(err).Int("jobs", len(recalls)).Msg("recall jobs of the last run could not be deleted; they may run twice")
+	}
 	if len(files) > 0 {
 		if _, err := e.requestRecalls(files); err != nil {
 			e.log.Error().Err(err).Msg("recalls of the last run could not be queued again")
@@ -128,13 +141,18 @@ func (e *Engine) recover() error {
 // objects that are short or belong to nothing, and reports loudly every
 // unsynced file whose object is missing: its only copy is gone.
 func (e *Engine) checkCache(unsynced []catalog.Batch) {
-	_ = e.cat.View(func(tx *catalog.Tx) error {
+	err := e.cat.View(func(tx *catalog.Tx) error {
 		for _, o := range e.cache.Objects() {
 			f, err := tx.File(o.ID)
-			if err != nil {
+			if errors.Is(err, catalog.ErrNotFound) {
 				e.log.Warn().Uint64("file", o.ID).Msg("cache object of no catalog file removed")
-				_ = e.cache.Remove(o.ID)
+				if err := e.cache.Remove(o.ID); err != nil {
+					e.log.Error().Err(err).Uint64("file", o.ID).Msg("cache object of no catalog file could not be removed")
+				}
 				continue
+			}
+			if err != nil {
+				return err
 			}
 			b, err := tx.Batch(f.Batch)
 			if err != nil {
@@ -144,7 +162,9 @@ func (e *Engine) checkCache(unsynced []catalog.Batch) {
 			if o.Size != f.Size {
 				if onTape {
 					e.log.Warn().Uint64("file", o.ID).Uint64("batch", b.ID).Str("workspace", b.Workspace).Msg("short cache object of a file on tape dropped")
-					_ = e.cache.Remove(o.ID)
+					if err := e.cache.Remove(o.ID); err != nil {
+						e.log.Error().Err(err).Uint64("file", o.ID).Uint64("batch", b.ID).Msg("short cache object could not be dropped; a read may find it short")
+					}
 				}
 				continue
 			}
@@ -154,9 +174,14 @@ func (e *Engine) checkCache(unsynced []catalog.Batch) {
 		}
 		return nil
 	})
+	if err != nil {
+		// Objects not marked synced stay unevictable until the next
+		// start: space, not data, is what is lost.
+		e.log.Error().Err(err).Msg("cache check at start failed; objects of batches on tape stay unevictable until the next start")
+	}
 	for _, b := range unsynced {
 		var missing []string
-		_ = e.eachDataFile(b, func(f catalog.File) error {
+		if err := e.eachDataFile(b, func(f catalog.File) error {
 			if len(f.Copies) > 0 {
 				return nil
 			}
@@ -164,7 +189,10 @@ func (e *Engine) checkCache(unsynced []catalog.Batch) {
 				missing = append(missing, f.Path)
 			}
 			return nil
-		})
+		}); err != nil {
+			e.log.Error().Err(err).Uint64("batch", b.ID).Str("workspace", b.Workspace).Msg("cache check of a batch not yet on tape failed; checked again at the next start")
+			continue
+		}
 		if len(missing) > 0 {
 			e.failBatch(b, EvMissing, fmt.Sprintf("batch %d: %d file(s) not yet on tape are missing or short in the cache (first: %s); their data is lost unless the cache disk is restored",
 				b.ID, len(missing), missing[0]))
@@ -174,7 +202,7 @@ func (e *Engine) checkCache(unsynced []catalog.Batch) {
 
 // failBatch marks a batch FAILED with an event.
 func (e *Engine) failBatch(b catalog.Batch, kind, reason string) {
-	_ = e.update(func(tx *catalog.Tx, pl *pendingLog) error {
+	err := e.update(func(tx *catalog.Tx, pl *pendingLog) error {
 		cur, err := tx.Batch(b.ID)
 		if err != nil {
 			return err
@@ -200,4 +228,8 @@ func (e *Engine) failBatch(b catalog.Batch, kind, reason string) {
 		}
 		return pl.record(tx, catalog.Event{Time: e.now(), Workspace: b.Workspace, Batch: b.ID, Kind: kind, State: catalog.Failed, Message: reason})
 	})
+	if err != nil {
+		// The batch keeps its state: the next start finds it again.
+		e.log.Error().Err(err).Uint64("batch", b.ID).Str("workspace", b.Workspace).Str("reason", reason).Msg("batch could not be marked FAILED")
+	}
 }

@@ -198,7 +198,7 @@ func (e *Engine) registerSealed(ctx context.Context, b catalog.Batch, sealDir st
 	}
 	// The bytes must be on disk before the batch is announced: from then on
 	// the user may delete the source.
-	if err := syncDir(sealDir); err != nil {
+	if err := syncFilesystem(sealDir); err != nil {
 		return catalog.Batch{}, err
 	}
 	now := e.now()
@@ -270,9 +270,9 @@ func (e *Engine) registerSealed(ctx context.Context, b catalog.Batch, sealDir st
 	return b, nil
 }
 
-// syncDir flushes the filesystem holding dir (one syncfs for every file
+// syncFilesystem flushes the filesystem holding dir (one syncfs for every file
 // of an entry, instead of an fsync each).
-func syncDir(dir string) error {
+func syncFilesystem(dir string) error {
 	f, err := os.Open(dir)
 	if err != nil {
 		return err

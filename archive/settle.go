@@ -5,8 +5,6 @@ import (
 	"errors"
 	"io/fs"
 	"os"
-	"path/filepath"
-	"syscall"
 	"time"
 
 	"github.com/tapefs/tapefs/catalog"
@@ -142,8 +140,7 @@ func (e *Engine) settleLoop() {
 }
 
 func (e *Engine) autoSeal(k entryKey) {
-	p := filepath.Join(e.cache.StagingDir(k.workspace), k.entry)
-	info, err := os.Lstat(p)
+	owner, err := e.entryOwner(k.workspace, k.entry)
 	if err != nil {
 		e.mu.Lock()
 		if a := e.entries[k]; a != nil && !a.sealing && a.open == 0 {
@@ -154,10 +151,6 @@ func (e *Engine) autoSeal(k entryKey) {
 	}
 	if e.holdWriteFailed(k) {
 		return
-	}
-	var owner uint32
-	if st, ok := info.Sys().(*syscall.Stat_t); ok {
-		owner = st.Uid
 	}
 	b, err := e.Seal(e.ctx, k.workspace, k.entry, owner, "")
 	var rej *RejectError

@@ -84,7 +84,7 @@ func (c *Cache) Adopt(id uint64, src string, synced bool) error {
 	c.mu.Unlock()
 
 	_ = removeTrash(trash) // leftovers go at the next Open
-	if err := syncDir(dir); err != nil {
+	if err := syncRenames(dir); err != nil {
 		return fmt.Errorf("adopt object %d: %w", id, err)
 	}
 	return nil

@@ -79,8 +79,8 @@ func (c *Cache) partialPath(id uint64) string {
 	return c.ObjectPath(id) + partialSuffix
 }
 
-// syncDir makes the renames in dir durable.
-func syncDir(dir string) error {
+// syncRenames makes the renames in dir durable.
+func syncRenames(dir string) error {
 	d, err := os.Open(dir)
 	if err != nil {
 		return err

@@ -161,7 +161,7 @@ func (p *Partial) Commit() error {
 	c.mu.Unlock()
 
 	err := p.f.Close()
-	if serr := syncDir(c.fanoutDir(id)); err == nil {
+	if serr := syncRenames(c.fanoutDir(id)); err == nil {
 		err = serr
 	}
 	if err != nil {

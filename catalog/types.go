@@ -156,7 +156,7 @@ type Event struct {
 	Workspace string    `json:"workspace,omitempty"`
 	Batch     uint64    `json:"batch,omitempty"`
 	VOLSER    string    `json:"volser,omitempty"`
-	Kind      string    `json:"kind"` // e.g. "sealed", "state", "failed", "recalled", "md5-mismatch", "deleted"
+	Kind      string    `json:"kind"` // e.g. "sealed", "state", "failed", "md5-mismatch", "deleted"
 	State     State     `json:"state,omitempty"`
 	Message   string    `json:"message"`
 }

@@ -25,13 +25,14 @@ import (
 	"github.com/tapefs/tapefs/config"
 )
 
-// Exit codes of every command.
+// Exit codes of every command: those of the one error table
+// (archive/errkind, through api), which the daemon's refusals are answered by.
 const (
-	ExitOK       = 0 // done
-	ExitFailed   = 1 // failed: nothing, or not everything, was done (see the message)
-	ExitPartial  = 2 // done, but some items were skipped (-c) or failed (listed)
-	ExitNoDaemon = 3 // no daemon is running
-	ExitUsage    = 4 // bad flags, arguments or configuration
+	ExitOK       = api.ExitOK       // done
+	ExitFailed   = api.ExitFailed   // failed: nothing, or not everything, was done (see the message)
+	ExitPartial  = api.ExitPartial  // done, but some items were skipped (-c) or failed (listed)
+	ExitNoDaemon = api.ExitNoDaemon // no daemon is running
+	ExitUsage    = api.ExitUsage    // bad flags, arguments or configuration
 )
 
 // ExitCodes is the text of `tapefs help exit-codes`.
@@ -182,15 +183,15 @@ func interruptible() (context.Context, context.CancelFunc) {
 	return signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 }
 
-// fail prints an error and returns its exit code: no daemon is 3, a
-// refusal or any other error is 1.
+// fail prints an error and returns its exit code from the error table: no
+// daemon is 3, a refusal or any other error 1.
 func (env *Env) fail(cmd string, err error) int {
 	if errors.Is(err, api.ErrNoDaemon) {
 		fmt.Fprintf(env.Stderr, "tapefs %s: %v.\nStart one with 'tapefs mount MOUNTPOINT' (or 'tapefs serve' without a mount), or point to its home with --home or TAPEFS_HOME.\n", cmd, err)
 		return ExitNoDaemon
 	}
 	fmt.Fprintf(env.Stderr, "tapefs %s: %v\n", cmd, err)
-	return ExitFailed
+	return api.ExitCode(err)
 }
 
 // usage prints a usage error.

@@ -17,7 +17,6 @@ import (
 
 	"github.com/spf13/pflag"
 	"github.com/tapefs/tapefs/api"
-	"github.com/tapefs/tapefs/catalog"
 	"golang.org/x/sys/unix"
 )
 
@@ -98,10 +97,10 @@ func (env *Env) get(batch uint64, list, dir string, procs int, force bool) int {
 	var ids []uint64
 	var total int64
 	for _, f := range files {
-		if f.Type == catalog.TypeFile && f.Link == 0 && f.State != "online" {
+		if f.Type == api.TypeFile && f.Link == 0 && f.State != "online" {
 			ids = append(ids, f.ID)
 		}
-		if f.Type == catalog.TypeFile {
+		if f.Type == api.TypeFile {
 			total += f.Size
 		}
 	}
@@ -259,9 +258,9 @@ func (r *restorer) run(ctx context.Context, files []api.FileInfo, procs int) []f
 	var dirs, regular, links, symlinks []api.FileInfo
 	for _, f := range files {
 		switch {
-		case f.Type == catalog.TypeDir:
+		case f.Type == api.TypeDir:
 			dirs = append(dirs, f)
-		case f.Type == catalog.TypeSymlink:
+		case f.Type == api.TypeSymlink:
 			symlinks = append(symlinks, f)
 		case f.Link != 0:
 			links = append(links, f)

@@ -11,8 +11,6 @@ import (
 
 	"github.com/spf13/pflag"
 	"github.com/tapefs/tapefs/api"
-	"github.com/tapefs/tapefs/archive"
-	"github.com/tapefs/tapefs/catalog"
 	"github.com/tapefs/tapefs/config"
 )
 
@@ -110,12 +108,12 @@ func (env *Env) lsAs(cmd, level string, batch uint64, format string, human bool)
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\n", w.Name, quota, size(w.Used), pct, w.Manager, w.Group)
 		}
 	case "batch":
-		var bs []archive.Status
+		var bs []api.Batch
 		var err error
 		if batch != 0 {
-			var st archive.Status
+			var st api.Batch
 			st, err = env.Client.Batch(ctx, batch)
-			bs = []archive.Status{st}
+			bs = []api.Batch{st}
 		} else {
 			bs, err = env.Client.Batches(ctx, api.BatchQuery{Workspace: env.Settings.Workspace})
 		}
@@ -163,7 +161,7 @@ func (env *Env) lsAs(cmd, level string, batch uint64, format string, human bool)
 			return writeJSONOut(env.Stdout, all)
 		case "md5sum":
 			for _, f := range all {
-				if f.Type == catalog.TypeFile {
+				if f.Type == api.TypeFile {
 					fmt.Fprintln(env.Stdout, md5sumLine(f.MD5, f.Path))
 				}
 			}
@@ -174,7 +172,7 @@ func (env *Env) lsAs(cmd, level string, batch uint64, format string, human bool)
 		}
 		for _, f := range all {
 			md5, st := f.MD5, string(f.State)
-			if f.Type != catalog.TypeFile {
+			if f.Type != api.TypeFile {
 				md5, st = "-", string(f.Type)
 			}
 			var tapes []string
@@ -206,13 +204,13 @@ func md5sumLine(sum, p string) string {
 var md5sumEscaper = strings.NewReplacer("\\", "\\\\", "\n", "\\n", "\r", "\\r")
 
 // liveOnly hides deleted batches unless one was asked for by ID.
-func liveOnly(bs []archive.Status, keep bool) []archive.Status {
+func liveOnly(bs []api.Batch, keep bool) []api.Batch {
 	if keep {
 		return bs
 	}
 	out := bs[:0]
 	for _, b := range bs {
-		if b.State != catalog.Deleted {
+		if b.State != api.Deleted {
 			out = append(out, b)
 		}
 	}
@@ -259,16 +257,16 @@ Examples:
 			if *wait {
 				code := env.waitBatch(ctx, *batch)
 				if st, err := env.Client.Batch(ctx, *batch); err == nil {
-					printStatus(env.Stdout, []archive.Status{st})
+					printStatus(env.Stdout, []api.Batch{st})
 				}
 				return code
 			}
-			var bs []archive.Status
+			var bs []api.Batch
 			var err error
 			if *batch != 0 {
-				var st archive.Status
+				var st api.Batch
 				st, err = env.Client.Batch(ctx, *batch)
-				bs = []archive.Status{st}
+				bs = []api.Batch{st}
 			} else {
 				bs, err = env.Client.Batches(ctx, api.BatchQuery{Workspace: env.Settings.Workspace, Newest: true, Limit: 20})
 			}
@@ -281,15 +279,15 @@ Examples:
 	},
 }
 
-func printStatus(w io.Writer, bs []archive.Status) {
+func printStatus(w io.Writer, bs []api.Batch) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "BATCH\tWORKSPACE\tSTATE\tPROGRESS\tFILES\tBYTES\tREASON")
 	for _, b := range bs {
 		reason := b.Reason
-		if b.State != catalog.Failed {
+		if b.State != api.Failed {
 			reason = ""
 		}
-		if b.State == catalog.Deleted {
+		if b.State == api.Deleted {
 			reason = "deleted " + b.Deleted.Local().Format("2006-01-02 15:04")
 		}
 		fmt.Fprintf(tw, "%d\t%s\t%s\t%.0f%%\t%d\t%s\t%s\n", b.ID, b.Workspace, b.State, 100*b.Progress, b.Files, config.FormatSize(b.Bytes), reason)

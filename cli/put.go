@@ -17,8 +17,6 @@ import (
 
 	"github.com/spf13/pflag"
 	"github.com/tapefs/tapefs/api"
-	"github.com/tapefs/tapefs/archive"
-	"github.com/tapefs/tapefs/catalog"
 )
 
 var putCommand = Command{
@@ -302,7 +300,7 @@ func readable(p string, info fs.FileInfo) error {
 	case info.Mode()&fs.ModeSymlink != 0:
 		return nil
 	}
-	return fmt.Errorf("%s files cannot be archived", archive.FileKind(info.Mode()))
+	return fmt.Errorf("%s files cannot be archived", fileKind(info.Mode()))
 }
 
 // describe turns a file error into words for a list report.
@@ -447,12 +445,26 @@ func (env *Env) waitBatch(ctx context.Context, id uint64) int {
 		return env.fail("status", err)
 	}
 	switch st.State {
-	case catalog.CachedSynced, catalog.Synced:
+	case api.CachedSynced, api.Synced:
 		return ExitOK
-	case catalog.Failed:
+	case api.Failed:
 		fmt.Fprintf(env.Stderr, "tapefs: batch %d FAILED: %s\n", id, st.Reason)
 	default:
 		fmt.Fprintf(env.Stderr, "tapefs: batch %d is %s\n", id, st.State)
 	}
 	return ExitFailed
+}
+
+// fileKind names a file type that cannot be archived, in the words the
+// daemon uses when it refuses one (archive.FileKind).
+func fileKind(m fs.FileMode) string {
+	switch {
+	case m&fs.ModeNamedPipe != 0:
+		return "named pipe"
+	case m&fs.ModeSocket != 0:
+		return "socket"
+	case m&fs.ModeDevice != 0:
+		return "device"
+	}
+	return "special"
 }

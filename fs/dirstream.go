@@ -6,7 +6,7 @@ import (
 
 	gofs "github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
-	"github.com/tapefs/tapefs/catalog"
+	"github.com/tapefs/tapefs/archive"
 )
 
 // pageSize is how many entries a listing reads from the catalog in one
@@ -17,9 +17,9 @@ const pageSize = 256
 // so that READDIRPLUS makes its inode without reading the catalog again.
 type listed struct {
 	de    fuse.DirEntry
-	file  *catalog.File
-	batch *catalog.Batch
-	ws    *catalog.Workspace
+	file  *archive.File
+	batch *archive.Batch
+	ws    *archive.Workspace
 }
 
 // catalogDir is an open directory listed from the catalog a page at a
@@ -110,7 +110,7 @@ func (d *catalogDir) Releasedir(ctx context.Context, flags uint32) {}
 // childPage lists a page of a batch directory (parent 0: the top level),
 // skipping removed entries.
 func (f *FS) childPage(batch, parent uint64, cursor string) (items []listed, next string, more bool, errno syscall.Errno) {
-	errno = f.view("readdir", func(tx *catalog.Tx) error {
+	errno = f.view("readdir", func(tx archive.Snapshot) error {
 		files, err := tx.Children(batch, parent, cursor, pageSize)
 		if err != nil {
 			return err

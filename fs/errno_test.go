@@ -10,8 +10,6 @@ import (
 	"testing"
 
 	"github.com/tapefs/tapefs/archive"
-	"github.com/tapefs/tapefs/cache"
-	"github.com/tapefs/tapefs/catalog"
 )
 
 func TestErrnoOf(t *testing.T) {
@@ -23,10 +21,10 @@ func TestErrnoOf(t *testing.T) {
 		{context.Canceled, syscall.EINTR},
 		{fmt.Errorf("wait for recall: %w", context.Canceled), syscall.EINTR},
 		{context.DeadlineExceeded, syscall.EINTR},
-		{fmt.Errorf("file 3: %w", catalog.ErrNotFound), syscall.ENOENT},
-		{catalog.ErrExists, syscall.EEXIST},
+		{fmt.Errorf("file 3: %w", archive.ErrNotFound), syscall.ENOENT},
+		{archive.ErrExists, syscall.EEXIST},
 		{archive.ErrSealing, syscall.EBUSY},
-		{cache.ErrNoSpace, syscall.ENOSPC},
+		{archive.ErrNoSpace, syscall.ENOSPC},
 		{&archive.RejectError{Cause: archive.ErrQuota, Reason: "needs 10 bytes but workspace w has 0 of its 5-byte quota left"}, syscall.EDQUOT},
 		{&archive.RejectError{Cause: archive.ErrFileTooBig, Reason: "x is 9 bytes, more than the maximum file size of 5 bytes"}, syscall.EFBIG},
 		{&archive.RejectError{Cause: archive.ErrEntryOpen, Reason: "files inside it are still open; close them"}, syscall.EBUSY},

@@ -13,38 +13,15 @@ import (
 	"github.com/hanwen/go-fuse/v2/fuse"
 	"github.com/rs/zerolog"
 	"github.com/tapefs/tapefs/archive"
-	"github.com/tapefs/tapefs/catalog"
 )
 
-// Engine is what the mount needs of the archive engine. *archive.Engine
-// provides it through FromArchive; tests provide fakes.
-type Engine interface {
-	Catalog() *catalog.Catalog
-	StagingDir(workspace string) string
+// Engine is what the mount needs of the archive: its surface, the only
+// door below. *archive.Engine provides it through FromArchive; tests
+// provide fakes.
+type Engine = archive.Surface
 
-	Seal(ctx context.Context, workspace, entry string, owner uint32, tag string) (catalog.Batch, error)
-	EntryOpened(workspace, entry string) error
-	EntryClosed(workspace, entry string)
-	EntryChanged(workspace, entry string)
-	EntryState(workspace, entry string) (archive.EntryState, string)
-	WriteFailed(workspace, path string, fd int, op string, errno syscall.Errno)
-	FileRewritten(workspace, path string, fd int)
-	HasWriteFailures(workspace string) bool
-
-	Open(fileID uint64) (Reader, error)
-	Recall(fileIDs ...uint64) error
-	RecallBatch(batch uint64) error
-	FileState(f *catalog.File) archive.FileState
-
-	RemoveEntry(fileID uint64) error
-	Remove(batch uint64) (catalog.Batch, error)
-}
-
-// Reader reads one file of a batch (archive.Reader).
-type Reader interface {
-	ReadAt(ctx context.Context, p []byte, off int64) (int, error)
-	Close() error
-}
+// Reader reads one file of a batch.
+type Reader = archive.FileReader
 
 // cachedReader is a Reader that can hand out the complete cached object,
 // for kernel passthrough.
@@ -52,18 +29,8 @@ type cachedReader interface {
 	Cached() *os.File
 }
 
-// FromArchive adapts the archive engine to Engine.
-func FromArchive(e *archive.Engine) Engine { return archiveEngine{e} }
-
-type archiveEngine struct{ *archive.Engine }
-
-func (a archiveEngine) Open(fileID uint64) (Reader, error) {
-	r, err := a.Engine.Open(fileID)
-	if err != nil {
-		return nil, err
-	}
-	return r, nil
-}
+// FromArchive is the archive engine's surface.
+func FromArchive(e *archive.Engine) Engine { return e.Surface() }
 
 // Options configure the mount.
 type Options struct {
@@ -106,7 +73,6 @@ const (
 // FS is one mount of the archive.
 type FS struct {
 	eng   Engine
-	cat   *catalog.Catalog
 	log   zerolog.Logger
 	opts  Options
 	open  *openFiles
@@ -118,7 +84,6 @@ type FS struct {
 func New(eng Engine, opts Options) *FS {
 	return &FS{
 		eng:   eng,
-		cat:   eng.Catalog(),
 		log:   opts.Log,
 		opts:  opts,
 		open:  newOpenFiles(eng),
@@ -209,9 +174,27 @@ func caller(ctx context.Context) (uid, gid uint32, ok bool) {
 	return c.Uid, c.Gid, true
 }
 
-// view runs fn in a read transaction of the catalog and maps its error.
-func (f *FS) view(what string, fn func(tx *catalog.Tx) error) syscall.Errno {
-	err := f.cat.View(fn)
+// whoCalls is the archive caller of a FUSE request, with the process's
+// supplementary groups. A request without a caller is the daemon's own
+// (tests that call nodes directly): root.
+func whoCalls(ctx context.Context) archive.Caller {
+	c, ok := fuse.FromContext(ctx)
+	if !ok {
+		return archive.Root()
+	}
+	if c.Uid == 0 {
+		return archive.Caller{UID: 0, GID: c.Gid}
+	}
+	return archive.ProcessCaller(c.Uid, c.Gid, int32(c.Pid))
+}
+
+// view runs fn in one read of the archive and maps its error. The mount
+// reads as root: the kernel caches entries for every user, and checks each
+// user's permission itself from the attributes reported (the access rule
+// of archive/access.go, spelled in mode bits). Opening a file's bytes and
+// removal ask the surface as the caller.
+func (f *FS) view(what string, fn func(tx archive.Snapshot) error) syscall.Errno {
+	err := f.eng.Read(archive.Root(), fn)
 	if err == nil {
 		return 0
 	}

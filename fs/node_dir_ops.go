@@ -5,7 +5,7 @@ import (
 	"errors"
 	"syscall"
 
-	"github.com/tapefs/tapefs/catalog"
+	"github.com/tapefs/tapefs/archive"
 )
 
 // rm in the holdings. Unlinking a file or removing an emptied directory of
@@ -22,28 +22,28 @@ func (b *batchDir) Rmdir(ctx context.Context, name string) syscall.Errno {
 }
 
 func (n *entryNode) Unlink(ctx context.Context, name string) syscall.Errno {
-	if n.typ != catalog.TypeDir {
+	if n.typ != archive.TypeDir {
 		return syscall.ENOTDIR
 	}
 	return n.fsys.removeEntry(ctx, n.readOnly, n.ws, n.batch, n.id, name, false)
 }
 
 func (n *entryNode) Rmdir(ctx context.Context, name string) syscall.Errno {
-	if n.typ != catalog.TypeDir {
+	if n.typ != archive.TypeDir {
 		return syscall.ENOTDIR
 	}
 	return n.fsys.removeEntry(ctx, n.readOnly, n.ws, n.batch, n.id, name, true)
 }
 
-// mayRemove: the workspace manager, the batch's owner and root may rm.
-func mayRemove(ctx context.Context, w *catalog.Workspace, b *catalog.Batch) bool {
-	uid, _, ok := caller(ctx)
-	return !ok || uid == 0 || uid == w.Manager || uid == b.Owner
+// mayRemove applies the archive's removal rule (archive/access.go) to the
+// caller of a request.
+func mayRemove(ctx context.Context, w *archive.Workspace, b *archive.Batch) bool {
+	return archive.MayRemove(whoCalls(ctx), *w, *b)
 }
 
 // hasVisibleChildren reports whether a directory of a batch (parent 0: its
 // top level) still shows an entry.
-func hasVisibleChildren(tx *catalog.Tx, batch, parent uint64) (bool, error) {
+func hasVisibleChildren(tx archive.Snapshot, batch, parent uint64) (bool, error) {
 	after := ""
 	for {
 		files, err := tx.Children(batch, parent, after, 64)
@@ -68,8 +68,8 @@ func (f *FS) removeEntry(ctx context.Context, ro readOnly, ws string, batch, par
 	if dir {
 		op = "rmdir"
 	}
-	var file catalog.File
-	errno := f.view(op, func(tx *catalog.Tx) error {
+	var file archive.File
+	errno := f.view(op, func(tx archive.Snapshot) error {
 		b, err := liveBatch(tx, ws, batch)
 		if err != nil {
 			return err
@@ -86,10 +86,10 @@ func (f *FS) removeEntry(ctx context.Context, ro readOnly, ws string, batch, par
 		}
 		switch {
 		case file.Removed:
-			return catalog.ErrNotFound
-		case dir && file.Type != catalog.TypeDir:
+			return archive.ErrNotFound
+		case dir && file.Type != archive.TypeDir:
 			return syscall.ENOTDIR
-		case !dir && file.Type == catalog.TypeDir:
+		case !dir && file.Type == archive.TypeDir:
 			return syscall.EISDIR
 		case dir:
 			if visible, err := hasVisibleChildren(tx, batch, file.ID); err != nil || visible {
@@ -104,7 +104,7 @@ func (f *FS) removeEntry(ctx context.Context, ro readOnly, ws string, batch, par
 	if errno != 0 {
 		return errno
 	}
-	if err := f.eng.RemoveEntry(file.ID); err != nil {
+	if err := f.eng.RemoveEntry(whoCalls(ctx), file.ID); err != nil {
 		f.log.Error().Err(err).Str("workspace", ws).Uint64("batch", batch).Str("path", file.Path).Msg("rm in batch failed")
 		return errnoOf(err)
 	}
@@ -122,15 +122,15 @@ func (w *wsDir) Rmdir(ctx context.Context, name string) syscall.Errno {
 		return syscall.ENOENT
 	}
 	gone := false
-	errno := w.fsys.view("rmdir", func(tx *catalog.Tx) error {
+	errno := w.fsys.view("rmdir", func(tx archive.Snapshot) error {
 		b, err := tx.Batch(id)
 		if err != nil {
 			return err
 		}
 		if b.Workspace != w.ws {
-			return catalog.ErrNotFound
+			return archive.ErrNotFound
 		}
-		if b.State == catalog.Deleted {
+		if b.State == archive.StateDeleted {
 			gone = true
 			return nil
 		}
@@ -152,7 +152,7 @@ func (w *wsDir) Rmdir(ctx context.Context, name string) syscall.Errno {
 	if errno != 0 || gone {
 		return errno
 	}
-	b, err := w.fsys.eng.Remove(id)
+	b, err := w.fsys.eng.Remove(whoCalls(ctx), id)
 	if err != nil {
 		w.fsys.log.Error().Err(err).Str("workspace", w.ws).Uint64("batch", id).Msg("removing batch failed")
 		return errnoOf(err)

@@ -8,23 +8,23 @@ import (
 
 	gofs "github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
-	"github.com/tapefs/tapefs/catalog"
+	"github.com/tapefs/tapefs/archive"
 )
 
 // Lookup, readdir, getattr and readlink of the read-only tree. All of them
 // answer from the catalog; none of them may start a recall.
 
 // liveStates are the batch states listed in a workspace directory.
-var liveStates = []catalog.State{
-	catalog.Caching, catalog.Cached, catalog.Syncing,
-	catalog.CachedSynced, catalog.Synced, catalog.Failed,
+var liveStates = []archive.BatchState{
+	archive.StateCaching, archive.StateCached, archive.StateSyncing,
+	archive.StateCachedSynced, archive.StateSynced, archive.StateFailed,
 }
 
 // errGone reports a batch that is not (or no longer) part of the holdings.
-var errGone = fmt.Errorf("batch is deleted: %w", catalog.ErrNotFound)
+var errGone = fmt.Errorf("batch is deleted: %w", archive.ErrNotFound)
 
 // liveBatch reads a batch of the workspace that is part of the holdings.
-func liveBatch(tx *catalog.Tx, ws string, id uint64) (catalog.Batch, error) {
+func liveBatch(tx archive.Snapshot, ws string, id uint64) (archive.Batch, error) {
 	b, err := tx.Batch(id)
 	if err != nil {
 		return b, err
@@ -37,15 +37,15 @@ func liveBatch(tx *catalog.Tx, ws string, id uint64) (catalog.Batch, error) {
 
 // lookupEntry finds a visible entry of a batch directory. For a hard link
 // it returns the data owner's record, whose attributes all links share.
-func lookupEntry(tx *catalog.Tx, batch, parent uint64, name string) (catalog.File, error) {
+func lookupEntry(tx archive.Snapshot, batch, parent uint64, name string) (archive.File, error) {
 	f, err := tx.Lookup(batch, parent, name)
 	if err != nil {
 		return f, err
 	}
 	if f.Removed {
-		return f, fmt.Errorf("%s was removed: %w", f.Path, catalog.ErrNotFound)
+		return f, fmt.Errorf("%s was removed: %w", f.Path, archive.ErrNotFound)
 	}
-	if f.Type == catalog.TypeFile && f.Link != 0 {
+	if f.Type == archive.TypeFile && f.Link != 0 {
 		return tx.File(f.Link)
 	}
 	return f, nil
@@ -69,8 +69,8 @@ func (r *rootDir) Getattr(ctx context.Context, f gofs.FileHandle, out *fuse.Attr
 }
 
 func (r *rootDir) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
-	var w catalog.Workspace
-	errno := r.fsys.view("lookup", func(tx *catalog.Tx) error {
+	var w archive.Workspace
+	errno := r.fsys.view("lookup", func(tx archive.Snapshot) error {
 		var err error
 		w, err = tx.Workspace(name)
 		return err
@@ -81,7 +81,7 @@ func (r *rootDir) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (
 	return r.child(ctx, &w, out), 0
 }
 
-func (r *rootDir) child(ctx context.Context, w *catalog.Workspace, out *fuse.EntryOut) *gofs.Inode {
+func (r *rootDir) child(ctx context.Context, w *archive.Workspace, out *fuse.EntryOut) *gofs.Inode {
 	wsAttr(w, &out.Attr)
 	out.SetEntryTimeout(shortTimeout)
 	out.SetAttrTimeout(shortTimeout)
@@ -93,7 +93,7 @@ func (r *rootDir) OpendirHandle(ctx context.Context, flags uint32) (gofs.FileHan
 		self:   rootIno,
 		parent: rootIno,
 		fetch: func(string) (items []listed, next string, more bool, errno syscall.Errno) {
-			errno = r.fsys.view("readdir", func(tx *catalog.Tx) error {
+			errno = r.fsys.view("readdir", func(tx archive.Snapshot) error {
 				wss, err := tx.Workspaces()
 				for i := range wss {
 					w := &wss[i]
@@ -116,8 +116,8 @@ func (r *rootDir) OpendirHandle(ctx context.Context, flags uint32) (gofs.FileHan
 // ---- workspace ----
 
 func (w *wsDir) Getattr(ctx context.Context, f gofs.FileHandle, out *fuse.AttrOut) syscall.Errno {
-	var ws catalog.Workspace
-	errno := w.fsys.view("getattr", func(tx *catalog.Tx) error {
+	var ws archive.Workspace
+	errno := w.fsys.view("getattr", func(tx archive.Snapshot) error {
 		var err error
 		ws, err = tx.Workspace(w.ws)
 		return err
@@ -138,9 +138,9 @@ func (w *wsDir) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*g
 	if !ok {
 		return nil, syscall.ENOENT
 	}
-	var b catalog.Batch
-	var ws catalog.Workspace
-	errno := w.fsys.view("lookup", func(tx *catalog.Tx) error {
+	var b archive.Batch
+	var ws archive.Workspace
+	errno := w.fsys.view("lookup", func(tx archive.Snapshot) error {
 		var err error
 		if b, err = liveBatch(tx, w.ws, id); err != nil {
 			return err
@@ -154,7 +154,7 @@ func (w *wsDir) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*g
 	return w.batchChild(ctx, &b, &ws, out), 0
 }
 
-func (w *wsDir) batchChild(ctx context.Context, b *catalog.Batch, ws *catalog.Workspace, out *fuse.EntryOut) *gofs.Inode {
+func (w *wsDir) batchChild(ctx context.Context, b *archive.Batch, ws *archive.Workspace, out *fuse.EntryOut) *gofs.Inode {
 	batchAttr(b, ws, &out.Attr)
 	out.SetEntryTimeout(shortTimeout)
 	out.SetAttrTimeout(shortTimeout)
@@ -162,8 +162,8 @@ func (w *wsDir) batchChild(ctx context.Context, b *catalog.Batch, ws *catalog.Wo
 }
 
 func (w *wsDir) lookupPut(ctx context.Context, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
-	var ws catalog.Workspace
-	errno := w.fsys.view("lookup", func(tx *catalog.Tx) error {
+	var ws archive.Workspace
+	errno := w.fsys.view("lookup", func(tx archive.Snapshot) error {
 		var err error
 		ws, err = tx.Workspace(w.ws)
 		return err
@@ -195,12 +195,12 @@ func (w *wsDir) OpendirHandle(ctx context.Context, flags uint32) (gofs.FileHandl
 				after, _ = strconv.ParseUint(cursor, 10, 64)
 			}
 			next = cursor
-			errno = w.fsys.view("readdir", func(tx *catalog.Tx) error {
+			errno = w.fsys.view("readdir", func(tx archive.Snapshot) error {
 				ws, err := tx.Workspace(w.ws)
 				if err != nil {
 					return err
 				}
-				bs, err := tx.Batches(catalog.ListOptions{Workspace: w.ws, States: liveStates, After: after, Limit: pageSize})
+				bs, err := tx.Batches(archive.BatchQuery{Workspace: w.ws, States: liveStates, After: after, Limit: pageSize})
 				if err != nil {
 					return err
 				}
@@ -235,9 +235,9 @@ func (w *wsDir) OpendirHandle(ctx context.Context, flags uint32) (gofs.FileHandl
 // ---- batch directory ----
 
 func (b *batchDir) Getattr(ctx context.Context, f gofs.FileHandle, out *fuse.AttrOut) syscall.Errno {
-	var bt catalog.Batch
-	var ws catalog.Workspace
-	errno := b.fsys.view("getattr", func(tx *catalog.Tx) error {
+	var bt archive.Batch
+	var ws archive.Workspace
+	errno := b.fsys.view("getattr", func(tx archive.Snapshot) error {
 		var err error
 		if bt, err = liveBatch(tx, b.ws, b.id); err != nil {
 			return err
@@ -266,8 +266,8 @@ func (b *batchDir) OpendirHandle(ctx context.Context, flags uint32) (gofs.FileHa
 // ---- batch tree entries ----
 
 func (n *entryNode) Getattr(ctx context.Context, f gofs.FileHandle, out *fuse.AttrOut) syscall.Errno {
-	var file catalog.File
-	errno := n.fsys.view("getattr", func(tx *catalog.Tx) error {
+	var file archive.File
+	errno := n.fsys.view("getattr", func(tx archive.Snapshot) error {
 		var err error
 		file, err = tx.File(n.id)
 		return err
@@ -281,14 +281,14 @@ func (n *entryNode) Getattr(ctx context.Context, f gofs.FileHandle, out *fuse.At
 }
 
 func (n *entryNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
-	if n.typ != catalog.TypeDir {
+	if n.typ != archive.TypeDir {
 		return nil, syscall.ENOTDIR
 	}
 	return n.fsys.lookupChild(ctx, &n.Inode, n.ws, n.batch, n.id, name, out)
 }
 
 func (n *entryNode) OpendirHandle(ctx context.Context, flags uint32) (gofs.FileHandle, uint32, syscall.Errno) {
-	if n.typ != catalog.TypeDir {
+	if n.typ != archive.TypeDir {
 		return nil, 0, syscall.ENOTDIR
 	}
 	d := n.fsys.openTreeDir(&n.Inode, n.ws, n.batch, n.id, n.Lookup)
@@ -297,11 +297,11 @@ func (n *entryNode) OpendirHandle(ctx context.Context, flags uint32) (gofs.FileH
 }
 
 func (n *entryNode) Readlink(ctx context.Context) ([]byte, syscall.Errno) {
-	if n.typ != catalog.TypeSymlink {
+	if n.typ != archive.TypeSymlink {
 		return nil, syscall.EINVAL
 	}
-	var file catalog.File
-	errno := n.fsys.view("readlink", func(tx *catalog.Tx) error {
+	var file archive.File
+	errno := n.fsys.view("readlink", func(tx archive.Snapshot) error {
 		var err error
 		file, err = tx.File(n.id)
 		return err
@@ -312,8 +312,8 @@ func (n *entryNode) Readlink(ctx context.Context) ([]byte, syscall.Errno) {
 // lookupChild looks up name in directory parent (0: the top level) of a
 // batch tree whose inode is dir.
 func (f *FS) lookupChild(ctx context.Context, dir *gofs.Inode, ws string, batch, parent uint64, name string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
-	var file catalog.File
-	errno := f.view("lookup", func(tx *catalog.Tx) error {
+	var file archive.File
+	errno := f.view("lookup", func(tx archive.Snapshot) error {
 		if _, err := liveBatch(tx, ws, batch); err != nil {
 			return err
 		}
@@ -327,7 +327,7 @@ func (f *FS) lookupChild(ctx context.Context, dir *gofs.Inode, ws string, batch,
 	return f.entryChild(ctx, dir, ws, &file, out), 0
 }
 
-func (f *FS) entryChild(ctx context.Context, dir *gofs.Inode, ws string, file *catalog.File, out *fuse.EntryOut) *gofs.Inode {
+func (f *FS) entryChild(ctx context.Context, dir *gofs.Inode, ws string, file *archive.File, out *fuse.EntryOut) *gofs.Inode {
 	f.entryAttr(file, &out.Attr)
 	out.SetEntryTimeout(treeEntryTimeout)
 	out.SetAttrTimeout(treeAttrTimeout)

@@ -9,7 +9,7 @@ import (
 
 	gofs "github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
-	"github.com/tapefs/tapefs/catalog"
+	"github.com/tapefs/tapefs/archive"
 )
 
 // Open and read of batch files. Open never blocks on tape. A file whose
@@ -24,15 +24,23 @@ import (
 // once.
 
 func (n *entryNode) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uint32, syscall.Errno) {
-	if n.typ != catalog.TypeFile {
+	if n.typ != archive.TypeFile {
 		return nil, 0, syscall.EISDIR
 	}
 	if errno := n.openReadOnly(ctx, flags); errno != 0 {
 		return nil, 0, errno
 	}
-	r, err := n.fsys.eng.Open(n.id)
+	r, _, err := n.fsys.eng.Open(whoCalls(ctx), n.id)
 	if err != nil {
 		errno := errnoOf(err)
+		if errno == syscall.EACCES {
+			// The kernel checked the same rule from the attributes; a
+			// refusal here means they changed under it (or a caller in
+			// groups the kernel counted differently).
+			uid, _, _ := caller(ctx)
+			n.fsys.log.Warn().Err(err).Str("workspace", n.ws).Uint64("batch", n.batch).Uint64("file", n.id).Uint32("uid", uid).Msg("read refused by the access rule")
+			return nil, 0, errno
+		}
 		if errno == syscall.EIO {
 			n.fsys.log.Error().Err(err).Str("workspace", n.ws).Uint64("batch", n.batch).Uint64("file", n.id).Msg("open failed")
 		}

@@ -5,7 +5,7 @@ import (
 	"syscall"
 
 	"github.com/hanwen/go-fuse/v2/fuse"
-	"github.com/tapefs/tapefs/catalog"
+	"github.com/tapefs/tapefs/archive"
 )
 
 // statfs (df) answers "how much can still be copied in?". Everything put
@@ -53,8 +53,8 @@ func (f *FS) statfsCache(out *fuse.StatfsOut) syscall.Errno {
 }
 
 func (f *FS) statfsWorkspace(ws string, out *fuse.StatfsOut) syscall.Errno {
-	var w catalog.Workspace
-	if errno := f.view("statfs", func(tx *catalog.Tx) error {
+	var w archive.Workspace
+	if errno := f.view("statfs", func(tx archive.Snapshot) error {
 		var err error
 		w, err = tx.Workspace(ws)
 		return err

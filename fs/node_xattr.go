@@ -8,7 +8,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/tapefs/tapefs/catalog"
+	"github.com/tapefs/tapefs/archive"
 )
 
 // Extended attributes of the read-only tree: the batch record on a batch
@@ -17,8 +17,8 @@ import (
 // writable ones are user.tapefs.recall.
 
 func (b *batchDir) attrs() (attrMap, syscall.Errno) {
-	var bt catalog.Batch
-	errno := b.fsys.view("getxattr", func(tx *catalog.Tx) error {
+	var bt archive.Batch
+	errno := b.fsys.view("getxattr", func(tx archive.Snapshot) error {
 		var err error
 		bt, err = liveBatch(tx, b.ws, b.id)
 		return err
@@ -52,7 +52,7 @@ func (b *batchDir) Setxattr(ctx context.Context, attr string, data []byte, flags
 	if attr != xattrRecall {
 		return b.refuse(ctx, "setxattr "+attr, "", syscall.EROFS)
 	}
-	if err := b.fsys.eng.RecallBatch(b.id); err != nil {
+	if err := b.fsys.eng.RecallBatch(whoCalls(ctx), b.id); err != nil {
 		errno := errnoOf(err)
 		b.fsys.log.Error().Err(err).Str("workspace", b.ws).Uint64("batch", b.id).Msg("recall of batch refused")
 		return errno
@@ -63,13 +63,13 @@ func (b *batchDir) Setxattr(ctx context.Context, attr string, data []byte, flags
 
 func (n *entryNode) attrs() (attrMap, syscall.Errno) {
 	var m attrMap
-	if n.typ == catalog.TypeSymlink {
+	if n.typ == archive.TypeSymlink {
 		// The kernel allows user.* attributes on files and directories
 		// only.
 		return m, 0
 	}
-	var file catalog.File
-	errno := n.fsys.view("getxattr", func(tx *catalog.Tx) error {
+	var file archive.File
+	errno := n.fsys.view("getxattr", func(tx archive.Snapshot) error {
 		var err error
 		file, err = tx.File(n.id)
 		return err
@@ -77,8 +77,8 @@ func (n *entryNode) attrs() (attrMap, syscall.Errno) {
 	if errno != 0 {
 		return m, errno
 	}
-	if file.Type == catalog.TypeFile {
-		m.add(xattrState, string(n.fsys.eng.FileState(&file)))
+	if file.Type == archive.TypeFile {
+		m.add(xattrState, string(file.State))
 		if file.MD5 != "" {
 			m.add(xattrMD5, file.MD5)
 		}
@@ -91,7 +91,7 @@ func (n *entryNode) attrs() (attrMap, syscall.Errno) {
 }
 
 // volsers lists the cartridges holding copies, in order, once each.
-func volsers(copies []catalog.Copy) string {
+func volsers(copies []archive.Copy) string {
 	var vs []string
 	for _, c := range copies {
 		if !slices.Contains(vs, c.VOLSER) {
@@ -111,10 +111,10 @@ func (n *entryNode) Listxattr(ctx context.Context, dest []byte) (uint32, syscall
 
 // Setxattr user.tapefs.recall on a file queues its recall without reading.
 func (n *entryNode) Setxattr(ctx context.Context, attr string, data []byte, flags uint32) syscall.Errno {
-	if attr != xattrRecall || n.typ != catalog.TypeFile {
+	if attr != xattrRecall || n.typ != archive.TypeFile {
 		return n.refuse(ctx, "setxattr "+attr, "", syscall.EROFS)
 	}
-	if err := n.fsys.eng.Recall(n.id); err != nil {
+	if err := n.fsys.eng.Recall(whoCalls(ctx), n.id); err != nil {
 		n.fsys.log.Error().Err(err).Str("workspace", n.ws).Uint64("batch", n.batch).Uint64("file", n.id).Msg("recall refused")
 		return errnoOf(err)
 	}

@@ -8,7 +8,6 @@ import (
 	gofs "github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
 	"github.com/tapefs/tapefs/archive"
-	"github.com/tapefs/tapefs/catalog"
 )
 
 // rootDir is the mount root: one directory per workspace of the catalog.
@@ -44,7 +43,7 @@ type entryNode struct {
 	ws    string
 	batch uint64
 	id    uint64
-	typ   catalog.FileType
+	typ   archive.FileType
 	// parentIno is the inode number of the directory holding it, for "..".
 	parentIno uint64
 }
@@ -61,9 +60,9 @@ func (f *FS) newBatchDir(ws string, id uint64) *batchDir {
 	return n
 }
 
-func (f *FS) newEntry(ws string, file *catalog.File) *entryNode {
+func (f *FS) newEntry(ws string, file *archive.File) *entryNode {
 	id := file.ID
-	if file.Type == catalog.TypeFile {
+	if file.Type == archive.TypeFile {
 		id = file.DataID()
 	}
 	n := &entryNode{ws: ws, batch: file.Batch, id: id, typ: file.Type, parentIno: batchIno(file.Batch)}
@@ -75,15 +74,15 @@ func (f *FS) newEntry(ws string, file *catalog.File) *entryNode {
 }
 
 // entryStable is the identity go-fuse keys a batch tree entry by.
-func entryStable(file *catalog.File) gofs.StableAttr {
+func entryStable(file *archive.File) gofs.StableAttr {
 	return gofs.StableAttr{Mode: fileMode(file.Type), Ino: fileIno(file.DataID())}
 }
 
-func fileMode(t catalog.FileType) uint32 {
+func fileMode(t archive.FileType) uint32 {
 	switch t {
-	case catalog.TypeDir:
+	case archive.TypeDir:
 		return syscall.S_IFDIR
-	case catalog.TypeSymlink:
+	case archive.TypeSymlink:
 		return syscall.S_IFLNK
 	}
 	return syscall.S_IFREG
@@ -117,25 +116,39 @@ func (f *FS) rootAttr(out *fuse.Attr) {
 	dirAttr(out, rootIno, 0o755, uint32(os.Geteuid()), uint32(os.Getegid()), f.start)
 }
 
-// Workspace directories belong to the manager (who may put and rm) and
-// its group (who may list and get).
-func wsAttr(w *catalog.Workspace, out *fuse.Attr) {
-	dirAttr(out, workspaceIno(w.Name), 0o750, w.Manager, w.Group, w.Created)
+// The modes of the directories tapefs makes up spell the access rule of
+// archive/access.go for the kernel, which checks them (default_permissions)
+// before a request reaches tapefs:
+//
+//   - a workspace directory belongs to the manager and the workspace's
+//     group, others may not enter (only they see the workspace); it is
+//     group-writable and sticky, like /tmp, so that rmdir of a batch
+//     directory reaches tapefs for exactly root, the manager (owner of the
+//     workspace directory) and the batch's owner (owner of the batch
+//     directory) — nothing else can be created in it (EROFS);
+//   - a batch directory belongs to the batch's owner and the workspace's
+//     group, group-writable so that rm -r of its top level reaches
+//     tapefs, which refuses members who may not remove it.
+//
+// Inside a batch the recorded modes of the tree apply, as on any file
+// system: rm -r needs write permission on each directory it empties.
+func wsAttr(w *archive.Workspace, out *fuse.Attr) {
+	dirAttr(out, workspaceIno(w.Name), syscall.S_ISVTX|0o770, w.Manager, w.Group, w.Created)
 }
 
-func batchAttr(b *catalog.Batch, w *catalog.Workspace, out *fuse.Attr) {
+func batchAttr(b *archive.Batch, w *archive.Workspace, out *fuse.Attr) {
 	t := b.Sealed
 	if t.IsZero() {
 		t = b.Created
 	}
-	dirAttr(out, batchIno(b.ID), 0o755, b.Owner, w.Group, t)
+	dirAttr(out, batchIno(b.ID), 0o775, b.Owner, w.Group, t)
 }
 
 // entryAttr fills the attributes of a batch tree entry from its catalog
 // record, without touching tape. An offline file reports st_blocks = 1,
 // never 0: GNU tar --sparse archives a file with no blocks as all holes
 // without reading it.
-func (f *FS) entryAttr(file *catalog.File, out *fuse.Attr) {
+func (f *FS) entryAttr(file *archive.File, out *fuse.Attr) {
 	out.Ino = fileIno(file.DataID())
 	out.Mode = fileMode(file.Type) | file.Mode&0o7777
 	out.Uid, out.Gid = file.UID, file.GID
@@ -143,10 +156,10 @@ func (f *FS) entryAttr(file *catalog.File, out *fuse.Attr) {
 	out.Nlink = 1
 	setTimes(out, file.Mtime)
 	switch file.Type {
-	case catalog.TypeDir:
+	case archive.TypeDir:
 		out.Size = 4096
 		out.Blocks = 8
-	case catalog.TypeSymlink:
+	case archive.TypeSymlink:
 		out.Size = uint64(len(file.Target))
 	default:
 		out.Size = uint64(file.Size)
@@ -154,7 +167,7 @@ func (f *FS) entryAttr(file *catalog.File, out *fuse.Attr) {
 			out.Nlink = file.Nlink
 		}
 		out.Blocks = (out.Size + 511) / 512
-		if out.Size > 0 && f.eng.FileState(file) != archive.Online {
+		if out.Size > 0 && file.State != archive.Online {
 			out.Blocks = 1
 		}
 	}

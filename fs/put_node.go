@@ -9,7 +9,7 @@ import (
 
 	gofs "github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
-	"github.com/tapefs/tapefs/catalog"
+	"github.com/tapefs/tapefs/archive"
 	"golang.org/x/sys/unix"
 )
 
@@ -40,7 +40,7 @@ func (f *FS) newPutRoot(ws string) (*putNode, *syscall.Stat_t, error) {
 
 // putRootAttr reports put/ itself as the workspace manager's: the manager
 // may put, the group may look.
-func putRootAttr(w *catalog.Workspace, st *syscall.Stat_t, out *fuse.Attr) {
+func putRootAttr(w *archive.Workspace, st *syscall.Stat_t, out *fuse.Attr) {
 	out.FromStat(st)
 	out.Ino = putIno(w.Name)
 	out.Mode = syscall.S_IFDIR | 0o750

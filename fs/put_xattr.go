@@ -3,7 +3,6 @@ package fs
 import (
 	"context"
 	"errors"
-	"path/filepath"
 	"slices"
 	"strings"
 	"syscall"
@@ -113,17 +112,12 @@ func (n *putNode) seal(ctx context.Context, tag string) syscall.Errno {
 	if entry == "" {
 		return n.refuse(ctx, "seal (put/ itself is not an entry)", "", syscall.EINVAL)
 	}
-	owner, _, _ := caller(ctx)
-	var st syscall.Stat_t
-	if err := syscall.Lstat(filepath.Join(n.RootData.Path, entry), &st); err == nil {
-		owner = st.Uid
-	}
 	log := n.fsys.log.With().Str("workspace", n.ws).Str("entry", entry).Logger()
 	if state, why := n.fsys.eng.EntryState(n.ws, entry); state == archive.EntryWriteFailed {
 		log.Warn().Str("reason", why).Msg("sealing on request an entry in which a write failed: it is archived as it stands")
 	}
 	n.fsys.open.waitReleased(ctx, entryKey{n.ws, entry}, releaseWait)
-	b, err := n.fsys.eng.Seal(ctx, n.ws, entry, owner, tag)
+	b, err := n.fsys.eng.Seal(ctx, whoCalls(ctx), n.ws, entry, tag)
 	if err != nil {
 		errno := errnoOf(err)
 		var rej *archive.RejectError

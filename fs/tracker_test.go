@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/tapefs/tapefs/archive"
-	"github.com/tapefs/tapefs/catalog"
 )
 
 // countingEngine counts the engine's view of open handles per entry, and
@@ -52,8 +51,6 @@ func (e *countingEngine) EntryChanged(ws, entry string) {
 	defer e.mu.Unlock()
 	e.changes[ws+"/"+entry]++
 }
-
-func (e *countingEngine) Catalog() *catalog.Catalog { return nil }
 
 func (e *countingEngine) check(t *testing.T, want map[string]int) {
 	t.Helper()

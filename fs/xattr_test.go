@@ -4,7 +4,7 @@ import (
 	"syscall"
 	"testing"
 
-	"github.com/tapefs/tapefs/catalog"
+	"github.com/tapefs/tapefs/archive"
 )
 
 func TestXattrValue(t *testing.T) {
@@ -35,7 +35,7 @@ func TestXattrValue(t *testing.T) {
 }
 
 func TestVolsers(t *testing.T) {
-	got := volsers([]catalog.Copy{{VOLSER: "TF0002"}, {VOLSER: "TF0001"}, {VOLSER: "TF0002"}})
+	got := volsers([]archive.Copy{{VOLSER: "TF0002"}, {VOLSER: "TF0001"}, {VOLSER: "TF0002"}})
 	if got != "TF0002,TF0001" {
 		t.Errorf("volsers = %q", got)
 	}

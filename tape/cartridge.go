@@ -102,11 +102,11 @@ func writeFileAtomic(path string, data []byte) error {
 	if err := os.Rename(tmp.Name(), path); err != nil {
 		return err
 	}
-	return syncDir(dir)
+	return syncEntries(dir)
 }
 
-// syncDir makes renames, creations and removals in dir durable.
-func syncDir(dir string) error {
+// syncEntries makes renames, creations and removals in dir durable.
+func syncEntries(dir string) error {
 	d, err := os.Open(dir)
 	if err != nil {
 		return err
@@ -294,7 +294,7 @@ func removeStrays(dir string, committed int) error {
 		removed = true
 	}
 	if removed {
-		return syncDir(dir)
+		return syncEntries(dir)
 	}
 	return nil
 }

@@ -285,7 +285,7 @@ func (h *handle) WriteFilemark() error {
 		err = os.Rename(partial, committed)
 	}
 	if err == nil {
-		err = syncDir(c.dir)
+		err = syncEntries(c.dir)
 	}
 	if err == nil {
 		next := idx

@@ -17,8 +17,6 @@ import (
 	"time"
 
 	"github.com/tapefs/tapefs/api"
-	"github.com/tapefs/tapefs/archive"
-	"github.com/tapefs/tapefs/catalog"
 )
 
 // Helpers of the command-line tests (cli_test.go): a `tapefs serve`
@@ -241,10 +239,10 @@ func batchID(t *testing.T, r cliResult) uint64 {
 func idArg(id uint64) string { return strconv.FormatUint(id, 10) }
 
 // batchesJSON lists the live batches of a workspace with ls -F json.
-func batchesJSON(t *testing.T, o cliOpts, ws string) []archive.Status {
+func batchesJSON(t *testing.T, o cliOpts, ws string) []api.Batch {
 	t.Helper()
 	r := cliOK(t, o, "ls", "-w", ws, "-L", "batch", "-F", "json")
-	var out []archive.Status
+	var out []api.Batch
 	if err := json.Unmarshal([]byte(r.stdout), &out); err != nil {
 		t.Fatalf("ls -F json: %v\n%s", err, r)
 	}
@@ -252,10 +250,10 @@ func batchesJSON(t *testing.T, o cliOpts, ws string) []archive.Status {
 }
 
 // batchJSON is the status of one batch (ls -b ID -L batch -F json).
-func batchJSON(t *testing.T, o cliOpts, id uint64) archive.Status {
+func batchJSON(t *testing.T, o cliOpts, id uint64) api.Batch {
 	t.Helper()
 	r := cliOK(t, o, "ls", "-b", idArg(id), "-L", "batch", "-F", "json")
-	var out []archive.Status
+	var out []api.Batch
 	if err := json.Unmarshal([]byte(r.stdout), &out); err != nil || len(out) != 1 {
 		t.Fatalf("ls -b %d -L batch -F json: want one batch (%v)\n%s", id, err, r)
 	}
@@ -277,7 +275,7 @@ func filesJSON(t *testing.T, o cliOpts, id uint64) []api.FileInfo {
 func regularPaths(files []api.FileInfo) map[string]bool {
 	out := map[string]bool{}
 	for _, f := range files {
-		if f.Type == catalog.TypeFile {
+		if f.Type == api.TypeFile {
 			out[f.Path] = true
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/tapefs/tapefs/api"
 	"io/fs"
 	"math/rand/v2"
 	"net"
@@ -576,7 +577,7 @@ func TestCLIUnprivilegedUser(t *testing.T) {
 	t.Run("rm-from-others", func(t *testing.T) {
 		r := runTapefs(t, user, "rm", "-b", idArg(id))
 		wantCode(t, r, cli.ExitFailed)
-		if st := batchJSON(t, root, id).State; st == catalog.Deleted {
+		if st := batchJSON(t, root, id).State; st == api.Deleted {
 			t.Errorf("batch %d of workspace default is %s after an rm by uid %d", id, st, nobodyUID)
 		}
 		wantCode(t, runTapefs(t, user, "undelete", "-b", idArg(id)), cli.ExitFailed)

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/tapefs/tapefs/api"
-	"github.com/tapefs/tapefs/catalog"
 )
 
 // End-to-end tests of the cache's integrity (issue 8, fault 4) and of a
@@ -20,7 +19,7 @@ import (
 func fileByPath(t *testing.T, files []api.FileInfo, path string) api.FileInfo {
 	t.Helper()
 	for _, f := range files {
-		if f.Path == path && f.Type == catalog.TypeFile {
+		if f.Path == path && f.Type == api.TypeFile {
 			return f
 		}
 	}

@@ -2,22 +2,21 @@ package web
 
 import (
 	"errors"
+	"github.com/tapefs/tapefs/archive"
 	"maps"
 	"slices"
 	"sync"
 	"time"
-
-	"github.com/tapefs/tapefs/catalog"
 )
 
 // states is every batch state, in life-cycle order: the order of columns
 // and of metric series.
-var states = []catalog.State{catalog.Caching, catalog.Cached, catalog.Syncing, catalog.CachedSynced, catalog.Synced, catalog.Failed, catalog.Deleted}
+var states = []archive.BatchState{archive.StateCaching, archive.StateCached, archive.StateSyncing, archive.StateCachedSynced, archive.StateSynced, archive.StateFailed, archive.StateDeleted}
 
 // moving reports whether a batch in state st will change without anyone
 // asking: the pages refresh while one does.
-func moving(st catalog.State) bool {
-	return st == catalog.Caching || st == catalog.Cached || st == catalog.Syncing
+func moving(st archive.BatchState) bool {
+	return st == archive.StateCaching || st == archive.StateCached || st == archive.StateSyncing
 }
 
 // tally is a count of batches and their bytes.
@@ -32,8 +31,8 @@ type tally struct {
 type aggregate struct {
 	seq     uint64    // the last event it includes
 	at      time.Time // when it was brought up to date
-	byWS    map[string]map[catalog.State]tally
-	byState map[catalog.State]tally
+	byWS    map[string]map[archive.BatchState]tally
+	byState map[archive.BatchState]tally
 }
 
 func (a *aggregate) workspaces() []string {
@@ -43,7 +42,7 @@ func (a *aggregate) workspaces() []string {
 // cell is what one batch adds to the aggregate.
 type cell struct {
 	ws    string
-	state catalog.State
+	state archive.BatchState
 	bytes int64
 }
 
@@ -57,7 +56,7 @@ type cell struct {
 // bytes; tens of bytes a batch), so a batch that changes is taken out of
 // its old tally before it is added to its new one.
 type aggregator struct {
-	cat      *catalog.Catalog
+	surf     archive.Surface
 	now      func() time.Time
 	maxAge   time.Duration // a full count at least this often (a safety net: nothing is known to change a batch without an event)
 	maxDelta int           // more new events than this: count again rather than follow
@@ -68,8 +67,8 @@ type aggregator struct {
 	cur     *aggregate
 }
 
-func newAggregator(cat *catalog.Catalog, now func() time.Time) *aggregator {
-	return &aggregator{cat: cat, now: now, maxAge: 10 * time.Minute, maxDelta: 20_000}
+func newAggregator(surf archive.Surface, now func() time.Time) *aggregator {
+	return &aggregator{surf: surf, now: now, maxAge: 10 * time.Minute, maxDelta: 20_000}
 }
 
 // get returns the aggregate as of the newest event.
@@ -82,11 +81,11 @@ func (g *aggregator) get() (*aggregate, error) {
 	}
 	var (
 		last    uint64
-		evs     []catalog.Event
+		evs     []archive.Event
 		changed = map[uint64]cell{} // batches read again: what they add now
 		gone    = map[uint64]bool{} // batches purged
 	)
-	err := g.cat.View(func(tx *catalog.Tx) error {
+	err := g.surf.Read(archive.Anonymous(), func(tx archive.Snapshot) error {
 		var err error
 		if last, err = tx.LastEvent(); err != nil || last == g.cur.seq {
 			return err
@@ -102,7 +101,7 @@ func (g *aggregator) get() (*aggregate, error) {
 			switch {
 			case err == nil:
 				changed[b.ID] = cell{ws: b.Workspace, state: b.State, bytes: b.Bytes}
-			case errors.Is(err, catalog.ErrNotFound):
+			case errors.Is(err, archive.ErrNotFound):
 				gone[ev.Batch] = true
 			default:
 				return err
@@ -119,13 +118,13 @@ func (g *aggregator) get() (*aggregate, error) {
 		err := g.count()
 		return g.cur, err
 	}
-	next := &aggregate{seq: last, at: g.now(), byWS: map[string]map[catalog.State]tally{}, byState: maps.Clone(g.cur.byState)}
+	next := &aggregate{seq: last, at: g.now(), byWS: map[string]map[archive.BatchState]tally{}, byState: maps.Clone(g.cur.byState)}
 	for ws, m := range g.cur.byWS {
 		next.byWS[ws] = maps.Clone(m)
 	}
 	for _, ev := range evs {
 		if ev.Workspace != "" && next.byWS[ev.Workspace] == nil {
-			next.byWS[ev.Workspace] = map[catalog.State]tally{} // a new workspace
+			next.byWS[ev.Workspace] = map[archive.BatchState]tally{} // a new workspace
 		}
 	}
 	for id := range gone {
@@ -149,7 +148,7 @@ func (g *aggregator) get() (*aggregate, error) {
 func (a *aggregate) add(c cell, sign int64) {
 	m := a.byWS[c.ws]
 	if m == nil {
-		m = map[catalog.State]tally{}
+		m = map[archive.BatchState]tally{}
 		a.byWS[c.ws] = m
 	}
 	t := m[c.state]
@@ -166,9 +165,9 @@ func (a *aggregate) add(c cell, sign int64) {
 // counts and the event sequence agree). Callers hold g.mu; on success
 // g.cur returns the new aggregate.
 func (g *aggregator) count() error {
-	a := &aggregate{byWS: map[string]map[catalog.State]tally{}, byState: map[catalog.State]tally{}}
+	a := &aggregate{byWS: map[string]map[archive.BatchState]tally{}, byState: map[archive.BatchState]tally{}}
 	cells := make(map[uint64]cell, len(g.cells))
-	err := g.cat.View(func(tx *catalog.Tx) error {
+	err := g.surf.Read(archive.Anonymous(), func(tx archive.Snapshot) error {
 		var err error
 		if a.seq, err = tx.LastEvent(); err != nil {
 			return err
@@ -178,12 +177,12 @@ func (g *aggregator) count() error {
 			return err
 		}
 		for _, w := range wss {
-			a.byWS[w.Name] = map[catalog.State]tally{}
+			a.byWS[w.Name] = map[archive.BatchState]tally{}
 		}
 		const page = 1000
 		var after uint64
 		for {
-			bs, err := tx.Batches(catalog.ListOptions{After: after, Limit: page})
+			bs, err := tx.Batches(archive.BatchQuery{After: after, Limit: page})
 			if err != nil {
 				return err
 			}

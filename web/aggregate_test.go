@@ -1,6 +1,7 @@
 package web
 
 import (
+	"github.com/tapefs/tapefs/archive"
 	"maps"
 	"testing"
 	"time"
@@ -19,7 +20,7 @@ func TestAggregateFollowsChanges(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		fresh := newAggregator(te.e.Catalog(), time.Now)
+		fresh := newAggregator(te.e.Surface(), time.Now)
 		want, err := fresh.get()
 		if err != nil {
 			t.Fatal(err)
@@ -63,7 +64,7 @@ func TestAggregateFollowsChanges(t *testing.T) {
 		t.Error("a new workspace is not in the aggregate")
 	}
 	// A purge: the batch record goes, its events stay.
-	if err := te.e.Catalog().Update(func(tx *catalog.Tx) error {
+	if err := te.cat.Update(func(tx *catalog.Tx) error {
 		if err := tx.PurgeBatch(r.ID); err != nil {
 			return err
 		}
@@ -81,9 +82,9 @@ func TestAggregateFollowsChanges(t *testing.T) {
 	check("recounted")
 }
 
-func sameTallies(a, b map[catalog.State]tally) bool {
-	nz := func(m map[catalog.State]tally) map[catalog.State]tally {
-		out := map[catalog.State]tally{}
+func sameTallies(a, b map[archive.BatchState]tally) bool {
+	nz := func(m map[archive.BatchState]tally) map[archive.BatchState]tally {
+		out := map[archive.BatchState]tally{}
 		for k, v := range m {
 			if v != (tally{}) {
 				out[k] = v

@@ -96,7 +96,7 @@ func BenchmarkPages(b *testing.B) {
 	}
 	b.Logf("catalog of %d batches built in %s", batches, time.Since(start).Round(time.Millisecond))
 
-	s := New(e, Options{})
+	s := New(e.Surface(), Options{})
 	defer s.Close()
 	h := s.Handler()
 	if _, err := s.agg.get(); err != nil { // waits for the first count
@@ -118,7 +118,7 @@ func BenchmarkPages(b *testing.B) {
 	b.Run("overview", page("/"))
 	b.Run("count", func(b *testing.B) {
 		for b.Loop() {
-			g := newAggregator(cat, time.Now)
+			g := newAggregator(e.Surface(), time.Now)
 			if _, err := g.get(); err != nil {
 				b.Fatal(err)
 			}

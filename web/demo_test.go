@@ -59,7 +59,7 @@ func TestDemo(t *testing.T) {
 		t.Fatal(err)
 	}
 	// A failure, as the engine would record it.
-	err := te.e.Catalog().Update(func(tx *catalog.Tx) error {
+	err := te.cat.Update(func(tx *catalog.Tx) error {
 		fb, _, err := tx.RegisterBatch(catalog.Batch{Workspace: "gws", Entry: "run0999", State: catalog.Failed, Created: time.Now().Add(-time.Hour),
 			Bytes: 1 << 30, Reason: "write to TF0003 failed: medium error at block 88121; retries exhausted (5 attempts)", Attempts: 5},
 			[]catalog.File{{Path: "run0999", Type: catalog.TypeDir, Mode: 0o755}, {Path: "run0999/big.raw", Type: catalog.TypeFile, Mode: 0o644, Size: 1 << 30, MD5: "8f14e45fceea167a5a36dedd4bea2543"}})

@@ -23,7 +23,10 @@
 //     with a token, and then every request must carry it (Authorization:
 //     Bearer TOKEN, or ?token=TOKEN for browsers and feed readers; the
 //     links of a page requested with ?token= keep it). /api/ calls the
-//     control API as root for the same reason.
+//     control API as the anonymous caller of archive/access.go: it sees
+//     every workspace's records, changes nothing and reads no file. What a
+//     given user may do is answered by /api/v1/batches/{id}/access, from
+//     the same rule the mount and the control socket apply.
 //   - Bounded work per request. The catalog may hold 100,000s of batches;
 //     each request reads pages of it (batch lists by cursor, at most a
 //     fixed number of records for a filtered list, the newest events by a

@@ -5,7 +5,6 @@ import (
 	"time"
 
 	"github.com/tapefs/tapefs/archive"
-	"github.com/tapefs/tapefs/catalog"
 )
 
 // failureKinds are the events shown in red and listed first.
@@ -25,7 +24,7 @@ func isFailure(kind string) bool { return slices.Contains(failureKinds, kind) }
 type eventQuery struct {
 	workspace string                   // "" = every workspace
 	want      int                      // how many matching events, at most
-	keep      func(catalog.Event) bool // nil = every event
+	keep      func(archive.Event) bool // nil = every event
 	// since stops the search at events older than this (zero: no stop).
 	since time.Time
 	// budget is the widest window, in sequence numbers, searched.
@@ -40,7 +39,7 @@ type eventQuery struct {
 // reading the whole log, look at a window of the last n sequence numbers
 // and double it until enough match: the events read add up to less than
 // twice the final window's.
-func latestEvents(tx *catalog.Tx, q eventQuery) ([]catalog.Event, bool, error) {
+func latestEvents(tx archive.Snapshot, q eventQuery) ([]archive.Event, bool, error) {
 	last, err := tx.LastEvent()
 	if err != nil || last == 0 {
 		return nil, false, err
@@ -53,7 +52,7 @@ func latestEvents(tx *catalog.Tx, q eventQuery) ([]catalog.Event, bool, error) {
 		if err != nil {
 			return nil, false, err
 		}
-		var out []catalog.Event
+		var out []archive.Event
 		for i := len(evs) - 1; i >= 0 && len(out) < q.want; i-- {
 			if q.keep == nil || q.keep(evs[i]) {
 				out = append(out, evs[i])
@@ -75,7 +74,7 @@ func latestEvents(tx *catalog.Tx, q eventQuery) ([]catalog.Event, bool, error) {
 // by binary search over the log (event times grow with their sequence
 // numbers, give or take a clock step: callers leave a margin); last+1 if
 // none is.
-func eventAt(tx *catalog.Tx, last uint64, t time.Time) (uint64, error) {
+func eventAt(tx archive.Snapshot, last uint64, t time.Time) (uint64, error) {
 	lo, hi := uint64(1), last+1
 	for lo < hi {
 		mid := lo + (hi-lo)/2
@@ -97,7 +96,7 @@ func eventAt(tx *catalog.Tx, last uint64, t time.Time) (uint64, error) {
 // reads the workspace's events forward (at most budget of them), and, if
 // that does not reach the end of the log, the newest ones too. gap
 // reports that events between the two were not read.
-func batchEvents(tx *catalog.Tx, b catalog.Batch, budget int) (evs []catalog.Event, gap bool, err error) {
+func batchEvents(tx archive.Snapshot, b archive.Batch, budget int) (evs []archive.Event, gap bool, err error) {
 	last, err := tx.LastEvent()
 	if err != nil || last == 0 {
 		return nil, false, err
@@ -120,7 +119,7 @@ func batchEvents(tx *catalog.Tx, b catalog.Batch, budget int) (evs []catalog.Eve
 	}
 	reached := fwd[len(fwd)-1].Seq
 	recent, _, err := latestEvents(tx, eventQuery{workspace: b.Workspace, want: 100, budget: uint64(budget),
-		keep: func(ev catalog.Event) bool { return ev.Batch == b.ID && ev.Seq > reached }})
+		keep: func(ev archive.Event) bool { return ev.Batch == b.ID && ev.Seq > reached }})
 	if err != nil {
 		return nil, false, err
 	}

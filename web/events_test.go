@@ -2,6 +2,7 @@ package web
 
 import (
 	"fmt"
+	"github.com/tapefs/tapefs/archive"
 	"testing"
 	"time"
 
@@ -10,7 +11,7 @@ import (
 
 func TestBatchEvents(t *testing.T) {
 	te := newTestEnv(t, Options{})
-	cat := te.e.Catalog()
+	cat := te.cat
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	var target catalog.Batch
 	// 300 events of other batches, then batch X sealed, 300 more, X's
@@ -50,14 +51,23 @@ func TestBatchEvents(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	kinds := func(evs []catalog.Event) string {
+	kinds := func(evs []archive.Event) string {
 		s := ""
 		for _, e := range evs {
 			s += e.Kind + " "
 		}
 		return s
 	}
-	err = cat.View(func(tx *catalog.Tx) error {
+	var tb archive.Batch
+	err = te.e.Surface().Read(archive.Anonymous(), func(tx archive.Snapshot) error {
+		var err error
+		tb, err = tx.Batch(target.ID)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = te.e.Surface().Read(archive.Anonymous(), func(tx archive.Snapshot) error {
 		last, _ := tx.LastEvent()
 		at, err := eventAt(tx, last, t0.Add(150*time.Second))
 		if err != nil {
@@ -68,7 +78,7 @@ func TestBatchEvents(t *testing.T) {
 			t.Errorf("eventAt: seq %d, %+v", at, evs)
 		}
 		// A budget that covers everything since the batch began.
-		evs, gap, err := batchEvents(tx, target, 5000)
+		evs, gap, err := batchEvents(tx, tb, 5000)
 		if err != nil {
 			return err
 		}
@@ -76,7 +86,7 @@ func TestBatchEvents(t *testing.T) {
 			t.Errorf("batch events: %q, gap %v", got, gap)
 		}
 		// A small budget: the first and the newest, and a gap between.
-		evs, gap, err = batchEvents(tx, target, 100)
+		evs, gap, err = batchEvents(tx, tb, 100)
 		if err != nil {
 			return err
 		}

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/tapefs/tapefs/archive"
-	"github.com/tapefs/tapefs/catalog"
 )
 
 const (
@@ -63,9 +62,9 @@ func atomTime(t time.Time) string { return t.UTC().Format(time.RFC3339) }
 // first, of one workspace or of all.
 func (s *Server) feed(w http.ResponseWriter, r *http.Request) {
 	ws := r.URL.Query().Get("workspace")
-	var evs []catalog.Event
+	var evs []archive.Event
 	var last uint64
-	err := s.e.Catalog().View(func(tx *catalog.Tx) error {
+	err := s.e.Read(archive.Anonymous(), func(tx archive.Snapshot) error {
 		if ws != "" {
 			if _, err := tx.Workspace(ws); err != nil {
 				return err
@@ -76,7 +75,7 @@ func (s *Server) feed(w http.ResponseWriter, r *http.Request) {
 			return err
 		}
 		evs, _, err = latestEvents(tx, eventQuery{workspace: ws, want: feedEntries, budget: feedBudget,
-			keep: func(ev catalog.Event) bool { return slices.Contains(feedKinds, ev.Kind) }})
+			keep: func(ev archive.Event) bool { return slices.Contains(feedKinds, ev.Kind) }})
 		return err
 	})
 	if err != nil {
@@ -156,7 +155,7 @@ func (s *Server) feed(w http.ResponseWriter, r *http.Request) {
 }
 
 // entryTitle says in a few words what happened to which batch.
-func entryTitle(ev catalog.Event) string {
+func entryTitle(ev archive.Event) string {
 	b := fmt.Sprintf("Batch %d", ev.Batch)
 	in := ""
 	if ev.Workspace != "" {

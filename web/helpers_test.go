@@ -32,6 +32,7 @@ type testEnv struct {
 	t   testing.TB
 	s   *Server
 	e   *archive.Engine
+	cat *catalog.Catalog // for seeding records the engine would take long to make
 	lib tape.Library
 }
 
@@ -61,9 +62,9 @@ func newTestEnv(t testing.TB, opts Options) *testEnv {
 	if err := e.CreateWorkspace(catalog.Workspace{Name: "gws", Manager: 1000, Group: 500, Quota: 1 << 30}); err != nil {
 		t.Fatal(err)
 	}
-	s := New(e, opts)
+	s := New(e.Surface(), opts)
 	t.Cleanup(func() { s.Close(); e.Close(); cat.Close(); c.Close(); lib.Close() })
-	return &testEnv{t: t, s: s, e: e, lib: lib}
+	return &testEnv{t: t, s: s, e: e, cat: cat, lib: lib}
 }
 
 // put seals an entry of files (path -> content) into a batch.
@@ -130,7 +131,7 @@ func (te *testEnv) mustGet(path string) string {
 func (te *testEnv) evilWorkspace() uint64 {
 	te.t.Helper()
 	var id uint64
-	err := te.e.Catalog().Update(func(tx *catalog.Tx) error {
+	err := te.cat.Update(func(tx *catalog.Tx) error {
 		if err := tx.PutWorkspace(catalog.Workspace{Name: evilWS, Quota: 1 << 20}); err != nil {
 			return err
 		}
@@ -165,7 +166,7 @@ func assertEscaped(t testing.TB, where, body string) {
 // fileIDs are the regular files of a batch.
 func (te *testEnv) fileIDs(batch uint64) ([]uint64, error) {
 	var out []uint64
-	err := te.e.Catalog().View(func(tx *catalog.Tx) error {
+	err := te.cat.View(func(tx *catalog.Tx) error {
 		fs, err := tx.Files(batch, 0, 0)
 		for _, f := range fs {
 			if f.Type == catalog.TypeFile {

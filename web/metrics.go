@@ -1,14 +1,13 @@
 package web
 
 import (
+	"github.com/tapefs/tapefs/archive"
 	"net/http"
 	"sort"
 	"strconv"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-	"github.com/tapefs/tapefs/catalog"
-	"github.com/tapefs/tapefs/tape"
 )
 
 func (s *Server) metricsHandler() http.Handler {
@@ -64,8 +63,8 @@ var (
 	mLibCapacity   = desc("library_capacity_bytes", "Capacity of all cartridges.")
 	mLibUsed       = desc("library_used_bytes", "Bytes written on all cartridges.")
 	mFUSEOps       = desc("fuse_operations_total", "FUSE operations served, by operation.", "op")
-	allDriveStates = []tape.DriveState{tape.DriveEmpty, tape.DriveMounting, tape.DriveIdle, tape.DriveReading, tape.DriveWriting, tape.DriveLocating, tape.DriveUnloading}
-	allCartStates  = []tape.CartridgeState{tape.CartridgeScratch, tape.CartridgeFilling, tape.CartridgeFull, tape.CartridgeError}
+	allDriveStates = []archive.DriveState{archive.DriveEmpty, archive.DriveMounting, archive.DriveIdle, archive.DriveReading, archive.DriveWriting, archive.DriveLocating, archive.DriveUnloading}
+	allCartStates  = []archive.CartridgeState{archive.CartridgeScratch, archive.CartridgeFilling, archive.CartridgeFull, archive.CartridgeError}
 )
 
 // collector produces the tapefs_* metrics at each scrape.
@@ -109,9 +108,9 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 			}
 		}
 	}
-	var wss []catalog.Workspace
+	var wss []archive.Workspace
 	var last uint64
-	if err := e.Catalog().View(func(tx *catalog.Tx) error {
+	if err := e.Read(archive.Anonymous(), func(tx archive.Snapshot) error {
 		var err error
 		if wss, err = tx.Workspaces(); err != nil {
 			return err
@@ -142,7 +141,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	ch <- counter(mMigratedBytes, float64(st.MigratedBytes))
 	ch <- counter(mMigratedFiles, float64(st.MigratedFiles))
 
-	cs := e.Cache().Stats()
+	cs := e.CacheStats()
 	ch <- gauge(mCacheUsed, float64(cs.Used))
 	ch <- gauge(mCacheLimit, float64(cs.Limit))
 	ch <- gauge(mCacheUnsynced, float64(cs.Unsynced))
@@ -151,7 +150,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	ch <- counter(mCacheEvicted, float64(cs.EvictedBytes))
 
 	lib := e.Library()
-	for _, d := range lib.Drives() {
+	for _, d := range lib.Drives {
 		idx := strconv.Itoa(d.Index)
 		busy := 0.0
 		if driveBusy(d) {
@@ -169,7 +168,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		ch <- counter(mDriveBytes, float64(d.Counters.BytesRead), idx, "read")
 		ch <- counter(mDriveBytes, float64(d.Counters.BytesWritten), idx, "write")
 	}
-	lc := lib.Counters()
+	lc := lib.Counters
 	ch <- counter(mMounts, float64(lc.Mounts))
 	ch <- counter(mUnmounts, float64(lc.Unmounts))
 	ch <- counter(mLocates, float64(lc.Locates))
@@ -178,9 +177,9 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	ch <- counter(mWriteBytes, float64(lc.BytesWritten))
 	ch <- counter(mSimSeconds, lc.SimSeconds)
 
-	byState := map[tape.CartridgeState]int{}
+	byState := map[archive.CartridgeState]int{}
 	var capacity, used int64
-	for _, ct := range lib.Cartridges() {
+	for _, ct := range lib.Cartridges {
 		byState[ct.State]++
 		capacity += ct.Capacity
 		used += ct.Used

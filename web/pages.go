@@ -9,9 +9,6 @@ import (
 	"time"
 
 	"github.com/tapefs/tapefs/archive"
-	"github.com/tapefs/tapefs/cache"
-	"github.com/tapefs/tapefs/catalog"
-	"github.com/tapefs/tapefs/tape"
 )
 
 const (
@@ -29,39 +26,38 @@ const (
 
 // batchRow is a batch as the tables show it.
 type batchRow struct {
-	archive.Status
+	archive.Batch
 	Percent float64
 }
 
-func (s *Server) rows(bs []catalog.Batch) []batchRow {
+func (s *Server) rows(bs []archive.Batch) []batchRow {
 	out := make([]batchRow, 0, len(bs))
 	for _, b := range bs {
-		st := s.e.StatusOf(b)
-		out = append(out, batchRow{Status: st, Percent: float64(int(st.Progress*1000)) / 10})
+		out = append(out, batchRow{Batch: b, Percent: float64(int(b.Progress*1000)) / 10})
 	}
 	return out
 }
 
 type stateTally struct {
-	State catalog.State
+	State archive.BatchState
 	tally
 }
 
 type workspaceRow struct {
-	catalog.Workspace
+	archive.Workspace
 	Percent float64
 	States  []stateTally // every state, in life-cycle order
 	Batches int64
 }
 
 type driveRow struct {
-	tape.DriveInfo
+	archive.DriveInfo
 	Rate float64
 	Busy bool
 }
 
 type cartridgeRow struct {
-	tape.CartridgeInfo
+	archive.CartridgeInfo
 	Percent float64
 }
 
@@ -75,12 +71,12 @@ type overviewData struct {
 	Cartridges []cartridgeRow
 	Scratch    int // scratch cartridges in their slots, not listed
 	Full       int // full cartridges in their slots, not listed
-	Library    tape.Counters
-	Cache      cache.Stats
+	Library    archive.TapeCounters
+	Cache      archive.CacheStats
 	CachePct   float64
 	Stats      archive.Stats
-	Failures   []catalog.Event
-	Events     []catalog.Event
+	Failures   []archive.Event
+	Events     []archive.Event
 }
 
 func (s *Server) overview(w http.ResponseWriter, r *http.Request) {
@@ -90,13 +86,13 @@ func (s *Server) overview(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	var wss []catalog.Workspace
-	err = s.e.Catalog().View(func(tx *catalog.Tx) error {
+	var wss []archive.Workspace
+	err = s.e.Read(archive.Anonymous(), func(tx archive.Snapshot) error {
 		var err error
 		if wss, err = tx.Workspaces(); err != nil {
 			return err
 		}
-		bs, err := tx.Batches(catalog.ListOptions{Newest: true, Limit: overviewRows + 1})
+		bs, err := tx.Batches(archive.BatchQuery{Newest: true, Limit: overviewRows + 1})
 		if err != nil {
 			return err
 		}
@@ -145,29 +141,29 @@ func (s *Server) overview(w http.ResponseWriter, r *http.Request) {
 		moves = moves || moving(b.State)
 	}
 	lib := s.e.Library()
-	drives := lib.Drives()
+	drives := lib.Drives
 	rates := s.rates.rates(drives)
 	for _, di := range drives {
 		row := driveRow{DriveInfo: di, Rate: rates[di.Index], Busy: driveBusy(di)}
 		moves = moves || row.Busy
 		d.Drives = append(d.Drives, row)
 	}
-	for _, c := range lib.Cartridges() {
+	for _, c := range lib.Cartridges {
 		// A library may hold thousands: list only those in a drive, being
 		// filled or in error; count the others.
 		switch {
-		case c.Drive >= 0, c.State == tape.CartridgeFilling, c.State == tape.CartridgeError:
-		case c.State == tape.CartridgeScratch:
+		case c.Drive >= 0, c.State == archive.CartridgeFilling, c.State == archive.CartridgeError:
+		case c.State == archive.CartridgeScratch:
 			d.Scratch++
 			continue
-		case c.State == tape.CartridgeFull:
+		case c.State == archive.CartridgeFull:
 			d.Full++
 			continue
 		}
 		d.Cartridges = append(d.Cartridges, cartridgeRow{CartridgeInfo: c, Percent: pct(c.Used, c.Capacity)})
 	}
-	d.Library = lib.Counters()
-	d.Cache = s.e.Cache().Stats()
+	d.Library = lib.Counters
+	d.Cache = s.e.CacheStats()
 	d.CachePct = pct(d.Cache.Used, d.Cache.Limit)
 	d.Stats = s.e.Stats()
 	moves = moves || d.Stats.RecallQueue > 0 || d.Stats.EntriesPending > 0
@@ -179,8 +175,8 @@ func (s *Server) overview(w http.ResponseWriter, r *http.Request) {
 
 // driveBusy: a drive that is doing something (not idle with a cartridge,
 // not empty) or held by a caller.
-func driveBusy(d tape.DriveInfo) bool {
-	return d.InUse || d.State != tape.DriveIdle && d.State != tape.DriveEmpty
+func driveBusy(d archive.DriveInfo) bool {
+	return d.InUse || d.State != archive.DriveIdle && d.State != archive.DriveEmpty
 }
 
 type batchesData struct {
@@ -189,7 +185,7 @@ type batchesData struct {
 	State     string
 	Limit     int
 	AllWS     []string
-	AllStates []catalog.State
+	AllStates []archive.BatchState
 	Batches   []batchRow
 	Older     uint64 // cursor for the next (older) page, 0: none
 	Newer     uint64 // cursor for the previous (newer) page, 0: none
@@ -203,14 +199,14 @@ type batchesData struct {
 func (s *Server) batches(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	d := &batchesData{page: s.newPage(r, "Batches", "batches"), Workspace: q.Get("workspace"), Limit: pageRows, AllStates: states}
-	var stFilter []catalog.State
+	var stFilter []archive.BatchState
 	if st := strings.ToUpper(strings.TrimSpace(q.Get("state"))); st != "" {
-		if !slices.Contains(states, catalog.State(st)) {
+		if !slices.Contains(states, archive.BatchState(st)) {
 			s.renderError(w, r, http.StatusBadRequest, "There is no batch state "+strconv.Quote(st)+".")
 			return
 		}
 		d.State = st
-		stFilter = []catalog.State{catalog.State(st)}
+		stFilter = []archive.BatchState{archive.BatchState(st)}
 	}
 	after, err1 := queryUint(q.Get("after"))
 	before, err2 := queryUint(q.Get("before"))
@@ -227,7 +223,7 @@ func (s *Server) batches(w http.ResponseWriter, r *http.Request) {
 	if d.Workspace != "" {
 		d.Title = "Batches of " + printable(d.Workspace)
 	}
-	err := s.e.Catalog().View(func(tx *catalog.Tx) error {
+	err := s.e.Read(archive.Anonymous(), func(tx archive.Snapshot) error {
 		wss, err := tx.Workspaces()
 		if err != nil {
 			return err
@@ -275,7 +271,7 @@ func (s *Server) batches(w http.ResponseWriter, r *http.Request) {
 var errNoWorkspace = errors.New("no such workspace")
 
 type listResult struct {
-	batches   []catalog.Batch // newest first
+	batches   []archive.Batch // newest first
 	older     uint64          // After cursor of the older page; 0: no older batches
 	newer     uint64          // Before cursor of the newer page; 0: this is the newest
 	scannedTo uint64          // set when the budget ran out: the search goes on after this ID
@@ -286,14 +282,14 @@ type listResult struct {
 // before. With a state filter, at most budget records are read: a rare
 // state among many batches does not cost a scan of the catalog; the page
 // then ends early and says where the search goes on.
-func listPage(tx *catalog.Tx, ws string, st []catalog.State, after, before uint64, limit, budget int) (listResult, error) {
+func listPage(tx archive.Snapshot, ws string, st []archive.BatchState, after, before uint64, limit, budget int) (listResult, error) {
 	var res listResult
 	newest := before == 0
 	cursor := after
 	if !newest {
 		cursor = before
 	}
-	var got []catalog.Batch
+	var got []archive.Batch
 	more := false // a batch past the page exists in the direction of reading
 	read := 0
 	for len(got) <= limit {
@@ -304,7 +300,7 @@ func listPage(tx *catalog.Tx, ws string, st []catalog.State, after, before uint6
 		if chunk <= 0 {
 			// Out of budget: say where the search goes on, unless that
 			// is the end anyway (one record read to know).
-			end, err := tx.Batches(catalog.ListOptions{Workspace: ws, Limit: 1, Newest: !newest})
+			end, err := tx.Batches(archive.BatchQuery{Workspace: ws, Limit: 1, Newest: !newest})
 			if err != nil {
 				return res, err
 			}
@@ -313,7 +309,7 @@ func listPage(tx *catalog.Tx, ws string, st []catalog.State, after, before uint6
 			}
 			break
 		}
-		bs, err := tx.Batches(catalog.ListOptions{Workspace: ws, After: cursor, Limit: chunk, Newest: newest})
+		bs, err := tx.Batches(archive.BatchQuery{Workspace: ws, After: cursor, Limit: chunk, Newest: newest})
 		if err != nil {
 			return res, err
 		}
@@ -376,7 +372,7 @@ func queryUint(v string) (uint64, error) {
 }
 
 type fileRow struct {
-	catalog.File
+	archive.File
 	Kind    string // file, dir, link
 	State   archive.FileState
 	VOLSERs []string
@@ -385,12 +381,13 @@ type fileRow struct {
 type batchData struct {
 	page
 	B          batchRow
+	WS         archive.Workspace // for the access rule as it applies to the batch
 	PurgeAt    time.Time
 	Files      []fileRow
 	FilesAfter uint64 // cursor of this page
 	NextFiles  uint64 // cursor of the next page, 0: none
 	FirstFiles bool
-	Events     []catalog.Event
+	Events     []archive.Event
 	EventsCut  bool // some events of the batch, between its first and its newest, were not searched
 	Cartridges []cartridgeRow
 	CartsFrom  int64 // files checked for cartridges, when not all
@@ -408,11 +405,14 @@ func (s *Server) batch(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	d := &batchData{page: s.newPage(r, "Batch "+strconv.FormatUint(id, 10), "batches"), FilesAfter: after, FirstFiles: after == 0}
-	var b catalog.Batch
+	var b archive.Batch
 	vols := map[string]bool{}
-	err = s.e.Catalog().View(func(tx *catalog.Tx) error {
+	err = s.e.Read(archive.Anonymous(), func(tx archive.Snapshot) error {
 		var err error
 		if b, err = tx.Batch(id); err != nil {
+			return err
+		}
+		if d.WS, err = tx.Workspace(b.Workspace); err != nil {
 			return err
 		}
 		files, err := tx.Files(id, after, filesPerPage+1)
@@ -425,7 +425,7 @@ func (s *Server) batch(w http.ResponseWriter, r *http.Request) {
 		}
 		for i := range files {
 			f := &files[i]
-			row := fileRow{File: *f, Kind: kindName(f.Type), State: s.e.FileState(f)}
+			row := fileRow{File: *f, Kind: kindName(f.Type), State: f.State}
 			for _, c := range f.Copies {
 				if !slices.Contains(row.VOLSERs, c.VOLSER) {
 					row.VOLSERs = append(row.VOLSERs, c.VOLSER)
@@ -450,7 +450,7 @@ func (s *Server) batch(w http.ResponseWriter, r *http.Request) {
 		d.Events, d.EventsCut, err = batchEvents(tx, b, batchEventScan)
 		return err
 	})
-	if errors.Is(err, catalog.ErrNotFound) {
+	if errors.Is(err, archive.ErrNotFound) {
 		s.renderError(w, r, http.StatusNotFound, "There is no batch "+strconv.FormatUint(id, 10)+" (a purged batch is gone for good).")
 		return
 	}
@@ -458,15 +458,17 @@ func (s *Server) batch(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	d.B = s.rows([]catalog.Batch{b})[0]
-	if b.State == catalog.Deleted {
-		d.PurgeAt = s.e.PurgeTime(b)
+	d.B = s.rows([]archive.Batch{b})[0]
+	if b.State == archive.StateDeleted {
+		d.PurgeAt = b.PurgeAfter
 	}
 	lib := s.e.Library()
 	for v := range vols {
-		c, err := lib.Cartridge(v)
-		if err != nil {
-			c = tape.CartridgeInfo{VOLSER: v, State: tape.CartridgeError, Drive: -1}
+		c := archive.CartridgeInfo{VOLSER: v, State: archive.CartridgeError, Drive: -1}
+		for _, lc := range lib.Cartridges {
+			if lc.VOLSER == v {
+				c = lc
+			}
 		}
 		d.Cartridges = append(d.Cartridges, cartridgeRow{CartridgeInfo: c, Percent: pct(c.Used, c.Capacity)})
 	}
@@ -481,11 +483,11 @@ func (s *Server) batch(w http.ResponseWriter, r *http.Request) {
 	s.render(w, r, http.StatusOK, "batch", d)
 }
 
-func kindName(t catalog.FileType) string {
+func kindName(t archive.FileType) string {
 	switch t {
-	case catalog.TypeDir:
+	case archive.TypeDir:
 		return "dir"
-	case catalog.TypeSymlink:
+	case archive.TypeSymlink:
 		return "link"
 	}
 	return "file"

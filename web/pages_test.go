@@ -56,7 +56,9 @@ func TestPagesRenderAndEscape(t *testing.T) {
 	if want := `we&#34;ird &#39;name&#39; &lt;i&gt;&amp;\nline2.dat`; !strings.Contains(page, want) {
 		t.Errorf("batch page lacks the escaped path %q", want)
 	}
-	for _, want := range []string{"900150983cd24fb0d6963f7d28e17f72", "TF0001", "online", "sealed"} {
+	for _, want := range []string{"900150983cd24fb0d6963f7d28e17f72", "TF0001", "online", "sealed",
+		// the access rule as it applies: gws's manager is 1000, its group 500
+		"the manager (uid 1000) and group 500", "removable by root, uid 1000"} {
 		if !strings.Contains(page, want) {
 			t.Errorf("batch page lacks %q", want)
 		}
@@ -159,7 +161,7 @@ func pager(body string) map[string]string {
 func TestBatchPaging(t *testing.T) {
 	te := newTestEnv(t, Options{})
 	// 23 batches straight into the catalog, every third one FAILED.
-	err := te.e.Catalog().Update(func(tx *catalog.Tx) error {
+	err := te.cat.Update(func(tx *catalog.Tx) error {
 		for i := 1; i <= 23; i++ {
 			st := catalog.Synced
 			if i%3 == 0 {

@@ -1,17 +1,16 @@
 package web
 
 import (
+	"github.com/tapefs/tapefs/archive"
 	"sync"
 	"time"
-
-	"github.com/tapefs/tapefs/tape"
 )
 
 // rateSampler measures what each drive moves per second: it samples the
 // drives' byte counters every tick and keeps a short window of samples,
 // so the rate shown is the last few seconds', whenever a page asks.
 type rateSampler struct {
-	lib    tape.Library
+	lib    func() []archive.DriveInfo
 	now    func() time.Time
 	window time.Duration
 
@@ -24,7 +23,7 @@ type rateSample struct {
 	bytes map[int]int64 // drive index -> bytes read + written
 }
 
-func newRateSampler(lib tape.Library, now func() time.Time) *rateSampler {
+func newRateSampler(lib func() []archive.DriveInfo, now func() time.Time) *rateSampler {
 	return &rateSampler{lib: lib, now: now, window: 5 * time.Second}
 }
 
@@ -45,7 +44,7 @@ func (r *rateSampler) run(stop <-chan struct{}, tick time.Duration) {
 
 func (r *rateSampler) sample() {
 	s := rateSample{at: r.now(), bytes: map[int]int64{}}
-	for _, d := range r.lib.Drives() {
+	for _, d := range r.lib() {
 		s.bytes[d.Index] = d.Counters.BytesRead + d.Counters.BytesWritten
 	}
 	r.mu.Lock()
@@ -59,7 +58,7 @@ func (r *rateSampler) sample() {
 
 // rates returns bytes per second by drive over the last window, measured
 // against the drives' counters now; nil before the first sample.
-func (r *rateSampler) rates(drives []tape.DriveInfo) map[int]float64 {
+func (r *rateSampler) rates(drives []archive.DriveInfo) map[int]float64 {
 	r.mu.Lock()
 	if len(r.samples) == 0 {
 		r.mu.Unlock()

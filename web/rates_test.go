@@ -5,20 +5,19 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tapefs/tapefs/tape"
+	"github.com/tapefs/tapefs/archive"
 )
 
 // fakeLibrary reports drives whose counters the test sets.
 type fakeLibrary struct {
-	tape.Library
 	mu     sync.Mutex
-	drives []tape.DriveInfo
+	drives []archive.DriveInfo
 }
 
-func (f *fakeLibrary) Drives() []tape.DriveInfo {
+func (f *fakeLibrary) Drives() []archive.DriveInfo {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return append([]tape.DriveInfo(nil), f.drives...)
+	return append([]archive.DriveInfo(nil), f.drives...)
 }
 
 func (f *fakeLibrary) set(i int, read, written int64) {
@@ -28,9 +27,9 @@ func (f *fakeLibrary) set(i int, read, written int64) {
 }
 
 func TestDriveRates(t *testing.T) {
-	lib := &fakeLibrary{drives: []tape.DriveInfo{{Index: 0}, {Index: 1}}}
+	lib := &fakeLibrary{drives: []archive.DriveInfo{{Index: 0}, {Index: 1}}}
 	now := time.Unix(1000, 0)
-	r := newRateSampler(lib, func() time.Time { return now })
+	r := newRateSampler(lib.Drives, func() time.Time { return now })
 	if got := r.rates(lib.Drives()); got != nil {
 		t.Errorf("rates before a sample: %v", got)
 	}

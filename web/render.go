@@ -6,6 +6,7 @@ import (
 	"embed"
 	"encoding/base64"
 	"fmt"
+	"github.com/tapefs/tapefs/archive"
 	"html/template"
 	"math"
 	"net/http"
@@ -14,8 +15,6 @@ import (
 	"strings"
 	"time"
 	"unicode"
-
-	"github.com/tapefs/tapefs/catalog"
 )
 
 //go:embed templates/*.html static/style.css
@@ -131,7 +130,7 @@ var funcs = template.FuncMap{
 	"ago":       ago,
 	"full":      func(t time.Time) string { return fullTime(t) },
 	"printable": printable,
-	"stateClass": func(st catalog.State) string {
+	"stateClass": func(st archive.BatchState) string {
 		return "st-" + strings.ToLower(strings.ReplaceAll(string(st), "_", "-"))
 	},
 	"failure": isFailure,

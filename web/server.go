@@ -16,7 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/rs/zerolog"
-	"github.com/tapefs/tapefs/api"
+	apiserver "github.com/tapefs/tapefs/api/server"
 	"github.com/tapefs/tapefs/archive"
 )
 
@@ -36,7 +36,7 @@ type Options struct {
 
 // Server is the read-only HTTP face of the daemon.
 type Server struct {
-	e       *archive.Engine
+	e       archive.Surface
 	opts    Options
 	log     zerolog.Logger
 	now     func() time.Time
@@ -57,7 +57,7 @@ type Server struct {
 
 // New builds the server over a running engine. It starts the small
 // sampler that measures drive rates; Close stops it.
-func New(e *archive.Engine, opts Options) *Server {
+func New(e archive.Surface, opts Options) *Server {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
@@ -71,8 +71,8 @@ func New(e *archive.Engine, opts Options) *Server {
 
 		scanBudget: scanBudget,
 	}
-	s.agg = newAggregator(e.Catalog(), opts.Now)
-	s.rates = newRateSampler(e.Library(), opts.Now)
+	s.agg = newAggregator(e, opts.Now)
+	s.rates = newRateSampler(func() []archive.DriveInfo { return e.Library().Drives }, opts.Now)
 	s.reg = prometheus.NewRegistry()
 	s.reg.MustRegister(&collector{s: s},
 		collectors.NewGoCollector(),
@@ -264,10 +264,11 @@ func (s *Server) linkToken(r *http.Request) string {
 	return r.URL.Query().Get("token")
 }
 
-// apiHandler mounts the GET routes of the control API under /api as root:
-// this listener has no caller identity (see the package comment).
+// apiHandler mounts the control API under /api as the anonymous caller:
+// this listener has no caller identity (see the package comment), so it
+// sees every workspace's records and may change nothing (archive/access.go).
 func (s *Server) apiHandler() http.Handler {
-	ctl := api.NewServer(s.e, s.log, "").Handler()
+	ctl := apiserver.NewServer(s.e, s.log, "").Handler()
 	return http.StripPrefix("/api", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if strings.HasPrefix(r.URL.Path, "/v1/files/") {
 			w.Header().Set("Content-Type", "application/json")
@@ -275,7 +276,7 @@ func (s *Server) apiHandler() http.Handler {
 			fmt.Fprintln(w, `{"error":"file contents are served only on the control socket (tapefs get), not on the status listener"}`)
 			return
 		}
-		ctl.ServeHTTP(w, r.WithContext(api.WithCaller(r.Context(), api.Caller{UID: 0, GID: 0})))
+		ctl.ServeHTTP(w, r.WithContext(apiserver.WithCaller(r.Context(), archive.Anonymous())))
 	}))
 }
 

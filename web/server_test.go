@@ -9,7 +9,6 @@ import (
 	"testing"
 
 	"github.com/tapefs/tapefs/api"
-	"github.com/tapefs/tapefs/catalog"
 )
 
 func TestToken(t *testing.T) {
@@ -72,13 +71,13 @@ func TestAPI(t *testing.T) {
 	te := newTestEnv(t, Options{})
 	b := te.put("gws", "run1", "x", map[string]string{"f": "hello"})
 	te.wait(b.ID)
-	var wss []catalog.Workspace
+	var wss []api.Workspace
 	if err := json.Unmarshal([]byte(te.mustGet("/api/v1/workspaces")), &wss); err != nil || len(wss) != 1 || wss[0].Name != "gws" {
 		t.Errorf("workspaces: %v %+v", err, wss)
 	}
 	var st struct {
 		ID    uint64
-		State catalog.State
+		State api.State
 	}
 	if err := json.Unmarshal([]byte(te.mustGet("/api/v1/batches/1")), &st); err != nil || st.ID != b.ID || !st.State.OnTape() {
 		t.Errorf("batch: %v %+v", err, st)

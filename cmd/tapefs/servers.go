@@ -6,7 +6,7 @@ import (
 	"path/filepath"
 	"sync"
 
-	"github.com/tapefs/tapefs/api"
+	apiserver "github.com/tapefs/tapefs/api/server"
 	"github.com/tapefs/tapefs/web"
 )
 
@@ -33,7 +33,7 @@ func (d *daemon) listenHTTP() (net.Listener, error) {
 // startServers starts the control API on HOME/tapefs.sock and the status
 // page on ln (if any). The returned stop is safe to call twice.
 func (d *daemon) startServers(h *archiveHome, mnt string, ln net.Listener, fuseOps func() map[string]uint64) (stop func(), err error) {
-	control := api.NewServer(h.engine, d.log, mnt)
+	control := apiserver.NewServer(h.engine.Surface(), d.log, mnt)
 	sock := filepath.Join(d.cfg.home, controlSocket)
 	if err := control.ServeUnix(sock); err != nil {
 		return nil, err
@@ -41,7 +41,7 @@ func (d *daemon) startServers(h *archiveHome, mnt string, ln net.Listener, fuseO
 	d.log.Info().Str("socket", sock).Msg("control API listening")
 	var page *web.Server
 	if ln != nil {
-		page = web.New(h.engine, web.Options{Log: d.log, Token: d.cfg.httpToken, FUSEOps: fuseOps})
+		page = web.New(h.engine.Surface(), web.Options{Log: d.log, Token: d.cfg.httpToken, FUSEOps: fuseOps})
 		go page.Serve(ln)
 		d.log.Info().Str("http", "http://"+ln.Addr().String()+"/").Msg("status page listening")
 	}

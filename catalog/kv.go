@@ -2,7 +2,8 @@ package catalog
 
 import "time"
 
-// The API the layers above use. Implementations live in the other files.
+// The key-value interface the catalog logic sits on (engine_*.go implement
+// it), and the option records of the catalog's own API.
 
 // Engine is the small transactional key-value interface the catalog logic
 // sits on. Keys and values are byte strings; a transaction sees its own

@@ -1,7 +1,6 @@
 package archive
 
 import (
-	"errors"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -66,54 +65,3 @@ type Config struct {
 
 // Clock is the engine's source of time, so tests can drive it.
 type Clock interface{ Now() time.Time }
-
-// FileState is what the mount shows in user.tapefs.state of a file.
-type FileState string
-
-const (
-	Online  FileState = "online"  // whole object in the cache
-	Offline FileState = "offline" // on tape only
-	Staging FileState = "staging" // a recall is filling it
-)
-
-// EntryState is the state of an entry in put/.
-type EntryState string
-
-const (
-	EntryPending  EntryState = "pending"
-	EntrySealing  EntryState = "sealing"
-	EntryRejected EntryState = "rejected"
-)
-
-// ErrSealing is returned for an entry being sealed: it may not be opened.
-var ErrSealing = errors.New("entry is being sealed")
-
-// Causes of a RejectError, for errors.Is: the mount turns them into
-// EDQUOT, EFBIG, EBUSY and EPERM.
-var (
-	ErrQuota       = errors.New("workspace quota exceeded")
-	ErrFileTooBig  = errors.New("file larger than the maximum file size")
-	ErrEntryOpen   = errors.New("files of the entry are open")
-	ErrUnsupported = errors.New("file type cannot be archived")
-)
-
-// RejectError says why an entry could not be sealed; the entry is left
-// untouched in put/.
-type RejectError struct {
-	Workspace, Entry string
-	Reason           string
-	Cause            error // ErrQuota, ErrFileTooBig, ErrEntryOpen or ErrUnsupported
-}
-
-// Unwrap gives the cause.
-func (e *RejectError) Unwrap() error { return e.Cause }
-
-func (e *RejectError) Error() string {
-	return "seal " + e.Workspace + "/" + e.Entry + ": rejected: " + e.Reason
-}
-
-// Status is a batch and its progress.
-type Status struct {
-	catalog.Batch
-	Progress float64 `json:"progress"` // bytes on tape / bytes, 0..1 (1 for an empty batch on tape)
-}

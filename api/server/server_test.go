@@ -1,4 +1,4 @@
-package api
+package server
 
 import (
 	"archive/tar"
@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+	"github.com/tapefs/tapefs/api"
 	"github.com/tapefs/tapefs/archive"
 	"github.com/tapefs/tapefs/cache"
 	"github.com/tapefs/tapefs/catalog"
@@ -45,10 +46,10 @@ func newTestServer(t *testing.T) (*Server, *archive.Engine) {
 	if err := e.CreateWorkspace(catalog.Workspace{Name: "gws", Manager: 1000, Group: 500}); err != nil {
 		t.Fatal(err)
 	}
-	return NewServer(e, zerolog.Nop(), "/mnt/tape"), e
+	return NewServer(e.Surface(), zerolog.Nop(), "/mnt/tape"), e
 }
 
-func call(t *testing.T, s *Server, c Caller, method, path string, body any) (int, []byte) {
+func call(t *testing.T, s *Server, c archive.Caller, method, path string, body any) (int, []byte) {
 	t.Helper()
 	var rd io.Reader
 	switch b := body.(type) {
@@ -66,10 +67,10 @@ func call(t *testing.T, s *Server, c Caller, method, path string, body any) (int
 }
 
 var (
-	root     = Caller{UID: 0, GID: 0}
-	manager  = Caller{UID: 1000, GID: 1000}
-	member   = Caller{UID: 2000, GID: 2000, Groups: []uint32{500}}
-	stranger = Caller{UID: 3000, GID: 3000}
+	root     = archive.Caller{UID: 0, GID: 0}
+	manager  = archive.Caller{UID: 1000, GID: 1000}
+	member   = archive.Caller{UID: 2000, GID: 2000, Groups: []uint32{500}}
+	stranger = archive.Caller{UID: 3000, GID: 3000}
 )
 
 func oneFileTar(t *testing.T) io.Reader {
@@ -86,17 +87,17 @@ func oneFileTar(t *testing.T) io.Reader {
 func TestAuthorisation(t *testing.T) {
 	s, e := newTestServer(t)
 	// Reserve: manager yes, member no (403), stranger "not found".
-	if code, _ := call(t, s, member, "POST", "/v1/batches", PutRequest{Workspace: "gws"}); code != http.StatusForbidden {
+	if code, _ := call(t, s, member, "POST", "/v1/batches", api.PutRequest{Workspace: "gws"}); code != http.StatusForbidden {
 		t.Fatalf("member reserve: %d", code)
 	}
-	if code, _ := call(t, s, stranger, "POST", "/v1/batches", PutRequest{Workspace: "gws"}); code != http.StatusNotFound {
+	if code, _ := call(t, s, stranger, "POST", "/v1/batches", api.PutRequest{Workspace: "gws"}); code != http.StatusNotFound {
 		t.Fatalf("stranger reserve: %d", code)
 	}
-	code, body := call(t, s, manager, "POST", "/v1/batches", PutRequest{Workspace: "gws", Tag: "run1", Bytes: 5})
+	code, body := call(t, s, manager, "POST", "/v1/batches", api.PutRequest{Workspace: "gws", Tag: "run1", Bytes: 5})
 	if code != http.StatusCreated {
 		t.Fatalf("manager reserve: %d %s", code, body)
 	}
-	var st archive.Status
+	var st api.Batch
 	json.Unmarshal(body, &st)
 	if code, body := call(t, s, manager, "PUT", "/v1/batches/"+itoa(st.ID)+"/data", oneFileTar(t)); code != http.StatusOK {
 		t.Fatalf("upload: %d %s", code, body)
@@ -106,17 +107,17 @@ func TestAuthorisation(t *testing.T) {
 	}
 	// Listing.
 	for _, tc := range []struct {
-		c    Caller
+		c    archive.Caller
 		want int
 	}{{manager, 1}, {member, 1}, {root, 1}, {stranger, 0}} {
 		code, body := call(t, s, tc.c, "GET", "/v1/workspaces", nil)
-		var ws []catalog.Workspace
+		var ws []api.Workspace
 		json.Unmarshal(body, &ws)
 		if code != 200 || len(ws) != tc.want {
 			t.Errorf("uid %d sees %d workspaces (%d), want %d", tc.c.UID, len(ws), code, tc.want)
 		}
 		code, body = call(t, s, tc.c, "GET", "/v1/batches", nil)
-		var bs []archive.Status
+		var bs []api.Batch
 		json.Unmarshal(body, &bs)
 		if code != 200 || len(bs) != tc.want {
 			t.Errorf("uid %d sees %d batches, want %d", tc.c.UID, len(bs), tc.want)
@@ -127,7 +128,7 @@ func TestAuthorisation(t *testing.T) {
 	}
 	// Reading a file: member yes, stranger no.
 	_, files := call(t, s, member, "GET", "/v1/batches/"+itoa(st.ID)+"/files", nil)
-	var fis []FileInfo
+	var fis []api.FileInfo
 	json.Unmarshal(files, &fis)
 	var fid uint64
 	for _, f := range fis {
@@ -146,9 +147,9 @@ func TestAuthorisation(t *testing.T) {
 		t.Errorf("member rm: %d", code)
 	}
 	code, body = call(t, s, manager, "POST", "/v1/batches/"+itoa(st.ID)+"/remove", struct{}{})
-	var rr RemoveResponse
+	var rr api.RemoveResponse
 	json.Unmarshal(body, &rr)
-	if code != 200 || rr.Batch.State != catalog.Deleted || rr.PurgeAfter.Before(time.Now().Add(6*24*time.Hour)) {
+	if code != 200 || rr.Batch.State != api.Deleted || rr.PurgeAfter.Before(time.Now().Add(6*24*time.Hour)) {
 		t.Errorf("manager rm: %d %s", code, body)
 	}
 	if code, _ := call(t, s, manager, "POST", "/v1/batches/"+itoa(st.ID)+"/remove", struct{}{}); code != http.StatusConflict {
@@ -158,13 +159,13 @@ func TestAuthorisation(t *testing.T) {
 		t.Errorf("undelete: %d", code)
 	}
 	// Workspaces: only root creates.
-	if code, _ := call(t, s, manager, "POST", "/v1/workspaces", WorkspaceRequest{Name: "x"}); code != http.StatusForbidden {
+	if code, _ := call(t, s, manager, "POST", "/v1/workspaces", api.WorkspaceRequest{Name: "x"}); code != http.StatusForbidden {
 		t.Errorf("manager creates a workspace: %d", code)
 	}
-	if code, body := call(t, s, root, "POST", "/v1/workspaces", WorkspaceRequest{Name: "x", Manager: 3000}); code != http.StatusCreated {
+	if code, body := call(t, s, root, "POST", "/v1/workspaces", api.WorkspaceRequest{Name: "x", Manager: 3000}); code != http.StatusCreated {
 		t.Errorf("root creates a workspace: %d %s", code, body)
 	}
-	if code, _ := call(t, s, root, "POST", "/v1/workspaces", WorkspaceRequest{Name: "x"}); code != http.StatusConflict {
+	if code, _ := call(t, s, root, "POST", "/v1/workspaces", api.WorkspaceRequest{Name: "x"}); code != http.StatusConflict {
 		t.Errorf("duplicate workspace: %d", code)
 	}
 }

@@ -1,0 +1,54 @@
+package server
+
+import (
+	"github.com/tapefs/tapefs/api"
+	"github.com/tapefs/tapefs/archive"
+)
+
+// Conversions from the engine's views to the API's wire types.
+
+func wireWorkspace(w archive.Workspace) api.Workspace {
+	return api.Workspace{Name: w.Name, Quota: w.Quota, Manager: w.Manager, Group: w.Group, Used: w.Used, Created: w.Created}
+}
+
+func wireBatch(b archive.Batch) api.Batch {
+	return api.Batch{ID: b.ID, Workspace: b.Workspace, Tag: b.Tag, Entry: b.Entry, Owner: b.Owner, State: api.State(b.State),
+		Created: b.Created, Sealed: b.Sealed, Synced: b.Synced, Deleted: b.Deleted, PurgeAfter: b.PurgeAfter,
+		Prior: api.State(b.Prior), Files: b.Files, Bytes: b.Bytes, OnTape: b.OnTape, Reason: b.Reason,
+		Attempts: b.Attempts, Progress: b.Progress}
+}
+
+func wireFile(f archive.File) api.FileInfo {
+	out := api.FileInfo{ID: f.ID, Batch: f.Batch, Parent: f.Parent, Name: f.Name, Path: f.Path, Type: api.FileType(f.Type),
+		Mode: f.Mode, UID: f.UID, GID: f.GID, Mtime: f.Mtime, Size: f.Size, MD5: f.MD5, Target: f.Target,
+		Link: f.Link, Nlink: f.Nlink, Removed: f.Removed, State: string(f.State)}
+	for _, c := range f.Copies {
+		out.Copies = append(out.Copies, api.Copy{VOLSER: c.VOLSER, TapeFile: c.TapeFile, Offset: c.Offset, Length: c.Length})
+	}
+	if out.State == "" {
+		out.State = string(archive.Online)
+	}
+	return out
+}
+
+func wireEvent(ev archive.Event) api.Event {
+	return api.Event{Seq: ev.Seq, Time: ev.Time, Workspace: ev.Workspace, Batch: ev.Batch, VOLSER: ev.VOLSER,
+		Kind: ev.Kind, State: api.State(ev.State), Message: ev.Message}
+}
+
+func wireCounters(c archive.TapeCounters) api.Counters {
+	return api.Counters{Mounts: c.Mounts, Unmounts: c.Unmounts, Locates: c.Locates, BytesRead: c.BytesRead,
+		BytesWritten: c.BytesWritten, Filemarks: c.Filemarks, SimSeconds: c.SimSeconds}
+}
+
+// WireLibrary is the library as the API sends it.
+func WireLibrary(l archive.Library) api.LibraryStatus {
+	out := api.LibraryStatus{Drives: []api.Drive{}, Cartridges: []api.Cartridge{}, Counters: wireCounters(l.Counters)}
+	for _, d := range l.Drives {
+		out.Drives = append(out.Drives, api.Drive{Index: d.Index, State: string(d.State), VOLSER: d.VOLSER, InUse: d.InUse, Counters: wireCounters(d.Counters)})
+	}
+	for _, c := range l.Cartridges {
+		out.Cartridges = append(out.Cartridges, api.Cartridge{VOLSER: c.VOLSER, Capacity: c.Capacity, Used: c.Used, TapeFiles: c.TapeFiles, State: string(c.State), Drive: c.Drive})
+	}
+	return out
+}

@@ -1,0 +1,210 @@
+package archive
+
+import (
+	"time"
+
+	"github.com/tapefs/tapefs/cache"
+	"github.com/tapefs/tapefs/catalog"
+	"github.com/tapefs/tapefs/tape"
+)
+
+// The records the engine's Surface returns. They are the engine's own
+// views, copied out of the catalog, so that the faces above (fs, api, web)
+// depend on archive alone and the catalog's records can change (another
+// catalog engine, several hosts) without touching them.
+
+// BatchState is the life-cycle state of a batch.
+type BatchState string
+
+// Batch states (DESIGN.md §2).
+const (
+	StateCaching      BatchState = "CACHING"
+	StateCached       BatchState = "CACHED"
+	StateSyncing      BatchState = "SYNCING"
+	StateCachedSynced BatchState = "CACHED_SYNCED"
+	StateSynced       BatchState = "SYNCED"
+	StateFailed       BatchState = "FAILED"
+	StateDeleted      BatchState = "DELETED"
+)
+
+// AllStates lists the batch states in life-cycle order.
+var AllStates = []BatchState{StateCaching, StateCached, StateSyncing, StateCachedSynced, StateSynced, StateFailed, StateDeleted}
+
+// LiveStates are the states of batches that are part of the holdings.
+var LiveStates = AllStates[:6]
+
+// Live reports whether a batch in this state is part of the holdings.
+func (s BatchState) Live() bool { return catalog.State(s).Live() }
+
+// OnTape reports whether every copy a batch needs is on tape.
+func (s BatchState) OnTape() bool { return catalog.State(s).OnTape() }
+
+// Workspace is a tenant of the archive.
+type Workspace struct {
+	Name    string
+	Quota   int64 // bytes; 0 = unlimited
+	Manager uint32
+	Group   uint32
+	Used    int64 // bytes of live and soft-deleted batches
+	Created time.Time
+}
+
+// Batch is a batch and its progress.
+type Batch struct {
+	ID         uint64
+	Workspace  string
+	Tag        string
+	Entry      string
+	Owner      uint32
+	State      BatchState
+	Created    time.Time
+	Sealed     time.Time
+	Synced     time.Time
+	Deleted    time.Time
+	PurgeAfter time.Time // a deleted batch is restorable until then
+	Prior      BatchState
+	Files      int64
+	Bytes      int64
+	OnTape     int64
+	Reason     string
+	Attempts   int
+	Progress   float64 // bytes on tape / bytes, 0..1
+}
+
+// FileType is the kind of an entry of a batch tree.
+type FileType byte
+
+// File types.
+const (
+	TypeFile    FileType = FileType(catalog.TypeFile)
+	TypeDir     FileType = FileType(catalog.TypeDir)
+	TypeSymlink FileType = FileType(catalog.TypeSymlink)
+)
+
+// Copy locates one tape copy of a file.
+type Copy struct {
+	VOLSER   string
+	TapeFile int
+	Offset   int64
+	Length   int64
+}
+
+// File is one entry of a batch tree.
+type File struct {
+	ID     uint64
+	Batch  uint64
+	Parent uint64 // 0: the batch's top level
+	Name   string
+	Path   string
+	Type   FileType
+	Mode   uint32 // permission bits
+	UID    uint32
+	GID    uint32
+	Mtime  time.Time
+	Size   int64
+	MD5    string
+	Target string
+	Link   uint64 // data owner of a hard link; 0 for the owner
+	Nlink  uint32
+	Copies []Copy
+	// Removed: hidden from its batch tree by rm inside the batch (a
+	// listing skips it; undelete brings it back).
+	Removed bool
+	// State of a regular file's bytes: online, offline, staging.
+	State FileState
+}
+
+// DataID is the ID whose object and tape copies hold this file's bytes.
+func (f *File) DataID() uint64 {
+	if f.Link != 0 {
+		return f.Link
+	}
+	return f.ID
+}
+
+// Event is one entry of the event log.
+type Event struct {
+	Seq       uint64
+	Time      time.Time
+	Workspace string
+	Batch     uint64
+	VOLSER    string
+	Kind      string // one of the Ev* constants
+	State     BatchState
+	Message   string
+}
+
+// The library and cache as the engine reports them. These are the tape
+// and cache packages' own report types: plain values with no behaviour.
+type (
+	DriveInfo      = tape.DriveInfo
+	CartridgeInfo  = tape.CartridgeInfo
+	TapeCounters   = tape.Counters
+	DriveState     = tape.DriveState
+	CartridgeState = tape.CartridgeState
+	CacheStats     = cache.Stats
+)
+
+// Drive and cartridge states.
+const (
+	DriveEmpty     = tape.DriveEmpty
+	DriveMounting  = tape.DriveMounting
+	DriveIdle      = tape.DriveIdle
+	DriveReading   = tape.DriveReading
+	DriveWriting   = tape.DriveWriting
+	DriveLocating  = tape.DriveLocating
+	DriveUnloading = tape.DriveUnloading
+
+	CartridgeScratch = tape.CartridgeScratch
+	CartridgeFilling = tape.CartridgeFilling
+	CartridgeFull    = tape.CartridgeFull
+	CartridgeError   = tape.CartridgeError
+)
+
+// Library is the library as the page and `library status` show it.
+type Library struct {
+	Drives     []DriveInfo
+	Cartridges []CartridgeInfo
+	Counters   TapeCounters
+}
+
+func workspaceView(w catalog.Workspace) Workspace {
+	return Workspace{Name: w.Name, Quota: w.Quota, Manager: w.Manager, Group: w.Group, Used: w.Used, Created: w.Created}
+}
+
+func (e *Engine) batchView(b catalog.Batch) Batch {
+	s := statusOf(b)
+	v := Batch{ID: b.ID, Workspace: b.Workspace, Tag: b.Tag, Entry: b.Entry, Owner: b.Owner, State: BatchState(b.State),
+		Created: b.Created, Sealed: b.Sealed, Synced: b.Synced, Deleted: b.Deleted, Prior: BatchState(b.Prior),
+		Files: b.Files, Bytes: b.Bytes, OnTape: b.OnTape, Reason: b.Reason, Attempts: b.Attempts, Progress: s.Progress}
+	if b.State == catalog.Deleted {
+		v.PurgeAfter = e.PurgeTime(b)
+	}
+	return v
+}
+
+func (e *Engine) fileView(f *catalog.File) File {
+	v := File{ID: f.ID, Batch: f.Batch, Parent: f.Parent, Name: f.Name, Path: f.Path, Type: FileType(f.Type),
+		Mode: f.Mode, UID: f.UID, GID: f.GID, Mtime: f.Mtime, Size: f.Size, MD5: f.MD5, Target: f.Target,
+		Link: f.Link, Nlink: f.Nlink, Removed: f.Removed}
+	for _, c := range f.Copies {
+		v.Copies = append(v.Copies, Copy{VOLSER: c.VOLSER, TapeFile: c.TapeFile, Offset: c.Offset, Length: c.Length})
+	}
+	if f.Type == catalog.TypeFile {
+		v.State = e.FileState(f)
+	}
+	return v
+}
+
+func eventView(ev catalog.Event) Event {
+	return Event{Seq: ev.Seq, Time: ev.Time, Workspace: ev.Workspace, Batch: ev.Batch, VOLSER: ev.VOLSER,
+		Kind: ev.Kind, State: BatchState(ev.State), Message: ev.Message}
+}
+
+func catalogStates(st []BatchState) []catalog.State {
+	out := make([]catalog.State, len(st))
+	for i, s := range st {
+		out[i] = catalog.State(s)
+	}
+	return out
+}
