@@ -17,6 +17,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/tapefs/tapefs/cache"
 	"github.com/tapefs/tapefs/catalog"
 )
 
@@ -443,14 +444,15 @@ func (e *Engine) adopt(b catalog.Batch) error {
 		}); err != nil {
 			return err
 		}
+		objs := make([]cache.Adoption, 0, len(files))
 		for _, f := range files {
 			if f.Type != catalog.TypeFile || f.Link != 0 {
 				continue
 			}
-			src := filepath.Join(b.Sealing, filepath.FromSlash(f.Path))
-			if err := e.cache.Adopt(f.ID, src, false); err != nil {
-				return fmt.Errorf("adopt %s: %w", f.Path, err)
-			}
+			objs = append(objs, cache.Adoption{ID: f.ID, Src: filepath.Join(b.Sealing, filepath.FromSlash(f.Path))})
+		}
+		if err := e.cache.AdoptAll(objs, false); err != nil {
+			return err
 		}
 		if len(files) < page {
 			break
