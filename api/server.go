@@ -420,6 +420,10 @@ func (s *Server) reserve(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
+	if err := s.e.CheckFileSize(req.Workspace, req.LargestPath, req.Largest); err != nil {
+		s.fail(w, r, err)
+		return
+	}
 	b, err := s.e.Reserve(req.Workspace, req.Tag, caller(r).UID, req.Bytes)
 	if err != nil {
 		s.fail(w, r, err)

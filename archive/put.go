@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"math"
 	"os"
 	"path"
 	"path/filepath"
@@ -32,7 +33,13 @@ func (e *Engine) Reserve(workspace, tag string, owner uint32, bytes int64) (cata
 		if err != nil {
 			return err
 		}
-		if ws.Quota > 0 && ws.Used+bytes > ws.Quota {
+		// The size is the caller's word: a negative one would lower the
+		// workspace's use (and so its quota check) while the put is
+		// pending, a huge one overflow it.
+		if bytes < 0 || bytes > math.MaxInt64/2-max(ws.Used, 0) {
+			return &RejectError{Workspace: workspace, Entry: "tapefs put", Cause: ErrUnsupported, Reason: fmt.Sprintf("announced size of %d bytes is not a size", bytes)}
+		}
+		if ws.Quota > 0 && bytes > ws.Quota-ws.Used {
 			return &RejectError{Workspace: workspace, Entry: "tapefs put", Cause: ErrQuota, Reason: fmt.Sprintf("needs %d bytes but workspace %s has %d of its %d-byte quota left; remove batches or raise the quota",
 				bytes, workspace, max(ws.Quota-ws.Used, 0), ws.Quota)}
 		}
@@ -45,6 +52,18 @@ func (e *Engine) Reserve(workspace, tag string, owner uint32, bytes int64) (cata
 			Message: fmt.Sprintf("batch %d registered for tapefs put (%d bytes announced)", b.ID, bytes)})
 	})
 	return b, err
+}
+
+// CheckFileSize refuses a file larger than the maximum file size, so that
+// a put from the command line that cannot succeed is refused before a
+// batch is reserved for it (name is the file's path, for the message).
+func (e *Engine) CheckFileSize(workspace, name string, size int64) error {
+	if size <= e.cfg.MaxFileSize {
+		return nil
+	}
+	return &RejectError{Workspace: workspace, Entry: "tapefs put", Cause: ErrFileTooBig, Reason: fmt.Sprintf(
+		"%s is %d bytes, more than the maximum file size of %d bytes; split it or ask an administrator to raise --max-file-size; nothing was archived",
+		name, size, e.cfg.MaxFileSize)}
 }
 
 // Ingest reads a tar stream of the files of a reserved batch into the

@@ -128,6 +128,11 @@ func (e *Engine) seal(ctx context.Context, workspace, entry string, owner uint32
 	}
 	files, err := walkEntry(staging, entry)
 	if err != nil {
+		if _, serr := os.Lstat(filepath.Join(staging, entry)); errors.Is(serr, fs.ErrNotExist) {
+			// Not found, without the cache's path: the caller named
+			// an entry of put/.
+			return catalog.Batch{}, fmt.Errorf("seal %s/%s: no such entry in %s/put/: %w", workspace, entry, workspace, catalog.ErrNotFound)
+		}
 		if errors.Is(err, fs.ErrNotExist) {
 			return catalog.Batch{}, fmt.Errorf("seal %s/%s: %w", workspace, entry, err)
 		}

@@ -169,13 +169,19 @@ func (env *Env) put(listFile string, args []string, cont bool, tag string, wait 
 		return ExitFailed
 	}
 	members := withParents(srcs)
-	var total int64
+	req := api.PutRequest{Workspace: env.Settings.Workspace, Tag: tag, Files: int64(len(members))}
 	for _, m := range members {
 		if m.info.Mode().IsRegular() {
-			total += m.info.Size()
+			req.Bytes += m.info.Size()
+			if m.info.Size() > req.Largest {
+				req.Largest, req.LargestPath = m.info.Size(), m.path
+			}
 		}
 	}
-	st, err := env.Client.Reserve(ctx, api.PutRequest{Workspace: env.Settings.Workspace, Tag: tag, Files: int64(len(members)), Bytes: total})
+	total := req.Bytes
+	// The daemon refuses a file over its size limit here, before a batch
+	// is reserved: a put that cannot succeed leaves no FAILED batch.
+	st, err := env.Client.Reserve(ctx, req)
 	if err != nil {
 		return env.fail("put", err)
 	}
