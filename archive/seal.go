@@ -106,7 +106,8 @@ func dataBytes(files []stagedFile) (n int64) {
 // the sealing directory), recovery finishes adopting its objects.
 func (e *Engine) Seal(ctx context.Context, workspace, entry string, owner uint32, tag string) (catalog.Batch, error) {
 	if entry == "" || strings.Contains(entry, "/") || entry == "." || entry == ".." {
-		return catalog.Batch{}, fmt.Errorf("seal %s/%s: not a top-level entry of put/", workspace, entry)
+		// No entry of put/ has such a name: not found (404, ENOENT).
+		return catalog.Batch{}, fmt.Errorf("seal %s/%s: not a top-level entry of put/: %w", workspace, entry, catalog.ErrNotFound)
 	}
 	if err := e.beginSeal(workspace, entry); err != nil {
 		return catalog.Batch{}, err
