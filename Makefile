@@ -79,6 +79,7 @@ test-e2e: build
 bench: build
 	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 60m ./archive/ ./catalog/ ./tape/
 	./test/bench.sh
+	./test/bench_put.sh
 
 # Native Go fuzz tests, one after the other, FUZZTIME each. Each entry is
 # package:FuzzTarget; crashers land in the package's testdata/fuzz/ and
