@@ -23,6 +23,10 @@ import (
 // than an entry of put/: recovery fails its batch instead of moving it back.
 const ingestEntry = "\x00ingest"
 
+// cliPut stands for the entry of a refused put from the command line,
+// which has no entry of put/.
+const cliPut = "tapefs put"
+
 // Reserve registers a CACHING batch for a put from the command line, so
 // the caller has its ID before the bytes arrive. bytes is what the put
 // announces; the quota is checked against it now and again at sealing.
@@ -37,10 +41,10 @@ func (e *Engine) Reserve(workspace, tag string, owner uint32, bytes int64) (cata
 		// workspace's use (and so its quota check) while the put is
 		// pending, a huge one overflow it.
 		if bytes < 0 || bytes > math.MaxInt64/2-max(ws.Used, 0) {
-			return &RejectError{Workspace: workspace, Entry: "tapefs put", Cause: ErrUnsupported, Reason: fmt.Sprintf("announced size of %d bytes is not a size", bytes)}
+			return &RejectError{Workspace: workspace, Entry: cliPut, Cause: ErrUnsupported, Reason: fmt.Sprintf("announced size of %d bytes is not a size", bytes)}
 		}
 		if ws.Quota > 0 && bytes > ws.Quota-ws.Used {
-			return &RejectError{Workspace: workspace, Entry: "tapefs put", Cause: ErrQuota, Reason: fmt.Sprintf("needs %d bytes but workspace %s has %d of its %d-byte quota left; remove batches or raise the quota",
+			return &RejectError{Workspace: workspace, Entry: cliPut, Cause: ErrQuota, Reason: fmt.Sprintf("needs %d bytes but workspace %s has %d of its %d-byte quota left; remove batches or raise the quota",
 				bytes, workspace, max(ws.Quota-ws.Used, 0), ws.Quota)}
 		}
 		now := e.now()
@@ -61,7 +65,7 @@ func (e *Engine) CheckFileSize(workspace, name string, size int64) error {
 	if size <= e.cfg.MaxFileSize {
 		return nil
 	}
-	return &RejectError{Workspace: workspace, Entry: "tapefs put", Cause: ErrFileTooBig, Reason: fmt.Sprintf(
+	return &RejectError{Workspace: workspace, Entry: cliPut, Cause: ErrFileTooBig, Reason: fmt.Sprintf(
 		"%s is %d bytes, more than the maximum file size of %d bytes; split it or ask an administrator to raise --max-file-size; nothing was archived",
 		name, size, e.cfg.MaxFileSize)}
 }
