@@ -40,8 +40,15 @@ install: build
 
 # Builds, initialises a home under run/ on first start, mounts it and stays
 # in the foreground (Ctrl-C unmounts). Tape time runs 20x faster than real.
+# A daemon that died (kill -9, a crash) leaves a dead mount on RUN_MNT,
+# on which mkdir fails ("Transport endpoint is not connected"): it is
+# detached first, so that make run starts after any earlier end.
 run: build
-	@mkdir -p $(RUN_MNT)
+	@if ! mkdir -p '$(RUN_MNT)' 2>/dev/null; then \
+		echo "tapefs: detaching the dead mount of an earlier run at $(RUN_MNT)"; \
+		fusermount3 -u -z '$(RUN_MNT)' 2>/dev/null || umount -l '$(RUN_MNT)'; \
+		mkdir -p '$(RUN_MNT)'; \
+	fi
 	@echo "tapefs: home $(RUN_HOME), mount $(RUN_MNT)"
 	@echo "tapefs: in another shell:  export PATH=$(CURDIR)/bin:\$$PATH TAPEFS_HOME=$(RUN_HOME)"
 	@echo "tapefs: try  cp -a SOMEDIR $(RUN_MNT)/default/put/  then  ls $(RUN_MNT)/default/"
@@ -72,6 +79,7 @@ test-e2e: build
 bench: build
 	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 60m ./archive/ ./catalog/ ./tape/
 	./test/bench.sh
+	./test/bench_put.sh
 
 # Native Go fuzz tests, one after the other, FUZZTIME each. Each entry is
 # package:FuzzTarget; crashers land in the package's testdata/fuzz/ and
@@ -81,6 +89,7 @@ FUZZ_TARGETS += ./catalog:FuzzDecodeRecord ./catalog:FuzzNameRoundTrip
 FUZZ_TARGETS += ./api:FuzzName
 FUZZ_TARGETS += ./tape:FuzzReadAggregate ./tape:FuzzAggregateNames
 FUZZ_TARGETS += ./cli:FuzzShellQuote
+FUZZ_TARGETS += ./config:FuzzParseINI ./cli:FuzzParseList ./api/server:FuzzControlRequest
 
 fuzz:
 	@set -e; for t in $(FUZZ_TARGETS); do \

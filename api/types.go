@@ -147,6 +147,10 @@ type PutRequest struct {
 	Tag       string `json:"tag,omitempty"`
 	Files     int64  `json:"files"` // entries the tar stream will hold
 	Bytes     int64  `json:"bytes"` // regular file bytes it will hold
+	// The largest file and its size: one over the daemon's maximum file
+	// size refuses the put before a batch exists.
+	LargestPath string `json:"largest_path,omitempty"`
+	Largest     int64  `json:"largest,omitempty"`
 }
 
 // RemoveResponse says until when a removed batch can be undeleted.

@@ -48,6 +48,10 @@ type RejectError struct {
 func (e *RejectError) Unwrap() error { return e.Cause }
 
 func (e *RejectError) Error() string {
+	if e.Entry == cliPut {
+		// The command line prefixes its name; the reason names the rest.
+		return "refused: " + e.Reason
+	}
 	return "seal " + e.Workspace + "/" + e.Entry + ": rejected: " + e.Reason
 }
 

@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"bytes"
 	"context"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -110,5 +111,35 @@ func TestIngestRefusesEscapes(t *testing.T) {
 	}
 	if globAny(te.setup.Home + "/cache/sealing/*") {
 		t.Fatal("sealing directories left behind")
+	}
+}
+
+// TestIngestDirOverSymlink: a directory member named like an earlier
+// symlink member must not change the mode or times of the symlink's
+// target (os.Chmod follows links; the daemon runs as root).
+func TestIngestDirOverSymlink(t *testing.T) {
+	te := testSetup{Home: t.TempDir(), Settle: time.Hour}.open(t)
+	outside := t.TempDir()
+	if err := os.Chmod(outside, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	b, err := te.Reserve("ws", "", 0, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = te.Ingest(context.Background(), b.ID, tarOf(t, []member{
+		{name: "a", typ: tar.TypeSymlink, link: outside},
+		{name: "a/", typ: tar.TypeDir},
+		{name: "f", typ: tar.TypeReg, data: "x"},
+	}))
+	if err == nil || !strings.Contains(err.Error(), "not a directory") {
+		t.Fatalf("ingest: %v, want a refusal of the directory over a symlink", err)
+	}
+	st, err := os.Stat(outside)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Mode().Perm() != 0o700 {
+		t.Fatalf("the symlink's target %s changed mode to %v", outside, st.Mode().Perm())
 	}
 }

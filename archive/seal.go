@@ -17,6 +17,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/tapefs/tapefs/cache"
 	"github.com/tapefs/tapefs/catalog"
 )
 
@@ -105,7 +106,8 @@ func dataBytes(files []stagedFile) (n int64) {
 // the sealing directory), recovery finishes adopting its objects.
 func (e *Engine) Seal(ctx context.Context, workspace, entry string, owner uint32, tag string) (catalog.Batch, error) {
 	if entry == "" || strings.Contains(entry, "/") || entry == "." || entry == ".." {
-		return catalog.Batch{}, fmt.Errorf("seal %s/%s: not a top-level entry of put/", workspace, entry)
+		// No entry of put/ has such a name: not found (404, ENOENT).
+		return catalog.Batch{}, fmt.Errorf("seal %s/%s: not a top-level entry of put/: %w", workspace, entry, catalog.ErrNotFound)
 	}
 	if err := e.beginSeal(workspace, entry); err != nil {
 		return catalog.Batch{}, err
@@ -127,6 +129,11 @@ func (e *Engine) seal(ctx context.Context, workspace, entry string, owner uint32
 	}
 	files, err := walkEntry(staging, entry)
 	if err != nil {
+		if _, serr := os.Lstat(filepath.Join(staging, entry)); errors.Is(serr, fs.ErrNotExist) {
+			// Not found, without the cache's path: the caller named
+			// an entry of put/.
+			return catalog.Batch{}, fmt.Errorf("seal %s/%s: no such entry in %s/put/: %w", workspace, entry, workspace, catalog.ErrNotFound)
+		}
 		if errors.Is(err, fs.ErrNotExist) {
 			return catalog.Batch{}, fmt.Errorf("seal %s/%s: %w", workspace, entry, err)
 		}
@@ -443,14 +450,15 @@ func (e *Engine) adopt(b catalog.Batch) error {
 		}); err != nil {
 			return err
 		}
+		objs := make([]cache.Adoption, 0, len(files))
 		for _, f := range files {
 			if f.Type != catalog.TypeFile || f.Link != 0 {
 				continue
 			}
-			src := filepath.Join(b.Sealing, filepath.FromSlash(f.Path))
-			if err := e.cache.Adopt(f.ID, src, false); err != nil {
-				return fmt.Errorf("adopt %s: %w", f.Path, err)
-			}
+			objs = append(objs, cache.Adoption{ID: f.ID, Src: filepath.Join(b.Sealing, filepath.FromSlash(f.Path))})
+		}
+		if err := e.cache.AdoptAll(objs, false); err != nil {
+			return err
 		}
 		if len(files) < page {
 			break

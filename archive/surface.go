@@ -52,7 +52,10 @@ type Surface interface {
 	// The command line's put, workspace administration, the cache.
 	CreateWorkspace(c Caller, w Workspace) (Workspace, error)
 	SetQuota(c Caller, workspace string, quota int64) (Workspace, error)
-	Reserve(c Caller, workspace, tag string, bytes int64) (Batch, error)
+	// Reserve registers a CLI put of bytes whose largest file (at
+	// largestPath) is largest bytes: refused before any batch exists when
+	// that file is over the maximum file size.
+	Reserve(c Caller, workspace, tag string, bytes int64, largestPath string, largest int64) (Batch, error)
 	Ingest(ctx context.Context, c Caller, batch uint64, r io.Reader) (Batch, error)
 	WaitBatch(ctx context.Context, c Caller, batch uint64) (Batch, error)
 	Evict(c Caller, batch uint64) (int64, error)
@@ -542,8 +545,11 @@ func (d door) SetQuota(c Caller, workspace string, quota int64) (Workspace, erro
 	return workspaceView(w), err
 }
 
-func (d door) Reserve(c Caller, workspace, tag string, bytes int64) (Batch, error) {
+func (d door) Reserve(c Caller, workspace, tag string, bytes int64, largestPath string, largest int64) (Batch, error) {
 	if _, err := d.manage(c, workspace, "put"); err != nil {
+		return Batch{}, err
+	}
+	if err := d.e.CheckFileSize(workspace, largestPath, largest); err != nil {
 		return Batch{}, err
 	}
 	b, err := d.e.Reserve(workspace, tag, c.UID, bytes)

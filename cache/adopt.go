@@ -30,6 +30,49 @@ var errRemoved = errors.New("object removed")
 // the caller's choice (one syncfs per batch costs less than an fsync per
 // file).
 func (c *Cache) Adopt(id uint64, src string, synced bool) error {
+	dir, err := c.adopt(id, src, synced)
+	if err != nil || dir == "" {
+		return err
+	}
+	if err := syncRenames(dir); err != nil {
+		return fmt.Errorf("adopt object %d: %w", id, err)
+	}
+	return nil
+}
+
+// Adoption is one object of AdoptAll: the file src becomes object ID.
+type Adoption struct {
+	ID  uint64
+	Src string
+}
+
+// AdoptAll is Adopt of many objects (the files of a sealed batch) with one
+// fsync per fan-out directory at the end instead of one per object: for a
+// batch of 100,000 small files the fsyncs were most of the time of a
+// `tapefs put` (90 of 150 s). The renames are durable when it returns; a
+// crash before that leaves the sources in place for the replay.
+func (c *Cache) AdoptAll(objs []Adoption, synced bool) error {
+	dirs := map[string]bool{}
+	for _, o := range objs {
+		dir, err := c.adopt(o.ID, o.Src, synced)
+		if err != nil {
+			return err
+		}
+		if dir != "" {
+			dirs[dir] = true
+		}
+	}
+	for dir := range dirs {
+		if err := syncRenames(dir); err != nil {
+			return fmt.Errorf("adopt objects: %w", err)
+		}
+	}
+	return nil
+}
+
+// adopt is Adopt without the fsync: it returns the directory whose
+// rename is to be made durable ("" when nothing was renamed).
+func (c *Cache) adopt(id uint64, src string, synced bool) (string, error) {
 	fi, err := os.Lstat(src)
 	if errors.Is(err, fs.ErrNotExist) {
 		c.mu.Lock()
@@ -39,29 +82,29 @@ func (c *Cache) Adopt(id uint64, src string, synced bool) error {
 			o.synced = synced
 			c.accountLocked(o)
 			c.mu.Unlock()
-			return nil
+			return "", nil
 		}
 		c.mu.Unlock()
 	}
 	if err != nil {
-		return fmt.Errorf("adopt object %d: %w", id, err)
+		return "", fmt.Errorf("adopt object %d: %w", id, err)
 	}
 	if !fi.Mode().IsRegular() {
-		return fmt.Errorf("adopt object %d: %s is not a regular file", id, src)
+		return "", fmt.Errorf("adopt object %d: %s is not a regular file", id, src)
 	}
 	dir := c.fanoutDir(id)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return fmt.Errorf("adopt object %d: %w", id, err)
+		return "", fmt.Errorf("adopt object %d: %w", id, err)
 	}
 
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
-		return fmt.Errorf("adopt object %d: %w", id, errClosed)
+		return "", fmt.Errorf("adopt object %d: %w", id, errClosed)
 	}
 	if err := os.Rename(src, c.ObjectPath(id)); err != nil {
 		c.mu.Unlock()
-		return fmt.Errorf("adopt object %d: %w", id, err)
+		return "", fmt.Errorf("adopt object %d: %w", id, err)
 	}
 	var trash []string
 	o := c.index[id]
@@ -84,10 +127,7 @@ func (c *Cache) Adopt(id uint64, src string, synced bool) error {
 	c.mu.Unlock()
 
 	_ = removeTrash(trash) // leftovers go at the next Open
-	if err := syncRenames(dir); err != nil {
-		return fmt.Errorf("adopt object %d: %w", id, err)
-	}
-	return nil
+	return dir, nil
 }
 
 // Remove deletes object id whatever its state: for a purge, or when its

@@ -808,3 +808,43 @@ func TestConcurrentUse(t *testing.T) {
 		}
 	}
 }
+
+// TestAdoptAll: many objects adopted in one call (a sealed batch) are all
+// in the cache, over several fan-out directories, with their sizes; a
+// replay after a crash is a no-op, and a missing source fails the call.
+func TestAdoptAll(t *testing.T) {
+	c := openCache(t, cache.Config{Limit: 1 << 30})
+	dir, err := c.NewSealingDir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var objs []cache.Adoption
+	for id := uint64(1); id <= 600; id++ { // past 256: every fan-out directory, some twice
+		src := filepath.Join(dir, fmt.Sprint(id))
+		if err := os.WriteFile(src, bytes.Repeat([]byte{'x'}, int(id)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		objs = append(objs, cache.Adoption{ID: id, Src: src})
+	}
+	if err := c.AdoptAll(objs, false); err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range objs {
+		info, ok := c.Lookup(o.ID)
+		if !ok || info.Size != int64(o.ID) || info.Synced {
+			t.Fatalf("object %d after AdoptAll: %+v %v", o.ID, info, ok)
+		}
+		if _, err := os.Stat(o.Src); !errors.Is(err, os.ErrNotExist) {
+			t.Fatalf("source of %d still there: %v", o.ID, err)
+		}
+	}
+	if err := c.AdoptAll(objs, true); err != nil {
+		t.Errorf("replayed AdoptAll: %v", err)
+	}
+	if info, _ := c.Lookup(600); !info.Synced {
+		t.Errorf("replay did not apply synced: %+v", info)
+	}
+	if err := c.AdoptAll([]cache.Adoption{{ID: 601, Src: filepath.Join(dir, "missing")}}, false); err == nil {
+		t.Error("AdoptAll of a missing source succeeded")
+	}
+}

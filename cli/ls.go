@@ -128,11 +128,7 @@ func (env *Env) lsAs(cmd, level string, batch uint64, format string, human bool)
 			fmt.Fprintln(tw, "BATCH\tTAG\tSTATE\tFILES\tBYTES\tCREATED\tSYNCED")
 		}
 		for _, b := range bs {
-			tag := shellQuote(b.Tag)
-			if b.Tag == "" {
-				tag = "-"
-			}
-			fmt.Fprintf(tw, "%d\t%s\t%s\t%d\t%s\t%s\t%s\n", b.ID, tag, b.State, b.Files, size(b.Bytes), when(b.Created), when(b.Synced))
+			fmt.Fprintf(tw, "%d\t%s\t%s\t%d\t%s\t%s\t%s\n", b.ID, batchLabel(b), b.State, b.Files, size(b.Bytes), when(b.Created), when(b.Synced))
 		}
 	case "file":
 		var ids []uint64
@@ -188,6 +184,19 @@ func (env *Env) lsAs(cmd, level string, batch uint64, format string, human bool)
 		}
 	}
 	return ExitOK
+}
+
+// batchLabel is what the TAG column shows: the tag, else the name of the
+// put/ entry the batch was sealed from (as the status page shows it), else
+// "-" (a tapefs put without -t); quoted as ls quotes names.
+func batchLabel(b api.Batch) string {
+	switch {
+	case b.Tag != "":
+		return shellQuote(b.Tag)
+	case b.Entry != "":
+		return shellQuote(b.Entry)
+	}
+	return "-"
 }
 
 // md5sumLine writes one line of md5sum's format, with the path relative

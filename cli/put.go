@@ -11,12 +11,14 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/spf13/pflag"
 	"github.com/tapefs/tapefs/api"
+	"golang.org/x/sys/unix"
 )
 
 var putCommand = Command{
@@ -74,14 +76,31 @@ type source struct {
 	where string // "LISTFILE:LINE", or "" for a walk
 }
 
-// problem is a bad source: where, which, why.
-type problem struct{ where, path, why string }
+// problem is a bad source: where, which, why. One problem may stand for
+// several lines of a list (lines > 1): repeats summed up.
+type problem struct {
+	where, path, why string
+	lines            int
+	line             int // of a list file, to report in line order
+}
 
 func (p problem) String() string {
-	if p.where != "" {
+	switch {
+	case p.path == "":
+		return fmt.Sprintf("%s: %s", p.where, p.why)
+	case p.where != "":
 		return fmt.Sprintf("%s: %s: %s", p.where, p.path, p.why)
 	}
 	return fmt.Sprintf("%s: %s", p.path, p.why)
+}
+
+// count is the number of list lines or files the problems stand for.
+func count(problems []problem) int {
+	n := 0
+	for _, p := range problems {
+		n += max(p.lines, 1)
+	}
+	return n
 }
 
 func (env *Env) put(listFile string, args []string, cont bool, tag string, wait bool) int {
@@ -125,7 +144,7 @@ func (env *Env) put(listFile string, args []string, cont bool, tag string, wait 
 	kept := srcs[:0]
 	for _, s := range srcs {
 		if b, ok := archived[batchPath(s.path)]; ok && s.info.Mode().IsRegular() {
-			problems = append(problems, problem{s.where, s.path, fmt.Sprintf("already archived in batch %d of workspace %s; remove that batch first or leave the file out", b, env.Settings.Workspace)})
+			problems = append(problems, problem{where: s.where, path: s.path, why: fmt.Sprintf("already archived in batch %d of workspace %s; remove that batch first or leave the file out", b, env.Settings.Workspace)})
 			continue
 		}
 		kept = append(kept, s)
@@ -140,7 +159,7 @@ func (env *Env) put(listFile string, args []string, cont bool, tag string, wait 
 		}
 	}
 	if len(problems) > 0 && !cont {
-		fmt.Fprintf(env.Stderr, "tapefs put: nothing was archived: fix the %d problem(s) above, or use -c to skip them\n", len(problems))
+		fmt.Fprintf(env.Stderr, "tapefs put: nothing was archived: fix the %d problem(s) above, or use -c to skip them\n", count(problems))
 		return ExitFailed
 	}
 	if len(srcs) == 0 {
@@ -148,13 +167,19 @@ func (env *Env) put(listFile string, args []string, cont bool, tag string, wait 
 		return ExitFailed
 	}
 	members := withParents(srcs)
-	var total int64
+	req := api.PutRequest{Workspace: env.Settings.Workspace, Tag: tag, Files: int64(len(members))}
 	for _, m := range members {
 		if m.info.Mode().IsRegular() {
-			total += m.info.Size()
+			req.Bytes += m.info.Size()
+			if m.info.Size() > req.Largest {
+				req.Largest, req.LargestPath = m.info.Size(), m.path
+			}
 		}
 	}
-	st, err := env.Client.Reserve(ctx, api.PutRequest{Workspace: env.Settings.Workspace, Tag: tag, Files: int64(len(members)), Bytes: total})
+	total := req.Bytes
+	// The daemon refuses a file over its size limit here, before a batch
+	// is reserved: a put that cannot succeed leaves no FAILED batch.
+	st, err := env.Client.Reserve(ctx, req)
 	if err != nil {
 		return env.fail("put", err)
 	}
@@ -165,7 +190,16 @@ func (env *Env) put(listFile string, args []string, cont bool, tag string, wait 
 	}
 	bar := env.newProgress(fmt.Sprintf("put batch %d", id), total)
 	pr, pw := io.Pipe()
-	go func() { pw.CloseWithError(env.writeTar(pw, members, bar)) }()
+	go func() {
+		// Buffered: many small files would otherwise go as many small
+		// chunks, a system call on each side for each.
+		bw := bufio.NewWriterSize(pw, 1<<20)
+		err := env.writeTar(bw, members, bar)
+		if err == nil {
+			err = bw.Flush()
+		}
+		pw.CloseWithError(err)
+	}()
 	st, err = env.Client.Upload(ctx, id, pr)
 	pr.CloseWithError(errors.New("upload ended"))
 	bar.done()
@@ -194,40 +228,90 @@ func readList(name string) ([]source, []problem, error) {
 		return nil, nil, err
 	}
 	defer f.Close()
+	entries, problems, err := parseList(f, name)
+	if err != nil {
+		return nil, nil, err
+	}
 	var top []source
+	for _, e := range entries {
+		st, err := os.Lstat(e.path)
+		if err != nil {
+			problems = append(problems, problem{where: e.where, path: e.path, why: describe(err), line: e.line})
+			continue
+		}
+		top = append(top, source{path: e.path, info: st, where: e.where})
+	}
+	sort.SliceStable(problems, func(i, j int) bool { return problems[i].line < problems[j].line })
+	srcs, more := expand(top)
+	return srcs, append(problems, more...), nil
+}
+
+// listEntry is a path named by a list file, clean and absolute.
+type listEntry struct {
+	path, where string
+	line        int
+}
+
+// maxRepeatsShown is how many lines naming a path listed before are
+// reported one by one; the rest are counted in one line, so that a list
+// holding one path 100,000 times does not print 99,999 lines.
+const maxRepeatsShown = 10
+
+// maxListLine bounds a line of a list file (a path is at most 4,096 bytes
+// on Linux; the margin is for the CR of a DOS file and blanks).
+const maxListLine = 64 << 10
+
+// parseList reads the lines of a list file (name is for messages): each
+// must be an absolute path, and a path may be listed once. Bad lines are
+// problems naming file and line; the error is for a list that cannot be
+// read at all.
+func parseList(r io.Reader, name string) ([]listEntry, []problem, error) {
+	var entries []listEntry
 	var problems []problem
-	seen := map[string]string{}
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for line := 1; sc.Scan(); line++ {
+	seen := map[string]int{} // clean path -> its line
+	repeats, firstHidden := 0, 0
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64<<10), maxListLine)
+	line := 0
+	for sc.Scan() {
+		line++
 		where := fmt.Sprintf("%s:%d", name, line)
 		p := strings.TrimRight(sc.Text(), "\r")
 		switch {
 		case strings.TrimSpace(p) == "":
-			problems = append(problems, problem{where, `""`, "blank line"})
+			problems = append(problems, problem{where: where, path: `""`, why: "blank line", line: line})
+			continue
+		case strings.IndexByte(p, 0) >= 0:
+			problems = append(problems, problem{where: where, path: strconv.Quote(p), why: "a path cannot hold a NUL byte", line: line})
 			continue
 		case !filepath.IsAbs(p):
-			problems = append(problems, problem{where, p, "relative path; the list must hold absolute paths"})
+			problems = append(problems, problem{where: where, path: p, why: "relative path; the list must hold absolute paths", line: line})
 			continue
 		}
 		clean := filepath.Clean(p)
 		if first, ok := seen[clean]; ok {
-			problems = append(problems, problem{where, p, "listed twice (first at " + first + ")"})
+			repeats++
+			if repeats <= maxRepeatsShown {
+				problems = append(problems, problem{where: where, path: p, why: fmt.Sprintf("listed twice (first at %s:%d)", name, first), line: line})
+			} else if firstHidden == 0 {
+				firstHidden = line
+			}
 			continue
 		}
-		seen[clean] = where
-		st, err := os.Lstat(clean)
-		if err != nil {
-			problems = append(problems, problem{where, p, describe(err)})
-			continue
-		}
-		top = append(top, source{path: clean, info: st, where: where})
+		seen[clean] = line
+		entries = append(entries, listEntry{path: clean, where: where, line: line})
 	}
 	if err := sc.Err(); err != nil {
+		if errors.Is(err, bufio.ErrTooLong) {
+			return nil, nil, fmt.Errorf("%s:%d: line longer than %d bytes: not a list of paths", name, line+1, maxListLine)
+		}
 		return nil, nil, fmt.Errorf("%s: %w", name, err)
 	}
-	srcs, more := expand(top)
-	return srcs, append(problems, more...), nil
+	if hidden := repeats - maxRepeatsShown; hidden > 0 {
+		problems = append(problems, problem{where: fmt.Sprintf("%s:%d", name, firstHidden), lines: hidden, line: firstHidden,
+			why: fmt.Sprintf("%d more lines, from this one on, name a path listed before (not shown one by one)", hidden)})
+	}
+	return entries, problems, nil
 }
 
 // expand checks that every source can be read by the caller and walks
@@ -245,7 +329,7 @@ func expand(top []source) ([]source, []problem) {
 	for _, t := range top {
 		if !t.info.IsDir() {
 			if err := readable(t.path, t.info); err != nil {
-				problems = append(problems, problem{t.where, t.path, describe(err)})
+				problems = append(problems, problem{where: t.where, path: t.path, why: describe(err)})
 				continue
 			}
 			add(t)
@@ -253,7 +337,7 @@ func expand(top []source) ([]source, []problem) {
 		}
 		filepath.WalkDir(t.path, func(p string, d fs.DirEntry, err error) error {
 			if err != nil {
-				problems = append(problems, problem{t.where, p, describe(err)})
+				problems = append(problems, problem{where: t.where, path: p, why: describe(err)})
 				if d != nil && d.IsDir() {
 					return fs.SkipDir
 				}
@@ -264,7 +348,7 @@ func expand(top []source) ([]source, []problem) {
 				err = readable(p, info)
 			}
 			if err != nil {
-				problems = append(problems, problem{t.where, p, describe(err)})
+				problems = append(problems, problem{where: t.where, path: p, why: describe(err)})
 				if d.IsDir() {
 					return fs.SkipDir
 				}
@@ -281,7 +365,7 @@ func expand(top []source) ([]source, []problem) {
 func readable(p string, info fs.FileInfo) error {
 	switch {
 	case info.Mode().IsRegular():
-		f, err := os.Open(p)
+		f, err := openRead(p)
 		if err != nil {
 			return err
 		}
@@ -401,8 +485,20 @@ func (env *Env) writeTar(w io.Writer, members []source, bar *progress) error {
 	return tw.Close()
 }
 
+// openRead opens a file to read with unix.Open: os.Open also tries to
+// register every file with the poller (five more system calls, each in
+// vain for a regular file), which for a list of 100,000 small files,
+// each opened twice, was most of put's own system time.
+func openRead(path string) (*os.File, error) {
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, &fs.PathError{Op: "open", Path: path, Err: err}
+	}
+	return os.NewFile(uintptr(fd), path), nil
+}
+
 func copyFile(w io.Writer, path string, size int64, buf []byte, bar *progress) error {
-	f, err := os.Open(path)
+	f, err := openRead(path)
 	if err != nil {
 		return fmt.Errorf("%s: %w", path, err)
 	}

@@ -12,11 +12,13 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"unicode"
 )
 
 // Entry is one KEY = VALUE line of a file.
@@ -31,44 +33,102 @@ type Entry struct {
 // Where names the entry's place for messages.
 func (e Entry) Where() string { return fmt.Sprintf("%s:%d", e.File, e.Line) }
 
-// ReadINI reads an INI file. Blank lines and lines starting with # or ;
-// are skipped; keys and sections are case-insensitive; a value may be
-// quoted. A malformed line is an error naming file and line.
+// ReadINI reads an INI file (see ParseINI).
 func ReadINI(path string) ([]Entry, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
+	return ParseINI(f, path)
+}
+
+// maxINILine bounds a line of a configuration file; a longer one is
+// not configuration (a binary file named by mistake).
+const maxINILine = 64 << 10
+
+// ParseINI reads INI text; name is the file's name for messages. Blank
+// lines and lines starting with # or ; are skipped. A ; or # after a blank
+// starts a comment to the end of the line, also after a section header or
+// a value, so that "Workspace = gws ; the run's" is gws, as in Elastic
+// Tape's files; a value that must hold " ;" is quoted ("a ; b"). Keys and
+// sections are case-insensitive. A malformed line is an error naming file
+// and line.
+func ParseINI(r io.Reader, name string) ([]Entry, error) {
 	var out []Entry
-	sc := bufio.NewScanner(f)
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 4096), maxINILine)
 	section := ""
-	for line := 1; sc.Scan(); line++ {
+	line := 0
+	for sc.Scan() {
+		line++
 		text := strings.TrimSpace(sc.Text())
 		if text == "" || text[0] == '#' || text[0] == ';' {
 			continue
 		}
-		if strings.HasPrefix(text, "[") {
-			if !strings.HasSuffix(text, "]") {
-				return out, fmt.Errorf("%s:%d: malformed section header %q (expected [Name])", path, line, text)
+		if text[0] == '[' {
+			end := strings.IndexByte(text, ']')
+			if end < 0 {
+				return out, fmt.Errorf("%s:%d: malformed section header %q (expected [Name])", name, line, text)
 			}
-			section = strings.ToLower(strings.TrimSpace(text[1 : len(text)-1]))
+			if rest := strings.TrimSpace(text[end+1:]); rest != "" && rest[0] != '#' && rest[0] != ';' {
+				return out, fmt.Errorf("%s:%d: malformed section header %q: only a ; or # comment may follow the ]", name, line, text)
+			}
+			section = strings.ToLower(strings.TrimSpace(text[1:end]))
+			if section == "" {
+				return out, fmt.Errorf("%s:%d: empty section name %q", name, line, text)
+			}
 			continue
 		}
 		key, value, ok := strings.Cut(text, "=")
+		key = strings.ToLower(strings.TrimSpace(key))
 		if !ok {
-			return out, fmt.Errorf("%s:%d: expected KEY = VALUE, got %q", path, line, text)
+			return out, fmt.Errorf("%s:%d: expected KEY = VALUE, got %q", name, line, text)
 		}
-		value = strings.TrimSpace(value)
-		if len(value) >= 2 && value[0] == '"' && value[len(value)-1] == '"' {
-			value = value[1 : len(value)-1]
+		if key == "" {
+			return out, fmt.Errorf("%s:%d: a value without a key: %q", name, line, text)
 		}
-		out = append(out, Entry{File: path, Line: line, Section: section, Key: strings.ToLower(strings.TrimSpace(key)), Value: value})
+		if strings.ContainsFunc(key, unicode.IsSpace) {
+			return out, fmt.Errorf("%s:%d: malformed key %q: a key is one word (KEY = VALUE)", name, line, key)
+		}
+		out = append(out, Entry{File: name, Line: line, Section: section, Key: key, Value: iniValue(value)})
 	}
 	if err := sc.Err(); err != nil {
-		return out, fmt.Errorf("%s: %w", path, err)
+		if errors.Is(err, bufio.ErrTooLong) {
+			return out, fmt.Errorf("%s:%d: line longer than %d bytes: not a configuration file", name, line+1, maxINILine)
+		}
+		return out, fmt.Errorf("%s: %w", name, err)
 	}
 	return out, nil
+}
+
+// iniValue is the value after a key's "=": without blanks around it,
+// without a comment (a ; or # after a blank), and without its quotes if it
+// is quoted ("..." followed by nothing or a comment).
+func iniValue(raw string) string {
+	v := strings.TrimSpace(raw)
+	if len(v) >= 2 && v[0] == '"' {
+		if end := strings.IndexByte(v[1:], '"'); end >= 0 {
+			if rest := strings.TrimLeft(v[end+2:], " \t"); rest == "" || rest[0] == ';' || rest[0] == '#' {
+				return v[1 : end+1]
+			}
+		}
+	}
+	if i := commentAt(raw); i >= 0 {
+		raw = raw[:i]
+	}
+	return strings.TrimSpace(raw)
+}
+
+// commentAt is the index of the first ; or # that follows a blank in s,
+// or -1.
+func commentAt(s string) int {
+	for i := 1; i < len(s); i++ {
+		if (s[i] == ';' || s[i] == '#') && (s[i-1] == ' ' || s[i-1] == '\t') {
+			return i
+		}
+	}
+	return -1
 }
 
 // Files are the configuration files in precedence order (lowest first):

@@ -29,17 +29,18 @@ const nobodyUID = 65534
 
 // server is one `tapefs serve` daemon (no mount) on its own home.
 type server struct {
-	t    *testing.T
-	home string
-	proc // the runs of `tapefs serve`
+	t     *testing.T
+	home  string
+	flags []string // more flags of serve
+	proc           // the runs of `tapefs serve`
 }
 
 // startServer runs `tapefs serve` on a fresh home under a directory other
 // users can traverse (so that an unprivileged CLI reaches the socket), and
 // waits until the control socket accepts connections.
-func startServer(t *testing.T) *server {
+func startServer(t *testing.T, flags ...string) *server {
 	t.Helper()
-	s := &server{t: t, home: filepath.Join(sharedTempDir(t), "home"), proc: proc{name: "tapefs serve"}}
+	s := &server{t: t, home: filepath.Join(sharedTempDir(t), "home"), flags: flags, proc: proc{name: "tapefs serve"}}
 	t.Cleanup(s.cleanup)
 	s.start()
 	return s
@@ -52,6 +53,7 @@ func (s *server) start() {
 	s.t.Helper()
 	args := []string{"serve", "--home", s.home, "--http", "", "--time-scale", "0", "--settle", "1s",
 		"--flush-age", "1s", "--recall-linger", "1ms"}
+	args = append(args, s.flags...)
 	// A socket left by a previous run must not pass for the new daemon's.
 	_ = os.Remove(s.sock())
 	run, done := s.proc.start(s.t, cleanEnv(append([]string{"HOME=" + filepath.Dir(s.home)}, catalogEnv(s.home)...)...), args, nil)

@@ -339,7 +339,7 @@ func (s *Server) reserve(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	b, err := s.e.Reserve(caller(r), req.Workspace, req.Tag, req.Bytes)
+	b, err := s.e.Reserve(caller(r), req.Workspace, req.Tag, req.Bytes, req.LargestPath, req.Largest)
 	if err != nil {
 		s.fail(w, r, err)
 		return

@@ -22,7 +22,7 @@ import (
 	"github.com/tapefs/tapefs/tape"
 )
 
-func newTestServer(t *testing.T) (*Server, *archive.Engine) {
+func newTestServer(t testing.TB) (*Server, *archive.Engine) {
 	t.Helper()
 	home := t.TempDir()
 	lib, err := tape.Open(tape.Config{Dir: filepath.Join(home, "library"), Drives: 1, Cartridges: 2, Capacity: 1 << 30})

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"net"
 	"slices"
 	"strconv"
 	"strings"
@@ -80,7 +81,7 @@ func (c *daemonConfig) set(key, value string) error {
 		}
 		c.catalog = value
 	case "http":
-		c.http = value
+		c.http, err = value, checkListenAddress(value)
 	case "settle":
 		c.settle, err = parseDuration(value)
 	case "cache-size":
@@ -141,6 +142,32 @@ func unwrapNum(err error) error {
 	var ne *strconv.NumError
 	if errors.As(err, &ne) {
 		return ne.Err
+	}
+	return err
+}
+
+// checkListenAddress checks the form of a --http address (HOST:PORT, a
+// port number or service name; "" for none), so that a typo is a
+// configuration error rather than a page that is silently not served.
+func checkListenAddress(addr string) error {
+	if addr == "" {
+		return nil
+	}
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("%w; give HOST:PORT, e.g. 127.0.0.1:7070, or '' for no status page", unwrapAddr(err))
+	}
+	if _, err := net.LookupPort("tcp", port); err != nil {
+		return fmt.Errorf("port %q: %w", port, unwrapAddr(err))
+	}
+	return nil
+}
+
+// unwrapAddr drops net's repetition of the input from its errors.
+func unwrapAddr(err error) error {
+	var ae *net.AddrError
+	if errors.As(err, &ae) {
+		return errors.New(ae.Err)
 	}
 	return err
 }

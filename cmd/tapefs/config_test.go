@@ -169,3 +169,22 @@ func TestWarnRequestTimeout(t *testing.T) {
 		t.Errorf("log: %s", buf.String())
 	}
 }
+
+// TestCheckListenAddress: the form of --http is checked with the other
+// settings, so that a typo is a configuration error (exit 4).
+func TestCheckListenAddress(t *testing.T) {
+	for _, ok := range []string{"", "127.0.0.1:7070", ":7070", "[::1]:0", "localhost:http"} {
+		if err := checkListenAddress(ok); err != nil {
+			t.Errorf("%q: %v", ok, err)
+		}
+	}
+	for _, bad := range []string{"localhost", "127.0.0.1:99999", "127.0.0.1:nosuchservice", "1.2.3.4:5:6"} {
+		if err := checkListenAddress(bad); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+	c := defaultDaemonConfig()
+	if err := c.set("http", "7070"); err == nil || !strings.Contains(err.Error(), "HOST:PORT") {
+		t.Errorf("set http 7070: %v", err)
+	}
+}

@@ -89,16 +89,35 @@ type daemon struct {
 }
 
 // fail reports an error that stops the daemon: one plain line on stderr
-// (and the log file), exit code 1.
+// (and the log file), exit code 1, or 4 (cli.ExitUsage) for a bad
+// configuration or argument, as for every other command.
 func (d *daemon) fail(err error) int {
 	fmt.Fprintf(os.Stderr, "tapefs: %v\n", err)
 	if d.fileLog != nil {
 		d.fileLog.Error().Err(err).Msg("daemon stopped")
 	}
-	return 1
+	var ue usageError
+	if errors.As(err, &ue) {
+		return cli.ExitUsage
+	}
+	return cli.ExitFailed
 }
 
+// usageError is a bad flag value, configuration file, environment
+// variable or argument: the user's to fix, exit code 4.
+type usageError struct{ error }
+
+func (e usageError) Unwrap() error { return e.error }
+
 func runDaemon(f *daemonFlags, mnt string) int {
+	// A daemon outlives whoever reads its output (`make run | tee log`,
+	// then Ctrl-C kills tee first): without this, the first log line
+	// written to the gone pipe would kill it by SIGPIPE before it could
+	// unmount, leaving a dead mount. Asked for, SIGPIPE becomes an EPIPE
+	// error of that write, which the logger drops; the log file still
+	// gets the line. (Notify rather than Ignore: ignoring would be
+	// inherited by the fusermount3 we run.)
+	signal.Notify(make(chan os.Signal, 1), syscall.SIGPIPE)
 	// Caught from the start: a SIGTERM that arrives while the mount is
 	// being set up (a service manager stopping a daemon it just started)
 	// must stop it cleanly once it is up, not kill it with a live mount.
@@ -109,7 +128,7 @@ func runDaemon(f *daemonFlags, mnt string) int {
 	var err error
 	d.cfg, warnings, err = f.configure()
 	if err != nil {
-		return d.fail(err)
+		return d.fail(usageError{err})
 	}
 	d.log = newLogger(d.cfg.logLevel, nil)
 	if err := os.MkdirAll(d.cfg.home, 0o755); err != nil {

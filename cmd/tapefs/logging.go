@@ -13,7 +13,9 @@ import (
 )
 
 // newLogger logs to stderr (readable on a terminal, JSON otherwise) and,
-// when file is set, to it as JSON too.
+// when file is set, to it as JSON too. The file is written first: stderr
+// may be a pipe whose reader is gone (every write fails, and is dropped)
+// or stalled.
 func newLogger(level zerolog.Level, file io.Writer) zerolog.Logger {
 	var console io.Writer = os.Stderr
 	if isatty.IsTerminal(os.Stderr.Fd()) {
@@ -21,7 +23,7 @@ func newLogger(level zerolog.Level, file io.Writer) zerolog.Logger {
 	}
 	w := console
 	if file != nil {
-		w = zerolog.MultiLevelWriter(console, file)
+		w = zerolog.MultiLevelWriter(file, console)
 	}
 	return zerolog.New(w).Level(level).With().Timestamp().Logger()
 }

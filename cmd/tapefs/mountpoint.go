@@ -30,11 +30,11 @@ func prepareMountpoint(mnt string, log zerolog.Logger) error {
 	}
 	switch {
 	case errors.Is(err, syscall.ENOENT):
-		return fmt.Errorf("mount point %s does not exist; create it first: mkdir -p %s", mnt, mnt)
+		return usageError{fmt.Errorf("mount point %s does not exist; create it first: mkdir -p %s", mnt, mnt)}
 	case err != nil:
 		return fmt.Errorf("mount point %s: %w", mnt, err)
 	case st.Mode&syscall.S_IFMT != syscall.S_IFDIR:
-		return fmt.Errorf("mount point %s is not a directory", mnt)
+		return usageError{fmt.Errorf("mount point %s is not a directory", mnt)}
 	}
 	if fstype, ok := mountedAt(mnt); ok {
 		return fmt.Errorf("mount point %s is busy: a %s file system is mounted there; unmount it (umount %s) or choose another directory", mnt, fstype, mnt)
@@ -46,7 +46,7 @@ func prepareMountpoint(mnt string, log zerolog.Logger) error {
 	names, _ := d.Readdirnames(1)
 	d.Close()
 	if len(names) > 0 {
-		return fmt.Errorf("mount point %s is not empty; tapefs mounts on an empty directory", mnt)
+		return usageError{fmt.Errorf("mount point %s is not empty; tapefs mounts on an empty directory", mnt)}
 	}
 	return nil
 }

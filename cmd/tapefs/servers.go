@@ -27,7 +27,12 @@ func (d *daemon) listenHTTP() (net.Listener, error) {
 		d.log.Error().Err(err).Str("http", d.cfg.http).Msg("status page not served (choose another --http address, or --http '' for none)")
 		return nil, nil
 	}
-	return ln, err
+	if err != nil {
+		// Not an address (config checks its form) or one off loopback
+		// without a token: the configuration's fault.
+		return nil, usageError{err}
+	}
+	return ln, nil
 }
 
 // startServers starts the control API on HOME/tapefs.sock and the status
