@@ -58,6 +58,19 @@ type Batch struct {
 	Reason     string    `json:"reason,omitempty"`
 	Attempts   int       `json:"attempts,omitempty"`
 	Progress   float64   `json:"progress"` // bytes on tape / bytes, 0..1
+	// Removing is "removal in progress (N entries hidden)" while an rm
+	// inside the batch hid entries; they come back at RemovalUndo unless
+	// the batch directory is removed first.
+	Removing    string    `json:"removing,omitempty"`
+	Removal     *Removal  `json:"removal,omitempty"`
+	RemovalUndo time.Time `json:"removal_undo,omitzero"`
+}
+
+// Removal is a removal in progress inside a live batch.
+type Removal struct {
+	Hidden  int64     `json:"hidden"`  // entries hidden
+	Started time.Time `json:"started"` // first removal
+	Last    time.Time `json:"last"`    // latest removal; the grace period runs from here
 }
 
 // FileType is the kind of a file of a batch: 'f', 'd' or 'l'.

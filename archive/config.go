@@ -24,6 +24,10 @@ type Config struct {
 
 	MaxFileSize int64         // a larger file rejects its entry; default 500 GB
 	Retention   time.Duration // soft-deleted batches are purged after this; default 7 days
+	// RemoveGrace is how long entries removed inside a live batch stay
+	// hidden, counted from the last removal, waiting for the batch
+	// directory itself to be removed; then they come back. Default 1 minute.
+	RemoveGrace time.Duration
 
 	// A migration flush of a workspace starts when its sealed, unsynced
 	// batches pass any of these.

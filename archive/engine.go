@@ -40,7 +40,10 @@ type Engine struct {
 
 	mu      sync.Mutex
 	entries map[entryKey]*entryActivity // put/ entries being written or sealed
-	changed chan struct{}               // closed and replaced on every batch state change
+	// removing maps a batch with a removal in progress to its last
+	// removal, for the grace loop; the catalog's Batch.Removal is the truth.
+	removing map[uint64]time.Time
+	changed  chan struct{} // closed and replaced on every batch state change
 
 	migrateWake chan struct{}
 	migrateMu   sync.Mutex // held by the one flush in progress
@@ -59,6 +62,7 @@ func DefaultConfig() Config {
 		Settle:          30 * time.Second,
 		MaxFileSize:     500_000_000_000,
 		Retention:       7 * 24 * time.Hour,
+		RemoveGrace:     time.Minute,
 		FlushBytes:      1 << 30,
 		FlushFiles:      10_000,
 		FlushAge:        time.Minute,
@@ -80,6 +84,7 @@ func (c *Config) applyDefaults() {
 	orDefault(&c.Settle, d.Settle)
 	orDefault(&c.MaxFileSize, d.MaxFileSize)
 	orDefault(&c.Retention, d.Retention)
+	orDefault(&c.RemoveGrace, d.RemoveGrace)
 	orDefault(&c.FlushBytes, d.FlushBytes)
 	orDefault(&c.FlushFiles, d.FlushFiles)
 	orDefault(&c.FlushAge, d.FlushAge)
@@ -120,6 +125,7 @@ func New(cfg Config) (*Engine, error) {
 		ctx:         ctx,
 		cancel:      cancel,
 		entries:     map[entryKey]*entryActivity{},
+		removing:    map[uint64]time.Time{},
 		changed:     make(chan struct{}),
 		migrateWake: make(chan struct{}, 1),
 	}
@@ -128,11 +134,15 @@ func New(cfg Config) (*Engine, error) {
 		cancel()
 		return nil, fmt.Errorf("archive: recover: %w", err)
 	}
+	if err := e.loadRemovals(); err != nil {
+		cancel()
+		return nil, fmt.Errorf("archive: removals in progress: %w", err)
+	}
 	return e, nil
 }
 
-// Start runs the background workers (settle, migration, recall, retention)
-// until Close.
+// Start runs the background workers (settle, migration, recall, retention,
+// removal grace) until Close.
 func (e *Engine) Start() {
 	e.spawn(e.settleLoop)
 	e.spawn(e.migrateLoop)
@@ -143,6 +153,7 @@ func (e *Engine) Start() {
 	if e.cfg.SnapshotEvery > 0 {
 		e.spawn(e.snapshotLoop)
 	}
+	e.spawn(e.removalLoop)
 }
 
 func (e *Engine) spawn(fn func()) {

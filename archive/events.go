@@ -20,6 +20,10 @@ const (
 	EvPurged      = "purged"
 	EvMissing     = "missing-object"
 	EvRecallError = "recall-failed"
+	// EvRemoving: the first entry of a live batch was removed (hidden,
+	// provisional); EvRemovalUndone: the hidden entries came back.
+	EvRemoving      = "removing"
+	EvRemovalUndone = "removal-undone"
 )
 
 // pendingLog collects log lines to emit after the transaction that
@@ -43,7 +47,7 @@ func (p pendingLog) emit(log zerolog.Logger) {
 		switch ev.Kind {
 		case EvFailed, EvMD5Mismatch, EvMissing, EvRecallError, EvDamaged:
 			l = log.Error()
-		case EvRejected, EvRetry:
+		case EvRejected, EvRetry, EvRemovalUndone:
 			l = log.Warn()
 		default:
 			l = log.Info()

@@ -163,7 +163,7 @@ func TestRemoveUndeletePurge(t *testing.T) {
 	clk.Add(time.Minute) // past the flush age
 	waitSynced(t, te.Engine, b.ID)
 	files := batchFiles(t, te.Engine, b.ID)
-	if err := te.RemoveEntry(files["e/g"].ID); err != nil {
+	if _, err := te.RemoveEntry("ws", b.ID, files["e/g"].Parent, "g", false); err != nil {
 		t.Fatal(err)
 	}
 	rb, err := te.Remove(b.ID)

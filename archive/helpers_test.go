@@ -37,10 +37,11 @@ type testSetup struct {
 	Quota       int64
 	MaxFileSize int64
 	Retention   time.Duration
-	FlushBytes  int64  // 0: engine default
-	FlushFiles  int    // 0: engine default
-	Catalog     string // "" : catalog.db in Home; a postgres:// URL (set by catalogFor)
-	ScrubRate   int64  // 0: no scrub (unlike the engine's default)
+	RemoveGrace time.Duration // 0: engine default
+	FlushBytes  int64         // 0: engine default
+	FlushFiles  int           // 0: engine default
+	Catalog     string        // "" : catalog.db in Home; a postgres:// URL (set by catalogFor)
+	ScrubRate   int64         // 0: no scrub (unlike the engine's default)
 	ScrubEvery  time.Duration
 
 	clock Clock                           // nil: real time
@@ -113,7 +114,7 @@ func (s testSetup) openErr() (*testEngine, error) {
 		engineLib = s.wrap(lib)
 	}
 	e, err := New(Config{
-		Catalog: cat, Cache: c, Library: engineLib, Log: log, Clock: s.clock, Retention: s.Retention, FlushBytes: s.FlushBytes, FlushFiles: s.FlushFiles,
+		Catalog: cat, Cache: c, Library: engineLib, Log: log, Clock: s.clock, Retention: s.Retention, RemoveGrace: s.RemoveGrace, FlushBytes: s.FlushBytes, FlushFiles: s.FlushFiles,
 		Settle: s.Settle, FlushAge: s.FlushAge, RecallLinger: s.Linger, Prefetch: s.Prefetch, FCFS: s.FCFS,
 		MaxFileSize: s.MaxFileSize, Backoff: 20 * time.Millisecond, MaxAttempts: 2,
 		ScrubRate: cmp.Or(s.ScrubRate, -1), ScrubInterval: s.ScrubEvery,

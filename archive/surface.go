@@ -45,7 +45,11 @@ type Surface interface {
 	RecallBatch(c Caller, batch uint64) error
 
 	// Removal and its undoing.
-	RemoveEntry(c Caller, fileID uint64) error
+	// RemoveEntry hides an entry of a batch tree (rm, rmdir inside a
+	// batch), provisionally (remove.go); RemoveEmptied deletes a batch
+	// whose tree rm has emptied (rmdir of the batch directory).
+	RemoveEntry(c Caller, ws string, batch, parent uint64, name string, dir bool) error
+	RemoveEmptied(c Caller, ws string, batch uint64) (Batch, error)
 	Remove(c Caller, batch uint64) (Batch, error)
 	Undelete(c Caller, batch uint64) (Batch, error)
 
@@ -468,20 +472,20 @@ func (d door) RecallBatch(c Caller, batch uint64) error {
 	return d.e.RecallBatch(batch)
 }
 
-func (d door) RemoveEntry(c Caller, fileID uint64) error {
-	var batch uint64
-	err := d.e.cat.View(func(tx *catalog.Tx) error {
-		f, err := (&snapshot{e: d.e, tx: tx, c: c}).file(fileID)
-		batch = f.Batch
-		return err
-	})
-	if err != nil {
-		return err
-	}
+func (d door) RemoveEntry(c Caller, ws string, batch, parent uint64, name string, dir bool) error {
 	if _, err := d.check(c, batch, "remove", func(w Workspace, b Batch) bool { return MayRemove(c, w, b) }); err != nil {
 		return err
 	}
-	return d.e.RemoveEntry(fileID)
+	_, err := d.e.RemoveEntry(ws, batch, parent, name, dir)
+	return err
+}
+
+func (d door) RemoveEmptied(c Caller, ws string, batch uint64) (Batch, error) {
+	if _, err := d.check(c, batch, "remove", func(w Workspace, b Batch) bool { return MayRemove(c, w, b) }); err != nil {
+		return Batch{}, err
+	}
+	b, err := d.e.RemoveEmptied(ws, batch)
+	return d.e.batchView(b), err
 }
 
 func (d door) Remove(c Caller, batch uint64) (Batch, error) {
@@ -502,8 +506,9 @@ func (d door) Undelete(c Caller, batch uint64) (Batch, error) {
 	if err != nil {
 		return Batch{}, err
 	}
-	if b.State != catalog.Deleted {
-		return d.e.batchView(b), fmt.Errorf("batch %d is not deleted (%s): %w", batch, b.State, ErrConflict)
+	// A live batch with a removal in progress gets its hidden entries back.
+	if b.State != catalog.Deleted && !b.Removal.Pending() {
+		return d.e.batchView(b), fmt.Errorf("batch %d is not deleted (%s) and no removal inside it is in progress: %w", batch, b.State, ErrConflict)
 	}
 	b, err = d.e.Undelete(batch)
 	return d.e.batchView(b), conflict(err)

@@ -1,6 +1,7 @@
 package archive
 
 import (
+	"fmt"
 	"time"
 
 	"github.com/tapefs/tapefs/cache"
@@ -69,6 +70,20 @@ type Batch struct {
 	Reason     string
 	Attempts   int
 	Progress   float64 // bytes on tape / bytes, 0..1
+	// Removing is "removal in progress (N entries hidden)" while entries
+	// of a live batch are hidden by rm inside it (remove.go); Removal is
+	// that record, RemovalUndo when they come back unless the batch
+	// directory is removed first.
+	Removing    string
+	Removal     Removal
+	RemovalUndo time.Time
+}
+
+// Removal is a removal in progress inside a live batch.
+type Removal struct {
+	Hidden  int64     // entries hidden
+	Started time.Time // first removal
+	Last    time.Time // latest removal; the grace period runs from here
 }
 
 // FileType is the kind of an entry of a batch tree.
@@ -179,6 +194,11 @@ func (e *Engine) batchView(b catalog.Batch) Batch {
 		Files: b.Files, Bytes: b.Bytes, OnTape: b.OnTape, Reason: b.Reason, Attempts: b.Attempts, Progress: s.Progress}
 	if b.State == catalog.Deleted {
 		v.PurgeAfter = e.PurgeTime(b)
+	}
+	if b.State.Live() && b.Removal.Pending() {
+		v.Removing = fmt.Sprintf("removal in progress (%s hidden)", entries(b.Removal.Hidden))
+		v.Removal = Removal{Hidden: b.Removal.Hidden, Started: b.Removal.Started, Last: b.Removal.Last}
+		v.RemovalUndo = b.Removal.Last.Add(e.cfg.RemoveGrace)
 	}
 	return v
 }

@@ -100,6 +100,9 @@ func (tx *Tx) RemoveBatch(id uint64, now time.Time) (Batch, error) {
 		return Batch{}, fmt.Errorf("batch %d is already deleted (since %s)", id, b.Deleted.Format(time.RFC3339))
 	}
 	b.Prior, b.State, b.Deleted = b.State, Deleted, now
+	// Entries hidden by a removal in progress go with the batch (undelete
+	// brings back all of them): nothing is provisional any more.
+	b.Removal = Removal{}
 	return b, tx.put(batchKey(id), &b)
 }
 

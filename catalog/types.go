@@ -66,7 +66,25 @@ type Batch struct {
 	Attempts  int       `json:"attempts,omitempty"` // migration attempts so far
 	Sealing   string    `json:"sealing,omitempty"`  // cache dir the entry was sealed from, until its objects are adopted
 	FirstFile uint64    `json:"first_file"`         // file IDs of a batch are FirstFile … FirstFile+Files-1
+	// Removal is set while entries of a live batch are hidden by rm inside
+	// its tree: provisional until the batch directory itself is removed.
+	Removal Removal `json:"removal,omitzero"`
 }
+
+// Removal records the provisional removals inside a live batch. rm (or
+// mv out, or rsync --delete) of entries in a batch tree only hides them
+// (File.Removed); they take effect when the batch directory itself is
+// removed (the batch is soft-deleted), and are undone when that does not
+// follow within the grace period counted from Last, or by undelete. It is
+// part of the batch record, so a restart finds it.
+type Removal struct {
+	Hidden  int64     `json:"hidden"`  // entries hidden so far
+	Started time.Time `json:"started"` // first removal of this round
+	Last    time.Time `json:"last"`    // latest removal; the grace period runs from here
+}
+
+// Pending reports whether entries of the batch are provisionally hidden.
+func (r Removal) Pending() bool { return r.Hidden > 0 }
 
 // FileType is the kind of a catalog file.
 type FileType byte

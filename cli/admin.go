@@ -57,9 +57,15 @@ Examples:
 
 var undeleteCommand = Command{
 	Name:    "undelete",
-	Summary: "bring back a removed batch within its retention period",
+	Summary: "bring back a removed batch, or the entries an unfinished rm inside it hid",
 	Usage:   "-b ID",
-	Help: `Examples:
+	Help: `Brings back a batch removed with 'tapefs rm' or 'rm -r MOUNT/WS/ID' within its
+retention period, with every entry. Of a batch that is not removed but shows
+"removal in progress" (an rm, mv or rsync --delete inside it that did not
+end with the removal of the batch directory), it brings back the hidden
+entries now instead of at the end of the grace period.
+
+Examples:
   tapefs undelete -b 507
 `,
 	setup: func(fs *pflag.FlagSet) func(env *Env, args []string) int {
@@ -70,9 +76,20 @@ var undeleteCommand = Command{
 			}
 			ctx, cancel := interruptible()
 			defer cancel()
+			// A batch with a removal in progress is not deleted: say what
+			// came back.
+			before, _ := env.Client.Batch(ctx, *batch)
 			st, err := env.Client.Undelete(ctx, *batch)
 			if err != nil {
 				return env.fail("undelete", err)
+			}
+			if before.State != api.Deleted && before.Removal != nil {
+				what := fmt.Sprintf("the %d hidden entries are", before.Removal.Hidden)
+				if before.Removal.Hidden == 1 {
+					what = "the hidden entry is"
+				}
+				fmt.Fprintf(env.Stdout, "batch %d: %s back (%s)\n", st.ID, what, st.State)
+				return ExitOK
 			}
 			fmt.Fprintf(env.Stdout, "batch %d is back (%s)\n", st.ID, st.State)
 			return ExitOK

@@ -30,7 +30,8 @@ them in tape order. An existing file is not overwritten unless --force.
 Nothing is ever written outside DIR, whatever a path in the catalog says.
 Every file's md5 is checked as it is written. Files that could not be
 restored are listed on stderr and in a file that -f accepts for a retry
-(exit code 2).
+(exit code 2). Entries of a batch hidden in the mount by a removal in
+progress (rm, mv or rsync --delete inside it) are archived and restored too.
 
 FILELIST holds paths as shown by 'tapefs ls -L file', one per line; each is
 taken from the newest live batch of the workspace that holds it.
@@ -143,8 +144,7 @@ func (env *Env) get(batch uint64, list, dir string, procs int, force bool) int {
 // looked up in the workspace's live batches.
 func (env *Env) selectFiles(ctx context.Context, batch uint64, list string) ([]api.FileInfo, []failure, error) {
 	if batch != 0 {
-		files, err := env.Client.AllFiles(ctx, batch)
-		return visible(files), nil, err
+		return env.batchFiles(ctx, batch)
 	}
 	f, err := os.Open(list)
 	if err != nil {
@@ -194,7 +194,8 @@ func (env *Env) selectFiles(ctx context.Context, batch uint64, list string) ([]a
 		}
 		added := map[uint64]bool{}
 		for _, f := range all {
-			if !want[f.Path] || f.Removed {
+			// A file hidden by a removal in progress is still archived.
+			if !want[f.Path] {
 				continue
 			}
 			out = append(out, f)
@@ -211,15 +212,28 @@ func (env *Env) selectFiles(ctx context.Context, batch uint64, list string) ([]a
 	return out, failures, nil
 }
 
-// visible drops entries removed from a batch tree.
-func visible(fs []api.FileInfo) []api.FileInfo {
-	out := fs[:0]
-	for _, f := range fs {
-		if !f.Removed {
-			out = append(out, f)
-		}
+// batchFiles lists every entry of a batch, those hidden in the mount by a
+// removal in progress too: they are archived, and a restore of the batch
+// that left them out would be a partial one reported as complete. A
+// listing shorter than the batch's count is a failure (exit 2), never a
+// smaller success.
+func (env *Env) batchFiles(ctx context.Context, batch uint64) ([]api.FileInfo, []failure, error) {
+	st, err := env.Client.Batch(ctx, batch)
+	if err != nil {
+		return nil, nil, err
 	}
-	return out
+	files, err := env.Client.AllFiles(ctx, batch)
+	if err != nil {
+		return nil, nil, err
+	}
+	if st.Removing != "" {
+		fmt.Fprintf(env.Stderr, "tapefs get: batch %d: %s in the mount; they are archived and restored too\n", batch, st.Removing)
+	}
+	var failures []failure
+	if n := int64(len(files)); n != st.Files {
+		failures = append(failures, failure{fmt.Sprintf("(batch %d)", batch), fmt.Errorf("the catalog listed %d of its %d entries", n, st.Files)})
+	}
+	return files, failures, nil
 }
 
 // safeJoin places a catalog path under root, refusing any path that would

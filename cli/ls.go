@@ -125,10 +125,16 @@ func (env *Env) lsAs(cmd, level string, batch uint64, format string, human bool)
 			return writeJSONOut(env.Stdout, bs)
 		}
 		if human {
-			fmt.Fprintln(tw, "BATCH\tTAG\tSTATE\tFILES\tBYTES\tCREATED\tSYNCED")
+			fmt.Fprintln(tw, "BATCH\tTAG\tSTATE\tFILES\tBYTES\tCREATED\tSYNCED\tNOTE")
 		}
 		for _, b := range bs {
-			fmt.Fprintf(tw, "%d\t%s\t%s\t%d\t%s\t%s\t%s\n", b.ID, batchLabel(b), b.State, b.Files, size(b.Bytes), when(b.Created), when(b.Synced))
+			// A removal in progress is a last column, present only then,
+			// so the columns before it keep their places for scripts.
+			note := ""
+			if b.Removing != "" {
+				note = "\t" + removalNote(b)
+			}
+			fmt.Fprintf(tw, "%d\t%s\t%s\t%d\t%s\t%s\t%s%s\n", b.ID, batchLabel(b), b.State, b.Files, size(b.Bytes), when(b.Created), when(b.Synced), note)
 		}
 	case "file":
 		var ids []uint64
@@ -149,7 +155,9 @@ func (env *Env) lsAs(cmd, level string, batch uint64, format string, human bool)
 			if err != nil {
 				return env.fail(cmd, err)
 			}
-			all = append(all, visible(fs)...)
+			// Entries hidden by a removal in progress are still archived
+			// (and restored by get): listed, as "hidden".
+			all = append(all, fs...)
 		}
 		sort.SliceStable(all, func(i, j int) bool { return all[i].Path < all[j].Path })
 		switch format {
@@ -170,6 +178,9 @@ func (env *Env) lsAs(cmd, level string, batch uint64, format string, human bool)
 			md5, st := f.MD5, string(f.State)
 			if f.Type != api.TypeFile {
 				md5, st = "-", string(f.Type)
+			}
+			if f.Removed {
+				st = "hidden"
 			}
 			var tapes []string
 			for _, c := range f.Copies {
@@ -212,6 +223,13 @@ func md5sumLine(sum, p string) string {
 
 var md5sumEscaper = strings.NewReplacer("\\", "\\\\", "\n", "\\n", "\r", "\\r")
 
+// removalNote says that a removal inside the batch is in progress and
+// what becomes of it.
+func removalNote(b api.Batch) string {
+	return fmt.Sprintf("%s: back at %s unless the batch directory is removed (tapefs undelete -b %d: back now)",
+		b.Removing, b.RemovalUndo.Local().Format("15:04:05"), b.ID)
+}
+
 // liveOnly hides deleted batches unless one was asked for by ID.
 func liveOnly(bs []api.Batch, keep bool) []api.Batch {
 	if keep {
@@ -239,8 +257,10 @@ var statusCommand = Command{
 	Name:    "status",
 	Summary: "state and progress of a batch, or of the workspace's recent batches",
 	Usage:   "[-b ID] [-w WS] [--wait]",
-	Help: `Shows state and progress (bytes on tape / bytes). With --wait, waits until the
-batch is on tape: exit 0 on CACHED_SYNCED or SYNCED, 1 on FAILED.
+	Help: `Shows state and progress (bytes on tape / bytes), and "removal in progress
+(N entries hidden)" for a batch whose entries an rm inside it hid (undo:
+'tapefs undelete -b ID'). With --wait, waits until the batch is on tape:
+exit 0 on CACHED_SYNCED or SYNCED, 1 on FAILED.
 
 Examples:
   tapefs status -b 507
@@ -298,6 +318,9 @@ func printStatus(w io.Writer, bs []api.Batch) {
 		}
 		if b.State == api.Deleted {
 			reason = "deleted " + b.Deleted.Local().Format("2006-01-02 15:04")
+		}
+		if b.Removing != "" {
+			reason = strings.TrimPrefix(reason+"; "+removalNote(b), "; ")
 		}
 		fmt.Fprintf(tw, "%d\t%s\t%s\t%.0f%%\t%d\t%s\t%s\n", b.ID, b.Workspace, b.State, 100*b.Progress, b.Files, config.FormatSize(b.Bytes), reason)
 	}

@@ -31,6 +31,9 @@ func TestErrnoOf(t *testing.T) {
 		{&archive.RejectError{Cause: archive.ErrUnsupported, Reason: "a socket cannot be archived"}, syscall.EPERM},
 		{&fs.PathError{Op: "open", Path: "x", Err: syscall.EACCES}, syscall.EACCES},
 		{errors.Join(nil, syscall.ENOTEMPTY), syscall.ENOTEMPTY},
+		{fmt.Errorf("rmdir e/d: %w", archive.ErrNotEmpty), syscall.ENOTEMPTY},
+		{fmt.Errorf("unlink e/d: %w", archive.ErrIsDir), syscall.EISDIR},
+		{fmt.Errorf("rmdir e/f: %w", archive.ErrNotDir), syscall.ENOTDIR},
 		{os.ErrClosed, syscall.EIO},
 		{errors.New("md5 mismatch"), syscall.EIO},
 	} {

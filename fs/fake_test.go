@@ -191,7 +191,18 @@ func (f *fakeSurface) Recall(c archive.Caller, ids ...uint64) error {
 	return nil
 }
 
-func (f *fakeSurface) RemoveEntry(c archive.Caller, id uint64) error {
+func (f *fakeSurface) RemoveEntry(c archive.Caller, ws string, batch, parent uint64, name string, dir bool) error {
+	f.mu.Lock()
+	var id uint64
+	for _, file := range f.files {
+		if file.Batch == batch && file.Parent == parent && file.Name == name {
+			id = file.ID
+		}
+	}
+	f.mu.Unlock()
+	if id == 0 {
+		return archive.ErrNotFound
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	w, b, _, err := f.batchOf(id)
@@ -208,6 +219,10 @@ func (f *fakeSurface) RemoveEntry(c archive.Caller, id uint64) error {
 	}
 	f.hidden = append(f.hidden, id)
 	return nil
+}
+
+func (f *fakeSurface) RemoveEmptied(c archive.Caller, ws string, id uint64) (archive.Batch, error) {
+	return f.Remove(c, id)
 }
 
 func (f *fakeSurface) Remove(c archive.Caller, id uint64) (archive.Batch, error) {

@@ -9,9 +9,11 @@ import (
 )
 
 // rm in the holdings. Unlinking a file or removing an emptied directory of
-// a batch tree hides that entry (engine.RemoveEntry, undone by undelete);
-// removing the emptied batch directory soft-deletes the batch
-// (engine.Remove). Every other namespace operation is refused by readOnly.
+// a batch tree hides that entry, provisionally (RemoveEntry: undone after a
+// grace period or by undelete, unless the batch directory itself is
+// removed; archive/remove.go); removing the emptied batch directory
+// soft-deletes the batch (RemoveEmptied). Every other namespace operation
+// is refused by readOnly.
 
 func (b *batchDir) Unlink(ctx context.Context, name string) syscall.Errno {
 	return b.fsys.removeEntry(ctx, b.readOnly, b.ws, b.id, 0, name, false)
@@ -104,11 +106,15 @@ func (f *FS) removeEntry(ctx context.Context, ro readOnly, ws string, batch, par
 	if errno != 0 {
 		return errno
 	}
-	if err := f.eng.RemoveEntry(whoCalls(ctx), file.ID); err != nil {
-		f.log.Error().Err(err).Str("workspace", ws).Uint64("batch", batch).Str("path", file.Path).Msg("rm in batch failed")
-		return errnoOf(err)
+	// The engine checks again and hides the entry in one transaction.
+	if err := f.eng.RemoveEntry(whoCalls(ctx), ws, batch, parent, name, dir); err != nil {
+		errno := errnoOf(err)
+		if errno == syscall.EIO {
+			f.log.Error().Err(err).Str("workspace", ws).Uint64("batch", batch).Str("path", file.Path).Msg("rm in batch failed")
+		}
+		return errno
 	}
-	f.log.Debug().Str("workspace", ws).Uint64("batch", batch).Str("path", file.Path).Msg("entry removed from batch")
+	f.log.Debug().Str("workspace", ws).Uint64("batch", batch).Str("path", file.Path).Msg("entry hidden in batch (provisional removal)")
 	return 0
 }
 
@@ -152,10 +158,15 @@ func (w *wsDir) Rmdir(ctx context.Context, name string) syscall.Errno {
 	if errno != 0 || gone {
 		return errno
 	}
-	b, err := w.fsys.eng.Remove(whoCalls(ctx), id)
+	// The engine checks again that the tree is empty and deletes the batch
+	// in one transaction.
+	b, err := w.fsys.eng.RemoveEmptied(whoCalls(ctx), w.ws, id)
 	if err != nil {
-		w.fsys.log.Error().Err(err).Str("workspace", w.ws).Uint64("batch", id).Msg("removing batch failed")
-		return errnoOf(err)
+		errno := errnoOf(err)
+		if errno == syscall.EIO {
+			w.fsys.log.Error().Err(err).Str("workspace", w.ws).Uint64("batch", id).Msg("removing batch failed")
+		}
+		return errno
 	}
 	w.fsys.log.Info().Str("workspace", w.ws).Uint64("batch", b.ID).Msg("batch removed (soft delete)")
 	return 0

@@ -36,6 +36,9 @@ func (b *batchDir) attrs() (attrMap, syscall.Errno) {
 	if !bt.Synced.IsZero() {
 		m.add(xattrSynced, bt.Synced.UTC().Format(time.RFC3339))
 	}
+	if bt.Removal.Hidden > 0 {
+		m.add(xattrRemoving, strconv.FormatInt(bt.Removal.Hidden, 10)+" hidden since "+bt.Removal.Started.UTC().Format(time.RFC3339))
+	}
 	return m, 0
 }
 

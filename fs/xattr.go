@@ -15,12 +15,15 @@ const (
 	xattrBytes   = xattrPrefix + "bytes"
 	xattrCreated = xattrPrefix + "created"
 	xattrSynced  = xattrPrefix + "synced"
-	xattrMD5     = xattrPrefix + "md5"
-	xattrBatch   = xattrPrefix + "batch"
-	xattrTapes   = xattrPrefix + "tapes"
-	xattrError   = xattrPrefix + "error"
-	xattrRecall  = xattrPrefix + "recall" // write only
-	xattrSeal    = xattrPrefix + "seal"   // write only
+	// xattrRemoving, on a batch directory while a removal inside it is in
+	// progress: how many entries are hidden, since when.
+	xattrRemoving = xattrPrefix + "removing"
+	xattrMD5      = xattrPrefix + "md5"
+	xattrBatch    = xattrPrefix + "batch"
+	xattrTapes    = xattrPrefix + "tapes"
+	xattrError    = xattrPrefix + "error"
+	xattrRecall   = xattrPrefix + "recall" // write only
+	xattrSeal     = xattrPrefix + "seal"   // write only
 
 	securityCapability = "security.capability"
 )

@@ -14,7 +14,7 @@ var failureKinds = []string{archive.EvFailed, archive.EvMD5Mismatch, archive.EvR
 // state change and every failure.
 var feedKinds = []string{
 	archive.EvSealed, archive.EvState, archive.EvFailed, archive.EvRetry, archive.EvRejected,
-	archive.EvDeleted, archive.EvUndeleted, archive.EvPurged,
+	archive.EvDeleted, archive.EvUndeleted, archive.EvPurged, archive.EvRemoving, archive.EvRemovalUndone,
 	archive.EvMD5Mismatch, archive.EvRecallError, archive.EvMissing,
 }
 

@@ -178,6 +178,10 @@ func entryTitle(ev archive.Event) string {
 		return b + " undeleted" + in
 	case archive.EvPurged:
 		return b + " purged" + in
+	case archive.EvRemoving:
+		return b + ": removal in progress" + in
+	case archive.EvRemovalUndone:
+		return b + ": removal undone, entries back" + in
 	case archive.EvMD5Mismatch:
 		return b + ": md5 mismatch on recall" + in
 	case archive.EvRecallError:

@@ -37,6 +37,7 @@ type daemonConfig struct {
 	tapeSpeed     int64
 	maxFileSize   int64
 	retention     time.Duration
+	removeGrace   time.Duration
 	prefetch      bool
 	scrubRate     int64 // bytes/s; 0: no scrub
 	scrubInterval time.Duration
@@ -118,6 +119,8 @@ func (c *daemonConfig) set(key, value string) error {
 		c.maxFileSize, err = config.ParseSize(value)
 	case "retention":
 		c.retention, err = parseDuration(value)
+	case "remove-grace":
+		c.removeGrace, err = parseDuration(value)
 	case "prefetch":
 		c.prefetch, err = strconv.ParseBool(value)
 	case "scrub-rate":

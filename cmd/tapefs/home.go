@@ -105,6 +105,7 @@ func openHome(c *daemonConfig, log zerolog.Logger) (h *archiveHome, err error) {
 		RecallLinger:  c.recallLinger,
 		MaxFileSize:   c.maxFileSize,
 		Retention:     c.retention,
+		RemoveGrace:   c.removeGrace,
 		Prefetch:      c.prefetch,
 		ScrubRate:     scrubRate(c.scrubRate),
 		ScrubInterval: c.scrubInterval,
