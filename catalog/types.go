@@ -125,8 +125,9 @@ type File struct {
 	Link   uint64 `json:"link,omitempty"`
 	Nlink  uint32 `json:"nlink,omitempty"` // links in the batch (≥1 for regular files)
 	Copies []Copy `json:"copies,omitempty"`
-	// Removed hides the entry from its batch tree (rm inside a batch);
-	// Undelete of the batch clears it.
+	// Removed hides the entry from its batch tree (rm inside a batch,
+	// counted in Batch.Removal while the batch is live); the end of the
+	// grace period and Undelete clear it.
 	Removed bool `json:"removed,omitempty"`
 }
 
