@@ -25,6 +25,7 @@ type Partial struct {
 	err      error         // why it was aborted
 	progress chan struct{} // closed and replaced when filled or done changes
 	waiters  int           // WaitRange calls blocked on progress, for tests
+	ahead    bool          // staged ahead and not yet promoted: preemptible
 }
 
 // BeginRecall prepares to recall object id of size bytes. If the object is
@@ -33,6 +34,44 @@ type Partial struct {
 // (ErrNoSpace if it cannot), creates the partial object and returns it with
 // started true; the caller must end it with Commit or Abort.
 func (c *Cache) BeginRecall(id uint64, size int64) (*Partial, bool, error) {
+	return c.beginRecall(id, size, false, 0)
+}
+
+// ErrPreempted is the abort reason of a recall staged ahead whose space a
+// read needed. It wraps ErrNotCached: a reader that had joined it asks again.
+var ErrPreempted = fmt.Errorf("%w: staged ahead, its space was taken back for a read", ErrNotCached)
+
+// BeginStageAhead is BeginRecall for bytes nobody is waiting for yet (the
+// archive stages the rest of a traversal ahead of its reader). It never
+// evicts: it takes only space that is free beyond keepFree bytes, and
+// returns ErrNoSpace otherwise. Until Promote, the partial object yields its
+// space to a BeginRecall that cannot find room otherwise (it is aborted
+// with ErrPreempted), so staging ahead never makes a read fail.
+func (c *Cache) BeginStageAhead(id uint64, size, keepFree int64) (*Partial, bool, error) {
+	return c.beginRecall(id, size, true, keepFree)
+}
+
+// Promote makes a partial object staged ahead an ordinary recall: a reader
+// now waits for it, so it is no longer preempted.
+func (p *Partial) Promote() {
+	p.c.mu.Lock()
+	p.ahead = false
+	p.c.mu.Unlock()
+}
+
+// preemptAheadLocked aborts every recall staged ahead, giving their space
+// back, and returns their trash.
+func (c *Cache) preemptAheadLocked() []string {
+	var trash []string
+	for _, o := range c.index {
+		if p := o.partial; p != nil && p.ahead && !p.done {
+			trash = appendTrash(trash, c.abortLocked(p, ErrPreempted))
+		}
+	}
+	return trash
+}
+
+func (c *Cache) beginRecall(id uint64, size int64, ahead bool, keepFree int64) (*Partial, bool, error) {
 	if size < 0 {
 		return nil, false, fmt.Errorf("recall object %d: negative size %d", id, size)
 	}
@@ -48,7 +87,24 @@ func (c *Cache) BeginRecall(id uint64, size int64) (*Partial, bool, error) {
 		c.mu.Unlock()
 		return nil, false, nil
 	}
-	trash, err := c.reserveLocked(size)
+	var trash []string
+	var err error
+	if ahead {
+		if free := c.limit - c.used - keepFree; size > free {
+			err = fmt.Errorf("%w: staging ahead takes only free space (%s free beyond %s kept for reads, %s needed)",
+				ErrNoSpace, formatBytes(max(free, 0)), formatBytes(keepFree), formatBytes(size))
+		}
+	} else {
+		trash, err = c.reserveLocked(size)
+		if errors.Is(err, ErrNoSpace) {
+			// Bytes staged ahead are a guess; a read is not.
+			if pre := c.preemptAheadLocked(); len(pre) > 0 {
+				var more []string
+				more, err = c.reserveLocked(size)
+				trash = append(append(trash, pre...), more...)
+			}
+		}
+	}
 	if err != nil {
 		c.mu.Unlock()
 		_ = removeTrash(trash)
@@ -61,7 +117,7 @@ func (c *Cache) BeginRecall(id uint64, size int64) (*Partial, bool, error) {
 		_ = removeTrash(trash)
 		return nil, false, fmt.Errorf("recall object %d: %w", id, err)
 	}
-	p := &Partial{c: c, size: size, f: f, progress: make(chan struct{})}
+	p := &Partial{c: c, size: size, f: f, progress: make(chan struct{}), ahead: ahead}
 	// Synced from the start: its bytes come from tape.
 	p.o = &object{id: id, size: size, synced: true, partial: p}
 	c.insertLocked(p.o)
