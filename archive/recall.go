@@ -119,6 +119,7 @@ type recallQueue struct {
 	travs    map[uint64]*traversal   // by batch
 	arrival  time.Time               // of the newest request: mounts wait for a quiet moment
 	wantMore bool                    // a cartridge with reads waiting has no drive: holding passes end
+	starving bool                    // ... and they waited lingerCap lingers: passes staging ahead only end too
 	ahead    int64                   // bytes of pending requests staged ahead (not yet reserved in the cache)
 	wake     chan struct{}
 	closed   bool
@@ -173,8 +174,8 @@ func (q *recallQueue) addLocked(r *recallReq) {
 		q.ahead += r.file.Size
 	} else {
 		q.demand[v]++
+		q.arrival = time.Now() // staging ahead queues in bulk: only reads say requests are still coming
 	}
-	q.arrival = time.Now()
 	if p := q.passes[v]; p != nil {
 		p.poke()
 	}
@@ -403,7 +404,9 @@ func (e *Engine) schedule() time.Duration {
 		if c.oldest.IsZero() {
 			c.oldest = rs[0].queued
 		}
-		if !loaded[v] && now.Before(quiet) {
+		// Even a loaded cartridge waits: requests that come together are
+		// served in one forward sweep.
+		if now.Before(quiet) {
 			if capped := c.oldest.Add(lingerCap * linger); now.Before(capped) {
 				wait := min(quiet.Sub(now), capped.Sub(now))
 				if next == 0 || wait < next {
@@ -431,11 +434,21 @@ func (e *Engine) schedule() time.Duration {
 		return a.oldest.Before(b.oldest)
 	})
 	free := len(drives) - len(q.passes)
-	q.wantMore = false
+	q.wantMore, q.starving = false, false
 	for _, c := range ready {
 		if free <= 0 {
 			if c.demand > 0 {
 				q.wantMore = true
+				// Reads waiting this long take the drive of a pass that
+				// only stages ahead; before that, the pass finishes the
+				// cartridge so that it need not come back.
+				if starve := c.oldest.Add(lingerCap * linger); now.Before(starve) {
+					if wait := starve.Sub(now); next == 0 || wait < next {
+						next = wait
+					}
+				} else {
+					q.starving = true
+				}
 			}
 			continue
 		}
@@ -535,8 +548,8 @@ func (e *Engine) nextForPass(volser string, p *passState, d tape.Drive) *recallR
 	for {
 		q.mu.Lock()
 		// A pass with only requests staged ahead gives its drive to reads
-		// waiting for another cartridge.
-		yield := q.wantMore && q.demand[volser] == 0
+		// that have waited long for another cartridge.
+		yield := q.starving && q.demand[volser] == 0
 		if !q.closed && !yield {
 			n, off := d.Position()
 			if r := q.nextLocked(volser, n, off); r != nil {
@@ -544,7 +557,7 @@ func (e *Engine) nextForPass(volser string, p *passState, d tape.Drive) *recallR
 				return r
 			}
 		}
-		if q.closed || yield || e.ctx.Err() != nil || !deadline.IsZero() && !time.Now().Before(deadline) {
+		if q.closed || yield || q.wantMore || e.ctx.Err() != nil || !deadline.IsZero() && !time.Now().Before(deadline) {
 			delete(q.passes, volser)
 			q.mu.Unlock()
 			return nil
