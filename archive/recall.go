@@ -442,7 +442,7 @@ func (e *Engine) schedule() time.Duration {
 				// Reads waiting this long take the drive of a pass that
 				// only stages ahead; before that, the pass finishes the
 				// cartridge so that it need not come back.
-				if starve := c.oldest.Add(lingerCap * linger); now.Before(starve) {
+				if starve := c.oldest.Add(lingerCap * e.traversalBase()); now.Before(starve) {
 					if wait := starve.Sub(now); next == 0 || wait < next {
 						next = wait
 					}
