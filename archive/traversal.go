@@ -112,7 +112,11 @@ func (e *Engine) stageAhead(t *traversal) {
 		q.mu.Unlock()
 		return
 	}
-	budget := st.Limit - st.Used - keep - q.ahead
+	// What staging ahead may take: everything but the space kept for
+	// reads, what it staged and nobody read yet, what is queued, and what
+	// no eviction can free (not yet on tape). BeginStageAhead has the last
+	// word for each file.
+	budget := st.Limit - keep - st.Unread - st.Unsynced - q.ahead
 	added := 0
 	for ; t.cursor < len(t.files); t.cursor++ {
 		f := t.files[t.cursor]

@@ -42,13 +42,32 @@ func (c *Cache) BeginRecall(id uint64, size int64) (*Partial, bool, error) {
 var ErrPreempted = fmt.Errorf("%w: staged ahead, its space was taken back for a read", ErrNotCached)
 
 // BeginStageAhead is BeginRecall for bytes nobody is waiting for yet (the
-// archive stages the rest of a traversal ahead of its reader). It never
-// evicts: it takes only space that is free beyond keepFree bytes, and
-// returns ErrNoSpace otherwise. Until Promote, the partial object yields its
+// archive stages the rest of a traversal ahead of its reader). It keeps
+// keepFree bytes free, and evicts only objects that someone has opened
+// since they were staged (never one staged ahead and still unread, never
+// one in use); it returns ErrNoSpace when that is not enough. Until Promote, the partial object yields its
 // space to a BeginRecall that cannot find room otherwise (it is aborted
 // with ErrPreempted), so staging ahead never makes a read fail.
 func (c *Cache) BeginStageAhead(id uint64, size, keepFree int64) (*Partial, bool, error) {
 	return c.beginRecall(id, size, true, keepFree)
+}
+
+// evictReadLocked is the eviction staging ahead may do: least recently used
+// objects that are evictable and not themselves staged ahead and still
+// unread, until Used ≤ target. It returns the trash.
+func (c *Cache) evictReadLocked(target int64) []string {
+	var trash []string
+	for e := c.lru.Back(); e != nil && c.used > target; {
+		o := e.Value.(*object)
+		e = e.Prev()
+		if o.busy() != "" || o.unread {
+			continue
+		}
+		if t, err := c.evictLocked(o); err == nil {
+			trash = appendTrash(trash, t)
+		}
+	}
+	return trash
 }
 
 // Promote makes a partial object staged ahead an ordinary recall: a reader
@@ -90,8 +109,9 @@ func (c *Cache) beginRecall(id uint64, size int64, ahead bool, keepFree int64) (
 	var trash []string
 	var err error
 	if ahead {
+		trash = c.evictReadLocked(c.limit - keepFree - size)
 		if free := c.limit - c.used - keepFree; size > free {
-			err = fmt.Errorf("%w: staging ahead takes only free space (%s free beyond %s kept for reads, %s needed)",
+			err = fmt.Errorf("%w: staging ahead takes only free space and objects already read (%s free beyond %s kept for reads, %s needed)",
 				ErrNoSpace, formatBytes(max(free, 0)), formatBytes(keepFree), formatBytes(size))
 		}
 	} else {
@@ -210,6 +230,7 @@ func (p *Partial) Commit() error {
 	o := p.o
 	c.unaccountLocked(o)
 	o.partial, o.synced = nil, true
+	o.unread = p.ahead // nobody has opened it yet: staging ahead leaves it be
 	c.accountLocked(o)
 	c.touchLocked(o)
 	p.done = true

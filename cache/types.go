@@ -32,6 +32,7 @@ type Stats struct {
 	Used, Limit  int64
 	Objects      int
 	Unsynced     int64 // bytes that must not be evicted
+	Unread       int64 // bytes staged ahead and not opened since
 	Evictions    int64
 	EvictedBytes int64
 }
