@@ -112,7 +112,7 @@ func readScenario(tb testing.TB, sc scenario) (delta tape.Counters, carts int, s
 // `xargs -P16 cat` does through the mount (one request per reader at a
 // time): one mount per cartridge, no locate backwards.
 func TestRecallReadersOneMountPerCartridge(t *testing.T) {
-	d, carts, st := readScenario(t, scenario{files: 1000, read: 200, readers: 16, linger: 200 * time.Millisecond})
+	d, carts, st := readScenario(t, scenario{files: 1000, read: 200, readers: 16, linger: 2 * time.Second})
 	t.Logf("%d cartridges: %+v, %d passes, %d backward, %d staged ahead", carts, d, st.RecallPasses, st.BackwardLocates, st.StagedAheadFiles)
 	if carts < 5 {
 		t.Fatalf("files on %d cartridges; the scenario needs them spread", carts)

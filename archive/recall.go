@@ -44,6 +44,9 @@ const (
 	// lingerCap bounds the wait for a quiet moment: a steady stream of
 	// requests (an indexer) still gets its mounts after lingerCap × linger.
 	lingerCap = 10
+	// Reads that waited starveAfter × linger for a drive take it from a
+	// pass that only stages ahead.
+	starveAfter = 60
 	// traversalFiles distinct files of one batch opened within
 	// traversalWindow × linger make a traversal.
 	traversalFiles  = 3
@@ -119,7 +122,7 @@ type recallQueue struct {
 	travs    map[uint64]*traversal   // by batch
 	arrival  time.Time               // of the newest request: mounts wait for a quiet moment
 	wantMore bool                    // a cartridge with reads waiting has no drive: holding passes end
-	starving bool                    // ... and they waited lingerCap lingers: passes staging ahead only end too
+	starving bool                    // ... and they waited starveAfter: passes staging ahead only end too
 	ahead    int64                   // bytes of pending requests staged ahead (not yet reserved in the cache)
 	wake     chan struct{}
 	closed   bool
@@ -440,9 +443,8 @@ func (e *Engine) schedule() time.Duration {
 			if c.demand > 0 {
 				q.wantMore = true
 				// Reads waiting this long take the drive of a pass that
-				// only stages ahead; before that, the pass finishes the
-				// cartridge so that it need not come back.
-				if starve := c.oldest.Add(lingerCap * e.traversalBase()); now.Before(starve) {
+				// only stages ahead, however much it has left.
+				if starve := c.oldest.Add(starveAfter * e.traversalBase()); now.Before(starve) {
 					if wait := starve.Sub(now); next == 0 || wait < next {
 						next = wait
 					}
@@ -516,8 +518,14 @@ func (e *Engine) cartridgePass(volser string, p *passState) {
 				e.prefetch(r)
 			}
 		}
-		if n, off := d.Position(); tapeBefore(r.copy.TapeFile, r.copy.Offset, n, off) {
+		// The first request of a pass goes wherever it must (a cartridge
+		// left loaded by a migration has its head at the end of data); any
+		// later one behind the head is a locate backwards in this pass.
+		if n, off := d.Position(); staged+dropped > 0 && tapeBefore(r.copy.TapeFile, r.copy.Offset, n, off) {
 			backward++
+			e.log.Debug().Str("volser", volser).Int("head_file", n).Int64("head_offset", off).Int("file", r.copy.TapeFile).
+				Int64("offset", r.copy.Offset).Bool("ahead", isAhead).Uint64("batch", r.file.Batch).Str("path", r.file.Path).
+				Msg("recall behind the head: locating backwards")
 		}
 		err := e.stage(d, r)
 		e.recallDone(r, err)
@@ -548,8 +556,11 @@ func (e *Engine) nextForPass(volser string, p *passState, d tape.Drive) *recallR
 	for {
 		q.mu.Lock()
 		// A pass with only requests staged ahead gives its drive to reads
-		// that have waited long for another cartridge.
-		yield := q.starving && q.demand[volser] == 0
+		// that have waited long for another cartridge. Before that it
+		// finishes, even for a cartridge with more reads waiting: giving
+		// way would unload this cartridge with its requests still queued,
+		// and a read of one of them would mount it again.
+		yield := q.demand[volser] == 0 && q.starving
 		if !q.closed && !yield {
 			n, off := d.Position()
 			if r := q.nextLocked(volser, n, off); r != nil {
