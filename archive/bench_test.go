@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -30,6 +31,7 @@ type scenario struct {
 	files   int
 	read    int  // how many of them are read, in random order; 0: all
 	upfront bool // queue every recall at once first (tapefs get)
+	ordered bool // read in directory order (cp -r), not shuffled
 	readers int
 	fcfs    bool
 	linger  time.Duration
@@ -62,7 +64,11 @@ func readScenario(tb testing.TB, sc scenario) (delta tape.Counters, carts int, s
 			sums[f.ID] = f.MD5
 		}
 	}
-	rand.New(rand.NewSource(1)).Shuffle(len(ids), func(i, j int) { ids[i], ids[j] = ids[j], ids[i] })
+	if sc.ordered {
+		slices.Sort(ids)
+	} else {
+		rand.New(rand.NewSource(1)).Shuffle(len(ids), func(i, j int) { ids[i], ids[j] = ids[j], ids[i] })
+	}
 	if sc.read > 0 {
 		ids = ids[:sc.read]
 	}
@@ -134,6 +140,20 @@ func TestRecallOneMountPerCartridge(t *testing.T) {
 	}
 	if d.Mounts > int64(carts) {
 		t.Fatalf("%d mounts for %d cartridges", d.Mounts, carts)
+	}
+}
+
+// TestRecallSequentialReaderOneMountPerCartridge reads a whole offline
+// batch on about ten cartridges in directory order with one reader, as
+// cp -r does: one mount per cartridge, no locate backwards.
+func TestRecallSequentialReaderOneMountPerCartridge(t *testing.T) {
+	d, carts, st := readScenario(t, scenario{files: 400, readers: 1, ordered: true, linger: 200 * time.Millisecond})
+	t.Logf("%d cartridges: %+v, %d passes, %d backward, %d staged ahead", carts, d, st.RecallPasses, st.BackwardLocates, st.StagedAheadFiles)
+	if d.Mounts > int64(carts) {
+		t.Errorf("%d mounts for %d cartridges", d.Mounts, carts)
+	}
+	if st.BackwardLocates != 0 {
+		t.Errorf("%d backward locates", st.BackwardLocates)
 	}
 }
 

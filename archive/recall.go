@@ -69,7 +69,7 @@ type recallReq struct {
 	copy    catalog.Copy
 	ws      string // workspace of the file's batch, for fairness
 	queued  time.Time
-	jobID   uint64        // the catalog job that makes the recall survive a restart
+	jobID   uint64        // the catalog job that makes the recall survive a restart (guarded by recallQueue.mu)
 	started chan struct{} // closed once the partial object exists (or the request ended)
 	done    chan struct{} // closed when the request ended; err says how
 	err     error
@@ -80,6 +80,7 @@ type recallReq struct {
 	trav    *traversal     // the traversal that staged it ahead
 	partial *cache.Partial // while it is staged, so a reader joining promotes it
 	counted bool           // counted in the stats' queue (not ahead)
+	ended   bool           // recallDone took it: its job (if any) is being deleted
 }
 
 func (r *recallReq) start() {
@@ -120,6 +121,7 @@ type recallQueue struct {
 	passes   map[string]*passState   // cartridges with a pass (acquiring, serving or holding)
 	wsLast   map[string]time.Time    // when a workspace last got a pass started for it
 	travs    map[uint64]*traversal   // by batch
+	batchWS  map[uint64]string       // workspace of each batch recalled from
 	arrival  time.Time               // of the newest request: mounts wait for a quiet moment
 	wantMore bool                    // a cartridge with reads waiting has no drive: holding passes end
 	starving bool                    // ... and they waited starveAfter: passes staging ahead only end too
@@ -137,7 +139,7 @@ func newRecallQueue() *recallQueue {
 	return &recallQueue{
 		byID: map[uint64]*recallReq{}, pending: map[string][]*recallReq{}, demand: map[string]int{},
 		passes: map[string]*passState{}, wsLast: map[string]time.Time{}, travs: map[uint64]*traversal{},
-		wake: make(chan struct{}, 1),
+		batchWS: map[uint64]string{}, wake: make(chan struct{}, 1),
 	}
 }
 
@@ -226,8 +228,13 @@ var errNoCopy = errors.New("no tape copy")
 // requestRecalls queues recalls of data-owning files and returns their
 // shared requests. Files already cached return no request. New requests
 // are recorded as jobs so a restart resumes them.
+//
+// A request is queued before its job is written: a pass already at work on
+// the cartridge must see it at once, in its place in tape order, not after
+// a catalog commit during which the head moves past it.
 func (e *Engine) requestRecalls(files []catalog.File) ([]*recallReq, error) {
 	q := e.recalls
+	ws := e.workspacesOf(files)
 	var fresh, promoted []*recallReq
 	out := make([]*recallReq, 0, len(files))
 	q.mu.Lock()
@@ -252,50 +259,96 @@ func (e *Engine) requestRecalls(files []catalog.File) ([]*recallReq, error) {
 			q.mu.Unlock()
 			return nil, fmt.Errorf("file %s of batch %d: %w and no cached object", f.Path, f.Batch, errNoCopy)
 		}
-		r := &recallReq{file: f, copy: f.Copies[0], queued: time.Now(), started: make(chan struct{}), done: make(chan struct{}), counted: true}
+		r := &recallReq{file: f, copy: f.Copies[0], ws: ws[f.Batch], queued: time.Now(), started: make(chan struct{}), done: make(chan struct{}), counted: true}
 		q.byID[f.ID] = r
+		if e.cfg.FCFS {
+			q.fifo = append(q.fifo, r)
+		} else {
+			q.addLocked(r)
+		}
 		fresh = append(fresh, r)
 		out = append(out, r)
 	}
 	q.mu.Unlock()
-	if len(fresh)+len(promoted) > 0 {
-		err := e.cat.Update(func(tx *catalog.Tx) error {
-			for _, r := range append(fresh, promoted...) {
-				if b, err := tx.Batch(r.file.Batch); err == nil {
-					r.ws = b.Workspace
-				}
-				if r.jobID != 0 {
-					continue
-				}
-				j, err := tx.AddJob(catalog.Job{Kind: catalog.JobRecall, Batch: r.file.Batch, File: r.file.ID, Created: e.now()})
-				if err != nil {
+	if len(fresh) > 0 {
+		e.stats.addQueued(len(fresh))
+	}
+	if len(fresh)+len(promoted) == 0 {
+		return out, nil
+	}
+	q.signal()
+	jobs := map[*recallReq]uint64{}
+	err := e.cat.Update(func(tx *catalog.Tx) error {
+		for _, r := range append(fresh, promoted...) {
+			j, err := tx.AddJob(catalog.Job{Kind: catalog.JobRecall, Batch: r.file.Batch, File: r.file.ID, Created: e.now()})
+			if err != nil {
+				return err
+			}
+			jobs[r] = j.ID
+		}
+		return nil
+	})
+	if err != nil {
+		// Not persisted: the recall still runs now, only a restart would forget it.
+		e.log.Error().Err(err).Msg("recall jobs not recorded")
+		return out, nil
+	}
+	var finished []uint64
+	q.mu.Lock()
+	for r, id := range jobs {
+		if r.ended || r.jobID != 0 { // served meanwhile, or recorded by another call
+			finished = append(finished, id)
+		} else {
+			r.jobID = id
+		}
+	}
+	q.mu.Unlock()
+	if len(finished) > 0 {
+		_ = e.cat.Update(func(tx *catalog.Tx) error {
+			for _, id := range finished {
+				if err := tx.DeleteJob(id); err != nil {
 					return err
 				}
-				r.jobID = j.ID
 			}
 			return nil
 		})
-		if err != nil {
-			// Not persisted: the recall still runs now, only a restart would forget it.
-			e.log.Error().Err(err).Msg("recall jobs not recorded")
-		}
-	}
-	if len(fresh) > 0 {
-		q.mu.Lock()
-		for _, r := range fresh {
-			if e.cfg.FCFS {
-				q.fifo = append(q.fifo, r)
-			} else {
-				q.addLocked(r)
-			}
-		}
-		q.mu.Unlock()
-		e.stats.addQueued(len(fresh))
-	}
-	if len(fresh)+len(promoted) > 0 {
-		q.signal()
 	}
 	return out, nil
+}
+
+// workspacesOf returns the workspace of each batch of files (for fairness),
+// from a small map kept by the queue.
+func (e *Engine) workspacesOf(files []catalog.File) map[uint64]string {
+	q := e.recalls
+	out := map[uint64]string{}
+	var missing []uint64
+	q.mu.Lock()
+	for _, f := range files {
+		if w, ok := q.batchWS[f.Batch]; ok {
+			out[f.Batch] = w
+		} else if _, seen := out[f.Batch]; !seen {
+			out[f.Batch] = ""
+			missing = append(missing, f.Batch)
+		}
+	}
+	q.mu.Unlock()
+	if len(missing) == 0 {
+		return out
+	}
+	_ = e.cat.View(func(tx *catalog.Tx) error {
+		for _, id := range missing {
+			if b, err := tx.Batch(id); err == nil {
+				out[id] = b.Workspace
+			}
+		}
+		return nil
+	})
+	q.mu.Lock()
+	for _, id := range missing {
+		q.batchWS[id] = out[id]
+	}
+	q.mu.Unlock()
+	return out
 }
 
 // promoteLocked turns a request staged ahead into a read's request.
@@ -523,7 +576,7 @@ func (e *Engine) cartridgePass(volser string, p *passState) {
 		// later one behind the head is a locate backwards in this pass.
 		if n, off := d.Position(); staged+dropped > 0 && tapeBefore(r.copy.TapeFile, r.copy.Offset, n, off) {
 			backward++
-			e.log.Debug().Str("volser", volser).Int("head_file", n).Int64("head_offset", off).Int("file", r.copy.TapeFile).
+			e.log.Info().Str("volser", volser).Int("head_file", n).Int64("head_offset", off).Int("file", r.copy.TapeFile).
 				Int64("offset", r.copy.Offset).Bool("ahead", isAhead).Uint64("batch", r.file.Batch).Str("path", r.file.Path).
 				Msg("recall behind the head: locating backwards")
 		}
@@ -710,7 +763,8 @@ func (e *Engine) keepFree() int64 { return e.cache.Stats().Limit / keepFreeShare
 func (e *Engine) recallDone(r *recallReq, err error) {
 	q := e.recalls
 	q.mu.Lock()
-	ahead, counted := r.ahead, r.counted
+	ahead, counted, jobID := r.ahead, r.counted, r.jobID
+	r.ended = true
 	if q.byID[r.file.ID] == r {
 		delete(q.byID, r.file.ID)
 	}
@@ -725,8 +779,8 @@ func (e *Engine) recallDone(r *recallReq, err error) {
 	if err != nil && ahead && !errors.Is(err, errAheadStopped) {
 		e.log.Debug().Err(err).Uint64("batch", r.file.Batch).Str("volser", r.copy.VOLSER).Msg("staging ahead skipped a file")
 	}
-	if (e.ctx.Err() == nil || err == nil) && r.jobID != 0 {
-		_ = e.cat.Update(func(tx *catalog.Tx) error { return tx.DeleteJob(r.jobID) })
+	if (e.ctx.Err() == nil || err == nil) && jobID != 0 {
+		_ = e.cat.Update(func(tx *catalog.Tx) error { return tx.DeleteJob(jobID) })
 	}
 	if counted {
 		e.stats.addDone()

@@ -154,7 +154,8 @@ func TestTraversalRecallsInTapeOrder(t *testing.T) {
 			t.Errorf("%s: %.0f mounts for a batch on %d cartridges; want one per cartridge", reader, mounts, len(carts))
 		}
 		if backward != 0 {
-			t.Errorf("%s: %.0f locates backwards within a cartridge pass; want none", reader, backward)
+			t.Errorf("%s: %.0f locates backwards within a cartridge pass; want none: %v\npasses: %v\ntraversals: %v", reader, backward,
+				d.logEvents("recall behind the head: locating backwards"), d.logEvents("recall pass done"), d.logEvents("traversal detected: staging the batch ahead"))
 		}
 	}
 }
