@@ -195,10 +195,10 @@ w2() {
 	stop_daemon
 }
 
-# Workload 3: 5 batches of 200 files of 64 KiB on cartridges of 5.5 MB (12),
+# Workload 3: 5 batches of 200 files of 64 KiB on cartridges of 5 MB (13),
 # 64 readers each cat one random file, started at random within 10 s.
 w3() {
-	CART_SIZE=5500K CARTS=16
+	CART_SIZE=5M CARTS=16
 	start "$W/h3" "$W/m3" "$CART_SIZE" "$CARTS"
 	local b ids=()
 	for b in 1 2 3 4 5; do
