@@ -44,7 +44,12 @@ type Config struct {
 	// batch opened within 15 lingers; stopped after 15 lingers without an
 	// open). Default (0) 2 s; negative: none.
 	RecallLinger time.Duration
-	Prefetch     bool // stage the other members of the batch in the same aggregate during a recall
+	// RecallWorkspaceDrives limits how many drives recalls of one workspace
+	// may hold at once (0: no limit), so that one workspace's recall storm
+	// (an indexer, a grep -r) leaves drives to the others even when they
+	// ask later. Reads and staging ahead count alike.
+	RecallWorkspaceDrives int
+	Prefetch              bool // stage the other members of the batch in the same aggregate during a recall
 	// FCFS serves recalls one by one in arrival order (for comparison in
 	// benchmarks only).
 	FCFS bool

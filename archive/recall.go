@@ -133,6 +133,7 @@ type recallQueue struct {
 // passState is a cartridge pass as the scheduler sees it.
 type passState struct {
 	wake chan struct{} // new requests for the cartridge, or a drive is wanted
+	ws   string        // the workspace it was started for (RecallWorkspaceDrives)
 }
 
 func newRecallQueue() *recallQueue {
@@ -437,6 +438,14 @@ func (e *Engine) schedule() time.Duration {
 	}
 	var ready []candidate
 	quiet := q.arrival.Add(linger)
+	perWS := map[string]int{} // passes per workspace
+	for _, p := range q.passes {
+		perWS[p.ws]++
+	}
+	limited := func(ws string) bool {
+		lim := e.cfg.RecallWorkspaceDrives
+		return lim > 0 && ws != "" && perWS[ws] >= lim
+	}
 	for v, rs := range q.pending {
 		if q.passes[v] != nil {
 			continue
@@ -445,6 +454,8 @@ func (e *Engine) schedule() time.Duration {
 		if c.demand == 0 && !loaded[v] {
 			continue // staged ahead only: rides along with a read's mount
 		}
+		// The pass is started for the workspace that has waited longest
+		// for one and is not at its drive limit.
 		first := true
 		for _, r := range rs {
 			if r.ahead {
@@ -453,9 +464,15 @@ func (e *Engine) schedule() time.Duration {
 			if c.oldest.IsZero() || r.queued.Before(c.oldest) {
 				c.oldest = r.queued
 			}
+			if limited(r.ws) {
+				continue
+			}
 			if last := q.wsLast[r.ws]; first || last.Before(c.wsLast) {
 				c.wsLast, c.ws, first = last, r.ws, false
 			}
+		}
+		if first { // only staged ahead, or every workspace at its limit
+			c.ws = rs[0].ws
 		}
 		if c.oldest.IsZero() {
 			c.oldest = rs[0].queued
@@ -492,6 +509,9 @@ func (e *Engine) schedule() time.Duration {
 	free := len(drives) - len(q.passes)
 	q.wantMore, q.starving = false, false
 	for _, c := range ready {
+		if limited(c.ws) {
+			continue // the workspace holds its share of drives: it waits for one of its own passes
+		}
 		if free <= 0 {
 			if c.demand > 0 {
 				q.wantMore = true
@@ -508,7 +528,8 @@ func (e *Engine) schedule() time.Duration {
 			continue
 		}
 		free--
-		p := &passState{wake: make(chan struct{}, 1)}
+		perWS[c.ws]++
+		p := &passState{wake: make(chan struct{}, 1), ws: c.ws}
 		q.passes[c.volser] = p
 		if c.ws != "" {
 			q.wsLast[c.ws] = now

@@ -43,6 +43,7 @@ func newDaemonFlags(name, usageLine, description, examples string) *daemonFlags 
 	fs.String("http-token", "", "token every request to the status page must carry (required when --http is not a loopback address)")
 	fs.String("max-file-size", "0", "a larger file rejects its entry (0: 500 GB)")
 	fs.Duration("retention", 7*24*time.Hour, "deleted batches stay restorable this long")
+	fs.Int("recall-workspace-drives", 0, "drives the recalls of one workspace may hold at once (0: no limit)")
 	fs.Bool("prefetch", false, "stage the other files of a batch in the same aggregate during a recall")
 	fs.String("scrub-rate", "16M", "bytes per second the background scrub re-reads cached objects at to find damaged ones, e.g. 64M (0: no scrub)")
 	fs.Duration("scrub-interval", 24*time.Hour, "least time between the starts of two scrub passes over the whole cache")
