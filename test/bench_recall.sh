@@ -112,18 +112,20 @@ put_batch() {
 # make_tree DIR FILES SIZE: FILES files of SIZE bytes in subdirectories of
 # 100, pseudo-random (each distinct).
 make_tree() {
-	local dir=$1 n=$2 size=$3 i
-	for ((i = 0; i < n; i++)); do
-		if ((i % 100 == 0)); then mkdir -p "$dir/d$((i / 100))"; fi
-		head -c "$size" /dev/urandom >"$dir/d$((i / 100))/f$i"
+	local dir=$1 n=$2 size=$3 i k
+	for ((i = 0; i * 100 < n; i++)); do
+		k=$((n - i * 100 < 100 ? n - i * 100 : 100))
+		mkdir -p "$dir/d$i"
+		head -c $((k * size)) /dev/urandom | (cd "$dir/d$i" && split -b "$size" -a 3 -d - f)
 	done
 }
 
-# evict_all: drops the cached copies of every batch and restarts the daemon,
-# so that drives start empty.
+# evict_all: drops every cached object (the daemon stopped; at start it
+# notices that they are gone, and the files are offline) and restarts the
+# daemon, so that drives start empty.
 evict_all() {
-	TAPEFS_HOME=$HOMEDIR "$BIN" cache evict >/dev/null
 	stop_daemon
+	rm -rf "$HOMEDIR/cache/objects"
 	start "$HOMEDIR" "$MNT" "$CART_SIZE" "$CARTS"
 }
 
