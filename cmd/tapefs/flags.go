@@ -38,7 +38,7 @@ func newDaemonFlags(name, usageLine, description, examples string) *daemonFlags 
 	fs.Int("cartridges", d.cartridges, "cartridges of a new virtual library")
 	fs.String("cartridge-size", "0", "capacity of each cartridge of a new virtual library (0: 18 TB, LTO-9)")
 	fs.Duration("flush-age", 0, "start writing a workspace's sealed batches to tape when the oldest is this old (0: engine default, 1m)")
-	fs.Duration("recall-linger", 0, "collect recall requests this long before mounting a cartridge (0: engine default, 2s)")
+	fs.Duration("recall-linger", 0, "mount a cartridge for recalls once no request has come for this long (at most 10 times that), and keep it this long for more (0: engine default, 2s)")
 	fs.Bool("debug-fuse", false, "log every FUSE request (very verbose)")
 	fs.String("http-token", "", "token every request to the status page must carry (required when --http is not a loopback address)")
 	fs.String("max-file-size", "0", "a larger file rejects its entry (0: 500 GB)")
