@@ -118,6 +118,10 @@ func readScenario(tb testing.TB, sc scenario) (delta tape.Counters, carts int, s
 // `xargs -P16 cat` does through the mount (one request per reader at a
 // time): one mount per cartridge, no locate backwards.
 func TestRecallReadersOneMountPerCartridge(t *testing.T) {
+	// The batch is read from the catalog in chunks, as a batch of
+	// millions of files would be.
+	defer func(n int) { listChunk = n }(listChunk)
+	listChunk = 100
 	d, carts, st := readScenario(t, scenario{files: 1000, read: 200, readers: 16, linger: 2 * time.Second})
 	t.Logf("%d cartridges: %+v, %d passes, %d backward, %d staged ahead", carts, d, st.RecallPasses, st.BackwardLocates, st.StagedAheadFiles)
 	if carts < 5 {
@@ -128,6 +132,9 @@ func TestRecallReadersOneMountPerCartridge(t *testing.T) {
 	}
 	if st.BackwardLocates != 0 {
 		t.Errorf("%d backward locates", st.BackwardLocates)
+	}
+	if st.StagedAheadFiles < 500 {
+		t.Errorf("%d of 1,000 files staged ahead; want most (the listing goes on past its first chunk of %d)", st.StagedAheadFiles, listChunk)
 	}
 }
 

@@ -16,10 +16,12 @@ type traversal struct {
 	stopped bool                 // stopped opening files: what is staged ahead is dropped
 	filling bool                 // stageAhead is running
 	ws      string
-	files   []catalog.File // the batch's data files, in the catalog's (directory) order
-	listed  bool
-	cursor  int // files before it were queued or found cached
-	staged  int // requests queued ahead so far
+	files   []catalog.File // a chunk of the batch's data files, in the catalog's (directory) order
+	after   uint64         // the last file ID read from the catalog: the next chunk starts after it
+	listed  bool           // the last chunk is in files
+	started bool           // the first chunk was read
+	cursor  int            // files[:cursor] were queued or found cached
+	staged  int            // requests queued ahead so far
 }
 
 // traversalBase is the time unit of traversal detection: RecallLinger,
@@ -60,7 +62,8 @@ func (e *Engine) noteOpen(f catalog.File) {
 		if len(t.opened) >= traversalFiles {
 			t.active, t.opened, fill = true, nil, true
 		}
-	} else if !t.filling && (!t.listed || t.cursor < len(t.files)) {
+	} else if !t.filling && t.started && (!t.listed || t.cursor < len(t.files)) {
+		// More of the batch may fit now.
 		fill = true
 	}
 	if fill {
@@ -72,8 +75,14 @@ func (e *Engine) noteOpen(f catalog.File) {
 	}
 }
 
+// listChunk is how many files of a batch staging ahead holds in memory (a
+// variable for tests).
+var listChunk = 10_000
+
 // stageAhead queues the files of a traversal's batch that are not cached,
-// as requests staged ahead, as far as the cache's free space allows.
+// as requests staged ahead, as far as the cache's free space allows. It
+// reads the batch from the catalog a chunk at a time, so a batch of
+// millions of files costs no more memory than a chunk.
 func (e *Engine) stageAhead(t *traversal) {
 	q := e.recalls
 	defer func() {
@@ -81,7 +90,9 @@ func (e *Engine) stageAhead(t *traversal) {
 		t.filling = false
 		q.mu.Unlock()
 	}()
-	if !t.listed { // only this goroutine (filling) writes files and listed
+	// Only this goroutine (filling) writes files, after, listed, started
+	// and cursor; noteOpen reads listed, cursor and files under q.mu.
+	if !t.started {
 		var b catalog.Batch
 		if err := e.cat.View(func(tx *catalog.Tx) error {
 			var err error
@@ -90,57 +101,82 @@ func (e *Engine) stageAhead(t *traversal) {
 		}); err != nil {
 			return
 		}
-		var files []catalog.File
-		if err := e.eachDataFile(b, func(f catalog.File) error {
-			if len(f.Copies) > 0 {
-				files = append(files, f)
-			}
-			return nil
-		}); err != nil {
-			e.log.Warn().Err(err).Uint64("batch", t.batch).Msg("staging ahead: batch not listed")
-			return
-		}
 		q.mu.Lock()
-		t.ws, t.files, t.listed = b.Workspace, files, true
+		t.ws, t.started = b.Workspace, true
 		q.mu.Unlock()
-		e.log.Info().Uint64("batch", t.batch).Str("workspace", b.Workspace).Int("files", len(files)).Msg("traversal detected: staging the batch ahead")
+		e.log.Info().Uint64("batch", t.batch).Str("workspace", b.Workspace).Int64("files", b.Files).Msg("traversal detected: staging the batch ahead")
 	}
-	st := e.cache.Stats()
-	keep := st.Limit / keepFreeShare
-	q.mu.Lock()
-	if t.stopped || q.closed {
-		q.mu.Unlock()
-		return
-	}
-	// What staging ahead may take: everything but the space kept for
-	// reads, what it staged and nobody read yet, what is queued, and what
-	// no eviction can free (not yet on tape). BeginStageAhead has the last
-	// word for each file.
-	budget := st.Limit - keep - st.Unread - st.Unsynced - q.ahead
+	keep := e.keepFree()
 	added := 0
-	for ; t.cursor < len(t.files); t.cursor++ {
-		f := t.files[t.cursor]
-		if q.byID[f.ID] != nil {
-			continue
-		}
-		if _, ok := e.cache.Lookup(f.ID); ok {
-			continue
-		}
-		if f.Size > budget {
+	for {
+		q.mu.Lock()
+		if t.stopped || q.closed {
+			q.mu.Unlock()
 			break
 		}
-		budget -= f.Size
-		r := &recallReq{file: f, copy: f.Copies[0], ws: t.ws, queued: time.Now(), started: make(chan struct{}), done: make(chan struct{}),
-			ahead: true, trav: t}
-		q.byID[f.ID] = r
-		q.addLocked(r)
-		added++
+		if t.cursor == len(t.files) && !t.listed {
+			q.mu.Unlock()
+			var chunk []catalog.File
+			if err := e.cat.View(func(tx *catalog.Tx) error {
+				var err error
+				chunk, err = tx.Files(t.batch, t.after, listChunk)
+				return err
+			}); err != nil {
+				e.log.Warn().Err(err).Uint64("batch", t.batch).Msg("staging ahead: batch not listed")
+				break
+			}
+			var files []catalog.File
+			for _, f := range chunk {
+				if f.Type == catalog.TypeFile && f.Link == 0 && len(f.Copies) > 0 {
+					files = append(files, f)
+				}
+			}
+			q.mu.Lock()
+			if len(chunk) > 0 {
+				t.after = chunk[len(chunk)-1].ID
+			}
+			t.files, t.cursor, t.listed = files, 0, len(chunk) < listChunk
+			q.mu.Unlock()
+			continue
+		}
+		// What staging ahead may take: everything but the space kept for
+		// reads, what it staged and nobody read yet, what is queued, and
+		// what no eviction can free (not yet on tape). BeginStageAhead has
+		// the last word for each file.
+		st := e.cache.Stats()
+		budget := st.Limit - keep - st.Unread - st.Unsynced - q.ahead
+		n := 0
+		for ; t.cursor < len(t.files); t.cursor++ {
+			f := t.files[t.cursor]
+			if q.byID[f.ID] != nil {
+				continue
+			}
+			if _, ok := e.cache.Lookup(f.ID); ok {
+				continue
+			}
+			if f.Size > budget {
+				break
+			}
+			budget -= f.Size
+			r := &recallReq{file: f, copy: f.Copies[0], ws: t.ws, queued: time.Now(), started: make(chan struct{}), done: make(chan struct{}),
+				ahead: true, trav: t}
+			q.byID[f.ID] = r
+			q.addLocked(r)
+			n++
+		}
+		t.staged += n
+		full := t.cursor < len(t.files)
+		q.mu.Unlock()
+		added += n
+		if n > 0 {
+			q.signal()
+		}
+		if full || t.listed && t.cursor == len(t.files) {
+			break
+		}
 	}
-	t.staged += added
-	q.mu.Unlock()
 	if added > 0 {
 		e.log.Debug().Uint64("batch", t.batch).Str("workspace", t.ws).Int("files", added).Msg("staging ahead queued")
-		q.signal()
 	}
 }
 
