@@ -767,6 +767,9 @@ func (e *Engine) stage(d tape.Drive, r *recallReq) error {
 		})
 		return err
 	}
+	// Readers get the last bytes now; the fsync of Commit is the cache's
+	// business, not theirs (a crash before it only costs a second recall).
+	p.Verified()
 	if err := p.Commit(); err != nil {
 		return fmt.Errorf("recall %s: %w", f.Path, err)
 	}

@@ -26,6 +26,7 @@ type Partial struct {
 	progress chan struct{} // closed and replaced when filled or done changes
 	waiters  int           // WaitRange calls blocked on progress, for tests
 	ahead    bool          // staged ahead and not yet promoted: preemptible
+	verified bool          // every byte written and checked: the end may be read before Commit
 }
 
 // BeginRecall prepares to recall object id of size bytes. If the object is
@@ -176,6 +177,22 @@ func (p *Partial) Write(b []byte) (int, error) {
 	return n, nil
 }
 
+// Verified says that every byte is written and checked (the archive has
+// compared the md5): readers may have the last bytes now, without waiting
+// for Commit's fsync. The object stays partial until Commit, so a crash
+// before it leaves nothing that a restart would serve (partial objects are
+// deleted at Open); a recalled object's bytes are on tape, so losing them is
+// only a second recall.
+func (p *Partial) Verified() {
+	c := p.c
+	c.mu.Lock()
+	if !p.done && p.filled == p.size {
+		p.verified = true
+		p.wakeLocked()
+	}
+	c.mu.Unlock()
+}
+
 // Filled is how many bytes have been written so far.
 func (p *Partial) Filled() int64 {
 	p.c.mu.Lock()
@@ -298,7 +315,7 @@ func (p *Partial) doneErrLocked() error {
 // complete nor being recalled.
 //
 // A range that reaches the end of the object is ready only when the
-// recall is committed, never merely filled.
+// recall is verified or committed, never merely filled.
 func (c *Cache) WaitRange(ctx context.Context, id uint64, off, n int64) error {
 	c.mu.Lock()
 	o := c.index[id]
@@ -323,10 +340,10 @@ func (c *Cache) WaitRange(ctx context.Context, id uint64, off, n int64) error {
 			c.mu.Unlock()
 			return err
 		}
-		// The last bytes are given out only once the recall is committed:
-		// the archive verifies the md5 before committing, so a reader that
-		// reads to the end gets either checked bytes or the error.
-		if p.filled >= end && (end < p.size || p.done) {
+		// The last bytes are given out only once the recall is verified
+		// (or committed): the archive checks the md5 first, so a reader
+		// that reads to the end gets either checked bytes or the error.
+		if p.filled >= end && (end < p.size || p.done || p.verified) {
 			c.mu.Unlock()
 			return nil
 		}

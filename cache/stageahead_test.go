@@ -5,6 +5,7 @@ import (
 	"errors"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/tapefs/tapefs/cache"
 )
@@ -102,4 +103,35 @@ func TestReadPreemptsStagingAhead(t *testing.T) {
 		t.Errorf("BeginRecall beside a promoted recall: %v; want ErrNoSpace", err)
 	}
 	kept.Abort(nil)
+}
+
+// TestVerifiedReleasesTheEnd: the last bytes of a recall are given out once
+// it is verified, before Commit; a restart before Commit drops the object.
+func TestVerifiedReleasesTheEnd(t *testing.T) {
+	dir := t.TempDir()
+	c := openCache(t, cache.Config{Dir: dir})
+	p, _, err := c.BeginRecall(7, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Write(make([]byte, 100)); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if err := c.WaitRange(ctx, 7, 90, 10); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("the end of a filled but unverified recall: %v; want it held back", err)
+	}
+	p.Verified()
+	if err := c.WaitRange(context.Background(), 7, 90, 10); err != nil {
+		t.Fatalf("the end of a verified recall: %v", err)
+	}
+	if info, _ := c.Lookup(7); !info.Partial {
+		t.Errorf("verified but not committed: %+v; want still partial", info)
+	}
+	// A crash now (the cache reopened without Commit): nothing is served.
+	c2 := openCache(t, cache.Config{Dir: dir})
+	if _, ok := c2.Lookup(7); ok {
+		t.Errorf("a verified, uncommitted object survived a restart")
+	}
 }
