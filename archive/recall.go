@@ -749,8 +749,8 @@ func (e *Engine) stage(d tape.Drive, r *recallReq) error {
 		p.Abort(err)
 		return fmt.Errorf("recall %s: locate %s file %d offset %d: %w", f.Path, c.VOLSER, c.TapeFile, c.Offset, err)
 	}
-	h := md5.New()
-	_, err = io.CopyBuffer(io.MultiWriter(p, h), io.LimitReader(d, c.Length), make([]byte, 1<<20))
+	var sum string
+	sum, err = copyHashed(p, io.LimitReader(d, c.Length))
 	if err == nil && p.Filled() != f.Size {
 		err = fmt.Errorf("tape file %d on %s ends after %d of %d bytes", c.TapeFile, c.VOLSER, p.Filled(), f.Size)
 	}
@@ -758,7 +758,7 @@ func (e *Engine) stage(d tape.Drive, r *recallReq) error {
 		p.Abort(err)
 		return fmt.Errorf("recall %s: %w", f.Path, err)
 	}
-	if sum := hex.EncodeToString(h.Sum(nil)); f.MD5 != "" && sum != f.MD5 {
+	if f.MD5 != "" && sum != f.MD5 {
 		err := fmt.Errorf("md5 mismatch for %s (batch %d) from %s file %d: tape gave %s, sealed %s; the copy is discarded", f.Path, f.Batch, c.VOLSER, c.TapeFile, sum, f.MD5)
 		p.Abort(err)
 		_ = e.update(func(tx *catalog.Tx, pl *pendingLog) error {
@@ -775,6 +775,49 @@ func (e *Engine) stage(d tape.Drive, r *recallReq) error {
 	}
 	e.stats.addRecalled(f.Size, time.Since(r.queued), ahead)
 	return nil
+}
+
+// copyHashed copies src to dst and returns the md5 of the bytes, hashing in
+// a goroutine of its own: reading the tape and writing the cache go on while
+// the previous chunk is hashed, so a recall runs at the slower of the two,
+// not at their sum.
+func copyHashed(dst io.Writer, src io.Reader) (string, error) {
+	const chunk, depth = 1 << 20, 4
+	free := make(chan []byte, depth)
+	for range depth {
+		free <- make([]byte, chunk)
+	}
+	full := make(chan []byte, depth)
+	sum := make(chan string, 1)
+	go func() {
+		h := md5.New()
+		for b := range full {
+			h.Write(b)
+			free <- b[:cap(b)]
+		}
+		sum <- hex.EncodeToString(h.Sum(nil))
+	}()
+	var err error
+	for {
+		b := <-free
+		n, rerr := io.ReadFull(src, b)
+		if n > 0 {
+			if _, werr := dst.Write(b[:n]); werr != nil {
+				err = werr
+				break
+			}
+			full <- b[:n]
+		}
+		if rerr == io.EOF || rerr == io.ErrUnexpectedEOF {
+			break
+		}
+		if rerr != nil {
+			err = rerr
+			break
+		}
+	}
+	close(full)
+	return <-sum, err
 }
 
 // keepFree is the cache space staging ahead leaves for reads.

@@ -21,6 +21,9 @@
 #      batches on 12 cartridges, started within 10 s (target ≤ 1.5)
 #   4. 10,000 random opens over 20 cartridges, xargs -P64 cat
 #      (target: mounts ≤ 2 × cartridges)
+#   5. one offline 1 GiB file, cat through the mount, against cp of its tape
+#      file to the same disk (wall-clock; run with TAPEFS_BENCH_ONLY=5, not
+#      by default)
 #
 # Settings: TAPEFS_BENCH_REPEAT (rounds, default 3; the table gives the
 # median and the range), TAPEFS_BENCH_DIR (default /var/tmp), TAPEFS_BIN,
@@ -235,6 +238,37 @@ w4() {
 	for ((r = 1; r <= REPEAT; r++)); do
 		for id in "${ids[@]}"; do find "$MNT/default/$id" -type f; done | shuf --random-source=<(yes $r) >"$W/list4"
 		measure "10,000 opens, xargs -P64 cat" "$W/list4" sh -c "xargs -d '\n' -P64 -n1 cat <'$W/list4' >/dev/null"
+	done
+	stop_daemon
+}
+
+# Workload 5: one offline file of TAPEFS_BENCH_BIG (default 1G), cat through
+# the mount, against cp of its tape file (the member and its headers) from
+# the cartridge to the cache's disk, synced. Wall-clock, so noisy; the recall
+# includes the 2 s linger unless TAPEFS_BENCH_FLAGS sets another.
+w5() {
+	CART_SIZE=0 CARTS=2
+	start "$W/h5" "$W/m5" "$CART_SIZE" "$CARTS"
+	mkdir -p "$W/src5/big"
+	head -c "$(numfmt --from=iec "${TAPEFS_BENCH_BIG:-1G}")" /dev/urandom >"$W/src5/big/file"
+	local id tf r t0 t1 t2 t3
+	id=$(put_batch "$W/src5/big")
+	tf=$(ls -S "$HOMEDIR"/library/*/0*.tar | head -1)
+	for ((r = 1; r <= REPEAT; r++)); do
+		stop_daemon
+		rm -rf "$HOMEDIR/cache/objects" "$W/copy5"
+		sync
+		echo 3 >/proc/sys/vm/drop_caches 2>/dev/null || true
+		start "$HOMEDIR" "$MNT" "$CART_SIZE" "$CARTS"
+		t0=$(date +%s.%N)
+		cat "$MNT/default/$id/big/file" >/dev/null
+		t1=$(date +%s.%N)
+		sync
+		echo 3 >/proc/sys/vm/drop_caches 2>/dev/null || true
+		t2=$(date +%s.%N)
+		cp "$tf" "$W/copy5" && sync "$W/copy5"
+		t3=$(date +%s.%N)
+		awk -v a="$t0" -v b="$t1" -v c="$t2" -v d="$t3" 'BEGIN { printf "bench-recall: one big file: recall %.2f s, cp %.2f s, ratio cp/recall %.2f\n", b - a, d - c, (d - c) / (b - a) }' >&2
 	done
 	stop_daemon
 }
