@@ -259,8 +259,10 @@ func (e *Engine) FileState(f *catalog.File) FileState {
 	switch {
 	case !ok:
 		return Offline
-	case info.Partial:
+	case info.Partial && !info.Verified:
 		return Staging
 	}
+	// Verified: every byte checked and readable; only the commit's fsync
+	// is left, which is no reason to tell a reader it is still staging.
 	return Online
 }

@@ -242,6 +242,8 @@ func (o *object) info() ObjectInfo {
 		Pinned:  o.pinned,
 		Open:    o.open,
 		Partial: o.partial != nil,
+
+		Verified: o.partial != nil && o.partial.verified,
 	}
 }
 

@@ -19,12 +19,13 @@ type Config struct {
 
 // ObjectInfo describes one object of the cache.
 type ObjectInfo struct {
-	ID      uint64
-	Size    int64
-	Synced  bool
-	Pinned  bool
-	Open    int // open handles
-	Partial bool
+	ID       uint64
+	Size     int64
+	Synced   bool
+	Pinned   bool
+	Open     int // open handles
+	Partial  bool
+	Verified bool // partial, but every byte is written and checked: readable to the end (committed soon)
 }
 
 // Stats is the cache's accounting.
