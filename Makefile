@@ -80,6 +80,7 @@ bench: build
 	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 60m ./archive/ ./catalog/ ./tape/
 	./test/bench.sh
 	./test/bench_put.sh
+	./test/bench_recall.sh
 
 # Native Go fuzz tests, one after the other, FUZZTIME each. Each entry is
 # package:FuzzTarget; crashers land in the package's testdata/fuzz/ and

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -19,12 +20,30 @@ import (
 // then recalls all of them in random order and reports what the library
 // did for the recalls alone.
 func recallScenario(tb testing.TB, files int, fcfs bool) (delta tape.Counters, carts int) {
+	d, carts, _ := readScenario(tb, scenario{files: files, fcfs: fcfs, upfront: true, readers: 16, linger: 100 * time.Millisecond})
+	return d, carts
+}
+
+// scenario is a recall workload: files of one batch over about ten
+// cartridges, read (through Engine.Open, as the mount does) by readers
+// workers, each file on its own like `xargs -P readers cat`.
+type scenario struct {
+	files   int
+	read    int  // how many of them are read, in random order; 0: all
+	upfront bool // queue every recall at once first (tapefs get)
+	ordered bool // read in directory order (cp -r), not shuffled
+	readers int
+	fcfs    bool
+	linger  time.Duration
+}
+
+func readScenario(tb testing.TB, sc scenario) (delta tape.Counters, carts int, st Stats) {
 	const size = 32 << 10
 	// Each cartridge holds about a tenth of the data.
-	capacity := int64(files) * (size + 2048) / 10
-	te := testSetup{Home: tb.TempDir(), Cartridges: 14, Capacity: capacity, Settle: time.Hour, FCFS: fcfs, Linger: 100 * time.Millisecond}.open(tb)
+	capacity := int64(sc.files) * (size + 2048) / 10
+	te := testSetup{Home: tb.TempDir(), Cartridges: 14, Capacity: capacity, Settle: time.Hour, FCFS: sc.fcfs, Linger: sc.linger}.open(tb)
 	staging := te.StagingDir("ws")
-	for i := 0; i < files; i++ {
+	for i := 0; i < sc.files; i++ {
 		p := filepath.Join(staging, "e", fmt.Sprintf("f%05d", i))
 		os.MkdirAll(filepath.Dir(p), 0o755)
 		if err := os.WriteFile(p, randomBytes(int64(i), size), 0o644); err != nil {
@@ -38,37 +57,85 @@ func recallScenario(tb testing.TB, files int, fcfs bool) (delta tape.Counters, c
 	waitSynced(tb, te.Engine, b.ID)
 	te.EvictBatch(b.ID)
 	var ids []uint64
-	vols := map[string]bool{}
+	sums := map[uint64]string{}
 	for _, f := range batchFiles(tb, te.Engine, b.ID) {
 		if f.Type == catalog.TypeFile {
 			ids = append(ids, f.ID)
-			vols[f.Copies[0].VOLSER] = true
+			sums[f.ID] = f.MD5
 		}
 	}
-	rand.New(rand.NewSource(1)).Shuffle(len(ids), func(i, j int) { ids[i], ids[j] = ids[j], ids[i] })
+	if sc.ordered {
+		slices.Sort(ids)
+	} else {
+		rand.New(rand.NewSource(1)).Shuffle(len(ids), func(i, j int) { ids[i], ids[j] = ids[j], ids[i] })
+	}
+	if sc.read > 0 {
+		ids = ids[:sc.read]
+	}
+	vols := map[string]bool{}
+	for _, f := range batchFiles(tb, te.Engine, b.ID) {
+		for _, id := range ids {
+			if f.ID == id {
+				vols[f.Copies[0].VOLSER] = true
+			}
+		}
+	}
 	before := te.lib.Counters()
-	if err := te.Recall(ids...); err != nil {
-		tb.Fatal(err)
+	statsBefore := te.Stats()
+	if sc.upfront {
+		if err := te.Recall(ids...); err != nil {
+			tb.Fatal(err)
+		}
 	}
 	var wg sync.WaitGroup
-	sem := make(chan struct{}, 16)
+	sem := make(chan struct{}, sc.readers)
 	for _, id := range ids {
 		wg.Add(1)
 		sem <- struct{}{}
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			if _, err := md5Through(context.Background(), te.Engine, id); err != nil {
+			if sum, err := md5Through(context.Background(), te.Engine, id); err != nil {
 				tb.Error(err)
+			} else if sum != sums[id] {
+				tb.Errorf("file %d: md5 %s, sealed %s", id, sum, sums[id])
 			}
 		}()
 	}
 	wg.Wait()
 	after := te.lib.Counters()
+	st = te.Stats()
+	st.BackwardLocates -= statsBefore.BackwardLocates
+	st.RecallPasses -= statsBefore.RecallPasses
 	return tape.Counters{
 		Mounts: after.Mounts - before.Mounts, Unmounts: after.Unmounts - before.Unmounts, Locates: after.Locates - before.Locates,
 		SimSeconds: after.SimSeconds - before.SimSeconds, BytesRead: after.BytesRead - before.BytesRead,
-	}, len(vols)
+	}, len(vols), st
+}
+
+// TestRecallReadersOneMountPerCartridge reads 200 random files of 1,000
+// on about ten cartridges with 16 readers, each file opened on its own as
+// `xargs -P16 cat` does through the mount (one request per reader at a
+// time): one mount per cartridge, no locate backwards.
+func TestRecallReadersOneMountPerCartridge(t *testing.T) {
+	// The batch is read from the catalog in chunks, as a batch of
+	// millions of files would be.
+	defer func(n int) { listChunk = n }(listChunk)
+	listChunk = 100
+	d, carts, st := readScenario(t, scenario{files: 1000, read: 200, readers: 16, linger: 2 * time.Second})
+	t.Logf("%d cartridges: %+v, %d passes, %d backward, %d staged ahead", carts, d, st.RecallPasses, st.BackwardLocates, st.StagedAheadFiles)
+	if carts < 5 {
+		t.Fatalf("files on %d cartridges; the scenario needs them spread", carts)
+	}
+	if d.Mounts > int64(carts) {
+		t.Errorf("%d mounts for %d cartridges", d.Mounts, carts)
+	}
+	if st.BackwardLocates != 0 {
+		t.Errorf("%d backward locates", st.BackwardLocates)
+	}
+	if st.StagedAheadFiles < 500 {
+		t.Errorf("%d of 1,000 files staged ahead; want most (the listing goes on past its first chunk of %d)", st.StagedAheadFiles, listChunk)
+	}
 }
 
 // TestRecallOneMountPerCartridge: requests in random order over several
@@ -80,6 +147,20 @@ func TestRecallOneMountPerCartridge(t *testing.T) {
 	}
 	if d.Mounts > int64(carts) {
 		t.Fatalf("%d mounts for %d cartridges", d.Mounts, carts)
+	}
+}
+
+// TestRecallSequentialReaderOneMountPerCartridge reads a whole offline
+// batch on about ten cartridges in directory order with one reader, as
+// cp -r does: one mount per cartridge, no locate backwards.
+func TestRecallSequentialReaderOneMountPerCartridge(t *testing.T) {
+	d, carts, st := readScenario(t, scenario{files: 400, readers: 1, ordered: true, linger: 200 * time.Millisecond})
+	t.Logf("%d cartridges: %+v, %d passes, %d backward, %d staged ahead", carts, d, st.RecallPasses, st.BackwardLocates, st.StagedAheadFiles)
+	if d.Mounts > int64(carts) {
+		t.Errorf("%d mounts for %d cartridges", d.Mounts, carts)
+	}
+	if st.BackwardLocates != 0 {
+		t.Errorf("%d backward locates", st.BackwardLocates)
 	}
 }
 

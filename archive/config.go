@@ -41,11 +41,19 @@ type Config struct {
 	MaxAttempts int           // migration attempts before FAILED; default 5
 	Backoff     time.Duration // first retry delay, doubled each time; default 10 s
 
-	// RecallLinger is how long the recall scheduler keeps collecting
-	// requests before it mounts (and how long a cartridge stays mounted in
-	// case more come). Default 2 s.
+	// RecallLinger is the quiet moment the recall scheduler waits for
+	// (no new request) before it mounts a cartridge, at most 10 times
+	// that; how long a pass keeps its drive in case more requests for the
+	// cartridge come; and the time unit of traversal detection (3 files of a
+	// batch opened within 15 lingers; stopped after 15 lingers without an
+	// open). Default (0) 2 s; negative: none.
 	RecallLinger time.Duration
-	Prefetch     bool // stage the other members of the batch in the same aggregate during a recall
+	// RecallWorkspaceDrives limits how many drives recalls of one workspace
+	// may hold at once (0: no limit), so that one workspace's recall storm
+	// (an indexer, a grep -r) leaves drives to the others even when they
+	// ask later. Reads and staging ahead count alike.
+	RecallWorkspaceDrives int
+	Prefetch              bool // stage the other members of the batch in the same aggregate during a recall
 	// FCFS serves recalls one by one in arrival order (for comparison in
 	// benchmarks only).
 	FCFS bool

@@ -91,6 +91,9 @@ func (c *Config) applyDefaults() {
 	orDefault(&c.AggregateTarget, d.AggregateTarget)
 	orDefault(&c.MaxAttempts, d.MaxAttempts)
 	orDefault(&c.Backoff, d.Backoff)
+	// 0 is "the default" (what the --recall-linger flag documents); a
+	// negative linger asks for none.
+	orDefault(&c.RecallLinger, d.RecallLinger)
 	c.RecallLinger = max(c.RecallLinger, 0)
 	if c.HashWorkers <= 0 {
 		c.HashWorkers = d.HashWorkers

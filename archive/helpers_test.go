@@ -43,6 +43,7 @@ type testSetup struct {
 	Catalog     string        // "" : catalog.db in Home; a postgres:// URL (set by catalogFor)
 	ScrubRate   int64         // 0: no scrub (unlike the engine's default)
 	ScrubEvery  time.Duration
+	WSDrives    int // RecallWorkspaceDrives
 
 	clock Clock                           // nil: real time
 	wrap  func(tape.Library) tape.Library // fault injection
@@ -117,7 +118,7 @@ func (s testSetup) openErr() (*testEngine, error) {
 		Catalog: cat, Cache: c, Library: engineLib, Log: log, Clock: s.clock, Retention: s.Retention, RemoveGrace: s.RemoveGrace, FlushBytes: s.FlushBytes, FlushFiles: s.FlushFiles,
 		Settle: s.Settle, FlushAge: s.FlushAge, RecallLinger: s.Linger, Prefetch: s.Prefetch, FCFS: s.FCFS,
 		MaxFileSize: s.MaxFileSize, Backoff: 20 * time.Millisecond, MaxAttempts: 2,
-		ScrubRate: cmp.Or(s.ScrubRate, -1), ScrubInterval: s.ScrubEvery,
+		ScrubRate: cmp.Or(s.ScrubRate, -1), ScrubInterval: s.ScrubEvery, RecallWorkspaceDrives: s.WSDrives,
 	})
 	if err != nil {
 		return nil, err

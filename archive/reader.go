@@ -47,6 +47,7 @@ func (e *Engine) Open(fileID uint64) (*Reader, error) {
 	if d, ok := e.integrity.lookup(f.ID); ok {
 		return nil, d // the only copy, known damaged: EIO, not its bytes
 	}
+	e.noteOpen(f)
 	r := &Reader{e: e, file: f}
 	if info, ok := e.cache.Lookup(f.ID); ok && !info.Partial {
 		if h, err := e.cache.Open(f.ID); err == nil {
@@ -258,8 +259,10 @@ func (e *Engine) FileState(f *catalog.File) FileState {
 	switch {
 	case !ok:
 		return Offline
-	case info.Partial:
+	case info.Partial && !info.Verified:
 		return Staging
 	}
+	// Verified: every byte checked and readable; only the commit's fsync
+	// is left, which is no reason to tell a reader it is still staging.
 	return Online
 }

@@ -1,5 +1,30 @@
 package archive
 
+// The recall scheduler. Reads through the mount arrive one file at a time
+// per reader and in no order, yet tape wants one mount per cartridge and
+// forward-only positioning. The scheduler gets there with four rules:
+//
+//  1. Collect before mounting: a cartridge that is not in a drive is
+//     mounted only once requests have stopped arriving for RecallLinger
+//     (a quiet moment), or after lingerCap × RecallLinger at most, so that
+//     readers started together share one mount per cartridge.
+//  2. A pass stays open: a cartridge pass serves its requests in tape order
+//     from where the head is (an elevator), and when none is left it keeps
+//     its drive for RecallLinger in case more come (the next file of a
+//     reader) — unless a cartridge with requests waits for a drive.
+//  3. Never unload busy: passes are started only into free drive slots and
+//     keep their drive while they have requests, so a cartridge with queued
+//     requests is never unloaded for another. The next cartridge is the one
+//     with reads waiting, of the workspace served least recently (fairness),
+//     with the most requests.
+//  4. Stage ahead: several files of one batch opened within a short time
+//     are a traversal (cp -r, rsync, xargs -P cat); the rest of the batch is
+//     queued in tape order as requests staged ahead, within the cache's free
+//     space. They ride along with the passes that reads cause (they never
+//     cause a mount by themselves), they never evict (cache.BeginStageAhead)
+//     and give their space back to a read that needs it, and they are
+//     dropped when the traversal stops opening files.
+
 import (
 	"crypto/md5"
 	"encoding/hex"
@@ -10,21 +35,52 @@ import (
 	"sync"
 	"time"
 
+	"github.com/tapefs/tapefs/cache"
 	"github.com/tapefs/tapefs/catalog"
 	"github.com/tapefs/tapefs/tape"
 )
+
+const (
+	// lingerCap bounds the wait for a quiet moment: a steady stream of
+	// requests (an indexer) still gets its mounts after lingerCap × linger.
+	lingerCap = 10
+	// Reads that waited starveAfter × linger for a drive take it from a
+	// pass that only stages ahead.
+	starveAfter = 60
+	// traversalFiles distinct files of one batch opened within
+	// traversalWindow × linger make a traversal.
+	traversalFiles  = 3
+	traversalWindow = 15
+	// A traversal that opens no file for traversalIdle × linger has stopped:
+	// what it staged ahead and nobody read yet is dropped from the queue.
+	traversalIdle = 15
+	// keepFreeShare of the cache is never taken by staging ahead: reads
+	// that start while a traversal is staged find room without eviction.
+	keepFreeShare = 10
+)
+
+// errAheadStopped ends requests staged ahead of a traversal that stopped.
+var errAheadStopped = errors.New("staging ahead stopped: the traversal stopped reading")
 
 // recallReq is one shared recall of a file's data: every reader and every
 // Recall call for the same data ID waits on the same request.
 type recallReq struct {
 	file    catalog.File // the data owner
 	copy    catalog.Copy
+	ws      string // workspace of the file's batch, for fairness
 	queued  time.Time
-	jobID   uint64        // the catalog job that makes the recall survive a restart
+	jobID   uint64        // the catalog job that makes the recall survive a restart (guarded by recallQueue.mu)
 	started chan struct{} // closed once the partial object exists (or the request ended)
 	done    chan struct{} // closed when the request ended; err says how
 	err     error
 	once    sync.Once
+
+	// Guarded by recallQueue.mu.
+	ahead   bool           // staged ahead of a traversal; nobody asked for it yet
+	trav    *traversal     // the traversal that staged it ahead
+	partial *cache.Partial // while it is staged, so a reader joining promotes it
+	counted bool           // counted in the stats' queue (not ahead)
+	ended   bool           // recallDone took it: its job (if any) is being deleted
 }
 
 func (r *recallReq) start() {
@@ -43,18 +99,49 @@ func (r *recallReq) finish(err error) {
 	})
 }
 
+// before orders requests in tape order.
+func (r *recallReq) before(o *recallReq) bool {
+	return tapeBefore(r.copy.TapeFile, r.copy.Offset, o.copy.TapeFile, o.copy.Offset)
+}
+
+func tapeBefore(fa int, oa int64, fb int, ob int64) bool {
+	if fa != fb {
+		return fa < fb
+	}
+	return oa < ob
+}
+
 // recallQueue holds pending and in-flight recalls.
 type recallQueue struct {
-	mu      sync.Mutex
-	byID    map[uint64]*recallReq // pending and in flight
-	pending []*recallReq          // not yet taken by a cartridge pass
-	serving map[string]bool       // cartridges with a pass in progress
-	wake    chan struct{}
-	closed  bool
+	mu       sync.Mutex
+	byID     map[uint64]*recallReq   // pending and in flight
+	pending  map[string][]*recallReq // by VOLSER, in tape order, not yet taken by a pass
+	demand   map[string]int          // pending requests per VOLSER that are not staged ahead
+	fifo     []*recallReq            // FCFS mode only: arrival order
+	passes   map[string]*passState   // cartridges with a pass (acquiring, serving or holding)
+	wsLast   map[string]time.Time    // when a workspace last got a pass started for it
+	travs    map[uint64]*traversal   // by batch
+	batchWS  map[uint64]string       // workspace of each batch recalled from
+	arrival  time.Time               // of the newest request: mounts wait for a quiet moment
+	wantMore bool                    // a cartridge with reads waiting has no drive: holding passes end
+	starving bool                    // ... and they waited starveAfter: passes staging ahead only end too
+	ahead    int64                   // bytes of pending requests staged ahead (not yet reserved in the cache)
+	wake     chan struct{}
+	closed   bool
+}
+
+// passState is a cartridge pass as the scheduler sees it.
+type passState struct {
+	wake chan struct{} // new requests for the cartridge, or a drive is wanted
+	ws   string        // the workspace it was started for (RecallWorkspaceDrives)
 }
 
 func newRecallQueue() *recallQueue {
-	return &recallQueue{byID: map[uint64]*recallReq{}, serving: map[string]bool{}, wake: make(chan struct{}, 1)}
+	return &recallQueue{
+		byID: map[uint64]*recallReq{}, pending: map[string][]*recallReq{}, demand: map[string]int{},
+		passes: map[string]*passState{}, wsLast: map[string]time.Time{}, travs: map[uint64]*traversal{},
+		batchWS: map[uint64]string{}, wake: make(chan struct{}, 1),
+	}
 }
 
 func (q *recallQueue) close() {
@@ -64,13 +151,76 @@ func (q *recallQueue) close() {
 	for _, r := range q.byID {
 		r.finish(errors.New("tapefs is shutting down; the recall resumes at the next start"))
 	}
+	for _, p := range q.passes {
+		p.poke()
+	}
 }
 
-func (q *recallQueue) signal() {
+func (q *recallQueue) signal() { poke(q.wake) }
+
+func (p *passState) poke() { poke(p.wake) }
+
+func poke(c chan struct{}) {
 	select {
-	case q.wake <- struct{}{}:
+	case c <- struct{}{}:
 	default:
 	}
+}
+
+// addLocked queues r for its cartridge, keeping tape order.
+func (q *recallQueue) addLocked(r *recallReq) {
+	v := r.copy.VOLSER
+	rs := q.pending[v]
+	i := sort.Search(len(rs), func(i int) bool { return r.before(rs[i]) })
+	rs = append(rs, nil)
+	copy(rs[i+1:], rs[i:])
+	rs[i] = r
+	q.pending[v] = rs
+	if r.ahead {
+		q.ahead += r.file.Size
+	} else {
+		q.demand[v]++
+		q.arrival = time.Now() // staging ahead queues in bulk: only reads say requests are still coming
+	}
+	if p := q.passes[v]; p != nil {
+		p.poke()
+	}
+}
+
+// removeLocked takes pending request i of cartridge v out of the queue.
+func (q *recallQueue) removeLocked(v string, i int) *recallReq {
+	rs := q.pending[v]
+	r := rs[i]
+	rs = append(rs[:i], rs[i+1:]...)
+	if len(rs) == 0 {
+		delete(q.pending, v)
+	} else {
+		q.pending[v] = rs
+	}
+	if r.ahead {
+		q.ahead -= r.file.Size
+	} else {
+		q.demand[v]--
+		if q.demand[v] == 0 {
+			delete(q.demand, v)
+		}
+	}
+	return r
+}
+
+// nextLocked takes the pending request of cartridge v that comes first at
+// or after tape position (file, off): the drive keeps moving forward. Only
+// when nothing is ahead does it wrap to the first one behind.
+func (q *recallQueue) nextLocked(v string, file int, off int64) *recallReq {
+	rs := q.pending[v]
+	if len(rs) == 0 {
+		return nil
+	}
+	i := sort.Search(len(rs), func(i int) bool { return !tapeBefore(rs[i].copy.TapeFile, rs[i].copy.Offset, file, off) })
+	if i == len(rs) {
+		i = 0
+	}
+	return q.removeLocked(v, i)
 }
 
 // errNoCopy: the file has no tape copy (it is not on tape yet, and not in the cache).
@@ -79,9 +229,14 @@ var errNoCopy = errors.New("no tape copy")
 // requestRecalls queues recalls of data-owning files and returns their
 // shared requests. Files already cached return no request. New requests
 // are recorded as jobs so a restart resumes them.
+//
+// A request is queued before its job is written: a pass already at work on
+// the cartridge must see it at once, in its place in tape order, not after
+// a catalog commit during which the head moves past it.
 func (e *Engine) requestRecalls(files []catalog.File) ([]*recallReq, error) {
 	q := e.recalls
-	var fresh []*recallReq
+	ws := e.workspacesOf(files)
+	var fresh, promoted []*recallReq
 	out := make([]*recallReq, 0, len(files))
 	q.mu.Lock()
 	if q.closed {
@@ -90,6 +245,11 @@ func (e *Engine) requestRecalls(files []catalog.File) ([]*recallReq, error) {
 	}
 	for _, f := range files {
 		if r := q.byID[f.ID]; r != nil {
+			if r.ahead {
+				// Staged ahead, and now asked for: a read waits on it.
+				e.promoteLocked(r)
+				promoted = append(promoted, r)
+			}
 			out = append(out, r)
 			continue
 		}
@@ -100,144 +260,404 @@ func (e *Engine) requestRecalls(files []catalog.File) ([]*recallReq, error) {
 			q.mu.Unlock()
 			return nil, fmt.Errorf("file %s of batch %d: %w and no cached object", f.Path, f.Batch, errNoCopy)
 		}
-		r := &recallReq{file: f, copy: f.Copies[0], queued: time.Now(), started: make(chan struct{}), done: make(chan struct{})}
+		r := &recallReq{file: f, copy: f.Copies[0], ws: ws[f.Batch], queued: time.Now(), started: make(chan struct{}), done: make(chan struct{}), counted: true}
 		q.byID[f.ID] = r
+		if e.cfg.FCFS {
+			q.fifo = append(q.fifo, r)
+		} else {
+			q.addLocked(r)
+		}
 		fresh = append(fresh, r)
 		out = append(out, r)
 	}
 	q.mu.Unlock()
 	if len(fresh) > 0 {
-		err := e.cat.Update(func(tx *catalog.Tx) error {
-			for _, r := range fresh {
-				if r.jobID != 0 {
-					continue
-				}
-				j, err := tx.AddJob(catalog.Job{Kind: catalog.JobRecall, Batch: r.file.Batch, File: r.file.ID, Created: e.now()})
-				if err != nil {
+		e.stats.addQueued(len(fresh))
+	}
+	if len(fresh)+len(promoted) == 0 {
+		return out, nil
+	}
+	q.signal()
+	jobs := map[*recallReq]uint64{}
+	err := e.cat.Update(func(tx *catalog.Tx) error {
+		for _, r := range append(fresh, promoted...) {
+			j, err := tx.AddJob(catalog.Job{Kind: catalog.JobRecall, Batch: r.file.Batch, File: r.file.ID, Created: e.now()})
+			if err != nil {
+				return err
+			}
+			jobs[r] = j.ID
+		}
+		return nil
+	})
+	if err != nil {
+		// Not persisted: the recall still runs now, only a restart would forget it.
+		e.log.Error().Err(err).Msg("recall jobs not recorded")
+		return out, nil
+	}
+	var finished []uint64
+	q.mu.Lock()
+	for r, id := range jobs {
+		if r.ended || r.jobID != 0 { // served meanwhile, or recorded by another call
+			finished = append(finished, id)
+		} else {
+			r.jobID = id
+		}
+	}
+	q.mu.Unlock()
+	if len(finished) > 0 {
+		_ = e.cat.Update(func(tx *catalog.Tx) error {
+			for _, id := range finished {
+				if err := tx.DeleteJob(id); err != nil {
 					return err
 				}
-				r.jobID = j.ID
 			}
 			return nil
 		})
-		if err != nil {
-			// Not persisted: the recall still runs now, only a restart would forget it.
-			e.log.Error().Err(err).Msg("recall jobs not recorded")
-		}
-		q.mu.Lock()
-		q.pending = append(q.pending, fresh...)
-		q.mu.Unlock()
-		e.stats.addQueued(len(fresh))
-		q.signal()
 	}
 	return out, nil
 }
 
-// recallLoop takes pending requests, groups them by cartridge and starts
-// one pass per cartridge (one mount, tape order). A cartridge with a pass
-// in progress gets later requests in that same pass.
+// workspacesOf returns the workspace of each batch of files (for fairness),
+// from a small map kept by the queue.
+func (e *Engine) workspacesOf(files []catalog.File) map[uint64]string {
+	q := e.recalls
+	out := map[uint64]string{}
+	var missing []uint64
+	q.mu.Lock()
+	for _, f := range files {
+		if w, ok := q.batchWS[f.Batch]; ok {
+			out[f.Batch] = w
+		} else if _, seen := out[f.Batch]; !seen {
+			out[f.Batch] = ""
+			missing = append(missing, f.Batch)
+		}
+	}
+	q.mu.Unlock()
+	if len(missing) == 0 {
+		return out
+	}
+	_ = e.cat.View(func(tx *catalog.Tx) error {
+		for _, id := range missing {
+			if b, err := tx.Batch(id); err == nil {
+				out[id] = b.Workspace
+			}
+		}
+		return nil
+	})
+	q.mu.Lock()
+	for _, id := range missing {
+		q.batchWS[id] = out[id]
+	}
+	q.mu.Unlock()
+	return out
+}
+
+// promoteLocked turns a request staged ahead into a read's request.
+func (e *Engine) promoteLocked(r *recallReq) {
+	q := e.recalls
+	r.ahead = false
+	if r.partial != nil {
+		r.partial.Promote()
+	}
+	v := r.copy.VOLSER
+	for _, p := range q.pending[v] {
+		if p == r {
+			q.demand[v]++
+			q.ahead -= r.file.Size
+			break
+		}
+	}
+	if !r.counted {
+		r.counted = true
+		e.stats.addQueued(1)
+	}
+}
+
+// recallLoop starts cartridge passes when drives are free and requests are
+// ready (see the rules at the top of this file).
 func (e *Engine) recallLoop() {
 	q := e.recalls
+	var next time.Duration
 	for {
+		var timer *time.Timer
+		var expired <-chan time.Time
+		if next > 0 {
+			timer = time.NewTimer(next)
+			expired = timer.C
+		}
 		select {
 		case <-e.ctx.Done():
-			return
 		case <-q.wake:
+		case <-expired:
 		}
-		// Collect for a moment so requests arriving together share a mount.
-		if e.cfg.RecallLinger > 0 && !e.sleep(e.cfg.RecallLinger) {
+		if timer != nil {
+			timer.Stop()
+		}
+		if e.ctx.Err() != nil {
 			return
 		}
 		if e.cfg.FCFS {
+			if e.cfg.RecallLinger > 0 && !e.sleep(e.cfg.RecallLinger) {
+				return
+			}
 			e.recallFCFS()
+			next = 0
 			continue
 		}
-		q.mu.Lock()
-		groups := map[string]bool{}
-		for _, r := range q.pending {
-			if !q.serving[r.copy.VOLSER] {
-				groups[r.copy.VOLSER] = true
-			}
-		}
-		vols := make([]string, 0, len(groups))
-		for v := range groups {
-			q.serving[v] = true
-			vols = append(vols, v)
-		}
-		q.mu.Unlock()
-		sort.Strings(vols)
-		for _, v := range vols {
-			e.spawn(func() { e.cartridgePass(v) })
-		}
+		next = e.schedule()
 	}
 }
 
-// takePending removes and returns the pending requests for a cartridge, in
-// tape order; with none left it marks the cartridge as not served.
-func (e *Engine) takePending(volser string) []*recallReq {
+// schedule starts passes for the cartridges that are ready, best first,
+// into the free drive slots, and returns when it should look again (0:
+// when woken).
+func (e *Engine) schedule() time.Duration {
+	drives := e.lib.Drives()
+	loaded := map[string]bool{}
+	for _, d := range drives {
+		if d.VOLSER != "" {
+			loaded[d.VOLSER] = true
+		}
+	}
+	now := time.Now()
+	linger := e.cfg.RecallLinger
 	q := e.recalls
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	var mine, rest []*recallReq
-	for _, r := range q.pending {
-		if r.copy.VOLSER == volser {
-			mine = append(mine, r)
-		} else {
-			rest = append(rest, r)
-		}
+	if q.closed {
+		return 0
 	}
-	q.pending = rest
-	if len(mine) == 0 {
-		delete(q.serving, volser)
+	next := e.expireTraversalsLocked(now)
+	type candidate struct {
+		volser string
+		demand int
+		n      int
+		oldest time.Time
+		wsLast time.Time // of the workspace waiting longest for a pass
+		ws     string
 	}
-	sortTapeOrder(mine)
-	return mine
-}
-
-func sortTapeOrder(rs []*recallReq) {
-	sort.Slice(rs, func(i, j int) bool {
-		a, b := rs[i].copy, rs[j].copy
-		if a.TapeFile != b.TapeFile {
-			return a.TapeFile < b.TapeFile
+	var ready []candidate
+	quiet := q.arrival.Add(linger)
+	perWS := map[string]int{} // passes per workspace
+	for _, p := range q.passes {
+		perWS[p.ws]++
+	}
+	limited := func(ws string) bool {
+		lim := e.cfg.RecallWorkspaceDrives
+		return lim > 0 && ws != "" && perWS[ws] >= lim
+	}
+	for v, rs := range q.pending {
+		if q.passes[v] != nil {
+			continue
 		}
-		return a.Offset < b.Offset
+		c := candidate{volser: v, demand: q.demand[v], n: len(rs)}
+		if c.demand == 0 && !loaded[v] {
+			continue // staged ahead only: rides along with a read's mount
+		}
+		// The pass is started for the workspace that has waited longest
+		// for one and is not at its drive limit.
+		first := true
+		for _, r := range rs {
+			if r.ahead {
+				continue
+			}
+			if c.oldest.IsZero() || r.queued.Before(c.oldest) {
+				c.oldest = r.queued
+			}
+			if limited(r.ws) {
+				continue
+			}
+			if last := q.wsLast[r.ws]; first || last.Before(c.wsLast) {
+				c.wsLast, c.ws, first = last, r.ws, false
+			}
+		}
+		if first { // only staged ahead, or every workspace at its limit
+			c.ws = rs[0].ws
+		}
+		if c.oldest.IsZero() {
+			c.oldest = rs[0].queued
+		}
+		// Even a loaded cartridge waits: requests that come together are
+		// served in one forward sweep.
+		if now.Before(quiet) {
+			if capped := c.oldest.Add(lingerCap * linger); now.Before(capped) {
+				wait := min(quiet.Sub(now), capped.Sub(now))
+				if next == 0 || wait < next {
+					next = wait
+				}
+				continue
+			}
+		}
+		ready = append(ready, c)
+	}
+	sort.Slice(ready, func(i, j int) bool {
+		a, b := ready[i], ready[j]
+		if (a.demand > 0) != (b.demand > 0) {
+			return a.demand > 0
+		}
+		if !a.wsLast.Equal(b.wsLast) {
+			return a.wsLast.Before(b.wsLast)
+		}
+		if a.demand != b.demand {
+			return a.demand > b.demand
+		}
+		if a.n != b.n {
+			return a.n > b.n
+		}
+		return a.oldest.Before(b.oldest)
 	})
+	free := len(drives) - len(q.passes)
+	q.wantMore, q.starving = false, false
+	for _, c := range ready {
+		if limited(c.ws) {
+			continue // the workspace holds its share of drives: it waits for one of its own passes
+		}
+		if free <= 0 {
+			if c.demand > 0 {
+				q.wantMore = true
+				// Reads waiting this long take the drive of a pass that
+				// only stages ahead, however much it has left.
+				if starve := c.oldest.Add(starveAfter * e.traversalBase()); now.Before(starve) {
+					if wait := starve.Sub(now); next == 0 || wait < next {
+						next = wait
+					}
+				} else {
+					q.starving = true
+				}
+			}
+			continue
+		}
+		free--
+		perWS[c.ws]++
+		p := &passState{wake: make(chan struct{}, 1), ws: c.ws}
+		q.passes[c.volser] = p
+		if c.ws != "" {
+			q.wsLast[c.ws] = now
+		}
+		e.spawn(func() { e.cartridgePass(c.volser, p) })
+	}
+	if q.wantMore {
+		for _, p := range q.passes {
+			p.poke()
+		}
+	}
+	return next
 }
 
 // cartridgePass mounts a cartridge once and serves its requests in tape
-// order, including those that arrive while it runs.
-func (e *Engine) cartridgePass(volser string) {
-	reqs := e.takePending(volser)
-	if len(reqs) == 0 {
-		return
-	}
+// order, including those that arrive while it runs or holds the drive.
+func (e *Engine) cartridgePass(volser string, p *passState) {
+	q := e.recalls
+	defer q.signal() // a drive slot is free: schedule again
 	d, err := e.lib.Acquire(e.ctx, volser)
 	if err != nil {
-		for _, r := range reqs {
-			e.recallDone(r, fmt.Errorf("mount %s: %w", volser, err))
+		q.mu.Lock()
+		var failed []*recallReq
+		for len(q.pending[volser]) > 0 {
+			failed = append(failed, q.removeLocked(volser, 0))
 		}
-		for _, r := range e.takePending(volser) {
+		delete(q.passes, volser)
+		q.mu.Unlock()
+		for _, r := range failed {
 			e.recallDone(r, fmt.Errorf("mount %s: %w", volser, err))
 		}
 		return
 	}
 	defer e.lib.Release(d)
-	staged := 0
-	for len(reqs) > 0 {
-		if e.cfg.Prefetch {
-			reqs = e.withPrefetch(reqs)
+	var staged, ahead, dropped, backward int
+	var prefetched map[[2]uint64]bool
+	for {
+		r := e.nextForPass(volser, p, d)
+		if r == nil {
+			break
 		}
-		for _, r := range reqs {
-			if e.ctx.Err() != nil {
-				r.finish(e.ctx.Err())
-				continue
+		if e.ctx.Err() != nil {
+			r.finish(e.ctx.Err())
+			continue
+		}
+		q.mu.Lock()
+		isAhead, stopped := r.ahead, r.ahead && r.trav != nil && r.trav.stopped
+		q.mu.Unlock()
+		if stopped {
+			e.recallDone(r, errAheadStopped)
+			dropped++
+			continue
+		}
+		if e.cfg.Prefetch && !isAhead {
+			if prefetched == nil {
+				prefetched = map[[2]uint64]bool{}
 			}
-			e.recallDone(r, e.stage(d, r))
-			staged++
+			if k := [2]uint64{r.file.Batch, uint64(r.copy.TapeFile)}; !prefetched[k] {
+				prefetched[k] = true
+				e.prefetch(r)
+			}
 		}
-		reqs = e.takePending(volser)
+		// The first request of a pass goes wherever it must (a cartridge
+		// left loaded by a migration has its head at the end of data); any
+		// later one behind the head is a locate backwards in this pass.
+		if n, off := d.Position(); staged+dropped > 0 && tapeBefore(r.copy.TapeFile, r.copy.Offset, n, off) {
+			backward++
+			e.log.Info().Str("volser", volser).Int("head_file", n).Int64("head_offset", off).Int("file", r.copy.TapeFile).
+				Int64("offset", r.copy.Offset).Bool("ahead", isAhead).Uint64("batch", r.file.Batch).Str("path", r.file.Path).
+				Msg("recall behind the head: locating backwards")
+		}
+		err := e.stage(d, r)
+		e.recallDone(r, err)
+		if err == nil {
+			staged++
+			if isAhead {
+				ahead++
+			}
+		}
 	}
-	e.log.Info().Str("volser", volser).Int("drive", d.Index()).Int("files", staged).Msg("recall pass done")
+	e.stats.addPass(backward)
+	e.log.Info().Str("volser", volser).Int("drive", d.Index()).Int("files", staged).Int("ahead", ahead).
+		Int("dropped", dropped).Int("backward", backward).Msg("recall pass done")
+}
+
+// nextForPass returns the next request of a pass, holding the drive for
+// RecallLinger when none is left; nil ends the pass (atomically with its
+// removal from the scheduler's view, so no request is stranded).
+func (e *Engine) nextForPass(volser string, p *passState, d tape.Drive) *recallReq {
+	q := e.recalls
+	var timer *time.Timer
+	var deadline time.Time
+	defer func() {
+		if timer != nil {
+			timer.Stop()
+		}
+	}()
+	for {
+		q.mu.Lock()
+		// A pass with only requests staged ahead gives its drive to reads
+		// that have waited long for another cartridge. Before that it
+		// finishes, even for a cartridge with more reads waiting: giving
+		// way would unload this cartridge with its requests still queued,
+		// and a read of one of them would mount it again.
+		yield := q.demand[volser] == 0 && q.starving
+		if !q.closed && !yield {
+			n, off := d.Position()
+			if r := q.nextLocked(volser, n, off); r != nil {
+				q.mu.Unlock()
+				return r
+			}
+		}
+		if q.closed || yield || q.wantMore || e.ctx.Err() != nil || !deadline.IsZero() && !time.Now().Before(deadline) {
+			delete(q.passes, volser)
+			q.mu.Unlock()
+			return nil
+		}
+		q.mu.Unlock()
+		if timer == nil {
+			deadline = time.Now().Add(e.cfg.RecallLinger)
+			timer = time.NewTimer(e.cfg.RecallLinger)
+		}
+		select {
+		case <-p.wake:
+		case <-timer.C:
+		case <-e.ctx.Done():
+		}
+	}
 }
 
 // recallFCFS serves pending requests one at a time in arrival order, each
@@ -247,12 +667,12 @@ func (e *Engine) recallFCFS() {
 	for {
 		q := e.recalls
 		q.mu.Lock()
-		if len(q.pending) == 0 {
+		if len(q.fifo) == 0 {
 			q.mu.Unlock()
 			return
 		}
-		r := q.pending[0]
-		q.pending = q.pending[1:]
+		r := q.fifo[0]
+		q.fifo = q.fifo[1:]
 		q.mu.Unlock()
 		d, err := e.lib.Acquire(e.ctx, r.copy.VOLSER)
 		if err != nil {
@@ -264,50 +684,47 @@ func (e *Engine) recallFCFS() {
 	}
 }
 
-// withPrefetch adds the other members of the same batches in the same tape
-// files that are not cached, so one pass stages them too.
-func (e *Engine) withPrefetch(reqs []*recallReq) []*recallReq {
-	type key struct {
-		batch    uint64
-		tapeFile int
+// prefetch (Config.Prefetch) queues the other members of r's batch in the
+// same tape file that are not cached, so the pass stages them too.
+func (e *Engine) prefetch(r *recallReq) {
+	var b catalog.Batch
+	if err := e.cat.View(func(tx *catalog.Tx) error {
+		var err error
+		b, err = tx.Batch(r.file.Batch)
+		return err
+	}); err != nil {
+		return
 	}
-	seen := map[key]bool{}
 	var extra []catalog.File
-	for _, r := range reqs {
-		k := key{r.file.Batch, r.copy.TapeFile}
-		if seen[k] {
-			continue
-		}
-		seen[k] = true
-		b := catalog.Batch{ID: r.file.Batch}
-		_ = e.cat.View(func(tx *catalog.Tx) error {
-			var err error
-			b, err = tx.Batch(b.ID)
-			return err
-		})
-		_ = e.eachDataFile(b, func(f catalog.File) error {
-			if len(f.Copies) > 0 && f.Copies[0].VOLSER == r.copy.VOLSER && f.Copies[0].TapeFile == r.copy.TapeFile {
-				if _, ok := e.cache.Lookup(f.ID); !ok {
-					extra = append(extra, f)
-				}
+	_ = e.eachDataFile(b, func(f catalog.File) error {
+		if len(f.Copies) > 0 && f.Copies[0].VOLSER == r.copy.VOLSER && f.Copies[0].TapeFile == r.copy.TapeFile {
+			if _, ok := e.cache.Lookup(f.ID); !ok {
+				extra = append(extra, f)
 			}
-			return nil
-		})
+		}
+		return nil
+	})
+	if len(extra) > 0 {
+		_, _ = e.requestRecalls(extra)
 	}
-	if len(extra) == 0 {
-		return reqs
-	}
-	if _, err := e.requestRecalls(extra); err != nil {
-		return reqs
-	}
-	return append(reqs, e.takePending(reqs[0].copy.VOLSER)...)
 }
 
 // stage reads one member from tape into a partial cache object, checking
 // its md5 as the bytes arrive.
 func (e *Engine) stage(d tape.Drive, r *recallReq) error {
 	f, c := r.file, r.copy
-	p, started, err := e.cache.BeginRecall(f.ID, f.Size)
+	q := e.recalls
+	q.mu.Lock()
+	ahead := r.ahead
+	q.mu.Unlock()
+	var p *cache.Partial
+	var started bool
+	var err error
+	if ahead {
+		p, started, err = e.cache.BeginStageAhead(f.ID, f.Size, e.keepFree())
+	} else {
+		p, started, err = e.cache.BeginRecall(f.ID, f.Size)
+	}
 	if err != nil {
 		return fmt.Errorf("recall %s: %w", f.Path, err)
 	}
@@ -315,12 +732,25 @@ func (e *Engine) stage(d tape.Drive, r *recallReq) error {
 	if !started {
 		return nil // already cached (or another pass fills it)
 	}
+	if ahead {
+		q.mu.Lock()
+		r.partial = p
+		if !r.ahead { // a reader joined between the two locks
+			p.Promote()
+		}
+		q.mu.Unlock()
+		defer func() {
+			q.mu.Lock()
+			r.partial = nil
+			q.mu.Unlock()
+		}()
+	}
 	if err := seek(d, c); err != nil {
 		p.Abort(err)
 		return fmt.Errorf("recall %s: locate %s file %d offset %d: %w", f.Path, c.VOLSER, c.TapeFile, c.Offset, err)
 	}
-	h := md5.New()
-	_, err = io.CopyBuffer(io.MultiWriter(p, h), io.LimitReader(d, c.Length), make([]byte, 1<<20))
+	var sum string
+	sum, err = copyHashed(p, io.LimitReader(d, c.Length))
 	if err == nil && p.Filled() != f.Size {
 		err = fmt.Errorf("tape file %d on %s ends after %d of %d bytes", c.TapeFile, c.VOLSER, p.Filled(), f.Size)
 	}
@@ -328,7 +758,7 @@ func (e *Engine) stage(d tape.Drive, r *recallReq) error {
 		p.Abort(err)
 		return fmt.Errorf("recall %s: %w", f.Path, err)
 	}
-	if sum := hex.EncodeToString(h.Sum(nil)); f.MD5 != "" && sum != f.MD5 {
+	if f.MD5 != "" && sum != f.MD5 {
 		err := fmt.Errorf("md5 mismatch for %s (batch %d) from %s file %d: tape gave %s, sealed %s; the copy is discarded", f.Path, f.Batch, c.VOLSER, c.TapeFile, sum, f.MD5)
 		p.Abort(err)
 		_ = e.update(func(tx *catalog.Tx, pl *pendingLog) error {
@@ -337,33 +767,91 @@ func (e *Engine) stage(d tape.Drive, r *recallReq) error {
 		})
 		return err
 	}
+	// Readers get the last bytes now; the fsync of Commit is the cache's
+	// business, not theirs (a crash before it only costs a second recall).
+	p.Verified()
 	if err := p.Commit(); err != nil {
 		return fmt.Errorf("recall %s: %w", f.Path, err)
 	}
-	e.stats.addRecalled(f.Size, time.Since(r.queued))
+	e.stats.addRecalled(f.Size, time.Since(r.queued), ahead)
 	return nil
 }
 
+// copyHashed copies src to dst and returns the md5 of the bytes, hashing in
+// a goroutine of its own: reading the tape and writing the cache go on while
+// the previous chunk is hashed, so a recall runs at the slower of the two,
+// not at their sum.
+func copyHashed(dst io.Writer, src io.Reader) (string, error) {
+	const chunk, depth = 1 << 20, 4
+	free := make(chan []byte, depth)
+	for range depth {
+		free <- make([]byte, chunk)
+	}
+	full := make(chan []byte, depth)
+	sum := make(chan string, 1)
+	go func() {
+		h := md5.New()
+		for b := range full {
+			h.Write(b)
+			free <- b[:cap(b)]
+		}
+		sum <- hex.EncodeToString(h.Sum(nil))
+	}()
+	var err error
+	for {
+		b := <-free
+		n, rerr := io.ReadFull(src, b)
+		if n > 0 {
+			if _, werr := dst.Write(b[:n]); werr != nil {
+				err = werr
+				break
+			}
+			full <- b[:n]
+		}
+		if rerr == io.EOF || rerr == io.ErrUnexpectedEOF {
+			break
+		}
+		if rerr != nil {
+			err = rerr
+			break
+		}
+	}
+	close(full)
+	return <-sum, err
+}
+
+// keepFree is the cache space staging ahead leaves for reads.
+func (e *Engine) keepFree() int64 { return e.cache.Stats().Limit / keepFreeShare }
+
 // recallDone ends a request: its job is dropped (a failed recall is not
 // retried by itself; the next read asks again) and waiters are woken.
+// Requests staged ahead that fail or are dropped are nobody's concern:
+// they leave no event.
 func (e *Engine) recallDone(r *recallReq, err error) {
-	if err != nil && e.ctx.Err() == nil {
+	q := e.recalls
+	q.mu.Lock()
+	ahead, counted, jobID := r.ahead, r.counted, r.jobID
+	r.ended = true
+	if q.byID[r.file.ID] == r {
+		delete(q.byID, r.file.ID)
+	}
+	q.mu.Unlock()
+	if err != nil && e.ctx.Err() == nil && !ahead {
 		_ = e.update(func(tx *catalog.Tx, pl *pendingLog) error {
 			b, _ := tx.Batch(r.file.Batch)
 			return pl.record(tx, catalog.Event{Time: e.now(), Workspace: b.Workspace, Batch: r.file.Batch, VOLSER: r.copy.VOLSER, Kind: EvRecallError,
 				Message: mediumMessage(r.file.Path, err)})
 		})
 	}
-	if (e.ctx.Err() == nil || err == nil) && r.jobID != 0 {
-		_ = e.cat.Update(func(tx *catalog.Tx) error { return tx.DeleteJob(r.jobID) })
+	if err != nil && ahead && !errors.Is(err, errAheadStopped) {
+		e.log.Debug().Err(err).Uint64("batch", r.file.Batch).Str("volser", r.copy.VOLSER).Msg("staging ahead skipped a file")
 	}
-	q := e.recalls
-	q.mu.Lock()
-	if q.byID[r.file.ID] == r {
-		delete(q.byID, r.file.ID)
+	if (e.ctx.Err() == nil || err == nil) && jobID != 0 {
+		_ = e.cat.Update(func(tx *catalog.Tx) error { return tx.DeleteJob(jobID) })
 	}
-	q.mu.Unlock()
-	e.stats.addDone()
+	if counted {
+		e.stats.addDone()
+	}
 	r.finish(err)
 }
 

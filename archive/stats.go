@@ -19,6 +19,10 @@ type engineStats struct {
 	recallDone    int64
 	recalledBytes int64
 	recalledFiles int64
+	aheadFiles    int64
+	aheadBytes    int64
+	passes        int64
+	backward      int64
 	latency       Histogram
 }
 
@@ -47,13 +51,20 @@ func (h *Histogram) observe(v float64) {
 
 // Stats is a snapshot of the engine's counters.
 type Stats struct {
-	MigratedBytes  int64 // bytes written to tape since start
-	MigratedFiles  int64 // aggregates' members written since start
-	RecallQueue    int64 // recall requests not finished
-	RecalledFiles  int64
-	RecalledBytes  int64
-	RecallLatency  Histogram // request to staged, seconds
-	EntriesPending int       // entries of put/ waiting to settle
+	MigratedBytes int64 // bytes written to tape since start
+	MigratedFiles int64 // aggregates' members written since start
+	RecallQueue   int64 // recall requests not finished
+	RecalledFiles int64
+	RecalledBytes int64
+	RecallLatency Histogram // request to staged, seconds (reads and Recall calls)
+	// Staged ahead of traversals (counted in RecalledFiles/Bytes too).
+	StagedAheadFiles int64
+	StagedAheadBytes int64
+	RecallPasses     int64 // cartridge passes (each at most one mount)
+	// BackwardLocates counts requests of a pass that lay behind the head:
+	// the elevator had to wrap, because they arrived after it passed.
+	BackwardLocates int64
+	EntriesPending  int // entries of put/ waiting to settle
 }
 
 func (s *engineStats) addMigrated(bytes int64, files int) {
@@ -75,11 +86,23 @@ func (s *engineStats) addDone() {
 	s.mu.Unlock()
 }
 
-func (s *engineStats) addRecalled(n int64, latency time.Duration) {
+func (s *engineStats) addRecalled(n int64, latency time.Duration, ahead bool) {
 	s.mu.Lock()
 	s.recalledBytes += n
 	s.recalledFiles++
-	s.latency.observe(latency.Seconds())
+	if ahead {
+		s.aheadFiles++
+		s.aheadBytes += n
+	} else {
+		s.latency.observe(latency.Seconds())
+	}
+	s.mu.Unlock()
+}
+
+func (s *engineStats) addPass(backward int) {
+	s.mu.Lock()
+	s.passes++
+	s.backward += int64(backward)
 	s.mu.Unlock()
 }
 
@@ -99,6 +122,11 @@ func (e *Engine) Stats() Stats {
 		RecalledFiles: s.recalledFiles,
 		RecalledBytes: s.recalledBytes,
 		RecallLatency: h,
+
+		StagedAheadFiles: s.aheadFiles,
+		StagedAheadBytes: s.aheadBytes,
+		RecallPasses:     s.passes,
+		BackwardLocates:  s.backward,
 	}
 	s.mu.Unlock()
 	e.mu.Lock()

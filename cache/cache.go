@@ -52,6 +52,7 @@ type Cache struct {
 	lru          *list.List // of *object, most recently used at the front
 	used         int64      // sizes of complete and partial objects
 	unsynced     int64      // sizes of complete objects not yet on tape
+	unread       int64      // sizes of objects staged ahead, not opened since
 	evictions    int64
 	evictedBytes int64
 	trashSeq     uint64
@@ -68,6 +69,7 @@ type object struct {
 	pinned  bool
 	open    int
 	partial *Partial // non-nil while a recall fills it
+	unread  bool     // staged ahead and not opened since: staging ahead does not evict it
 	elem    *list.Element
 }
 
@@ -240,6 +242,8 @@ func (o *object) info() ObjectInfo {
 		Pinned:  o.pinned,
 		Open:    o.open,
 		Partial: o.partial != nil,
+
+		Verified: o.partial != nil && o.partial.verified,
 	}
 }
 
@@ -253,6 +257,7 @@ func (c *Cache) Stats() Stats {
 		Limit:        c.limit,
 		Objects:      len(c.index),
 		Unsynced:     c.unsynced,
+		Unread:       c.unread,
 		Evictions:    c.evictions,
 		EvictedBytes: c.evictedBytes,
 	}
@@ -306,12 +311,18 @@ func (c *Cache) accountLocked(o *object) {
 	if !o.synced && o.partial == nil {
 		c.unsynced += o.size
 	}
+	if o.unread {
+		c.unread += o.size
+	}
 }
 
 func (c *Cache) unaccountLocked(o *object) {
 	c.used -= o.size
 	if !o.synced && o.partial == nil {
 		c.unsynced -= o.size
+	}
+	if o.unread {
+		c.unread -= o.size
 	}
 }
 

@@ -47,6 +47,11 @@ func (c *Cache) Open(id uint64) (*Handle, error) {
 		return nil, fmt.Errorf("open object %d: %w", id, err)
 	}
 	o.open++
+	if o.unread {
+		c.unaccountLocked(o)
+		o.unread = false
+		c.accountLocked(o)
+	}
 	c.touchLocked(o)
 	return &Handle{c: c, o: o, f: f}, nil
 }

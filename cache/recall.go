@@ -25,6 +25,8 @@ type Partial struct {
 	err      error         // why it was aborted
 	progress chan struct{} // closed and replaced when filled or done changes
 	waiters  int           // WaitRange calls blocked on progress, for tests
+	ahead    bool          // staged ahead and not yet promoted: preemptible
+	verified bool          // every byte written and checked: the end may be read before Commit
 }
 
 // BeginRecall prepares to recall object id of size bytes. If the object is
@@ -33,6 +35,63 @@ type Partial struct {
 // (ErrNoSpace if it cannot), creates the partial object and returns it with
 // started true; the caller must end it with Commit or Abort.
 func (c *Cache) BeginRecall(id uint64, size int64) (*Partial, bool, error) {
+	return c.beginRecall(id, size, false, 0)
+}
+
+// ErrPreempted is the abort reason of a recall staged ahead whose space a
+// read needed. It wraps ErrNotCached: a reader that had joined it asks again.
+var ErrPreempted = fmt.Errorf("%w: staged ahead, its space was taken back for a read", ErrNotCached)
+
+// BeginStageAhead is BeginRecall for bytes nobody is waiting for yet (the
+// archive stages the rest of a traversal ahead of its reader). It keeps
+// keepFree bytes free, and evicts only objects that someone has opened
+// since they were staged (never one staged ahead and still unread, never
+// one in use); it returns ErrNoSpace when that is not enough. Until Promote, the partial object yields its
+// space to a BeginRecall that cannot find room otherwise (it is aborted
+// with ErrPreempted), so staging ahead never makes a read fail.
+func (c *Cache) BeginStageAhead(id uint64, size, keepFree int64) (*Partial, bool, error) {
+	return c.beginRecall(id, size, true, keepFree)
+}
+
+// evictReadLocked is the eviction staging ahead may do: least recently used
+// objects that are evictable and not themselves staged ahead and still
+// unread, until Used ≤ target. It returns the trash.
+func (c *Cache) evictReadLocked(target int64) []string {
+	var trash []string
+	for e := c.lru.Back(); e != nil && c.used > target; {
+		o := e.Value.(*object)
+		e = e.Prev()
+		if o.busy() != "" || o.unread {
+			continue
+		}
+		if t, err := c.evictLocked(o); err == nil {
+			trash = appendTrash(trash, t)
+		}
+	}
+	return trash
+}
+
+// Promote makes a partial object staged ahead an ordinary recall: a reader
+// now waits for it, so it is no longer preempted.
+func (p *Partial) Promote() {
+	p.c.mu.Lock()
+	p.ahead = false
+	p.c.mu.Unlock()
+}
+
+// preemptAheadLocked aborts every recall staged ahead, giving their space
+// back, and returns their trash.
+func (c *Cache) preemptAheadLocked() []string {
+	var trash []string
+	for _, o := range c.index {
+		if p := o.partial; p != nil && p.ahead && !p.done {
+			trash = appendTrash(trash, c.abortLocked(p, ErrPreempted))
+		}
+	}
+	return trash
+}
+
+func (c *Cache) beginRecall(id uint64, size int64, ahead bool, keepFree int64) (*Partial, bool, error) {
 	if size < 0 {
 		return nil, false, fmt.Errorf("recall object %d: negative size %d", id, size)
 	}
@@ -48,7 +107,25 @@ func (c *Cache) BeginRecall(id uint64, size int64) (*Partial, bool, error) {
 		c.mu.Unlock()
 		return nil, false, nil
 	}
-	trash, err := c.reserveLocked(size)
+	var trash []string
+	var err error
+	if ahead {
+		trash = c.evictReadLocked(c.limit - keepFree - size)
+		if free := c.limit - c.used - keepFree; size > free {
+			err = fmt.Errorf("%w: staging ahead takes only free space and objects already read (%s free beyond %s kept for reads, %s needed)",
+				ErrNoSpace, formatBytes(max(free, 0)), formatBytes(keepFree), formatBytes(size))
+		}
+	} else {
+		trash, err = c.reserveLocked(size)
+		if errors.Is(err, ErrNoSpace) {
+			// Bytes staged ahead are a guess; a read is not.
+			if pre := c.preemptAheadLocked(); len(pre) > 0 {
+				var more []string
+				more, err = c.reserveLocked(size)
+				trash = append(append(trash, pre...), more...)
+			}
+		}
+	}
 	if err != nil {
 		c.mu.Unlock()
 		_ = removeTrash(trash)
@@ -61,7 +138,7 @@ func (c *Cache) BeginRecall(id uint64, size int64) (*Partial, bool, error) {
 		_ = removeTrash(trash)
 		return nil, false, fmt.Errorf("recall object %d: %w", id, err)
 	}
-	p := &Partial{c: c, size: size, f: f, progress: make(chan struct{})}
+	p := &Partial{c: c, size: size, f: f, progress: make(chan struct{}), ahead: ahead}
 	// Synced from the start: its bytes come from tape.
 	p.o = &object{id: id, size: size, synced: true, partial: p}
 	c.insertLocked(p.o)
@@ -98,6 +175,22 @@ func (p *Partial) Write(b []byte) (int, error) {
 		return n, fmt.Errorf("recall object %d: %w", p.o.id, err)
 	}
 	return n, nil
+}
+
+// Verified says that every byte is written and checked (the archive has
+// compared the md5): readers may have the last bytes now, without waiting
+// for Commit's fsync. The object stays partial until Commit, so a crash
+// before it leaves nothing that a restart would serve (partial objects are
+// deleted at Open); a recalled object's bytes are on tape, so losing them is
+// only a second recall.
+func (p *Partial) Verified() {
+	c := p.c
+	c.mu.Lock()
+	if !p.done && p.filled == p.size {
+		p.verified = true
+		p.wakeLocked()
+	}
+	c.mu.Unlock()
 }
 
 // Filled is how many bytes have been written so far.
@@ -154,6 +247,7 @@ func (p *Partial) Commit() error {
 	o := p.o
 	c.unaccountLocked(o)
 	o.partial, o.synced = nil, true
+	o.unread = p.ahead // nobody has opened it yet: staging ahead leaves it be
 	c.accountLocked(o)
 	c.touchLocked(o)
 	p.done = true
@@ -221,7 +315,7 @@ func (p *Partial) doneErrLocked() error {
 // complete nor being recalled.
 //
 // A range that reaches the end of the object is ready only when the
-// recall is committed, never merely filled.
+// recall is verified or committed, never merely filled.
 func (c *Cache) WaitRange(ctx context.Context, id uint64, off, n int64) error {
 	c.mu.Lock()
 	o := c.index[id]
@@ -246,10 +340,10 @@ func (c *Cache) WaitRange(ctx context.Context, id uint64, off, n int64) error {
 			c.mu.Unlock()
 			return err
 		}
-		// The last bytes are given out only once the recall is committed:
-		// the archive verifies the md5 before committing, so a reader that
-		// reads to the end gets either checked bytes or the error.
-		if p.filled >= end && (end < p.size || p.done) {
+		// The last bytes are given out only once the recall is verified
+		// (or committed): the archive checks the md5 first, so a reader
+		// that reads to the end gets either checked bytes or the error.
+		if p.filled >= end && (end < p.size || p.done || p.verified) {
 			c.mu.Unlock()
 			return nil
 		}

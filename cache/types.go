@@ -19,12 +19,13 @@ type Config struct {
 
 // ObjectInfo describes one object of the cache.
 type ObjectInfo struct {
-	ID      uint64
-	Size    int64
-	Synced  bool
-	Pinned  bool
-	Open    int // open handles
-	Partial bool
+	ID       uint64
+	Size     int64
+	Synced   bool
+	Pinned   bool
+	Open     int // open handles
+	Partial  bool
+	Verified bool // partial, but every byte is written and checked: readable to the end (committed soon)
 }
 
 // Stats is the cache's accounting.
@@ -32,6 +33,7 @@ type Stats struct {
 	Used, Limit  int64
 	Objects      int
 	Unsynced     int64 // bytes that must not be evicted
+	Unread       int64 // bytes staged ahead and not opened since
 	Evictions    int64
 	EvictedBytes int64
 }

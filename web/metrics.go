@@ -43,6 +43,9 @@ var (
 	mRecallLatency = desc("recall_latency_seconds", "Time from a recall request to its file staged in the cache.")
 	mRecalledBytes = desc("recalled_bytes_total", "Bytes recalled from tape into the cache.")
 	mRecalledFiles = desc("recalled_files_total", "Files recalled from tape into the cache.")
+	mStagedAhead   = desc("recall_staged_ahead_files_total", "Files staged ahead of a traversal (cp -r, xargs -P cat) before they were read.")
+	mRecallPasses  = desc("recall_passes_total", "Cartridge passes of the recall scheduler (each at most one mount).")
+	mBackward      = desc("recall_backward_locates_total", "Recalls that lay behind the head within a cartridge pass.")
 	mMigratedBytes = desc("migrated_bytes_total", "Bytes migrated to tape.")
 	mMigratedFiles = desc("migrated_files_total", "Files migrated to tape.")
 
@@ -74,7 +77,7 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{
 		mBatches, mBatchBytes, mWSUsed, mWSQuota, mEvents, mEntriesPending,
 		mCacheUsed, mCacheLimit, mCacheUnsynced, mCacheObjects, mCacheEvictions, mCacheEvicted,
-		mRecallQueue, mRecallLatency, mRecalledBytes, mRecalledFiles, mMigratedBytes, mMigratedFiles,
+		mRecallQueue, mRecallLatency, mRecalledBytes, mRecalledFiles, mStagedAhead, mRecallPasses, mBackward, mMigratedBytes, mMigratedFiles,
 		mDriveBusy, mDriveState, mDriveBusySecs, mDriveBytes,
 		mMounts, mUnmounts, mLocates, mFilemarks, mReadBytes, mWriteBytes, mSimSeconds,
 		mCartridges, mLibCapacity, mLibUsed, mFUSEOps,
@@ -138,6 +141,9 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstHistogram(mRecallLatency, h.Count, h.Sum, buckets)
 	ch <- counter(mRecalledBytes, float64(st.RecalledBytes))
 	ch <- counter(mRecalledFiles, float64(st.RecalledFiles))
+	ch <- counter(mStagedAhead, float64(st.StagedAheadFiles))
+	ch <- counter(mRecallPasses, float64(st.RecallPasses))
+	ch <- counter(mBackward, float64(st.BackwardLocates))
 	ch <- counter(mMigratedBytes, float64(st.MigratedBytes))
 	ch <- counter(mMigratedFiles, float64(st.MigratedFiles))
 

@@ -19,30 +19,31 @@ import (
 // lowest to highest: the defaults, /etc/tapefs.conf, ~/.tapefs.conf (or
 // --config FILE instead), the environment (TAPEFS_HOME), the flags.
 type daemonConfig struct {
-	home          string
-	catalog       string // "" (bbolt in home) or a postgres:// URL
-	http          string
-	settle        time.Duration
-	cacheSize     int64
-	timeScale     float64
-	allowOther    bool
-	logLevel      zerolog.Level
-	drives        int
-	cartridges    int
-	cartridgeSize int64
-	flushAge      time.Duration
-	recallLinger  time.Duration
-	debugFUSE     bool
-	httpToken     string
-	tapeSpeed     int64
-	maxFileSize   int64
-	retention     time.Duration
-	removeGrace   time.Duration
-	prefetch      bool
-	scrubRate     int64 // bytes/s; 0: no scrub
-	scrubInterval time.Duration
-	snapshotEvery time.Duration // 0: no catalog snapshots
-	snapshotDir   string        // "": HOME/snapshots
+	home           string
+	catalog        string // "" (bbolt in home) or a postgres:// URL
+	http           string
+	settle         time.Duration
+	cacheSize      int64
+	timeScale      float64
+	allowOther     bool
+	logLevel       zerolog.Level
+	drives         int
+	cartridges     int
+	cartridgeSize  int64
+	flushAge       time.Duration
+	recallLinger   time.Duration
+	debugFUSE      bool
+	httpToken      string
+	tapeSpeed      int64
+	maxFileSize    int64
+	retention      time.Duration
+	removeGrace    time.Duration
+	prefetch       bool
+	scrubRate      int64 // bytes/s; 0: no scrub
+	scrubInterval  time.Duration
+	snapshotEvery  time.Duration // 0: no catalog snapshots
+	snapshotDir    string        // "": HOME/snapshots
+	recallWSDrives int
 }
 
 // defaultHome: see config.DefaultHome (root: /var/lib/tapefs; others:
@@ -131,6 +132,11 @@ func (c *daemonConfig) set(key, value string) error {
 		c.snapshotEvery, err = parseDuration(value)
 	case "snapshot-dir":
 		c.snapshotDir = value
+	case "recall-workspace-drives":
+		c.recallWSDrives, err = strconv.Atoi(value)
+		if err == nil && c.recallWSDrives < 0 {
+			err = errors.New("must be a number ≥ 0 (0: no limit)")
+		}
 	default:
 		return fmt.Errorf("unknown setting %q", key)
 	}

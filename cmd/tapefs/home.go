@@ -96,21 +96,22 @@ func openHome(c *daemonConfig, log zerolog.Logger) (h *archiveHome, err error) {
 		return h, fmt.Errorf("open cache: %w", err)
 	}
 	h.engine, err = archive.New(archive.Config{
-		Catalog:       h.catalog,
-		Cache:         h.cache,
-		Library:       h.library,
-		Log:           log,
-		Settle:        c.settle,
-		FlushAge:      c.flushAge,
-		RecallLinger:  c.recallLinger,
-		MaxFileSize:   c.maxFileSize,
-		Retention:     c.retention,
-		RemoveGrace:   c.removeGrace,
-		Prefetch:      c.prefetch,
-		ScrubRate:     scrubRate(c.scrubRate),
-		ScrubInterval: c.scrubInterval,
-		SnapshotEvery: c.snapshotEvery,
-		SnapshotDir:   snapshotDir(c),
+		Catalog:               h.catalog,
+		Cache:                 h.cache,
+		Library:               h.library,
+		Log:                   log,
+		Settle:                c.settle,
+		FlushAge:              c.flushAge,
+		RecallLinger:          c.recallLinger,
+		MaxFileSize:           c.maxFileSize,
+		Retention:             c.retention,
+		RemoveGrace:           c.removeGrace,
+		Prefetch:              c.prefetch,
+		ScrubRate:             scrubRate(c.scrubRate),
+		ScrubInterval:         c.scrubInterval,
+		SnapshotEvery:         c.snapshotEvery,
+		SnapshotDir:           snapshotDir(c),
+		RecallWorkspaceDrives: c.recallWSDrives,
 	})
 	if err != nil {
 		return h, err

@@ -1,0 +1,294 @@
+#!/usr/bin/env bash
+# bench_recall.sh - recall through the mount in tape order (issue 10), run by
+# `make bench` after `make build`. The real binary, a real mount, real tools
+# (cp -r, xargs -P cat, background cat), --time-scale 0 and the library's own
+# counters (/metrics). Each workload is measured against its lower bound from
+# the timing model (tape.LTO9, the virtual library's default):
+#
+#   lower bound = C × (robot move + load)                  one mount per cartridge
+#               + max(0, C − drives) × (unload + robot move) drives start empty
+#               + bytes needed / stream rate               forward only, no locate
+#
+# where C is the number of cartridges holding the files read (from
+# user.tapefs.tapes). The ratio is the library's simulated tape seconds over
+# that bound. Simulated seconds and mount/locate counts do not depend on the
+# machine's load; wall-clock times are printed too but are noisy.
+#
+#   1. cp -r of an offline batch of 2,000 files on ≥ 3 cartridges (target ≤ 1.2)
+#   2. 200 random files of an offline batch of 1,000 on 9 cartridges,
+#      xargs -P16 cat (target ≤ 1.5)
+#   3. 64 independent readers, each cat of one random offline file of 5
+#      batches on 12 cartridges, started within 10 s (target ≤ 1.5)
+#   4. 10,000 random opens over 20 cartridges, xargs -P64 cat
+#      (target: mounts ≤ 2 × cartridges)
+#   5. one offline 1 GiB file, cat through the mount, against cp of its tape
+#      file to the same disk (wall-clock; run with TAPEFS_BENCH_ONLY=5, not
+#      by default)
+#
+# Settings: TAPEFS_BENCH_REPEAT (rounds, default 3; the table gives the
+# median and the range), TAPEFS_BENCH_DIR (default /var/tmp), TAPEFS_BIN,
+# TAPEFS_BENCH_OUT=FILE (also write the table there), TAPEFS_BENCH_ONLY="1 3"
+# (run only those workloads), TAPEFS_BENCH_FLAGS (extra daemon flags).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+BIN=${TAPEFS_BIN:-$ROOT/bin/tapefs}
+BASE=${TAPEFS_BENCH_DIR:-/var/tmp}
+REPEAT=${TAPEFS_BENCH_REPEAT:-3}
+ONLY=${TAPEFS_BENCH_ONLY:-1 2 3 4}
+EXTRA=${TAPEFS_BENCH_FLAGS:-}
+
+# The timing model (tape.LTO9) and the library's drives.
+ROBOT=10 LOAD=16 UNLOAD=20 RATE=400000000 DRIVES=2
+
+log() { printf 'bench-recall: %s\n' "$*" >&2; }
+die() {
+	log "FAIL: $*"
+	exit 1
+}
+for tool in cp xargs cat shuf getfattr setfattr awk curl; do
+	command -v "$tool" >/dev/null || die "missing tool: $tool"
+done
+[[ -x $BIN ]] || die "$BIN is missing: run make build first"
+
+W=$(mktemp -d "$BASE/tapefs-bench-recall.XXXXXX")
+TPID= MNT= HOMEDIR=
+cleanup() {
+	set +e
+	stop_daemon
+	[[ ${TAPEFS_BENCH_KEEP:-0} == 1 ]] && log "kept $W" || rm -rf "$W"
+}
+trap cleanup EXIT
+
+# start HOME MNT CARTRIDGE_SIZE CARTRIDGES: starts the daemon and waits for
+# its mount; sets URL (status page).
+STARTS=0
+start() {
+	HOMEDIR=$1 MNT=$2
+	STARTS=$((STARTS + 1))
+	local err=$W/tapefs.$STARTS.err i
+	mkdir -p "$MNT"
+	# shellcheck disable=SC2086
+	"$BIN" mount --home "$HOMEDIR" --http 127.0.0.1:0 --time-scale 0 --settle 1s --flush-age 1s \
+		--cartridge-size "$3" --cartridges "$4" $EXTRA "$MNT" 2>"$err" &
+	TPID=$!
+	for ((i = 0; i < 600; i++)); do
+		grep -qs "tapefs: mounted at $MNT\$" "$err" && break
+		kill -0 "$TPID" 2>/dev/null || die "tapefs exited: $(tail -5 "$err")"
+		sleep 0.1
+	done
+	URL=$(grep '"status page listening"' "$HOMEDIR/tapefs.log" | grep -o '"http":"[^"]*"' | tail -1 | cut -d'"' -f4)
+	URL=${URL%/}
+	[[ -n $URL ]] || die "no status page address in $HOMEDIR/tapefs.log"
+}
+stop_daemon() {
+	if [[ -n $TPID ]]; then
+		kill -TERM "$TPID" 2>/dev/null && wait "$TPID" 2>/dev/null
+		TPID=
+	fi
+}
+
+# metric NAME: the value of an unlabelled metric.
+metric() { curl -fsS "$URL/metrics" | awk -v n="$1" '$1 == n { print $2 }'; }
+
+# put_batch SRC: copies SRC into put/, seals it, waits until it is on tape
+# and prints the batch ID.
+put_batch() {
+	local src=$1 name before id st i
+	name=$(basename "$src")
+	before=$(ls "$MNT/default")
+	cp -r "$src" "$MNT/default/put/$name"
+	setfattr -n user.tapefs.seal "$MNT/default/put/$name"
+	for ((i = 0; i < 3000; i++)); do
+		id=$(comm -13 <(echo "$before" | sort) <(ls "$MNT/default" | sort) | grep -v '^put$' | head -1 || true)
+		if [[ -n $id ]]; then
+			st=$(getfattr --only-values -n user.tapefs.state "$MNT/default/$id" 2>/dev/null || true)
+			[[ $st == CACHED_SYNCED ]] && break
+			[[ $st == FAILED ]] && die "batch $id FAILED"
+		fi
+		sleep 0.2
+	done
+	[[ $st == CACHED_SYNCED ]] || die "batch of $src not on tape after 10 minutes"
+	echo "$id"
+}
+
+# make_tree DIR FILES SIZE: FILES files of SIZE bytes in subdirectories of
+# 100, pseudo-random (each distinct).
+make_tree() {
+	local dir=$1 n=$2 size=$3 i k
+	for ((i = 0; i * 100 < n; i++)); do
+		k=$((n - i * 100 < 100 ? n - i * 100 : 100))
+		mkdir -p "$dir/d$i"
+		head -c $((k * size)) /dev/urandom | (cd "$dir/d$i" && split -b "$size" -a 3 -d - f)
+	done
+}
+
+# evict_all: drops every cached object (the daemon stopped; at start it
+# notices that they are gone, and the files are offline) and restarts the
+# daemon, so that drives start empty.
+evict_all() {
+	stop_daemon
+	rm -rf "$HOMEDIR/cache/objects"
+	start "$HOMEDIR" "$MNT" "$CART_SIZE" "$CARTS"
+}
+
+# bound FILELIST: sets BOUND, the lower bound (simulated seconds) for reading
+# the files listed (paths in the mount), and BOUND_CARTS.
+bound() {
+	local carts bytes
+	carts=$(xargs -d '\n' getfattr --absolute-names -n user.tapefs.tapes <"$1" 2>/dev/null | sed -n 's/^user.tapefs.tapes="\(.*\)"$/\1/p' |
+		tr ', ' '\n\n' | grep -v '^$' | sort -u | wc -l || true)
+	# shellcheck disable=SC2016
+	bytes=$(xargs -d '\n' stat -c %s <"$1" | awk '{ s += $1 } END { print s + 0 }')
+	BOUND_CARTS=$carts
+	BOUND=$(awk -v c="$carts" -v b="$bytes" -v m=$((ROBOT + LOAD)) -v u=$((UNLOAD + ROBOT)) -v d=$DRIVES -v r=$RATE \
+		'BEGIN { x = c - d; if (x < 0) x = 0; printf "%.1f", c * m + x * u + b / r }')
+}
+
+RESULTS=()
+# measure NAME FILELIST CMD...: one round.
+measure() {
+	local name=$1 list=$2 m0 s0 l0 t0 t1 m1 s1 l1 lb
+	shift 2
+	evict_all
+	bound "$list"
+	lb=$BOUND
+	m0=$(metric tapefs_tape_mounts_total) s0=$(metric tapefs_tape_simulated_seconds_total) l0=$(metric tapefs_tape_locates_total)
+	b0=$(metric tapefs_recall_backward_locates_total)
+	b0=${b0:-0}
+	t0=$(date +%s.%N)
+	"$@"
+	t1=$(date +%s.%N)
+	m1=$(metric tapefs_tape_mounts_total) s1=$(metric tapefs_tape_simulated_seconds_total) l1=$(metric tapefs_tape_locates_total)
+	b1=$(metric tapefs_recall_backward_locates_total)
+	b1=${b1:-0}
+	local row
+	row=$(awk -v n="$name" -v c="$BOUND_CARTS" -v m=$((m1 - m0)) -v l=$((l1 - l0)) -v bw=$((b1 - b0)) -v s0="$s0" -v s1="$s1" -v lb="$lb" -v t0="$t0" -v t1="$t1" \
+		'BEGIN { s = s1 - s0; printf "%s|%d|%d|%d|%d|%.1f|%.1f|%.2f|%.1f", n, c, m, l, bw, s, lb, s / lb, t1 - t0 }')
+	log "$row"
+	RESULTS+=("$row")
+}
+
+# Workload 1: cp -r of a 2,000-file batch of 64 KiB (125 MiB) on cartridges
+# of 40 MB: 4 cartridges, one aggregate (tape file) on each.
+w1() {
+	CART_SIZE=40M CARTS=8
+	start "$W/h1" "$W/m1" "$CART_SIZE" "$CARTS"
+	make_tree "$W/src1/run" 2000 65536
+	local id
+	id=$(put_batch "$W/src1/run")
+	find "$MNT/default/$id" -type f >"$W/list1"
+	for ((r = 1; r <= REPEAT; r++)); do
+		rm -rf "$W/restore1"
+		measure "cp -r, 2,000 files" "$W/list1" cp -r "$MNT/default/$id" "$W/restore1"
+	done
+	diff -r "$W/src1/run" "$W/restore1/run" >/dev/null || die "cp -r restored different bytes"
+	stop_daemon
+}
+
+# Workload 2: 200 random of 1,000 files of 64 KiB on cartridges of 7 MB (9+).
+w2() {
+	CART_SIZE=7M CARTS=14
+	start "$W/h2" "$W/m2" "$CART_SIZE" "$CARTS"
+	make_tree "$W/src2/run" 1000 65536
+	local id
+	id=$(put_batch "$W/src2/run")
+	for ((r = 1; r <= REPEAT; r++)); do
+		find "$MNT/default/$id" -type f | shuf -n 200 --random-source=<(yes $r) >"$W/list2"
+		measure "200 of 1,000, xargs -P16 cat" "$W/list2" sh -c "xargs -d '\n' -P16 -n1 cat <'$W/list2' >/dev/null"
+	done
+	stop_daemon
+}
+
+# Workload 3: 5 batches of 200 files of 64 KiB on cartridges of 5 MB (13),
+# 64 readers each cat one random file, started at random within 10 s.
+w3() {
+	CART_SIZE=5M CARTS=16
+	start "$W/h3" "$W/m3" "$CART_SIZE" "$CARTS"
+	local b ids=()
+	for b in 1 2 3 4 5; do
+		make_tree "$W/src3/b$b" 200 65536
+		ids+=("$(put_batch "$W/src3/b$b")")
+	done
+	readers() {
+		local f pids=()
+		while read -r f; do
+			(sleep "$(awk -v s=$RANDOM 'BEGIN { srand(s); printf "%.3f", rand() * 10 }')" && cat "$f" >/dev/null) &
+			pids+=($!)
+		done <"$W/list3"
+		wait "${pids[@]}"
+	}
+	for ((r = 1; r <= REPEAT; r++)); do
+		for id in "${ids[@]}"; do find "$MNT/default/$id" -type f; done | shuf -n 64 --random-source=<(yes $r) >"$W/list3"
+		measure "64 readers, 5 batches" "$W/list3" readers
+	done
+	stop_daemon
+}
+
+# Workload 4: 10 batches of 1,000 files of 16 KiB on cartridges of 8 MB
+# (20+), every file opened once in random order by xargs -P64 cat.
+w4() {
+	CART_SIZE=8M CARTS=26
+	start "$W/h4" "$W/m4" "$CART_SIZE" "$CARTS"
+	local b ids=()
+	for b in 0 1 2 3 4 5 6 7 8 9; do
+		make_tree "$W/src4/b$b" 1000 16384
+		ids+=("$(put_batch "$W/src4/b$b")")
+	done
+	for ((r = 1; r <= REPEAT; r++)); do
+		for id in "${ids[@]}"; do find "$MNT/default/$id" -type f; done | shuf --random-source=<(yes $r) >"$W/list4"
+		measure "10,000 opens, xargs -P64 cat" "$W/list4" sh -c "xargs -d '\n' -P64 -n1 cat <'$W/list4' >/dev/null"
+	done
+	stop_daemon
+}
+
+# Workload 5: one offline file of TAPEFS_BENCH_BIG (default 1G), cat through
+# the mount, against cp of its tape file (the member and its headers) from
+# the cartridge to the cache's disk, synced. Wall-clock, so noisy; the recall
+# includes the 2 s linger unless TAPEFS_BENCH_FLAGS sets another.
+w5() {
+	CART_SIZE=0 CARTS=2
+	start "$W/h5" "$W/m5" "$CART_SIZE" "$CARTS"
+	mkdir -p "$W/src5/big"
+	head -c "$(numfmt --from=iec "${TAPEFS_BENCH_BIG:-1G}")" /dev/urandom >"$W/src5/big/file"
+	local id tf r t0 t1 t2 t3
+	id=$(put_batch "$W/src5/big")
+	tf=$(ls -S "$HOMEDIR"/library/*/0*.tar | head -1)
+	for ((r = 1; r <= REPEAT; r++)); do
+		stop_daemon
+		rm -rf "$HOMEDIR/cache/objects" "$W/copy5"
+		sync
+		echo 3 >/proc/sys/vm/drop_caches 2>/dev/null || true
+		start "$HOMEDIR" "$MNT" "$CART_SIZE" "$CARTS"
+		t0=$(date +%s.%N)
+		cat "$MNT/default/$id/big/file" >/dev/null
+		t1=$(date +%s.%N)
+		sync
+		echo 3 >/proc/sys/vm/drop_caches 2>/dev/null || true
+		t2=$(date +%s.%N)
+		cp "$tf" "$W/copy5" && sync "$W/copy5"
+		t3=$(date +%s.%N)
+		awk -v a="$t0" -v b="$t1" -v c="$t2" -v d="$t3" 'BEGIN { printf "bench-recall: one big file: recall %.2f s, cp %.2f s, ratio cp/recall %.2f\n", b - a, d - c, (d - c) / (b - a) }' >&2
+	done
+	stop_daemon
+}
+
+for w in $ONLY; do
+	log "workload $w"
+	"w$w"
+done
+
+# The table: per workload, median and range of each figure over the rounds.
+{
+	echo "| workload | cartridges | mounts | locates | backward | simulated tape s | lower bound s | ratio | wall s (noisy) |"
+	echo "|---|---|---|---|---|---|---|---|---|"
+	printf '%s\n' "${RESULTS[@]}" | awk -F'|' '
+	{ n = $1; if (!(n in cnt)) order[++k] = n; cnt[n]++; for (i = 2; i <= 9; i++) v[n, i, cnt[n]] = $i }
+	function med(n, i,    c, a, j, t, x, y) {
+		c = cnt[n]; for (j = 1; j <= c; j++) a[j] = v[n, i, j] + 0
+		for (x = 1; x <= c; x++) for (y = x + 1; y <= c; y++) if (a[y] < a[x]) { t = a[x]; a[x] = a[y]; a[y] = t }
+		if (a[1] == a[c]) return a[1] ""
+		return (c % 2 ? a[(c + 1) / 2] : (a[c / 2] + a[c / 2 + 1]) / 2) " (" a[1] "–" a[c] ")"
+	}
+	END { for (j = 1; j <= k; j++) { n = order[j]; line = "| " n; for (i = 2; i <= 9; i++) line = line " | " med(n, i); print line " |" } }'
+} | tee "${TAPEFS_BENCH_OUT:-/dev/null}"
