@@ -212,6 +212,20 @@ func (f *fakeSurface) RemoveEntry(c archive.Caller, ws string, batch, parent uin
 	if !archive.MayRemove(c, w, b) {
 		return archive.ErrDenied
 	}
+	// The engine's checks (archive/remove.go), as the mount relies on them.
+	for _, file := range f.files {
+		if file.ID != id {
+			continue
+		}
+		switch {
+		case dir && file.Type != archive.TypeDir:
+			return archive.ErrNotDir
+		case !dir && file.Type == archive.TypeDir:
+			return archive.ErrIsDir
+		case dir && f.visibleChildren(batch, id):
+			return archive.ErrNotEmpty
+		}
+	}
 	for i := range f.files {
 		if f.files[i].ID == id {
 			f.files[i].Removed = true
@@ -222,7 +236,30 @@ func (f *fakeSurface) RemoveEntry(c archive.Caller, ws string, batch, parent uin
 }
 
 func (f *fakeSurface) RemoveEmptied(c archive.Caller, ws string, id uint64) (archive.Batch, error) {
+	f.mu.Lock()
+	for _, b := range f.batches {
+		if b.ID != id {
+			continue
+		}
+		w, err := fakeSnapshot{f, archive.Root()}.Workspace(b.Workspace)
+		if err == nil && archive.MayRemove(c, w, b) && f.visibleChildren(id, 0) {
+			f.mu.Unlock()
+			return b, archive.ErrNotEmpty
+		}
+	}
+	f.mu.Unlock()
 	return f.Remove(c, id)
+}
+
+// visibleChildren reports whether directory parent of batch shows an
+// entry (f.mu held).
+func (f *fakeSurface) visibleChildren(batch, parent uint64) bool {
+	for _, file := range f.files {
+		if file.Batch == batch && file.Parent == parent && !file.Removed {
+			return true
+		}
+	}
+	return false
 }
 
 func (f *fakeSurface) Remove(c archive.Caller, id uint64) (archive.Batch, error) {

@@ -2,7 +2,6 @@ package fs
 
 import (
 	"context"
-	"errors"
 	"syscall"
 
 	"github.com/tapefs/tapefs/archive"
@@ -37,84 +36,26 @@ func (n *entryNode) Rmdir(ctx context.Context, name string) syscall.Errno {
 	return n.fsys.removeEntry(ctx, n.readOnly, n.ws, n.batch, n.id, name, true)
 }
 
-// mayRemove applies the archive's removal rule (archive/access.go) to the
-// caller of a request.
-func mayRemove(ctx context.Context, w *archive.Workspace, b *archive.Batch) bool {
-	return archive.MayRemove(whoCalls(ctx), *w, *b)
-}
-
-// hasVisibleChildren reports whether a directory of a batch (parent 0: its
-// top level) still shows an entry.
-func hasVisibleChildren(tx archive.Snapshot, batch, parent uint64) (bool, error) {
-	after := ""
-	for {
-		files, err := tx.Children(batch, parent, after, 64)
-		if err != nil {
-			return false, err
-		}
-		for _, f := range files {
-			if !f.Removed {
-				return true, nil
-			}
-			after = f.Name
-		}
-		if len(files) < 64 {
-			return false, nil
-		}
-	}
-}
-
 // removeEntry removes name from directory parent of a batch tree.
 func (f *FS) removeEntry(ctx context.Context, ro readOnly, ws string, batch, parent uint64, name string, dir bool) syscall.Errno {
 	op := "unlink"
 	if dir {
 		op = "rmdir"
 	}
-	var file archive.File
-	errno := f.view(op, func(tx archive.Snapshot) error {
-		b, err := liveBatch(tx, ws, batch)
-		if err != nil {
-			return err
-		}
-		w, err := tx.Workspace(ws)
-		if err != nil {
-			return err
-		}
-		if !mayRemove(ctx, &w, &b) {
-			return syscall.EACCES
-		}
-		if file, err = tx.Lookup(batch, parent, name); err != nil {
-			return err
-		}
-		switch {
-		case file.Removed:
-			return archive.ErrNotFound
-		case dir && file.Type != archive.TypeDir:
-			return syscall.ENOTDIR
-		case !dir && file.Type == archive.TypeDir:
-			return syscall.EISDIR
-		case dir:
-			if visible, err := hasVisibleChildren(tx, batch, file.ID); err != nil || visible {
-				return errors.Join(err, syscall.ENOTEMPTY)
-			}
-		}
-		return nil
-	})
-	if errno == syscall.EACCES {
-		return ro.refuse(ctx, op, name, errno)
-	}
-	if errno != 0 {
-		return errno
-	}
-	// The engine checks again and hides the entry in one transaction.
+	// The engine decides, in one transaction: who may remove (the
+	// removal rule), what may be removed (ENOTDIR, EISDIR, ENOTEMPTY),
+	// and hides the entry.
 	if err := f.eng.RemoveEntry(whoCalls(ctx), ws, batch, parent, name, dir); err != nil {
 		errno := errnoOf(err)
-		if errno == syscall.EIO {
-			f.log.Error().Err(err).Str("workspace", ws).Uint64("batch", batch).Str("path", file.Path).Msg("rm in batch failed")
+		switch errno {
+		case syscall.EACCES, syscall.EPERM:
+			return ro.refuse(ctx, op, name, errno)
+		case syscall.EIO:
+			f.log.Error().Err(err).Str("workspace", ws).Uint64("batch", batch).Str("name", name).Msg("rm in batch failed")
 		}
 		return errno
 	}
-	f.log.Debug().Str("workspace", ws).Uint64("batch", batch).Str("path", file.Path).Msg("entry hidden in batch (provisional removal)")
+	f.log.Debug().Str("workspace", ws).Uint64("batch", batch).Str("name", name).Msg("entry hidden in batch (provisional removal)")
 	return 0
 }
 
@@ -140,30 +81,20 @@ func (w *wsDir) Rmdir(ctx context.Context, name string) syscall.Errno {
 			gone = true
 			return nil
 		}
-		ws, err := tx.Workspace(w.ws)
-		if err != nil {
-			return err
-		}
-		if !mayRemove(ctx, &ws, &b) {
-			return syscall.EACCES
-		}
-		if visible, err := hasVisibleChildren(tx, id, 0); err != nil || visible {
-			return errors.Join(err, syscall.ENOTEMPTY)
-		}
 		return nil
 	})
-	if errno == syscall.EACCES {
-		return w.refuse(ctx, "rmdir", name, errno)
-	}
 	if errno != 0 || gone {
 		return errno
 	}
-	// The engine checks again that the tree is empty and deletes the batch
-	// in one transaction.
+	// The engine applies the removal rule, checks that the tree is empty
+	// and deletes the batch, in one transaction.
 	b, err := w.fsys.eng.RemoveEmptied(whoCalls(ctx), w.ws, id)
 	if err != nil {
 		errno := errnoOf(err)
-		if errno == syscall.EIO {
+		switch errno {
+		case syscall.EACCES, syscall.EPERM:
+			return w.refuse(ctx, "rmdir", name, errno)
+		case syscall.EIO:
 			w.fsys.log.Error().Err(err).Str("workspace", w.ws).Uint64("batch", id).Msg("removing batch failed")
 		}
 		return errno
