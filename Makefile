@@ -19,6 +19,10 @@ SBINDIR  ?= /sbin
 UNITDIR  ?= $(PREFIX)/lib/systemd/system
 LOGROTATEDIR ?= /etc/logrotate.d
 DESTDIR  ?=
+# Elastic Tape's script names: links to tapefs next to it (relative, so
+# that a DESTDIR tree moved into place still works), run as put, get, rm
+# and ls with Elastic Tape's options (cli/et.go).
+ET_NAMES := et_put.py et_get.py et_rm.py et_ls.py
 
 .PHONY: build deps install run test test-unit test-e2e bench fuzz lint clean
 
@@ -34,9 +38,10 @@ install: build
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(SBINDIR) $(DESTDIR)$(UNITDIR) $(DESTDIR)$(LOGROTATEDIR)
 	install -m 0755 $(BIN) $(DESTDIR)$(BINDIR)/tapefs
 	ln -sf $(BINDIR)/tapefs $(DESTDIR)$(SBINDIR)/mount.fuse.tapefs
+	for n in $(ET_NAMES); do ln -sf tapefs $(DESTDIR)$(BINDIR)/$$n; done
 	sed 's|@BINDIR@|$(BINDIR)|g' dist/tapefs.service.in > $(DESTDIR)$(UNITDIR)/tapefs.service
 	install -m 0644 dist/tapefs.logrotate $(DESTDIR)$(LOGROTATEDIR)/tapefs
-	@echo "installed: $(BINDIR)/tapefs, $(SBINDIR)/mount.fuse.tapefs, $(UNITDIR)/tapefs.service"
+	@echo "installed: $(BINDIR)/tapefs, $(SBINDIR)/mount.fuse.tapefs, $(UNITDIR)/tapefs.service, $(ET_NAMES:%=$(BINDIR)/%)"
 
 # Builds, initialises a home under run/ on first start, mounts it and stays
 # in the foreground (Ctrl-C unmounts). Tape time runs 20x faster than real.

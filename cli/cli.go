@@ -137,6 +137,9 @@ type Command struct {
 	Usage   string // after "tapefs NAME "
 	Help    string // description and examples
 	setup   func(fs *pflag.FlagSet) func(env *Env, args []string) int
+	// configFiles replaces config.Files when not nil (the et_*.py names
+	// read Elastic Tape's files too: et.go).
+	configFiles []string
 }
 
 // Commands lists the user commands in the order help shows them.
@@ -159,7 +162,11 @@ func Run(c Command, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, "Usage: tapefs %s %s\n\n%s\nFlags:\n%s", c.Name, c.Usage, c.Help, fs.FlagUsages())
 		return ExitOK
 	}
-	settings, err := LoadSettings(config.Files(), os.Getenv)
+	files := c.configFiles
+	if files == nil {
+		files = config.Files()
+	}
+	settings, err := LoadSettings(files, os.Getenv)
 	if err != nil {
 		fmt.Fprintf(stderr, "tapefs %s: %v\n", c.Name, err)
 		return ExitUsage

@@ -228,11 +228,15 @@ var Known = map[string][]string{
 }
 
 // Unknown returns a warning for every entry whose section or key is not in
-// Known.
+// Known; a section of Elastic Tape's own files (ETFiles) that tapefs does
+// not use is skipped silently.
 func Unknown(es []Entry) []string {
 	var out []string
 	for _, e := range es {
 		keys, ok := Known[e.Section]
+		if !ok && isETFile(e.File) {
+			continue
+		}
 		found := false
 		for _, k := range keys {
 			found = found || k == e.Key

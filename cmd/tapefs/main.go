@@ -77,6 +77,10 @@ func main() {
 	if filepath.Base(os.Args[0]) == mountHelperName {
 		os.Exit(runMountHelper(os.Args[1:]))
 	}
+	// Run as et_put.py and the like: Elastic Tape's scripts (cli/et.go).
+	if name := filepath.Base(os.Args[0]); cli.IsETName(name) {
+		os.Exit(cli.RunET(name, os.Args[1:], os.Stdout, os.Stderr))
+	}
 	os.Exit(run(os.Args[1:]))
 }
 
