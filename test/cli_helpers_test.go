@@ -129,7 +129,8 @@ func cleanEnv(extra ...string) []string {
 	env = append(env,
 		"HOME=/nonexistent-tapefs-e2e-home",
 		"TAPEFS_SYSTEM_CONFIG=/nonexistent-tapefs-e2e/system.conf",
-		"TAPEFS_USER_CONFIG=/nonexistent-tapefs-e2e/user.conf")
+		"TAPEFS_USER_CONFIG=/nonexistent-tapefs-e2e/user.conf",
+		"TAPEFS_ET_SYSTEM_CONFIG=/nonexistent-tapefs-e2e/et_config")
 	return append(env, extra...)
 }
 

@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/tapefs/tapefs/cli"
 )
 
 // TestVersion: tapefs --version and tapefs version name the commit the
@@ -306,8 +308,8 @@ func TestDfReportsCache(t *testing.T) {
 	}
 }
 
-// TestMakeInstall: make install puts the binary, the mount helper link
-// and the systemd unit (Type=notify, the installed binary) under DESTDIR.
+// TestMakeInstall: make install puts the binary, the mount helper link,
+// Elastic Tape's script names and the systemd unit (Type=notify, the installed binary) under DESTDIR.
 func TestMakeInstall(t *testing.T) {
 	if _, err := exec.LookPath("make"); err != nil {
 		t.Fatalf("make: %v", err)
@@ -326,6 +328,16 @@ func TestMakeInstall(t *testing.T) {
 	target, err := os.Readlink(filepath.Join(dest, "sbin/mount.fuse.tapefs"))
 	if err != nil || target != "/opt/tapefs/bin/tapefs" {
 		t.Errorf("sbin/mount.fuse.tapefs -> %q (%v), want /opt/tapefs/bin/tapefs", target, err)
+	}
+	// Elastic Tape's script names, next to the binary.
+	for _, n := range cli.ETNames {
+		link := filepath.Join(dest, "opt/tapefs/bin", n)
+		if target, err := os.Readlink(link); err != nil || target != "tapefs" {
+			t.Errorf("bin/%s -> %q (%v), want tapefs", n, target, err)
+		}
+		if out, err := exec.Command(link, "--help").Output(); err != nil || !strings.Contains(string(out), "Elastic Tape") {
+			t.Errorf("%s --help: %v %q", link, err, out)
+		}
 	}
 	unit, err := os.ReadFile(filepath.Join(dest, "opt/tapefs/lib/systemd/system/tapefs.service"))
 	if err != nil {
