@@ -60,7 +60,9 @@ run: build
 	$(BIN) mount --home $(RUN_HOME) --settle 5s --time-scale 0.05 --flush-age 10s $(RUN_MNT)
 
 # Unit tests, then the end-to-end suite against the built binary and a real
-# mount (needs root or fuse3), then the suite again with GOMAXPROCS=1, and
+# mount (needs root or fuse3), then the suite again with GOMAXPROCS=1 and an
+# hour of kernel cache for workspace and batch directories (every change
+# made behind the mount's back must be notified), and
 # once more with every daemon's catalog on PostgreSQL (a throwaway server
 # the tests start; needs the postgresql package).
 # Skipped end-to-end tests (not root, say) are listed at the end, never
@@ -70,7 +72,7 @@ test: deps build
 	@rm -f $(SKIPS)
 	$(GO) vet ./...
 	TAPEFS_SKIP_REPORT=$(SKIPS) $(GO) test -count=1 -timeout 25m ./...
-	TAPEFS_SKIP_REPORT=$(SKIPS) GOMAXPROCS=1 $(GO) test -count=1 -timeout 25m ./test/...
+	TAPEFS_SKIP_REPORT=$(SKIPS) GOMAXPROCS=1 TAPEFS_TEST_KERNEL_CACHE=1h $(GO) test -count=1 -timeout 25m ./test/...
 	TAPEFS_SKIP_REPORT=$(SKIPS) TAPEFS_E2E_CATALOG=postgres $(GO) test -count=1 -timeout 25m ./test/...
 	TAPEFS_TEST_CATALOG=postgres $(GO) test -count=1 -timeout 25m ./archive/
 	@if [ -s $(SKIPS) ]; then echo "make test: end-to-end tests SKIPPED on this machine:"; sort $(SKIPS) | uniq -c; fi

@@ -73,6 +73,10 @@ type Config struct {
 	// to tape (0: never).
 	SnapshotEvery time.Duration
 	SnapshotDir   string
+	// HashRate limits the background hashing of sealed batches to this
+	// many bytes per second (0: no limit). For tests, which need a batch
+	// to stay SEALING long enough to look at it.
+	HashRate int64
 }
 
 // Clock is the engine's source of time, so tests can drive it.

@@ -9,8 +9,10 @@ package archive
 //	Engine.mu            -> recallQueue.mu
 //	recallQueue.mu       -> cache.Cache.mu     (cache.Lookup while collecting requests)
 //	Reader.mu            -> cache.Cache.mu     (opening and checking the object a read waits for)
-//	cache.Cache.mu       is a leaf: the cache calls nothing above it.
-//	catalog transactions take no lock of archive, cache or fs.
+//	cache.Cache.mu       -> evictWatch.mu      (cache.OnEvict reports an eviction; nothing else above it)
+//	catalog transaction  -> sealWork.mu        (a batch is marked as being adopted before its registration commits)
+//	evictWatch.mu, sealWork.mu and notifier.mu are leaves: nothing is called while one is held.
+//	Otherwise catalog transactions take no lock of archive, cache or fs.
 
 import (
 	"context"
@@ -50,6 +52,10 @@ type Engine struct {
 	recalls     *recallQueue
 	stats       engineStats
 	integrity   integrity // damaged objects kept (see integrity.go)
+
+	changes *notifier   // changes of batches, for the mount's kernel caches
+	sealer  *sealWork   // adoption and background hashing of sealed batches
+	evicted *evictWatch // objects the cache evicted by itself
 }
 
 type realClock struct{}
@@ -133,6 +139,8 @@ func New(cfg Config) (*Engine, error) {
 		migrateWake: make(chan struct{}, 1),
 	}
 	e.recalls = newRecallQueue()
+	e.changes, e.sealer, e.evicted = newNotifier(), newSealWork(), newEvictWatch()
+	e.cache.OnEvict(e.objectEvicted)
 	if err := e.recover(); err != nil {
 		cancel()
 		return nil, fmt.Errorf("archive: recover: %w", err)
@@ -157,6 +165,8 @@ func (e *Engine) Start() {
 		e.spawn(e.snapshotLoop)
 	}
 	e.spawn(e.removalLoop)
+	e.spawn(e.sealLoop)
+	e.spawn(e.evictLoop)
 }
 
 func (e *Engine) spawn(fn func()) {

@@ -80,9 +80,6 @@ func (e *Engine) update(fn func(tx *catalog.Tx, log *pendingLog) error) error {
 	if err != nil {
 		return err
 	}
-	pl.emit(e.log)
-	if len(pl) > 0 {
-		e.notify()
-	}
+	e.publishCommitted(pl)
 	return nil
 }

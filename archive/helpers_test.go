@@ -43,7 +43,9 @@ type testSetup struct {
 	Catalog     string        // "" : catalog.db in Home; a postgres:// URL (set by catalogFor)
 	ScrubRate   int64         // 0: no scrub (unlike the engine's default)
 	ScrubEvery  time.Duration
-	WSDrives    int // RecallWorkspaceDrives
+	WSDrives    int   // RecallWorkspaceDrives
+	HashRate    int64 // 0: no limit
+	CacheLimit  int64 // 0: the disk's free space
 
 	clock Clock                           // nil: real time
 	wrap  func(tape.Library) tape.Library // fault injection
@@ -102,7 +104,7 @@ func (s testSetup) openErr() (*testEngine, error) {
 	if err != nil {
 		return nil, err
 	}
-	c, err := cache.Open(cache.Config{Dir: filepath.Join(s.Home, "cache")})
+	c, err := cache.Open(cache.Config{Dir: filepath.Join(s.Home, "cache"), Limit: s.CacheLimit})
 	if err != nil {
 		return nil, err
 	}
@@ -117,7 +119,7 @@ func (s testSetup) openErr() (*testEngine, error) {
 	e, err := New(Config{
 		Catalog: cat, Cache: c, Library: engineLib, Log: log, Clock: s.clock, Retention: s.Retention, RemoveGrace: s.RemoveGrace, FlushBytes: s.FlushBytes, FlushFiles: s.FlushFiles,
 		Settle: s.Settle, FlushAge: s.FlushAge, RecallLinger: s.Linger, Prefetch: s.Prefetch, FCFS: s.FCFS,
-		MaxFileSize: s.MaxFileSize, Backoff: 20 * time.Millisecond, MaxAttempts: 2,
+		MaxFileSize: s.MaxFileSize, Backoff: 20 * time.Millisecond, MaxAttempts: 2, HashRate: s.HashRate,
 		ScrubRate: cmp.Or(s.ScrubRate, -1), ScrubInterval: s.ScrubEvery, RecallWorkspaceDrives: s.WSDrives,
 	})
 	if err != nil {

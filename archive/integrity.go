@@ -322,6 +322,13 @@ func (e *Engine) VerifyCache(ctx context.Context, scope VerifyScope) (VerifyRepo
 			return nil
 		})
 	}
+	// A batch still SEALING has no md5 to check against yet: wait for it
+	// (it is being computed from these very objects) rather than skip.
+	for _, id := range ids {
+		if _, err := e.Checksum(ctx, id); err != nil && !errors.Is(err, catalog.ErrNotFound) {
+			return VerifyReport{}, err
+		}
+	}
 	var (
 		mu     sync.Mutex
 		rep    VerifyReport

@@ -45,6 +45,13 @@ func sealTree(t *testing.T, te *testEngine, entry string, files map[string][]byt
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Seal returns before the md5s are computed (SEALING): the tests
+	// damage objects after sealing, which must be after the md5s.
+	for _, f := range batchFiles(t, te.Engine, b.ID) {
+		if _, err := te.Checksum(context.Background(), f.ID); err != nil {
+			t.Fatal(err)
+		}
+	}
 	return b, batchFiles(t, te.Engine, b.ID)
 }
 

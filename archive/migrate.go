@@ -467,8 +467,7 @@ func (e *Engine) commitAggregate(volser string, tapeFile int, size int64, in []m
 	for _, b := range syncedBatches {
 		e.markSynced(b)
 	}
-	pl.emit(e.log)
-	e.notify()
+	e.publishCommitted(pl)
 	if len(syncedBatches) > 0 {
 		if _, err := e.cache.Trim(); err != nil {
 			e.log.Warn().Err(err).Msg("cache eviction after migration failed")

@@ -18,11 +18,19 @@ func (e *Engine) Status(batch uint64) (Status, error) {
 	if err != nil {
 		return Status{}, err
 	}
-	return statusOf(b), nil
+	return e.statusOf(b), nil
 }
 
-func statusOf(b catalog.Batch) Status {
+func (e *Engine) statusOf(b catalog.Batch) Status {
 	s := Status{Batch: b}
+	if b.State == catalog.Sealing {
+		// The step in progress is hashing: its progress is what moves.
+		s.Hashed, _ = e.hashed(b.ID)
+		if b.Bytes > 0 {
+			s.Progress = float64(s.Hashed) / float64(b.Bytes)
+		}
+		return s
+	}
 	switch {
 	case b.Bytes > 0:
 		s.Progress = float64(b.OnTape) / float64(b.Bytes)
@@ -126,7 +134,7 @@ func (e *Engine) setState(id uint64, from, to catalog.State, msg string) error {
 }
 
 // StatusOf is the status of a batch record already read.
-func (e *Engine) StatusOf(b catalog.Batch) Status { return statusOf(b) }
+func (e *Engine) StatusOf(b catalog.Batch) Status { return e.statusOf(b) }
 
 // SetQuota changes a workspace's quota (0 = unlimited).
 func (e *Engine) SetQuota(workspace string, quota int64) (catalog.Workspace, error) {

@@ -136,6 +136,11 @@ func (r *Reader) ready(ctx context.Context, off, n int64) (*cache.Handle, error)
 		}
 	}
 	if req == nil && h == nil {
+		// A batch just sealed is visible before its objects are in the
+		// cache: wait for them rather than fail for want of a tape copy.
+		if _, err := r.e.waitAdopted(ctx, r.file); err != nil {
+			return nil, err
+		}
 		reqs, err := r.e.requestRecalls([]catalog.File{r.file})
 		if err != nil {
 			return nil, err

@@ -39,16 +39,26 @@ func (e *Engine) recover() error {
 		return err
 	}
 
-	// 1. Batches registered before the crash whose objects were not all adopted.
+	// 1. Batches registered before the crash whose objects were not all
+	// adopted, or whose checksums were not all computed. The adoption
+	// happens here, before the mount and the control socket serve
+	// anything: a visible batch's files are readable. The hashing goes on
+	// in the background (sealLoop).
 	claimed := map[string]bool{}
 	for _, b := range sealing {
-		claimed[b.Sealing] = true
-		if err := e.adopt(b); err != nil {
-			e.failBatch(b, EvMissing, fmt.Sprintf("batch %d: its data could not be moved into the cache after a restart: %v", b.ID, err))
-			continue
+		if b.Sealing != "" {
+			claimed[b.Sealing] = true
+			if err := e.adopt(b); err != nil {
+				e.failBatch(b, EvMissing, fmt.Sprintf("batch %d: its data could not be moved into the cache after a restart: %v", b.ID, err))
+				continue
+			}
+			e.log.Info().Uint64("batch", b.ID).Str("workspace", b.Workspace).Msg("sealed batch adopted into the cache after restart")
+			b.Sealing = ""
 		}
-		e.log.Info().Uint64("batch", b.ID).Str("workspace", b.Workspace).Msg("finished sealing after restart")
-		b.Sealing = ""
+		if needsHash(b) {
+			e.log.Info().Uint64("batch", b.ID).Str("workspace", b.Workspace).Str("state", string(b.State)).Msg("checksums of a sealed batch are computed again after restart")
+			e.queueHash(b)
+		}
 		unsynced = append(unsynced, b)
 	}
 	// 2. Entries moved out of put/ but never registered go back to put/.

@@ -2,20 +2,13 @@ package archive
 
 import (
 	"context"
-	"crypto/md5"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
-	"sync"
 	"syscall"
-
-	"golang.org/x/sys/unix"
 
 	"github.com/tapefs/tapefs/cache"
 	"github.com/tapefs/tapefs/catalog"
@@ -27,7 +20,6 @@ type stagedFile struct {
 	info  fs.FileInfo
 	typ   catalog.FileType
 	owner int // for a hard link: index of the file that owns the data; -1 otherwise
-	md5   string
 }
 
 // walkEntry lists a staged entry, parents before children, and refuses what
@@ -104,6 +96,11 @@ func dataBytes(files []stagedFile) (n int64) {
 // If the daemon dies before the batch is registered, recovery moves it back
 // to put/ where it is sealed again; once registered (with a seal job naming
 // the sealing directory), recovery finishes adopting its objects.
+//
+// Seal returns once the batch is registered (state SEALING) and its files
+// are in the cache, readable through the batch; the md5s are computed in
+// the background and the batch becomes CACHED (sealbg.go). It never reads
+// the entry's bytes itself, so it stays short for any entry size.
 func (e *Engine) Seal(ctx context.Context, workspace, entry string, owner uint32, tag string) (catalog.Batch, error) {
 	if entry == "" || strings.Contains(entry, "/") || entry == "." || entry == ".." {
 		// No entry of put/ has such a name: not found (404, ENOENT).
@@ -112,12 +109,21 @@ func (e *Engine) Seal(ctx context.Context, workspace, entry string, owner uint32
 	if err := e.beginSeal(workspace, entry); err != nil {
 		return catalog.Batch{}, err
 	}
-	b, err := e.seal(ctx, workspace, entry, owner, tag)
-	e.endSeal(workspace, entry, err)
+	released := false
+	b, err := e.seal(ctx, workspace, entry, owner, tag, func() {
+		e.releaseSeal(workspace, entry)
+		released = true
+	})
+	if !released {
+		e.endSeal(workspace, entry, err)
+	}
 	return b, err
 }
 
-func (e *Engine) seal(ctx context.Context, workspace, entry string, owner uint32, tag string) (catalog.Batch, error) {
+// seal calls release once the entry has left put/: from then on its name
+// is free for a new entry, while the batch is still being registered and
+// adopted.
+func (e *Engine) seal(ctx context.Context, workspace, entry string, owner uint32, tag string, release func()) (catalog.Batch, error) {
 	staging := e.cache.StagingDir(workspace)
 	var ws catalog.Workspace
 	if err := e.cat.View(func(tx *catalog.Tx) error {
@@ -165,6 +171,7 @@ func (e *Engine) seal(ctx context.Context, workspace, entry string, owner uint32
 		os.RemoveAll(sealDir)
 		return catalog.Batch{}, fmt.Errorf("seal %s/%s: %w", workspace, entry, err)
 	}
+	release()
 	// Files may have changed between the walk and the rename: walk again.
 	files, err = walkEntry(sealDir, entry)
 	if err != nil {
@@ -172,7 +179,7 @@ func (e *Engine) seal(ctx context.Context, workspace, entry string, owner uint32
 		return catalog.Batch{}, fmt.Errorf("seal %s/%s: %w", workspace, entry, err)
 	}
 	now := e.now()
-	b := catalog.Batch{Workspace: workspace, Tag: tag, Entry: entry, Owner: owner, State: catalog.Cached, Created: now}
+	b := catalog.Batch{Workspace: workspace, Tag: tag, Entry: entry, Owner: owner, State: catalog.Sealing, Created: now}
 	b, err = e.registerSealed(ctx, b, sealDir, files)
 	if err != nil {
 		var rej *RejectError
@@ -194,22 +201,19 @@ func (e *Engine) unsealLogged(sealDir string) {
 	}
 }
 
-// registerSealed hashes the files found in sealDir, registers them as the
-// batch b (b.ID set: a reserved CACHING batch) with a seal job, and adopts
-// their data into objects/. On an error with the returned batch's ID zero,
-// nothing was registered and sealDir is as it was.
+// registerSealed registers the files found in sealDir as the batch b (b.ID
+// set: a reserved CACHING batch) in state SEALING with a seal job, adopts
+// their data into objects/ and queues the batch for hashing (sealbg.go).
+// It returns once the files can be read through the batch: their md5s
+// follow. On an error with the returned batch's ID zero, nothing was
+// registered and sealDir is as it was.
 func (e *Engine) registerSealed(ctx context.Context, b catalog.Batch, sealDir string, files []stagedFile) (catalog.Batch, error) {
 	reserved := b.ID
-	if err := e.hashFiles(ctx, sealDir, files); err != nil {
-		return catalog.Batch{}, err
-	}
-	// The bytes must be on disk before the batch is announced: from then on
-	// the user may delete the source.
-	if err := syncFilesystem(sealDir); err != nil {
+	if err := ctx.Err(); err != nil {
 		return catalog.Batch{}, err
 	}
 	now := e.now()
-	b.Sealed, b.Bytes, b.Sealing, b.State = now, dataBytes(files), sealDir, catalog.Cached
+	b.Sealed, b.Bytes, b.Sealing, b.State = now, dataBytes(files), sealDir, catalog.Sealing
 	cfiles := make([]catalog.File, len(files))
 	for i, f := range files {
 		cf := catalog.File{Path: f.rel, Type: f.typ, Mode: unixMode(f.info.Mode()), Mtime: f.info.ModTime()}
@@ -219,10 +223,8 @@ func (e *Engine) registerSealed(ctx context.Context, b catalog.Batch, sealDir st
 		switch f.typ {
 		case catalog.TypeFile:
 			cf.Size = f.info.Size()
-			cf.MD5 = f.md5
 			if f.owner >= 0 {
 				cf.Link = uint64(f.owner + 1)
-				cf.MD5 = files[f.owner].md5
 			}
 		case catalog.TypeSymlink:
 			t, err := os.Readlink(filepath.Join(sealDir, f.rel))
@@ -233,6 +235,10 @@ func (e *Engine) registerSealed(ctx context.Context, b catalog.Batch, sealDir st
 		}
 		cfiles[i] = cf
 	}
+	// The transaction may run more than once (a PostgreSQL catalog retries
+	// on serialization failures): it works on copies and leaves b alone.
+	var adopting uint64
+	var registered catalog.Batch
 	err := e.update(func(tx *catalog.Tx, pl *pendingLog) error {
 		ws, err := tx.Workspace(b.Workspace)
 		if err != nil {
@@ -253,39 +259,58 @@ func (e *Engine) registerSealed(ctx context.Context, b catalog.Batch, sealDir st
 			return &RejectError{Workspace: b.Workspace, Entry: b.Entry, Cause: ErrQuota, Reason: fmt.Sprintf("needs %d bytes but workspace %s has %d of its %d-byte quota left; remove batches or raise the quota",
 				b.Bytes, b.Workspace, max(ws.Quota-ws.Used+charged, 0), ws.Quota)}
 		}
-		b, cfiles, err = tx.RegisterBatch(b, cfiles)
+		rb, _, err := tx.RegisterBatch(b, cfiles)
 		if err != nil {
 			return err
 		}
-		if _, err := tx.AddJob(catalog.Job{Kind: catalog.JobSeal, Batch: b.ID, Created: now}); err != nil {
+		registered = rb
+		// Readers of the batch wait for its objects from the moment it
+		// is visible: mark it before the commit.
+		if adopting != 0 && adopting != rb.ID {
+			e.endAdopt(adopting) // an earlier attempt's ID
+		}
+		adopting = rb.ID
+		e.beginAdopt(rb.ID)
+		if _, err := tx.AddJob(catalog.Job{Kind: catalog.JobSeal, Batch: rb.ID, Created: now}); err != nil {
 			return err
 		}
-		from := "put/" + b.Entry
+		from := "put/" + rb.Entry
 		if reserved != 0 {
 			from = "tapefs put"
 		}
-		return pl.record(tx, catalog.Event{Time: now, Workspace: b.Workspace, Batch: b.ID, Kind: EvSealed, State: catalog.Cached,
-			Message: fmt.Sprintf("batch %d sealed from %s: %d entries, %d bytes", b.ID, from, b.Files, b.Bytes)})
+		return pl.record(tx, catalog.Event{Time: now, Workspace: rb.Workspace, Batch: rb.ID, Kind: EvSealed, State: catalog.Sealing,
+			Message: fmt.Sprintf("batch %d sealed from %s: %d entries, %d bytes; computing checksums", rb.ID, from, rb.Files, rb.Bytes)})
 	})
 	if err != nil {
+		if adopting != 0 {
+			e.endAdopt(adopting)
+		}
 		return catalog.Batch{}, err
 	}
-	if err := e.adopt(b); err != nil {
+	b = registered
+	entry := b.Entry
+	if reserved != 0 {
+		entry = ""
+	}
+	e.changes.publish(Change{Kind: ChangeSealed, Workspace: b.Workspace, Batch: b.ID, Entry: entry, State: catalog.Sealing})
+	err = e.adopt(b)
+	if err == nil {
+		b.Sealing = ""
+		e.queueHash(b) // before endAdopt: Checksum waiters never see neither
+	}
+	e.endAdopt(b.ID)
+	if err != nil {
 		// The seal job stays: recovery at the next start finishes it.
 		return b, fmt.Errorf("batch %d registered but its objects were not adopted (retried at restart): %w", b.ID, err)
 	}
 	return b, nil
 }
 
-// syncFilesystem flushes the filesystem holding dir (one syncfs for every file
-// of an entry, instead of an fsync each).
-func syncFilesystem(dir string) error {
-	f, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	return unix.Syncfs(int(f.Fd()))
+// needsHash tells a batch registered by this version (SEALING, or FAILED
+// or deleted before its checksums were recorded) from one an older tapefs
+// registered already hashed (CACHED).
+func needsHash(b catalog.Batch) bool {
+	return b.State != catalog.Cached && !(b.State == catalog.Deleted && b.Prior == catalog.Cached)
 }
 
 // unixMode converts a Go file mode to the permission bits of st_mode.
@@ -359,82 +384,12 @@ func (e *Engine) unseal(sealDir string) error {
 	return os.RemoveAll(sealDir)
 }
 
-// hashFiles computes the md5 of every data-owning regular file, with
-// HashWorkers files at a time.
-func (e *Engine) hashFiles(ctx context.Context, root string, files []stagedFile) error {
-	jobs := make(chan int)
-	var (
-		wg       sync.WaitGroup
-		mu       sync.Mutex
-		firstErr error
-	)
-	for w := 0; w < e.cfg.HashWorkers; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			buf := make([]byte, 1<<20)
-			for i := range jobs {
-				sum, err := md5File(ctx, filepath.Join(root, files[i].rel), buf)
-				mu.Lock()
-				if err != nil && firstErr == nil {
-					firstErr = fmt.Errorf("%s: %w", files[i].rel, err)
-				}
-				files[i].md5 = sum
-				mu.Unlock()
-			}
-		}()
-	}
-	// Largest first so one big file does not start last.
-	order := make([]int, 0, len(files))
-	for i, f := range files {
-		if f.typ == catalog.TypeFile && f.owner < 0 {
-			order = append(order, i)
-		}
-	}
-	sort.SliceStable(order, func(a, b int) bool { return files[order[a]].info.Size() > files[order[b]].info.Size() })
-	for _, i := range order {
-		select {
-		case jobs <- i:
-		case <-ctx.Done():
-		}
-		if ctx.Err() != nil {
-			break
-		}
-	}
-	close(jobs)
-	wg.Wait()
-	if firstErr == nil {
-		firstErr = ctx.Err()
-	}
-	return firstErr
-}
-
-func md5File(ctx context.Context, path string, buf []byte) (string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	h := md5.New()
-	for {
-		n, err := f.Read(buf)
-		h.Write(buf[:n])
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return "", err
-		}
-		if ctx.Err() != nil {
-			return "", ctx.Err()
-		}
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
-}
-
 // adopt moves the data of a registered batch from its sealing directory
-// into objects/, then replaces the seal job with a migration job. It is
-// idempotent: recovery calls it again after a crash.
+// into objects/ (renames, no fsync: the hashing ends with one syncfs) and
+// records that it did. A batch an older tapefs registered with its
+// checksums then gets its migration job; any other keeps its seal job
+// until it is hashed. It is idempotent: recovery calls it again after a
+// crash.
 func (e *Engine) adopt(b catalog.Batch) error {
 	if b.Sealing == "" {
 		return nil
@@ -465,6 +420,7 @@ func (e *Engine) adopt(b catalog.Batch) error {
 		}
 		after = files[len(files)-1].ID
 	}
+	legacy := false
 	err := e.update(func(tx *catalog.Tx, pl *pendingLog) error {
 		cur, err := tx.Batch(b.ID)
 		if err != nil {
@@ -473,6 +429,9 @@ func (e *Engine) adopt(b catalog.Batch) error {
 		cur.Sealing = ""
 		if err := tx.PutBatch(cur); err != nil {
 			return err
+		}
+		if legacy = !needsHash(cur); !legacy {
+			return nil
 		}
 		jobs, err := tx.Jobs(catalog.JobSeal)
 		if err != nil {
@@ -494,7 +453,9 @@ func (e *Engine) adopt(b catalog.Batch) error {
 	if err := os.RemoveAll(b.Sealing); err != nil {
 		e.log.Warn().Err(err).Uint64("batch", b.ID).Str("workspace", b.Workspace).Msg("could not remove sealing directory")
 	}
-	e.wakeMigration()
+	if legacy {
+		e.wakeMigration()
+	}
 	return nil
 }
 

@@ -105,6 +105,19 @@ func (e *Engine) beginSeal(workspace, entry string) error {
 	return nil
 }
 
+// releaseSeal forgets an entry whose seal has moved it out of put/: a new
+// entry of the same name is another entry. An entry moved back to put/
+// after a failed seal is found again by scanStaging (or by reject, which
+// records why).
+func (e *Engine) releaseSeal(workspace, entry string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	k := entryKey{workspace, entry}
+	if a := e.entries[k]; a != nil && a.sealing {
+		delete(e.entries, k)
+	}
+}
+
 func (e *Engine) endSeal(workspace, entry string, err error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()

@@ -72,6 +72,15 @@ type Surface interface {
 	// file is not 0, that file of it).
 	Access(c Caller, batch, file uint64) (Access, error)
 
+	// Subscribe tells the mount of batch changes made behind its back
+	// (notify.go); WaitNotified waits until every subscriber heard of
+	// the changes made so far (never from inside a FUSE request).
+	Subscribe(fn func(Change)) (cancel func())
+	WaitNotified(ctx context.Context) error
+	// Checksum is the md5 of a file the caller was already allowed to
+	// see, waiting for it while its batch is still SEALING.
+	Checksum(ctx context.Context, fileID uint64) (string, error)
+
 	// What the page and the metrics show of the machinery.
 	Library() Library
 	CacheStats() CacheStats
@@ -708,3 +717,11 @@ func (d door) Stats() Stats { return d.e.Stats() }
 // cachedFile is what a Reader of a wholly cached file offers for kernel
 // passthrough.
 var _ interface{ Cached() *os.File } = (*Reader)(nil)
+
+func (d door) Subscribe(fn func(Change)) (cancel func()) { return d.e.Subscribe(fn) }
+
+func (d door) WaitNotified(ctx context.Context) error { return d.e.WaitNotified(ctx) }
+
+func (d door) Checksum(ctx context.Context, fileID uint64) (string, error) {
+	return d.e.Checksum(ctx, fileID)
+}

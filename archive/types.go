@@ -23,5 +23,6 @@ const (
 // Status is a batch and its progress.
 type Status struct {
 	catalog.Batch
-	Progress float64 `json:"progress"` // bytes on tape / bytes, 0..1 (1 for an empty batch on tape)
+	Progress float64 `json:"progress"`         // bytes on tape / bytes, 0..1 (1 for an empty batch on tape); SEALING: Hashed / bytes
+	Hashed   int64   `json:"hashed,omitempty"` // SEALING: bytes checksummed so far
 }

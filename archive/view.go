@@ -20,6 +20,7 @@ type BatchState string
 // Batch states (DESIGN.md §2).
 const (
 	StateCaching      BatchState = "CACHING"
+	StateSealing      BatchState = "SEALING"
 	StateCached       BatchState = "CACHED"
 	StateSyncing      BatchState = "SYNCING"
 	StateCachedSynced BatchState = "CACHED_SYNCED"
@@ -29,7 +30,7 @@ const (
 )
 
 // AllStates lists the batch states in life-cycle order.
-var AllStates = []BatchState{StateCaching, StateCached, StateSyncing, StateCachedSynced, StateSynced, StateFailed, StateDeleted}
+var AllStates = []BatchState{StateCaching, StateSealing, StateCached, StateSyncing, StateCachedSynced, StateSynced, StateFailed, StateDeleted}
 
 // LiveStates are the states of batches that are part of the holdings.
 var LiveStates = AllStates[:6]
@@ -188,7 +189,7 @@ func workspaceView(w catalog.Workspace) Workspace {
 }
 
 func (e *Engine) batchView(b catalog.Batch) Batch {
-	s := statusOf(b)
+	s := e.statusOf(b)
 	v := Batch{ID: b.ID, Workspace: b.Workspace, Tag: b.Tag, Entry: b.Entry, Owner: b.Owner, State: BatchState(b.State),
 		Created: b.Created, Sealed: b.Sealed, Synced: b.Synced, Deleted: b.Deleted, Prior: BatchState(b.Prior),
 		Files: b.Files, Bytes: b.Bytes, OnTape: b.OnTape, Reason: b.Reason, Attempts: b.Attempts, Progress: s.Progress}

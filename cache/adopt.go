@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+
+	"golang.org/x/sys/unix"
 )
 
 // errSuperseded aborts a recall of an object that was adopted meanwhile.
@@ -155,6 +157,21 @@ func (c *Cache) Remove(id uint64) error {
 	c.mu.Unlock()
 	if err := removeTrash(appendTrash(nil, trash)); err != nil {
 		return fmt.Errorf("remove object %d: %w", id, err)
+	}
+	return nil
+}
+
+// Sync flushes the cache's filesystem (syncfs): the contents of every
+// object adopted are durable when it returns (sealing makes a batch's
+// bytes durable once, after hashing them, instead of an fsync per file).
+func (c *Cache) Sync() error {
+	d, err := os.Open(c.objects)
+	if err != nil {
+		return fmt.Errorf("sync cache: %w", err)
+	}
+	defer d.Close()
+	if err := unix.Syncfs(int(d.Fd())); err != nil {
+		return fmt.Errorf("sync cache %s: %w", c.dir, err)
 	}
 	return nil
 }

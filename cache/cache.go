@@ -57,6 +57,7 @@ type Cache struct {
 	evictedBytes int64
 	trashSeq     uint64
 	lastToken    time.Time // of NewSealingDir, to keep tokens increasing
+	onEvict      func(id uint64)
 }
 
 // object is one entry of the index. A partial object has its full expected

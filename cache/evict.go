@@ -151,7 +151,20 @@ func (c *Cache) evictLocked(o *object) (string, error) {
 	c.dropLocked(o)
 	c.evictions++
 	c.evictedBytes += o.size
+	if c.onEvict != nil {
+		c.onEvict(o.id)
+	}
 	return t, nil
+}
+
+// OnEvict sets a function told the ID of every object evicted (by Evict or
+// by the watermarks), so that whoever keeps state about cached objects (the
+// archive's batch states) can follow. It is called with the cache's lock
+// held: it must only record the ID and return, never call the cache.
+func (c *Cache) OnEvict(fn func(id uint64)) {
+	c.mu.Lock()
+	c.onEvict = fn
+	c.mu.Unlock()
 }
 
 // busy says why o may not be evicted, or "" if it may.

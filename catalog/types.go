@@ -22,6 +22,7 @@ type State string
 
 const (
 	Caching      State = "CACHING"       // CLI put: bytes still arriving
+	Sealing      State = "SEALING"       // registered and readable; checksums still being computed
 	Cached       State = "CACHED"        // sealed, only in the cache
 	Syncing      State = "SYNCING"       // being written to tape
 	CachedSynced State = "CACHED_SYNCED" // on tape and in the cache

@@ -224,7 +224,8 @@ var Known = map[string][]string{
 	"directory": {"outputlevel"},
 	"daemon": {"home", "catalog", "http", "http-token", "settle", "cache-size", "time-scale", "allow-other", "log-level",
 		"drives", "cartridges", "cartridge-size", "flush-age", "recall-linger", "tape-speed", "max-file-size", "retention", "remove-grace", "prefetch", "scrub-rate", "scrub-interval",
-		"snapshot-every", "snapshot-dir", "recall-workspace-drives"},
+		"snapshot-every", "snapshot-dir", "recall-workspace-drives",
+		"kernel-cache", "hash-rate"},
 }
 
 // Unknown returns a warning for every entry whose section or key is not in

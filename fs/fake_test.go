@@ -296,3 +296,13 @@ func (r *fakeReader) ReadAt(ctx context.Context, p []byte, off int64) (int, erro
 
 func (r *fakeReader) Size() int64  { return int64(len(r.data)) }
 func (r *fakeReader) Close() error { return nil }
+
+// The fake's batches change only through it: nothing to notify.
+func (f *fakeSurface) Subscribe(fn func(archive.Change)) (cancel func()) { return func() {} }
+
+func (f *fakeSurface) WaitNotified(ctx context.Context) error { return nil }
+
+func (f *fakeSurface) Checksum(ctx context.Context, id uint64) (string, error) {
+	_, _, file, err := f.batchOf(id)
+	return file.MD5, err
+}

@@ -46,7 +46,15 @@ type Options struct {
 	CacheSpace func() (limit, used int64)
 	// Debug logs every FUSE request (very verbose).
 	Debug bool
+	// DirTimeout is how long the kernel may cache the names and attributes
+	// of workspace and batch directories (0: DefaultDirTimeout). Changes
+	// made behind the mount's back are notified to the kernel at once, so
+	// this only bounds how stale a missed notification could leave them.
+	DirTimeout time.Duration
 }
+
+// DefaultDirTimeout is Options.DirTimeout's default.
+const DefaultDirTimeout = 10 * time.Minute
 
 // handleKillpriv is FUSE_HANDLE_KILLPRIV_V2: the file system, not the
 // kernel, clears setuid/setgid bits and security.capability when a file
@@ -62,8 +70,10 @@ const handleKillpriv = fuse.CAP_HANDLE_KILLPRIV_V2
 // (the kernel drops the entry itself) or by undelete (negative entries are
 // never cached), so their entries may be cached long; their attributes
 // change only in st_blocks when a file is recalled or evicted. Workspace
-// directories gain and lose batches behind the kernel's back (CLI put and
-// rm, sealing), and put/ loses entries when they are sealed: short.
+// and batch directories gain and lose batches behind the kernel's back (CLI
+// put and rm, sealing), which the engine notifies (notify.go): they are
+// cached for Options.DirTimeout. put/ is a loopback of the staging
+// directory and the mount root lists workspaces: short.
 const (
 	treeEntryTimeout = 30 * time.Second
 	treeAttrTimeout  = 5 * time.Second
@@ -77,11 +87,15 @@ type FS struct {
 	opts  Options
 	open  *openFiles
 	start time.Time
-	ops   *opCounter // set by Mount
+	ops   *opCounter  // set by Mount
+	root  *gofs.Inode // set by Mount, for notifications
 }
 
 // New returns the file system over the engine.
 func New(eng Engine, opts Options) *FS {
+	if opts.DirTimeout <= 0 {
+		opts.DirTimeout = DefaultDirTimeout
+	}
 	return &FS{
 		eng:   eng,
 		log:   opts.Log,
@@ -138,7 +152,9 @@ func (f *FS) MountOptions() *gofs.Options {
 // unmounted. It returns once the kernel has answered the first request.
 func (f *FS) Mount(mountpoint string) (*fuse.Server, error) {
 	opts := f.MountOptions()
-	f.ops = &opCounter{RawFileSystem: gofs.NewNodeFS(f.Root(), opts)}
+	root := f.Root()
+	f.root = root.EmbeddedInode()
+	f.ops = &opCounter{RawFileSystem: gofs.NewNodeFS(root, opts)}
 	srv, err := fuse.NewServer(f.ops, mountpoint, &opts.MountOptions)
 	if err != nil {
 		return nil, fmt.Errorf("mount %s: %w", mountpoint, err)
@@ -148,6 +164,11 @@ func (f *FS) Mount(mountpoint string) (*fuse.Server, error) {
 		srv.Unmount()
 		return nil, fmt.Errorf("mount %s: %w", mountpoint, err)
 	}
+	unsubscribe := f.eng.Subscribe(f.onChange)
+	go func() {
+		srv.Wait()
+		unsubscribe()
+	}()
 	if srv.KernelSettings().Flags64()&fuse.CAP_PASSTHROUGH == 0 || os.Geteuid() != 0 {
 		f.log.Info().Msg("kernel passthrough unavailable (it needs Linux 6.9 and root): cached reads go through the daemon")
 	}

@@ -16,7 +16,7 @@ import (
 
 // liveStates are the batch states listed in a workspace directory.
 var liveStates = []archive.BatchState{
-	archive.StateCaching, archive.StateCached, archive.StateSyncing,
+	archive.StateCaching, archive.StateSealing, archive.StateCached, archive.StateSyncing,
 	archive.StateCachedSynced, archive.StateSynced, archive.StateFailed,
 }
 
@@ -83,8 +83,8 @@ func (r *rootDir) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (
 
 func (r *rootDir) child(ctx context.Context, w *archive.Workspace, out *fuse.EntryOut) *gofs.Inode {
 	wsAttr(w, &out.Attr)
-	out.SetEntryTimeout(shortTimeout)
-	out.SetAttrTimeout(shortTimeout)
+	out.SetEntryTimeout(r.fsys.opts.DirTimeout)
+	out.SetAttrTimeout(r.fsys.opts.DirTimeout)
 	return r.NewInode(ctx, r.fsys.newWorkspace(w.Name), gofs.StableAttr{Mode: syscall.S_IFDIR, Ino: workspaceIno(w.Name)})
 }
 
@@ -126,7 +126,7 @@ func (w *wsDir) Getattr(ctx context.Context, f gofs.FileHandle, out *fuse.AttrOu
 		return errno
 	}
 	wsAttr(&ws, &out.Attr)
-	out.SetTimeout(shortTimeout)
+	out.SetTimeout(w.fsys.opts.DirTimeout)
 	return 0
 }
 
@@ -156,8 +156,8 @@ func (w *wsDir) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*g
 
 func (w *wsDir) batchChild(ctx context.Context, b *archive.Batch, ws *archive.Workspace, out *fuse.EntryOut) *gofs.Inode {
 	batchAttr(b, ws, &out.Attr)
-	out.SetEntryTimeout(shortTimeout)
-	out.SetAttrTimeout(shortTimeout)
+	out.SetEntryTimeout(w.fsys.opts.DirTimeout)
+	out.SetAttrTimeout(w.fsys.opts.DirTimeout)
 	return w.NewInode(ctx, w.fsys.newBatchDir(w.ws, b.ID), gofs.StableAttr{Mode: syscall.S_IFDIR, Ino: batchIno(b.ID)})
 }
 
@@ -249,7 +249,7 @@ func (b *batchDir) Getattr(ctx context.Context, f gofs.FileHandle, out *fuse.Att
 		return errno
 	}
 	batchAttr(&bt, &ws, &out.Attr)
-	out.SetTimeout(shortTimeout)
+	out.SetTimeout(b.fsys.opts.DirTimeout)
 	return 0
 }
 

@@ -105,6 +105,24 @@ func volsers(copies []archive.Copy) string {
 }
 
 func (n *entryNode) Getxattr(ctx context.Context, attr string, dest []byte) (uint32, syscall.Errno) {
+	if attr == xattrMD5 && n.typ == archive.TypeFile {
+		m, errno := n.attrs() // as the caller may see it
+		if errno != 0 {
+			return 0, errno
+		}
+		if sz, errno := m.get(dest, attr); errno != syscall.ENODATA {
+			return sz, errno
+		}
+		// Right after a seal the md5 is still being computed: wait for it.
+		sum, err := n.fsys.eng.Checksum(ctx, n.id)
+		if err != nil {
+			return 0, errnoOf(err)
+		}
+		if sum == "" {
+			return 0, syscall.ENODATA
+		}
+		return xattrValue(dest, sum)
+	}
 	return getAttr(n.attrs, attr, dest)
 }
 

@@ -137,6 +137,10 @@ func needMount(t *testing.T) {
 	}
 }
 
+// kernelCacheEnv, set (e.g. to 1h), runs every mount of the suite with
+// that --kernel-cache: the second pass of make test does.
+const kernelCacheEnv = "TAPEFS_TEST_KERNEL_CACHE"
+
 // fastFlags are the daemon flags of a quick test: no simulated tape
 // time, short settle, flush and recall collection.
 func fastFlags() []string {
@@ -196,7 +200,14 @@ func (d *daemon) start() {
 // ready returns (not running) instead of failing the test.
 func (d *daemon) start1(tolerateExit bool) {
 	d.t.Helper()
-	args := append([]string{"mount", "--home", d.home, "--http", "127.0.0.1:0"}, d.flags...)
+	args := []string{"mount", "--home", d.home, "--http", "127.0.0.1:0"}
+	if v := os.Getenv(kernelCacheEnv); v != "" {
+		// The long-cache mode: the kernel keeps workspace and batch
+		// directories for this long, so every test checks that what
+		// changes behind its back is notified (a test's own flag wins).
+		args = append(args, "--kernel-cache", v)
+	}
+	args = append(args, d.flags...)
 	args = append(args, d.mnt)
 	want := "tapefs: mounted at " + d.mnt
 	ready := make(chan struct{})

@@ -11,12 +11,12 @@ import (
 
 // states is every batch state, in life-cycle order: the order of columns
 // and of metric series.
-var states = []archive.BatchState{archive.StateCaching, archive.StateCached, archive.StateSyncing, archive.StateCachedSynced, archive.StateSynced, archive.StateFailed, archive.StateDeleted}
+var states = []archive.BatchState{archive.StateCaching, archive.StateSealing, archive.StateCached, archive.StateSyncing, archive.StateCachedSynced, archive.StateSynced, archive.StateFailed, archive.StateDeleted}
 
 // moving reports whether a batch in state st will change without anyone
 // asking: the pages refresh while one does.
 func moving(st archive.BatchState) bool {
-	return st == archive.StateCaching || st == archive.StateCached || st == archive.StateSyncing
+	return st == archive.StateCaching || st == archive.StateSealing || st == archive.StateCached || st == archive.StateSyncing
 }
 
 // tally is a count of batches and their bytes.

@@ -366,6 +366,7 @@ func (s *Server) ingest(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
+	s.notified(r)
 	writeJSON(w, http.StatusOK, wireBatch(b))
 }
 
@@ -379,6 +380,7 @@ func (s *Server) remove(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
+	s.notified(r)
 	writeJSON(w, http.StatusOK, api.RemoveResponse{Batch: wireBatch(b), PurgeAfter: b.PurgeAfter})
 }
 
@@ -392,7 +394,24 @@ func (s *Server) undelete(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
+	s.notified(r)
 	writeJSON(w, http.StatusOK, wireBatch(b))
+}
+
+// notifiedWait bounds how long an answer waits for the mount to hear of
+// the change it made: a kernel that does not take the notification must
+// not hang the command.
+const notifiedWait = 2 * time.Second
+
+// notified waits until the mount has dropped what the kernel cached about
+// the batches this request changed, so that the command's next step (ls
+// of the mount) sees the change.
+func (s *Server) notified(r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), notifiedWait)
+	defer cancel()
+	if err := s.e.WaitNotified(ctx); err != nil {
+		s.log.Warn().Err(err).Msg("the mount did not take the kernel cache notification in time; ls may show the old state for a moment")
+	}
 }
 
 func (s *Server) checkPaths(w http.ResponseWriter, r *http.Request) {
@@ -513,6 +532,7 @@ func (s *Server) seal(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
+	s.notified(r)
 	writeJSON(w, http.StatusOK, wireBatch(b))
 }
 

@@ -44,6 +44,8 @@ type daemonConfig struct {
 	snapshotEvery  time.Duration // 0: no catalog snapshots
 	snapshotDir    string        // "": HOME/snapshots
 	recallWSDrives int
+	kernelCache    time.Duration // 0: fs.DefaultDirTimeout
+	hashRate       int64         // bytes/s of background hashing; 0: unlimited
 }
 
 // defaultHome: see config.DefaultHome (root: /var/lib/tapefs; others:
@@ -137,6 +139,10 @@ func (c *daemonConfig) set(key, value string) error {
 		if err == nil && c.recallWSDrives < 0 {
 			err = errors.New("must be a number ≥ 0 (0: no limit)")
 		}
+	case "kernel-cache":
+		c.kernelCache, err = parseDuration(value)
+	case "hash-rate":
+		c.hashRate, err = config.ParseSize(value)
 	default:
 		return fmt.Errorf("unknown setting %q", key)
 	}

@@ -203,7 +203,8 @@ func runDaemon(f *daemonFlags, mnt string) int {
 				s := h.cache.Stats()
 				return s.Limit, s.Used
 			},
-			Debug: d.cfg.debugFUSE,
+			Debug:      d.cfg.debugFUSE,
+			DirTimeout: d.cfg.kernelCache,
 		})
 		if srv, err = fsys.Mount(mnt); err != nil {
 			h.close(d.log)

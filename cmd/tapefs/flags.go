@@ -51,12 +51,14 @@ func newDaemonFlags(name, usageLine, description, examples string) *daemonFlags 
 	fs.Duration("snapshot-every", 0, "copy the catalog to --snapshot-dir and to tape this often, e.g. 24h (0: never)")
 	fs.String("snapshot-dir", "", "where catalog snapshots are kept on disk (default: HOME/snapshots; better another disk)")
 	fs.String("tape-speed", "0", "streaming rate of the virtual drives in bytes per second, e.g. 50M (0: LTO-9, 400 MB/s)")
-	for _, hidden := range []string{"drives", "cartridges", "cartridge-size", "flush-age", "recall-linger", "debug-fuse", "tape-speed"} {
+	fs.Duration("kernel-cache", 0, "how long the kernel caches workspace and batch directories (0: 10m); changes are notified at once anyway")
+	fs.String("hash-rate", "0", "checksum sealed batches at most this many bytes per second (0: no limit)")
+	for _, hidden := range []string{"drives", "cartridges", "cartridge-size", "flush-age", "recall-linger", "debug-fuse", "tape-speed", "kernel-cache", "hash-rate"} {
 		_ = fs.MarkHidden(hidden)
 	}
 	fs.Usage = func() {} // parseFlags prints the help
 	f.help = func(w io.Writer) {
-		fmt.Fprintf(w, "Usage: %s\n\n%s\nFlags:\n%s\nTesting and tuning flags: --drives N, --cartridges N, --cartridge-size SIZE\n(used only when a new home is created), --flush-age DURATION, --recall-linger DURATION,\n--tape-speed BYTES_PER_SECOND, --debug-fuse.\n\nExamples:\n%s",
+		fmt.Fprintf(w, "Usage: %s\n\n%s\nFlags:\n%s\nTesting and tuning flags: --drives N, --cartridges N, --cartridge-size SIZE\n(used only when a new home is created), --flush-age DURATION, --recall-linger DURATION,\n--tape-speed BYTES_PER_SECOND, --debug-fuse, --kernel-cache DURATION, --hash-rate BYTES_PER_SECOND.\n\nExamples:\n%s",
 			usageLine, description, fs.FlagUsages(), examples)
 	}
 	return f

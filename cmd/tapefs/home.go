@@ -112,6 +112,7 @@ func openHome(c *daemonConfig, log zerolog.Logger) (h *archiveHome, err error) {
 		SnapshotEvery:         c.snapshotEvery,
 		SnapshotDir:           snapshotDir(c),
 		RecallWorkspaceDrives: c.recallWSDrives,
+		HashRate:              c.hashRate,
 	})
 	if err != nil {
 		return h, err
