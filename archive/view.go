@@ -70,7 +70,8 @@ type Batch struct {
 	OnTape     int64
 	Reason     string
 	Attempts   int
-	Progress   float64 // bytes on tape / bytes, 0..1
+	Progress   float64 // bytes on tape / bytes, 0..1; SEALING: Hashed / bytes
+	Hashed     int64   // SEALING: bytes checksummed so far
 	// Removing is "removal in progress (N entries hidden)" while entries
 	// of a live batch are hidden by rm inside it (remove.go); Removal is
 	// that record, RemovalUndo when they come back unless the batch
@@ -192,7 +193,7 @@ func (e *Engine) batchView(b catalog.Batch) Batch {
 	s := e.statusOf(b)
 	v := Batch{ID: b.ID, Workspace: b.Workspace, Tag: b.Tag, Entry: b.Entry, Owner: b.Owner, State: BatchState(b.State),
 		Created: b.Created, Sealed: b.Sealed, Synced: b.Synced, Deleted: b.Deleted, Prior: BatchState(b.Prior),
-		Files: b.Files, Bytes: b.Bytes, OnTape: b.OnTape, Reason: b.Reason, Attempts: b.Attempts, Progress: s.Progress}
+		Files: b.Files, Bytes: b.Bytes, OnTape: b.OnTape, Reason: b.Reason, Attempts: b.Attempts, Progress: s.Progress, Hashed: s.Hashed}
 	if b.State == catalog.Deleted {
 		v.PurgeAfter = e.PurgeTime(b)
 	}
