@@ -1,6 +1,8 @@
 package api
 
 import (
+	"encoding/json"
+	"fmt"
 	"time"
 )
 
@@ -82,6 +84,43 @@ const (
 	TypeDir     FileType = 'd'
 	TypeSymlink FileType = 'l'
 )
+
+// String is the type as a word: file, dir or symlink.
+func (t FileType) String() string {
+	switch t {
+	case TypeFile:
+		return "file"
+	case TypeDir:
+		return "dir"
+	case TypeSymlink:
+		return "symlink"
+	}
+	return fmt.Sprintf("type-%d", byte(t))
+}
+
+// MarshalJSON writes the type as a word: people and jq read "file", not
+// the byte 102.
+func (t FileType) MarshalJSON() ([]byte, error) { return json.Marshal(t.String()) }
+
+// UnmarshalJSON reads a word, or the number older versions wrote.
+func (t *FileType) UnmarshalJSON(data []byte) error {
+	var n byte
+	if json.Unmarshal(data, &n) == nil {
+		*t = FileType(n)
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(data, &s); err != nil {
+		return fmt.Errorf("file type: %s is neither a word nor a number", data)
+	}
+	for _, c := range []FileType{TypeFile, TypeDir, TypeSymlink} {
+		if c.String() == s {
+			*t = c
+			return nil
+		}
+	}
+	return fmt.Errorf("file type %q: want file, dir or symlink", s)
+}
 
 // Copy locates one tape copy of a file.
 type Copy struct {
@@ -218,22 +257,27 @@ type EvictResponse struct {
 
 // FileInfo is a file of a batch as listed.
 type FileInfo struct {
-	ID     uint64    `json:"id"`
-	Batch  uint64    `json:"batch"`
-	Parent uint64    `json:"parent"`
-	Name   string    `json:"name"`
-	Path   string    `json:"path"` // slash-separated path inside the batch
-	Type   FileType  `json:"type"`
-	Mode   uint32    `json:"mode"`
-	UID    uint32    `json:"uid"`
-	GID    uint32    `json:"gid"`
-	Mtime  time.Time `json:"mtime"`
-	Size   int64     `json:"size"`
-	MD5    string    `json:"md5,omitempty"`
-	Target string    `json:"target,omitempty"`
-	Link   uint64    `json:"link,omitempty"` // data owner of a hard link
-	Nlink  uint32    `json:"nlink,omitempty"`
-	Copies []Copy    `json:"copies,omitempty"`
+	ID     uint64   `json:"id"`
+	Batch  uint64   `json:"batch"`
+	Parent uint64   `json:"parent"`
+	Name   string   `json:"name"`
+	Path   string   `json:"path"` // slash-separated path inside the batch
+	Type   FileType `json:"type"`
+	Mode   uint32   `json:"mode"`
+	UID    uint32   `json:"uid"`
+	GID    uint32   `json:"gid"`
+	// Filled by the command line for people: the mode as ls -l writes it
+	// (rwxr-xr-x), and the owner's user and group names.
+	ModeText  string    `json:"mode_text,omitempty"`
+	User      string    `json:"user,omitempty"`
+	GroupName string    `json:"group,omitempty"`
+	Mtime     time.Time `json:"mtime"`
+	Size      int64     `json:"size"`
+	MD5       string    `json:"md5,omitempty"`
+	Target    string    `json:"target,omitempty"`
+	Link      uint64    `json:"link,omitempty"` // data owner of a hard link
+	Nlink     uint32    `json:"nlink,omitempty"`
+	Copies    []Copy    `json:"copies,omitempty"`
 	// Removed: hidden from the batch tree by rm inside the batch.
 	Removed bool `json:"removed,omitempty"`
 	// State of a regular file's bytes: online, offline or staging.

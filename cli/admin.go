@@ -131,7 +131,7 @@ Examples:
 var workspaceCommand = Command{
 	Name:    "workspace",
 	Summary: "create and list workspaces, set quotas",
-	Usage:   "create NAME [--quota SIZE] [--owner USER] [--group GROUP] | list | set-quota NAME SIZE",
+	Usage:   "create NAME [--quota SIZE] [--owner USER] [--group GROUP] | list [-F text|json] | set-quota NAME SIZE",
 	Help: `Creating a workspace and setting quotas is for root. The owner (manager) may
 put, rm and undelete; members of the group may list and get.
 
@@ -139,20 +139,26 @@ Examples:
   tapefs workspace create gws_run3 --quota 50T --owner alice --group run3
   tapefs workspace set-quota gws_run3 80T
   tapefs workspace list
+  tapefs workspace list -F json
 `,
+	Words: []string{"create", "list", "set-quota"},
 	setup: func(fs *pflag.FlagSet) func(env *Env, args []string) int {
 		quota := fs.String("quota", "0", "quota `SIZE` (0 = unlimited; K, M, G, T, P)")
 		owner := fs.String("owner", "", "manager `USER` (name or uid; default: you)")
 		group := fs.String("group", "", "`GROUP` whose members may list and get (name or gid; default: the owner's group)")
+		format := formatFlag(fs)
 		return func(env *Env, args []string) int {
 			if len(args) == 0 {
 				return env.usage("workspace", "give create, list or set-quota")
+			}
+			if !validFormat(*format) {
+				return env.usage("workspace", "-F %q: use text or json", *format)
 			}
 			ctx, cancel := interruptible()
 			defer cancel()
 			switch args[0] {
 			case "list":
-				return env.lsAs("workspace", "workspace", 0, "text", true)
+				return env.lsAs("workspace", "workspace", 0, *format, true)
 			case "create":
 				if len(args) != 2 {
 					return env.usage("workspace", "create NAME")
@@ -168,7 +174,7 @@ Examples:
 				if err := env.Client.CreateWorkspace(ctx, api.WorkspaceRequest{Name: args[1], Quota: q, Manager: uid, Group: gid}); err != nil {
 					return env.fail("workspace", err)
 				}
-				fmt.Fprintf(env.Stdout, "workspace %s created (manager uid %d, group gid %d, quota %s)\n", args[1], uid, gid, quotaText(q))
+				fmt.Fprintf(env.Stdout, "workspace %s created (manager %s, group %s, quota %s)\n", args[1], idName(userName(uid), uid), idName(groupName(gid), gid), quotaText(q))
 				return ExitOK
 			case "set-quota":
 				if len(args) != 3 {
@@ -234,20 +240,29 @@ func lookupOwner(owner, group string) (uint32, uint32, error) {
 var libraryCommand = Command{
 	Name:    "library",
 	Summary: "drives and cartridges of the tape library",
-	Usage:   "status",
+	Usage:   "status [-F text|json]",
 	Help: `Examples:
   tapefs library status
+  tapefs library status -F json
 `,
+	Words: []string{"status"},
 	setup: func(fs *pflag.FlagSet) func(env *Env, args []string) int {
+		format := formatFlag(fs)
 		return func(env *Env, args []string) int {
 			if len(args) != 1 || args[0] != "status" {
 				return env.usage("library", "library status")
+			}
+			if !validFormat(*format) {
+				return env.usage("library", "-F %q: use text or json", *format)
 			}
 			ctx, cancel := interruptible()
 			defer cancel()
 			st, err := env.Client.Library(ctx)
 			if err != nil {
 				return env.fail("library", err)
+			}
+			if *format == "json" {
+				return writeJSONOut(env.Stdout, libraryJSON(st))
 			}
 			tw := tabwriter.NewWriter(env.Stdout, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "DRIVE\tSTATE\tCARTRIDGE\tIN USE\tMOUNTS\tREAD\tWRITTEN\tTAPE TIME")
@@ -285,6 +300,7 @@ var cacheCommand = Command{
 Examples:
   tapefs cache evict -b 507
 `,
+	Words: []string{"evict"},
 	setup: func(fs *pflag.FlagSet) func(env *Env, args []string) int {
 		batch := fs.Uint64P("batch", "b", 0, "batch `ID` (default: every batch on tape)")
 		return func(env *Env, args []string) int {
@@ -301,4 +317,59 @@ Examples:
 			return ExitOK
 		}
 	},
+}
+
+// idName is "alice (uid 1000)": the name people know, and the number the
+// archive keeps.
+func idName(name string, id uint32) string {
+	n := strconv.FormatUint(uint64(id), 10)
+	if name == n {
+		return name
+	}
+	return name + " (" + n + ")"
+}
+
+// The library in -F json: the API's library types carry no JSON names of
+// their own (they are the dashboard's), so the command line fixes the
+// names scripts rely on here.
+type libraryOut struct {
+	Drives     []driveOut     `json:"drives"`
+	Cartridges []cartridgeOut `json:"cartridges"`
+}
+
+type driveOut struct {
+	Index        int     `json:"index"`
+	State        string  `json:"state"`
+	VOLSER       string  `json:"volser,omitempty"`
+	InUse        bool    `json:"in_use"`
+	Mounts       int64   `json:"mounts"`
+	BytesRead    int64   `json:"bytes_read"`
+	BytesWritten int64   `json:"bytes_written"`
+	TapeSeconds  float64 `json:"tape_seconds"`
+}
+
+type cartridgeOut struct {
+	VOLSER    string `json:"volser"`
+	State     string `json:"state"`
+	Used      int64  `json:"used"`
+	Capacity  int64  `json:"capacity"`
+	TapeFiles int    `json:"tape_files"`
+	Drive     *int   `json:"drive"` // null: in its slot
+}
+
+func libraryJSON(st api.LibraryStatus) libraryOut {
+	out := libraryOut{Drives: []driveOut{}, Cartridges: []cartridgeOut{}}
+	for _, d := range st.Drives {
+		out.Drives = append(out.Drives, driveOut{Index: d.Index, State: d.State, VOLSER: d.VOLSER, InUse: d.InUse, Mounts: d.Counters.Mounts,
+			BytesRead: d.Counters.BytesRead, BytesWritten: d.Counters.BytesWritten, TapeSeconds: d.Counters.SimSeconds})
+	}
+	for _, c := range st.Cartridges {
+		co := cartridgeOut{VOLSER: c.VOLSER, State: c.State, Used: c.Used, Capacity: c.Capacity, TapeFiles: c.TapeFiles}
+		if c.Drive >= 0 {
+			d := c.Drive
+			co.Drive = &d
+		}
+		out.Cartridges = append(out.Cartridges, co)
+	}
+	return out
 }

@@ -134,8 +134,9 @@ func (s Settings) Socket() string {
 type Command struct {
 	Name    string
 	Summary string
-	Usage   string // after "tapefs NAME "
-	Help    string // description and examples
+	Usage   string   // after "tapefs NAME "
+	Help    string   // description and examples
+	Words   []string // fixed first arguments, for completion
 	setup   func(fs *pflag.FlagSet) func(env *Env, args []string) int
 	// configFiles replaces config.Files when not nil (the et_*.py names
 	// read Elastic Tape's files too: et.go).
@@ -148,17 +149,13 @@ var Commands = []Command{putCommand, getCommand, rmCommand, undeleteCommand, lsC
 // Run runs a user command with its arguments (after the name) and returns
 // the exit code.
 func Run(c Command, args []string, stdout, stderr io.Writer) int {
-	fs := pflag.NewFlagSet(c.Name, pflag.ContinueOnError)
-	fs.SetOutput(io.Discard)
-	fs.SortFlags = false
-	home := fs.String("home", "", "home of the daemon to talk to (env TAPEFS_HOME; default: find it)")
-	run := c.setup(fs)
-	help := fs.BoolP("help", "h", false, "show this help")
+	fs, run := c.flags()
 	if err := fs.Parse(args); err != nil {
-		fmt.Fprintf(stderr, "tapefs %s: %v\nRun 'tapefs %s --help' for usage.\n", c.Name, err, c.Name)
+		fmt.Fprintf(stderr, "tapefs %s: %s\nRun 'tapefs %s --help' for usage.\n", c.Name, flagError(err), c.Name)
 		return ExitUsage
 	}
-	if *help {
+	help, _ := fs.GetBool("help")
+	if help {
 		fmt.Fprintf(stdout, "Usage: tapefs %s %s\n\n%s\nFlags:\n%s", c.Name, c.Usage, c.Help, fs.FlagUsages())
 		return ExitOK
 	}
@@ -174,8 +171,8 @@ func Run(c Command, args []string, stdout, stderr io.Writer) int {
 	for _, w := range settings.Warnings {
 		fmt.Fprintf(stderr, "tapefs: warning: %s\n", w)
 	}
-	if *home != "" {
-		settings.Home = *home
+	if home, _ := fs.GetString("home"); home != "" {
+		settings.Home = home
 	}
 	env := &Env{
 		Stdout: stdout, Stderr: stderr, Settings: settings,
@@ -183,6 +180,48 @@ func Run(c Command, args []string, stdout, stderr io.Writer) int {
 		Client: api.NewClient(settings.Socket()),
 	}
 	return run(env, fs.Args())
+}
+
+// flags builds the command's flag set (the same for a run, --help,
+// completion and the man page).
+func (c Command) flags() (*pflag.FlagSet, func(env *Env, args []string) int) {
+	fs := pflag.NewFlagSet(c.Name, pflag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.SortFlags = false
+	fs.String("home", "", "home of the daemon to talk to (env TAPEFS_HOME; default: find it)")
+	run := c.setup(fs)
+	fs.BoolP("help", "h", false, "show this help")
+	return fs, run
+}
+
+// flagError says what is wrong with a flag in the user's words: a bad
+// value names the flag and what it takes, not the Go parser that refused
+// it (strconv.ParseUint: parsing "1x": invalid syntax).
+func flagError(err error) string {
+	var iv *pflag.InvalidValueError
+	if !errors.As(err, &iv) {
+		return err.Error()
+	}
+	f := iv.GetFlag()
+	name := "--" + f.Name
+	if f.Shorthand != "" {
+		name = "-" + f.Shorthand + "/" + name
+	}
+	want := "a valid value"
+	switch f.Value.Type() {
+	case "uint64", "uint32", "uint", "int", "int64", "int32":
+		want = "a whole number"
+		if f.Name == "batch" {
+			want = "a batch ID (a whole number, as put and ls print it)"
+		}
+	case "bool":
+		want = "true or false"
+	case "duration":
+		want = "a duration such as 90s, 5m or 2h"
+	case "float64":
+		want = "a number"
+	}
+	return fmt.Sprintf("%s %q: want %s", name, iv.GetValue(), want)
 }
 
 // context returns a context cancelled by SIGINT or SIGTERM.

@@ -95,7 +95,7 @@ func (env *Env) lsAs(cmd, level string, batch uint64, format string, human bool)
 			return env.fail(cmd, err)
 		}
 		if format == "json" {
-			return writeJSONOut(env.Stdout, wss)
+			return writeJSONOut(env.Stdout, workspacesJSON(wss))
 		}
 		if human {
 			fmt.Fprintln(tw, "WORKSPACE\tQUOTA\tUSED\tUSE%\tMANAGER\tGROUP")
@@ -105,7 +105,7 @@ func (env *Env) lsAs(cmd, level string, batch uint64, format string, human bool)
 			if w.Quota > 0 {
 				quota, pct = size(w.Quota), fmt.Sprintf("%.0f%%", 100*float64(w.Used)/float64(w.Quota))
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\n", w.Name, quota, size(w.Used), pct, w.Manager, w.Group)
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", w.Name, quota, size(w.Used), pct, userName(w.Manager), groupName(w.Group))
 		}
 	case "batch":
 		var bs []api.Batch
@@ -122,7 +122,7 @@ func (env *Env) lsAs(cmd, level string, batch uint64, format string, human bool)
 		}
 		bs = liveOnly(bs, batch != 0)
 		if format == "json" {
-			return writeJSONOut(env.Stdout, bs)
+			return writeJSONOut(env.Stdout, batchesJSON(bs))
 		}
 		if human {
 			fmt.Fprintln(tw, "BATCH\tTAG\tSTATE\tFILES\tBYTES\tCREATED\tSYNCED\tNOTE")
@@ -162,6 +162,9 @@ func (env *Env) lsAs(cmd, level string, batch uint64, format string, human bool)
 		sort.SliceStable(all, func(i, j int) bool { return all[i].Path < all[j].Path })
 		switch format {
 		case "json":
+			for i := range all {
+				all[i] = withNames(all[i])
+			}
 			return writeJSONOut(env.Stdout, all)
 		case "md5sum":
 			for _, f := range all {
@@ -177,7 +180,7 @@ func (env *Env) lsAs(cmd, level string, batch uint64, format string, human bool)
 		for _, f := range all {
 			md5, st := f.MD5, string(f.State)
 			if f.Type != api.TypeFile {
-				md5, st = "-", string(f.Type)
+				md5, st = "-", f.Type.String()
 			}
 			if f.Removed {
 				st = "hidden"
@@ -256,7 +259,7 @@ func writeJSONOut(w io.Writer, v any) int {
 var statusCommand = Command{
 	Name:    "status",
 	Summary: "state and progress of a batch, or of the workspace's recent batches",
-	Usage:   "[-b ID] [-w WS] [--wait]",
+	Usage:   "[-b ID] [-w WS] [--wait] [-F text|json]",
 	Help: `Shows state and progress (bytes on tape / bytes), and "removal in progress
 (N entries hidden)" for a batch whose entries an rm inside it hid (undo:
 'tapefs undelete -b ID'). With --wait, waits until the batch is on tape:
@@ -266,14 +269,19 @@ Examples:
   tapefs status -b 507
   tapefs status -b 507 --wait && rm -r /data/run1234
   tapefs status -w gws_run3
+  tapefs status -b 507 -F json | jq -r '.[0].state'
 `,
 	setup: func(fs *pflag.FlagSet) func(env *Env, args []string) int {
 		batch := fs.Uint64P("batch", "b", 0, "batch `ID`")
 		ws := fs.StringP("workspace", "w", "", "workspace (without -b)")
 		wait := fs.Bool("wait", false, "wait until the batch is on tape or FAILED")
+		format := formatFlag(fs)
 		return func(env *Env, args []string) int {
 			if len(args) > 0 {
 				return env.usage("status", "unexpected argument %q", args[0])
+			}
+			if !validFormat(*format) {
+				return env.usage("status", "-F %q: use text or json", *format)
 			}
 			if *ws != "" {
 				env.Settings.Workspace = *ws
@@ -286,7 +294,7 @@ Examples:
 			if *wait {
 				code := env.waitBatch(ctx, *batch)
 				if st, err := env.Client.Batch(ctx, *batch); err == nil {
-					printStatus(env.Stdout, []api.Batch{st})
+					printStatus(env.Stdout, *format, []api.Batch{st})
 				}
 				return code
 			}
@@ -302,13 +310,22 @@ Examples:
 			if err != nil {
 				return env.fail("status", err)
 			}
-			printStatus(env.Stdout, bs)
-			return ExitOK
+			return printStatus(env.Stdout, *format, bs)
 		}
 	},
 }
 
-func printStatus(w io.Writer, bs []api.Batch) {
+// formatFlag adds -F text|json to a command.
+func formatFlag(fs *pflag.FlagSet) *string {
+	return fs.StringP("format", "F", "text", "output `FORMAT`: text, or json for scripts")
+}
+
+func validFormat(f string) bool { return f == "text" || f == "json" }
+
+func printStatus(w io.Writer, format string, bs []api.Batch) int {
+	if format == "json" {
+		return writeJSONOut(w, batchesJSON(bs))
+	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "BATCH\tWORKSPACE\tSTATE\tPROGRESS\tFILES\tBYTES\tREASON")
 	for _, b := range bs {
@@ -325,4 +342,5 @@ func printStatus(w io.Writer, bs []api.Batch) {
 		fmt.Fprintf(tw, "%d\t%s\t%s\t%.0f%%\t%d\t%s\t%s\n", b.ID, b.Workspace, b.State, 100*b.Progress, b.Files, config.FormatSize(b.Bytes), reason)
 	}
 	tw.Flush()
+	return ExitOK
 }

@@ -48,6 +48,8 @@ Usage:
 
 Commands:
 %s  version    print the version and the commit it was built from (also --version)
+  completion print the shell completion script: completion bash|zsh|fish
+  man        write the man pages (tapefs.1, tapefs-COMMAND.1) into a directory: man DIR
 
 Run 'tapefs COMMAND --help' for the flags and examples of a command, and
 'tapefs help exit-codes' for what the exit codes mean.
@@ -93,6 +95,10 @@ func run(args []string) int {
 	switch name {
 	case "--version", "version":
 		return runVersion(os.Stdout)
+	case "completion":
+		return runCompletion(args[1:])
+	case "man":
+		return runMan(args[1:])
 	case "-h", "--help":
 		usage(os.Stdout)
 		return 0
@@ -115,6 +121,79 @@ func run(args []string) int {
 	if isMountHelperCall(args) {
 		return runMountHelper(args)
 	}
+	if s, ok := cli.Suggest(name, commandNames()); ok {
+		fmt.Fprintf(os.Stderr, "tapefs: unknown command %q; did you mean %q?\nRun 'tapefs --help' for the list.\n", name, s)
+		return cli.ExitUsage
+	}
 	fmt.Fprintf(os.Stderr, "tapefs: unknown command %q; run 'tapefs --help' for the list\n", name)
 	return cli.ExitUsage
+}
+
+// commandNames are every name run accepts first, for "did you mean".
+func commandNames() []string {
+	out := []string{"version", "help", "completion", "man"}
+	for _, c := range commands {
+		out = append(out, c.name)
+	}
+	return out
+}
+
+// specs is the command table for completion and man pages: the daemon's
+// commands with their flags, then the user commands, then the ones run
+// answers itself.
+func specs() []cli.Spec {
+	out := []cli.Spec{
+		{Name: "mount", Summary: commands[0].summary, Usage: "[flags] MOUNTPOINT", Help: mountDescription + "\nExamples:\n" + mountExamples,
+			Flags: newDaemonFlags("mount", "", "", "").fs},
+		{Name: "serve", Summary: commands[1].summary, Usage: "[flags]", Help: serveDescription + "\nExamples:\n" + serveExamples,
+			Flags: newDaemonFlags("serve", "", "", "").fs},
+		{Name: "catalog", Summary: commands[2].summary, Usage: "copy|rebuild|restore [--home DIR] [--to URL] [--from-library]",
+			Help: "Catalog maintenance; stop the daemon first. See 'tapefs catalog --help'.\n", Words: []string{"copy", "rebuild", "restore"}},
+	}
+	out = append(out, cli.Specs()...)
+	return append(out,
+		cli.Spec{Name: "completion", Summary: "print the shell completion script", Usage: "bash|zsh|fish",
+			Help: "Prints a completion script for the shell, made from the commands and their flags.\n\nExamples:\n" +
+				"  source <(tapefs completion bash)\n  tapefs completion zsh > \"${fpath[1]}/_tapefs\"\n  tapefs completion fish > ~/.config/fish/completions/tapefs.fish\n",
+			Words: []string{"bash", "zsh", "fish"}},
+		cli.Spec{Name: "man", Summary: "write the man pages into a directory", Usage: "DIR",
+			Help: "Writes tapefs.1 and tapefs-COMMAND.1 for each command into DIR, made from the help text.\n\nExamples:\n  tapefs man /usr/local/share/man/man1\n"},
+		cli.Spec{Name: "version", Summary: "print the version and the commit it was built from", Help: "Also 'tapefs --version'.\n"},
+	)
+}
+
+func runCompletion(args []string) int {
+	if len(args) == 1 && (args[0] == "-h" || args[0] == "--help") {
+		fmt.Println("Usage: tapefs completion bash|zsh|fish\n\n  source <(tapefs completion bash)")
+		return 0
+	}
+	if len(args) != 1 {
+		fmt.Fprintln(os.Stderr, "tapefs completion: give the shell: bash, zsh or fish")
+		return cli.ExitUsage
+	}
+	if err := cli.Completion(os.Stdout, args[0], specs()); err != nil {
+		fmt.Fprintf(os.Stderr, "tapefs completion: %v\n", err)
+		return cli.ExitUsage
+	}
+	return 0
+}
+
+func runMan(args []string) int {
+	if len(args) != 1 || strings.HasPrefix(args[0], "-") {
+		fmt.Fprintln(os.Stderr, "tapefs man: give the directory to write the pages into, e.g. tapefs man /usr/local/share/man/man1")
+		return cli.ExitUsage
+	}
+	intro := "tapefs archives directories to a tape library and brings them back, through an ordinary mounted file system and through these commands, which talk to the running daemon.\n\n"
+	if _, ex, ok := strings.Cut(usageText, "\nExamples:\n"); ok {
+		intro += "Examples:\n" + ex
+	}
+	files, err := cli.ManPages(args[0], version, intro, specs())
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "tapefs man: %v\n", err)
+		return cli.ExitFailed
+	}
+	for _, f := range files {
+		fmt.Println(f)
+	}
+	return 0
 }
