@@ -259,10 +259,21 @@ func editDistance(a, b string) int {
 }
 
 // roff escapes text for a man page: backslashes, hyphens (so that
-// copied options stay ASCII), and a line that starts with a control
-// character.
+// copied options stay ASCII), characters beyond ASCII, and a line that
+// starts with a control character.
 func roff(s string) string {
 	s = strings.NewReplacer(`\`, `\e`, "-", `\-`).Replace(s)
+	// groff reads bytes: other characters go as \[uXXXX] (… in a flag's
+	// help would otherwise be three invalid input characters).
+	var b strings.Builder
+	for _, r := range s {
+		if r < 0x80 {
+			b.WriteRune(r)
+		} else {
+			fmt.Fprintf(&b, `\[u%04X]`, r)
+		}
+	}
+	s = b.String()
 	if strings.HasPrefix(s, ".") || strings.HasPrefix(s, "'") {
 		s = `\&` + s
 	}

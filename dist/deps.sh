@@ -10,9 +10,11 @@
 # mkfs.ext4 (a small cache file system); passwd: useradd; chromium: the
 # status page test; postgresql: initdb and pg_ctl for the throwaway servers
 # of the catalog's PostgreSQL tests; systemd: systemd-analyze verify of the
-# unit make install writes (nothing is started); make: make install.
+# unit make install writes (nothing is started); make: make install;
+# groff-base, man-db: the generated man pages are rendered by a test;
+# bash: the completion script is run by a test.
 set -eu
-PACKAGES="fuse3 attr rsync tar coreutils findutils diffutils util-linux e2fsprogs passwd chromium postgresql systemd make"
+PACKAGES="fuse3 attr rsync tar coreutils findutils diffutils util-linux e2fsprogs passwd chromium postgresql systemd make groff-base man-db bash"
 
 if ! command -v dpkg-query >/dev/null 2>&1; then
 	echo "make deps: not a Debian system (no dpkg-query); install the equivalents of: $PACKAGES" >&2
