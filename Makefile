@@ -18,13 +18,17 @@ BINDIR   ?= $(PREFIX)/bin
 SBINDIR  ?= /sbin
 UNITDIR  ?= $(PREFIX)/lib/systemd/system
 LOGROTATEDIR ?= /etc/logrotate.d
+MANDIR   ?= $(PREFIX)/share/man
+BASHCOMPDIR ?= $(PREFIX)/share/bash-completion/completions
+ZSHCOMPDIR  ?= $(PREFIX)/share/zsh/site-functions
+FISHCOMPDIR ?= $(PREFIX)/share/fish/vendor_completions.d
 DESTDIR  ?=
 # Elastic Tape's script names: links to tapefs next to it (relative, so
 # that a DESTDIR tree moved into place still works), run as put, get, rm
 # and ls with Elastic Tape's options (cli/et.go).
 ET_NAMES := et_put.py et_get.py et_rm.py et_ls.py
 
-.PHONY: build deps install run test test-unit test-e2e bench fuzz lint clean
+.PHONY: build deps install man run test test-unit test-e2e bench fuzz lint clean
 
 build:
 	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/tapefs
@@ -34,14 +38,25 @@ build:
 deps:
 	@sh dist/deps.sh
 
-install: build
+# The man pages (bin/man/tapefs.1, tapefs-COMMAND.1, beside BIN), made from the help
+# text of the built binary so that they say what --help says.
+MANOUT   := $(dir $(BIN))man
+man: build
+	rm -rf $(MANOUT) && $(BIN) man $(MANOUT) >/dev/null
+
+install: build man
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(SBINDIR) $(DESTDIR)$(UNITDIR) $(DESTDIR)$(LOGROTATEDIR)
+	install -d $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(BASHCOMPDIR) $(DESTDIR)$(ZSHCOMPDIR) $(DESTDIR)$(FISHCOMPDIR)
+	install -m 0644 $(MANOUT)/*.1 $(DESTDIR)$(MANDIR)/man1/
+	$(BIN) completion bash > $(DESTDIR)$(BASHCOMPDIR)/tapefs
+	$(BIN) completion zsh > $(DESTDIR)$(ZSHCOMPDIR)/_tapefs
+	$(BIN) completion fish > $(DESTDIR)$(FISHCOMPDIR)/tapefs.fish
 	install -m 0755 $(BIN) $(DESTDIR)$(BINDIR)/tapefs
 	ln -sf $(BINDIR)/tapefs $(DESTDIR)$(SBINDIR)/mount.fuse.tapefs
 	for n in $(ET_NAMES); do ln -sf tapefs $(DESTDIR)$(BINDIR)/$$n; done
 	sed 's|@BINDIR@|$(BINDIR)|g' dist/tapefs.service.in > $(DESTDIR)$(UNITDIR)/tapefs.service
 	install -m 0644 dist/tapefs.logrotate $(DESTDIR)$(LOGROTATEDIR)/tapefs
-	@echo "installed: $(BINDIR)/tapefs, $(SBINDIR)/mount.fuse.tapefs, $(UNITDIR)/tapefs.service, $(ET_NAMES:%=$(BINDIR)/%)"
+	@echo "installed: $(BINDIR)/tapefs, $(SBINDIR)/mount.fuse.tapefs, $(UNITDIR)/tapefs.service, $(ET_NAMES:%=$(BINDIR)/%), man pages in $(MANDIR)/man1, completions for bash, zsh and fish"
 
 # Builds, initialises a home under run/ on first start, mounts it and stays
 # in the foreground (Ctrl-C unmounts). Tape time runs 20x faster than real.

@@ -309,7 +309,8 @@ func TestDfReportsCache(t *testing.T) {
 }
 
 // TestMakeInstall: make install puts the binary, the mount helper link,
-// Elastic Tape's script names and the systemd unit (Type=notify, the installed binary) under DESTDIR.
+// Elastic Tape's script names, the systemd unit (Type=notify, the
+// installed binary), the man pages and the shell completions under DESTDIR.
 func TestMakeInstall(t *testing.T) {
 	if _, err := exec.LookPath("make"); err != nil {
 		t.Fatalf("make: %v", err)
@@ -350,6 +351,13 @@ func TestMakeInstall(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dest, "etc/logrotate.d/tapefs")); err != nil {
 		t.Error(err)
+	}
+	// The man pages (one per command) and the completion of each shell.
+	for _, p := range []string{"share/man/man1/tapefs.1", "share/man/man1/tapefs-put.1", "share/man/man1/tapefs-mount.1",
+		"share/bash-completion/completions/tapefs", "share/zsh/site-functions/_tapefs", "share/fish/vendor_completions.d/tapefs.fish"} {
+		if b, err := os.ReadFile(filepath.Join(dest, "opt/tapefs", p)); err != nil || !strings.Contains(string(b), "tapefs") {
+			t.Errorf("make install: %s: %v", p, err)
+		}
 	}
 }
 
