@@ -223,6 +223,8 @@ func TestJSONAndNames(t *testing.T) {
 	fakeDaemon(t, map[string]any{
 		"GET /v1/workspaces":  []api.Workspace{{Name: "gws_run3", Manager: 0, Group: 0, Quota: 1 << 30}, {Name: "orphan", Manager: nobody, Group: nobody}},
 		"GET /v1/batches/507": api.Batch{ID: 507, Workspace: "gws_run3", Owner: 0, State: api.Synced, Files: 3, Bytes: 10, Progress: 1},
+		"GET /v1/batches/507/files": []api.FileInfo{{ID: 1, Batch: 507, Path: "run", Type: api.TypeDir, Mode: 0o755},
+			{ID: 2, Batch: 507, Path: "run/a", Type: api.TypeFile, Mode: 0o644}, {ID: 3, Batch: 507, Path: "run/b", Type: api.TypeFile}},
 		"GET /v1/library": api.LibraryStatus{Drives: []api.Drive{{Index: 0, State: "idle", VOLSER: "TF0001", Counters: api.Counters{Mounts: 2}}},
 			Cartridges: []api.Cartridge{{VOLSER: "TF0001", Capacity: 100, Used: 10, State: "mounted", Drive: 0}, {VOLSER: "TF0002", Capacity: 100, Drive: -1}}},
 	})
@@ -242,6 +244,14 @@ func TestJSONAndNames(t *testing.T) {
 	var bs []map[string]any
 	if code != 0 || json.Unmarshal([]byte(out), &bs) != nil || len(bs) != 1 || bs[0]["id"] != 507.0 || bs[0]["state"] != "SYNCED" || bs[0]["owner_name"] != "root" || bs[0]["owner"] != 0.0 {
 		t.Errorf("status -F json: exit %d %v\n%s%s", code, bs, out, errs)
+	}
+	if k, _ := bs[0]["kinds"].(map[string]any); k["regular_files"] != 2.0 || k["dirs"] != 1.0 || bs[0]["files"] != 3.0 {
+		t.Errorf("status -F json: kinds %v, files %v; want 2 regular files and 1 dir of 3 entries", k, bs[0]["files"])
+	}
+	// Text: 2 files and 1 directory, not 3 files.
+	out, errs, code = runCmd(t, statusCommand, "-b", "507")
+	if code != 0 || !regexpMatch(`(?m)^BATCH\s+WORKSPACE\s+STATE\s+PROGRESS\s+FILES\s+DIRS\s+BYTES`, out) || !regexpMatch(`(?m)^507\s+gws_run3\s+SYNCED\s+100%\s+2\s+1\s+10 B`, out) {
+		t.Errorf("status: exit %d\n%s%s", code, out, errs)
 	}
 	if _, errs, code = runCmd(t, statusCommand, "-b", "507", "-F", "yaml"); code != ExitUsage || !strings.Contains(errs, `-F "yaml": use text or json`) {
 		t.Errorf("status -F yaml: exit %d %s", code, errs)

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -294,7 +295,7 @@ Examples:
 			if *wait {
 				code := env.waitBatch(ctx, *batch)
 				if st, err := env.Client.Batch(ctx, *batch); err == nil {
-					printStatus(env.Stdout, *format, []api.Batch{st})
+					printStatus(env.Stdout, *format, []api.Batch{st}, env.kinds(ctx, []api.Batch{st}))
 				}
 				return code
 			}
@@ -310,7 +311,7 @@ Examples:
 			if err != nil {
 				return env.fail("status", err)
 			}
-			return printStatus(env.Stdout, *format, bs)
+			return printStatus(env.Stdout, *format, bs, env.kinds(ctx, bs))
 		}
 	},
 }
@@ -322,13 +323,61 @@ func formatFlag(fs *pflag.FlagSet) *string {
 
 func validFormat(f string) bool { return f == "text" || f == "json" }
 
-func printStatus(w io.Writer, format string, bs []api.Batch) int {
+// kindCount is how many of a batch's entries are regular files,
+// directories and symbolic links: a batch's file count (api.Batch.Files)
+// counts every entry, so 1520 files in a directory are 1521.
+type kindCount struct {
+	Files    int64 `json:"regular_files"`
+	Dirs     int64 `json:"dirs"`
+	Symlinks int64 `json:"symlinks"`
+}
+
+// maxCounted is the most entries a batch may have for status to list it
+// to count its files and directories apart: beyond, the listing would
+// cost more than the answer is worth, and FILES shows entries.
+const maxCounted = 200_000
+
+// kinds counts the files and directories of each batch apart (nil for a
+// batch that is too large, or that cannot be listed now).
+func (env *Env) kinds(ctx context.Context, bs []api.Batch) []*kindCount {
+	out := make([]*kindCount, len(bs))
+	for i, b := range bs {
+		if b.Files > maxCounted || b.Files == 0 {
+			continue
+		}
+		fs, err := env.Client.AllFiles(ctx, b.ID)
+		if err != nil {
+			continue
+		}
+		k := &kindCount{}
+		for _, f := range fs {
+			switch f.Type {
+			case api.TypeFile:
+				k.Files++
+			case api.TypeDir:
+				k.Dirs++
+			case api.TypeSymlink:
+				k.Symlinks++
+			}
+		}
+		out[i] = k
+	}
+	return out
+}
+
+func printStatus(w io.Writer, format string, bs []api.Batch, kinds []*kindCount) int {
 	if format == "json" {
-		return writeJSONOut(w, batchesJSON(bs))
+		out := batchesJSON(bs)
+		for i := range out {
+			if i < len(kinds) {
+				out[i].Kinds = kinds[i]
+			}
+		}
+		return writeJSONOut(w, out)
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "BATCH\tWORKSPACE\tSTATE\tPROGRESS\tFILES\tBYTES\tREASON")
-	for _, b := range bs {
+	fmt.Fprintln(tw, "BATCH\tWORKSPACE\tSTATE\tPROGRESS\tFILES\tDIRS\tBYTES\tREASON")
+	for idx, b := range bs {
 		reason := b.Reason
 		if b.State != api.Failed {
 			reason = ""
@@ -339,7 +388,14 @@ func printStatus(w io.Writer, format string, bs []api.Batch) int {
 		if b.Removing != "" {
 			reason = strings.TrimPrefix(reason+"; "+removalNote(b), "; ")
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%.0f%%\t%d\t%s\t%s\n", b.ID, b.Workspace, b.State, 100*b.Progress, b.Files, config.FormatSize(b.Bytes), reason)
+		// Regular files and symbolic links under FILES, directories
+		// apart; "-" when they were not counted (FILES is then entries).
+		files, dirs := fmt.Sprint(b.Files), "-"
+		if idx < len(kinds) && kinds[idx] != nil {
+			k := kinds[idx]
+			files, dirs = fmt.Sprint(k.Files+k.Symlinks), fmt.Sprint(k.Dirs)
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%.0f%%\t%s\t%s\t%s\t%s\n", b.ID, b.Workspace, b.State, 100*b.Progress, files, dirs, config.FormatSize(b.Bytes), reason)
 	}
 	tw.Flush()
 	return ExitOK

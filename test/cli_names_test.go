@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -35,6 +36,17 @@ func TestCLINamesJSONCompletionMan(t *testing.T) {
 	r := cliOK(t, o, "status", "-b", idArg(id), "-F", "json")
 	if json.Unmarshal([]byte(r.stdout), &bs) != nil || len(bs) != 1 || bs[0]["owner_name"] != "root" || bs[0]["owner"] != 0.0 || bs[0]["id"] != float64(id) {
 		t.Errorf("status -F json: %v\n%s", bs, r)
+	}
+	// Files and directories counted apart: a.dat and sub/b.dat are 2
+	// files; the directories are sub and each of src's path (put keeps
+	// absolute paths).
+	dirs := len(strings.Split(strings.Trim(src, "/"), "/")) + 1
+	if k, _ := bs[0]["kinds"].(map[string]any); k["regular_files"] != 2.0 || k["dirs"] != float64(dirs) || bs[0]["files"] != float64(2+dirs) {
+		t.Errorf("status -F json: kinds %v of %v entries, want 2 files and %d dirs", bs[0]["kinds"], bs[0]["files"], dirs)
+	}
+	r = cliOK(t, o, "status", "-b", idArg(id))
+	if !regexp.MustCompile(`(?m)^` + idArg(id) + `\s+default\s+\S+\s+100%\s+2\s+` + strconv.Itoa(dirs) + `\s`).MatchString(r.stdout) {
+		t.Errorf("status: want FILES 2 and DIRS %d\n%s", dirs, r)
 	}
 	// library status -F json: drives and cartridges with snake_case names.
 	var lib struct {
