@@ -35,6 +35,16 @@ func TestWriteSnapshotWhileWriting(t *testing.T) {
 			defer c.Close()
 			// Each transaction writes two workspaces whose quotas must
 			// agree: a snapshot cutting through a transaction would not.
+			// The first transaction before any snapshot: a snapshot may
+			// come before the writer's goroutine has run at all.
+			if err := c.Update(func(tx *Tx) error {
+				if err := tx.PutWorkspace(Workspace{Name: "a", Quota: 0}); err != nil {
+					return err
+				}
+				return tx.PutWorkspace(Workspace{Name: "b000", Quota: 0, Created: time.Unix(0, 0)})
+			}); err != nil {
+				t.Fatal(err)
+			}
 			var wg sync.WaitGroup
 			stop := make(chan struct{})
 			wg.Add(1)
