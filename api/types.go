@@ -159,6 +159,10 @@ type Cartridge struct {
 	TapeFiles int
 	State     string
 	Drive     int // -1: in its slot
+	// LastVerified is when every copy on the cartridge was last read back
+	// (nil: never); VerifyDamaged how many of them were bad then.
+	LastVerified  *time.Time `json:",omitempty"`
+	VerifyDamaged int        `json:",omitempty"`
 }
 
 // Counters accumulate what a drive (or the library) has done.

@@ -38,3 +38,41 @@ func (c *Client) VerifyCache(ctx context.Context, req VerifyRequest) (VerifyRepo
 	err := c.do(ctx, http.MethodPost, "/v1/verify/cache", nil, req, &rep)
 	return rep, err
 }
+
+// TapeVerifyRequest asks the daemon to read back the tape copies of a
+// batch, a cartridge or a workspace and compare them with their md5.
+type TapeVerifyRequest struct {
+	Batch     uint64 `json:"batch,omitempty"`
+	VOLSER    string `json:"cartridge,omitempty"`
+	Workspace string `json:"workspace,omitempty"`
+}
+
+// TapeDamage is one copy on tape that did not read back as sealed.
+type TapeDamage struct {
+	FileID    uint64 `json:"file_id"`
+	Batch     uint64 `json:"batch"`
+	Workspace string `json:"workspace"`
+	Path      Name   `json:"path"`
+	VOLSER    string `json:"cartridge"`
+	TapeFile  int    `json:"tape_file"`
+	Offset    int64  `json:"offset"`
+	Want      string `json:"md5_sealed"`
+	Got       string `json:"md5_read,omitempty"`
+	Error     string `json:"error,omitempty"`
+}
+
+// TapeVerifyReport is what reading back tape copies found.
+type TapeVerifyReport struct {
+	Files      int          `json:"files"`
+	Bytes      int64        `json:"bytes"`
+	Cartridges []string     `json:"cartridges"`
+	Damaged    []TapeDamage `json:"damaged,omitempty"`
+}
+
+// VerifyTape asks the daemon to read back tape copies now; it returns
+// when every cartridge in scope has been read.
+func (c *Client) VerifyTape(ctx context.Context, req TapeVerifyRequest) (TapeVerifyReport, error) {
+	var rep TapeVerifyReport
+	err := c.do(ctx, http.MethodPost, "/v1/verify/tape", nil, req, &rep)
+	return rep, err
+}

@@ -68,6 +68,9 @@ type Config struct {
 	// passes over the whole cache; default 24 h. A pass that takes longer
 	// is followed at once by the next.
 	ScrubInterval time.Duration
+	// VerifyPeriod is how often the tape scrub reads every cartridge back
+	// (verifytape.go); default 180 days; negative: no tape scrub.
+	VerifyPeriod time.Duration
 
 	// SnapshotEvery is how often the catalog is copied to SnapshotDir and
 	// to tape (0: never).

@@ -51,7 +51,8 @@ type Engine struct {
 	migrateMu   sync.Mutex // held by the one flush in progress
 	recalls     *recallQueue
 	stats       engineStats
-	integrity   integrity // damaged objects kept (see integrity.go)
+	integrity   integrity  // damaged objects kept (see integrity.go)
+	tapeVerify  tapeVerify // the tape scrub's state (see verifytape.go)
 
 	changes *notifier   // changes of batches, for the mount's kernel caches
 	sealer  *sealWork   // adoption and background hashing of sealed batches
@@ -79,6 +80,7 @@ func DefaultConfig() Config {
 		HashWorkers:     runtime.GOMAXPROCS(0),
 		ScrubRate:       16 << 20,
 		ScrubInterval:   24 * time.Hour,
+		VerifyPeriod:    180 * 24 * time.Hour,
 	}
 }
 
@@ -141,6 +143,7 @@ func New(cfg Config) (*Engine, error) {
 	e.recalls = newRecallQueue()
 	e.changes, e.sealer, e.evicted = newNotifier(), newSealWork(), newEvictWatch()
 	e.cache.OnEvict(e.objectEvicted)
+	e.tapeVerify.started = e.now()
 	if err := e.recover(); err != nil {
 		cancel()
 		return nil, fmt.Errorf("archive: recover: %w", err)
@@ -167,6 +170,9 @@ func (e *Engine) Start() {
 	e.spawn(e.removalLoop)
 	e.spawn(e.sealLoop)
 	e.spawn(e.evictLoop)
+	if e.cfg.VerifyPeriod > 0 {
+		e.spawn(e.tapeScrubLoop)
+	}
 }
 
 func (e *Engine) spawn(fn func()) {

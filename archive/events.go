@@ -24,6 +24,10 @@ const (
 	// provisional); EvRemovalUndone: the hidden entries came back.
 	EvRemoving      = "removing"
 	EvRemovalUndone = "removal-undone"
+
+	// Verification of tape copies (verifytape.go).
+	EvTapeVerified = "tape-verified" // a cartridge read back (how many files, how many bad)
+	EvTapeDamaged  = "tape-damaged"  // one copy on tape does not read or does not match its md5
 )
 
 // pendingLog collects log lines to emit after the transaction that
@@ -45,7 +49,7 @@ func (p pendingLog) emit(log zerolog.Logger) {
 	for _, ev := range p {
 		var l *zerolog.Event
 		switch ev.Kind {
-		case EvFailed, EvMD5Mismatch, EvMissing, EvRecallError, EvDamaged:
+		case EvFailed, EvMD5Mismatch, EvMissing, EvRecallError, EvDamaged, EvTapeDamaged:
 			l = log.Error()
 		case EvRejected, EvRetry, EvRemovalUndone:
 			l = log.Warn()

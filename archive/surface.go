@@ -67,6 +67,10 @@ type Surface interface {
 	// VerifyCache checks cached objects against their sealed md5: one
 	// batch, one workspace, or (neither) every workspace c may see.
 	VerifyCache(ctx context.Context, c Caller, batch uint64, workspace string) (VerifyReport, error)
+	// VerifyTape reads back the tape copies of a batch, a cartridge or a
+	// workspace (verifytape.go) and compares them with their sealed md5,
+	// without caching them. A whole cartridge is root's to ask for.
+	VerifyTape(ctx context.Context, c Caller, scope TapeScope) (TapeVerifyReport, error)
 
 	// Access applies the access rule to one caller and batch (and, if
 	// file is not 0, that file of it).
@@ -707,7 +711,46 @@ func (e *Engine) fileAndDirs(tx *catalog.Tx, id uint64) (catalog.File, []File, e
 }
 
 func (d door) Library() Library {
-	return Library{Drives: d.e.lib.Drives(), Cartridges: d.e.lib.Cartridges(), Counters: d.e.lib.Counters()}
+	return Library{Drives: d.e.lib.Drives(), Cartridges: d.e.lib.Cartridges(), Counters: d.e.lib.Counters(),
+		Verified: d.e.CartridgesVerified(), VerifyFailures: d.e.TapeVerifyFailures()}
+}
+
+// VerifyTape reads back only what the caller may see: a batch or
+// workspace the caller may read, or (root) a whole cartridge. Reading the
+// copies changes nothing but drive time, yet a whole cartridge holds
+// everybody's files, so it is root's.
+func (d door) VerifyTape(ctx context.Context, c Caller, scope TapeScope) (TapeVerifyReport, error) {
+	if c.Unknown {
+		return TapeVerifyReport{}, fmt.Errorf("verify tape copies: %w (the status page changes nothing)", ErrDenied)
+	}
+	if scope.Batch == 0 && scope.VOLSER == "" && scope.Workspace == "" {
+		return TapeVerifyReport{}, fmt.Errorf("verify tape copies: name a batch, a cartridge or a workspace: %w", ErrInvalid)
+	}
+	err := d.Read(c, func(s Snapshot) error {
+		if scope.Batch != 0 {
+			b, err := s.Batch(scope.Batch)
+			if err != nil {
+				return err
+			}
+			if scope.Workspace != "" && b.Workspace != scope.Workspace {
+				return fmt.Errorf("batch %d belongs to workspace %s, not %s: %w", scope.Batch, b.Workspace, scope.Workspace, ErrNotFound)
+			}
+		}
+		if scope.Workspace != "" {
+			if _, err := s.Workspace(scope.Workspace); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return TapeVerifyReport{}, err
+	}
+	if scope.VOLSER != "" && scope.Batch == 0 && scope.Workspace == "" && !c.IsRoot() {
+		return TapeVerifyReport{}, fmt.Errorf("verify cartridge %s: it holds other users' files; root may, or name a batch or workspace: %w", scope.VOLSER, ErrDenied)
+	}
+	scope.Workspaces = nil
+	return d.e.VerifyTape(ctx, scope)
 }
 
 func (d door) CacheStats() CacheStats { return d.e.cache.Stats() }

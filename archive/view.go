@@ -183,6 +183,10 @@ type Library struct {
 	Drives     []DriveInfo
 	Cartridges []CartridgeInfo
 	Counters   TapeCounters
+	// Verified is when each cartridge was last read back whole (absent:
+	// never); VerifyFailures counts the bad tape copies found since start.
+	Verified       map[string]time.Time
+	VerifyFailures int64
 }
 
 func workspaceView(w catalog.Workspace) Workspace {

@@ -147,6 +147,11 @@ type CartridgeRecord struct {
 	Used      int64  `json:"used"`
 	State     string `json:"state"`
 	TapeFiles int    `json:"tape_files"`
+	// Verified is when every copy on the cartridge was last read back and
+	// matched its md5 (zero: never). PutCartridge keeps it: the records
+	// written as tape files are committed do not know it.
+	Verified      time.Time `json:"verified,omitempty"`
+	VerifyDamaged int       `json:"verify_damaged,omitempty"` // copies found bad then
 }
 
 // JobKind is what a job does.

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"time"
@@ -12,43 +13,63 @@ import (
 
 var verifyCommand = Command{
 	Name:    "verify",
-	Summary: "check cached copies against their md5 now (exit 1 if any is damaged)",
-	Usage:   "[--cache] [-b ID] [-w WS] [-F text|json]",
-	Help: `Re-reads the files held in the daemon's disk cache and compares each with the
-md5 recorded when it was sealed, at full speed (the daemon's background scrub
-does the same slowly, at --scrub-rate). Without -b or -w it checks every
-workspace you may read.
+	Summary: "read tape copies (or the cache) back and check every md5 now (exit 1 on any damage)",
+	Usage:   "-b ID | --cartridge VOLSER | -w WS | --cache [-b ID] [-w WS] [-F text|json]",
+	Help: `Without --cache: reads the copies on tape of one batch (-b), of one
+workspace (-w) or of everything on one cartridge (--cartridge, root only)
+and compares each with the md5 recorded when it was sealed. The bytes are
+streamed and hashed, never put into the cache; each cartridge is mounted
+once and read in tape order. Reading back a whole cartridge records the
+time in "tapefs library status". The daemon also does this by itself
+(--verify-period), one cartridge at a time when no recall or migration
+waits.
 
-A damaged copy of a file that is on tape is dropped and recalled from tape.
-A damaged copy of a file not yet on tape is the only copy: it is kept, its
-batch is FAILED naming the file, and reading it through the mount gives EIO;
-put that file again from its source.
+With --cache: re-reads the files held in the daemon's disk cache instead,
+at full speed (the daemon's background scrub does the same slowly, at
+--scrub-rate). Without -b or -w it checks every workspace you may read.
+A damaged cached copy of a file that is on tape is dropped and recalled
+from tape. A damaged copy of a file not yet on tape is the only copy: it
+is kept, its batch is FAILED naming the file, and reading it through the
+mount gives EIO; put that file again from its source.
+
+Every bad copy is listed with its path, batch, cartridge and tape file,
+and the md5 sealed and read.
 
 Exit status: 0 when every copy checked is good, 1 when one or more were
 damaged (each is listed) or the check could not be made.
 
 Examples:
+  tapefs verify -b 507
+  tapefs verify --cartridge TF0001
+  tapefs verify -w gws_run3 -F json
   tapefs verify --cache
   tapefs verify --cache -b 507
-  tapefs verify -w gws_run3 -F json
 `,
 	setup: func(fs *pflag.FlagSet) func(env *Env, args []string) int {
-		fs.Bool("cache", true, "check the disk cache (the only kind of check there is for now)")
+		cacheOnly := fs.Bool("cache", false, "check the copies in the disk cache instead of those on tape")
 		batch := fs.Uint64P("batch", "b", 0, "only the files of batch `ID`")
 		ws := fs.StringP("workspace", "w", "", "only the files of workspace `WS`")
+		volser := fs.String("cartridge", "", "every copy on cartridge `VOLSER` (tape only; root)")
 		format := fs.StringP("format", "F", "text", "output format: text or json")
 		return func(env *Env, args []string) int {
 			if len(args) > 0 {
 				return env.usage("verify", "unexpected argument %q", args[0])
 			}
-			if c, _ := fs.GetBool("cache"); !c {
-				return env.usage("verify", "--cache=false: there is nothing else to verify yet")
-			}
 			if *format != "text" && *format != "json" {
 				return env.usage("verify", "-F %q: use text or json", *format)
 			}
+			tape := !*cacheOnly
+			if tape && *batch == 0 && *ws == "" && *volser == "" {
+				return env.usage("verify", "name what to read back from tape: -b ID, --cartridge VOLSER or -w WS (or --cache for the disk cache)")
+			}
+			if *cacheOnly && *volser != "" {
+				return env.usage("verify", "--cartridge reads tape; it does not go with --cache")
+			}
 			ctx, cancel := interruptible()
 			defer cancel()
+			if tape {
+				return verifyTape(ctx, env, api.TapeVerifyRequest{Batch: *batch, VOLSER: *volser, Workspace: *ws}, *format)
+			}
 			t0 := time.Now()
 			rep, err := env.Client.VerifyCache(ctx, api.VerifyRequest{Batch: *batch, Workspace: *ws})
 			if err != nil {
@@ -78,4 +99,42 @@ Examples:
 			return ExitOK
 		}
 	},
+}
+
+// verifyTape asks the daemon to read tape copies back and prints what it
+// found.
+func verifyTape(ctx context.Context, env *Env, req api.TapeVerifyRequest, format string) int {
+	t0 := time.Now()
+	rep, err := env.Client.VerifyTape(ctx, req)
+	if err != nil {
+		return env.fail("verify", err)
+	}
+	took := time.Since(t0)
+	if format == "json" {
+		enc := json.NewEncoder(env.Stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(rep); err != nil {
+			return env.fail("verify", err)
+		}
+	} else {
+		rate := ""
+		if s := took.Seconds(); s > 0 && rep.Bytes > 0 {
+			rate = fmt.Sprintf(", %s/s", config.FormatSize(int64(float64(rep.Bytes)/s)))
+		}
+		fmt.Fprintf(env.Stdout, "read back %d tape copies (%s) from %d cartridge(s) %v in %s%s; %d damaged\n",
+			rep.Files, config.FormatSize(rep.Bytes), len(rep.Cartridges), rep.Cartridges, took.Round(time.Millisecond), rate, len(rep.Damaged))
+		for _, d := range rep.Damaged {
+			what := fmt.Sprintf("md5 sealed %s, read %s", d.Want, d.Got)
+			if d.Error != "" {
+				what = fmt.Sprintf("md5 sealed %s, unreadable: %s", d.Want, d.Error)
+			}
+			fmt.Fprintf(env.Stdout, "DAMAGED batch %d (%s) %q on cartridge %s tape file %d: %s\n",
+				d.Batch, d.Workspace, d.Path, d.VOLSER, d.TapeFile, what)
+		}
+	}
+	if len(rep.Damaged) > 0 {
+		fmt.Fprintf(env.Stderr, "tapefs verify: %d damaged tape copies; see the lines above and the daemon's events\n", len(rep.Damaged))
+		return ExitFailed
+	}
+	return ExitOK
 }

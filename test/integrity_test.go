@@ -226,7 +226,7 @@ func TestDamagedObjectNeverReachesTape(t *testing.T) {
 		t.Errorf("md5sum of the damaged %s through the mount: %v\n%s\nwant Input/output error", known, err, out)
 	}
 	// tapefs verify reports it too, and keeps it.
-	r := runTapefs(t, o, "verify", "-b", ids["bad"])
+	r := runTapefs(t, o, "verify", "--cache", "-b", ids["bad"])
 	wantCode(t, r, 1)
 	if !strings.Contains(r.stdout, "kept (the only copy") {
 		t.Errorf("verify of the FAILED batch should report the kept damaged copy\n%s", r)

@@ -106,6 +106,7 @@ func (s *Server) routes() {
 	m.HandleFunc("POST /v1/cache/evict", s.evict)
 	m.HandleFunc("GET /v1/events", s.events)
 	m.HandleFunc("POST /v1/verify/cache", s.verifyCache)
+	m.HandleFunc("POST /v1/verify/tape", s.verifyTape)
 	m.HandleFunc("GET /v1/batches/{id}/access", s.access)
 }
 

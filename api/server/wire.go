@@ -53,7 +53,11 @@ func WireLibrary(l archive.Library) api.LibraryStatus {
 		out.Drives = append(out.Drives, api.Drive{Index: d.Index, State: string(d.State), VOLSER: d.VOLSER, InUse: d.InUse, Counters: wireCounters(d.Counters)})
 	}
 	for _, c := range l.Cartridges {
-		out.Cartridges = append(out.Cartridges, api.Cartridge{VOLSER: c.VOLSER, Capacity: c.Capacity, Used: c.Used, TapeFiles: c.TapeFiles, State: string(c.State), Drive: c.Drive})
+		wc := api.Cartridge{VOLSER: c.VOLSER, Capacity: c.Capacity, Used: c.Used, TapeFiles: c.TapeFiles, State: string(c.State), Drive: c.Drive}
+		if at, ok := l.Verified[c.VOLSER]; ok {
+			wc.LastVerified = &at
+		}
+		out.Cartridges = append(out.Cartridges, wc)
 	}
 	return out
 }

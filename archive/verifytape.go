@@ -1,0 +1,396 @@
+package archive
+
+// Verification of the tape copies: reading every copy back from its
+// cartridge and comparing it with the md5 recorded at sealing, without
+// putting the bytes into the cache. A copy nobody recalls is otherwise
+// never read again, so a cartridge that went bad would be found only when
+// someone needs it. Two ways in:
+//
+//   - on demand (VerifyTape, `tapefs verify -b ID | --cartridge | --workspace`);
+//   - by the tape scrub, which reads back every cartridge within
+//     Config.VerifyPeriod, one cartridge at a time and only while no recall
+//     or migration is waiting, so that it never holds a drive somebody
+//     needs. A pass that finds work waiting gives the drive back and starts
+//     over at the next quiet moment.
+//
+// Each cartridge is mounted once and its copies are read in tape order
+// (tape file, offset), as recall passes do.
+
+import (
+	"context"
+	"crypto/md5"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/tapefs/tapefs/catalog"
+)
+
+// TapeScope says which copies VerifyTape reads: those of one batch, of one
+// cartridge, or of one workspace (any may be combined; Workspaces, if not
+// nil, limits to the workspaces a caller may see).
+type TapeScope struct {
+	Batch      uint64
+	VOLSER     string
+	Workspace  string
+	Workspaces map[string]bool
+}
+
+// TapeDamage is one copy on tape that did not read back as sealed.
+type TapeDamage struct {
+	FileID    uint64
+	Batch     uint64
+	Workspace string
+	Path      string
+	VOLSER    string
+	TapeFile  int
+	Offset    int64
+	Want      string // md5 recorded at sealing
+	Got       string // md5 of what was read ("" when the read failed)
+	Error     string // why the copy could not be read ("" for a mismatch)
+}
+
+// TapeVerifyReport is what a verification of tape copies found.
+type TapeVerifyReport struct {
+	Files      int      // copies read back and compared
+	Bytes      int64    // their bytes
+	Cartridges []string // mounted, in the order read
+	Damaged    []TapeDamage
+}
+
+// tapeVerify is the tape scrub's state.
+type tapeVerify struct {
+	started time.Time // the baseline of cartridges never verified
+	mu      sync.Mutex
+	failed  int64 // damaged copies found since start (metrics)
+}
+
+// errVerifyYield ends a scrub pass that gave its drive to waiting work.
+var errVerifyYield = errors.New("tape scrub: recalls or migration waiting, drive given back")
+
+// tapeCopy is one copy to read back.
+type tapeCopy struct {
+	file catalog.File
+	ws   string
+	copy catalog.Copy
+}
+
+// VerifyTape reads back the tape copies in scope, one mount per cartridge
+// in tape order, and compares each with its sealed md5. Nothing is written
+// to the cache. A cartridge read back whole (scope.VOLSER alone) records
+// its verification time.
+func (e *Engine) VerifyTape(ctx context.Context, scope TapeScope) (TapeVerifyReport, error) {
+	return e.verifyTape(ctx, scope, nil)
+}
+
+// verifyTape is VerifyTape; yield, if not nil, is asked before each copy
+// whether to stop (errVerifyYield) and give the drive back.
+func (e *Engine) verifyTape(ctx context.Context, scope TapeScope, yield func() bool) (TapeVerifyReport, error) {
+	var rep TapeVerifyReport
+	byVol, err := e.tapeCopies(scope)
+	if err != nil {
+		return rep, err
+	}
+	vols := make([]string, 0, len(byVol))
+	for v := range byVol {
+		vols = append(vols, v)
+	}
+	sort.Strings(vols)
+	if scope.VOLSER != "" && len(vols) == 0 {
+		// An empty cartridge (or one the catalog has no copy on) reads
+		// back trivially; an unknown one is an error.
+		known := false
+		for _, c := range e.lib.Cartridges() {
+			known = known || c.VOLSER == scope.VOLSER
+		}
+		if !known {
+			return rep, fmt.Errorf("cartridge %s: %w", scope.VOLSER, ErrNotFound)
+		}
+	}
+	for _, vol := range vols {
+		copies := byVol[vol]
+		sort.Slice(copies, func(i, j int) bool {
+			return tapeBefore(copies[i].copy.TapeFile, copies[i].copy.Offset, copies[j].copy.TapeFile, copies[j].copy.Offset)
+		})
+		if err := e.verifyCartridge(ctx, vol, copies, &rep, yield); err != nil {
+			return rep, err
+		}
+	}
+	whole := scope.VOLSER != "" && scope.Batch == 0 && scope.Workspace == "" && scope.Workspaces == nil
+	if whole {
+		bad := 0
+		for _, d := range rep.Damaged {
+			if d.VOLSER == scope.VOLSER {
+				bad++
+			}
+		}
+		now := e.now()
+		err := e.update(func(tx *catalog.Tx, pl *pendingLog) error {
+			// Recorded even when damage was found: the damage is in the
+			// events and metrics, and the scrub must not read the same
+			// cartridge again at once.
+			if err := tx.SetCartridgeVerified(scope.VOLSER, now, bad); err != nil {
+				return err
+			}
+			return pl.record(tx, catalog.Event{Time: now, VOLSER: scope.VOLSER, Kind: EvTapeVerified,
+				Message: fmt.Sprintf("cartridge %s read back: %d files, %d bytes, %d damaged", scope.VOLSER, rep.Files, rep.Bytes, bad)})
+		})
+		if err != nil {
+			return rep, err
+		}
+	}
+	return rep, nil
+}
+
+// tapeCopies lists the first copy of every data file in scope, by
+// cartridge.
+func (e *Engine) tapeCopies(scope TapeScope) (map[string][]tapeCopy, error) {
+	var batches []catalog.Batch
+	err := e.cat.View(func(tx *catalog.Tx) error {
+		if scope.Batch != 0 {
+			b, err := tx.Batch(scope.Batch)
+			if err != nil {
+				return err
+			}
+			batches = []catalog.Batch{b}
+			return nil
+		}
+		var err error
+		batches, err = tx.Batches(catalog.ListOptions{Workspace: scope.Workspace})
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	out := map[string][]tapeCopy{}
+	for _, b := range batches {
+		if scope.Workspace != "" && b.Workspace != scope.Workspace || scope.Workspaces != nil && !scope.Workspaces[b.Workspace] {
+			continue
+		}
+		err := e.eachDataFile(b, func(f catalog.File) error {
+			for _, c := range f.Copies {
+				if scope.VOLSER == "" || c.VOLSER == scope.VOLSER {
+					out[c.VOLSER] = append(out[c.VOLSER], tapeCopy{file: f, ws: b.Workspace, copy: c})
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// verifyCartridge mounts one cartridge and reads its copies in tape order.
+// A copy that does not read back is reported and the pass goes on with
+// the next one: one bad spot does not hide the rest of the cartridge.
+func (e *Engine) verifyCartridge(ctx context.Context, vol string, copies []tapeCopy, rep *TapeVerifyReport, yield func() bool) error {
+	d, err := e.lib.Acquire(ctx, vol)
+	if err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		for _, tc := range copies {
+			e.tapeDamaged(rep, tc, "", fmt.Sprintf("mount %s: %v", vol, err))
+		}
+		return nil
+	}
+	defer e.lib.Release(d)
+	rep.Cartridges = append(rep.Cartridges, vol)
+	t0 := time.Now()
+	var bytes int64
+	for _, tc := range copies {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if yield != nil && yield() {
+			return errVerifyYield
+		}
+		got, n, err := readCopy(d, tc)
+		rep.Files++
+		rep.Bytes += n
+		bytes += n
+		switch {
+		case err != nil:
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			e.tapeDamaged(rep, tc, "", err.Error())
+		case got != tc.file.MD5:
+			e.tapeDamaged(rep, tc, got, "")
+		}
+	}
+	e.log.Info().Str("volser", vol).Int("drive", d.Index()).Int("files", len(copies)).Int64("bytes", bytes).
+		Dur("took", time.Since(t0)).Msg("cartridge read back")
+	return nil
+}
+
+// readCopy positions the drive at one copy and hashes its bytes as they
+// stream past.
+func readCopy(d interface {
+	io.Reader
+	Position() (int, int64)
+	Locate(int, int64) error
+}, tc tapeCopy) (string, int64, error) {
+	length := tc.copy.Length
+	if length == 0 {
+		length = tc.file.Size
+	}
+	if err := seekTo(d, tc.copy); err != nil {
+		return "", 0, fmt.Errorf("locate tape file %d offset %d: %w", tc.copy.TapeFile, tc.copy.Offset, err)
+	}
+	h := md5.New()
+	n, err := io.CopyN(h, d, length)
+	if err != nil {
+		return "", n, fmt.Errorf("read %d of %d bytes from tape file %d: %w", n, length, tc.copy.TapeFile, err)
+	}
+	return hex.EncodeToString(h.Sum(nil)), n, nil
+}
+
+// seekTo is seek (recall.go) on the smaller interface readCopy needs.
+func seekTo(d interface {
+	io.Reader
+	Position() (int, int64)
+	Locate(int, int64) error
+}, c catalog.Copy) error {
+	if n, off := d.Position(); n == c.TapeFile && off <= c.Offset && c.Offset-off <= skipMax {
+		if gap := c.Offset - off; gap > 0 {
+			if _, err := io.CopyN(io.Discard, d, gap); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	return d.Locate(c.TapeFile, c.Offset)
+}
+
+// tapeDamaged reports one bad copy and records it as an event of its
+// workspace.
+func (e *Engine) tapeDamaged(rep *TapeVerifyReport, tc tapeCopy, got, why string) {
+	dmg := TapeDamage{FileID: tc.file.ID, Batch: tc.file.Batch, Workspace: tc.ws, Path: tc.file.Path, VOLSER: tc.copy.VOLSER,
+		TapeFile: tc.copy.TapeFile, Offset: tc.copy.Offset, Want: tc.file.MD5, Got: got, Error: why}
+	rep.Damaged = append(rep.Damaged, dmg)
+	e.tapeVerify.mu.Lock()
+	e.tapeVerify.failed++
+	e.tapeVerify.mu.Unlock()
+	msg := fmt.Sprintf("copy of %q on %s tape file %d: md5 sealed %s, read %s", tc.file.Path, tc.copy.VOLSER, tc.copy.TapeFile, tc.file.MD5, got)
+	if why != "" {
+		msg = fmt.Sprintf("copy of %q on %s tape file %d does not read: %s", tc.file.Path, tc.copy.VOLSER, tc.copy.TapeFile, why)
+	}
+	err := e.update(func(tx *catalog.Tx, pl *pendingLog) error {
+		return pl.record(tx, catalog.Event{Time: e.now(), Workspace: tc.ws, Batch: tc.file.Batch, VOLSER: tc.copy.VOLSER, Kind: EvTapeDamaged, Message: msg})
+	})
+	if err != nil {
+		e.log.Error().Err(err).Uint64("batch", tc.file.Batch).Str("volser", tc.copy.VOLSER).Msg("tape damage not recorded as an event")
+	}
+}
+
+// TapeVerifyFailures is how many damaged tape copies verification found
+// since start.
+func (e *Engine) TapeVerifyFailures() int64 {
+	e.tapeVerify.mu.Lock()
+	defer e.tapeVerify.mu.Unlock()
+	return e.tapeVerify.failed
+}
+
+// CartridgesVerified returns when each cartridge was last read back good
+// (absent: never).
+func (e *Engine) CartridgesVerified() map[string]time.Time {
+	out := map[string]time.Time{}
+	_ = e.cat.View(func(tx *catalog.Tx) error {
+		cs, err := tx.Cartridges()
+		for _, c := range cs {
+			if !c.Verified.IsZero() {
+				out[c.VOLSER] = c.Verified
+			}
+		}
+		return err
+	})
+	return out
+}
+
+// tapeScrubTick is how often the tape scrub looks for a cartridge due.
+const tapeScrubTick = time.Minute
+
+// tapeScrubLoop runs tapeScrubStep now and then until Close.
+func (e *Engine) tapeScrubLoop() {
+	t := time.NewTicker(tapeScrubTick)
+	defer t.Stop()
+	for {
+		select {
+		case <-e.ctx.Done():
+			return
+		case <-t.C:
+		}
+		if _, err := e.tapeScrubStep(); err != nil && !errors.Is(err, errVerifyYield) && e.ctx.Err() == nil {
+			e.log.Warn().Err(err).Msg("tape scrub: cartridge not read back")
+		}
+	}
+}
+
+// busy says whether recalls or migration wait (or run): the tape scrub
+// keeps out of their way.
+func (e *Engine) busy() bool {
+	if e.Stats().RecallQueue > 0 {
+		return true
+	}
+	waiting := false
+	_ = e.cat.View(func(tx *catalog.Tx) error {
+		bs, err := tx.Batches(catalog.ListOptions{States: []catalog.State{catalog.Cached, catalog.Syncing}, Limit: 1})
+		waiting = len(bs) > 0
+		return err
+	})
+	return waiting
+}
+
+// dueCartridge picks the cartridge whose read-back is most overdue: one
+// holding tape files, last verified (or, never verified, first seen by this
+// engine) a period or more before now. "" when none is due.
+func dueCartridge(cartridges []string, verified map[string]time.Time, started, now time.Time, period time.Duration) string {
+	best, bestAt := "", time.Time{}
+	for _, v := range cartridges {
+		at, ok := verified[v]
+		if !ok {
+			at = started
+		}
+		if now.Sub(at) < period {
+			continue
+		}
+		if best == "" || at.Before(bestAt) {
+			best, bestAt = v, at
+		}
+	}
+	return best
+}
+
+// tapeScrubStep reads back the most overdue cartridge, if one is due and
+// nothing waits for a drive; it returns the cartridge read ("" none).
+func (e *Engine) tapeScrubStep() (string, error) {
+	if e.cfg.VerifyPeriod <= 0 || e.busy() {
+		return "", nil
+	}
+	var written []string
+	for _, c := range e.lib.Cartridges() {
+		if c.TapeFiles > 0 {
+			written = append(written, c.VOLSER)
+		}
+	}
+	vol := dueCartridge(written, e.CartridgesVerified(), e.tapeVerify.started, e.now(), e.cfg.VerifyPeriod)
+	if vol == "" {
+		return "", nil
+	}
+	e.log.Info().Str("volser", vol).Msg("tape scrub: reading the cartridge back")
+	rep, err := e.verifyTape(e.ctx, TapeScope{VOLSER: vol}, e.busy)
+	if err != nil {
+		return vol, err
+	}
+	if len(rep.Damaged) > 0 {
+		e.log.Error().Str("volser", vol).Int("damaged", len(rep.Damaged)).Msg("tape scrub: damaged copies on the cartridge")
+	}
+	return vol, nil
+}
