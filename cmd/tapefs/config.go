@@ -41,6 +41,7 @@ type daemonConfig struct {
 	prefetch       bool
 	scrubRate      int64 // bytes/s; 0: no scrub
 	scrubInterval  time.Duration
+	verifyPeriod   time.Duration // tape scrub; 0: none
 	snapshotEvery  time.Duration // 0: no catalog snapshots
 	snapshotDir    string        // "": HOME/snapshots
 	recallWSDrives int
@@ -54,14 +55,15 @@ func defaultHome() string { return config.DefaultHome() }
 
 func defaultDaemonConfig() daemonConfig {
 	return daemonConfig{
-		home:       defaultHome(),
-		http:       "127.0.0.1:7070",
-		settle:     30 * time.Second,
-		timeScale:  1,
-		logLevel:   zerolog.InfoLevel,
-		drives:     2,
-		cartridges: 20,
-		scrubRate:  16 << 20,
+		home:         defaultHome(),
+		http:         "127.0.0.1:7070",
+		settle:       30 * time.Second,
+		timeScale:    1,
+		logLevel:     zerolog.InfoLevel,
+		drives:       2,
+		cartridges:   20,
+		scrubRate:    16 << 20,
+		verifyPeriod: 180 * 24 * time.Hour,
 	}
 }
 
@@ -130,6 +132,8 @@ func (c *daemonConfig) set(key, value string) error {
 		c.scrubRate, err = config.ParseSize(value)
 	case "scrub-interval":
 		c.scrubInterval, err = parseDuration(value)
+	case "verify-period":
+		c.verifyPeriod, err = parseDuration(value)
 	case "snapshot-every":
 		c.snapshotEvery, err = parseDuration(value)
 	case "snapshot-dir":

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"os"
@@ -109,6 +110,7 @@ func openHome(c *daemonConfig, log zerolog.Logger) (h *archiveHome, err error) {
 		Prefetch:              c.prefetch,
 		ScrubRate:             scrubRate(c.scrubRate),
 		ScrubInterval:         c.scrubInterval,
+		VerifyPeriod:          cmp.Or(c.verifyPeriod, -1), // 0 on the command line: no tape scrub
 		SnapshotEvery:         c.snapshotEvery,
 		SnapshotDir:           snapshotDir(c),
 		RecallWorkspaceDrives: c.recallWSDrives,
