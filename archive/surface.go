@@ -711,8 +711,9 @@ func (e *Engine) fileAndDirs(tx *catalog.Tx, id uint64) (catalog.File, []File, e
 }
 
 func (d door) Library() Library {
+	verified, damaged := d.e.CartridgesVerified()
 	return Library{Drives: d.e.lib.Drives(), Cartridges: d.e.lib.Cartridges(), Counters: d.e.lib.Counters(),
-		Verified: d.e.CartridgesVerified(), VerifyFailures: d.e.TapeVerifyFailures()}
+		Verified: verified, VerifyDamaged: damaged, VerifyFailures: d.e.TapeVerifyFailures()}
 }
 
 // VerifyTape reads back only what the caller may see: a batch or

@@ -298,20 +298,23 @@ func (e *Engine) TapeVerifyFailures() int64 {
 	return e.tapeVerify.failed
 }
 
-// CartridgesVerified returns when each cartridge was last read back good
-// (absent: never).
-func (e *Engine) CartridgesVerified() map[string]time.Time {
-	out := map[string]time.Time{}
+// CartridgesVerified returns when each cartridge was last read back whole
+// (absent: never) and how many bad copies were found then.
+func (e *Engine) CartridgesVerified() (map[string]time.Time, map[string]int) {
+	at, bad := map[string]time.Time{}, map[string]int{}
 	_ = e.cat.View(func(tx *catalog.Tx) error {
 		cs, err := tx.Cartridges()
 		for _, c := range cs {
 			if !c.Verified.IsZero() {
-				out[c.VOLSER] = c.Verified
+				at[c.VOLSER] = c.Verified
+				if c.VerifyDamaged > 0 {
+					bad[c.VOLSER] = c.VerifyDamaged
+				}
 			}
 		}
 		return err
 	})
-	return out
+	return at, bad
 }
 
 // tapeScrubTick is how often the tape scrub looks for a cartridge due.
@@ -380,7 +383,8 @@ func (e *Engine) tapeScrubStep() (string, error) {
 			written = append(written, c.VOLSER)
 		}
 	}
-	vol := dueCartridge(written, e.CartridgesVerified(), e.tapeVerify.started, e.now(), e.cfg.VerifyPeriod)
+	verified, _ := e.CartridgesVerified()
+	vol := dueCartridge(written, verified, e.tapeVerify.started, e.now(), e.cfg.VerifyPeriod)
 	if vol == "" {
 		return "", nil
 	}

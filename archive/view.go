@@ -186,6 +186,7 @@ type Library struct {
 	// Verified is when each cartridge was last read back whole (absent:
 	// never); VerifyFailures counts the bad tape copies found since start.
 	Verified       map[string]time.Time
+	VerifyDamaged  map[string]int // bad copies found by that read-back
 	VerifyFailures int64
 }
 

@@ -275,14 +275,14 @@ var libraryCommand = Command{
 					config.FormatSize(d.Counters.BytesRead), config.FormatSize(d.Counters.BytesWritten), time.Duration(d.Counters.SimSeconds*float64(time.Second)).Round(time.Second))
 			}
 			fmt.Fprintln(tw)
-			fmt.Fprintln(tw, "CARTRIDGE\tSTATE\tFILL\tUSED\tCAPACITY\tTAPE FILES\tDRIVE")
+			fmt.Fprintln(tw, "CARTRIDGE\tSTATE\tFILL\tUSED\tCAPACITY\tTAPE FILES\tDRIVE\tVERIFIED")
 			for _, c := range st.Cartridges {
 				drive := "-"
 				if c.Drive >= 0 {
 					drive = strconv.Itoa(c.Drive)
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%.1f%%\t%s\t%s\t%d\t%s\n", c.VOLSER, c.State, 100*float64(c.Used)/float64(max(c.Capacity, 1)),
-					config.FormatSize(c.Used), config.FormatSize(c.Capacity), c.TapeFiles, drive)
+				fmt.Fprintf(tw, "%s\t%s\t%.1f%%\t%s\t%s\t%d\t%s\t%s\n", c.VOLSER, c.State, 100*float64(c.Used)/float64(max(c.Capacity, 1)),
+					config.FormatSize(c.Used), config.FormatSize(c.Capacity), c.TapeFiles, drive, lastVerified(c))
 			}
 			tw.Flush()
 			return ExitOK

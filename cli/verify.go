@@ -138,3 +138,16 @@ func verifyTape(ctx context.Context, env *Env, req api.TapeVerifyRequest, format
 	}
 	return ExitOK
 }
+
+// lastVerified is the VERIFIED column of "tapefs library status": when
+// the cartridge was last read back whole, and how many copies were bad.
+func lastVerified(c api.Cartridge) string {
+	if c.LastVerified == nil {
+		return "never"
+	}
+	s := c.LastVerified.Local().Format("2006-01-02 15:04")
+	if c.VerifyDamaged > 0 {
+		s += fmt.Sprintf(" (%d damaged)", c.VerifyDamaged)
+	}
+	return s
+}

@@ -66,6 +66,8 @@ var (
 	mLibCapacity   = desc("library_capacity_bytes", "Capacity of all cartridges.")
 	mLibUsed       = desc("library_used_bytes", "Bytes written on all cartridges.")
 	mFUSEOps       = desc("fuse_operations_total", "FUSE operations served, by operation.", "op")
+	mLastVerified  = desc("cartridge_last_verified_seconds", "Seconds since every copy on the cartridge was last read back (absent: never).", "volser")
+	mVerifyFailed  = desc("tape_verify_failures_total", "Copies on tape found damaged by verification since start.")
 	allDriveStates = []archive.DriveState{archive.DriveEmpty, archive.DriveMounting, archive.DriveIdle, archive.DriveReading, archive.DriveWriting, archive.DriveLocating, archive.DriveUnloading}
 	allCartStates  = []archive.CartridgeState{archive.CartridgeScratch, archive.CartridgeFilling, archive.CartridgeFull, archive.CartridgeError}
 )
@@ -80,7 +82,7 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 		mRecallQueue, mRecallLatency, mRecalledBytes, mRecalledFiles, mStagedAhead, mRecallPasses, mBackward, mMigratedBytes, mMigratedFiles,
 		mDriveBusy, mDriveState, mDriveBusySecs, mDriveBytes,
 		mMounts, mUnmounts, mLocates, mFilemarks, mReadBytes, mWriteBytes, mSimSeconds,
-		mCartridges, mLibCapacity, mLibUsed, mFUSEOps,
+		mCartridges, mLibCapacity, mLibUsed, mFUSEOps, mLastVerified, mVerifyFailed,
 	} {
 		ch <- d
 	}
@@ -199,6 +201,12 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	ch <- gauge(mLibCapacity, float64(capacity))
 	ch <- gauge(mLibUsed, float64(used))
+	for _, ct := range lib.Cartridges {
+		if at, ok := lib.Verified[ct.VOLSER]; ok {
+			ch <- gauge(mLastVerified, s.now().Sub(at).Seconds(), ct.VOLSER)
+		}
+	}
+	ch <- counter(mVerifyFailed, float64(lib.VerifyFailures))
 
 	if s.opts.FUSEOps != nil {
 		ops := s.opts.FUSEOps()

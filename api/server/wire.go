@@ -55,7 +55,7 @@ func WireLibrary(l archive.Library) api.LibraryStatus {
 	for _, c := range l.Cartridges {
 		wc := api.Cartridge{VOLSER: c.VOLSER, Capacity: c.Capacity, Used: c.Used, TapeFiles: c.TapeFiles, State: string(c.State), Drive: c.Drive}
 		if at, ok := l.Verified[c.VOLSER]; ok {
-			wc.LastVerified = &at
+			wc.LastVerified, wc.VerifyDamaged = &at, l.VerifyDamaged[c.VOLSER]
 		}
 		out.Cartridges = append(out.Cartridges, wc)
 	}
