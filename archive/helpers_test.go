@@ -46,6 +46,8 @@ type testSetup struct {
 	WSDrives    int   // RecallWorkspaceDrives
 	HashRate    int64 // 0: no limit
 	CacheLimit  int64 // 0: the disk's free space
+	// VerifyPeriod of the tape scrub; 0: the engine's default (180 days).
+	VerifyPeriod time.Duration
 
 	clock Clock                           // nil: real time
 	wrap  func(tape.Library) tape.Library // fault injection
@@ -121,6 +123,7 @@ func (s testSetup) openErr() (*testEngine, error) {
 		Settle: s.Settle, FlushAge: s.FlushAge, RecallLinger: s.Linger, Prefetch: s.Prefetch, FCFS: s.FCFS,
 		MaxFileSize: s.MaxFileSize, Backoff: 20 * time.Millisecond, MaxAttempts: 2, HashRate: s.HashRate,
 		ScrubRate: cmp.Or(s.ScrubRate, -1), ScrubInterval: s.ScrubEvery, RecallWorkspaceDrives: s.WSDrives,
+		VerifyPeriod: s.VerifyPeriod,
 	})
 	if err != nil {
 		return nil, err

@@ -1,0 +1,153 @@
+package archive
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestTapeScrubSchedule drives the tape scrub with a fake clock: a
+// cartridge is read back only once a period has passed (since it was
+// first seen, then since its last read-back), never while a migration
+// waits, and the most overdue one first.
+func TestTapeScrubSchedule(t *testing.T) {
+	clk := &fakeClock{t: time.Now()}
+	te := testSetup{Home: t.TempDir(), Settle: time.Hour, clock: clk, VerifyPeriod: time.Hour}.open(t)
+	b1, _ := sealTree(t, te, "one", map[string][]byte{"a": []byte("alpha"), "b": randomBytes(1, 300_000)})
+	clk.Add(time.Minute) // past the flush age
+	waitSynced(t, te.Engine, b1.ID)
+
+	if vol, err := te.tapeScrubStep(); err != nil || vol != "" {
+		t.Fatalf("scrub step before a period passed read %q (%v); want nothing", vol, err)
+	}
+	clk.Add(2 * time.Hour)
+	// A sealed batch waiting for migration: the scrub keeps off the drives.
+	b2, _ := sealTree(t, te, "two", map[string][]byte{"c": []byte("gamma")})
+	if vol, err := te.tapeScrubStep(); err != nil || vol != "" {
+		t.Fatalf("scrub step with a migration waiting read %q (%v); want nothing", vol, err)
+	}
+	clk.Add(time.Minute)
+	waitSynced(t, te.Engine, b2.ID)
+	vol, err := te.tapeScrubStep()
+	if err != nil || vol == "" {
+		t.Fatalf("scrub step once due and idle: %q %v; want a cartridge read back", vol, err)
+	}
+	verified, _ := te.CartridgesVerified()
+	if !verified[vol].Equal(clk.Now()) {
+		t.Fatalf("cartridge %s last verified %v, want %v", vol, verified[vol], clk.Now())
+	}
+	if evs := eventsOf(t, te.Engine, EvTapeVerified); len(evs) != 1 || evs[0].VOLSER != vol || !strings.Contains(evs[0].Message, "0 damaged") {
+		t.Fatalf("tape-verified events: %+v", evs)
+	}
+	// The other written cartridges, one per step, then none.
+	written := 0
+	for _, c := range te.lib.Cartridges() {
+		if c.TapeFiles > 0 {
+			written++
+		}
+	}
+	for i := 1; i < written; i++ {
+		other, err := te.tapeScrubStep()
+		if err != nil || other == "" || other == vol {
+			t.Fatalf("scrub step %d of %d written cartridges read %q (%v)", i+1, written, other, err)
+		}
+	}
+	// Not due again until another period has passed.
+	if again, err := te.tapeScrubStep(); err != nil || again != "" {
+		t.Fatalf("scrub step right after a read-back read %q (%v)", again, err)
+	}
+	clk.Add(59 * time.Minute)
+	if again, err := te.tapeScrubStep(); err != nil || again != "" {
+		t.Fatalf("scrub step 59 minutes after a read-back read %q (%v)", again, err)
+	}
+	clk.Add(2 * time.Minute)
+	if again, err := te.tapeScrubStep(); err != nil || again != vol {
+		t.Fatalf("scrub step a period after the read-back read %q (%v), want %s", again, err, vol)
+	}
+}
+
+// TestDueCartridge: the most overdue cartridge first; never verified
+// counts from the engine's start.
+func TestDueCartridge(t *testing.T) {
+	start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	vols := []string{"A", "B", "C"}
+	verified := map[string]time.Time{"A": start.Add(10 * time.Hour), "B": start.Add(5 * time.Hour)}
+	cases := []struct {
+		now  time.Time
+		want string
+	}{
+		{start.Add(time.Hour), ""},
+		{start.Add(25 * time.Hour), "C"}, // never verified: due a period after start, oldest
+		{start.Add(29 * time.Hour), "C"},
+	}
+	for _, c := range cases {
+		if got := dueCartridge(vols, verified, start, c.now, 24*time.Hour); got != c.want {
+			t.Errorf("at %v: %q, want %q", c.now.Sub(start), got, c.want)
+		}
+	}
+	verified["C"] = start.Add(29 * time.Hour)
+	if got := dueCartridge(vols, verified, start, start.Add(30*time.Hour), 24*time.Hour); got != "B" {
+		t.Errorf("with C just verified: %q, want B (older than A)", got)
+	}
+}
+
+// TestVerifyTapeFindsDamage flips a byte of a member inside its tape file:
+// VerifyTape of the batch names the file, cartridge and tape file, and puts
+// nothing into the cache.
+func TestVerifyTapeFindsDamage(t *testing.T) {
+	te := testSetup{Home: t.TempDir()}.open(t)
+	b, _ := sealTree(t, te, "e", map[string][]byte{"good": randomBytes(2, 100_000), "bad": randomBytes(3, 200_000)})
+	waitSynced(t, te.Engine, b.ID)
+	files := batchFiles(t, te.Engine, b.ID)
+	rep, err := te.VerifyTape(context.Background(), TapeScope{Batch: b.ID})
+	if err != nil || len(rep.Damaged) != 0 || rep.Files != 2 || rep.Bytes != 300_000 {
+		t.Fatalf("verify of a good batch: %+v %v", rep, err)
+	}
+	bad := files["e/bad"]
+	c := bad.Copies[0]
+	tf := filepath.Join(te.setup.Home, "library", c.VOLSER, fmt.Sprintf("%06d.tar", c.TapeFile))
+	f, err := os.OpenFile(tf, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 1)
+	if _, err := f.ReadAt(buf, c.Offset+1000); err != nil {
+		t.Fatal(err)
+	}
+	buf[0] ^= 0xff
+	if _, err := f.WriteAt(buf, c.Offset+1000); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	objects := te.cache.Stats().Objects
+	rep, err = te.VerifyTape(context.Background(), TapeScope{Batch: b.ID})
+	if err != nil || len(rep.Damaged) != 1 {
+		t.Fatalf("verify of a damaged batch: %+v %v", rep, err)
+	}
+	d := rep.Damaged[0]
+	if d.Path != "e/bad" || d.VOLSER != c.VOLSER || d.TapeFile != c.TapeFile || d.Want != bad.MD5 || d.Got == bad.MD5 || d.Got == "" {
+		t.Fatalf("damage report %+v, want e/bad on %s tape file %d", d, c.VOLSER, c.TapeFile)
+	}
+	if got := te.cache.Stats().Objects; got != objects {
+		t.Fatalf("verify changed the cache: %d objects, had %d", got, objects)
+	}
+	if n := te.TapeVerifyFailures(); n != 1 {
+		t.Fatalf("failures counter %d, want 1", n)
+	}
+	if evs := eventsOf(t, te.Engine, EvTapeDamaged); len(evs) != 1 || evs[0].Batch != b.ID || !strings.Contains(evs[0].Message, c.VOLSER) {
+		t.Fatalf("tape-damaged events: %+v", evs)
+	}
+	// The whole cartridge: the same damage, and the read-back recorded.
+	rep, err = te.VerifyTape(context.Background(), TapeScope{VOLSER: c.VOLSER})
+	if err != nil || len(rep.Damaged) != 1 {
+		t.Fatalf("verify of the cartridge: %+v %v", rep, err)
+	}
+	_, damaged := te.CartridgesVerified()
+	if damaged[c.VOLSER] != 1 {
+		t.Fatalf("cartridge %s recorded %d damaged, want 1", c.VOLSER, damaged[c.VOLSER])
+	}
+}
