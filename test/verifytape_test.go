@@ -123,6 +123,12 @@ func TestVerifyTapeCopies(t *testing.T) {
 	if ev := d.logEvents(""); !hasEvent(ev, "tape-damaged", c.VOLSER) {
 		t.Errorf("no tape-damaged event naming %s in the daemon's log", c.VOLSER)
 	}
+	// The metrics: when the cartridge was read back, and the damage found
+	// since this run of the daemon started (three verifies, one bad copy).
+	m := string(httpGetOK(t, statusURL(d)+"/metrics").body)
+	if !strings.Contains(m, `tapefs_cartridge_last_verified_seconds{volser="`+c.VOLSER+`"}`) || !strings.Contains(m, "tapefs_tape_verify_failures_total 3") {
+		t.Errorf("/metrics should show the read-back of %s and 3 failures:\n%s", c.VOLSER, grepLines(m, "verif"))
+	}
 	// Usage: tape verification needs a scope.
 	wantCode(t, runTapefs(t, o, "verify"), int(api.ExitUsage))
 }
@@ -148,4 +154,15 @@ func hasEvent(evs []logEvent, kind, volser string) bool {
 		}
 	}
 	return false
+}
+
+// grepLines keeps the lines of s containing sub.
+func grepLines(s, sub string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }
