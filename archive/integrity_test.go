@@ -34,7 +34,7 @@ func damage(t *testing.T, te *testEngine, id uint64, off int64) {
 }
 
 // sealTree writes files under put/<entry> and seals them into a batch.
-func sealTree(t *testing.T, te *testEngine, entry string, files map[string][]byte) (catalog.Batch, map[string]catalog.File) {
+func sealTree(t testing.TB, te *testEngine, entry string, files map[string][]byte) (catalog.Batch, map[string]catalog.File) {
 	t.Helper()
 	var src []srcFile
 	for p, data := range files {

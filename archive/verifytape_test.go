@@ -3,6 +3,7 @@ package archive
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -150,4 +151,76 @@ func TestVerifyTapeFindsDamage(t *testing.T) {
 	if damaged[c.VOLSER] != 1 {
 		t.Fatalf("cartridge %s recorded %d damaged, want 1", c.VOLSER, damaged[c.VOLSER])
 	}
+}
+
+// BenchmarkVerifyCartridge fills one cartridge with mixed files and
+// compares reading it back with VerifyTape (locate each member, hash it)
+// against streaming the raw bytes of its tape files (no hashing), both
+// with the library not sleeping (TimeScale 0): the overhead of
+// verification itself. Each is run twice; the second run is reported.
+func BenchmarkVerifyCartridge(b *testing.B) {
+	te := testSetup{Home: b.TempDir(), Cartridges: 2, Settle: time.Hour}.open(b)
+	files := map[string][]byte{}
+	var total int64
+	for i := 0; total < 256<<20; i++ {
+		size := 8 << 20
+		if i%4 != 0 {
+			size = 64<<10 + i*1000
+		}
+		files[fmt.Sprintf("f%04d", i)] = randomBytes(int64(i), size)
+		total += int64(size)
+	}
+	bt, _ := sealTree(b, te, "e", files)
+	waitSynced(b, te.Engine, bt.ID)
+	vol := batchFiles(b, te.Engine, bt.ID)["e/f0000"].Copies[0].VOLSER
+	raw := func() (int64, time.Duration) {
+		t0 := time.Now()
+		d, err := te.lib.Acquire(context.Background(), vol)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer te.lib.Release(d)
+		var n int64
+		buf := make([]byte, verifyBuffer)
+		for _, c := range te.lib.Cartridges() {
+			if c.VOLSER != vol {
+				continue
+			}
+			for f := 1; f <= c.TapeFiles; f++ {
+				if err := d.Locate(f, 0); err != nil {
+					b.Fatal(err)
+				}
+				m, err := io.CopyBuffer(io.Discard, d, buf)
+				if err != nil {
+					b.Fatal(err)
+				}
+				n += m
+			}
+		}
+		return n, time.Since(t0)
+	}
+	verify := func() (int64, time.Duration) {
+		t0 := time.Now()
+		rep, err := te.VerifyTape(context.Background(), TapeScope{VOLSER: vol})
+		if err != nil || len(rep.Damaged) > 0 {
+			b.Fatalf("%+v %v", rep, err)
+		}
+		return rep.Bytes, time.Since(t0)
+	}
+	raw()
+	verify()
+	c0 := te.lib.Counters()
+	rn, rt := raw()
+	c1 := te.lib.Counters()
+	vn, vt := verify()
+	c2 := te.lib.Counters()
+	rSim, vSim := c1.SimSeconds-c0.SimSeconds, c2.SimSeconds-c1.SimSeconds
+	b.ReportMetric(vSim/rSim, "sim-seconds-ratio")
+	rRate := float64(rn) / rt.Seconds() / (1 << 20)
+	vRate := float64(vn) / vt.Seconds() / (1 << 20)
+	b.ReportMetric(rRate, "raw-MiB/s")
+	b.ReportMetric(vRate, "verify-MiB/s")
+	b.ReportMetric(vRate/rRate, "ratio")
+	b.Logf("cartridge %s: %d files, raw %d bytes in %v (%.0f MiB/s, %.1f simulated tape s), verify %d bytes in %v (%.0f MiB/s, %.1f simulated tape s), wall ratio %.2f",
+		vol, len(files), rn, rt.Round(time.Millisecond), rRate, rSim, vn, vt.Round(time.Millisecond), vRate, vSim, vRate/rRate)
 }
