@@ -353,7 +353,7 @@ func (e *Engine) busy() bool {
 	}
 	waiting := false
 	_ = e.cat.View(func(tx *catalog.Tx) error {
-		bs, err := tx.Batches(catalog.ListOptions{States: []catalog.State{catalog.Cached, catalog.Syncing}, Limit: 1})
+		bs, err := tx.Batches(catalog.ListOptions{States: []catalog.State{catalog.Sealing, catalog.Cached, catalog.Syncing}, Limit: 1})
 		waiting = len(bs) > 0
 		return err
 	})
