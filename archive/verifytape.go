@@ -205,60 +205,117 @@ func (e *Engine) verifyCartridge(ctx context.Context, vol string, copies []tapeC
 	}
 	defer e.lib.Release(d)
 	rep.Cartridges = append(rep.Cartridges, vol)
-	// Large reads: every read of the drive is one step of its clock, and
-	// the hash keeps up with streaming only in big pieces.
-	buf := make([]byte, verifyBuffer)
 	t0 := time.Now()
-	var bytes int64
+	// Reading and hashing overlap: this goroutine streams the copies in
+	// tape order while hashers each take a whole copy, so md5 (one core
+	// does about the streaming rate of a drive) runs on several cores and
+	// the drive keeps streaming.
+	workers := min(max(e.cfg.HashWorkers, 1), 4)
+	free := make(chan []byte, 2*workers+2)
+	for range cap(free) {
+		free <- make([]byte, verifyBuffer)
+	}
+	jobs := make(chan *hashJob)
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := range jobs {
+				h := md5.New()
+				for b := range j.chunks {
+					h.Write(b)
+					free <- b[:cap(b)]
+				}
+				j.got = hex.EncodeToString(h.Sum(nil))
+			}
+		}()
+	}
+	var done []*hashJob
+	var stop error
 	for _, tc := range copies {
 		if err := ctx.Err(); err != nil {
-			return err
+			stop = err
+			break
 		}
 		if yield != nil && yield() {
-			return errVerifyYield
+			stop = errVerifyYield
+			break
 		}
-		got, n, err := readCopy(d, tc, buf)
+		j := &hashJob{tc: tc, chunks: make(chan []byte, 4)}
+		jobs <- j
+		done = append(done, j)
+		j.n, j.err = streamCopy(d, tc, free, j.chunks)
+	}
+	close(jobs)
+	wg.Wait()
+	var bytes int64
+	for _, j := range done {
 		rep.Files++
-		rep.Bytes += n
-		bytes += n
+		rep.Bytes += j.n
+		bytes += j.n
 		switch {
-		case err != nil:
+		case j.err != nil:
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
-			e.tapeDamaged(rep, tc, "", err.Error())
-		case got != tc.file.MD5:
-			e.tapeDamaged(rep, tc, got, "")
+			e.tapeDamaged(rep, j.tc, "", j.err.Error())
+		case j.got != j.tc.file.MD5:
+			e.tapeDamaged(rep, j.tc, j.got, "")
 		}
+	}
+	if stop != nil {
+		return stop
 	}
 	e.log.Info().Str("volser", vol).Int("drive", d.Index()).Int("files", len(copies)).Int64("bytes", bytes).
 		Dur("took", time.Since(t0)).Msg("cartridge read back")
 	return nil
 }
 
-// readCopy positions the drive at one copy and hashes its bytes as they
-// stream past.
-func readCopy(d interface {
+// hashJob is one copy being read back: its bytes go to a hasher in
+// chunks; n and err are the reader's, got the hasher's.
+type hashJob struct {
+	tc     tapeCopy
+	chunks chan []byte
+	n      int64
+	err    error
+	got    string
+}
+
+// streamCopy positions the drive at one copy and sends its bytes in
+// buffers taken from free to out, which it closes.
+func streamCopy(d interface {
 	io.Reader
 	Position() (int, int64)
 	Locate(int, int64) error
-}, tc tapeCopy, buf []byte) (string, int64, error) {
+}, tc tapeCopy, free chan []byte, out chan<- []byte) (int64, error) {
+	defer close(out)
 	length := tc.copy.Length
 	if length == 0 {
 		length = tc.file.Size
 	}
 	if err := seekTo(d, tc.copy); err != nil {
-		return "", 0, fmt.Errorf("locate tape file %d offset %d: %w", tc.copy.TapeFile, tc.copy.Offset, err)
+		return 0, fmt.Errorf("locate tape file %d offset %d: %w", tc.copy.TapeFile, tc.copy.Offset, err)
 	}
-	h := md5.New()
-	n, err := io.CopyBuffer(h, io.LimitReader(d, length), buf)
-	if err == nil && n < length {
-		err = io.ErrUnexpectedEOF
+	var n int64
+	for n < length {
+		b := <-free
+		want := min(int64(len(b)), length-n)
+		m, err := io.ReadFull(d, b[:want])
+		n += int64(m)
+		if m > 0 {
+			out <- b[:m]
+		} else {
+			free <- b
+		}
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				err = io.ErrUnexpectedEOF
+			}
+			return n, fmt.Errorf("read %d of %d bytes from tape file %d: %w", n, length, tc.copy.TapeFile, err)
+		}
 	}
-	if err != nil {
-		return "", n, fmt.Errorf("read %d of %d bytes from tape file %d: %w", n, length, tc.copy.TapeFile, err)
-	}
-	return hex.EncodeToString(h.Sum(nil)), n, nil
+	return n, nil
 }
 
 // seekTo is seek (recall.go) on the smaller interface readCopy needs.
