@@ -642,12 +642,25 @@ func (d *daemon) cpSynced(src string, timeout time.Duration) string {
 	return d.waitSynced("default", before, timeout)
 }
 
-// waitSynced waits for a new batch and for it to reach CACHED_SYNCED.
+// waitSynced waits for a new batch and for it to be wholly on tape:
+// CACHED_SYNCED, or SYNCED when a small cache's watermark eviction has
+// already taken some of its objects.
 func (d *daemon) waitSynced(ws string, before []string, timeout time.Duration) string {
 	d.t.Helper()
 	t0 := time.Now()
 	id := d.waitNewBatch(ws, before, timeout)
-	d.waitBatchState(ws, id, "CACHED_SYNCED", timeout-time.Since(t0))
+	dir := filepath.Join(d.ws(ws), id)
+	waitFor(d.t, timeout-time.Since(t0), fmt.Sprintf("batch %s/%s on tape", ws, id), func() (bool, string) {
+		st, err := xattr(dir, "user.tapefs.state")
+		if err != nil {
+			return false, err.Error()
+		}
+		if st == "FAILED" {
+			d.t.Fatalf("batch %s/%s is FAILED (waiting for it to be on tape)", ws, id)
+		}
+		return st == "CACHED_SYNCED" || st == "SYNCED", st
+	})
+	d.t.Logf("batch %s/%s on tape after %v", ws, id, time.Since(t0).Round(time.Millisecond))
 	return id
 }
 
