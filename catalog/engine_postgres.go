@@ -93,7 +93,9 @@ func OpenPostgresEngine(url string, opt PostgresOptions) (Engine, error) {
 	if err != nil {
 		return nil, fmt.Errorf("catalog URL: %w", err)
 	}
-	cfg.MaxConns = max(cfg.MaxConns, 8)
+	// Room for every FUSE request, worker and nested read in flight at
+	// once: a pool that runs dry makes requests wait out TxTimeout.
+	cfg.MaxConns = max(cfg.MaxConns, 32)
 	ctx, cancel := context.WithTimeout(context.Background(), opt.TxTimeout)
 	defer cancel()
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
