@@ -496,24 +496,12 @@ func (e *Engine) migrationDamaged(batches []catalog.Batch, d *DamageError) {
 				continue
 			}
 			cur.Attempts++
-			if cur.State != catalog.Deleted {
-				cur.State = catalog.Failed
-			}
-			cur.Reason = fmt.Sprintf("%s: it was not written to tape; the damaged copy is kept in %s; put the file again from its source", d.Error(), e.cache.ObjectPath(d.FileID))
-			if err := tx.PutBatch(cur); err != nil {
+			reason := fmt.Sprintf("%s: it was not written to tape; the damaged copy is kept in %s; put the file again from its source", d.Error(), e.cache.ObjectPath(d.FileID))
+			if err := putRetry(tx, cur, catalog.Failed, reason, jobs, now.Add(retry)); err != nil {
 				return err
 			}
-			for _, j := range jobs {
-				if j.Batch == b.ID {
-					j.Attempts = cur.Attempts
-					j.NotBefore = now.Add(retry)
-					if err := tx.PutJob(j); err != nil {
-						return err
-					}
-				}
-			}
 			if err := pl.record(tx, catalog.Event{Time: now, Workspace: b.Workspace, Batch: b.ID, Kind: EvDamaged, State: catalog.Failed,
-				Message: fmt.Sprintf("batch %d FAILED: migration found %s", b.ID, cur.Reason)}); err != nil {
+				Message: fmt.Sprintf("batch %d FAILED: migration found %s", b.ID, reason)}); err != nil {
 				return err
 			}
 		}

@@ -553,21 +553,8 @@ func (e *Engine) migrationFailed(batches []catalog.Batch, cause error) {
 				next, kind = catalog.Failed, EvFailed
 				msg = fmt.Sprintf("batch %d FAILED to reach tape after %d attempts: %v; its data stays in the cache and it is retried every %s", b.ID, cur.Attempts, cause, delay)
 			}
-			if cur.State != catalog.Deleted {
-				cur.State = next
-			}
-			cur.Reason = cause.Error()
-			if err := tx.PutBatch(cur); err != nil {
+			if err := putRetry(tx, cur, next, cause.Error(), jobs, now.Add(delay)); err != nil {
 				return err
-			}
-			for _, j := range jobs {
-				if j.Batch == b.ID {
-					j.Attempts = cur.Attempts
-					j.NotBefore = now.Add(delay)
-					if err := tx.PutJob(j); err != nil {
-						return err
-					}
-				}
 			}
 			if err := pl.record(tx, catalog.Event{Time: now, Workspace: b.Workspace, Batch: b.ID, Kind: kind, State: next, Message: msg}); err != nil {
 				return err
@@ -578,4 +565,27 @@ func (e *Engine) migrationFailed(batches []catalog.Batch, cause error) {
 	if err != nil {
 		e.log.Error().Err(err).AnErr("cause", cause).Msg("migration failed and the failure could not be recorded")
 	}
+}
+
+// putRetry records a failed attempt to write batch b to tape: its new
+// state (a deleted batch stays deleted), the reason, and when its migrate
+// jobs may run again.
+func putRetry(tx *catalog.Tx, b catalog.Batch, state catalog.State, reason string, jobs []catalog.Job, notBefore time.Time) error {
+	if b.State != catalog.Deleted {
+		b.State = state
+	}
+	b.Reason = reason
+	if err := tx.PutBatch(b); err != nil {
+		return err
+	}
+	for _, j := range jobs {
+		if j.Batch == b.ID {
+			j.Attempts = b.Attempts
+			j.NotBefore = notBefore
+			if err := tx.PutJob(j); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }

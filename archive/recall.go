@@ -863,7 +863,11 @@ const skipMax = 64 << 20
 // seek positions the drive at the start of a copy, reading through a short
 // gap ahead in the same tape file instead of locating (members of one
 // aggregate served in tape order are usually a header apart).
-func seek(d tape.Drive, c catalog.Copy) error {
+func seek(d interface {
+	io.Reader
+	Position() (int, int64)
+	Locate(int, int64) error
+}, c catalog.Copy) error {
 	if n, off := d.Position(); n == c.TapeFile && off <= c.Offset && c.Offset-off <= skipMax {
 		if gap := c.Offset - off; gap > 0 {
 			if _, err := io.CopyN(io.Discard, d, gap); err != nil {

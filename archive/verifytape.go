@@ -294,7 +294,7 @@ func streamCopy(d interface {
 	if length == 0 {
 		length = tc.file.Size
 	}
-	if err := seekTo(d, tc.copy); err != nil {
+	if err := seek(d, tc.copy); err != nil {
 		return 0, fmt.Errorf("locate tape file %d offset %d: %w", tc.copy.TapeFile, tc.copy.Offset, err)
 	}
 	var n int64
@@ -316,23 +316,6 @@ func streamCopy(d interface {
 		}
 	}
 	return n, nil
-}
-
-// seekTo is seek (recall.go) on the smaller interface readCopy needs.
-func seekTo(d interface {
-	io.Reader
-	Position() (int, int64)
-	Locate(int, int64) error
-}, c catalog.Copy) error {
-	if n, off := d.Position(); n == c.TapeFile && off <= c.Offset && c.Offset-off <= skipMax {
-		if gap := c.Offset - off; gap > 0 {
-			if _, err := io.CopyN(io.Discard, d, gap); err != nil {
-				return err
-			}
-		}
-		return nil
-	}
-	return d.Locate(c.TapeFile, c.Offset)
 }
 
 // tapeDamaged reports one bad copy and records it as an event of its
