@@ -3,6 +3,7 @@ package catalog
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -16,20 +17,70 @@ func (tx *Tx) Cartridge(volser string) (CartridgeRecord, error) {
 	return c, err
 }
 
-// PutCartridge creates or replaces a cartridge record.
+// PutCartridge creates or replaces a cartridge record. What the library
+// does not know (last verification, pool, root's state) is kept from the
+// old record when c leaves it empty.
 func (tx *Tx) PutCartridge(c CartridgeRecord) error {
 	if c.VOLSER == "" {
 		return errors.New("put cartridge: the cartridge has no VOLSER")
 	}
-	if c.Verified.IsZero() {
-		var old CartridgeRecord
-		if found, err := tx.get(cartridgeKey(c.VOLSER), &old); err != nil {
-			return err
-		} else if found {
+	var old CartridgeRecord
+	if found, err := tx.get(cartridgeKey(c.VOLSER), &old); err != nil {
+		return err
+	} else if found {
+		if c.Verified.IsZero() {
 			c.Verified, c.VerifyDamaged = old.Verified, old.VerifyDamaged
+		}
+		if c.Pool == "" {
+			c.Pool = old.Pool
+		}
+		if c.Admin == "" {
+			c.Admin = old.Admin
 		}
 	}
 	return tx.put(cartridgeKey(c.VOLSER), &c)
+}
+
+// SetCartridgeAdmin sets (or, with "", clears) root's state of a cartridge:
+// read-only, disabled or lost. A cartridge the catalog has no record of
+// gets one.
+func (tx *Tx) SetCartridgeAdmin(volser, state string) (CartridgeRecord, error) {
+	if !AdminState(state) {
+		return CartridgeRecord{}, fmt.Errorf("cartridge %s: state %q cannot be set: use %s, %s or %s (or clear it)", volser, state, CartridgeReadOnly, CartridgeDisabled, CartridgeLost)
+	}
+	var c CartridgeRecord
+	if _, err := tx.get(cartridgeKey(volser), &c); err != nil {
+		return c, err
+	}
+	c.VOLSER, c.Admin = volser, state
+	return c, tx.put(cartridgeKey(volser), &c)
+}
+
+// SetCartridgePool moves a cartridge to a pool ("" = none). A cartridge the
+// catalog has no record of gets one.
+func (tx *Tx) SetCartridgePool(volser, pool string) (CartridgeRecord, error) {
+	if strings.ContainsAny(pool, "\x00/ \t\n") {
+		return CartridgeRecord{}, fmt.Errorf("cartridge %s: pool name %q is not valid: use letters, digits, - and _", volser, pool)
+	}
+	var c CartridgeRecord
+	if _, err := tx.get(cartridgeKey(volser), &c); err != nil {
+		return c, err
+	}
+	c.VOLSER, c.Pool = volser, pool
+	return c, tx.put(cartridgeKey(volser), &c)
+}
+
+// CartridgeMap returns every cartridge record by VOLSER.
+func (tx *Tx) CartridgeMap() (map[string]CartridgeRecord, error) {
+	cs, err := tx.Cartridges()
+	if err != nil {
+		return nil, err
+	}
+	m := make(map[string]CartridgeRecord, len(cs))
+	for _, c := range cs {
+		m[c.VOLSER] = c
+	}
+	return m, nil
 }
 
 // SetCartridgeVerified records that every copy on a cartridge was read

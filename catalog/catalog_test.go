@@ -1043,6 +1043,76 @@ func testCatalog(t *testing.T, newCatalog func() *Catalog) {
 		})
 	})
 
+	t.Run("cartridge pools and states", func(t *testing.T) {
+		c := newCatalog()
+		update(t, c, func(tx *Tx) error {
+			if _, err := tx.SetCartridgePool("TF0001", "pool-a"); err != nil {
+				return err
+			}
+			if _, err := tx.SetCartridgeAdmin("TF0001", CartridgeLost); err != nil {
+				return err
+			}
+			_, err := tx.SetCartridgeAdmin("TF0001", "full")
+			wantErr(t, err, nil, "full", "read-only")
+			_, err = tx.SetCartridgePool("TF0001", "a/b")
+			wantErr(t, err, nil, "a/b")
+			// What the library writes after a tape file keeps root's pool and state.
+			return tx.PutCartridge(CartridgeRecord{VOLSER: "TF0001", Capacity: 100, Used: 40, State: CartridgeFilling, TapeFiles: 2})
+		})
+		view(t, c, func(tx *Tx) error {
+			got, err := tx.Cartridge("TF0001")
+			want := CartridgeRecord{VOLSER: "TF0001", Capacity: 100, Used: 40, State: CartridgeFilling, TapeFiles: 2, Pool: "pool-a", Admin: CartridgeLost}
+			if err != nil || got != want {
+				t.Errorf("TF0001: %+v, %v; want %+v", got, err, want)
+			}
+			if got.Status() != CartridgeLost || got.Readable() || got.Writable() {
+				t.Errorf("lost cartridge: status %s readable %v writable %v", got.Status(), got.Readable(), got.Writable())
+			}
+			return nil
+		})
+		update(t, c, func(tx *Tx) error {
+			_, err := tx.SetCartridgeAdmin("TF0001", "")
+			return err
+		})
+		view(t, c, func(tx *Tx) error {
+			m, err := tx.CartridgeMap()
+			if got := m["TF0001"]; err != nil || got.Status() != CartridgeFilling || !got.Readable() || !got.Writable() {
+				t.Errorf("after clearing: %+v, %v", got, err)
+			}
+			return nil
+		})
+	})
+
+	t.Run("copies policy of old records", func(t *testing.T) {
+		c := newCatalog()
+		// A workspace and a batch written before copies existed read as
+		// "the default" and "one copy".
+		update(t, c, func(tx *Tx) error {
+			if err := tx.kv.Put(workspaceKey("old"), []byte(`{"name":"old","quota":0,"manager":0,"group":0,"used":0,"created":"2025-03-01T12:00:00Z"}`)); err != nil {
+				return err
+			}
+			return tx.PutWorkspace(Workspace{Name: "two", Copies: 2, Created: t0})
+		})
+		view(t, c, func(tx *Tx) error {
+			old, err := tx.Workspace("old")
+			if err != nil || old.Copies != 0 || old.CopiesOr(1) != 1 || old.CopiesOr(2) != 2 {
+				t.Errorf("old workspace: %+v, %v", old, err)
+			}
+			two, err := tx.Workspace("two")
+			if err != nil || two.CopiesOr(1) != 2 {
+				t.Errorf("workspace two: %+v, %v", two, err)
+			}
+			return nil
+		})
+		if (Batch{}).Want() != 1 || (Batch{Copies: 3}).Want() != 3 {
+			t.Error("Batch.Want")
+		}
+		f := File{Copies: []Copy{{VOLSER: "A"}, {VOLSER: "B"}}}
+		if g := f.GoodCopies(func(v string) bool { return v == "A" }); len(g) != 1 || g[0].VOLSER != "B" {
+			t.Errorf("GoodCopies: %+v", g)
+		}
+	})
+
 	t.Run("rollback", func(t *testing.T) {
 		c := newCatalog()
 		addWorkspace(t, c, "ws")

@@ -45,6 +45,21 @@ type Workspace struct {
 	Group   uint32    `json:"group"`   // gid whose members may list and get
 	Used    int64     `json:"used"`    // bytes of live and soft-deleted batches
 	Created time.Time `json:"created"`
+	// Copies is how many tape copies each file of the workspace gets
+	// (1..MaxCopies); 0, as in records written before copies existed,
+	// means the daemon's default.
+	Copies int `json:"copies,omitempty"`
+}
+
+// MaxCopies is the most tape copies a workspace may ask for.
+const MaxCopies = 3
+
+// CopiesOr is the workspace's copies policy, def when it has none of its own.
+func (w Workspace) CopiesOr(def int) int {
+	if w.Copies > 0 {
+		return w.Copies
+	}
+	return max(def, 1)
 }
 
 // Batch is one sealed put: a ticket with a number.
@@ -67,10 +82,17 @@ type Batch struct {
 	Attempts  int       `json:"attempts,omitempty"` // migration attempts so far
 	Sealing   string    `json:"sealing,omitempty"`  // cache dir the entry was sealed from, until its objects are adopted
 	FirstFile uint64    `json:"first_file"`         // file IDs of a batch are FirstFile … FirstFile+Files-1
+	// Copies is how many tape copies of each file the batch is being (or
+	// was) written with: set from its workspace's policy when it is queued
+	// for migration and when that policy is raised. 0 (older records) is 1.
+	Copies int `json:"copies,omitempty"`
 	// Removal is set while entries of a live batch are hidden by rm inside
 	// its tree: provisional until the batch directory itself is removed.
 	Removal Removal `json:"removal,omitzero"`
 }
+
+// Want is how many tape copies each of the batch's files needs.
+func (b Batch) Want() int { return max(b.Copies, 1) }
 
 // Removal records the provisional removals inside a live batch. rm (or
 // mv out, or rsync --delete) of entries in a batch tree only hides them
@@ -132,6 +154,18 @@ type File struct {
 	Removed bool `json:"removed,omitempty"`
 }
 
+// GoodCopies returns the copies of f on cartridges that count (bad reports
+// the VOLSERs that do not: disabled or lost), in recorded order.
+func (f *File) GoodCopies(bad func(volser string) bool) []Copy {
+	out := make([]Copy, 0, len(f.Copies))
+	for _, c := range f.Copies {
+		if bad == nil || !bad(c.VOLSER) {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
 // DataID is the ID whose object and tape copies hold this file's bytes.
 func (f *File) DataID() uint64 {
 	if f.Link != 0 {
@@ -140,19 +174,60 @@ func (f *File) DataID() uint64 {
 	return f.ID
 }
 
+// Cartridge states. The library computes scratch, filling and full from
+// what the cartridge holds (CartridgeRecord.State); read-only, disabled and
+// lost are set by root (CartridgeRecord.Admin) and win over it.
+const (
+	CartridgeScratch  = "scratch"   // labelled, no data
+	CartridgeFilling  = "filling"   // has data, room left
+	CartridgeFull     = "full"      // end of tape was reached
+	CartridgeReadOnly = "read-only" // readable, never written again
+	CartridgeDisabled = "disabled"  // neither read nor written; its copies are re-created elsewhere
+	CartridgeLost     = "lost"      // gone; its copies are re-created elsewhere
+)
+
+// AdminState reports whether s is a state root may set (or "" to clear it).
+func AdminState(s string) bool {
+	return s == "" || s == CartridgeReadOnly || s == CartridgeDisabled || s == CartridgeLost
+}
+
 // CartridgeRecord mirrors a cartridge of the library in the catalog.
 type CartridgeRecord struct {
 	VOLSER    string `json:"volser"`
 	Capacity  int64  `json:"capacity"`
 	Used      int64  `json:"used"`
-	State     string `json:"state"`
+	State     string `json:"state"` // as the library computes it: scratch, filling, full (or error)
 	TapeFiles int    `json:"tape_files"`
+	// Pool groups cartridges so that the copies of a file land in
+	// different pools ("" = in none). Admin is root's override of State:
+	// read-only, disabled or lost ("" = none). PutCartridge keeps both:
+	// the records written as tape files are committed do not know them.
+	Pool  string `json:"pool,omitempty"`
+	Admin string `json:"admin,omitempty"`
 	// Verified is when every copy on the cartridge was last read back and
 	// matched its md5 (zero: never). PutCartridge keeps it: the records
 	// written as tape files are committed do not know it.
 	Verified      time.Time `json:"verified,omitempty"`
 	VerifyDamaged int       `json:"verify_damaged,omitempty"` // copies found bad then
 }
+
+// Status is the state shown for the cartridge: root's override, else the
+// library's.
+func (c CartridgeRecord) Status() string {
+	if c.Admin != "" {
+		return c.Admin
+	}
+	return c.State
+}
+
+// Readable reports whether copies on the cartridge count: not disabled or lost.
+func (c CartridgeRecord) Readable() bool {
+	return c.Admin != CartridgeDisabled && c.Admin != CartridgeLost
+}
+
+// Writable reports whether migration may append to the cartridge as far as
+// root is concerned (the library still decides whether it has room).
+func (c CartridgeRecord) Writable() bool { return c.Admin == "" }
 
 // JobKind is what a job does.
 type JobKind string
@@ -161,6 +236,10 @@ const (
 	JobSeal    JobKind = "seal"    // finish adopting a sealed entry's objects
 	JobMigrate JobKind = "migrate" // write a batch to tape
 	JobRecall  JobKind = "recall"  // stage a file from tape into the cache
+	// JobCopy writes the copies a batch already on tape is missing (its
+	// workspace's copies were raised, or a cartridge holding some was
+	// marked lost or disabled). The batch keeps its state meanwhile.
+	JobCopy JobKind = "copy"
 )
 
 // Job is queued work that survives a restart.
