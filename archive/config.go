@@ -72,6 +72,10 @@ type Config struct {
 	// (verifytape.go); default 180 days; negative: no tape scrub.
 	VerifyPeriod time.Duration
 
+	// Copies is the copies policy of a workspace without one of its own
+	// (catalog.Workspace.Copies 0); default 1.
+	Copies int
+
 	// SnapshotEvery is how often the catalog is copied to SnapshotDir and
 	// to tape (0: never).
 	SnapshotEvery time.Duration

@@ -7,6 +7,7 @@ package archive
 //	fs.openFiles.mu      -> Engine.mu          (EntryOpened/EntryClosed from the mount's handle tracker)
 //	Engine.migrateMu     -> Engine.mu          (held for a whole flush, catalog transactions included)
 //	Engine.mu            -> recallQueue.mu
+//	recallQueue.mu       -> cartState.mu       (readCopy; a leaf, whose first use reads the catalog)
 //	recallQueue.mu       -> cache.Cache.mu     (cache.Lookup while collecting requests)
 //	Reader.mu            -> cache.Cache.mu     (opening and checking the object a read waits for)
 //	cache.Cache.mu       -> evictWatch.mu      (cache.OnEvict reports an eviction; nothing else above it)
@@ -53,6 +54,9 @@ type Engine struct {
 	stats       engineStats
 	integrity   integrity  // damaged objects kept (see integrity.go)
 	tapeVerify  tapeVerify // the tape scrub's state (see verifytape.go)
+	carts       cartState  // pools and root's states of cartridges (copies.go)
+	copyMu      sync.Mutex // held by the one copy job in progress
+	copyWake    chan struct{}
 
 	changes *notifier   // changes of batches, for the mount's kernel caches
 	sealer  *sealWork   // adoption and background hashing of sealed batches
@@ -106,6 +110,7 @@ func (c *Config) applyDefaults() {
 	if c.HashWorkers <= 0 {
 		c.HashWorkers = d.HashWorkers
 	}
+	c.Copies = min(max(c.Copies, 1), catalog.MaxCopies)
 	orDefault(&c.ScrubRate, d.ScrubRate)
 	orDefault(&c.ScrubInterval, d.ScrubInterval)
 }
@@ -139,6 +144,7 @@ func New(cfg Config) (*Engine, error) {
 		removing:    map[uint64]time.Time{},
 		changed:     make(chan struct{}),
 		migrateWake: make(chan struct{}, 1),
+		copyWake:    make(chan struct{}, 1),
 	}
 	e.recalls = newRecallQueue()
 	e.changes, e.sealer, e.evicted = newNotifier(), newSealWork(), newEvictWatch()
@@ -160,6 +166,7 @@ func New(cfg Config) (*Engine, error) {
 func (e *Engine) Start() {
 	e.spawn(e.settleLoop)
 	e.spawn(e.migrateLoop)
+	e.spawn(e.copyLoop)
 	e.spawn(e.recallLoop)
 	e.spawn(e.retentionLoop)
 	e.spawn(e.scrubLoop)

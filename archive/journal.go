@@ -131,7 +131,7 @@ func (e *Engine) writeRecords(records []tape.Record) (volser string, tapeFile in
 	for _, r := range all {
 		need += tape.RecordSize(r)
 	}
-	if volser, err = e.pickCartridge(need, nil); err != nil {
+	if volser, err = e.pickCartridge(need, "", anyCartridge); err != nil {
 		return "", 0, 0, err
 	}
 	d, err := e.lib.Acquire(e.ctx, volser)

@@ -65,7 +65,7 @@ func (e *Engine) migrateOnce(force bool) bool {
 				pending[b.Workspace] = p
 			}
 			p.jobs = append(p.jobs, j)
-			p.bytes += b.Bytes - b.OnTape
+			p.bytes += b.Bytes*int64(b.Want()) - b.OnTape
 			p.files += b.Files
 			if b.Sealed.Before(p.oldest) {
 				p.oldest = b.Sealed
@@ -106,6 +106,10 @@ type migrant struct {
 	member tape.Member
 	file   catalog.File
 	batch  *catalog.Batch // for the batch's record on tape
+	// targets are the copy streams a data file still needs (copies.go);
+	// empty for directories, symlinks and link names, which go with
+	// their batch's or their data owner's streams.
+	targets []string
 }
 
 // flush writes the batches of one workspace's migrate jobs to tape.
@@ -114,12 +118,16 @@ func (e *Engine) flush(workspace string, jobs []catalog.Job) {
 		return
 	}
 	var (
-		members   []migrant
-		batches   []catalog.Batch
-		remaining = map[uint64]int{} // batch -> members not yet committed
+		perBatch [][]migrant
+		batches  []catalog.Batch
 	)
+	plan := e.newCopyPlan()
 	err := e.update(func(tx *catalog.Tx, pl *pendingLog) error {
-		members, batches = members[:0], batches[:0]
+		perBatch, batches = perBatch[:0], batches[:0]
+		ws, err := tx.Workspace(workspace)
+		if err != nil {
+			return err
+		}
 		for _, j := range jobs {
 			b, err := tx.Batch(j.Batch)
 			if err != nil {
@@ -128,12 +136,14 @@ func (e *Engine) flush(workspace string, jobs []catalog.Job) {
 			if b.Sealing != "" {
 				continue // objects not adopted yet
 			}
-			ms, err := e.migrants(tx, b)
+			// The policy when the batch goes to tape is what it gets; a
+			// later raise makes copy jobs (copies.go).
+			b.Copies = max(b.Copies, ws.CopiesOr(e.cfg.Copies))
+			ms, err := e.migrants(tx, b, plan)
 			if err != nil {
 				return err
 			}
-			members = append(members, ms...)
-			remaining[b.ID] = len(ms)
+			perBatch = append(perBatch, ms)
 			state := b.State
 			if state != catalog.Deleted {
 				b.State = catalog.Syncing
@@ -158,7 +168,9 @@ func (e *Engine) flush(workspace string, jobs []catalog.Job) {
 	if len(batches) == 0 {
 		return
 	}
-	if err := e.writeMembers(workspace, members, remaining); err != nil {
+	streams, track := plan.streams(perBatch, true)
+	track.migrate = true
+	if err := e.writeStreams(workspace, streams, track); err != nil {
 		var damaged *DamageError
 		if errors.As(err, &damaged) {
 			e.migrationDamaged(batches, damaged)
@@ -169,11 +181,12 @@ func (e *Engine) flush(workspace string, jobs []catalog.Job) {
 }
 
 // migrants lists what a batch still has to write: every regular file that
-// owns data and has no tape copy, each followed by its other names (hard
+// owns data and has fewer good tape copies than the batch wants (with the
+// streams its missing copies go to), each followed by its other names (hard
 // links, which tar can only restore from the same tape file), and the
 // batch's directories and symlinks (cheap, and needed to rebuild the tree
-// from tape alone). The names of a file already on tape went with it.
-func (e *Engine) migrants(tx *catalog.Tx, b catalog.Batch) ([]migrant, error) {
+// from any one copy alone). The names of a file already on tape went with it.
+func (e *Engine) migrants(tx *catalog.Tx, b catalog.Batch, plan copyPlan) ([]migrant, error) {
 	var out []migrant
 	links := map[uint64][]catalog.File{} // data owner -> its other names
 	bp := &b
@@ -188,10 +201,13 @@ func (e *Engine) migrants(tx *catalog.Tx, b catalog.Batch) ([]migrant, error) {
 				links[f.Link] = append(links[f.Link], f)
 				continue
 			}
-			if f.Type == catalog.TypeFile && len(f.Copies) > 0 {
-				continue
+			var targets []string
+			if f.Type == catalog.TypeFile {
+				if targets = plan.targets(&f, b.Want()); len(targets) == 0 {
+					continue
+				}
 			}
-			out = append(out, migrant{member: memberOf(b, f), file: f, batch: bp})
+			out = append(out, migrant{member: memberOf(b, f), file: f, batch: bp, targets: targets})
 		}
 		if len(files) < 10_000 {
 			break
@@ -233,12 +249,17 @@ func memberOf(b catalog.Batch, f catalog.File) tape.Member {
 // errNoCartridge: no cartridge has room for the next member.
 var errNoCartridge = errors.New("no cartridge with room: add cartridges to the library")
 
-// pickCartridge chooses where to append need bytes: a cartridge already in
-// a drive first (no mount), then one being filled, then a scratch one.
-func (e *Engine) pickCartridge(need int64, avoid map[string]bool) (string, error) {
+// pickCartridge chooses where to append need bytes in pool ("": any): a
+// cartridge already in a drive first (no mount), then one being filled,
+// then a scratch one; never one root made read-only, disabled or lost, nor
+// one ok refuses (another copy of the members is there).
+func (e *Engine) pickCartridge(need int64, pool string, ok func(volser string) bool) (string, error) {
+	recs := e.cartRecords()
 	best, bestRank := "", 99
 	for _, c := range e.lib.Cartridges() {
-		if avoid[c.VOLSER] || (c.State != tape.CartridgeScratch && c.State != tape.CartridgeFilling) || c.Capacity-c.Used < need {
+		r := recs[c.VOLSER]
+		if !ok(c.VOLSER) || !r.Writable() || (pool != "" && r.Pool != pool) ||
+			(c.State != tape.CartridgeScratch && c.State != tape.CartridgeFilling) || c.Capacity-c.Used < need {
 			continue
 		}
 		rank := 2
@@ -253,29 +274,37 @@ func (e *Engine) pickCartridge(need int64, avoid map[string]bool) (string, error
 		}
 	}
 	if best == "" {
+		if pool != "" {
+			return "", fmt.Errorf("%w in pool %s (need %d bytes; tapefs library set VOLSER --pool %s adds one)", errNoCartridge, pool, need, pool)
+		}
 		return "", fmt.Errorf("%w (need %d bytes)", errNoCartridge, need)
 	}
 	return best, nil
 }
 
-// writeMembers writes members as aggregates, committing each tape file to
-// the catalog as soon as its filemark is down.
-func (e *Engine) writeMembers(workspace string, members []migrant, remaining map[uint64]int) error {
+// writeMembers writes one copy stream's members as aggregates, committing
+// each tape file to the catalog as soon as its filemark is down. Its
+// cartridges are claimed in claims, so no other stream of the same write
+// puts another copy of a member on them.
+func (e *Engine) writeMembers(workspace string, s *copyStream, claims *cartClaims, track *copyTrack) error {
+	members := s.members
 	avoid := map[string]bool{}
 	for i := 0; i < len(members); {
 		if e.ctx.Err() != nil {
 			return e.ctx.Err()
 		}
 		need := tape.MemberSize(members[i].member) + tape.TrailerSize + recordSlack
-		volser, err := e.pickCartridge(need, avoid)
+		volser, err := claims.pick(s.key, func(ok func(string) bool) (string, error) {
+			return e.pickCartridge(need, s.pool(), func(v string) bool { return !avoid[v] && !s.avoid[v] && ok(v) })
+		})
 		if err != nil {
 			return err
 		}
-		n, err := e.writeOnCartridge(volser, workspace, members[i:], remaining)
+		n, err := e.writeOnCartridge(volser, workspace, members[i:], track)
 		i += n
 		if errors.Is(err, tape.ErrEndOfTape) {
 			avoid[volser] = true
-			e.log.Warn().Str("workspace", workspace).Str("volser", volser).Msg("end of tape: the aggregate continues on another cartridge")
+			e.log.Warn().Str("workspace", workspace).Str("volser", volser).Str("pool", s.pool()).Msg("end of tape: the aggregate continues on another cartridge")
 			continue
 		}
 		if err != nil {
@@ -291,7 +320,7 @@ func (e *Engine) writeMembers(workspace string, members []migrant, remaining map
 // writeOnCartridge appends aggregates to one cartridge until the members
 // run out or the cartridge is full. It returns how many members were
 // committed.
-func (e *Engine) writeOnCartridge(volser, workspace string, members []migrant, remaining map[uint64]int) (int, error) {
+func (e *Engine) writeOnCartridge(volser, workspace string, members []migrant, track *copyTrack) (int, error) {
 	d, err := e.lib.Acquire(e.ctx, volser)
 	if err != nil {
 		return 0, err
@@ -367,7 +396,7 @@ func (e *Engine) writeOnCartridge(volser, workspace string, members []migrant, r
 		if err := d.WriteFilemark(); err != nil {
 			return done, err
 		}
-		if err := e.commitAggregate(volser, tapeFile, aw.Written(), inAggregate, copies, remaining, closed); err != nil {
+		if err := e.commitAggregate(volser, tapeFile, aw.Written(), inAggregate, copies, track, closed); err != nil {
 			return done, err
 		}
 		done += len(inAggregate)
@@ -407,16 +436,23 @@ func (e *Engine) addMember(aw *tape.AggregateWriter, m migrant, buf []byte) (int
 }
 
 // commitAggregate records, in one transaction, where every member of a
-// tape file now is, and which batches are wholly on tape.
-func (e *Engine) commitAggregate(volser string, tapeFile int, size int64, in []migrant, copies map[uint64]catalog.Copy, remaining map[uint64]int, now time.Time) error {
+// tape file now is, and which batches are wholly on tape: every copy they
+// need written and recorded. The streams of one write commit one at a
+// time (track.mu), and a stream's members count as done only once its
+// transaction has committed, so a batch is never marked on tape while
+// another stream's copy of it is still unrecorded.
+func (e *Engine) commitAggregate(volser string, tapeFile int, size int64, in []migrant, copies map[uint64]catalog.Copy, track *copyTrack, now time.Time) error {
+	track.mu.Lock()
+	defer track.mu.Unlock()
 	onTape := map[uint64]int64{}
+	done := map[uint64]int{}
 	for _, m := range in {
 		onTape[m.member.Batch] += copies[m.file.ID].Length
-		remaining[m.member.Batch]--
+		done[m.member.Batch]++
 	}
 	var synced []uint64
 	for b := range onTape {
-		if remaining[b] == 0 {
+		if track.migrate && track.remaining[b] == done[b] {
 			synced = append(synced, b)
 		}
 	}
@@ -452,7 +488,7 @@ func (e *Engine) commitAggregate(volser string, tapeFile int, size int64, in []m
 			}
 			syncedBatches = append(syncedBatches, b)
 			if err := (&pl).record(tx, catalog.Event{Time: now, Workspace: b.Workspace, Batch: id, VOLSER: volser, Kind: EvState, State: catalog.CachedSynced,
-				Message: fmt.Sprintf("batch %d is on tape (%d bytes)", id, b.OnTape)}); err != nil {
+				Message: fmt.Sprintf("batch %d is on tape (%s, %d bytes)", id, copiesText(b.Want()), b.OnTape)}); err != nil {
 				return err
 			}
 		}
@@ -460,6 +496,9 @@ func (e *Engine) commitAggregate(volser string, tapeFile int, size int64, in []m
 	})
 	if err != nil {
 		return fmt.Errorf("record tape file %d on %s: %w", tapeFile, volser, err)
+	}
+	for b, n := range done {
+		track.remaining[b] -= n
 	}
 	e.stats.addMigrated(size, len(in))
 	// The objects become evictable before anyone waiting for the batch

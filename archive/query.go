@@ -33,7 +33,9 @@ func (e *Engine) statusOf(b catalog.Batch) Status {
 	}
 	switch {
 	case b.Bytes > 0:
-		s.Progress = float64(b.OnTape) / float64(b.Bytes)
+		// OnTape counts every copy written: progress is honest about the
+		// second copy too.
+		s.Progress = min(float64(b.OnTape)/float64(b.Bytes*int64(b.Want())), 1)
 	case b.State.OnTape() || b.Prior.OnTape():
 		s.Progress = 1
 	}

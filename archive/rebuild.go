@@ -354,6 +354,13 @@ func workspaceOf(rec *tape.Record) (catalog.Workspace, error) {
 		return uint32(v)
 	}
 	w.Manager, w.Group = u("manager"), u("group")
+	if f["copies"] != "" {
+		n, perr := strconv.Atoi(f["copies"])
+		if perr != nil || n < 0 || n > catalog.MaxCopies {
+			return w, fmt.Errorf("workspace record of %s: copies %q: not 0 to %d", w.Name, f["copies"], catalog.MaxCopies)
+		}
+		w.Copies = n
+	}
 	if w.Created, err = tape.ParseTimeField(f["created"]); err != nil {
 		return w, fmt.Errorf("workspace record of %s: created: %w", w.Name, err)
 	}
@@ -575,6 +582,7 @@ func batchFromRecord(b *catalog.Batch, rb *replayBatch) error {
 	b.Files, b.Bytes = num("files"), num("bytes")
 	b.FirstFile = uint64(num("firstfile"))
 	b.Attempts = int(num("attempts"))
+	b.Copies = int(num("copies")) // absent before copies: 0, which is 1
 	b.Created, b.Sealed = when("created"), when("sealed")
 	return err
 }

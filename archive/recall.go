@@ -256,11 +256,12 @@ func (e *Engine) requestRecalls(files []catalog.File) ([]*recallReq, error) {
 		if info, ok := e.cache.Lookup(f.ID); ok && !info.Partial {
 			continue
 		}
-		if len(f.Copies) == 0 {
+		c, ok := e.readCopy(&f)
+		if !ok {
 			q.mu.Unlock()
 			return nil, fmt.Errorf("file %s of batch %d: %w and no cached object", f.Path, f.Batch, errNoCopy)
 		}
-		r := &recallReq{file: f, copy: f.Copies[0], ws: ws[f.Batch], queued: time.Now(), started: make(chan struct{}), done: make(chan struct{}), counted: true}
+		r := &recallReq{file: f, copy: c, ws: ws[f.Batch], queued: time.Now(), started: make(chan struct{}), done: make(chan struct{}), counted: true}
 		q.byID[f.ID] = r
 		if e.cfg.FCFS {
 			q.fifo = append(q.fifo, r)
@@ -697,7 +698,7 @@ func (e *Engine) prefetch(r *recallReq) {
 	}
 	var extra []catalog.File
 	_ = e.eachDataFile(b, func(f catalog.File) error {
-		if len(f.Copies) > 0 && f.Copies[0].VOLSER == r.copy.VOLSER && f.Copies[0].TapeFile == r.copy.TapeFile {
+		if c, ok := e.readCopy(&f); ok && c.VOLSER == r.copy.VOLSER && c.TapeFile == r.copy.TapeFile {
 			if _, ok := e.cache.Lookup(f.ID); !ok {
 				extra = append(extra, f)
 			}

@@ -41,6 +41,7 @@ func batchRecord(b catalog.Batch) tape.Record {
 		"firstfile": u64(b.FirstFile),
 		"attempts":  strconv.Itoa(b.Attempts),
 		"reason":    b.Reason,
+		"copies":    strconv.Itoa(b.Want()),
 	}}
 }
 
@@ -51,6 +52,7 @@ func workspaceRecord(w catalog.Workspace) tape.Record {
 		"manager":   u64(uint64(w.Manager)),
 		"group":     u64(uint64(w.Group)),
 		"created":   tape.TimeField(w.Created),
+		"copies":    strconv.Itoa(w.Copies), // 0: the daemon's default
 	}}
 }
 

@@ -60,7 +60,7 @@ func (e *Engine) Snapshot() (string, error) {
 	}
 	defer f.Close()
 	s := tape.Snapshot{Taken: taken, Size: size}
-	volser, err := e.pickCartridge(tape.SnapshotSize(s), nil)
+	volser, err := e.pickCartridge(tape.SnapshotSize(s), "", anyCartridge)
 	if err != nil {
 		return path, fmt.Errorf("catalog snapshot %s kept on disk, not on tape: %w", path, err)
 	}

@@ -154,11 +154,15 @@ func (e *Engine) stageAhead(t *traversal) {
 			if _, ok := e.cache.Lookup(f.ID); ok {
 				continue
 			}
+			c, ok := e.readCopy(&f)
+			if !ok {
+				continue
+			}
 			if f.Size > budget {
 				break
 			}
 			budget -= f.Size
-			r := &recallReq{file: f, copy: f.Copies[0], ws: t.ws, queued: time.Now(), started: make(chan struct{}), done: make(chan struct{}),
+			r := &recallReq{file: f, copy: c, ws: t.ws, queued: time.Now(), started: make(chan struct{}), done: make(chan struct{}),
 				ahead: true, trav: t}
 			q.byID[f.ID] = r
 			q.addLocked(r)

@@ -45,6 +45,7 @@ type daemonConfig struct {
 	snapshotEvery  time.Duration // 0: no catalog snapshots
 	snapshotDir    string        // "": HOME/snapshots
 	recallWSDrives int
+	copies         int           // default copies policy of workspaces without one
 	kernelCache    time.Duration // 0: fs.DefaultDirTimeout
 	hashRate       int64         // bytes/s of background hashing; 0: unlimited
 }
@@ -64,6 +65,7 @@ func defaultDaemonConfig() daemonConfig {
 		cartridges:   20,
 		scrubRate:    16 << 20,
 		verifyPeriod: 180 * 24 * time.Hour,
+		copies:       1,
 	}
 }
 
@@ -142,6 +144,11 @@ func (c *daemonConfig) set(key, value string) error {
 		c.recallWSDrives, err = strconv.Atoi(value)
 		if err == nil && c.recallWSDrives < 0 {
 			err = errors.New("must be a number ≥ 0 (0: no limit)")
+		}
+	case "copies":
+		c.copies, err = strconv.Atoi(value)
+		if err == nil && (c.copies < 1 || c.copies > catalog.MaxCopies) {
+			err = fmt.Errorf("must be 1 to %d", catalog.MaxCopies)
 		}
 	case "kernel-cache":
 		c.kernelCache, err = parseDuration(value)

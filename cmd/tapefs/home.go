@@ -114,6 +114,7 @@ func openHome(c *daemonConfig, log zerolog.Logger) (h *archiveHome, err error) {
 		SnapshotEvery:         c.snapshotEvery,
 		SnapshotDir:           snapshotDir(c),
 		RecallWorkspaceDrives: c.recallWSDrives,
+		Copies:                c.copies,
 		HashRate:              c.hashRate,
 	})
 	if err != nil {
