@@ -150,6 +150,19 @@ func (c *Client) SetQuota(ctx context.Context, ws string, quota int64) error {
 	return c.do(ctx, "POST", "/v1/workspaces/"+url.PathEscape(ws)+"/quota", nil, QuotaRequest{Quota: quota}, nil)
 }
 
+// SetCopies sets a workspace's copies policy (root only; 0: the daemon's
+// default) and returns the workspace.
+func (c *Client) SetCopies(ctx context.Context, ws string, copies int) (Workspace, error) {
+	var out Workspace
+	return out, c.do(ctx, "POST", "/v1/workspaces/"+url.PathEscape(ws)+"/copies", nil, CopiesRequest{Copies: copies}, &out)
+}
+
+// SetCartridge changes a cartridge's state or pool (root only).
+func (c *Client) SetCartridge(ctx context.Context, volser string, req CartridgeRequest) (CartridgeResponse, error) {
+	var out CartridgeResponse
+	return out, c.do(ctx, "POST", "/v1/library/cartridges/"+url.PathEscape(volser), nil, req, &out)
+}
+
 // BatchQuery selects batches to list.
 type BatchQuery struct {
 	Workspace string

@@ -38,6 +38,10 @@ type Workspace struct {
 	Group   uint32    `json:"group"`   // gid whose members may list and get
 	Used    int64     `json:"used"`    // bytes of live and soft-deleted batches
 	Created time.Time `json:"created"`
+	// Copies is the copies policy in force; CopiesMissing counts batches
+	// on tape still short of it (their copies are being written).
+	Copies        int `json:"copies"`
+	CopiesMissing int `json:"copies_missing,omitempty"`
 }
 
 // Batch is a batch and its progress.
@@ -59,7 +63,11 @@ type Batch struct {
 	OnTape     int64     `json:"on_tape"`
 	Reason     string    `json:"reason,omitempty"`
 	Attempts   int       `json:"attempts,omitempty"`
-	Progress   float64   `json:"progress"` // bytes on tape / bytes, 0..1
+	Progress   float64   `json:"progress"` // bytes on tape (every copy) / (bytes × copies), 0..1
+	// Copies is how many tape copies each file gets; CopiesMissing is set
+	// while some of them are being written after the batch reached tape.
+	Copies        int  `json:"copies"`
+	CopiesMissing bool `json:"copies_missing,omitempty"`
 	// Removing is "removal in progress (N entries hidden)" while an rm
 	// inside the batch hid entries; they come back at RemovalUndo unless
 	// the batch directory is removed first.
@@ -157,8 +165,9 @@ type Cartridge struct {
 	Capacity  int64
 	Used      int64
 	TapeFiles int
-	State     string
-	Drive     int // -1: in its slot
+	State     string // root's state (read-only, disabled, lost) when set, else the library's (scratch, filling, full)
+	Pool      string `json:",omitempty"` // "": in no pool
+	Drive     int    // -1: in its slot
 	// LastVerified is when every copy on the cartridge was last read back
 	// (nil: never); VerifyDamaged how many of them were bad then.
 	LastVerified  *time.Time `json:",omitempty"`
@@ -190,6 +199,27 @@ type WorkspaceRequest struct {
 	Quota   int64  `json:"quota"`
 	Manager uint32 `json:"manager"`
 	Group   uint32 `json:"group"`
+}
+
+// CopiesRequest sets a workspace's copies policy (0: the daemon's default).
+type CopiesRequest struct {
+	Copies int `json:"copies"`
+}
+
+// CartridgeRequest changes a cartridge (root): nil leaves a field as it is.
+type CartridgeRequest struct {
+	State *string `json:"state,omitempty"` // read-only, disabled, lost, or ok (the library's own state)
+	Pool  *string `json:"pool,omitempty"`
+}
+
+// CartridgeResponse is a cartridge after a change.
+type CartridgeResponse struct {
+	VOLSER string `json:"volser"`
+	Pool   string `json:"pool"`
+	State  string `json:"state"` // root's state, "" for none
+	// Batches is how many batches get the copies the cartridge held
+	// re-created (it was marked lost or disabled).
+	Batches int `json:"batches"`
 }
 
 // QuotaRequest sets a workspace's quota (0 = unlimited).

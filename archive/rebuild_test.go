@@ -96,7 +96,7 @@ func buildRebuildArchive(tb testing.TB, dir string, batches, filesPerBatch, cart
 			if err != nil {
 				return err
 			}
-			ms, err = e.migrants(tx, b, e.newCopyPlan())
+			ms, err = e.migrants(tx, b, copyPlan{})
 			return err
 		})
 		if err != nil {

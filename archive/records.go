@@ -41,7 +41,7 @@ func batchRecord(b catalog.Batch) tape.Record {
 		"firstfile": u64(b.FirstFile),
 		"attempts":  strconv.Itoa(b.Attempts),
 		"reason":    b.Reason,
-		"copies":    strconv.Itoa(b.Want()),
+		"copies":    strconv.Itoa(b.Copies), // 0: written before copies (one)
 	}}
 }
 

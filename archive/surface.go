@@ -56,6 +56,12 @@ type Surface interface {
 	// The command line's put, workspace administration, the cache.
 	CreateWorkspace(c Caller, w Workspace) (Workspace, error)
 	SetQuota(c Caller, workspace string, quota int64) (Workspace, error)
+	// SetCopies sets a workspace's copies policy (root; 0: the daemon's
+	// default) and queues the missing copies of its batches on tape.
+	SetCopies(c Caller, workspace string, copies int) (Workspace, error)
+	// SetCartridge changes a cartridge's pool or root's state (root); it
+	// returns the cartridge and how many batches get copies re-created.
+	SetCartridge(c Caller, volser string, ch CartridgeChange) (Cartridge, int, error)
 	// Reserve registers a CLI put of bytes whose largest file (at
 	// largestPath) is largest bytes: refused before any batch exists when
 	// that file is over the maximum file size.
@@ -155,6 +161,34 @@ type snapshot struct {
 	c   Caller
 	wss map[string]*catalog.Workspace // read once per snapshot
 	bs  map[uint64]catalog.Batch      // batches seen, read once per snapshot
+	cj  map[uint64]bool               // batches with a copy job, read once per snapshot
+}
+
+// copyJobs is the set of batches whose missing copies are being written.
+func (s *snapshot) copyJobs() map[uint64]bool {
+	if s.cj == nil {
+		s.cj, _ = copyJobs(s.tx)
+	}
+	return s.cj
+}
+
+// workspaceView is w as the caller sees it, with its copies policy and
+// the batches still short of it.
+func (s *snapshot) workspaceView(w catalog.Workspace) Workspace {
+	v := workspaceView(w)
+	v.Copies = w.CopiesOr(s.e.cfg.Copies)
+	for id := range s.copyJobs() {
+		if b, err := s.tx.Batch(id); err == nil && b.Workspace == w.Name {
+			v.CopiesMissing++
+		}
+	}
+	return v
+}
+
+func (s *snapshot) batchView(b catalog.Batch) Batch {
+	v := s.e.batchView(b)
+	v.CopiesMissing = s.copyJobs()[b.ID]
+	return v
 }
 
 func (s *snapshot) workspace(name string) (catalog.Workspace, error) {
@@ -181,7 +215,7 @@ func (s *snapshot) workspace(name string) (catalog.Workspace, error) {
 
 func (s *snapshot) Workspace(name string) (Workspace, error) {
 	w, err := s.workspace(name)
-	return workspaceView(w), err
+	return s.workspaceView(w), err
 }
 
 func (s *snapshot) Workspaces() ([]Workspace, error) {
@@ -189,7 +223,7 @@ func (s *snapshot) Workspaces() ([]Workspace, error) {
 	out := make([]Workspace, 0, len(all))
 	for _, w := range all {
 		if v := workspaceView(w); MaySee(s.c, v) {
-			out = append(out, v)
+			out = append(out, s.workspaceView(w))
 		}
 	}
 	return out, err
@@ -221,7 +255,7 @@ func (s *snapshot) Batch(id uint64) (Batch, error) {
 	if err != nil {
 		return Batch{}, err
 	}
-	return s.e.batchView(b), nil
+	return s.batchView(b), nil
 }
 
 func (s *snapshot) Batches(q BatchQuery) ([]Batch, error) {
@@ -256,7 +290,7 @@ func (s *snapshot) Batches(q BatchQuery) ([]Batch, error) {
 			return nil, err
 		}
 		for _, b := range bs {
-			out = append(out, s.e.batchView(b))
+			out = append(out, s.batchView(b))
 		}
 	}
 	return out, nil
@@ -563,6 +597,33 @@ func (d door) SetQuota(c Caller, workspace string, quota int64) (Workspace, erro
 	return workspaceView(w), err
 }
 
+func (d door) SetCopies(c Caller, workspace string, copies int) (Workspace, error) {
+	if !c.IsRoot() {
+		return Workspace{}, fmt.Errorf("set copies of %s: %w (only root sets copies)", workspace, ErrDenied)
+	}
+	if _, err := d.e.SetCopies(workspace, copies); err != nil {
+		return Workspace{}, err
+	}
+	var out Workspace
+	err := d.Read(c, func(s Snapshot) error {
+		var err error
+		out, err = s.Workspace(workspace)
+		return err
+	})
+	return out, err
+}
+
+func (d door) SetCartridge(c Caller, volser string, ch CartridgeChange) (Cartridge, int, error) {
+	if !c.IsRoot() {
+		return Cartridge{}, 0, fmt.Errorf("change cartridge %s: %w (only root changes cartridges)", volser, ErrDenied)
+	}
+	rec, n, err := d.e.SetCartridge(volser, ch)
+	if err != nil {
+		return Cartridge{}, 0, err
+	}
+	return Cartridge{VOLSER: rec.VOLSER, Pool: rec.Pool, Admin: rec.Admin}, n, nil
+}
+
 func (d door) Reserve(c Caller, workspace, tag string, bytes int64, largestPath string, largest int64) (Batch, error) {
 	if _, err := d.manage(c, workspace, "put"); err != nil {
 		return Batch{}, err
@@ -712,8 +773,13 @@ func (e *Engine) fileAndDirs(tx *catalog.Tx, id uint64) (catalog.File, []File, e
 
 func (d door) Library() Library {
 	verified, damaged := d.e.CartridgesVerified()
+	recs := d.e.cartRecords()
+	carts := map[string]Cartridge{}
+	for v, r := range recs {
+		carts[v] = Cartridge{VOLSER: v, Pool: r.Pool, Admin: r.Admin}
+	}
 	return Library{Drives: d.e.lib.Drives(), Cartridges: d.e.lib.Cartridges(), Counters: d.e.lib.Counters(),
-		Verified: verified, VerifyDamaged: damaged, VerifyFailures: d.e.TapeVerifyFailures()}
+		Verified: verified, VerifyDamaged: damaged, VerifyFailures: d.e.TapeVerifyFailures(), Admin: carts}
 }
 
 // VerifyTape reads back only what the caller may see: a batch or

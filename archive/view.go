@@ -49,6 +49,11 @@ type Workspace struct {
 	Group   uint32
 	Used    int64 // bytes of live and soft-deleted batches
 	Created time.Time
+	// Copies is the copies policy in force (the workspace's, else the
+	// daemon's default); CopiesMissing counts its batches on tape that
+	// have fewer copies than that while their copy jobs run.
+	Copies        int
+	CopiesMissing int
 }
 
 // Batch is a batch and its progress.
@@ -70,8 +75,12 @@ type Batch struct {
 	OnTape     int64
 	Reason     string
 	Attempts   int
-	Progress   float64 // bytes on tape / bytes, 0..1; SEALING: Hashed / bytes
+	Progress   float64 // bytes on tape (every copy) / (bytes × copies), 0..1; SEALING: Hashed / bytes
 	Hashed     int64   // SEALING: bytes checksummed so far
+	// Copies is how many tape copies of each file the batch is written
+	// with; CopiesMissing is set while some are being (re-)created.
+	Copies        int
+	CopiesMissing bool
 	// Removing is "removal in progress (N entries hidden)" while entries
 	// of a live batch are hidden by rm inside it (remove.go); Removal is
 	// that record, RemovalUndo when they come back unless the batch
@@ -188,6 +197,17 @@ type Library struct {
 	Verified       map[string]time.Time
 	VerifyDamaged  map[string]int // bad copies found by that read-back
 	VerifyFailures int64
+	// Admin is what the catalog adds to the library's view of a cartridge:
+	// its pool and root's state (absent: in no pool, no override).
+	Admin map[string]Cartridge
+}
+
+// Cartridge is root's part of a cartridge: its pool and the state root
+// set (read-only, disabled, lost; "": none, the library's state holds).
+type Cartridge struct {
+	VOLSER string
+	Pool   string
+	Admin  string
 }
 
 func workspaceView(w catalog.Workspace) Workspace {
@@ -198,7 +218,8 @@ func (e *Engine) batchView(b catalog.Batch) Batch {
 	s := e.statusOf(b)
 	v := Batch{ID: b.ID, Workspace: b.Workspace, Tag: b.Tag, Entry: b.Entry, Owner: b.Owner, State: BatchState(b.State),
 		Created: b.Created, Sealed: b.Sealed, Synced: b.Synced, Deleted: b.Deleted, Prior: BatchState(b.Prior),
-		Files: b.Files, Bytes: b.Bytes, OnTape: b.OnTape, Reason: b.Reason, Attempts: b.Attempts, Progress: s.Progress, Hashed: s.Hashed}
+		Files: b.Files, Bytes: b.Bytes, OnTape: b.OnTape, Reason: b.Reason, Attempts: b.Attempts, Progress: s.Progress, Hashed: s.Hashed,
+		Copies: b.Want()}
 	if b.State == catalog.Deleted {
 		v.PurgeAfter = e.PurgeTime(b)
 	}

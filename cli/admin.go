@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"cmp"
 	"fmt"
 	"os"
 	"os/user"
@@ -130,26 +131,35 @@ Examples:
 
 var workspaceCommand = Command{
 	Name:    "workspace",
-	Summary: "create and list workspaces, set quotas",
-	Usage:   "create NAME [--quota SIZE] [--owner USER] [--group GROUP] | list [-F text|json] | set-quota NAME SIZE",
-	Help: `Creating a workspace and setting quotas is for root. The owner (manager) may
-put, rm and undelete; members of the group may list and get.
+	Summary: "create and list workspaces, set quotas and copies",
+	Usage:   "create NAME [--quota SIZE] [--owner USER] [--group GROUP] [--copies N] | list [-F text|json] | set-quota NAME SIZE | set-copies NAME N",
+	Help: `Creating a workspace, setting quotas and copies is for root. The owner
+(manager) may put, rm and undelete; members of the group may list and get.
+
+Copies (1 to 3) is how many tape copies each file of the workspace gets,
+each on another cartridge and, where the library has pools, in another
+pool; 0 means the daemon's default (--copies, 1 unless configured).
+Raising it writes the missing copies of the batches already on tape
+(tapefs status shows the workspace until they are written); lowering it
+applies to batches written from then on.
 
 Examples:
-  tapefs workspace create gws_run3 --quota 50T --owner alice --group run3
+  tapefs workspace create gws_run3 --quota 50T --owner alice --group run3 --copies 2
   tapefs workspace set-quota gws_run3 80T
+  tapefs workspace set-copies gws_run3 2
   tapefs workspace list
   tapefs workspace list -F json
 `,
-	Words: []string{"create", "list", "set-quota"},
+	Words: []string{"create", "list", "set-quota", "set-copies"},
 	setup: func(fs *pflag.FlagSet) func(env *Env, args []string) int {
 		quota := fs.String("quota", "0", "quota `SIZE` (0 = unlimited; K, M, G, T, P)")
 		owner := fs.String("owner", "", "manager `USER` (name or uid; default: you)")
 		group := fs.String("group", "", "`GROUP` whose members may list and get (name or gid; default: the owner's group)")
+		copies := fs.Int("copies", 0, "tape copies of each file, `N` 1 to 3 (0: the daemon's default)")
 		format := formatFlag(fs)
 		return func(env *Env, args []string) int {
 			if len(args) == 0 {
-				return env.usage("workspace", "give create, list or set-quota")
+				return env.usage("workspace", "give create, list, set-quota or set-copies")
 			}
 			if !validFormat(*format) {
 				return env.usage("workspace", "-F %q: use text or json", *format)
@@ -171,10 +181,36 @@ Examples:
 				if err != nil {
 					return env.usage("workspace", "%v", err)
 				}
+				if *copies < 0 || *copies > 3 {
+					return env.usage("workspace", "--copies %d: use 1 to 3 (0: the daemon's default)", *copies)
+				}
 				if err := env.Client.CreateWorkspace(ctx, api.WorkspaceRequest{Name: args[1], Quota: q, Manager: uid, Group: gid}); err != nil {
 					return env.fail("workspace", err)
 				}
+				if *copies > 0 {
+					if _, err := env.Client.SetCopies(ctx, args[1], *copies); err != nil {
+						return env.fail("workspace", fmt.Errorf("workspace %s created, but its copies were not set: %w", args[1], err))
+					}
+				}
 				fmt.Fprintf(env.Stdout, "workspace %s created (manager %s, group %s, quota %s)\n", args[1], idName(userName(uid), uid), idName(groupName(gid), gid), quotaText(q))
+				return ExitOK
+			case "set-copies":
+				if len(args) != 3 {
+					return env.usage("workspace", "set-copies NAME N")
+				}
+				n, err := strconv.Atoi(args[2])
+				if err != nil || n < 0 || n > 3 {
+					return env.usage("workspace", "copies %q: use 1 to 3 (0: the daemon's default)", args[2])
+				}
+				w, err := env.Client.SetCopies(ctx, args[1], n)
+				if err != nil {
+					return env.fail("workspace", err)
+				}
+				fmt.Fprintf(env.Stdout, "copies of %s set to %d", w.Name, w.Copies)
+				if w.CopiesMissing > 0 {
+					fmt.Fprintf(env.Stdout, "; the missing copies of %d batches are being written", w.CopiesMissing)
+				}
+				fmt.Fprintln(env.Stdout)
 				return ExitOK
 			case "set-quota":
 				if len(args) != 3 {
@@ -190,7 +226,7 @@ Examples:
 				fmt.Fprintf(env.Stdout, "quota of %s set to %s\n", args[1], quotaText(q))
 				return ExitOK
 			}
-			return env.usage("workspace", "unknown subcommand %q (create, list, set-quota)", args[0])
+			return env.usage("workspace", "unknown subcommand %q (create, list, set-quota, set-copies)", args[0])
 		}
 	},
 }
@@ -239,18 +275,37 @@ func lookupOwner(owner, group string) (uint32, uint32, error) {
 
 var libraryCommand = Command{
 	Name:    "library",
-	Summary: "drives and cartridges of the tape library",
-	Usage:   "status [-F text|json]",
-	Help: `Examples:
+	Summary: "drives and cartridges of the tape library; cartridge pools and states",
+	Usage:   "status [-F text|json] | set VOLSER [--state STATE] [--pool POOL]",
+	Help: `status lists drives and cartridges: each cartridge's pool and state. The
+library says scratch, filling or full; root may set read-only (read, never
+written again), disabled (neither read nor written) or lost (gone), and
+ok to go back to the library's state. Marking a cartridge disabled or lost
+re-creates the copies it held from the other copies (or the cache), as
+tapefs status shows until done; a file whose only copy was there cannot
+come back from tape.
+
+The copies of a file go to different pools. A new home splits its
+cartridges into pool-a and pool-b; 'set --pool' moves a cartridge (root).
+
+Examples:
   tapefs library status
   tapefs library status -F json
+  tapefs library set TF0003 --state lost
+  tapefs library set TF0003 --state ok
+  tapefs library set TF0021 --pool pool-b
 `,
-	Words: []string{"status"},
+	Words: []string{"status", "set"},
 	setup: func(fs *pflag.FlagSet) func(env *Env, args []string) int {
 		format := formatFlag(fs)
+		state := fs.String("state", "", "with set: `STATE` read-only, disabled, lost, or ok (the library's own)")
+		pool := fs.String("pool", "", "with set: the `POOL` the cartridge belongs to")
 		return func(env *Env, args []string) int {
+			if len(args) >= 1 && args[0] == "set" {
+				return env.librarySet(args[1:], fs, *state, *pool)
+			}
 			if len(args) != 1 || args[0] != "status" {
-				return env.usage("library", "library status")
+				return env.usage("library", "library status, or library set VOLSER --state STATE | --pool POOL")
 			}
 			if !validFormat(*format) {
 				return env.usage("library", "-F %q: use text or json", *format)
@@ -275,19 +330,53 @@ var libraryCommand = Command{
 					config.FormatSize(d.Counters.BytesRead), config.FormatSize(d.Counters.BytesWritten), time.Duration(d.Counters.SimSeconds*float64(time.Second)).Round(time.Second))
 			}
 			fmt.Fprintln(tw)
-			fmt.Fprintln(tw, "CARTRIDGE\tSTATE\tFILL\tUSED\tCAPACITY\tTAPE FILES\tDRIVE\tVERIFIED")
+			fmt.Fprintln(tw, "CARTRIDGE\tPOOL\tSTATE\tFILL\tUSED\tCAPACITY\tTAPE FILES\tDRIVE\tVERIFIED")
 			for _, c := range st.Cartridges {
 				drive := "-"
 				if c.Drive >= 0 {
 					drive = strconv.Itoa(c.Drive)
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%.1f%%\t%s\t%s\t%d\t%s\t%s\n", c.VOLSER, c.State, 100*float64(c.Used)/float64(max(c.Capacity, 1)),
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%.1f%%\t%s\t%s\t%d\t%s\t%s\n", c.VOLSER, cmp.Or(c.Pool, "-"), c.State, 100*float64(c.Used)/float64(max(c.Capacity, 1)),
 					config.FormatSize(c.Used), config.FormatSize(c.Capacity), c.TapeFiles, drive, lastVerified(c))
 			}
 			tw.Flush()
 			return ExitOK
 		}
 	},
+}
+
+// librarySet changes a cartridge's state or pool (root).
+func (env *Env) librarySet(args []string, fs *pflag.FlagSet, state, pool string) int {
+	if len(args) != 1 {
+		return env.usage("library", "library set VOLSER --state STATE | --pool POOL")
+	}
+	var req api.CartridgeRequest
+	if fs.Changed("state") {
+		switch state {
+		case "read-only", "disabled", "lost", "ok":
+		default:
+			return env.usage("library", "--state %q: use read-only, disabled, lost or ok", state)
+		}
+		req.State = &state
+	}
+	if fs.Changed("pool") {
+		req.Pool = &pool
+	}
+	if req.State == nil && req.Pool == nil {
+		return env.usage("library", "library set %s: give --state STATE or --pool POOL", args[0])
+	}
+	ctx, cancel := interruptible()
+	defer cancel()
+	out, err := env.Client.SetCartridge(ctx, args[0], req)
+	if err != nil {
+		return env.fail("library", err)
+	}
+	fmt.Fprintf(env.Stdout, "cartridge %s: pool %s, state %s", out.VOLSER, cmp.Or(out.Pool, "-"), cmp.Or(out.State, "as the library says"))
+	if out.Batches > 0 {
+		fmt.Fprintf(env.Stdout, "; the copies it held are being re-created for %d batches", out.Batches)
+	}
+	fmt.Fprintln(env.Stdout)
+	return ExitOK
 }
 
 var cacheCommand = Command{
@@ -350,6 +439,7 @@ type driveOut struct {
 
 type cartridgeOut struct {
 	VOLSER    string `json:"volser"`
+	Pool      string `json:"pool"`
 	State     string `json:"state"`
 	Used      int64  `json:"used"`
 	Capacity  int64  `json:"capacity"`
@@ -364,7 +454,7 @@ func libraryJSON(st api.LibraryStatus) libraryOut {
 			BytesRead: d.Counters.BytesRead, BytesWritten: d.Counters.BytesWritten, TapeSeconds: d.Counters.SimSeconds})
 	}
 	for _, c := range st.Cartridges {
-		co := cartridgeOut{VOLSER: c.VOLSER, State: c.State, Used: c.Used, Capacity: c.Capacity, TapeFiles: c.TapeFiles}
+		co := cartridgeOut{VOLSER: c.VOLSER, Pool: c.Pool, State: c.State, Used: c.Used, Capacity: c.Capacity, TapeFiles: c.TapeFiles}
 		if c.Drive >= 0 {
 			d := c.Drive
 			co.Drive = &d

@@ -58,7 +58,7 @@ func TestBashCompletion(t *testing.T) {
 	for words, want := range map[string]string{
 		"tapefs st":            "status",
 		"tapefs w":             "workspace",
-		"tapefs workspace ":    "create list set-quota",
+		"tapefs workspace ":    "create list set-quota set-copies",
 		"tapefs ls -F ":        "text json md5sum",
 		"tapefs library st":    "status",
 		"tapefs status --wa":   "--wait",
@@ -221,7 +221,7 @@ func runCmd(t *testing.T, c Command, args ...string) (string, string, int) {
 func TestJSONAndNames(t *testing.T) {
 	const nobody = 4_000_000_001 // no such user or group
 	fakeDaemon(t, map[string]any{
-		"GET /v1/workspaces":  []api.Workspace{{Name: "gws_run3", Manager: 0, Group: 0, Quota: 1 << 30}, {Name: "orphan", Manager: nobody, Group: nobody}},
+		"GET /v1/workspaces":  []api.Workspace{{Name: "gws_run3", Manager: 0, Group: 0, Quota: 1 << 30, Copies: 2, CopiesMissing: 3}, {Name: "orphan", Manager: nobody, Group: nobody, Copies: 1}},
 		"GET /v1/batches/507": api.Batch{ID: 507, Workspace: "gws_run3", Owner: 0, State: api.Synced, Files: 3, Bytes: 10, Progress: 1},
 		"GET /v1/batches/507/files": []api.FileInfo{{ID: 1, Batch: 507, Path: "run", Type: api.TypeDir, Mode: 0o755},
 			{ID: 2, Batch: 507, Path: "run/a", Type: api.TypeFile, Mode: 0o644}, {ID: 3, Batch: 507, Path: "run/b", Type: api.TypeFile}},
@@ -230,7 +230,7 @@ func TestJSONAndNames(t *testing.T) {
 	})
 
 	out, errs, code := runCmd(t, workspaceCommand, "list")
-	if code != 0 || !regexpMatch(`(?m)^gws_run3\s+1\.0 GiB\s+0 B\s+0%\s+root\s+root$`, out) || !regexpMatch(`(?m)^orphan .*4000000001\s+4000000001$`, out) {
+	if code != 0 || !regexpMatch(`(?m)^gws_run3\s+1\.0 GiB\s+0 B\s+0%\s+root\s+root\s+2 \(3 batches short\)$`, out) || !regexpMatch(`(?m)^orphan .*4000000001\s+4000000001\s+1$`, out) {
 		t.Errorf("workspace list: exit %d\n%s%s", code, out, errs)
 	}
 	out, errs, code = runCmd(t, workspaceCommand, "list", "-F", "json")

@@ -99,14 +99,14 @@ func (env *Env) lsAs(cmd, level string, batch uint64, format string, human bool)
 			return writeJSONOut(env.Stdout, workspacesJSON(wss))
 		}
 		if human {
-			fmt.Fprintln(tw, "WORKSPACE\tQUOTA\tUSED\tUSE%\tMANAGER\tGROUP")
+			fmt.Fprintln(tw, "WORKSPACE\tQUOTA\tUSED\tUSE%\tMANAGER\tGROUP\tCOPIES")
 		}
 		for _, w := range wss {
 			quota, pct := "unlimited", "-"
 			if w.Quota > 0 {
 				quota, pct = size(w.Quota), fmt.Sprintf("%.0f%%", 100*float64(w.Used)/float64(w.Quota))
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", w.Name, quota, size(w.Used), pct, userName(w.Manager), groupName(w.Group))
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", w.Name, quota, size(w.Used), pct, userName(w.Manager), groupName(w.Group), copiesNote(w))
 		}
 	case "batch":
 		var bs []api.Batch
@@ -311,9 +311,37 @@ Examples:
 			if err != nil {
 				return env.fail("status", err)
 			}
-			return printStatus(env.Stdout, *format, bs, env.kinds(ctx, bs))
+			code := printStatus(env.Stdout, *format, bs, env.kinds(ctx, bs))
+			if *format == "text" && *batch == 0 {
+				env.printShortCopies(ctx)
+			}
+			return code
 		}
 	},
+}
+
+// printShortCopies names the workspaces with batches that have fewer
+// copies than their policy (a raised policy, or a cartridge lost), until
+// the copies are written.
+func (env *Env) printShortCopies(ctx context.Context) {
+	wss, err := env.Client.Workspaces(ctx)
+	if err != nil {
+		return
+	}
+	for _, w := range wss {
+		if w.CopiesMissing > 0 && (env.Settings.Workspace == "" || env.Settings.Workspace == w.Name) {
+			fmt.Fprintf(env.Stdout, "workspace %s: %d batches have fewer than %d copies; the missing copies are being written\n", w.Name, w.CopiesMissing, w.Copies)
+		}
+	}
+}
+
+// copiesNote is a workspace's copies policy, and how many of its batches
+// are still short of it.
+func copiesNote(w api.Workspace) string {
+	if w.CopiesMissing > 0 {
+		return fmt.Sprintf("%d (%d batches short)", w.Copies, w.CopiesMissing)
+	}
+	return fmt.Sprint(w.Copies)
 }
 
 // formatFlag adds -F text|json to a command.
@@ -387,6 +415,9 @@ func printStatus(w io.Writer, format string, bs []api.Batch, kinds []*kindCount)
 		}
 		if b.Removing != "" {
 			reason = strings.TrimPrefix(reason+"; "+removalNote(b), "; ")
+		}
+		if b.CopiesMissing {
+			reason = strings.TrimPrefix(reason+fmt.Sprintf("; fewer than %d copies: the missing ones are being written", b.Copies), "; ")
 		}
 		// Regular files and symbolic links under FILES, directories
 		// apart; "-" when they were not counted (FILES is then entries).

@@ -59,6 +59,13 @@ type driveRow struct {
 type cartridgeRow struct {
 	archive.CartridgeInfo
 	Percent float64
+	Pool    string // "": in no pool
+	Admin   string // root's state (read-only, disabled, lost), shown instead of the library's
+}
+
+func newCartridgeRow(c archive.CartridgeInfo, lib archive.Library) cartridgeRow {
+	a := lib.Admin[c.VOLSER]
+	return cartridgeRow{CartridgeInfo: c, Percent: pct(c.Used, c.Capacity), Pool: a.Pool, Admin: a.Admin}
 }
 
 type overviewData struct {
@@ -152,7 +159,7 @@ func (s *Server) overview(w http.ResponseWriter, r *http.Request) {
 		// A library may hold thousands: list only those in a drive, being
 		// filled or in error; count the others.
 		switch {
-		case c.Drive >= 0, c.State == archive.CartridgeFilling, c.State == archive.CartridgeError:
+		case c.Drive >= 0, c.State == archive.CartridgeFilling, c.State == archive.CartridgeError, lib.Admin[c.VOLSER].Admin != "":
 		case c.State == archive.CartridgeScratch:
 			d.Scratch++
 			continue
@@ -160,7 +167,7 @@ func (s *Server) overview(w http.ResponseWriter, r *http.Request) {
 			d.Full++
 			continue
 		}
-		d.Cartridges = append(d.Cartridges, cartridgeRow{CartridgeInfo: c, Percent: pct(c.Used, c.Capacity)})
+		d.Cartridges = append(d.Cartridges, newCartridgeRow(c, lib))
 	}
 	d.Library = lib.Counters
 	d.Cache = s.e.CacheStats()
@@ -470,7 +477,7 @@ func (s *Server) batch(w http.ResponseWriter, r *http.Request) {
 				c = lc
 			}
 		}
-		d.Cartridges = append(d.Cartridges, cartridgeRow{CartridgeInfo: c, Percent: pct(c.Used, c.Capacity)})
+		d.Cartridges = append(d.Cartridges, newCartridgeRow(c, lib))
 	}
 	slices.SortFunc(d.Cartridges, func(a, b cartridgeRow) int { return strings.Compare(a.VOLSER, b.VOLSER) })
 	staging := false

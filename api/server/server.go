@@ -90,6 +90,8 @@ func (s *Server) routes() {
 	m.HandleFunc("GET /v1/workspaces", s.listWorkspaces)
 	m.HandleFunc("POST /v1/workspaces", s.createWorkspace)
 	m.HandleFunc("POST /v1/workspaces/{ws}/quota", s.setQuota)
+	m.HandleFunc("POST /v1/workspaces/{ws}/copies", s.setCopies)
+	m.HandleFunc("POST /v1/library/cartridges/{volser}", s.setCartridge)
 	m.HandleFunc("GET /v1/batches", s.listBatches)
 	m.HandleFunc("POST /v1/batches", s.reserve)
 	m.HandleFunc("GET /v1/batches/{id}", s.getBatch)
@@ -235,6 +237,34 @@ func (s *Server) setQuota(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, wireWorkspace(ws))
+}
+
+func (s *Server) setCopies(w http.ResponseWriter, r *http.Request) {
+	var req api.CopiesRequest
+	if err := readJSON(r, &req); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	ws, err := s.e.SetCopies(caller(r), r.PathValue("ws"), req.Copies)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, wireWorkspace(ws))
+}
+
+func (s *Server) setCartridge(w http.ResponseWriter, r *http.Request) {
+	var req api.CartridgeRequest
+	if err := readJSON(r, &req); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	c, n, err := s.e.SetCartridge(caller(r), r.PathValue("volser"), archive.CartridgeChange{State: req.State, Pool: req.Pool})
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, api.CartridgeResponse{VOLSER: c.VOLSER, Pool: c.Pool, State: c.Admin, Batches: n})
 }
 
 func (s *Server) listBatches(w http.ResponseWriter, r *http.Request) {

@@ -8,14 +8,15 @@ import (
 // Conversions from the engine's views to the API's wire types.
 
 func wireWorkspace(w archive.Workspace) api.Workspace {
-	return api.Workspace{Name: w.Name, Quota: w.Quota, Manager: w.Manager, Group: w.Group, Used: w.Used, Created: w.Created}
+	return api.Workspace{Name: w.Name, Quota: w.Quota, Manager: w.Manager, Group: w.Group, Used: w.Used, Created: w.Created,
+		Copies: w.Copies, CopiesMissing: w.CopiesMissing}
 }
 
 func wireBatch(b archive.Batch) api.Batch {
 	out := api.Batch{ID: b.ID, Workspace: b.Workspace, Tag: b.Tag, Entry: b.Entry, Owner: b.Owner, State: api.State(b.State),
 		Created: b.Created, Sealed: b.Sealed, Synced: b.Synced, Deleted: b.Deleted, PurgeAfter: b.PurgeAfter,
 		Prior: api.State(b.Prior), Files: b.Files, Bytes: b.Bytes, OnTape: b.OnTape, Reason: b.Reason,
-		Attempts: b.Attempts, Progress: b.Progress}
+		Attempts: b.Attempts, Progress: b.Progress, Copies: b.Copies, CopiesMissing: b.CopiesMissing}
 	if b.Removing != "" {
 		out.Removing, out.RemovalUndo = b.Removing, b.RemovalUndo
 		out.Removal = &api.Removal{Hidden: b.Removal.Hidden, Started: b.Removal.Started, Last: b.Removal.Last}
@@ -54,6 +55,12 @@ func WireLibrary(l archive.Library) api.LibraryStatus {
 	}
 	for _, c := range l.Cartridges {
 		wc := api.Cartridge{VOLSER: c.VOLSER, Capacity: c.Capacity, Used: c.Used, TapeFiles: c.TapeFiles, State: string(c.State), Drive: c.Drive}
+		if a, ok := l.Admin[c.VOLSER]; ok {
+			wc.Pool = a.Pool
+			if a.Admin != "" {
+				wc.State = a.Admin
+			}
+		}
 		if at, ok := l.Verified[c.VOLSER]; ok {
 			wc.LastVerified, wc.VerifyDamaged = &at, l.VerifyDamaged[c.VOLSER]
 		}

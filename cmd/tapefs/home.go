@@ -135,6 +135,11 @@ func openHome(c *daemonConfig, log zerolog.Logger) (h *archiveHome, err error) {
 		}
 	}
 	if newHome {
+		// Two pools, so that the copies of a workspace with copies = 2
+		// land in different halves of the library.
+		if err = h.engine.AssignPools("pool-a", "pool-b"); err != nil {
+			return h, fmt.Errorf("split the library into pools: %w", err)
+		}
 		log.Info().Str("home", c.home).Int("drives", c.drives).Int("cartridges", c.cartridges).Msg("new home initialised")
 	}
 	return h, nil
