@@ -72,7 +72,7 @@ run: build
 	@echo "tapefs: home $(RUN_HOME), mount $(RUN_MNT)"
 	@echo "tapefs: in another shell:  export PATH=$(CURDIR)/bin:\$$PATH TAPEFS_HOME=$(RUN_HOME)"
 	@echo "tapefs: try  cp -a SOMEDIR $(RUN_MNT)/default/put/  then  ls $(RUN_MNT)/default/"
-	$(BIN) mount --home $(RUN_HOME) --settle 5s --time-scale 0.05 --flush-age 10s $(RUN_MNT)
+	$(BIN) mount --home $(RUN_HOME) --settle 5s --time-scale 0.05 --flush-age 10s --copies 2 $(RUN_MNT)
 
 # Unit tests, then the end-to-end suite against the built binary and a real
 # mount (needs root or fuse3), then the suite again with GOMAXPROCS=1 and an

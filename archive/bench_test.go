@@ -300,3 +300,58 @@ func quiesce() {
 	os.WriteFile("/proc/sys/vm/drop_caches", []byte("3\n"), 0o200)
 	time.Sleep(2 * time.Second)
 }
+
+// BenchmarkMigrationCopies: the same batch written with copies = 1 and
+// copies = 2 (two pools, two drives), wall time and simulated tape seconds.
+// The drives are made slower than the disk (10 MB/s simulated, a tenth of
+// the time really waited: 100 MB/s each), so the wall time is the drives'
+// and not the disk's, as on a real library; the second copy should then
+// cost no more than 1.1 times the wall time of one, being written in
+// parallel on the second drive. TAPEFS_BENCH_COPIES_BYTES sets the size
+// (default 1 GiB, in 64 MiB files).
+func BenchmarkMigrationCopies(b *testing.B) {
+	total := int64(1 << 30)
+	if s := os.Getenv("TAPEFS_BENCH_COPIES_BYTES"); s != "" {
+		fmt.Sscan(s, &total)
+	}
+	wall := map[int]time.Duration{}
+	for _, copies := range []int{1, 2} {
+		b.Run(fmt.Sprintf("copies-%d", copies), func(b *testing.B) {
+			for i := 0; i < b.N; i++ {
+				te := testSetup{Home: b.TempDir(), Settle: time.Hour, FlushAge: time.Hour, FlushBytes: 1 << 50, FlushFiles: 1 << 30,
+					Cartridges: 4, StreamRate: 10_000_000, TimeScale: 0.1}.open(b)
+				if err := te.AssignPools("pool-a", "pool-b"); err != nil {
+					b.Fatal(err)
+				}
+				if _, err := te.SetCopies("ws", copies); err != nil {
+					b.Fatal(err)
+				}
+				staging := te.StagingDir("ws")
+				for n := int64(0); n*(64<<20) < total; n++ {
+					writeBigFile(b, filepath.Join(staging, "e", fmt.Sprintf("f%03d", n)), min(64<<20, total-n*(64<<20)), n)
+				}
+				bt, err := te.Seal(context.Background(), "ws", "e", 0, "")
+				if err != nil {
+					b.Fatal(err)
+				}
+				for st, _ := te.Status(bt.ID); st.State != catalog.Cached; st, _ = te.Status(bt.ID) {
+					time.Sleep(10 * time.Millisecond)
+				}
+				exec.Command("sync").Run()
+				before := te.lib.Counters()
+				t0 := time.Now()
+				te.Flush()
+				waitSynced(b, te.Engine, bt.ID)
+				took := time.Since(t0)
+				after := te.lib.Counters()
+				wall[copies] = took
+				b.ReportMetric(took.Seconds(), "wall-s")
+				b.ReportMetric(after.SimSeconds-before.SimSeconds, "sim-s")
+				b.ReportMetric(float64(after.BytesWritten-before.BytesWritten)/1e6, "MB-written")
+				if copies == 2 && wall[1] > 0 {
+					b.ReportMetric(took.Seconds()/wall[1].Seconds(), "wall/one-copy")
+				}
+			}
+		})
+	}
+}

@@ -315,7 +315,9 @@ func TestCopiesKill9DuringSecondCopy(t *testing.T) {
 	cliOK(t, o, "workspace", "set-copies", "default", "2")
 	waitFor(t, 2*time.Minute, "a drive writing the second copy", func() (bool, string) {
 		r := cliOK(t, o, "library", "status", "-F", "json")
-		var lib struct{ Drives []struct{ State, Volser string } }
+		var lib struct {
+			Drives []struct{ State, Volser string }
+		}
 		if err := json.Unmarshal([]byte(r.stdout), &lib); err != nil {
 			t.Fatal(err)
 		}
