@@ -162,6 +162,7 @@ type snapshot struct {
 	wss map[string]*catalog.Workspace // read once per snapshot
 	bs  map[uint64]catalog.Batch      // batches seen, read once per snapshot
 	cj  map[uint64]bool               // batches with a copy job, read once per snapshot
+	cws map[string]int                // ... counted by workspace
 }
 
 // copyJobs is the set of batches whose missing copies are being written.
@@ -177,11 +178,15 @@ func (s *snapshot) copyJobs() map[uint64]bool {
 func (s *snapshot) workspaceView(w catalog.Workspace) Workspace {
 	v := workspaceView(w)
 	v.Copies = w.CopiesOr(s.e.cfg.Copies)
-	for id := range s.copyJobs() {
-		if b, err := s.tx.Batch(id); err == nil && b.Workspace == w.Name {
-			v.CopiesMissing++
+	if s.cws == nil {
+		s.cws = map[string]int{}
+		for id := range s.copyJobs() {
+			if b, err := s.tx.Batch(id); err == nil {
+				s.cws[b.Workspace]++
+			}
 		}
 	}
+	v.CopiesMissing = s.cws[w.Name]
 	return v
 }
 

@@ -176,7 +176,9 @@ func (e *Engine) tapeCopies(scope TapeScope) (map[string][]tapeCopy, error) {
 		}
 		err := e.eachDataFile(b, func(f catalog.File) error {
 			for _, c := range f.Copies {
-				if scope.VOLSER == "" || c.VOLSER == scope.VOLSER {
+				// Copies on a lost or disabled cartridge are read back
+				// only when that cartridge is asked for by name.
+				if scope.VOLSER == "" && !e.cartBad(c.VOLSER) || c.VOLSER == scope.VOLSER {
 					out[c.VOLSER] = append(out[c.VOLSER], tapeCopy{file: f, ws: b.Workspace, copy: c})
 				}
 			}
@@ -428,7 +430,9 @@ func (e *Engine) tapeScrubStep() (string, error) {
 	}
 	var written []string
 	for _, c := range e.lib.Cartridges() {
-		if c.TapeFiles > 0 {
+		// A lost or disabled cartridge is not read: its copies are
+		// re-created elsewhere and no longer count.
+		if c.TapeFiles > 0 && !e.cartBad(c.VOLSER) {
 			written = append(written, c.VOLSER)
 		}
 	}

@@ -259,7 +259,14 @@ func TestCopiesRaisedAndCartridgeLost(t *testing.T) {
 	if st := cliOK(t, o, "status"); !strings.Contains(st.stdout, "fewer than 2 copies") {
 		t.Errorf("status right after losing %s does not show missing copies\n%s", lost, st)
 	}
+	page := string(httpGetOK(t, statusURL(d)+"/").body)
+	if !strings.Contains(page, ">1 short</span>") || !strings.Contains(page, `class="badge ca-lost"`) {
+		t.Errorf("the status page does not show the workspace short of copies and %s lost:\n%s", lost, clip(page, 4000))
+	}
 	waitCopiesDone(t, o, 2*time.Minute)
+	if page := string(httpGetOK(t, statusURL(d)+"/").body); strings.Contains(page, " short</span>") {
+		t.Errorf("the status page still shows missing copies")
+	}
 	for v := range checkTwoCopies(t, o, n, 2) {
 		if v == lost {
 			t.Errorf("a copy counted on the lost cartridge %s", v)
