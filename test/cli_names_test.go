@@ -59,8 +59,8 @@ func TestCLINamesJSONCompletionMan(t *testing.T) {
 	}
 	// workspace list: names in the text, names and numbers in JSON.
 	r = cliOK(t, o, "workspace", "list")
-	if !regexp.MustCompile(`(?m)^default\s.*\sroot\s+root$`).MatchString(r.stdout) {
-		t.Errorf("workspace list: want MANAGER and GROUP root\n%s", r)
+	if !regexp.MustCompile(`(?m)^default\s.*\sroot\s+root\s+1$`).MatchString(r.stdout) {
+		t.Errorf("workspace list: want MANAGER and GROUP root, COPIES 1\n%s", r)
 	}
 	var wss []map[string]any
 	r = cliOK(t, o, "workspace", "list", "-F", "json")
