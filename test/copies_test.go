@@ -347,4 +347,39 @@ func TestCopiesKill9DuringSecondCopy(t *testing.T) {
 	waitCopiesDone(t, o, 3*time.Minute)
 	d.evict()
 	md5Mount(t, d, id, sums)
+
+	// A new batch of the workspace (copies = 2 now) goes to tape as two
+	// streams at once; a SIGKILL while they write loses nothing either,
+	// and the batch reaches tape with both copies after the restart.
+	src2 := filepath.Join(t.TempDir(), "run2")
+	if err := os.Mkdir(src2, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	writeBig(t, filepath.Join(src2, "big2.dat"), 30<<20, 7)
+	sum2 := strings.Fields(sh(t, filepath.Dir(src2), "md5sum run2/big2.dat"))[0]
+	before := d.batchIDs("default")
+	sh(t, "/", "cp -a "+q(src2)+" "+q(d.put("default")+"/"))
+	id2 := d.waitNewBatch("default", before, time.Minute)
+	waitFor(t, 2*time.Minute, "a drive writing batch "+id2, func() (bool, string) {
+		r := cliOK(t, o, "library", "status", "-F", "json")
+		var lib struct {
+			Drives []struct{ State string }
+		}
+		if err := json.Unmarshal([]byte(r.stdout), &lib); err != nil {
+			t.Fatal(err)
+		}
+		for _, dr := range lib.Drives {
+			if dr.State == "writing" {
+				return true, ""
+			}
+		}
+		return false, r.stdout
+	})
+	d.kill9()
+	d.startAfterKill9()
+	d.waitBatchState("default", id2, "CACHED_SYNCED", 3*time.Minute)
+	n2, _ := strconv.ParseUint(id2, 10, 64)
+	checkTwoCopies(t, o, n2, 2)
+	d.evict()
+	md5Mount(t, d, id2, map[string]string{"run2/big2.dat": sum2})
 }
