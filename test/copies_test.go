@@ -216,9 +216,10 @@ func dataBytes(t *testing.T, o cliOpts, id uint64) int64 {
 // file reads back identical through the mount.
 func TestCopiesRaisedAndCartridgeLost(t *testing.T) {
 	t.Parallel()
-	// Simulated tape time is really waited (a twentieth of it), so that a
-	// copy job takes long enough to be seen.
-	d := startDaemon(t, "--time-scale", "0.02", "--settle", "1s", "--flush-age", "1s", "--recall-linger", "1ms", "--cartridges", "6")
+	// Simulated tape time is really waited (a twentieth of it: a mount
+	// takes 1.3 s), so that a copy job, which mounts at least one
+	// cartridge, takes long enough to be seen in status and on the page.
+	d := startDaemon(t, "--time-scale", "0.05", "--settle", "1s", "--flush-age", "1s", "--recall-linger", "1ms", "--cartridges", "6")
 	o := cliOpts{home: d.home}
 	src, sums := copiesTree(t, "run")
 	id := d.cpSynced(src, 2*time.Minute)
