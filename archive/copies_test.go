@@ -334,7 +334,8 @@ func TestCartridgeLost(t *testing.T) {
 }
 
 // TestRebuildKeepsCopies: a catalog rebuilt from the library alone has
-// both copies of every file, and the copies of batch and workspace.
+// both copies of every file, the copies of batch and workspace, and the
+// pools of the cartridges written.
 func TestRebuildKeepsCopies(t *testing.T) {
 	te := copiesSetup(t, 2, nil)
 	b, _ := sealCopiesTree(t, te, "run")
@@ -352,6 +353,17 @@ func TestRebuildKeepsCopies(t *testing.T) {
 		w, err := tx.Workspace("ws")
 		if err != nil || w.Copies != 2 {
 			t.Errorf("rebuilt workspace: %+v %v", w, err)
+		}
+		// Each cartridge written comes back in its pool: the closing record
+		// of its tape files names it.
+		carts, err := tx.CartridgeMap()
+		if err != nil {
+			return err
+		}
+		for v, r := range te.cartRecords() {
+			if info, _ := te.lib.Cartridge(v); info.TapeFiles > 1 && carts[v].Pool != r.Pool {
+				t.Errorf("rebuilt cartridge %s: pool %q, want %q", v, carts[v].Pool, r.Pool)
+			}
 		}
 		files, err := tx.Files(b.ID, 0, 0)
 		for _, f := range files {

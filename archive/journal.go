@@ -126,7 +126,7 @@ func (e *Engine) JournalOnce(force bool) error {
 // writeRecords writes records as one tape file, closed by its time.
 func (e *Engine) writeRecords(records []tape.Record) (volser string, tapeFile int, size int64, err error) {
 	closed := e.now()
-	all := append(slices.Clone(records), closedRecord(closed))
+	all := append(slices.Clone(records), closedRecord(closed, ""))
 	need := int64(tape.TrailerSize)
 	for _, r := range all {
 		need += tape.RecordSize(r)

@@ -333,7 +333,8 @@ func (e *Engine) writeOnCartridge(volser, workspace string, members []migrant, t
 		if err != nil {
 			return done, err
 		}
-		room := d.Remaining() - closedRecordSize
+		pool := e.cartRecords()[volser].Pool
+		room := d.Remaining() - closedRecordSize(pool)
 		bw := bufio.NewWriterSize(d, 1<<20)
 		aw := tape.NewAggregateWriter(bw)
 		if err := e.addWorkspaceRecord(aw, workspace); err != nil {
@@ -384,7 +385,7 @@ func (e *Engine) writeOnCartridge(volser, workspace string, members []migrant, t
 		// The time the tape file is closed is also the Synced time of the
 		// batches it completes: the tape says when, as the catalog does.
 		closed := e.now()
-		if err := aw.AddRecord(closedRecord(closed)); err != nil {
+		if err := aw.AddRecord(closedRecord(closed, pool)); err != nil {
 			return done, err
 		}
 		if err := aw.Close(); err != nil {

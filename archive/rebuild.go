@@ -63,6 +63,8 @@ type replay struct {
 	batches    map[uint64]*replayBatch
 	workspaces map[string]*tape.Record
 	wsAt       map[string]time.Time
+	pools      map[string]string // VOLSER -> pool named by its newest tape file that names one
+	poolAt     map[string]time.Time
 	stats      RebuildStats
 }
 
@@ -71,6 +73,7 @@ type tapeFileContent struct {
 	volser  string
 	n       int
 	closed  time.Time
+	pool    string // of the cartridge, as the closing record says
 	members []readMember
 	records []tape.Record
 	bytes   int64
@@ -88,7 +91,8 @@ type readMember struct {
 // cartridges. Replaying a tape file the catalog already holds changes
 // nothing, so a restore may overlap its snapshot. The daemon must not run.
 func Rebuild(ctx context.Context, o RebuildOptions) (RebuildStats, error) {
-	r := &replay{batches: map[uint64]*replayBatch{}, workspaces: map[string]*tape.Record{}, wsAt: map[string]time.Time{}}
+	r := &replay{batches: map[uint64]*replayBatch{}, workspaces: map[string]*tape.Record{}, wsAt: map[string]time.Time{},
+		pools: map[string]string{}, poolAt: map[string]time.Time{}}
 	carts := o.Library.Cartridges()
 	sort.Slice(carts, func(i, j int) bool { return carts[i].VOLSER < carts[j].VOLSER })
 	work := make(chan tape.CartridgeInfo)
@@ -158,6 +162,7 @@ func (r *replay) readCartridge(ctx context.Context, o RebuildOptions, c tape.Car
 			Record: func(rec tape.Record) error {
 				if rec.Kind == tape.RecordClosed {
 					t.closed, _ = tape.ParseTimeField(rec.Fields["time"])
+					t.pool = rec.Fields["pool"]
 				} else {
 					t.records = append(t.records, rec)
 				}
@@ -205,6 +210,9 @@ func (r *replay) merge(t *tapeFileContent, o RebuildOptions) {
 	r.stats.Members += len(t.members)
 	r.stats.Records += len(t.records)
 	r.stats.Snapshots += t.snaps
+	if at, ok := r.poolAt[t.volser]; t.pool != "" && (!ok || !t.closed.Before(at)) {
+		r.pools[t.volser], r.poolAt[t.volser] = t.pool, t.closed
+	}
 	for _, rec := range t.records {
 		rec := rec
 		id, _ := strconv.ParseUint(rec.Fields["batch"], 10, 64)
@@ -311,7 +319,9 @@ func (r *replay) write(o RebuildOptions, carts []tape.CartridgeInfo) error {
 	return cat.Update(func(tx *catalog.Tx) error {
 		for _, c := range carts {
 			if c.TapeFiles > 1 {
-				if err := tx.PutCartridge(cartridgeRecord(c)); err != nil {
+				rec := cartridgeRecord(c)
+				rec.Pool = r.pools[c.VOLSER]
+				if err := tx.PutCartridge(rec); err != nil {
 					return err
 				}
 			}

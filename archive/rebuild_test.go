@@ -131,7 +131,7 @@ func buildRebuildArchive(tb testing.TB, dir string, batches, filesPerBatch, cart
 			}
 		}
 		closed := now.Add(2 * time.Second)
-		must(aw.AddRecord(closedRecord(closed)))
+		must(aw.AddRecord(closedRecord(closed, "")))
 		must(aw.Close())
 		must(bw.Flush())
 		must(d.WriteFilemark())

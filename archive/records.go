@@ -17,12 +17,21 @@ import (
 // that go with a member (workspace, batch, closing).
 const recordSlack = 8 * 1024
 
-// closedRecordSize is the room the closing record of a tape file takes (its
-// size does not depend on the time written).
-var closedRecordSize = tape.RecordSize(closedRecord(time.Date(2000, 1, 1, 0, 0, 0, 999999999, time.FixedZone("", 3600))))
+// closedRecordSize is the room the closing record of a tape file takes on
+// a cartridge of pool (its size does not depend on the time written).
+func closedRecordSize(pool string) int64 {
+	return tape.RecordSize(closedRecord(time.Date(2000, 1, 1, 0, 0, 0, 999999999, time.FixedZone("", 3600)), pool))
+}
 
-func closedRecord(t time.Time) tape.Record {
-	return tape.Record{Kind: tape.RecordClosed, Fields: map[string]string{"time": tape.TimeField(t)}}
+// closedRecord ends a tape file: when it was closed, and the pool of the
+// cartridge it is on ("": none, or not known), so that a catalog rebuilt
+// from the library alone puts each cartridge back in its pool.
+func closedRecord(t time.Time, pool string) tape.Record {
+	f := map[string]string{"time": tape.TimeField(t)}
+	if pool != "" {
+		f["pool"] = pool
+	}
+	return tape.Record{Kind: tape.RecordClosed, Fields: f}
 }
 
 func u64(v uint64) string { return strconv.FormatUint(v, 10) }
