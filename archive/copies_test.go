@@ -2,6 +2,7 @@ package archive
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -414,5 +415,51 @@ func TestCopyPlanTargets(t *testing.T) {
 		if got := strings.Join(p.targets(&f, c.want), ","); got != c.out {
 			t.Errorf("copies %v, want %d: targets %q, want %q", c.copies, c.want, got, c.out)
 		}
+	}
+}
+
+// TestCartridgeReadOnly: a read-only cartridge is still read (its copies
+// count, nothing is re-created) but never written; ok gives it back to
+// migration.
+func TestCartridgeReadOnly(t *testing.T) {
+	te := copiesSetup(t, 1, nil)
+	b, sums := sealCopiesTree(t, te, "run")
+	waitSynced(t, te.Engine, b.ID)
+	var vol string
+	for _, f := range batchFiles(t, te.Engine, b.ID) {
+		if len(f.Copies) > 0 {
+			vol = f.Copies[0].VOLSER
+		}
+	}
+	ro := catalog.CartridgeReadOnly
+	if rec, n, err := te.SetCartridge(vol, CartridgeChange{State: &ro}); err != nil || n != 0 || rec.Status() != ro {
+		t.Fatalf("read-only: %+v, %d batches to copy, %v", rec, n, err)
+	}
+	if v, err := te.pickCartridge(1, "", func(v string) bool { return v == vol }); err == nil {
+		t.Fatalf("read-only cartridge %s picked for writing (%s)", vol, v)
+	}
+	checkCopies(t, te, b.ID, 1)
+	readBack(t, te, b.ID, sums)
+	b2, _ := sealCopiesTree(t, te, "more")
+	for _, f := range batchFiles(t, te.Engine, waitSynced(t, te.Engine, b2.ID).ID) {
+		for _, c := range f.Copies {
+			if c.VOLSER == vol {
+				t.Fatalf("%s written on read-only %s", f.Path, vol)
+			}
+		}
+	}
+	ok := "ok"
+	if rec, _, err := te.SetCartridge(vol, CartridgeChange{State: &ok}); err != nil || rec.Admin != "" || rec.Status() == ro {
+		t.Fatalf("ok: %+v %v", rec, err)
+	}
+	if _, err := te.pickCartridge(1, "", func(v string) bool { return v == vol }); err != nil {
+		t.Fatalf("%s not writable again: %v", vol, err)
+	}
+	bad := "broken"
+	if _, _, err := te.SetCartridge(vol, CartridgeChange{State: &bad}); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("state broken: %v", err)
+	}
+	if _, _, err := te.SetCartridge("XX9999", CartridgeChange{State: &ro}); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("unknown cartridge: %v", err)
 	}
 }
