@@ -55,6 +55,11 @@ type volumeLabel struct {
 	VOLSER  string    `json:"volser"`
 	Created time.Time `json:"created"`
 	Format  int       `json:"format"`
+	// Generation counts how often the cartridge was labelled: 1 when new,
+	// one more each time it is erased to scratch (Drive.Erase). A catalog
+	// (or a snapshot of one) that recorded copies on an older generation
+	// knows they are gone. Labels written before generations read as 1.
+	Generation int `json:"generation,omitempty"`
 }
 
 // cartridgeIndex is INDEX.
@@ -64,6 +69,10 @@ type cartridgeIndex struct {
 	Capacity int64       `json:"capacity"`
 	Full     bool        `json:"full"`
 	Files    []indexFile `json:"files"` // committed tape files in order; Files[0] is the label
+	// Relabel is set while an erase (Drive.Erase) puts a new label in
+	// place: the new label waits as tape file 0's .partial, and Open
+	// finishes the job (finishRelabel) if a crash came first.
+	Relabel bool `json:"relabel,omitempty"`
 }
 
 type indexFile struct {
@@ -130,8 +139,8 @@ func writeJSONAtomic(path string, v any) error {
 
 // labelBytes builds tape file 0 of a cartridge: a tar archive, so that plain
 // tar reads the label as it reads every other tape file.
-func labelBytes(volser string, created time.Time) ([]byte, error) {
-	body, err := json.MarshalIndent(volumeLabel{VOLSER: volser, Created: created.UTC(), Format: formatVersion}, "", "  ")
+func labelBytes(volser string, created time.Time, generation int) ([]byte, error) {
+	body, err := json.MarshalIndent(volumeLabel{VOLSER: volser, Created: created.UTC(), Format: formatVersion, Generation: generation}, "", "  ")
 	if err != nil {
 		return nil, err
 	}
@@ -177,6 +186,7 @@ func readLabel(path string) (volumeLabel, error) {
 	if err := json.NewDecoder(io.LimitReader(tr, 1<<20)).Decode(&lbl); err != nil {
 		return lbl, fmt.Errorf("label: %w", err)
 	}
+	lbl.Generation = max(lbl.Generation, 1)
 	return lbl, nil
 }
 
@@ -191,7 +201,7 @@ func labelCartridge(dir, volser string, capacity int64, now time.Time) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	label, err := labelBytes(volser, now)
+	label, err := labelBytes(volser, now, 1)
 	if err != nil {
 		return err
 	}
@@ -214,56 +224,87 @@ func labelCartridge(dir, volser string, capacity int64, now time.Time) error {
 // data is not repaired: it is returned as problem and the cartridge is put in
 // the error state, so an operator sees it and nothing overwrites the
 // evidence.
-func loadCartridge(dir, volser string, defaultCapacity int64) (idx cartridgeIndex, problem string, err error) {
+func loadCartridge(dir, volser string, defaultCapacity int64) (idx cartridgeIndex, generation int, problem string, err error) {
 	idx = cartridgeIndex{Format: formatVersion, VOLSER: volser, Capacity: defaultCapacity}
 	data, err := os.ReadFile(filepath.Join(dir, indexName))
 	if errors.Is(err, os.ErrNotExist) {
-		return idx, "INDEX missing (cartridge not labelled)", nil
+		return idx, 0, "INDEX missing (cartridge not labelled)", nil
 	}
 	if err != nil {
-		return idx, "", err
+		return idx, 0, "", err
 	}
 	var disk cartridgeIndex
 	if err := json.Unmarshal(data, &disk); err != nil {
-		return idx, fmt.Sprintf("INDEX unreadable: %v", err), nil
+		return idx, 0, fmt.Sprintf("INDEX unreadable: %v", err), nil
 	}
 	if disk.Format != formatVersion {
-		return idx, fmt.Sprintf("INDEX format %d, this tapefs reads format %d", disk.Format, formatVersion), nil
+		return idx, 0, fmt.Sprintf("INDEX format %d, this tapefs reads format %d", disk.Format, formatVersion), nil
 	}
 	if disk.Capacity <= 0 {
 		disk.Capacity = defaultCapacity
 	}
 	idx = disk
 	if idx.VOLSER != volser {
-		return idx, fmt.Sprintf("INDEX names cartridge %q", idx.VOLSER), nil
+		return idx, 0, fmt.Sprintf("INDEX names cartridge %q", idx.VOLSER), nil
 	}
 	if len(idx.Files) == 0 {
-		return idx, "INDEX lists no label", nil
+		return idx, 0, "INDEX lists no label", nil
 	}
 
+	relabelled, err := finishRelabel(dir, &idx)
+	if err != nil {
+		return idx, 0, "", err
+	}
 	if err := removeStrays(dir, len(idx.Files)); err != nil {
-		return idx, "", err
+		return idx, 0, "", err
 	}
 	for i, f := range idx.Files {
 		if f.N != i {
-			return idx, fmt.Sprintf("INDEX entry %d names tape file %d", i, f.N), nil
+			return idx, 0, fmt.Sprintf("INDEX entry %d names tape file %d", i, f.N), nil
 		}
 		st, err := os.Stat(filepath.Join(dir, tapeFileName(i)))
 		if err != nil {
-			return idx, fmt.Sprintf("tape file %d: %v", i, err), nil
+			return idx, 0, fmt.Sprintf("tape file %d: %v", i, err), nil
 		}
 		if st.Size() != f.Size {
-			return idx, fmt.Sprintf("tape file %d is %d bytes, INDEX says %d", i, st.Size(), f.Size), nil
+			return idx, 0, fmt.Sprintf("tape file %d is %d bytes, INDEX says %d", i, st.Size(), f.Size), nil
 		}
 	}
 	lbl, err := readLabel(filepath.Join(dir, tapeFileName(0)))
 	if err != nil {
-		return idx, err.Error(), nil
+		return idx, 0, err.Error(), nil
 	}
 	if lbl.VOLSER != volser {
-		return idx, fmt.Sprintf("label says VOLSER %q", lbl.VOLSER), nil
+		return idx, 0, fmt.Sprintf("label says VOLSER %q", lbl.VOLSER), nil
 	}
-	return idx, "", nil
+	if relabelled && len(idx.Files) > 0 {
+		if st, err := os.Stat(filepath.Join(dir, tapeFileName(0))); err == nil && st.Size() != idx.Files[0].Size {
+			return idx, 0, fmt.Sprintf("label is %d bytes after an erase, INDEX says %d", st.Size(), idx.Files[0].Size), nil
+		}
+	}
+	return idx, lbl.Generation, "", nil
+}
+
+// finishRelabel completes an erase that a crash interrupted after its
+// INDEX was written: the new label (tape file 0's .partial) goes in place;
+// the tape files after it are strays that removeStrays deletes. An INDEX
+// without Relabel leaves everything as it is (a .partial label written
+// before the INDEX is a stray too: the erase never happened).
+func finishRelabel(dir string, idx *cartridgeIndex) (bool, error) {
+	if !idx.Relabel {
+		return false, nil
+	}
+	partial := filepath.Join(dir, partialName(0))
+	if _, err := os.Stat(partial); err == nil {
+		if err := os.Rename(partial, filepath.Join(dir, tapeFileName(0))); err != nil {
+			return false, err
+		}
+		if err := syncEntries(dir); err != nil {
+			return false, err
+		}
+	}
+	idx.Relabel = false
+	return true, writeJSONAtomic(filepath.Join(dir, indexName), *idx)
 }
 
 // removeStrays deletes what a crash can leave behind in a cartridge

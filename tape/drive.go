@@ -349,3 +349,74 @@ func (d *drive) closeReader() {
 		d.rd = nil
 	}
 }
+
+// Erase rewrites the cartridge from its label (see Drive.Erase). The
+// steps, each durable before the next: the new label is written as tape
+// file 0's .partial; INDEX is replaced by one listing only the new label,
+// with Relabel set (the erase is now decided); the label is renamed in
+// place; the tape files after it are removed; Relabel is cleared. Open
+// finishes an erase a crash interrupted after the INDEX step
+// (finishRelabel) and otherwise deletes the .partial as a stray.
+func (h *handle) Erase() error {
+	if err := h.check("erase"); err != nil {
+		return err
+	}
+	d := h.d
+	d.abandonWrite(true)
+	d.closeReader()
+	c, idx := h.snapshot()
+	h.lib.mu.Lock()
+	gen := c.gen + 1
+	h.lib.mu.Unlock()
+	label, err := labelBytes(c.volser, h.lib.now(), gen)
+	if err != nil {
+		return fmt.Errorf("erase %s: %w", c.volser, err)
+	}
+	partial := filepath.Join(c.dir, partialName(0))
+	if err := writeFileAtomic(partial, label); err != nil {
+		return fmt.Errorf("erase %s: write the new label: %w", c.volser, err)
+	}
+	erased := cartridgeIndex{Format: idx.Format, VOLSER: idx.VOLSER, Capacity: idx.Capacity,
+		Files: []indexFile{{N: 0, Size: int64(len(label))}}, Relabel: true}
+	if err := writeJSONAtomic(filepath.Join(c.dir, indexName), erased); err != nil {
+		os.Remove(partial)
+		return fmt.Errorf("erase %s: write INDEX: %w", c.volser, err)
+	}
+	// From here on the erase has happened: what is left to do, Open does
+	// too, so a failure below leaves the cartridge in the error state
+	// until the library is opened again rather than half erased.
+	fail := func(err error) error {
+		h.lib.mu.Lock()
+		c.problem = fmt.Sprintf("erase interrupted: %v (reopen the library to finish it)", err)
+		h.lib.mu.Unlock()
+		return fmt.Errorf("erase %s: %w", c.volser, err)
+	}
+	if err := os.Rename(partial, filepath.Join(c.dir, tapeFileName(0))); err != nil {
+		return fail(err)
+	}
+	if err := syncEntries(c.dir); err != nil {
+		return fail(err)
+	}
+	for i := 1; i < len(idx.Files); i++ {
+		if err := os.Remove(filepath.Join(c.dir, tapeFileName(i))); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fail(err)
+		}
+	}
+	erased.Relabel = false
+	if err := h.setIndex(c, erased); err != nil {
+		return fail(err)
+	}
+	h.lib.mu.Lock()
+	c.gen = gen
+	h.lib.mu.Unlock()
+	// Rewind to the beginning of tape, write the label and its filemark.
+	from := idx.used(d.pos.file) + d.pos.off
+	t := h.lib.timing
+	h.lib.step(d, DriveLocating, t.LocateBase.Seconds()+t.LocateFull.Seconds()*float64(from)/float64(max(idx.Capacity, 1)), Counters{Locates: 1})
+	h.lib.step(d, DriveWriting, h.streamSeconds(len(label))+t.Filemark.Seconds(), Counters{BytesWritten: int64(len(label)), Filemarks: 1})
+	d.pos = position{1, 0}
+	h.lib.mu.Lock()
+	d.state = DriveIdle
+	h.lib.mu.Unlock()
+	return nil
+}

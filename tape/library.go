@@ -65,6 +65,7 @@ type cartridge struct {
 	// guarded by library.mu; idx is replaced whole, never modified in place,
 	// and only by the goroutine holding the drive that holds the cartridge.
 	idx     cartridgeIndex
+	gen     int    // the label's generation (volumeLabel.Generation)
 	problem string // why the cartridge is in the error state; "" when fine
 	drive   int    // index of the drive holding (or mounting) it; -1 in its slot
 }
@@ -193,11 +194,11 @@ func openLocked(cfg Config, lock *os.File) (*library, error) {
 	for i := 1; i <= meta.Cartridges; i++ {
 		volser := fmt.Sprintf("%s%04d", meta.Prefix, i)
 		c := &cartridge{volser: volser, dir: filepath.Join(l.dir, volser), drive: -1}
-		idx, problem, err := loadCartridge(c.dir, volser, meta.Capacity)
+		idx, gen, problem, err := loadCartridge(c.dir, volser, meta.Capacity)
 		if err != nil {
 			return nil, fmt.Errorf("cartridge %s: %w", volser, err)
 		}
-		c.idx, c.problem = idx, problem
+		c.idx, c.gen, c.problem = idx, gen, problem
 		l.carts[volser] = c
 		l.volsers = append(l.volsers, volser)
 	}
@@ -443,11 +444,12 @@ func (l *library) Cartridge(volser string) (CartridgeInfo, error) {
 // info reports c. Callers hold library.mu.
 func (c *cartridge) info() CartridgeInfo {
 	ci := CartridgeInfo{
-		VOLSER:    c.volser,
-		Capacity:  c.idx.Capacity,
-		Used:      c.idx.used(len(c.idx.Files)),
-		TapeFiles: len(c.idx.Files),
-		Drive:     c.drive,
+		VOLSER:     c.volser,
+		Capacity:   c.idx.Capacity,
+		Used:       c.idx.used(len(c.idx.Files)),
+		TapeFiles:  len(c.idx.Files),
+		Drive:      c.drive,
+		Generation: c.gen,
 	}
 	switch {
 	case c.problem != "":

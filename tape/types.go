@@ -104,6 +104,9 @@ type CartridgeInfo struct {
 	TapeFiles int   // committed tape files, the label (file 0) included
 	State     CartridgeState
 	Drive     int // index of the drive holding it, -1 in its slot
+	// Generation of the label: 1 for a new cartridge, one more after each
+	// Erase. Copies recorded on another generation are gone.
+	Generation int
 }
 
 // DriveState is what a drive is doing.
@@ -175,6 +178,12 @@ type Drive interface {
 	Position() (n int, off int64)
 	// Remaining reports how many bytes may still be written.
 	Remaining() int64
+	// Erase makes the cartridge scratch again: every tape file after the
+	// label is destroyed and a new label of the next generation is written
+	// at the beginning of tape (a quick erase, as writing a label at BOT
+	// is on real tape). A crash leaves the cartridge either as it was or
+	// erased, never in between.
+	Erase() error
 }
 
 // Library is a robot with drives and cartridges.
