@@ -75,6 +75,10 @@ type Config struct {
 	// Copies is the copies policy of a workspace without one of its own
 	// (catalog.Workspace.Copies 0); default 1.
 	Copies int
+	// RepackBelow queues the repack of a cartridge whose live share of
+	// written bytes falls below it (0.5: half of it is purged data); 0:
+	// only by hand (Engine.Repack).
+	RepackBelow float64
 
 	// SnapshotEvery is how often the catalog is copied to SnapshotDir and
 	// to tape (0: never).

@@ -58,6 +58,12 @@ type Engine struct {
 	copyMu      sync.Mutex // held by the one copy job in progress
 	copyWake    chan struct{}
 
+	// repacking holds the cartridges with a repack queued or running
+	// (guarded by mu): nothing new is written to them.
+	repacking  map[string]bool
+	repackWake chan struct{}
+	repairWake chan struct{}
+
 	changes *notifier   // changes of batches, for the mount's kernel caches
 	sealer  *sealWork   // adoption and background hashing of sealed batches
 	evicted *evictWatch // objects the cache evicted by itself
@@ -145,6 +151,9 @@ func New(cfg Config) (*Engine, error) {
 		changed:     make(chan struct{}),
 		migrateWake: make(chan struct{}, 1),
 		copyWake:    make(chan struct{}, 1),
+		repacking:   map[string]bool{},
+		repackWake:  make(chan struct{}, 1),
+		repairWake:  make(chan struct{}, 1),
 	}
 	e.recalls = newRecallQueue()
 	e.changes, e.sealer, e.evicted = newNotifier(), newSealWork(), newEvictWatch()
@@ -157,6 +166,10 @@ func New(cfg Config) (*Engine, error) {
 	if err := e.loadRemovals(); err != nil {
 		cancel()
 		return nil, fmt.Errorf("archive: removals in progress: %w", err)
+	}
+	if err := e.loadRepacks(); err != nil {
+		cancel()
+		return nil, fmt.Errorf("archive: repacks in progress: %w", err)
 	}
 	return e, nil
 }
@@ -180,6 +193,8 @@ func (e *Engine) Start() {
 	if e.cfg.VerifyPeriod > 0 {
 		e.spawn(e.tapeScrubLoop)
 	}
+	e.spawn(e.repackLoop)
+	e.spawn(e.repairLoop)
 }
 
 func (e *Engine) spawn(fn func()) {

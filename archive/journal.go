@@ -162,7 +162,7 @@ func (e *Engine) writeRecords(records []tape.Record) (volser string, tapeFile in
 }
 
 func cartridgeRecord(info tape.CartridgeInfo) catalog.CartridgeRecord {
-	return catalog.CartridgeRecord{VOLSER: info.VOLSER, Capacity: info.Capacity, Used: info.Used, State: string(info.State), TapeFiles: info.TapeFiles}
+	return catalog.CartridgeRecord{VOLSER: info.VOLSER, Capacity: info.Capacity, Used: info.Used, State: string(info.State), TapeFiles: info.TapeFiles, Generation: info.Generation}
 }
 
 // forEachFile calls fn for every file of b, in ID order, inside tx.

@@ -258,7 +258,7 @@ func (e *Engine) pickCartridge(need int64, pool string, ok func(volser string) b
 	best, bestRank := "", 99
 	for _, c := range e.lib.Cartridges() {
 		r := recs[c.VOLSER]
-		if !ok(c.VOLSER) || !r.Writable() || (pool != "" && r.Pool != pool) ||
+		if !ok(c.VOLSER) || e.isRepacking(c.VOLSER) || !r.Writable() || (pool != "" && r.Pool != pool) ||
 			(c.State != tape.CartridgeScratch && c.State != tape.CartridgeFilling) || c.Capacity-c.Used < need {
 			continue
 		}
@@ -472,7 +472,7 @@ func (e *Engine) commitAggregate(volser string, tapeFile int, size int64, in []m
 		pl = pl[:0]
 		commit := catalog.AggregateCommit{
 			Copies: copies, OnTape: onTape, Synced: synced, Time: now,
-			Cartridge: catalog.CartridgeRecord{VOLSER: volser, Capacity: info.Capacity, Used: info.Used, State: string(info.State), TapeFiles: info.TapeFiles},
+			Cartridge: cartridgeRecord(info),
 		}
 		if err := tx.CommitAggregate(commit); err != nil {
 			return err

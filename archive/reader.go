@@ -169,17 +169,24 @@ func (r *Reader) ready(ctx context.Context, off, n int64) (*cache.Handle, error)
 	if err := r.e.cache.WaitRange(ctx, r.file.ID, off, n); err != nil {
 		if req != nil && !errors.Is(err, ctx.Err()) {
 			// The partial object ended badly or before we looked: the
-			// request knows why.
+			// request knows why. A recall that failed over to another
+			// copy (failover.go) ends well: the object is complete then.
 			select {
 			case <-req.done:
 				if req.err != nil {
 					return nil, req.err
 				}
+				if werr := r.e.cache.WaitRange(ctx, r.file.ID, off, n); werr != nil {
+					return nil, werr
+				}
+				err = nil
 			case <-ctx.Done():
 				return nil, ctx.Err()
 			}
 		}
-		return nil, err
+		if err != nil {
+			return nil, err
+		}
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()

@@ -95,6 +95,11 @@ func Rebuild(ctx context.Context, o RebuildOptions) (RebuildStats, error) {
 		pools: map[string]string{}, poolAt: map[string]time.Time{}}
 	carts := o.Library.Cartridges()
 	sort.Slice(carts, func(i, j int) bool { return carts[i].VOLSER < carts[j].VOLSER })
+	if o.Known != nil {
+		if err := dropErased(o, carts); err != nil {
+			return r.stats, err
+		}
+	}
 	work := make(chan tape.CartridgeInfo)
 	errs := make(chan error, len(carts))
 	var wg sync.WaitGroup
@@ -126,6 +131,53 @@ func Rebuild(ctx context.Context, o RebuildOptions) (RebuildStats, error) {
 		return r.stats, err
 	}
 	return r.stats, nil
+}
+
+// dropErased forgets, in a catalog that is being brought up to date (a
+// restored snapshot), every copy on a cartridge erased since the catalog
+// was written: its label's generation is not the one the catalog
+// recorded. Those tape files hold something else now (or nothing), so the
+// copies are stale; the cartridge is read again from its first tape file,
+// and a repack of it that the catalog still had queued is over.
+func dropErased(o RebuildOptions, carts []tape.CartridgeInfo) error {
+	return o.Catalog.Update(func(tx *catalog.Tx) error {
+		for _, c := range carts {
+			rec, err := tx.Cartridge(c.VOLSER)
+			if errors.Is(err, catalog.ErrNotFound) {
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			if rec.Generation == 0 || rec.Generation == c.Generation {
+				continue
+			}
+			n, err := tx.DropCopies(c.VOLSER)
+			if err != nil {
+				return err
+			}
+			jobs, err := tx.Jobs(catalog.JobRepack)
+			if err != nil {
+				return err
+			}
+			for _, j := range jobs {
+				if j.VOLSER == c.VOLSER {
+					if err := tx.DeleteJob(j.ID); err != nil {
+						return err
+					}
+				}
+			}
+			was := rec.Generation
+			rec.Generation, rec.TapeFiles, rec.Dead = c.Generation, 0, 0
+			if err := tx.EraseCartridge(rec); err != nil {
+				return err
+			}
+			o.Known[c.VOLSER] = 0
+			o.Log.Warn().Str("volser", c.VOLSER).Int("generation", c.Generation).Int("catalog_generation", was).Int("files", n).
+				Msg("cartridge erased since the catalog was written: its copies there are dropped and it is read again")
+		}
+		return nil
+	})
 }
 
 func slicesOf(ch chan error) []error {
@@ -511,6 +563,12 @@ func (r *replay) writeBatch(tx *catalog.Tx, o RebuildOptions, rb *replayBatch) e
 	if complete && !live.OnTape() {
 		live = catalog.CachedSynced // settleCachedStates says whether it still is cached
 		b.Synced, b.Reason = rb.lastFile, ""
+		if rb.rec != nil && rb.rec.Fields["synced"] != "" {
+			// Written by a repack: the batch was on tape long before.
+			if t, err := tape.ParseTimeField(rb.rec.Fields["synced"]); err == nil {
+				b.Synced = t
+			}
+		}
 		if existing {
 			if err := dropMigrateJobs(tx, b.ID); err != nil {
 				return err

@@ -80,6 +80,7 @@ type recallReq struct {
 	trav    *traversal     // the traversal that staged it ahead
 	partial *cache.Partial // while it is staged, so a reader joining promotes it
 	counted bool           // counted in the stats' queue (not ahead)
+	tried   map[catalog.Copy]bool // copies that failed (failover.go)
 	ended   bool           // recallDone took it: its job (if any) is being deleted
 }
 
@@ -236,6 +237,7 @@ var errNoCopy = errors.New("no tape copy")
 func (e *Engine) requestRecalls(files []catalog.File) ([]*recallReq, error) {
 	q := e.recalls
 	ws := e.workspacesOf(files)
+	bad := e.badCopies()
 	var fresh, promoted []*recallReq
 	out := make([]*recallReq, 0, len(files))
 	q.mu.Lock()
@@ -256,7 +258,7 @@ func (e *Engine) requestRecalls(files []catalog.File) ([]*recallReq, error) {
 		if info, ok := e.cache.Lookup(f.ID); ok && !info.Partial {
 			continue
 		}
-		c, ok := e.readCopy(&f)
+		c, ok := e.recallCopy(&f, bad)
 		if !ok {
 			q.mu.Unlock()
 			return nil, fmt.Errorf("file %s of batch %d: %w and no cached object", f.Path, f.Batch, errNoCopy)
@@ -560,7 +562,10 @@ func (e *Engine) cartridgePass(volser string, p *passState) {
 		delete(q.passes, volser)
 		q.mu.Unlock()
 		for _, r := range failed {
-			e.recallDone(r, fmt.Errorf("mount %s: %w", volser, err))
+			err := fmt.Errorf("mount %s: %w", volser, err)
+			if !e.failover(r, &copyError{copy: r.copy, err: err}) {
+				e.recallDone(r, err)
+			}
 		}
 		return
 	}
@@ -603,6 +608,9 @@ func (e *Engine) cartridgePass(volser string, p *passState) {
 				Msg("recall behind the head: locating backwards")
 		}
 		err := e.stage(d, r)
+		if err != nil && e.failover(r, err) {
+			continue // queued again on another copy: its readers wait on
+		}
 		e.recallDone(r, err)
 		if err == nil {
 			staged++
@@ -746,18 +754,30 @@ func (e *Engine) stage(d tape.Drive, r *recallReq) error {
 			q.mu.Unlock()
 		}()
 	}
+	if len(f.Copies) > 1 {
+		// Another copy may have to serve the readers: none of these bytes
+		// goes out before they are verified (failover.go).
+		p.Hold()
+	}
 	if err := seek(d, c); err != nil {
 		p.Abort(err)
-		return fmt.Errorf("recall %s: locate %s file %d offset %d: %w", f.Path, c.VOLSER, c.TapeFile, c.Offset, err)
+		return &copyError{copy: c, bad: errors.Is(err, tape.ErrMedium), err: fmt.Errorf("recall %s: locate %s file %d offset %d: %w", f.Path, c.VOLSER, c.TapeFile, c.Offset, err)}
 	}
 	var sum string
-	sum, err = copyHashed(p, io.LimitReader(d, c.Length))
+	tr := &tapeSide{r: io.LimitReader(d, c.Length)}
+	sum, err = copyHashed(p, tr)
 	if err == nil && p.Filled() != f.Size {
 		err = fmt.Errorf("tape file %d on %s ends after %d of %d bytes", c.TapeFile, c.VOLSER, p.Filled(), f.Size)
+		tr.err = err
 	}
 	if err != nil {
 		p.Abort(err)
-		return fmt.Errorf("recall %s: %w", f.Path, err)
+		err = fmt.Errorf("recall %s: %w", f.Path, err)
+		if tr.err != nil {
+			// The tape gave out, not the cache: another copy may serve.
+			return &copyError{copy: c, bad: true, err: err}
+		}
+		return err
 	}
 	if f.MD5 != "" && sum != f.MD5 {
 		err := fmt.Errorf("md5 mismatch for %s (batch %d) from %s file %d: tape gave %s, sealed %s; the copy is discarded", f.Path, f.Batch, c.VOLSER, c.TapeFile, sum, f.MD5)
@@ -766,7 +786,7 @@ func (e *Engine) stage(d tape.Drive, r *recallReq) error {
 			b, _ := tx.Batch(f.Batch)
 			return pl.record(tx, catalog.Event{Time: e.now(), Workspace: b.Workspace, Batch: f.Batch, VOLSER: c.VOLSER, Kind: EvMD5Mismatch, Message: err.Error()})
 		})
-		return err
+		return &copyError{copy: c, mismatch: true, bad: true, err: err}
 	}
 	// Readers get the last bytes now; the fsync of Commit is the cache's
 	// business, not theirs (a crash before it only costs a second recall).
@@ -878,4 +898,19 @@ func seek(d interface {
 		return nil
 	}
 	return d.Locate(c.TapeFile, c.Offset)
+}
+
+// tapeSide remembers a failure of the tape read under a recall, to tell
+// it from a failure of the cache write (copyHashed reports either).
+type tapeSide struct {
+	r   io.Reader
+	err error
+}
+
+func (t *tapeSide) Read(p []byte) (int, error) {
+	n, err := t.r.Read(p)
+	if err != nil && err != io.EOF && t.err == nil {
+		t.err = err
+	}
+	return n, err
 }

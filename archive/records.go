@@ -51,6 +51,10 @@ func batchRecord(b catalog.Batch) tape.Record {
 		"attempts":  strconv.Itoa(b.Attempts),
 		"reason":    b.Reason,
 		"copies":    strconv.Itoa(b.Copies), // 0: written before copies (one)
+		// When the batch was wholly on tape (written by a repack, which
+		// copies batches long synced): a rebuild keeps it rather than
+		// take the repack's tape file's closing time.
+		"synced": tape.TimeField(b.Synced),
 	}}
 }
 

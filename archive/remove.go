@@ -371,6 +371,9 @@ func (e *Engine) purgeExpired() {
 			e.log.Error().Err(err).Uint64("batch", b.ID).Str("workspace", b.Workspace).Msg("purge failed; retried later")
 		}
 	}
+	if len(expired) > 0 {
+		e.wakeRepack() // dead bytes: a cartridge may have fallen below the repack threshold
+	}
 }
 
 // purge drops a batch from the catalog and its objects from the cache. A

@@ -107,6 +107,7 @@ func (e *Engine) stageAhead(t *traversal) {
 		e.log.Info().Uint64("batch", t.batch).Str("workspace", b.Workspace).Int64("files", b.Files).Msg("traversal detected: staging the batch ahead")
 	}
 	keep := e.keepFree()
+	bad := e.badCopies() // read before q.mu: no catalog transaction under it
 	added := 0
 	for {
 		q.mu.Lock()
@@ -154,7 +155,7 @@ func (e *Engine) stageAhead(t *traversal) {
 			if _, ok := e.cache.Lookup(f.ID); ok {
 				continue
 			}
-			c, ok := e.readCopy(&f)
+			c, ok := e.recallCopy(&f, bad)
 			if !ok {
 				continue
 			}

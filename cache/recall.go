@@ -27,6 +27,17 @@ type Partial struct {
 	waiters  int           // WaitRange calls blocked on progress, for tests
 	ahead    bool          // staged ahead and not yet promoted: preemptible
 	verified bool          // every byte written and checked: the end may be read before Commit
+	hold     bool          // no byte is given out before verified (Hold)
+}
+
+// Hold makes the recall give out no byte before it is verified (or
+// committed), not only its last ones: the archive asks for it when the
+// copy being read may prove wrong and another copy would then serve the
+// readers, who must not have seen the wrong bytes.
+func (p *Partial) Hold() {
+	p.c.mu.Lock()
+	p.hold = true
+	p.c.mu.Unlock()
 }
 
 // BeginRecall prepares to recall object id of size bytes. If the object is
@@ -343,7 +354,7 @@ func (c *Cache) WaitRange(ctx context.Context, id uint64, off, n int64) error {
 		// The last bytes are given out only once the recall is verified
 		// (or committed): the archive checks the md5 first, so a reader
 		// that reads to the end gets either checked bytes or the error.
-		if p.filled >= end && (end < p.size || p.done || p.verified) {
+		if p.filled >= end && (end < p.size && !p.hold || p.done || p.verified) {
 			c.mu.Unlock()
 			return nil
 		}

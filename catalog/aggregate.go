@@ -87,3 +87,64 @@ func (tx *Tx) markSynced(id uint64, a AggregateCommit) error {
 	}
 	return nil
 }
+
+// ReplaceCopy switches a file's reference from copy old to copy new, in
+// old's place in File.Copies (the order in which recalls try them). It
+// fails if the file no longer refers to old (purged, or switched already),
+// so a caller retrying after a crash cannot record a copy twice.
+func (tx *Tx) ReplaceCopy(id uint64, old, new Copy) error {
+	f, err := tx.File(id)
+	if err != nil {
+		return fmt.Errorf("replace copy: %w", err)
+	}
+	i := slices.Index(f.Copies, old)
+	if i < 0 {
+		return fmt.Errorf("replace copy of file %d (%s): it has no copy on %s tape file %d at %d: %w", id, f.Path, old.VOLSER, old.TapeFile, old.Offset, ErrNotFound)
+	}
+	f.Copies[i] = new
+	return tx.put(fileKey(id), &f)
+}
+
+// DropCopies forgets every copy on a cartridge (it was erased since they
+// were recorded) and returns how many files lost one. The bytes on tape of
+// the batches concerned are lowered to match.
+func (tx *Tx) DropCopies(volser string) (int, error) {
+	var changed []File
+	err := tx.kv.Scan([]byte{tableFile}, nil, false, func(k, v []byte) (bool, error) {
+		var f File
+		if err := unmarshal(k, v, &f); err != nil {
+			return false, err
+		}
+		if slices.ContainsFunc(f.Copies, func(c Copy) bool { return c.VOLSER == volser }) {
+			changed = append(changed, f)
+		}
+		return true, nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	lost := map[uint64]int64{}
+	for _, f := range changed {
+		f.Copies = slices.DeleteFunc(f.Copies, func(c Copy) bool {
+			if c.VOLSER == volser {
+				lost[f.Batch] += c.Length
+				return true
+			}
+			return false
+		})
+		if err := tx.put(fileKey(f.ID), &f); err != nil {
+			return 0, err
+		}
+	}
+	for _, id := range slices.Sorted(maps.Keys(lost)) {
+		b, err := tx.Batch(id)
+		if err != nil {
+			continue
+		}
+		b.OnTape = max(0, b.OnTape-lost[id])
+		if err := tx.put(batchKey(id), &b); err != nil {
+			return 0, err
+		}
+	}
+	return len(changed), nil
+}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"slices"
 	"time"
@@ -132,7 +133,11 @@ func (tx *Tx) PurgeBatch(id uint64) error {
 	}
 	// Collect first: keys cannot be deleted during the scan that finds them.
 	var doomed [][]byte
+	dead := map[string]int64{} // bytes of copies left on each cartridge
 	err = tx.scanFiles(b, 0, 0, func(f *File) (bool, error) {
+		for _, c := range f.Copies {
+			dead[c.VOLSER] += c.Length
+		}
 		doomed = append(doomed, fileKey(f.ID), dirEntryKey(b.ID, f.Parent, f.Name))
 		if f.Type == TypeFile {
 			doomed = append(doomed, pathKey(b.Workspace, f.Path, b.ID))
@@ -145,6 +150,11 @@ func (tx *Tx) PurgeBatch(id uint64) error {
 	slices.SortFunc(doomed, bytes.Compare) // in key order, like the writes
 	for _, k := range doomed {
 		if err := tx.kv.Delete(k); err != nil {
+			return err
+		}
+	}
+	for _, v := range slices.Sorted(maps.Keys(dead)) {
+		if err := tx.AddDead(v, dead[v]); err != nil {
 			return err
 		}
 	}

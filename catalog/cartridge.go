@@ -37,7 +37,46 @@ func (tx *Tx) PutCartridge(c CartridgeRecord) error {
 		if c.Admin == "" {
 			c.Admin = old.Admin
 		}
+		// The library's view does not know the dead bytes; only an erase
+		// (a new generation) ends them.
+		if c.Generation == 0 {
+			c.Generation = old.Generation
+		}
+		if c.Generation == old.Generation {
+			c.Dead = max(c.Dead, old.Dead)
+		}
 	}
+	return tx.put(cartridgeKey(c.VOLSER), &c)
+}
+
+// AddDead counts bytes of file data on a cartridge that no copy refers to
+// any more.
+func (tx *Tx) AddDead(volser string, bytes int64) error {
+	var c CartridgeRecord
+	if _, err := tx.get(cartridgeKey(volser), &c); err != nil {
+		return err
+	}
+	c.VOLSER = volser
+	c.Dead += bytes
+	return tx.put(cartridgeKey(volser), &c)
+}
+
+// EraseCartridge records that a cartridge was erased to scratch: a new
+// generation, no dead bytes, never verified. c is the library's view after
+// the erase.
+func (tx *Tx) EraseCartridge(c CartridgeRecord) error {
+	var old CartridgeRecord
+	if _, err := tx.get(cartridgeKey(c.VOLSER), &old); err != nil {
+		return err
+	}
+	// Its pool and root's state stay: the cartridge is the same.
+	if c.Pool == "" {
+		c.Pool = old.Pool
+	}
+	if c.Admin == "" {
+		c.Admin = old.Admin
+	}
+	c.Dead, c.Verified, c.VerifyDamaged = 0, time.Time{}, 0
 	return tx.put(cartridgeKey(c.VOLSER), &c)
 }
 

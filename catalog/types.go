@@ -209,6 +209,24 @@ type CartridgeRecord struct {
 	// written as tape files are committed do not know it.
 	Verified      time.Time `json:"verified,omitempty"`
 	VerifyDamaged int       `json:"verify_damaged,omitempty"` // copies found bad then
+	// Generation of the cartridge's label when this record was written
+	// (tape.CartridgeInfo.Generation): copies recorded by a catalog that
+	// knew another generation are gone (the cartridge was erased since).
+	Generation int `json:"generation,omitempty"`
+	// Dead is how many bytes of file data on the cartridge no copy refers
+	// to any more (purged batches, copies replaced): what a repack gets
+	// back. PutCartridge keeps it; an erase sets it to 0.
+	Dead int64 `json:"dead,omitempty"`
+}
+
+// LiveFraction is the share of the cartridge's written bytes (label
+// excluded) that still holds data someone can read: 1 for an empty one.
+func (c CartridgeRecord) LiveFraction(label int64) float64 {
+	written := c.Used - label
+	if written <= 0 {
+		return 1
+	}
+	return max(0, float64(written-c.Dead)/float64(written))
 }
 
 // Status is the state shown for the cartridge: root's override, else the
@@ -240,6 +258,13 @@ const (
 	// workspace's copies were raised, or a cartridge holding some was
 	// marked lost or disabled). The batch keeps its state meanwhile.
 	JobCopy JobKind = "copy"
+	// JobRepack moves the live copies off cartridge Job.VOLSER and erases
+	// it (archive/repack.go); Job.Progress is the first of its tape files
+	// not yet copied, Job.Generation the label generation it started on.
+	JobRepack JobKind = "repack"
+	// JobRepair rewrites a bad copy (Job.Copy) of file Job.File elsewhere
+	// from good bytes and replaces the catalog's reference to it.
+	JobRepair JobKind = "repair"
 )
 
 // Job is queued work that survives a restart.
@@ -251,6 +276,13 @@ type Job struct {
 	Created   time.Time `json:"created"`
 	NotBefore time.Time `json:"not_before,omitzero"` // retry backoff
 	Attempts  int       `json:"attempts,omitempty"`
+	// Repack: the cartridge, the first tape file not yet copied and the
+	// label generation the repack began on.
+	VOLSER     string `json:"volser,omitempty"`
+	Progress   int    `json:"progress,omitempty"`
+	Generation int    `json:"generation,omitempty"`
+	// Repair: the bad copy.
+	Copy Copy `json:"copy,omitzero"`
 }
 
 // Event is one entry of the append-only event log.

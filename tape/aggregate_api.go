@@ -75,3 +75,13 @@ func ReadAggregate(r io.Reader, fn func(m Member, data io.Reader) error) error {
 
 // Open opens (or creates) the virtual library described by cfg.
 func Open(cfg Config) (Library, error) { return openVirtual(cfg) }
+
+// LabelSize is the bytes tape file 0 (the label) takes on a cartridge:
+// what CartridgeInfo.Used counts besides the tape files after it.
+func LabelSize() int64 {
+	b, err := labelBytes("TF0001", time.Unix(0, 0), 1)
+	if err != nil {
+		return 0
+	}
+	return int64(len(b))
+}
