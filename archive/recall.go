@@ -76,12 +76,12 @@ type recallReq struct {
 	once    sync.Once
 
 	// Guarded by recallQueue.mu.
-	ahead   bool           // staged ahead of a traversal; nobody asked for it yet
-	trav    *traversal     // the traversal that staged it ahead
-	partial *cache.Partial // while it is staged, so a reader joining promotes it
-	counted bool           // counted in the stats' queue (not ahead)
+	ahead   bool                  // staged ahead of a traversal; nobody asked for it yet
+	trav    *traversal            // the traversal that staged it ahead
+	partial *cache.Partial        // while it is staged, so a reader joining promotes it
+	counted bool                  // counted in the stats' queue (not ahead)
 	tried   map[catalog.Copy]bool // copies that failed (failover.go)
-	ended   bool           // recallDone took it: its job (if any) is being deleted
+	ended   bool                  // recallDone took it: its job (if any) is being deleted
 }
 
 func (r *recallReq) start() {
