@@ -48,6 +48,9 @@ type testSetup struct {
 	CacheLimit  int64 // 0: the disk's free space
 	// VerifyPeriod of the tape scrub; 0: the engine's default (180 days).
 	VerifyPeriod time.Duration
+	// AggregateTarget of migration and repack; 0: the engine's default.
+	AggregateTarget int64
+	RepackBelow     float64 // 0: no automatic repack
 
 	clock Clock                           // nil: real time
 	wrap  func(tape.Library) tape.Library // fault injection
@@ -123,7 +126,7 @@ func (s testSetup) openErr() (*testEngine, error) {
 		Settle: s.Settle, FlushAge: s.FlushAge, RecallLinger: s.Linger, Prefetch: s.Prefetch, FCFS: s.FCFS,
 		MaxFileSize: s.MaxFileSize, Backoff: 20 * time.Millisecond, MaxAttempts: 2, HashRate: s.HashRate,
 		ScrubRate: cmp.Or(s.ScrubRate, -1), ScrubInterval: s.ScrubEvery, RecallWorkspaceDrives: s.WSDrives,
-		VerifyPeriod: s.VerifyPeriod,
+		VerifyPeriod: s.VerifyPeriod, AggregateTarget: s.AggregateTarget, RepackBelow: s.RepackBelow,
 	})
 	if err != nil {
 		return nil, err

@@ -1,0 +1,222 @@
+package archive
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/tapefs/tapefs/catalog"
+	"github.com/tapefs/tapefs/tape"
+)
+
+// repackArchive puts batches of the test workspace on one cartridge,
+// removes and purges some, evicts the rest from the cache and returns the
+// cartridge, the live files (data owners) with their md5s and the purged
+// batch IDs.
+type repackArchive struct {
+	te     *testEngine
+	clk    *fakeClock
+	volser string
+	live   map[uint64]string // file ID -> sealed md5
+	purged []uint64
+	kept   []uint64
+}
+
+func buildRepackArchive(t *testing.T, setup testSetup, batches int, purge func(i int) bool) *repackArchive {
+	t.Helper()
+	clk := &fakeClock{t: time.Now()}
+	setup.clock, setup.Settle, setup.Retention = clk, time.Hour, time.Hour
+	te := setup.open(t)
+	a := &repackArchive{te: te, clk: clk, live: map[uint64]string{}}
+	for i := 0; i < batches; i++ {
+		entry := fmt.Sprintf("run%d", i)
+		dir := filepath.Join(te.StagingDir("ws"), entry)
+		makeTree(t, te.StagingDir("ws"), []srcFile{
+			{path: entry + "/a.dat", typ: catalog.TypeFile, data: randomBytes(int64(i), 200_000+i), mode: 0o644},
+			{path: entry + "/sub/b.dat", typ: catalog.TypeFile, data: randomBytes(int64(100+i), 70_000), mode: 0o600},
+			{path: entry + "/sub/empty", typ: catalog.TypeDir, mode: 0o755},
+			{path: entry + "/sub/ln", typ: catalog.TypeSymlink, target: "../a.dat"},
+		})
+		if err := os.Link(filepath.Join(dir, "a.dat"), filepath.Join(dir, "hard.dat")); err != nil {
+			t.Fatal(err)
+		}
+		b, err := te.Seal(context.Background(), "ws", entry, 0, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		clk.Add(time.Minute) // past the flush age
+		te.wakeMigration()
+		waitSynced(t, te.Engine, b.ID)
+		if purge(i) {
+			a.purged = append(a.purged, b.ID)
+		} else {
+			a.kept = append(a.kept, b.ID)
+		}
+	}
+	vols := map[string]bool{}
+	for _, id := range append(append([]uint64{}, a.kept...), a.purged...) {
+		for _, f := range batchFiles(t, te.Engine, id) {
+			for _, c := range f.Copies {
+				vols[c.VOLSER] = true
+			}
+		}
+	}
+	if len(vols) != 1 {
+		t.Fatalf("batches written to %v, want one cartridge", vols)
+	}
+	for v := range vols {
+		a.volser = v
+	}
+	for _, id := range a.purged {
+		if _, err := te.Remove(id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The removals reach tape (the journal) before the purge.
+	if err := te.JournalOnce(true); err != nil {
+		t.Fatal(err)
+	}
+	clk.Add(2 * time.Hour)
+	te.purgeExpired()
+	for _, id := range a.kept {
+		for _, f := range batchFiles(t, te.Engine, id) {
+			if f.Type == catalog.TypeFile && f.Link == 0 {
+				a.live[f.ID] = f.MD5
+			}
+		}
+		if _, err := te.EvictBatch(id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return a
+}
+
+// waitRepacked waits until no repack is queued.
+func waitRepacked(t *testing.T, e *Engine) {
+	t.Helper()
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		rs, err := e.Repacks()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(rs) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("repack still queued: %+v; events: %v", rs, eventsOf(t, e, EvRepackFailed))
+		}
+		e.wakeRepack()
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func cartridgeRec(t *testing.T, e *Engine, volser string) catalog.CartridgeRecord {
+	t.Helper()
+	var c catalog.CartridgeRecord
+	if err := e.cat.View(func(tx *catalog.Tx) error {
+		var err error
+		c, err = tx.Cartridge(volser)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// TestRepackMovesLiveCopiesAndErases: a cartridge with purged batches on
+// it is repacked by hand; every live file reads back from its new copy,
+// no file refers to the old cartridge, which is scratch with a label of
+// the next generation; a catalog rebuilt from the library is the one the
+// engine has (hard links, symlinks, empty directories, removals, Synced
+// times included), and the purged batches stay purged.
+func TestRepackMovesLiveCopiesAndErases(t *testing.T) {
+	a := buildRepackArchive(t, testSetup{Home: t.TempDir(), AggregateTarget: 300_000}, 6, func(i int) bool { return i%2 == 1 })
+	te := a.te
+	// A batch removed (restorable, not purged) with an entry hidden
+	// before: its state record is on the cartridge and must survive.
+	files := batchFiles(t, te.Engine, a.kept[0])
+	if _, err := te.RemoveEntry("ws", a.kept[0], files["run0/sub"].ID, "b.dat", false); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := te.Remove(a.kept[0]); err != nil {
+		t.Fatal(err)
+	}
+	if err := te.JournalOnce(true); err != nil {
+		t.Fatal(err)
+	}
+	before := cartridgeRec(t, te.Engine, a.volser)
+	if before.Dead == 0 || before.LiveFraction(tape.LabelSize()) > 0.7 {
+		t.Fatalf("cartridge %s after purging half: dead %d, live %.2f", a.volser, before.Dead, before.LiveFraction(tape.LabelSize()))
+	}
+	gen := cartInfoOf(t, te.lib, a.volser).Generation
+	for _, ev := range eventsOf(t, te.Engine, "journal") {
+		if ev.VOLSER != a.volser {
+			t.Fatalf("journal written to %s, not to the cartridge repacked (%s): the test would not see its records carried", ev.VOLSER, a.volser)
+		}
+	}
+
+	if _, err := te.Repack(a.volser); err != nil {
+		t.Fatal(err)
+	}
+	waitRepacked(t, te.Engine)
+
+	info := cartInfoOf(t, te.lib, a.volser)
+	if info.State != tape.CartridgeScratch || info.Generation != gen+1 {
+		t.Fatalf("after repack: %+v, want scratch of generation %d", info, gen+1)
+	}
+	if rec := cartridgeRec(t, te.Engine, a.volser); rec.Dead != 0 || rec.Generation != gen+1 {
+		t.Fatalf("catalog record after repack: %+v", rec)
+	}
+	for id, sum := range a.live {
+		var f catalog.File
+		te.cat.View(func(tx *catalog.Tx) error { f, _ = tx.File(id); return nil })
+		if len(f.Copies) != 1 || f.Copies[0].VOLSER == a.volser {
+			t.Fatalf("%s: copies %+v after the repack of %s", f.Path, f.Copies, a.volser)
+		}
+		got, err := md5Through(context.Background(), te.Engine, id)
+		if err != nil || got != sum {
+			t.Fatalf("%s read back after repack: %s, %v; want %s", f.Path, got, err, sum)
+		}
+		if f.Batch != a.kept[0] { // removed: not evictable, and the rebuild says SYNCED of it alike
+			if _, err := te.EvictBatch(f.Batch); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if n := len(eventsOf(t, te.Engine, EvRepack)); n != 2 {
+		t.Fatalf("%d repack events, want queued and finished", n)
+	}
+	// Nothing new goes to the cartridge while it is being repacked, and
+	// it takes new data once scratch.
+	want := catalogListing(t, te.cat)
+	rebuilt, st, _ := rebuildInto(t, te.lib, filepath.Join(t.TempDir(), "rebuilt.db"))
+	if st.Batches != len(a.kept) {
+		t.Errorf("rebuild found %d batches, want %d (purged ones stay purged)", st.Batches, len(a.kept))
+	}
+	diffListings(t, want, catalogListing(t, rebuilt))
+}
+
+func cartInfoOf(t *testing.T, lib tape.Library, volser string) tape.CartridgeInfo {
+	t.Helper()
+	ci, err := lib.Cartridge(volser)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ci
+}
+
+// TestRepackRefusals: unknown and scratch cartridges are refused.
+func TestRepackRefusals(t *testing.T) {
+	te := testSetup{Home: t.TempDir()}.open(t)
+	if _, err := te.Repack("TF9999"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("repack of an unknown cartridge: %v", err)
+	}
+	if _, err := te.Repack("TF0004"); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("repack of a scratch cartridge: %v", err)
+	}
+}
