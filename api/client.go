@@ -293,6 +293,13 @@ func (c *Client) Seal(ctx context.Context, req SealRequest) (Batch, error) {
 	return out, c.do(ctx, "POST", "/v1/seal", nil, req, &out)
 }
 
+// Repack queues the repack of a cartridge (root).
+func (c *Client) Repack(ctx context.Context, volser string) (Repack, error) {
+	var out Repack
+	err := c.do(ctx, "POST", "/v1/library/repack", nil, RepackRequest{VOLSER: volser}, &out)
+	return out, err
+}
+
 // Library reports drives and cartridges.
 func (c *Client) Library(ctx context.Context) (LibraryStatus, error) {
 	var out LibraryStatus

@@ -26,6 +26,7 @@
 //	GET  /v1/files/{id}/data                   a file's bytes (octet-stream), recalled if needed
 //	POST /v1/seal                              SealRequest: seal an entry of put/ now
 //	GET  /v1/library                           drives and cartridges
+//	POST /v1/library/repack                    RepackRequest: repack a cartridge (root) -> Repack
 //	POST /v1/cache/evict                       EvictRequest -> EvictResponse
 //	GET  /v1/events?after=&workspace=&limit=   the event log
 //	GET  /v1/batches/{id}/access?uid=&gid=&groups=&file=

@@ -172,6 +172,26 @@ type Cartridge struct {
 	// (nil: never); VerifyDamaged how many of them were bad then.
 	LastVerified  *time.Time `json:",omitempty"`
 	VerifyDamaged int        `json:",omitempty"`
+	// Dead is the bytes no copy refers to any more (purged batches,
+	// replaced copies): what a repack gets back. Repacking is set while a
+	// repack of the cartridge is queued or running; Generation counts the
+	// labels the cartridge had (one more after each repack).
+	Dead       int64 `json:",omitempty"`
+	Repacking  bool  `json:",omitempty"`
+	Generation int   `json:",omitempty"`
+}
+
+// RepackRequest asks for the repack of a cartridge.
+type RepackRequest struct {
+	VOLSER string `json:"volser"`
+}
+
+// Repack is a repack queued or running.
+type Repack struct {
+	VOLSER   string    `json:"volser"`
+	Job      uint64    `json:"job"`
+	Queued   time.Time `json:"queued"`
+	Progress int       `json:"progress"` // first tape file not yet copied
 }
 
 // Counters accumulate what a drive (or the library) has done.

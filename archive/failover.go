@@ -158,12 +158,6 @@ func (e *Engine) failover(r *recallReq, err error) bool {
 	for _, c := range f.Copies {
 		referred = referred || c == ce.copy
 	}
-	if ce.bad && referred {
-		if serr := e.scheduleRepairs([]*liveCopy{{file: f, batch: &b, copy: ce.copy}}, err.Error()); serr != nil {
-			e.log.Error().Err(serr).Str("volser", ce.copy.VOLSER).Uint64("batch", f.Batch).Str("path", f.Path).Msg("bad copy: its repair could not be queued")
-		}
-		bad[badKey{f.ID, ce.copy}] = true
-	}
 	q := e.recalls
 	q.mu.Lock()
 	if r.tried == nil {
@@ -172,12 +166,26 @@ func (e *Engine) failover(r *recallReq, err error) bool {
 	r.tried[ce.copy] = true
 	var next *catalog.Copy
 	for _, c := range f.Copies {
-		if !r.tried[c] && !bad[badKey{f.ID, c}] {
+		if !r.tried[c] && !bad[badKey{f.ID, c}] && c != ce.copy {
 			next = &c
 			break
 		}
 	}
 	if next == nil || q.closed {
+		// No other copy: the reader gets the error, and there is nothing
+		// to repair from (a single copy's damage is the md5-mismatch or
+		// recall-failed event's business).
+		q.mu.Unlock()
+		return false
+	}
+	q.mu.Unlock()
+	if ce.bad && referred {
+		if serr := e.scheduleRepairs([]*liveCopy{{file: f, batch: &b, copy: ce.copy}}, err.Error()); serr != nil {
+			e.log.Error().Err(serr).Str("volser", ce.copy.VOLSER).Uint64("batch", f.Batch).Str("path", f.Path).Msg("bad copy: its repair could not be queued")
+		}
+	}
+	q.mu.Lock()
+	if q.closed || q.byID[f.ID] != r {
 		q.mu.Unlock()
 		return false
 	}
@@ -293,6 +301,14 @@ func (e *Engine) repair(j catalog.Job) error {
 	}
 	// The good bytes, in the cache: the recall reads a good copy.
 	if info, ok := e.cache.Lookup(f.ID); !ok || info.Partial {
+		bad := e.badCopies()
+		good := false
+		for _, c := range f.Copies {
+			good = good || !bad[badKey{f.ID, c}]
+		}
+		if !good {
+			return fmt.Errorf("every copy of %s is bad and the cache has not its bytes: nothing to repair from", f.Path)
+		}
 		reqs, err := e.requestRecalls([]catalog.File{f})
 		if err != nil {
 			return err

@@ -91,6 +91,10 @@ type Surface interface {
 	// see, waiting for it while its batch is still SEALING.
 	Checksum(ctx context.Context, fileID uint64) (string, error)
 
+	// Repack queues the repack of a cartridge (root): its live copies
+	// go to other cartridges and it is erased to scratch (repack.go).
+	Repack(c Caller, volser string) (RepackStatus, error)
+
 	// What the page and the metrics show of the machinery.
 	Library() Library
 	CacheStats() CacheStats
@@ -783,8 +787,32 @@ func (d door) Library() Library {
 	for v, r := range recs {
 		carts[v] = Cartridge{VOLSER: v, Pool: r.Pool, Admin: r.Admin}
 	}
-	return Library{Drives: d.e.lib.Drives(), Cartridges: d.e.lib.Cartridges(), Counters: d.e.lib.Counters(),
-		Verified: verified, VerifyDamaged: damaged, VerifyFailures: d.e.TapeVerifyFailures(), Admin: carts}
+	l := Library{Drives: d.e.lib.Drives(), Cartridges: d.e.lib.Cartridges(), Counters: d.e.lib.Counters(),
+		Verified: verified, VerifyDamaged: damaged, VerifyFailures: d.e.TapeVerifyFailures(), Admin: carts,
+		Dead: map[string]int64{}, Repacking: map[string]RepackStatus{}}
+	_ = d.e.cat.View(func(tx *catalog.Tx) error {
+		cs, err := tx.Cartridges()
+		for _, c := range cs {
+			if c.Dead > 0 {
+				l.Dead[c.VOLSER] = c.Dead
+			}
+		}
+		return err
+	})
+	if rs, err := d.e.Repacks(); err == nil {
+		for _, r := range rs {
+			l.Repacking[r.VOLSER] = r
+		}
+	}
+	return l
+}
+
+// Repack is root's: a cartridge holds everybody's files.
+func (d door) Repack(c Caller, volser string) (RepackStatus, error) {
+	if !c.IsRoot() {
+		return RepackStatus{}, fmt.Errorf("repack %s: %w (only root repacks cartridges)", volser, ErrDenied)
+	}
+	return d.e.Repack(volser)
 }
 
 // VerifyTape reads back only what the caller may see: a batch or

@@ -197,6 +197,10 @@ type Library struct {
 	Verified       map[string]time.Time
 	VerifyDamaged  map[string]int // bad copies found by that read-back
 	VerifyFailures int64
+	// Dead is the bytes on each cartridge no copy refers to any more
+	// (absent: none); Repacking the cartridges with a repack queued.
+	Dead      map[string]int64
+	Repacking map[string]RepackStatus
 	// Admin is what the catalog adds to the library's view of a cartridge:
 	// its pool and root's state (absent: in no pool, no override).
 	Admin map[string]Cartridge

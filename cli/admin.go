@@ -275,8 +275,8 @@ func lookupOwner(owner, group string) (uint32, uint32, error) {
 
 var libraryCommand = Command{
 	Name:    "library",
-	Summary: "drives and cartridges of the tape library; cartridge pools and states",
-	Usage:   "status [-F text|json] | set VOLSER [--state STATE] [--pool POOL]",
+	Summary: "drives and cartridges of the tape library; cartridge pools and states; repack",
+	Usage:   "status [-F text|json] | set VOLSER [--state STATE] [--pool POOL] | repack VOLSER [--wait]",
 	Help: `status lists drives and cartridges: each cartridge's pool and state. The
 library says scratch, filling or full; root may set read-only (read, never
 written again), disabled (neither read nor written) or lost (gone), and
@@ -288,24 +288,42 @@ come back from tape.
 The copies of a file go to different pools. A new home splits its
 cartridges into pool-a and pool-b; 'set --pool' moves a cartridge (root).
 
+LIVE is the share of a cartridge's written bytes that files still refer
+to: batches purged after their retention leave dead bytes behind. repack
+VOLSER (root) copies the live files of a cartridge to other cartridges of
+its pool, in tape order, and then erases it: it becomes scratch again.
+Every file stays readable all along, from its old copy until the catalog
+has switched to the new one; a repack that is interrupted (even by
+kill -9) goes on where it was when the daemon starts again. It needs two
+drives, and gives them to recalls and migration whenever those wait. The
+daemon also repacks by itself every cartridge whose LIVE falls below
+--repack-below (0, the default: never). With --wait the command returns
+once the cartridge is scratch.
+
 Examples:
   tapefs library status
   tapefs library status -F json
   tapefs library set TF0003 --state lost
   tapefs library set TF0003 --state ok
   tapefs library set TF0021 --pool pool-b
+  tapefs library repack TF0003
+  tapefs library repack TF0003 --wait && tapefs library status
 `,
-	Words: []string{"status", "set"},
+	Words: []string{"status", "set", "repack"},
 	setup: func(fs *pflag.FlagSet) func(env *Env, args []string) int {
 		format := formatFlag(fs)
 		state := fs.String("state", "", "with set: `STATE` read-only, disabled, lost, or ok (the library's own)")
 		pool := fs.String("pool", "", "with set: the `POOL` the cartridge belongs to")
+		wait := fs.Bool("wait", false, "with repack: return once the cartridge is scratch")
 		return func(env *Env, args []string) int {
 			if len(args) >= 1 && args[0] == "set" {
 				return env.librarySet(args[1:], fs, *state, *pool)
 			}
+			if len(args) == 2 && args[0] == "repack" {
+				return repackCartridge(env, args[1], *wait)
+			}
 			if len(args) != 1 || args[0] != "status" {
-				return env.usage("library", "library status, or library set VOLSER --state STATE | --pool POOL")
+				return env.usage("library", "library status, library set VOLSER --state STATE | --pool POOL, or library repack VOLSER [--wait]")
 			}
 			if !validFormat(*format) {
 				return env.usage("library", "-F %q: use text or json", *format)
@@ -330,14 +348,18 @@ Examples:
 					config.FormatSize(d.Counters.BytesRead), config.FormatSize(d.Counters.BytesWritten), time.Duration(d.Counters.SimSeconds*float64(time.Second)).Round(time.Second))
 			}
 			fmt.Fprintln(tw)
-			fmt.Fprintln(tw, "CARTRIDGE\tPOOL\tSTATE\tFILL\tUSED\tCAPACITY\tTAPE FILES\tDRIVE\tVERIFIED")
+			fmt.Fprintln(tw, "CARTRIDGE\tPOOL\tSTATE\tFILL\tUSED\tLIVE\tCAPACITY\tTAPE FILES\tDRIVE\tVERIFIED")
 			for _, c := range st.Cartridges {
 				drive := "-"
 				if c.Drive >= 0 {
 					drive = strconv.Itoa(c.Drive)
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%.1f%%\t%s\t%s\t%d\t%s\t%s\n", c.VOLSER, cmp.Or(c.Pool, "-"), c.State, 100*float64(c.Used)/float64(max(c.Capacity, 1)),
-					config.FormatSize(c.Used), config.FormatSize(c.Capacity), c.TapeFiles, drive, lastVerified(c))
+				state := c.State
+				if c.Repacking {
+					state += " (repacking)"
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%.1f%%\t%s\t%.0f%%\t%s\t%d\t%s\t%s\n", c.VOLSER, cmp.Or(c.Pool, "-"), state, 100*float64(c.Used)/float64(max(c.Capacity, 1)),
+					config.FormatSize(c.Used), 100*liveShare(c), config.FormatSize(c.Capacity), c.TapeFiles, drive, lastVerified(c))
 			}
 			tw.Flush()
 			return ExitOK
@@ -438,13 +460,61 @@ type driveOut struct {
 }
 
 type cartridgeOut struct {
-	VOLSER    string `json:"volser"`
-	Pool      string `json:"pool"`
-	State     string `json:"state"`
-	Used      int64  `json:"used"`
-	Capacity  int64  `json:"capacity"`
-	TapeFiles int    `json:"tape_files"`
-	Drive     *int   `json:"drive"` // null: in its slot
+	VOLSER     string  `json:"volser"`
+	Pool       string  `json:"pool"`
+	State      string  `json:"state"`
+	Used       int64   `json:"used"`
+	Capacity   int64   `json:"capacity"`
+	TapeFiles  int     `json:"tape_files"`
+	Drive      *int    `json:"drive"` // null: in its slot
+	Dead       int64   `json:"dead"`  // bytes no file refers to any more
+	Live       float64 `json:"live"`  // share of the written bytes still referred to
+	Repacking  bool    `json:"repacking"`
+	Generation int     `json:"generation"` // labels the cartridge had: one more after each repack
+}
+
+// liveShare is the share of a cartridge's written bytes that files still
+// refer to (1 for an empty one).
+func liveShare(c api.Cartridge) float64 {
+	if c.Used <= 0 || c.Dead <= 0 {
+		return 1
+	}
+	return max(0, float64(c.Used-c.Dead)/float64(c.Used))
+}
+
+// repackCartridge asks for the repack of a cartridge and, with wait,
+// follows it until the cartridge is scratch.
+func repackCartridge(env *Env, volser string, wait bool) int {
+	ctx, cancel := interruptible()
+	defer cancel()
+	rp, err := env.Client.Repack(ctx, volser)
+	if err != nil {
+		return env.fail("library", err)
+	}
+	fmt.Fprintf(env.Stderr, "repack of %s queued (job %d)\n", rp.VOLSER, rp.Job)
+	if !wait {
+		return ExitOK
+	}
+	tick := time.NewTicker(500 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		st, err := env.Client.Library(ctx)
+		if err != nil {
+			return env.fail("library", err)
+		}
+		for _, c := range st.Cartridges {
+			if c.VOLSER == volser && !c.Repacking {
+				fmt.Fprintf(env.Stdout, "%s repacked: %s, label generation %d\n", c.VOLSER, c.State, c.Generation)
+				return ExitOK
+			}
+		}
+		select {
+		case <-ctx.Done():
+			fmt.Fprintf(env.Stderr, "tapefs library: stopped waiting; the repack of %s goes on in the daemon\n", volser)
+			return ExitFailed
+		case <-tick.C:
+		}
+	}
 }
 
 func libraryJSON(st api.LibraryStatus) libraryOut {
@@ -454,7 +524,8 @@ func libraryJSON(st api.LibraryStatus) libraryOut {
 			BytesRead: d.Counters.BytesRead, BytesWritten: d.Counters.BytesWritten, TapeSeconds: d.Counters.SimSeconds})
 	}
 	for _, c := range st.Cartridges {
-		co := cartridgeOut{VOLSER: c.VOLSER, Pool: c.Pool, State: c.State, Used: c.Used, Capacity: c.Capacity, TapeFiles: c.TapeFiles}
+		co := cartridgeOut{VOLSER: c.VOLSER, Pool: c.Pool, State: c.State, Used: c.Used, Capacity: c.Capacity, TapeFiles: c.TapeFiles,
+			Dead: c.Dead, Live: liveShare(c), Repacking: c.Repacking, Generation: c.Generation}
 		if c.Drive >= 0 {
 			d := c.Drive
 			co.Drive = &d

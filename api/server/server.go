@@ -105,6 +105,7 @@ func (s *Server) routes() {
 	m.HandleFunc("GET /v1/files/{id}/data", s.fileData)
 	m.HandleFunc("POST /v1/seal", s.seal)
 	m.HandleFunc("GET /v1/library", s.library)
+	m.HandleFunc("POST /v1/library/repack", s.repack)
 	m.HandleFunc("POST /v1/cache/evict", s.evict)
 	m.HandleFunc("GET /v1/events", s.events)
 	m.HandleFunc("POST /v1/verify/cache", s.verifyCache)
@@ -582,6 +583,20 @@ func (s *Server) entryOfPath(p string) (string, string, error) {
 
 func (s *Server) library(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, WireLibrary(s.e.Library()))
+}
+
+func (s *Server) repack(w http.ResponseWriter, r *http.Request) {
+	var req api.RepackRequest
+	if err := readJSON(r, &req); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	st, err := s.e.Repack(caller(r), req.VOLSER)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusAccepted, api.Repack{VOLSER: st.VOLSER, Job: st.Job, Queued: st.Queued, Progress: st.Progress})
 }
 
 func (s *Server) evict(w http.ResponseWriter, r *http.Request) {

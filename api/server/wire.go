@@ -54,13 +54,15 @@ func WireLibrary(l archive.Library) api.LibraryStatus {
 		out.Drives = append(out.Drives, api.Drive{Index: d.Index, State: string(d.State), VOLSER: d.VOLSER, InUse: d.InUse, Counters: wireCounters(d.Counters)})
 	}
 	for _, c := range l.Cartridges {
-		wc := api.Cartridge{VOLSER: c.VOLSER, Capacity: c.Capacity, Used: c.Used, TapeFiles: c.TapeFiles, State: string(c.State), Drive: c.Drive}
+		wc := api.Cartridge{VOLSER: c.VOLSER, Capacity: c.Capacity, Used: c.Used, TapeFiles: c.TapeFiles, State: string(c.State), Drive: c.Drive,
+			Dead: l.Dead[c.VOLSER], Generation: c.Generation}
 		if a, ok := l.Admin[c.VOLSER]; ok {
 			wc.Pool = a.Pool
 			if a.Admin != "" {
 				wc.State = a.Admin
 			}
 		}
+		_, wc.Repacking = l.Repacking[c.VOLSER]
 		if at, ok := l.Verified[c.VOLSER]; ok {
 			wc.LastVerified, wc.VerifyDamaged = &at, l.VerifyDamaged[c.VOLSER]
 		}

@@ -42,6 +42,7 @@ type daemonConfig struct {
 	scrubRate      int64 // bytes/s; 0: no scrub
 	scrubInterval  time.Duration
 	verifyPeriod   time.Duration // tape scrub; 0: none
+	repackBelow    float64       // repack cartridges whose live share falls below; 0: only by hand
 	snapshotEvery  time.Duration // 0: no catalog snapshots
 	snapshotDir    string        // "": HOME/snapshots
 	recallWSDrives int
@@ -136,6 +137,11 @@ func (c *daemonConfig) set(key, value string) error {
 		c.scrubInterval, err = parseDuration(value)
 	case "verify-period":
 		c.verifyPeriod, err = parseDuration(value)
+	case "repack-below":
+		c.repackBelow, err = strconv.ParseFloat(value, 64)
+		if err == nil && (c.repackBelow < 0 || c.repackBelow >= 1 || c.repackBelow != c.repackBelow) {
+			err = errors.New("must be a share from 0 (never) up to, not including, 1, e.g. 0.5")
+		}
 	case "snapshot-every":
 		c.snapshotEvery, err = parseDuration(value)
 	case "snapshot-dir":

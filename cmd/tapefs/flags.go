@@ -50,6 +50,7 @@ func newDaemonFlags(name, usageLine, description, examples string) *daemonFlags 
 	fs.String("scrub-rate", "16M", "bytes per second the background scrub re-reads cached objects at to find damaged ones, e.g. 64M (0: no scrub)")
 	fs.Duration("scrub-interval", 24*time.Hour, "least time between the starts of two scrub passes over the whole cache")
 	fs.Duration("verify-period", 180*24*time.Hour, "read every cartridge back within this time, one at a time when no recall or migration waits (0: never)")
+	fs.Float64("repack-below", 0, "repack a cartridge by itself once the share of its bytes files still refer to falls below this, e.g. 0.5 (0: only by hand, tapefs library repack)")
 	fs.Duration("snapshot-every", 0, "copy the catalog to --snapshot-dir and to tape this often, e.g. 24h (0: never)")
 	fs.String("snapshot-dir", "", "where catalog snapshots are kept on disk (default: HOME/snapshots; better another disk)")
 	fs.String("tape-speed", "0", "streaming rate of the virtual drives in bytes per second, e.g. 50M (0: LTO-9, 400 MB/s)")

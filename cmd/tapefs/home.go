@@ -111,6 +111,7 @@ func openHome(c *daemonConfig, log zerolog.Logger) (h *archiveHome, err error) {
 		ScrubRate:             scrubRate(c.scrubRate),
 		ScrubInterval:         c.scrubInterval,
 		VerifyPeriod:          cmp.Or(c.verifyPeriod, -1), // 0 on the command line: no tape scrub
+		RepackBelow:           c.repackBelow,
 		SnapshotEvery:         c.snapshotEvery,
 		SnapshotDir:           snapshotDir(c),
 		RecallWorkspaceDrives: c.recallWSDrives,
