@@ -35,6 +35,7 @@ type daemonConfig struct {
 	debugFUSE      bool
 	httpToken      string
 	tapeSpeed      int64
+	aggregateSize  int64 // tape file size target of migration and repack (0: engine default, 4 GiB)
 	maxFileSize    int64
 	retention      time.Duration
 	removeGrace    time.Duration
@@ -123,6 +124,8 @@ func (c *daemonConfig) set(key, value string) error {
 		c.httpToken = value
 	case "tape-speed":
 		c.tapeSpeed, err = config.ParseSize(value)
+	case "aggregate-size":
+		c.aggregateSize, err = config.ParseSize(value)
 	case "max-file-size":
 		c.maxFileSize, err = config.ParseSize(value)
 	case "retention":

@@ -56,7 +56,8 @@ func newDaemonFlags(name, usageLine, description, examples string) *daemonFlags 
 	fs.String("tape-speed", "0", "streaming rate of the virtual drives in bytes per second, e.g. 50M (0: LTO-9, 400 MB/s)")
 	fs.Duration("kernel-cache", 0, "how long the kernel caches workspace and batch directories (0: 10m); changes are notified at once anyway")
 	fs.String("hash-rate", "0", "checksum sealed batches at most this many bytes per second (0: no limit)")
-	for _, hidden := range []string{"drives", "cartridges", "cartridge-size", "flush-age", "recall-linger", "debug-fuse", "tape-speed", "kernel-cache", "hash-rate"} {
+	fs.String("aggregate-size", "0", "close a tape file once it holds this many bytes (0: 4G)")
+	for _, hidden := range []string{"drives", "cartridges", "cartridge-size", "flush-age", "recall-linger", "debug-fuse", "tape-speed", "kernel-cache", "hash-rate", "aggregate-size"} {
 		_ = fs.MarkHidden(hidden)
 	}
 	fs.Usage = func() {} // parseFlags prints the help

@@ -103,6 +103,7 @@ func openHome(c *daemonConfig, log zerolog.Logger) (h *archiveHome, err error) {
 		Log:                   log,
 		Settle:                c.settle,
 		FlushAge:              c.flushAge,
+		AggregateTarget:       c.aggregateSize,
 		RecallLinger:          c.recallLinger,
 		MaxFileSize:           c.maxFileSize,
 		Retention:             c.retention,

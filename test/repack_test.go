@@ -1,0 +1,181 @@
+package test
+
+import (
+	"encoding/json"
+	"fmt"
+	"math/rand"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// Repack and reclaim (issue 11): a cartridge with purged batches on it is
+// repacked: its live files move to other cartridges and it becomes
+// scratch, with every file readable all along.
+
+// libCartridge is a cartridge as `library status -F json` shows it.
+type libCartridge struct {
+	VOLSER     string  `json:"volser"`
+	State      string  `json:"state"`
+	TapeFiles  int     `json:"tape_files"`
+	Dead       int64   `json:"dead"`
+	Live       float64 `json:"live"`
+	Repacking  bool    `json:"repacking"`
+	Generation int     `json:"generation"`
+}
+
+func libraryCartridges(t *testing.T, home string) map[string]libCartridge {
+	t.Helper()
+	var lib struct {
+		Cartridges []libCartridge `json:"cartridges"`
+	}
+	r := cliOK(t, cliOpts{home: home}, "library", "status", "-F", "json")
+	if err := json.Unmarshal([]byte(r.stdout), &lib); err != nil {
+		t.Fatalf("library status -F json: %v\n%s", err, r.stdout)
+	}
+	out := map[string]libCartridge{}
+	for _, c := range lib.Cartridges {
+		out[c.VOLSER] = c
+	}
+	return out
+}
+
+// repackScene archives six trees (files, a hard link, a symlink, an empty
+// directory) on one cartridge, removes every other batch and waits until
+// they are purged. It returns the cartridge, the trees kept and their
+// batch IDs.
+func repackScene(t *testing.T, d *daemon) (volser string, src string, trees, ids []string) {
+	t.Helper()
+	src = t.TempDir()
+	var all []string
+	for i := range 6 {
+		tr := fmt.Sprintf("run%d", i)
+		sh(t, src, fmt.Sprintf(`
+mkdir -p %[1]s/sub/deeper %[1]s/empty
+head -c %[2]d /dev/urandom > %[1]s/a.dat
+head -c %[3]d /dev/urandom > %[1]s/sub/b.dat
+head -c 3000 /dev/urandom > %[1]s/sub/deeper/c.dat
+ln %[1]s/a.dat %[1]s/sub/hard.dat
+ln -s ../a.dat %[1]s/sub/link
+chmod 0640 %[1]s/sub/b.dat
+`, tr, 400_000+i*1000, 150_000+i*7))
+		id := d.cpSynced(filepath.Join(src, tr), 60*time.Second)
+		if i%2 == 1 {
+			cliOK(t, cliOpts{home: d.home}, "rm", "-b", id)
+		} else {
+			trees, ids = append(trees, tr), append(ids, id)
+		}
+		all = append(all, id)
+	}
+	d.waitEvents("purged", 3, 60*time.Second)
+	var written []string
+	for v, c := range libraryCartridges(t, d.home) {
+		if c.TapeFiles > 1 {
+			written = append(written, v)
+		}
+	}
+	if len(written) != 1 {
+		t.Fatalf("batches %v written to cartridges %v, want one", all, written)
+	}
+	volser = written[0]
+	c := libraryCartridges(t, d.home)[volser]
+	if c.Dead == 0 || c.Live > 0.8 {
+		t.Fatalf("cartridge %s after three of six batches were purged: %+v, want dead bytes", volser, c)
+	}
+	return volser, src, trees, ids
+}
+
+// checkTrees compares every kept tree through the mount with its source
+// (diff -r reads every file, recalled from tape: the cache is emptied
+// first), and the md5s the catalog recorded with md5sum of the mount.
+func checkTrees(t *testing.T, d *daemon, src string, trees, ids []string) {
+	t.Helper()
+	cliOK(t, cliOpts{home: d.home}, "cache", "evict")
+	for i, tr := range trees {
+		dir := filepath.Join(d.ws("default"), ids[i])
+		sh(t, "/", "diff -r --no-dereference "+q(filepath.Join(src, tr))+" "+q(filepath.Join(dir, tr)))
+		list := cliOK(t, cliOpts{home: d.home}, "ls", "-b", ids[i], "-F", "md5sum").stdout
+		sh(t, dir, "md5sum --quiet -c - <<'EOF'\n"+list+"EOF")
+	}
+}
+
+// TestRepackReclaimsCartridge: root repacks a cartridge half of whose
+// bytes belong to purged batches; every live file reads back identical
+// through the mount, from another cartridge, and the old one is scratch
+// with a label of the next generation.
+func TestRepackReclaimsCartridge(t *testing.T) {
+	d := newDaemon(t, append(fastFlags(), "--retention", "1s")...)
+	d.start()
+	volser, src, trees, ids := repackScene(t, d)
+	o := cliOpts{home: d.home}
+
+	r := cliOK(t, o, "library", "repack", volser, "--wait")
+	if !strings.Contains(r.stdout, volser+" repacked: scratch") {
+		t.Errorf("library repack --wait said:\n%s", r)
+	}
+	c := libraryCartridges(t, d.home)[volser]
+	if c.State != "scratch" || c.TapeFiles != 1 || c.Generation != 2 || c.Repacking || c.Dead != 0 {
+		t.Fatalf("cartridge %s after the repack: %+v, want scratch, only its label, generation 2", volser, c)
+	}
+	for _, id := range ids {
+		if l := cliOK(t, o, "ls", "-b", id, "-L", "file", "-F", "json").stdout; strings.Contains(l, volser) {
+			t.Fatalf("batch %s still names %s after the repack:\n%s", id, volser, l)
+		}
+	}
+	checkTrees(t, d, src, trees, ids)
+	if n := d.eventCount("repack"); n != 2 {
+		t.Errorf("%d repack events in the log, want 2 (queued, done)", n)
+	}
+	// Scratch again: a new batch may be written to it.
+	wantCode(t, runTapefs(t, o, "library", "repack", volser), 1)
+	wantCode(t, runTapefs(t, o, "library", "repack", "TF9999"), 1)
+	st := cliOK(t, o, "library", "status").stdout
+	if !strings.Contains(st, "LIVE") {
+		t.Errorf("library status has no LIVE column:\n%s", st)
+	}
+}
+
+// TestRepackKill9: the daemon is killed with SIGKILL at random moments of a
+// repack (at least five while it runs); after each start every file reads
+// back identical, and at the end the cartridge is scratch.
+func TestRepackKill9(t *testing.T) {
+	d := newDaemon(t, append(fastFlags(), "--retention", "1s", "--aggregate-size", "200K")...)
+	d.start()
+	volser, src, trees, ids := repackScene(t, d)
+	o := cliOpts{home: d.home}
+	// Simulated tape time from here: mounts, locates and filemarks take
+	// long enough that the kills fall inside the repack.
+	d.flags = append(d.flags, "--time-scale", "0.03")
+	d.restart()
+	cliOK(t, o, "library", "repack", volser)
+	rng := rand.New(rand.NewSource(time.Now().UnixNano()))
+	during := 0
+	for k := 0; k < 12 && during < 5; k++ {
+		delay := time.Duration(150+rng.Intn(2500)) * time.Millisecond
+		time.Sleep(delay)
+		c := libraryCartridges(t, d.home)[volser]
+		d.kill9()
+		t.Logf("kill %d after %v: cartridge %s %+v", k+1, delay, volser, c)
+		if c.Repacking {
+			during++
+		}
+		d.startAfterKill9()
+		checkTrees(t, d, src, trees, ids)
+		if !libraryCartridges(t, d.home)[volser].Repacking {
+			break
+		}
+	}
+	if during < 5 {
+		t.Errorf("only %d kills fell inside the repack, want at least 5", during)
+	}
+	waitFor(t, 3*time.Minute, volser+" scratch after the repack", func() (bool, string) {
+		c := libraryCartridges(t, d.home)[volser]
+		return c.State == "scratch" && !c.Repacking, fmt.Sprintf("%+v", c)
+	})
+	c := libraryCartridges(t, d.home)[volser]
+	if c.TapeFiles != 1 || c.Generation < 2 {
+		t.Fatalf("cartridge %s after the repack: %+v", volser, c)
+	}
+	checkTrees(t, d, src, trees, ids)
+}
