@@ -179,6 +179,9 @@ type Cartridge struct {
 	Dead       int64 `json:",omitempty"`
 	Repacking  bool  `json:",omitempty"`
 	Generation int   `json:",omitempty"`
+	// RepackProgress is the first tape file a running repack has not
+	// copied yet.
+	RepackProgress int `json:",omitempty"`
 }
 
 // RepackRequest asks for the repack of a cartridge.

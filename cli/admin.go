@@ -470,7 +470,9 @@ type cartridgeOut struct {
 	Dead       int64   `json:"dead"`  // bytes no file refers to any more
 	Live       float64 `json:"live"`  // share of the written bytes still referred to
 	Repacking  bool    `json:"repacking"`
-	Generation int     `json:"generation"` // labels the cartridge had: one more after each repack
+	// RepackProgress: the first tape file a repack has not copied yet.
+	RepackProgress int `json:"repack_progress,omitempty"`
+	Generation     int `json:"generation"` // labels the cartridge had: one more after each repack
 }
 
 // liveShare is the share of a cartridge's written bytes that files still
@@ -525,7 +527,7 @@ func libraryJSON(st api.LibraryStatus) libraryOut {
 	}
 	for _, c := range st.Cartridges {
 		co := cartridgeOut{VOLSER: c.VOLSER, Pool: c.Pool, State: c.State, Used: c.Used, Capacity: c.Capacity, TapeFiles: c.TapeFiles,
-			Dead: c.Dead, Live: liveShare(c), Repacking: c.Repacking, Generation: c.Generation}
+			Dead: c.Dead, Live: liveShare(c), Repacking: c.Repacking, RepackProgress: c.RepackProgress, Generation: c.Generation}
 		if c.Drive >= 0 {
 			d := c.Drive
 			co.Drive = &d

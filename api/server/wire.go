@@ -62,7 +62,9 @@ func WireLibrary(l archive.Library) api.LibraryStatus {
 				wc.State = a.Admin
 			}
 		}
-		_, wc.Repacking = l.Repacking[c.VOLSER]
+		if rp, ok := l.Repacking[c.VOLSER]; ok {
+			wc.Repacking, wc.RepackProgress = true, rp.Progress
+		}
 		if at, ok := l.Verified[c.VOLSER]; ok {
 			wc.LastVerified, wc.VerifyDamaged = &at, l.VerifyDamaged[c.VOLSER]
 		}
