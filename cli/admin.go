@@ -460,16 +460,16 @@ type driveOut struct {
 }
 
 type cartridgeOut struct {
-	VOLSER     string  `json:"volser"`
-	Pool       string  `json:"pool"`
-	State      string  `json:"state"`
-	Used       int64   `json:"used"`
-	Capacity   int64   `json:"capacity"`
-	TapeFiles  int     `json:"tape_files"`
-	Drive      *int    `json:"drive"` // null: in its slot
-	Dead       int64   `json:"dead"`  // bytes no file refers to any more
-	Live       float64 `json:"live"`  // share of the written bytes still referred to
-	Repacking  bool    `json:"repacking"`
+	VOLSER    string  `json:"volser"`
+	Pool      string  `json:"pool"`
+	State     string  `json:"state"`
+	Used      int64   `json:"used"`
+	Capacity  int64   `json:"capacity"`
+	TapeFiles int     `json:"tape_files"`
+	Drive     *int    `json:"drive"` // null: in its slot
+	Dead      int64   `json:"dead"`  // bytes no file refers to any more
+	Live      float64 `json:"live"`  // share of the written bytes still referred to
+	Repacking bool    `json:"repacking"`
 	// RepackProgress: the first tape file a repack has not copied yet.
 	RepackProgress int `json:"repack_progress,omitempty"`
 	Generation     int `json:"generation"` // labels the cartridge had: one more after each repack
