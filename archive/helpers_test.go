@@ -80,8 +80,9 @@ func (s testSetup) withDefaults() testSetup {
 
 type testEngine struct {
 	*Engine
-	setup testSetup
-	lib   tape.Library
+	setup  testSetup
+	lib    tape.Library
+	closed bool // close is idempotent: a test may close before its cleanup does
 }
 
 // open starts an engine on the setup's home, creating it on first use.
@@ -142,6 +143,10 @@ func (s testSetup) openErr() (*testEngine, error) {
 func isExists(err error) bool { return err != nil && errors.Is(err, catalog.ErrExists) }
 
 func (te *testEngine) close() {
+	if te.closed {
+		return
+	}
+	te.closed = true
 	te.Engine.Close()
 	te.cat.Close()
 	te.cache.Close()

@@ -24,9 +24,10 @@ package archive
 //     reading 4 GB.
 //   - What is carried over: every member the catalog still refers to
 //     (data copies, the directories and symlinks of batches it holds, the
-//     hard-link names of copied files), the state records of the journal's
-//     tape files (removals, undeletes, purges: rebuild needs them or a
-//     purged batch would come back), and fresh workspace and batch records
+//     hard-link names of copied files), for every batch a state record of
+//     the journal's tape files names (removals, undeletes, purges: rebuild
+//     needs them or a purged batch would come back) its state as the
+//     catalog has it now (currentState), and fresh workspace and batch records
 //     from the catalog (with the batch's Synced time, so a rebuild keeps
 //     it). Catalog snapshots are not: a snapshot taken before the erase
 //     names copies on the old generation (rebuild.go drops those).
@@ -54,6 +55,7 @@ import (
 	"fmt"
 	"io"
 	"sort"
+	"strconv"
 	"time"
 
 	"github.com/tapefs/tapefs/catalog"
@@ -519,7 +521,7 @@ func (e *Engine) repackAggregate(dx, dy tape.Drive, target string, from, to int,
 	bw := bufio.NewWriterSize(dy, 1<<20)
 	aw := tape.NewAggregateWriter(bw)
 	wrote := false
-	wsDone, batchDone, copied := map[string]bool{}, map[uint64]bool{}, map[uint64]bool{}
+	wsDone, batchDone, copied, stateDone := map[string]bool{}, map[uint64]bool{}, map[uint64]bool{}, map[uint64]bool{}
 	// files and batches of members that are not data (dirs, symlinks,
 	// links), read from the catalog as they come.
 	lookup := func(id, batch uint64) (catalog.File, catalog.Batch, bool) {
@@ -568,8 +570,17 @@ func (e *Engine) repackAggregate(dx, dy tape.Drive, target string, from, to int,
 				if r.Kind != tape.RecordState {
 					return nil
 				}
+				id, err := strconv.ParseUint(r.Fields["batch"], 10, 64)
+				if err != nil || stateDone[id] {
+					return nil
+				}
+				stateDone[id] = true
+				rec, err := e.currentState(id, r.Fields["workspace"])
+				if err != nil {
+					return err
+				}
 				wrote = true
-				return aw.AddRecord(r)
+				return aw.AddRecord(rec)
 			},
 			Member: func(m tape.Member, off int64, data io.Reader) error {
 				switch m.Type {
@@ -659,6 +670,38 @@ func (e *Engine) repackAggregate(dx, dy tape.Drive, target string, from, to int,
 	}
 	res.tapeFile, res.size = tapeFile, aw.Written()
 	return res, nil
+}
+
+// currentState is the state record a repack writes for a batch whose
+// state record it meets on the old cartridge: the batch as the catalog has
+// it now (removed, undeleted, hidden entries), or purged when the catalog
+// no longer has it. Not the old record itself: replayed after a catalog
+// snapshot (catalog restore), an old record of a removal would undo an
+// undelete or bring back a purged batch; the record of now is the newest
+// word on the batch, as the journal's are.
+func (e *Engine) currentState(id uint64, workspace string) (tape.Record, error) {
+	var rec tape.Record
+	err := e.cat.View(func(tx *catalog.Tx) error {
+		b, err := tx.Batch(id)
+		if errors.Is(err, catalog.ErrNotFound) {
+			rec = stateRecord(catalog.Batch{ID: id, Workspace: workspace}, true, e.now(), nil)
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		var removed []uint64
+		if err := forEachFile(tx, b, func(f catalog.File) {
+			if f.Removed {
+				removed = append(removed, f.ID)
+			}
+		}); err != nil {
+			return err
+		}
+		rec = stateRecord(b, false, e.now(), removed)
+		return nil
+	})
+	return rec, err
 }
 
 // commitRepack switches the references of one aggregate's members and

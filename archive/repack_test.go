@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rs/zerolog"
 	"github.com/tapefs/tapefs/catalog"
 	"github.com/tapefs/tapefs/tape"
 )
@@ -208,6 +209,63 @@ func cartInfoOf(t testing.TB, lib tape.Library, volser string) tape.CartridgeInf
 		t.Fatal(err)
 	}
 	return ci
+}
+
+// TestRestoreAfterRepack: a catalog snapshot taken before a repack names
+// copies on the cartridge the repack erased. Brought up to date from the
+// library (catalog restore), it drops them (the label's generation says
+// the cartridge was erased since) and reads the new copies: the result is
+// the catalog the engine had after the repack.
+func TestRestoreAfterRepack(t *testing.T) {
+	home := t.TempDir()
+	a := buildRepackArchive(t, testSetup{Home: home}, 4, 100_000, func(i int) bool { return i == 1 })
+	setup := a.te.setup
+	a.te.close()
+	snap := filepath.Join(t.TempDir(), "snapshot.db")
+	raw, err := os.ReadFile(filepath.Join(home, "catalog.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(snap, raw, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	te := setup.open(t)
+	if _, err := te.Repack(a.volser); err != nil {
+		t.Fatal(err)
+	}
+	waitRepacked(t, te.Engine)
+	want := catalogListing(t, te.cat)
+	te.close()
+
+	lib, err := tape.Open(tape.Config{Dir: filepath.Join(home, "library")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lib.Close()
+	cat, err := catalog.Open(snap)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cat.Close()
+	known := map[string]int{}
+	cat.View(func(tx *catalog.Tx) error {
+		cs, err := tx.Cartridges()
+		for _, c := range cs {
+			known[c.VOLSER] = c.TapeFiles
+		}
+		return err
+	})
+	if _, err := Rebuild(context.Background(), RebuildOptions{Catalog: cat, Library: lib, Known: known, Log: zerolog.Nop()}); err != nil {
+		t.Fatal(err)
+	}
+	diffListings(t, want, catalogListing(t, cat))
+	rec, err := func() (c catalog.CartridgeRecord, err error) {
+		err = cat.View(func(tx *catalog.Tx) error { c, err = tx.Cartridge(a.volser); return err })
+		return
+	}()
+	if err != nil || rec.Generation != 2 {
+		t.Fatalf("restored record of %s: %+v, %v; want generation 2", a.volser, rec, err)
+	}
 }
 
 // TestRepackRefusals: unknown and scratch cartridges are refused.
