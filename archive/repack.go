@@ -54,7 +54,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"sort"
 	"strconv"
 	"time"
 
@@ -811,14 +810,4 @@ func (e *Engine) repackDone(j catalog.Job, info tape.CartridgeInfo, moved, bytes
 	}
 	e.setRepacking(j.VOLSER, false)
 	return nil
-}
-
-// sortedVolsers is the keys of a set of VOLSERs, sorted.
-func sortedVolsers(m map[string]bool) []string {
-	out := make([]string, 0, len(m))
-	for v := range m {
-		out = append(out, v)
-	}
-	sort.Strings(out)
-	return out
 }
