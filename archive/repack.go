@@ -19,9 +19,9 @@ package archive
 //     Its price: it holds two drives, so it gives them back whenever
 //     recalls or migration wait (at the end of each aggregate it writes),
 //     and a library with a single drive cannot repack (refused, saying so).
-//     Dead members are read through, not located over: they are mostly
-//     short gaps between live ones, and a locate costs ~10 s, as much as
-//     reading 4 GB.
+//     The data of dead members is located over when that is cheaper than
+//     reading it (tapeReader: longer than a locate's fixed cost at the
+//     streaming rate, 4 GB on LTO-9), read through otherwise.
 //   - What is carried over: every member the catalog still refers to
 //     (data copies, the directories and symlinks of batches it holds, the
 //     hard-link names of copied files), for every batch a state record of
@@ -561,10 +561,11 @@ func (e *Engine) repackAggregate(dx, dy tape.Drive, target string, from, to int,
 		return nil
 	}
 	for n := from; n < to; n++ {
-		if err := dx.Locate(n, 0); err != nil {
+		src, err := newTapeReader(dx, n, e.lib.Timing())
+		if err != nil {
 			return res, err
 		}
-		err := tape.ReadTapeFile(bufio.NewReaderSize(dx, 1<<20), tape.Visitor{
+		err = tape.ReadTapeFile(src, tape.Visitor{
 			Record: func(r tape.Record) error {
 				if r.Kind != tape.RecordState {
 					return nil

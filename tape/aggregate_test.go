@@ -362,3 +362,60 @@ func TestAggregateOnTape(t *testing.T) {
 		t.Errorf("aggregate from tape: %d members, %v", count, err)
 	}
 }
+
+// seekCounter is a bytes.Reader that counts the bytes read and refuses
+// seeks other than forward from the current position.
+type seekCounter struct {
+	r    *bytes.Reader
+	read int64
+}
+
+func (s *seekCounter) Read(p []byte) (int, error) {
+	n, err := s.r.Read(p)
+	s.read += int64(n)
+	return n, err
+}
+
+func (s *seekCounter) Seek(off int64, whence int) (int64, error) {
+	if whence != io.SeekCurrent || off < 0 {
+		return 0, errors.New("only forward relative seeks")
+	}
+	return s.r.Seek(off, whence)
+}
+
+// TestReadTapeFileSeeksOverUnreadData: over a reader that can seek, the
+// data a visitor does not read is skipped, not read, and the offsets and
+// the data it does read are those of a plain read.
+func TestReadTapeFileSeeksOverUnreadData(t *testing.T) {
+	ms := sampleMembers()
+	var buf bytes.Buffer
+	offsets := writeAggregate(t, &buf, ms)
+	src := &seekCounter{r: bytes.NewReader(buf.Bytes())}
+	i := 0
+	var skipped int64
+	err := ReadTapeFile(src, Visitor{Member: func(m Member, off int64, data io.Reader) error {
+		want := ms[i]
+		if m.Type == MemberFile && off != offsets[i] {
+			t.Errorf("%s: offset %d, want %d", m.Path, off, offsets[i])
+		}
+		i++
+		if m.Path == "a/big.bin" {
+			skipped = m.Size
+			return nil // not read: skipped
+		}
+		got, err := io.ReadAll(data)
+		if err == nil && !bytes.Equal(got, want.data) {
+			t.Errorf("%s: data differs", m.Path)
+		}
+		return err
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if i != len(ms) {
+		t.Fatalf("read %d members, wrote %d", i, len(ms))
+	}
+	if src.read > int64(buf.Len())-skipped+512 {
+		t.Errorf("read %d of %d bytes: the %d bytes of a/big.bin were not skipped", src.read, buf.Len(), skipped)
+	}
+}

@@ -488,6 +488,8 @@ func (l *library) Drives() []DriveInfo {
 	return out
 }
 
+func (l *library) Timing() Timing { return l.timing }
+
 func (l *library) Counters() Counters {
 	l.mu.Lock()
 	defer l.mu.Unlock()

@@ -206,5 +206,7 @@ type Visitor struct {
 
 // ReadTapeFile reads a whole tape file (an aggregate, with or without
 // records, or a catalog snapshot) and hands what it holds to v. Tape files
-// written before records existed read as aggregates without records.
+// written before records existed read as aggregates without records. When
+// r is also an io.Seeker (forward, from the current position), member data
+// v does not read is skipped with Seek rather than read.
 func ReadTapeFile(r io.Reader, v Visitor) error { return readAggregate(r, v) }

@@ -199,5 +199,8 @@ type Library interface {
 	Cartridge(volser string) (CartridgeInfo, error)
 	Drives() []DriveInfo
 	Counters() Counters
+	// Timing is the library's timing model, for callers that weigh
+	// reading through a gap against locating over it.
+	Timing() Timing
 	Close() error
 }
