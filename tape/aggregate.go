@@ -289,9 +289,35 @@ func streamError(where string, err error) error {
 	return fmt.Errorf("aggregate %s %s: %w", what, where, err)
 }
 
+// seekingCounter is a countingReader over a reader that can also skip
+// forward (Seek relative to the current position): archive/tar then skips
+// the data nobody reads by seeking, and the count stays the offset in the
+// tape file.
+type seekingCounter struct {
+	*countingReader
+	s io.Seeker
+}
+
+func (c *seekingCounter) Seek(off int64, whence int) (int64, error) {
+	if whence != io.SeekCurrent || off < 0 {
+		return 0, fmt.Errorf("aggregate: only forward seeks from the current position (whence %d, offset %d)", whence, off)
+	}
+	pos, err := c.s.Seek(off, io.SeekCurrent)
+	if err == nil && off > 0 {
+		c.n += off
+		c.zeros = 0
+	}
+	return pos, err
+}
+
 func readAggregate(r io.Reader, v Visitor) error {
 	cr := &countingReader{r: r}
-	tr := tar.NewReader(cr)
+	var src io.Reader = cr
+	s, seekable := r.(io.Seeker)
+	if seekable {
+		src = &seekingCounter{countingReader: cr, s: s}
+	}
+	tr := tar.NewReader(src)
 	where := "in the first member's header"
 	var end int64 // bytes read up to the end of the last member (data and padding)
 	last := ""
@@ -352,9 +378,13 @@ func readAggregate(r io.Reader, v Visitor) error {
 			return ferr
 		}
 		// Read what fn left, here rather than inside Next, so a truncation
-		// is blamed on this member and not on the header after it.
-		if _, err := io.Copy(io.Discard, mr); err != nil {
-			return streamError("in member "+name, err)
+		// is blamed on this member and not on the header after it. A
+		// reader that seeks has Next skip it instead (a drive locates over
+		// what is long enough).
+		if !seekable {
+			if _, err := io.Copy(io.Discard, mr); err != nil {
+				return streamError("in member "+name, err)
+			}
 		}
 		// The padding to the next block is read by Next; it belongs to
 		// this member.
