@@ -166,7 +166,7 @@ func (e *Engine) failover(r *recallReq, err error) bool {
 	r.tried[ce.copy] = true
 	var next *catalog.Copy
 	for _, c := range f.Copies {
-		if !r.tried[c] && !bad[badKey{f.ID, c}] && c != ce.copy {
+		if !r.tried[c] && !bad[badKey{f.ID, c}] && c != ce.copy && !e.cartBad(c.VOLSER) {
 			next = &c
 			break
 		}

@@ -9,46 +9,7 @@ import (
 	"time"
 
 	"github.com/tapefs/tapefs/catalog"
-	"github.com/tapefs/tapefs/tape"
 )
-
-// secondCopy writes every data file of a batch (with its hard links) to
-// another cartridge, as a second migration would, so the files have two
-// copies: the state copies=2 gives.
-func secondCopy(t *testing.T, te *testEngine, id uint64) string {
-	t.Helper()
-	var b catalog.Batch
-	var files []catalog.File
-	te.cat.View(func(tx *catalog.Tx) error {
-		b, _ = tx.Batch(id)
-		files, _ = tx.Files(id, 0, 0)
-		return nil
-	})
-	avoid := map[string]bool{}
-	var ms []migrant
-	for _, f := range files {
-		if f.Type != catalog.TypeFile || f.Link != 0 {
-			continue
-		}
-		avoid[f.Copies[0].VOLSER] = true
-		ms = append(ms, migrant{member: memberOf(b, f), file: f, batch: &b})
-		for _, l := range files {
-			if l.Link == f.ID {
-				lm := memberOf(b, l)
-				lm.Type, lm.Size, lm.Target, lm.Link = tape.MemberLink, 0, f.Path, f.ID
-				ms = append(ms, migrant{member: lm, file: l, batch: &b})
-			}
-		}
-	}
-	volser, err := te.pickCartridge(1<<20, avoid)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if n, err := te.writeOnCartridge(volser, b.Workspace, ms, map[uint64]int{id: len(ms)}); err != nil || n != len(ms) {
-		t.Fatalf("second copy on %s: %d of %d members, %v", volser, n, len(ms), err)
-	}
-	return volser
-}
 
 // flipOnTape inverts 8 bytes of a copy in its cartridge's tape file.
 func flipOnTape(t *testing.T, home string, c catalog.Copy, off int64) {
@@ -71,26 +32,27 @@ func flipOnTape(t *testing.T, home string, c catalog.Copy, off int64) {
 	}
 }
 
-// TestReadFailsOverToNextCopy: the first copy of a file is damaged on its
-// cartridge; a read gets the right bytes from the second copy (none of the
+// TestReadFailsOverToNextCopy: in a workspace with copies = 2, the first
+// copy of a file is damaged on its cartridge; a read gets the right bytes from the second copy (none of the
 // damaged ones), an event names the bad cartridge and the file, the bad
 // copy is rewritten elsewhere and replaced in the catalog, and reading
 // every tape copy back then finds nothing wrong. A file whose first
 // cartridge cannot be read at all (its tape file gone) is read from the
 // second copy too.
 func TestReadFailsOverToNextCopy(t *testing.T) {
-	home := t.TempDir()
-	te := testSetup{Home: home, Settle: time.Hour}.open(t)
+	te := copiesSetup(t, 2, nil) // two pools of two cartridges
+	home := te.setup.Home
 	data := map[string][]byte{"big.dat": randomBytes(1, 3<<20), "small.dat": randomBytes(2, 5000), "gone.dat": randomBytes(3, 4000)}
 	b, _ := sealTree(t, te, "e", data)
 	te.Flush()
 	waitSynced(t, te.Engine, b.ID)
-	second := secondCopy(t, te, b.ID)
 	files := batchFiles(t, te.Engine, b.ID)
 	big, small := files["e/big.dat"], files["e/small.dat"]
-	if len(big.Copies) != 2 || big.Copies[1].VOLSER != second {
+	if len(big.Copies) != 2 {
 		t.Fatalf("copies of big.dat: %+v", big.Copies)
 	}
+	second := big.Copies[1].VOLSER
+	pools := te.cartRecords()
 	first := big.Copies[0]
 	flipOnTape(t, home, first, 2<<20)       // deep inside: a streaming reader would have had the bytes before
 	flipOnTape(t, home, small.Copies[0], 0) // the first bytes
@@ -121,8 +83,8 @@ func TestReadFailsOverToNextCopy(t *testing.T) {
 		if fs["e/big.dat"].Copies[0] != first && fs["e/small.dat"].Copies[0] != small.Copies[0] {
 			for _, name := range []string{"e/big.dat", "e/small.dat"} {
 				c := fs[name].Copies
-				if len(c) != 2 || c[1].VOLSER != second || c[0].VOLSER == second {
-					t.Fatalf("%s after repair: copies %+v, want a new first copy and the second on %s", name, c, second)
+				if len(c) != 2 || c[1].VOLSER != second || c[0].VOLSER == second || pools[c[0].VOLSER].Pool != pools[first.VOLSER].Pool {
+					t.Fatalf("%s after repair: copies %+v, want a new first copy in the pool of %s and the second on %s", name, c, first.VOLSER, second)
 				}
 			}
 			break
