@@ -97,6 +97,11 @@ func (e *Engine) Repack(volser string) (RepackStatus, error) {
 	if len(e.lib.Drives()) < 2 {
 		return RepackStatus{}, fmt.Errorf("repack %s: a repack reads one cartridge while it writes another, and the library has one drive: %w", volser, ErrInvalid)
 	}
+	if r := e.cartRecords()[volser]; !r.Writable() {
+		// Erasing is writing: root said this cartridge is not to be
+		// written (read-only), or read (disabled), or that it is gone.
+		return RepackStatus{}, fmt.Errorf("repack %s: the cartridge is %s; tapefs library set %s --state ok first: %w", volser, r.Admin, volser, ErrInvalid)
+	}
 	var j catalog.Job
 	err = e.update(func(tx *catalog.Tx, pl *pendingLog) error {
 		jobs, err := tx.Jobs(catalog.JobRepack)
@@ -209,7 +214,7 @@ func (e *Engine) repackLoop() {
 // autoRepack queues the repack of every cartridge whose live share fell
 // below Config.RepackBelow.
 func (e *Engine) autoRepack() {
-	if e.cfg.RepackBelow <= 0 {
+	if e.cfg.RepackBelow <= 0 || len(e.lib.Drives()) < 2 {
 		return
 	}
 	var recs []catalog.CartridgeRecord
@@ -222,7 +227,7 @@ func (e *Engine) autoRepack() {
 	}
 	label := tape.LabelSize()
 	for _, r := range recs {
-		if r.Dead <= 0 || e.isRepacking(r.VOLSER) || r.LiveFraction(label) >= e.cfg.RepackBelow {
+		if r.Dead <= 0 || !r.Writable() || e.isRepacking(r.VOLSER) || r.LiveFraction(label) >= e.cfg.RepackBelow {
 			continue
 		}
 		if _, err := e.Repack(r.VOLSER); err != nil {
@@ -777,6 +782,9 @@ func (e *Engine) repackErase(j catalog.Job, moved, bytes int64) error {
 	}
 	if err == nil && e.badOn(j.VOLSER) > 0 {
 		err = &errRepackWait{"bad copies wait for their repair"}
+	}
+	if r := e.cartRecords()[j.VOLSER]; err == nil && !r.Writable() {
+		err = &errRepackWait{fmt.Sprintf("root set %s %s meanwhile: it is not erased until set back to ok", j.VOLSER, r.Admin)}
 	}
 	if err != nil {
 		e.lib.Release(d)

@@ -277,6 +277,40 @@ func TestRepackRefusals(t *testing.T) {
 	if _, err := te.Repack("TF0004"); !errors.Is(err, ErrInvalid) {
 		t.Fatalf("repack of a scratch cartridge: %v", err)
 	}
+	b, _ := sealTree(t, te, "e", map[string][]byte{"f": []byte("data")})
+	te.Flush()
+	waitSynced(t, te.Engine, b.ID)
+	vol := batchFiles(t, te.Engine, b.ID)["e/f"].Copies[0].VOLSER
+	ro := catalog.CartridgeReadOnly
+	if _, _, err := te.SetCartridge(vol, CartridgeChange{State: &ro}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := te.Repack(vol); !errors.Is(err, ErrInvalid) || !contains(err.Error(), "read-only") {
+		t.Fatalf("repack of a read-only cartridge: %v", err)
+	}
+}
+
+// TestRepackByThreshold: with RepackBelow set, purging half of a
+// cartridge's batches has it repacked by itself.
+func TestRepackByThreshold(t *testing.T) {
+	a := buildRepackArchive(t, testSetup{Home: t.TempDir(), RepackBelow: 0.6}, 4, 100_000, func(i int) bool { return i%2 == 0 })
+	// Queued by the repack loop, woken by the purge: wait for its end.
+	deadline := time.Now().Add(time.Minute)
+	for len(eventsOf(t, a.te.Engine, EvRepack)) < 2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("repack events: %+v, want queued by the threshold and done", eventsOf(t, a.te.Engine, EvRepack))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	waitRepacked(t, a.te.Engine)
+	if info := cartInfoOf(t, a.te.lib, a.volser); info.Generation != 2 {
+		t.Fatalf("%s after the threshold's repack: %+v", a.volser, info)
+	}
+	for id, sum := range a.live {
+		if got, err := md5Through(context.Background(), a.te.Engine, id); err != nil || got != sum {
+			t.Fatalf("file %d after the repack: %s %v, want %s", id, got, err, sum)
+		}
+	}
 }
 
 // BenchmarkRepack: a cartridge holding 8 batches of 8 MiB, every other one
