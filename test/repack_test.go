@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -127,6 +128,17 @@ func TestRepackReclaimsCartridge(t *testing.T) {
 	d.start()
 	volser, src, trees, ids := repackScene(t, d)
 	o := cliOpts{home: d.home}
+	want := libraryCartridges(t, d.home)[volser].Dead
+	m := string(httpGetOK(t, statusURL(d)+"/metrics").body)
+	var got float64
+	for _, l := range strings.Split(m, "\n") {
+		if v, ok := strings.CutPrefix(l, `tapefs_cartridge_dead_bytes{volser="`+volser+`"} `); ok {
+			got, _ = strconv.ParseFloat(v, 64)
+		}
+	}
+	if int64(got) != want {
+		t.Errorf("/metrics should say %d dead bytes on %s:\n%s", want, volser, grepLines(m, "dead"))
+	}
 
 	r := cliOK(t, o, "library", "repack", volser, "--wait")
 	if !strings.Contains(r.stdout, volser+" repacked: scratch") {
@@ -142,6 +154,9 @@ func TestRepackReclaimsCartridge(t *testing.T) {
 		}
 	}
 	checkTrees(t, d, src, trees, ids)
+	if m := string(httpGetOK(t, statusURL(d)+"/metrics").body); strings.Contains(m, `tapefs_cartridge_dead_bytes{volser="`+volser+`"}`) || !strings.Contains(m, "tapefs_cartridges_repacking 0") {
+		t.Errorf("/metrics after the repack of %s:\n%s", volser, grepLines(m, "repack")+grepLines(m, "dead"))
+	}
 	if n := d.eventCount("repack"); n != 2 {
 		t.Errorf("%d repack events in the log, want 2 (queued, done)", n)
 	}

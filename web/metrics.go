@@ -68,6 +68,8 @@ var (
 	mFUSEOps       = desc("fuse_operations_total", "FUSE operations served, by operation.", "op")
 	mLastVerified  = desc("cartridge_last_verified_seconds", "Seconds since every copy on the cartridge was last read back (absent: never).", "volser")
 	mVerifyFailed  = desc("tape_verify_failures_total", "Copies on tape found damaged by verification since start.")
+	mDeadBytes     = desc("cartridge_dead_bytes", "Bytes on the cartridge no file refers to any more (purged batches, replaced copies): what a repack gets back.", "volser")
+	mRepacking     = desc("cartridges_repacking", "Cartridges with a repack queued or running.")
 	allDriveStates = []archive.DriveState{archive.DriveEmpty, archive.DriveMounting, archive.DriveIdle, archive.DriveReading, archive.DriveWriting, archive.DriveLocating, archive.DriveUnloading}
 	allCartStates  = []archive.CartridgeState{archive.CartridgeScratch, archive.CartridgeFilling, archive.CartridgeFull, archive.CartridgeError}
 )
@@ -82,7 +84,7 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 		mRecallQueue, mRecallLatency, mRecalledBytes, mRecalledFiles, mStagedAhead, mRecallPasses, mBackward, mMigratedBytes, mMigratedFiles,
 		mDriveBusy, mDriveState, mDriveBusySecs, mDriveBytes,
 		mMounts, mUnmounts, mLocates, mFilemarks, mReadBytes, mWriteBytes, mSimSeconds,
-		mCartridges, mLibCapacity, mLibUsed, mFUSEOps, mLastVerified, mVerifyFailed,
+		mCartridges, mLibCapacity, mLibUsed, mFUSEOps, mLastVerified, mVerifyFailed, mDeadBytes, mRepacking,
 	} {
 		ch <- d
 	}
@@ -207,6 +209,12 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		}
 	}
 	ch <- counter(mVerifyFailed, float64(lib.VerifyFailures))
+	for _, ct := range lib.Cartridges {
+		if dead := lib.Dead[ct.VOLSER]; dead > 0 {
+			ch <- gauge(mDeadBytes, float64(dead), ct.VOLSER)
+		}
+	}
+	ch <- gauge(mRepacking, float64(len(lib.Repacking)))
 
 	if s.opts.FUSEOps != nil {
 		ops := s.opts.FUSEOps()
