@@ -136,3 +136,31 @@ func TestReadOneCopyDamagedIsEIO(t *testing.T) {
 		t.Fatalf("damaged only copy read without error (md5 %s)", got)
 	}
 }
+
+// TestVerifyRepairsBadCopy: a read-back (tapefs verify) that finds a copy
+// damaged queues its repair when the file has another copy; once repaired,
+// a second read-back finds nothing wrong.
+func TestVerifyRepairsBadCopy(t *testing.T) {
+	te := copiesSetup(t, 2, nil)
+	b, _ := sealTree(t, te, "e", map[string][]byte{"a": randomBytes(9, 200_000), "b": randomBytes(10, 3000)})
+	te.Flush()
+	waitSynced(t, te.Engine, b.ID)
+	a := batchFiles(t, te.Engine, b.ID)["e/a"]
+	bad := a.Copies[1]
+	flipOnTape(t, te.setup.Home, bad, 100)
+	rep, err := te.VerifyTape(context.Background(), TapeScope{Batch: b.ID})
+	if err != nil || len(rep.Damaged) != 1 || rep.Damaged[0].VOLSER != bad.VOLSER {
+		t.Fatalf("first read-back: %+v, %v; want the copy on %s damaged", rep.Damaged, err, bad.VOLSER)
+	}
+	deadline := time.Now().Add(time.Minute)
+	for batchFiles(t, te.Engine, b.ID)["e/a"].Copies[1] == bad {
+		if time.Now().After(deadline) {
+			t.Fatal("the damaged copy found by verify was not repaired")
+		}
+		te.wakeRepair()
+		time.Sleep(20 * time.Millisecond)
+	}
+	if rep, err := te.VerifyTape(context.Background(), TapeScope{Batch: b.ID}); err != nil || len(rep.Damaged) != 0 {
+		t.Fatalf("read-back after the repair: %+v, %v", rep.Damaged, err)
+	}
+}

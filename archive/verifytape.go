@@ -339,6 +339,16 @@ func (e *Engine) tapeDamaged(rep *TapeVerifyReport, tc tapeCopy, got, why string
 	if err != nil {
 		e.log.Error().Err(err).Uint64("batch", tc.file.Batch).Str("volser", tc.copy.VOLSER).Msg("tape damage not recorded as an event")
 	}
+	// With another copy to rewrite it from, the bad one is repaired
+	// (failover.go); a single copy stays as it is, reported.
+	for _, c := range tc.file.Copies {
+		if c != tc.copy && !e.cartBad(c.VOLSER) {
+			if err := e.scheduleRepairs([]*liveCopy{{file: tc.file, batch: &catalog.Batch{ID: tc.file.Batch, Workspace: tc.ws}, copy: tc.copy}}, "found by a read-back: "+msg); err != nil {
+				e.log.Error().Err(err).Uint64("batch", tc.file.Batch).Str("volser", tc.copy.VOLSER).Msg("bad copy: its repair could not be queued")
+			}
+			return
+		}
+	}
 }
 
 // TapeVerifyFailures is how many damaged tape copies verification found
