@@ -442,7 +442,9 @@ func (e *Engine) tapeScrubStep() (string, error) {
 	for _, c := range e.lib.Cartridges() {
 		// A lost or disabled cartridge is not read: its copies are
 		// re-created elsewhere and no longer count.
-		if c.TapeFiles > 0 && !e.cartBad(c.VOLSER) {
+		// Nor one being repacked: the repack reads it whole, and it is
+		// about to be erased.
+		if c.TapeFiles > 0 && !e.cartBad(c.VOLSER) && !e.isRepacking(c.VOLSER) {
 			written = append(written, c.VOLSER)
 		}
 	}
