@@ -341,7 +341,11 @@ func (e *Engine) repair(j catalog.Job) error {
 		if err != nil {
 			return err
 		}
-		newCopy, err := e.writeRepair(volser, members)
+		var gen int
+		if info, err := e.lib.Cartridge(j.Copy.VOLSER); err == nil {
+			gen = info.Generation
+		}
+		newCopy, err := e.writeRepair(volser, members, droppedRecord(f, b.Workspace, j.Copy, gen))
 		if errors.Is(err, tape.ErrEndOfTape) {
 			avoid[volser] = true
 			continue
@@ -373,8 +377,9 @@ func (e *Engine) repair(j catalog.Job) error {
 }
 
 // writeRepair writes one file (with its hard-link names) from its cache
-// object as a tape file of its own, checking its md5 on the way.
-func (e *Engine) writeRepair(volser string, members []migrant) (catalog.Copy, error) {
+// object as a tape file of its own, checking its md5 on the way, with the
+// record that drops the bad copy.
+func (e *Engine) writeRepair(volser string, members []migrant, dropped tape.Record) (catalog.Copy, error) {
 	d, err := e.lib.Acquire(e.ctx, volser)
 	if err != nil {
 		return catalog.Copy{}, err
@@ -390,6 +395,11 @@ func (e *Engine) writeRepair(volser string, members []migrant) (catalog.Copy, er
 		return catalog.Copy{}, err
 	}
 	if err := aw.AddRecord(batchRecord(*members[0].batch)); err != nil {
+		return catalog.Copy{}, err
+	}
+	// The tape says too that the bad copy is none: a rebuild from the
+	// library must not bring it back.
+	if err := aw.AddRecord(dropped); err != nil {
 		return catalog.Copy{}, err
 	}
 	buf := make([]byte, smallMember)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -104,6 +105,23 @@ func TestReadFailsOverToNextCopy(t *testing.T) {
 	rep, err := te.VerifyTape(context.Background(), TapeScope{Batch: b.ID})
 	if err != nil || len(rep.Damaged) != 0 {
 		t.Fatalf("verify after repair: %+v, %v", rep.Damaged, err)
+	}
+	// The tapes say the bad copies are none: a catalog rebuilt from the
+	// library has the copies the engine has, not the damaged ones.
+	rebuilt, _, _ := rebuildInto(t, te.lib, filepath.Join(t.TempDir(), "rebuilt.db"))
+	var got []catalog.File
+	rebuilt.View(func(tx *catalog.Tx) error { got, err = tx.Files(b.ID, 0, 0); return err })
+	want := batchFiles(t, te.Engine, b.ID)
+	for _, f := range got {
+		w := want[f.Path].Copies
+		if len(f.Copies) != len(w) {
+			t.Fatalf("%s rebuilt with copies %+v, the engine has %+v", f.Path, f.Copies, w)
+		}
+		for _, c := range f.Copies {
+			if !slices.Contains(w, c) {
+				t.Fatalf("%s rebuilt with copies %+v, the engine has %+v", f.Path, f.Copies, w)
+			}
+		}
 	}
 	if _, err := te.EvictBatch(b.ID); err != nil {
 		t.Fatal(err)

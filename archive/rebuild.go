@@ -66,6 +66,8 @@ type replay struct {
 	pools      map[string]string // VOLSER -> pool named by its newest tape file that names one
 	poolAt     map[string]time.Time
 	stats      RebuildStats
+	dropped    map[dropKey]bool // copies replaced after they read back wrong
+	gens       map[string]int   // label generation of each cartridge now
 }
 
 // tapeFileContent is one tape file's content before it is merged.
@@ -282,6 +284,13 @@ func (r *replay) merge(t *tapeFileContent, o RebuildOptions) {
 			if b.rec == nil || !t.closed.Before(b.recAt) {
 				b.rec, b.recAt = &rec, t.closed
 			}
+		case tape.RecordDropped:
+			if k, ok := parseDropped(rec); ok {
+				if r.dropped == nil {
+					r.dropped = map[dropKey]bool{}
+				}
+				r.dropped[k] = true
+			}
 		case tape.RecordState:
 			if id == 0 {
 				continue
@@ -338,6 +347,10 @@ func fileOf(m tape.Member) *catalog.File {
 // batch.
 func (r *replay) write(o RebuildOptions, carts []tape.CartridgeInfo) error {
 	cat := o.Catalog
+	r.gens = map[string]int{}
+	for _, c := range carts {
+		r.gens[c.VOLSER] = c.Generation
+	}
 	err := cat.Update(func(tx *catalog.Tx) error {
 		for _, name := range sortedKeys(r.workspaces) {
 			w, err := workspaceOf(r.workspaces[name])
@@ -484,6 +497,13 @@ func (r *replay) writeBatch(tx *catalog.Tx, o RebuildOptions, rb *replayBatch) e
 			continue
 		}
 		files[id] = f
+	}
+	if len(r.dropped) > 0 {
+		for _, f := range files {
+			f.Copies = slices.DeleteFunc(f.Copies, func(c catalog.Copy) bool {
+				return r.dropped[dropKey{f.ID, c.VOLSER, r.gens[c.VOLSER], c.TapeFile, c.Offset}]
+			})
+		}
 	}
 	ordered := make([]*catalog.File, 0, len(files))
 	for _, f := range files {

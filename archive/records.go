@@ -90,6 +90,42 @@ func stateRecord(b catalog.Batch, purged bool, at time.Time, removed []uint64) t
 	return tape.Record{Kind: tape.RecordState, Fields: f}
 }
 
+// droppedRecord tells that copy c of file f (on a cartridge of label
+// generation gen) is no copy any more: it read back wrong and was
+// replaced. A rebuild leaves it out.
+func droppedRecord(f catalog.File, workspace string, c catalog.Copy, gen int) tape.Record {
+	return tape.Record{Kind: tape.RecordDropped, Fields: map[string]string{
+		"workspace":  workspace,
+		"batch":      u64(f.Batch),
+		"fileid":     u64(f.ID),
+		"volser":     c.VOLSER,
+		"generation": strconv.Itoa(gen),
+		"tapefile":   strconv.Itoa(c.TapeFile),
+		"offset":     strconv.FormatInt(c.Offset, 10),
+	}}
+}
+
+// dropKey names a copy in a dropped record.
+type dropKey struct {
+	file     uint64
+	volser   string
+	gen      int
+	tapeFile int
+	offset   int64
+}
+
+func parseDropped(r tape.Record) (dropKey, bool) {
+	f := r.Fields
+	id, err1 := strconv.ParseUint(f["fileid"], 10, 64)
+	gen, err2 := strconv.Atoi(f["generation"])
+	n, err3 := strconv.Atoi(f["tapefile"])
+	off, err4 := strconv.ParseInt(f["offset"], 10, 64)
+	if err1 != nil || err2 != nil || err3 != nil || err4 != nil || f["volser"] == "" {
+		return dropKey{}, false
+	}
+	return dropKey{id, f["volser"], gen, n, off}, true
+}
+
 // idRanges writes ascending IDs compactly: "3-7,9".
 func idRanges(ids []uint64) string {
 	var out []byte

@@ -572,6 +572,11 @@ func (e *Engine) repackAggregate(dx, dy tape.Drive, target string, from, to int,
 		}
 		err = tape.ReadTapeFile(src, tape.Visitor{
 			Record: func(r tape.Record) error {
+				if r.Kind == tape.RecordDropped {
+					// A fact that does not change: carried as it is.
+					wrote = true
+					return aw.AddRecord(r)
+				}
 				if r.Kind != tape.RecordState {
 					return nil
 				}

@@ -39,6 +39,10 @@ const (
 	RecordState = "state"
 	// RecordClosed ends a tape file: when it was closed.
 	RecordClosed = "closed"
+	// RecordDropped: a copy of a file was found bad and replaced; the
+	// bytes are still on their cartridge (of the generation named) but
+	// are no copy any more.
+	RecordDropped = "dropped"
 )
 
 // Record is one PAX global header of TAPEFS keywords. Fields are keyed
