@@ -798,12 +798,19 @@ func (e *Engine) stage(d tape.Drive, r *recallReq) error {
 	return nil
 }
 
-// copyHashed copies src to dst and returns the md5 of the bytes, hashing in
-// a goroutine of its own: reading the tape and writing the cache go on while
-// the previous chunk is hashed, so a recall runs at the slower of the two,
-// not at their sum.
+// copyHashed copies src to dst and returns the md5 of the bytes. The md5,
+// the slowest of the three steps (about 650 MB/s on one core against
+// gigabytes per second for reading the tape file and writing the cache),
+// runs in a goroutine of its own and is handed each chunk as soon as it is
+// read, while the chunk is written to the cache: a recall then takes the
+// md5's time, not the sum of the three. depth chunks in flight let the
+// reading run ahead of a hasher that lost its core for a moment.
+//
+// A chunk goes back to the free list when the hasher is done with it; only
+// this loop takes from that list, and it writes each chunk before it takes
+// the next, so a chunk is never refilled while it is being written.
 func copyHashed(dst io.Writer, src io.Reader) (string, error) {
-	const chunk, depth = 1 << 20, 4
+	const chunk, depth = 1 << 20, 8
 	free := make(chan []byte, depth)
 	for range depth {
 		free <- make([]byte, chunk)
@@ -823,11 +830,11 @@ func copyHashed(dst io.Writer, src io.Reader) (string, error) {
 		b := <-free
 		n, rerr := io.ReadFull(src, b)
 		if n > 0 {
+			full <- b[:n]
 			if _, werr := dst.Write(b[:n]); werr != nil {
 				err = werr
 				break
 			}
-			full <- b[:n]
 		}
 		if rerr == io.EOF || rerr == io.ErrUnexpectedEOF {
 			break

@@ -91,6 +91,9 @@ type drive struct {
 	wrBase int64 // bytes on tape before wrFile
 	wrSize int64
 	debt   time.Duration // real sleep owed but not yet slept (see pace)
+	// streamed is when the last streaming step (a read or a write)
+	// was paced; zero after any other step.
+	streamed time.Time
 }
 
 // position is a place on a tape: byte off of tape file file.
@@ -518,7 +521,7 @@ func (l *library) step(d *drive, state DriveState, secs float64, delta Counters)
 	d.counters = d.counters.Add(delta)
 	l.total = l.total.Add(delta)
 	l.mu.Unlock()
-	l.pace(d, secs)
+	l.pace(d, state == DriveReading || state == DriveWriting, secs)
 }
 
 // minSleep batches the tiny sleeps of many small reads and writes: a timer
@@ -526,15 +529,31 @@ func (l *library) step(d *drive, state DriveState, secs float64, delta Counters)
 // worth a sleep, and oversleeping is paid back from the next steps.
 const minSleep = 2 * time.Millisecond
 
-func (l *library) pace(d *drive, secs float64) {
+// A drive streams through its buffer on its own while the host deals with
+// the previous block (a recall writes it to the cache, migration reads the
+// next member): the host's time since the previous streaming step counts
+// towards this one, up to what this step costs. Without that credit a
+// reader would pay the drive's time plus its own, and could never stream
+// at the drive's rate. No credit is banked beyond one step: a host slower
+// than the drive gains nothing later (a real drive would stop and
+// reposition).
+func (l *library) pace(d *drive, streaming bool, secs float64) {
 	if l.scale <= 0 || secs <= 0 {
 		return
 	}
-	d.debt += time.Duration(secs * l.scale * float64(time.Second))
-	if d.debt < minSleep {
-		return
+	owed := time.Duration(secs * l.scale * float64(time.Second))
+	if streaming && !d.streamed.IsZero() {
+		owed -= min(time.Since(d.streamed), owed)
 	}
-	start := time.Now()
-	time.Sleep(d.debt)
-	d.debt -= time.Since(start)
+	d.debt += owed
+	if d.debt >= minSleep {
+		start := time.Now()
+		time.Sleep(d.debt)
+		d.debt -= time.Since(start)
+	}
+	if streaming {
+		d.streamed = time.Now()
+	} else {
+		d.streamed = time.Time{}
+	}
 }

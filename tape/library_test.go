@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"os"
 	"path/filepath"
@@ -402,5 +403,49 @@ func TestTimeScaleSleeps(t *testing.T) {
 	l.Release(d)
 	if c := l.Counters(); !almostEqual(c.SimSeconds, 2.2) {
 		t.Errorf("simulated %v s, want 2.2", c.SimSeconds)
+	}
+}
+
+// TestStreamingOverlapsTheHost: a drive streams on its own while the host
+// handles the previous block, so a host that spends 40 ms on each block of
+// 50 ms of streaming reads at the drive's rate (about 8 × 50 ms), not at
+// the sum of the two (8 × 90 ms), and never faster than the drive.
+func TestStreamingOverlapsTheHost(t *testing.T) {
+	const block, blocks = 1000, 8
+	tm := Timing{StreamRate: block * 20} // 50 ms per block at TimeScale 1
+	l := openTest(t, Config{Drives: 1, Cartridges: 1, Timing: tm, TimeScale: 1})
+	d := acquire(t, l, "TF0001")
+	defer l.Release(d)
+	data := make([]byte, block*blocks)
+	// Written at TimeScale 1 too, with no host time: blocks × 50 ms.
+	start := time.Now()
+	if _, err := d.Write(data); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.WriteFilemark(); err != nil {
+		t.Fatal(err)
+	}
+	if el := time.Since(start); el < blocks*50*time.Millisecond-minSleep {
+		t.Errorf("writing %d blocks took %v, want ≥ %v", blocks, el, blocks*50*time.Millisecond)
+	}
+	if err := d.Locate(1, 0); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, block)
+	start = time.Now()
+	for i := range blocks {
+		if _, err := io.ReadFull(d, buf); err != nil {
+			t.Fatalf("block %d: %v", i, err)
+		}
+		time.Sleep(40 * time.Millisecond) // the host's work on the block
+	}
+	el := time.Since(start)
+	drive, sum := blocks*50*time.Millisecond, blocks*90*time.Millisecond
+	if el < drive-minSleep {
+		t.Errorf("read %d blocks in %v: faster than the drive (%v)", blocks, el, drive)
+	}
+	// The drive's time, the host's work on the last block, and timer slack.
+	if limit := drive + 40*time.Millisecond + 150*time.Millisecond; el > limit {
+		t.Errorf("read %d blocks in %v, want ≤ %v (the drive's time; the sum of drive and host is %v)", blocks, el, limit, sum)
 	}
 }

@@ -153,6 +153,7 @@ func runDaemon(f *daemonFlags, mnt string) int {
 	for _, w := range warnings {
 		d.log.Warn().Msg(w)
 	}
+	startPprof(d.log)
 
 	if mnt != "" {
 		if mnt, err = filepath.Abs(mnt); err != nil {
