@@ -89,6 +89,7 @@ func (e *Engine) migrateOnce(force bool) bool {
 			continue
 		}
 		e.flush(ws, p.jobs)
+		returnMemory(int(p.files))
 		return true
 	}
 	return false
@@ -342,10 +343,13 @@ func (e *Engine) writeOnCartridge(volser, workspace string, members []migrant, t
 		}
 		head := aw.Written()
 		copies := map[uint64]catalog.Copy{}
-		var inAggregate []migrant
+		// The members in this tape file are members[done:done+n]: a
+		// count, not a copy (a migrant is some 400 bytes, and a tape file
+		// of small files holds 100,000 of them).
+		n := 0
 		recorded := map[uint64]bool{} // batches whose record is in this tape file
-		for done+len(inAggregate) < len(members) {
-			group := linkGroup(members[done+len(inAggregate):])
+		for done+n < len(members) {
+			group := linkGroup(members[done+n:])
 			var size int64
 			for _, m := range group {
 				size += tape.MemberSize(m.member)
@@ -376,10 +380,10 @@ func (e *Engine) writeOnCartridge(volser, workspace string, members []migrant, t
 				if m.member.Type == tape.MemberFile {
 					copies[m.file.ID] = catalog.Copy{VOLSER: volser, TapeFile: tapeFile, Offset: off, Length: m.member.Size}
 				}
-				inAggregate = append(inAggregate, m)
+				n++
 			}
 		}
-		if len(inAggregate) == 0 {
+		if n == 0 {
 			return done, nil // the cartridge has no room for the next member
 		}
 		// The time the tape file is closed is also the Synced time of the
@@ -397,10 +401,10 @@ func (e *Engine) writeOnCartridge(volser, workspace string, members []migrant, t
 		if err := d.WriteFilemark(); err != nil {
 			return done, err
 		}
-		if err := e.commitAggregate(volser, tapeFile, aw.Written(), inAggregate, copies, track, closed); err != nil {
+		if err := e.commitAggregate(volser, tapeFile, aw.Written(), members[done:done+n], copies, track, closed); err != nil {
 			return done, err
 		}
-		done += len(inAggregate)
+		done += n
 	}
 	return done, nil
 }

@@ -174,6 +174,8 @@ func (e *Engine) finishSeal(id uint64, p *hashProgress) error {
 	}); err != nil {
 		return err
 	}
+	n := len(files)
+	defer func() { returnMemory(n) }()
 	t0 := time.Now()
 	sums, err := e.hashObjects(e.ctx, files, p)
 	if err != nil {
