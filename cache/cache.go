@@ -1,7 +1,6 @@
 package cache
 
 import (
-	"container/list"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -49,10 +48,10 @@ type Cache struct {
 	mu           sync.Mutex
 	closed       bool
 	index        map[uint64]*object
-	lru          *list.List // of *object, most recently used at the front
-	used         int64      // sizes of complete and partial objects
-	unsynced     int64      // sizes of complete objects not yet on tape
-	unread       int64      // sizes of objects staged ahead, not opened since
+	lru          lru   // most recently used at the front
+	used         int64 // sizes of complete and partial objects
+	unsynced     int64 // sizes of complete objects not yet on tape
+	unread       int64 // sizes of objects staged ahead, not opened since
 	evictions    int64
 	evictedBytes int64
 	trashSeq     uint64
@@ -63,15 +62,20 @@ type Cache struct {
 // object is one entry of the index. A partial object has its full expected
 // size counted in Cache.used from the start, so concurrent recalls cannot
 // over-commit the space they reserved.
+//
+// The cache keeps one per object for as long as the object is cached, so
+// its size is the cache's memory per object: 48 bytes, plus about 20 in
+// the index map (the LRU links are in the object, not in list elements).
 type object struct {
-	id      uint64
-	size    int64
-	synced  bool
-	pinned  bool
-	open    int
-	partial *Partial // non-nil while a recall fills it
-	unread  bool     // staged ahead and not opened since: staging ahead does not evict it
-	elem    *list.Element
+	id         uint64
+	size       int64
+	partial    *Partial // non-nil while a recall fills it
+	prev, next *object  // the LRU list
+	open       int32
+	synced     bool
+	pinned     bool
+	unread     bool // staged ahead and not opened since: staging ahead does not evict it
+	listed     bool // in the LRU list
 }
 
 // Open opens the cache directory cfg.Dir, creating its layout if missing,
@@ -103,7 +107,6 @@ func Open(cfg Config) (*Cache, error) {
 		high:    high,
 		low:     low,
 		index:   make(map[uint64]*object),
-		lru:     list.New(),
 	}
 	for _, d := range []string{putDir, sealingDir, objectsDir, trashDir} {
 		if err := os.MkdirAll(filepath.Join(c.dir, d), 0o755); err != nil {
@@ -241,7 +244,7 @@ func (o *object) info() ObjectInfo {
 		Size:    o.size,
 		Synced:  o.synced,
 		Pinned:  o.pinned,
-		Open:    o.open,
+		Open:    int(o.open),
 		Partial: o.partial != nil,
 
 		Verified: o.partial != nil && o.partial.verified,
@@ -289,7 +292,7 @@ func (c *Cache) Pin(id uint64, pinned bool) {
 // insertLocked adds o to the index as the most recently used object.
 func (c *Cache) insertLocked(o *object) {
 	c.index[o.id] = o
-	o.elem = c.lru.PushFront(o)
+	c.lru.pushFront(o)
 	c.accountLocked(o)
 }
 
@@ -299,11 +302,11 @@ func (c *Cache) dropLocked(o *object) {
 		return
 	}
 	delete(c.index, o.id)
-	c.lru.Remove(o.elem)
+	c.lru.remove(o)
 	c.unaccountLocked(o)
 }
 
-func (c *Cache) touchLocked(o *object) { c.lru.MoveToFront(o.elem) }
+func (c *Cache) touchLocked(o *object) { c.lru.moveToFront(o) }
 
 // accountLocked and unaccountLocked bracket every change of an indexed
 // object's size or synced flag, so the totals never need a full scan.

@@ -121,9 +121,9 @@ func (c *Cache) evictToLocked(target int64) (int64, []string, error) {
 		trash    []string
 		firstErr error
 	)
-	for e := c.lru.Back(); e != nil && c.used > target; {
-		o := e.Value.(*object)
-		e = e.Prev()
+	var prev *object
+	for o := c.lru.back(); o != nil && c.used > target; o = prev {
+		prev = c.lru.prev(o) // before o may leave the list
 		if o.busy() != "" {
 			continue
 		}

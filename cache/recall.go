@@ -69,9 +69,9 @@ func (c *Cache) BeginStageAhead(id uint64, size, keepFree int64) (*Partial, bool
 // unread, until Used ≤ target. It returns the trash.
 func (c *Cache) evictReadLocked(target int64) []string {
 	var trash []string
-	for e := c.lru.Back(); e != nil && c.used > target; {
-		o := e.Value.(*object)
-		e = e.Prev()
+	var prev *object
+	for o := c.lru.back(); o != nil && c.used > target; o = prev {
+		prev = c.lru.prev(o) // before o may leave the list
 		if o.busy() != "" || o.unread {
 			continue
 		}
