@@ -188,7 +188,9 @@ func (e *Engine) flush(workspace string, jobs []catalog.Job) {
 // batch's directories and symlinks (cheap, and needed to rebuild the tree
 // from any one copy alone). The names of a file already on tape went with it.
 func (e *Engine) migrants(tx *catalog.Tx, b catalog.Batch, plan copyPlan) ([]migrant, error) {
-	var out []migrant
+	// Sized for the whole batch at once: a migrant is some 350 bytes, and
+	// growing by appends would leave as much garbage again behind.
+	out := make([]migrant, 0, max(b.Files, 0))
 	links := map[uint64][]catalog.File{} // data owner -> its other names
 	bp := &b
 	var after uint64
