@@ -147,16 +147,12 @@ func (e *Engine) seal(ctx context.Context, workspace, entry string, owner uint32
 	}
 	for _, f := range files {
 		if f.typ == catalog.TypeFile && f.info.Size() > e.cfg.MaxFileSize {
-			return catalog.Batch{}, e.reject(workspace, entry, ErrFileTooBig, fmt.Sprintf(
-				"%s is %d bytes, more than the maximum file size of %d bytes; split it or ask an administrator to raise --max-file-size",
-				f.rel, f.info.Size(), e.cfg.MaxFileSize))
+			return catalog.Batch{}, e.reject(workspace, entry, ErrFileTooBig, tooBigReason(f.rel, f.info.Size(), e.cfg.MaxFileSize))
 		}
 	}
 	total := dataBytes(files)
 	if ws.Quota > 0 && ws.Used+total > ws.Quota {
-		return catalog.Batch{}, e.reject(workspace, entry, ErrQuota, fmt.Sprintf(
-			"needs %d bytes but workspace %s has %d of its %d-byte quota left; remove batches or raise the quota",
-			total, workspace, max(ws.Quota-ws.Used, 0), ws.Quota))
+		return catalog.Batch{}, e.reject(workspace, entry, ErrQuota, quotaReason(total, workspace, ws.Quota-ws.Used, ws.Quota))
 	}
 
 	// Move the entry out of put/: from here on it cannot change.
@@ -256,8 +252,7 @@ func (e *Engine) registerSealed(ctx context.Context, b catalog.Batch, sealDir st
 			charged = r.Bytes
 		}
 		if ws.Quota > 0 && ws.Used-charged+b.Bytes > ws.Quota {
-			return &RejectError{Workspace: b.Workspace, Entry: b.Entry, Cause: ErrQuota, Reason: fmt.Sprintf("needs %d bytes but workspace %s has %d of its %d-byte quota left; remove batches or raise the quota",
-				b.Bytes, b.Workspace, max(ws.Quota-ws.Used+charged, 0), ws.Quota)}
+			return &RejectError{Workspace: b.Workspace, Entry: b.Entry, Cause: ErrQuota, Reason: quotaReason(b.Bytes, b.Workspace, ws.Quota-ws.Used+charged, ws.Quota)}
 		}
 		rb, _, err := tx.RegisterBatch(b, cfiles)
 		if err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/tapefs/tapefs/internal/human"
 	"io"
 	"sort"
 	"strings"
@@ -12,7 +13,6 @@ import (
 
 	"github.com/spf13/pflag"
 	"github.com/tapefs/tapefs/api"
-	"github.com/tapefs/tapefs/config"
 )
 
 var lsCommand = Command{
@@ -72,12 +72,12 @@ func (env *Env) ls(level string, batch uint64, format string, human bool) int {
 }
 
 // lsAs is ls for a command named cmd in its messages.
-func (env *Env) lsAs(cmd, level string, batch uint64, format string, human bool) int {
+func (env *Env) lsAs(cmd, level string, batch uint64, format string, readable bool) int {
 	ctx, cancel := interruptible()
 	defer cancel()
 	size := func(n int64) string {
-		if human {
-			return config.FormatSize(n)
+		if readable {
+			return human.Size(n)
 		}
 		return fmt.Sprint(n)
 	}
@@ -98,7 +98,7 @@ func (env *Env) lsAs(cmd, level string, batch uint64, format string, human bool)
 		if format == "json" {
 			return writeJSONOut(env.Stdout, workspacesJSON(wss))
 		}
-		if human {
+		if readable {
 			fmt.Fprintln(tw, "WORKSPACE\tQUOTA\tUSED\tUSE%\tMANAGER\tGROUP\tCOPIES")
 		}
 		for _, w := range wss {
@@ -125,7 +125,7 @@ func (env *Env) lsAs(cmd, level string, batch uint64, format string, human bool)
 		if format == "json" {
 			return writeJSONOut(env.Stdout, batchesJSON(bs))
 		}
-		if human {
+		if readable {
 			fmt.Fprintln(tw, "BATCH\tTAG\tSTATE\tFILES\tBYTES\tCREATED\tSYNCED\tNOTE")
 		}
 		for _, b := range bs {
@@ -175,7 +175,7 @@ func (env *Env) lsAs(cmd, level string, batch uint64, format string, human bool)
 			}
 			return ExitOK
 		}
-		if human {
+		if readable {
 			fmt.Fprintln(tw, "PATH\tSIZE\tMD5\tSTATE\tBATCH\tTAPES")
 		}
 		for _, f := range all {
@@ -426,7 +426,7 @@ func printStatus(w io.Writer, format string, bs []api.Batch, kinds []*kindCount)
 			k := kinds[idx]
 			files, dirs = fmt.Sprint(k.Files+k.Symlinks), fmt.Sprint(k.Dirs)
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%.0f%%\t%s\t%s\t%s\t%s\n", b.ID, b.Workspace, b.State, 100*b.Progress, files, dirs, config.FormatSize(b.Bytes), reason)
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%.0f%%\t%s\t%s\t%s\t%s\n", b.ID, b.Workspace, b.State, 100*b.Progress, files, dirs, human.Size(b.Bytes), reason)
 	}
 	tw.Flush()
 	return ExitOK

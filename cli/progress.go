@@ -3,12 +3,12 @@ package cli
 import (
 	"context"
 	"fmt"
+	"github.com/tapefs/tapefs/internal/human"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/tapefs/tapefs/api"
-	"github.com/tapefs/tapefs/config"
 )
 
 // progress draws a bar on stderr when it is a terminal, and nothing
@@ -58,7 +58,7 @@ func (p *progress) drawLocked(final bool) {
 	fill := int(frac * width)
 	rate := float64(p.n) / max(now.Sub(p.start).Seconds(), 0.001)
 	fmt.Fprintf(p.env.Stderr, "\r%s [%s%s] %3.0f%% %s / %s %s/s ", p.label, strings.Repeat("#", fill), strings.Repeat(".", width-fill),
-		frac*100, config.FormatSize(p.n), config.FormatSize(p.total), config.FormatSize(int64(rate)))
+		frac*100, human.Size(p.n), human.Size(p.total), human.Size(int64(rate)))
 	if final {
 		fmt.Fprintln(p.env.Stderr)
 	}
