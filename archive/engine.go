@@ -50,6 +50,8 @@ type Engine struct {
 
 	migrateWake chan struct{}
 	migrateMu   sync.Mutex // held by the one flush in progress
+	liveMu      sync.Mutex
+	live        *flushLive // the flush in progress, for live progress (migrateprogress.go)
 	recalls     *recallQueue
 	stats       engineStats
 	integrity   integrity  // damaged objects kept (see integrity.go)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"github.com/tapefs/tapefs/internal/human"
 	"io"
+	"math"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -413,6 +414,11 @@ func printStatus(w io.Writer, format string, bs []api.Batch, kinds []*kindCount)
 		if b.State == api.Deleted {
 			reason = "deleted " + b.Deleted.Local().Format("2006-01-02 15:04")
 		}
+		if b.Migration != nil {
+			// What a batch not on tape yet waits for, or how fast it is
+			// being written (the daemon's words, as on the page).
+			reason = strings.TrimPrefix(reason+"; "+b.Migration.Note, "; ")
+		}
 		if b.Removing != "" {
 			reason = strings.TrimPrefix(reason+"; "+removalNote(b), "; ")
 		}
@@ -426,7 +432,7 @@ func printStatus(w io.Writer, format string, bs []api.Batch, kinds []*kindCount)
 			k := kinds[idx]
 			files, dirs = fmt.Sprint(k.Files+k.Symlinks), fmt.Sprint(k.Dirs)
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%.0f%%\t%s\t%s\t%s\t%s\n", b.ID, b.Workspace, b.State, 100*b.Progress, files, dirs, human.Size(b.Bytes), reason)
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%.0f%%\t%s\t%s\t%s\t%s\n", b.ID, b.Workspace, b.State, math.Floor(100*b.Progress+1e-9), files, dirs, human.Size(b.Bytes), reason)
 	}
 	tw.Flush()
 	return ExitOK
