@@ -49,7 +49,7 @@ func barLine(width int, label string, frac float64, rest string) string {
 		pct = " 99 %" // only done is 100 %
 	}
 	width = max(width-1, 20) // the last column would wrap on some terminals
-	words := len([]rune(label)) + len([]rune(pct)) + len([]rune(rest)) + 5
+	words := len([]rune(label)) + len([]rune(pct)) + len([]rune(rest)) + 6
 	barW := min(max(width-words, 10), 50)
 	fill := int(frac * float64(barW))
 	line := fmt.Sprintf("%s [%s%s] %s  %s", label, strings.Repeat("#", fill), strings.Repeat(".", barW-fill), pct, rest)
@@ -200,7 +200,7 @@ func phaseText(b api.Batch) (string, float64) {
 	case b.State.OnTape():
 		return "on tape", 1
 	case b.State == "SEALING":
-		return "checksumming (md5) before it can go to tape", b.Progress
+		return "checksumming (md5) before it goes to tape", b.Progress
 	case b.State == api.Caching:
 		return "receiving its files", 0
 	case b.Migration != nil:
@@ -236,6 +236,10 @@ func (w *batchWatch) show(b api.Batch) {
 		return
 	}
 	w.lastNote, w.lastAt, w.lastPct = phase, now, pct
+	if b.State == "SEALING" {
+		fmt.Fprintf(w.env.Stderr, "%s: %s, %d %% checksummed\n", label, note, pct)
+		return
+	}
 	fmt.Fprintf(w.env.Stderr, "%s: %d %% on tape, %s\n", label, pct, note)
 }
 
@@ -252,15 +256,24 @@ func (w *batchWatch) clear() {
 // cartridges that hold the batch.
 func (w *batchWatch) finish(ctx context.Context, b api.Batch) {
 	var vols []string
+	count := fmt.Sprintf("%d entries", b.Files)
 	if b.Files <= maxCounted {
 		if fs, err := w.env.Client.AllFiles(ctx, b.ID); err == nil {
+			var files, dirs int
 			for _, f := range fs {
+				if f.Type == api.TypeDir {
+					dirs++
+				} else {
+					files++
+				}
 				for _, c := range f.Copies {
 					if !slices.Contains(vols, c.VOLSER) {
 						vols = append(vols, c.VOLSER)
 					}
 				}
 			}
+			// Files and directories apart, as status counts them.
+			count = plural(files, "file") + ", " + plural(dirs, "directory")
 		}
 	}
 	slices.Sort(vols)
@@ -268,7 +281,7 @@ func (w *batchWatch) finish(ctx context.Context, b api.Batch) {
 	if len(vols) > 0 {
 		where = " (" + strings.Join(vols, ", ") + ")"
 	}
-	rest := fmt.Sprintf("on tape%s: %s, %d files", where, human.Size(b.Bytes), b.Files)
+	rest := fmt.Sprintf("on tape%s: %s, %s", where, human.Size(b.Bytes), count)
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	label := fmt.Sprintf("batch %d", w.id)
@@ -277,4 +290,15 @@ func (w *batchWatch) finish(ctx context.Context, b api.Batch) {
 		return
 	}
 	fmt.Fprintf(w.env.Stderr, "%s: 100 %% %s\n", label, rest)
+}
+
+// plural is "1 file", "2 files", "0 directories".
+func plural(n int, what string) string {
+	switch {
+	case n == 1:
+		return "1 " + what
+	case strings.HasSuffix(what, "y"):
+		return fmt.Sprintf("%d %sies", n, strings.TrimSuffix(what, "y"))
+	}
+	return fmt.Sprintf("%d %ss", n, what)
 }
