@@ -460,7 +460,16 @@ func (e *Engine) reject(workspace, entry string, cause error, reason string) err
 	e.mu.Lock()
 	a := e.activity(workspace, entry)
 	a.rejected = reason
+	again := a.reported != nil && errors.Is(a.reported, cause)
+	if !again {
+		a.reported, a.rejectedAt = cause, e.now()
+	}
 	e.mu.Unlock()
+	if again {
+		// The same refusal as before (the entry changed and settled
+		// again, or a seal was retried): one event per rejection.
+		return rej
+	}
 	_ = e.update(func(tx *catalog.Tx, pl *pendingLog) error {
 		return pl.record(tx, catalog.Event{Time: e.now(), Workspace: workspace, Kind: EvRejected,
 			Message: fmt.Sprintf("put/%s rejected: %s", entry, reason)})
