@@ -97,6 +97,23 @@ type Migration struct {
 	ETA      time.Time `json:"eta,omitzero"`       // when the last byte should be written
 }
 
+// PutEntry is an entry of a workspace's put/ directory that is not a
+// batch: pending (being written or settling), sealing, or refused —
+// rejected (quota, file too big, unsupported file type) or write-failed —
+// and then staying in put/ until someone acts.
+type PutEntry struct {
+	Workspace string    `json:"workspace"`
+	Name      string    `json:"name"`
+	State     string    `json:"state"`            // pending, sealing, rejected, write-failed
+	Reason    string    `json:"reason,omitempty"` // why it was refused
+	Since     time.Time `json:"since,omitzero"`   // refused since
+	Bytes     int64     `json:"bytes,omitempty"`  // refused: bytes of its regular files
+	Hint      string    `json:"hint,omitempty"`   // refused: what to do
+}
+
+// Refused reports whether the entry waits for a person.
+func (p PutEntry) Refused() bool { return p.State == "rejected" || p.State == "write-failed" }
+
 // Removal is a removal in progress inside a live batch.
 type Removal struct {
 	Hidden  int64     `json:"hidden"`  // entries hidden

@@ -151,3 +151,11 @@ func exact(n int64) string {
 	}
 	return fmt.Sprintf("%s (%d bytes)", human.Size(n), n)
 }
+
+// quotaText is a workspace's quota in words: "quota 10.0 MiB", "no quota".
+func quotaText(q int64) string {
+	if q <= 0 {
+		return "no quota"
+	}
+	return "quota " + human.Size(q)
+}

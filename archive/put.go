@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/tapefs/tapefs/catalog"
+	"github.com/tapefs/tapefs/internal/human"
 	"golang.org/x/sys/unix"
 )
 
@@ -52,7 +53,7 @@ func (e *Engine) Reserve(workspace, tag string, owner uint32, bytes int64) (cata
 			return err
 		}
 		return pl.record(tx, catalog.Event{Time: now, Workspace: workspace, Batch: b.ID, Kind: EvState, State: catalog.Caching,
-			Message: fmt.Sprintf("batch %d registered for tapefs put (%d bytes announced)", b.ID, bytes)})
+			Message: fmt.Sprintf("batch %d registered for tapefs put (%s announced)", b.ID, human.Size(bytes))})
 	})
 	return b, err
 }

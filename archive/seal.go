@@ -12,6 +12,7 @@ import (
 
 	"github.com/tapefs/tapefs/cache"
 	"github.com/tapefs/tapefs/catalog"
+	"github.com/tapefs/tapefs/internal/human"
 )
 
 // stagedFile is one entry found by walking a staged put entry.
@@ -274,7 +275,7 @@ func (e *Engine) registerSealed(ctx context.Context, b catalog.Batch, sealDir st
 			from = "tapefs put"
 		}
 		return pl.record(tx, catalog.Event{Time: now, Workspace: rb.Workspace, Batch: rb.ID, Kind: EvSealed, State: catalog.Sealing,
-			Message: fmt.Sprintf("batch %d sealed from %s: %d entries, %d bytes; computing checksums", rb.ID, from, rb.Files, rb.Bytes)})
+			Message: fmt.Sprintf("batch %d sealed from %s: %d entries, %s; computing checksums", rb.ID, from, rb.Files, human.Size(rb.Bytes))})
 	})
 	if err != nil {
 		if adopting != 0 {

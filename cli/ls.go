@@ -138,6 +138,20 @@ func (env *Env) lsAs(cmd, level string, batch uint64, format string, readable bo
 			}
 			fmt.Fprintf(tw, "%d\t%s\t%s\t%d\t%s\t%s\t%s%s\n", b.ID, batchLabel(b), b.State, b.Files, size(b.Bytes), when(b.Created), when(b.Synced), note)
 		}
+		if batch == 0 {
+			// Entries of put/ the daemon refused are not batches, but
+			// whoever lists the batches is who must hear of them: with
+			// -H after the table, otherwise on stderr, so the columns
+			// stay what scripts (et_ls.py's among them) read.
+			tw.Flush()
+			if ents, err := env.Client.PutEntries(ctx, env.Settings.Workspace); err == nil {
+				if readable {
+					printRefused(env.Stdout, ents)
+				} else {
+					noteRefused(env.Stderr, ents)
+				}
+			}
+		}
 	case "file":
 		var ids []uint64
 		if batch != 0 {
@@ -315,6 +329,9 @@ Examples:
 			code := printStatus(env.Stdout, *format, bs, env.kinds(ctx, bs))
 			if *format == "text" && *batch == 0 {
 				env.printShortCopies(ctx)
+				if ents, err := env.Client.PutEntries(ctx, env.Settings.Workspace); err == nil {
+					printRefused(env.Stdout, ents)
+				}
 			}
 			return code
 		}
@@ -332,6 +349,33 @@ func (env *Env) printShortCopies(ctx context.Context) {
 	for _, w := range wss {
 		if w.CopiesMissing > 0 && (env.Settings.Workspace == "" || env.Settings.Workspace == w.Name) {
 			fmt.Fprintf(env.Stdout, "workspace %s: %d batches have fewer than %d copies; the missing copies are being written\n", w.Name, w.CopiesMissing, w.Copies)
+		}
+	}
+}
+
+// printRefused lists the entries of put/ the daemon will not seal as
+// they stand (rejected, write-failed), each with its reason, size, since
+// when and what to do; nothing when there are none.
+func printRefused(w io.Writer, ents []api.PutEntry) {
+	first := true
+	for _, p := range ents {
+		if !p.Refused() {
+			continue
+		}
+		if first {
+			fmt.Fprintln(w, "\nNot archived: entries of put/ refused at sealing (they stay in put/):")
+			first = false
+		}
+		fmt.Fprintf(w, "  %s  %s/put/%s  %s  since %s\n    %s\n    %s\n", strings.ToUpper(p.State), p.Workspace, shellQuote(p.Name),
+			human.Size(p.Bytes), p.Since.Local().Format("2006-01-02 15:04:05"), p.Reason, p.Hint)
+	}
+}
+
+// noteRefused says the same in one line per entry, for stderr.
+func noteRefused(w io.Writer, ents []api.PutEntry) {
+	for _, p := range ents {
+		if p.Refused() {
+			fmt.Fprintf(w, "tapefs: %s/put/%s (%s) is %s, not archived: %s\n", p.Workspace, shellQuote(p.Name), human.Size(p.Bytes), p.State, p.Reason)
 		}
 	}
 }

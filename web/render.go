@@ -58,7 +58,10 @@ type page struct {
 	Refresh int    // seconds; 0: the page does not refresh itself
 	Now     time.Time
 	CSS     template.CSS
-	token   string
+	// FeedWorkspace: the page is about one workspace, whose feed its
+	// head links to besides the whole one.
+	FeedWorkspace string
+	token         string
 }
 
 // L builds a link to path with query parameters (name, value pairs; empty
