@@ -278,8 +278,12 @@ var statusCommand = Command{
 	Usage:   "[-b ID] [-w WS] [--wait] [-F text|json]",
 	Help: `Shows state and progress (bytes on tape / bytes), and "removal in progress
 (N entries hidden)" for a batch whose entries an rm inside it hid (undo:
-'tapefs undelete -b ID'). With --wait, waits until the batch is on tape:
-exit 0 on CACHED_SYNCED or SYNCED, 1 on FAILED.
+'tapefs undelete -b ID'). For a batch not on tape yet, REASON says what it
+waits for (its workspace's flush, a drive) or how fast a drive writes it.
+Without -b, entries of put/ refused at sealing (quota, file too big) are
+listed after the batches. With --wait, waits until the batch is on tape,
+showing its progress on stderr (a bar on a terminal, plain lines
+otherwise): exit 0 on CACHED_SYNCED or SYNCED, 1 on FAILED.
 
 Examples:
   tapefs status -b 507
