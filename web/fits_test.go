@@ -54,6 +54,9 @@ func TestPagesLinkFeedShowQuotaAndRefused(t *testing.T) {
 	if body := te.mustGet("/batches?workspace=gws"); strings.Contains(body, "put/toobig") {
 		t.Errorf("another workspace's page lists the refused entry")
 	}
+	if m := te.mustGet("/metrics"); !strings.Contains(m, "tapefs_put_entries_refused 1") || !strings.Contains(m, "tapefs_put_entries_pending 0") {
+		t.Errorf("/metrics: want 1 refused and 0 pending entries")
+	}
 	ov := te.mustGet("/")
 	if strings.Count(ov, "put/toobig rejected") != 1 || !strings.Contains(ov, "entries not archived") {
 		t.Errorf("the overview: want the rejection once and the refused tile")
