@@ -11,10 +11,10 @@ import (
 )
 
 // slowTapeFlags: a drive at 1 MiB/s simulated and a time scale of 0.05,
-// so 40 MiB take about 2 s to write, and a flush age of 3 s, so a batch
+// so 40 MiB take about 2 s to write, and a flush age of 5 s, so a batch
 // is seen queued first.
 func slowTapeFlags() []string {
-	return []string{"--time-scale", "0.05", "--tape-speed", "1M", "--flush-age", "3s"}
+	return []string{"--time-scale", "0.05", "--tape-speed", "1M", "--flush-age", "5s"}
 }
 
 var barRE = regexp.MustCompile(`\[[#.]{10,}\]`)
