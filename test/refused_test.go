@@ -154,6 +154,17 @@ func TestRejectedEntryEverywhere(t *testing.T) {
 				t.Errorf("%s has no <link rel=alternate type=application/atom+xml> to the feed", path)
 			}
 		}
+		// One size formatter: the command line and the page print the
+		// batch's size alike.
+		if err := put.Wait(); err != nil {
+			t.Fatalf("tapefs put of the busy batch: %v", err)
+		}
+		if r := cliOK(t, o, "ls", "-w", "default", "-H"); !regexp.MustCompile(`(?m)^1\s+busy\s+\S+\s+\d+\s+100\.0 MiB\s`).MatchString(r.stdout) {
+			t.Errorf("ls -H does not print 100.0 MiB for the 100 MiB batch:\n%s", r)
+		}
+		if page := string(httpGetOK(t, base+"/batches/1").body); !strings.Contains(page, "100.0 MiB") {
+			t.Errorf("the batch page does not print 100.0 MiB for the 100 MiB batch")
+		}
 		br.screenshot(base+"/batches?state=FAILED", filepath.Join(out, "failed.png"))
 		br.screenshot(base+"/", filepath.Join(out, "overview.png"))
 	})
