@@ -360,9 +360,15 @@ func (e *Engine) migrationOf(b catalog.Batch) *Migration {
 	now := time.Now()
 	if f := e.liveFlush(); f != nil {
 		f.mu.Lock()
-		defer f.mu.Unlock()
-		if bytes, files, ok := f.progressLocked(b.ID); ok {
-			return f.migrationLocked(b, bytes, files, now)
+		bytes, files, ok := f.progressLocked(b.ID)
+		var m *Migration
+		if ok {
+			m = f.migrationLocked(b, bytes, files, now)
+		}
+		// Unlocked before queuedOf, which reads the flush too.
+		f.mu.Unlock()
+		if ok {
+			return m
 		}
 	}
 	return e.queuedOf(b, now)

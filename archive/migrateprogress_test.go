@@ -131,3 +131,65 @@ func testMigrationProgress(t *testing.T, copies int) {
 		t.Errorf("on tape: progress %v, migration %+v; want 1 and none (last seen %+v)", v.Progress, v.Migration, last.Migration)
 	}
 }
+
+// TestQueuedBehindRunningFlush: a batch sealed while a flush writes
+// another one says it waits for that flush and how much it has left; the
+// question never blocks the flush (it once took the flush's lock twice and
+// hung the daemon).
+func TestQueuedBehindRunningFlush(t *testing.T) {
+	s := testSetup{Home: t.TempDir(), StreamRate: 1 << 20, TimeScale: 0.05, FlushAge: 200 * time.Millisecond, Settle: time.Hour}
+	te := s.open(t)
+	writeBigFile(t, filepath.Join(te.StagingDir("ws"), "first", "data"), 48<<20, 1)
+	first, err := te.Seal(context.Background(), "ws", "first", 0, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	view := func(id uint64) Batch {
+		t.Helper()
+		done := make(chan Batch, 1)
+		go func() {
+			var cb catalog.Batch
+			_ = te.cat.View(func(tx *catalog.Tx) error { var err error; cb, err = tx.Batch(id); return err })
+			done <- te.batchView(cb)
+		}()
+		select {
+		case v := <-done:
+			return v
+		case <-time.After(10 * time.Second):
+			t.Fatalf("the view of batch %d did not come back within 10 s (a lock taken twice?)", id)
+		}
+		return Batch{}
+	}
+	waitFor := func(what string, cond func() bool) {
+		t.Helper()
+		for deadline := time.Now().Add(time.Minute); !cond(); time.Sleep(20 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("no %s within a minute", what)
+			}
+		}
+	}
+	waitFor("writing of the first batch", func() bool {
+		m := view(first.ID).Migration
+		return m != nil && m.Phase == PhaseWriting
+	})
+	makeTree(t, te.StagingDir("ws"), []srcFile{{path: "second/f", typ: catalog.TypeFile, data: []byte("later"), mode: 0o644}})
+	second, err := te.Seal(context.Background(), "ws", "second", 0, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var note string
+	waitFor("the second batch queued behind the flush", func() bool {
+		v := view(second.ID)
+		if v.State.OnTape() {
+			t.Fatalf("the second batch reached tape before it was seen queued behind the first")
+		}
+		if m := v.Migration; m != nil && m.Phase == PhaseQueued && strings.Contains(m.Note, "after the flush of workspace ws now writing") {
+			note = m.Note
+			return true
+		}
+		return false
+	})
+	t.Logf("second batch: %s", note)
+	waitSynced(t, te.Engine, first.ID)
+	waitSynced(t, te.Engine, second.ID)
+}
