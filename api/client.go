@@ -300,6 +300,18 @@ func (c *Client) Repack(ctx context.Context, volser string) (Repack, error) {
 	return out, err
 }
 
+// PutEntries lists the entries of put/ that are not batches, of one
+// workspace or ("") of every workspace the caller may see, refused ones
+// first.
+func (c *Client) PutEntries(ctx context.Context, workspace string) ([]PutEntry, error) {
+	var out []PutEntry
+	v := url.Values{}
+	if workspace != "" {
+		v.Set("workspace", workspace)
+	}
+	return out, c.do(ctx, "GET", "/v1/entries", v, nil, &out)
+}
+
 // Library reports drives and cartridges.
 func (c *Client) Library(ctx context.Context) (LibraryStatus, error) {
 	var out LibraryStatus

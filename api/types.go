@@ -63,11 +63,14 @@ type Batch struct {
 	OnTape     int64     `json:"on_tape"`
 	Reason     string    `json:"reason,omitempty"`
 	Attempts   int       `json:"attempts,omitempty"`
-	Progress   float64   `json:"progress"` // bytes on tape (every copy) / (bytes × copies), 0..1
+	Progress   float64   `json:"progress"` // bytes on tape (every copy, or being written now) / (bytes × copies), 0..1
 	// Copies is how many tape copies each file gets; CopiesMissing is set
 	// while some of them are being written after the batch reached tape.
 	Copies        int  `json:"copies"`
 	CopiesMissing bool `json:"copies_missing,omitempty"`
+	// Migration says, while the batch is not on tape, what it waits for
+	// and how fast it is being written.
+	Migration *Migration `json:"migration,omitempty"`
 	// Removing is "removal in progress (N entries hidden)" while an rm
 	// inside the batch hid entries; they come back at RemovalUndo unless
 	// the batch directory is removed first.
@@ -75,6 +78,41 @@ type Batch struct {
 	Removal     *Removal  `json:"removal,omitempty"`
 	RemovalUndo time.Time `json:"removal_undo,omitzero"`
 }
+
+// Migration is how far a batch that is not on tape yet is on its way.
+type Migration struct {
+	// Phase: queued (for its workspace's flush), retry (after a failed
+	// write), drive (waiting for a drive), behind (the drive writes other
+	// batches first), writing.
+	Phase    string    `json:"phase"`
+	Note     string    `json:"note"`               // the phase in words
+	StartsAt time.Time `json:"starts_at,omitzero"` // queued, retry: when writing should start
+	Ahead    int64     `json:"ahead,omitempty"`    // bytes to be written before this batch's
+	Drive    int       `json:"drive"`              // -1: none yet
+	VOLSER   string    `json:"volser,omitempty"`   // the cartridge being written
+	Written  int64     `json:"written"`            // bytes on tape or streamed to the drive
+	Files    int64     `json:"files_written"`      // regular files (and hard links) written by this flush, every copy counted
+	FilesAll int64     `json:"files_to_write"`     // regular files (and hard links) this flush writes, every copy counted
+	Rate     float64   `json:"rate"`               // bytes/s over the last seconds
+	ETA      time.Time `json:"eta,omitzero"`       // when the last byte should be written
+}
+
+// PutEntry is an entry of a workspace's put/ directory that is not a
+// batch: pending (being written or settling), sealing, or refused —
+// rejected (quota, file too big, unsupported file type) or write-failed —
+// and then staying in put/ until someone acts.
+type PutEntry struct {
+	Workspace string    `json:"workspace"`
+	Name      string    `json:"name"`
+	State     string    `json:"state"`            // pending, sealing, rejected, write-failed
+	Reason    string    `json:"reason,omitempty"` // why it was refused
+	Since     time.Time `json:"since,omitzero"`   // refused since
+	Bytes     int64     `json:"bytes,omitempty"`  // refused: bytes of its regular files
+	Hint      string    `json:"hint,omitempty"`   // refused: what to do
+}
+
+// Refused reports whether the entry waits for a person.
+func (p PutEntry) Refused() bool { return p.State == "rejected" || p.State == "write-failed" }
 
 // Removal is a removal in progress inside a live batch.
 type Removal struct {

@@ -165,6 +165,9 @@ type copyTrack struct {
 	mu        sync.Mutex
 	remaining map[uint64]int
 	migrate   bool // batches reaching 0 become CACHED_SYNCED
+	// live is the migration's live progress (migrateprogress.go); nil
+	// for copy jobs.
+	live *flushLive
 }
 
 // streams splits the members of each batch into copy streams: a data file

@@ -50,6 +50,8 @@ type Engine struct {
 
 	migrateWake chan struct{}
 	migrateMu   sync.Mutex // held by the one flush in progress
+	liveMu      sync.Mutex
+	live        *flushLive // the flush in progress, for live progress (migrateprogress.go)
 	recalls     *recallQueue
 	stats       engineStats
 	integrity   integrity  // damaged objects kept (see integrity.go)
@@ -235,7 +237,7 @@ func (e *Engine) CreateWorkspace(w catalog.Workspace) error {
 			return err
 		}
 		_, err := tx.AppendEvent(catalog.Event{Time: w.Created, Workspace: w.Name, Kind: EvWorkspace,
-			Message: fmt.Sprintf("workspace %s created (manager uid %d, quota %d bytes)", w.Name, w.Manager, w.Quota)})
+			Message: fmt.Sprintf("workspace %s created (manager uid %d, %s)", w.Name, w.Manager, quotaText(w.Quota))})
 		return err
 	})
 	if err != nil {

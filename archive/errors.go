@@ -3,11 +3,13 @@ package archive
 import (
 	"context"
 	"errors"
+	"fmt"
 	"syscall"
 
 	"github.com/tapefs/tapefs/archive/errkind"
 	"github.com/tapefs/tapefs/cache"
 	"github.com/tapefs/tapefs/catalog"
+	"github.com/tapefs/tapefs/internal/human"
 )
 
 // The errors callers tell apart with errors.Is. Each has a kind in
@@ -126,4 +128,34 @@ func Errno(err error) syscall.Errno {
 		return errno
 	}
 	return errkind.Of(errkind.Internal).Errno
+}
+
+// quotaReason says why an entry or a put does not fit the workspace's
+// quota, in the units people read (the page, status, getfattr show it).
+func quotaReason(need int64, workspace string, left, quota int64) string {
+	return fmt.Sprintf("needs %s but workspace %s has %s of its %s quota left; remove batches or raise the quota",
+		human.Size(need), workspace, human.Size(max(left, 0)), human.Size(quota))
+}
+
+// tooBigReason says that a file is over the maximum file size. The exact
+// byte counts follow the rounded ones: a file one byte over the limit
+// would otherwise read as the limit itself.
+func tooBigReason(path string, size, limit int64) string {
+	return fmt.Sprintf("%s is %s, more than the maximum file size of %s; split it or ask an administrator to raise --max-file-size",
+		path, exact(size), exact(limit))
+}
+
+func exact(n int64) string {
+	if n < 1024 {
+		return human.Size(n)
+	}
+	return fmt.Sprintf("%s (%d bytes)", human.Size(n), n)
+}
+
+// quotaText is a workspace's quota in words: "quota 10.0 MiB", "no quota".
+func quotaText(q int64) string {
+	if q <= 0 {
+		return "no quota"
+	}
+	return "quota " + human.Size(q)
 }

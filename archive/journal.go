@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/tapefs/tapefs/catalog"
+	"github.com/tapefs/tapefs/internal/human"
 	"github.com/tapefs/tapefs/tape"
 )
 
@@ -119,7 +120,7 @@ func (e *Engine) JournalOnce(force bool) error {
 			return err
 		}
 		return pl.record(tx, catalog.Event{Time: e.now(), VOLSER: volser, Kind: "journal",
-			Message: fmt.Sprintf("tape file %d written on %s: %d change(s) of batches and workspaces, %d bytes", tapeFile, volser, len(records), size)})
+			Message: fmt.Sprintf("tape file %d written on %s: %d change(s) of batches and workspaces, %s", tapeFile, volser, len(records), human.Size(size))})
 	})
 }
 

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/tapefs/tapefs/catalog"
+	"github.com/tapefs/tapefs/internal/human"
 	"github.com/tapefs/tapefs/tape"
 )
 
@@ -155,7 +156,7 @@ func (e *Engine) flush(workspace string, jobs []catalog.Job) {
 			batches = append(batches, b)
 			if state != catalog.Syncing && state != catalog.Deleted {
 				if err := pl.record(tx, catalog.Event{Time: e.now(), Workspace: b.Workspace, Batch: b.ID, Kind: EvState, State: catalog.Syncing,
-					Message: fmt.Sprintf("batch %d is being written to tape (%d bytes)", b.ID, b.Bytes-b.OnTape)}); err != nil {
+					Message: fmt.Sprintf("batch %d is being written to tape (%s)", b.ID, human.Size(b.Bytes-b.OnTape))}); err != nil {
 					return err
 				}
 			}
@@ -171,6 +172,8 @@ func (e *Engine) flush(workspace string, jobs []catalog.Job) {
 	}
 	streams, track := plan.streams(perBatch, true)
 	track.migrate = true
+	track.live = e.beginFlush(workspace, batches, streams)
+	defer e.endFlush(track.live)
 	if err := e.writeStreams(workspace, streams, track); err != nil {
 		var damaged *DamageError
 		if errors.As(err, &damaged) {
@@ -303,7 +306,7 @@ func (e *Engine) writeMembers(workspace string, s *copyStream, claims *cartClaim
 		if err != nil {
 			return err
 		}
-		n, err := e.writeOnCartridge(volser, workspace, members[i:], track)
+		n, err := e.writeOnCartridge(volser, workspace, members[i:], track, track.live.stream(s.key))
 		i += n
 		if errors.Is(err, tape.ErrEndOfTape) {
 			avoid[volser] = true
@@ -323,12 +326,14 @@ func (e *Engine) writeMembers(workspace string, s *copyStream, claims *cartClaim
 // writeOnCartridge appends aggregates to one cartridge until the members
 // run out or the cartridge is full. It returns how many members were
 // committed.
-func (e *Engine) writeOnCartridge(volser, workspace string, members []migrant, track *copyTrack) (int, error) {
+func (e *Engine) writeOnCartridge(volser, workspace string, members []migrant, track *copyTrack, live *streamLive) (int, error) {
+	live.onDrive(-1, volser)
 	d, err := e.lib.Acquire(e.ctx, volser)
 	if err != nil {
 		return 0, err
 	}
 	defer e.lib.Release(d)
+	live.onDrive(d.Index(), volser)
 	done := 0
 	buf := make([]byte, smallMember)
 	for done < len(members) {
@@ -338,7 +343,8 @@ func (e *Engine) writeOnCartridge(volser, workspace string, members []migrant, t
 		}
 		pool := e.cartRecords()[volser].Pool
 		room := d.Remaining() - closedRecordSize(pool)
-		bw := bufio.NewWriterSize(d, 1<<20)
+		live.newTapeFile()
+		bw := bufio.NewWriterSize(live.writer(d), 1<<20)
 		aw := tape.NewAggregateWriter(bw)
 		if err := e.addWorkspaceRecord(aw, workspace); err != nil {
 			return done, err
@@ -375,6 +381,7 @@ func (e *Engine) writeOnCartridge(volser, workspace string, members []migrant, t
 				recorded[b.ID] = true
 			}
 			for _, m := range group {
+				live.member(m.member, aw.Written())
 				off, err := e.addMember(aw, m, buf)
 				if err != nil {
 					return done, err
@@ -403,7 +410,7 @@ func (e *Engine) writeOnCartridge(volser, workspace string, members []migrant, t
 		if err := d.WriteFilemark(); err != nil {
 			return done, err
 		}
-		if err := e.commitAggregate(volser, tapeFile, aw.Written(), members[done:done+n], copies, track, closed); err != nil {
+		if err := e.commitAggregate(volser, tapeFile, aw.Written(), members[done:done+n], copies, track, closed, live); err != nil {
 			return done, err
 		}
 		done += n
@@ -448,7 +455,7 @@ func (e *Engine) addMember(aw *tape.AggregateWriter, m migrant, buf []byte) (int
 // time (track.mu), and a stream's members count as done only once its
 // transaction has committed, so a batch is never marked on tape while
 // another stream's copy of it is still unrecorded.
-func (e *Engine) commitAggregate(volser string, tapeFile int, size int64, in []migrant, copies map[uint64]catalog.Copy, track *copyTrack, now time.Time) error {
+func (e *Engine) commitAggregate(volser string, tapeFile int, size int64, in []migrant, copies map[uint64]catalog.Copy, track *copyTrack, now time.Time, live *streamLive) error {
 	track.mu.Lock()
 	defer track.mu.Unlock()
 	onTape := map[uint64]int64{}
@@ -484,7 +491,7 @@ func (e *Engine) commitAggregate(volser string, tapeFile int, size int64, in []m
 			return err
 		}
 		if err := (&pl).record(tx, catalog.Event{Time: now, Workspace: wsName, VOLSER: volser, Kind: EvAggregate,
-			Message: fmt.Sprintf("tape file %d written on %s: %d members, %d bytes", tapeFile, volser, len(in), size)}); err != nil {
+			Message: fmt.Sprintf("tape file %d written on %s: %d members, %s", tapeFile, volser, len(in), human.Size(size))}); err != nil {
 			return err
 		}
 		syncedBatches = syncedBatches[:0]
@@ -495,7 +502,7 @@ func (e *Engine) commitAggregate(volser string, tapeFile int, size int64, in []m
 			}
 			syncedBatches = append(syncedBatches, b)
 			if err := (&pl).record(tx, catalog.Event{Time: now, Workspace: b.Workspace, Batch: id, VOLSER: volser, Kind: EvState, State: catalog.CachedSynced,
-				Message: fmt.Sprintf("batch %d is on tape (%s, %d bytes)", id, copiesText(b.Want()), b.OnTape)}); err != nil {
+				Message: fmt.Sprintf("batch %d is on tape (%s, %s)", id, copiesText(b.Want()), human.Size(b.OnTape))}); err != nil {
 				return err
 			}
 		}
@@ -507,6 +514,7 @@ func (e *Engine) commitAggregate(volser string, tapeFile int, size int64, in []m
 	for b, n := range done {
 		track.remaining[b] -= n
 	}
+	live.committed(in)
 	e.stats.addMigrated(size, len(in))
 	// The objects become evictable before anyone waiting for the batch
 	// hears that it is on tape.

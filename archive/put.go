@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/tapefs/tapefs/catalog"
+	"github.com/tapefs/tapefs/internal/human"
 	"golang.org/x/sys/unix"
 )
 
@@ -44,8 +45,7 @@ func (e *Engine) Reserve(workspace, tag string, owner uint32, bytes int64) (cata
 			return &RejectError{Workspace: workspace, Entry: cliPut, Cause: ErrUnsupported, Reason: fmt.Sprintf("announced size of %d bytes is not a size", bytes)}
 		}
 		if ws.Quota > 0 && bytes > ws.Quota-ws.Used {
-			return &RejectError{Workspace: workspace, Entry: cliPut, Cause: ErrQuota, Reason: fmt.Sprintf("needs %d bytes but workspace %s has %d of its %d-byte quota left; remove batches or raise the quota",
-				bytes, workspace, max(ws.Quota-ws.Used, 0), ws.Quota)}
+			return &RejectError{Workspace: workspace, Entry: cliPut, Cause: ErrQuota, Reason: quotaReason(bytes, workspace, ws.Quota-ws.Used, ws.Quota)}
 		}
 		now := e.now()
 		b, err = tx.ReserveBatch(catalog.Batch{Workspace: workspace, Tag: tag, Owner: owner, State: catalog.Caching, Created: now, Bytes: bytes})
@@ -53,7 +53,7 @@ func (e *Engine) Reserve(workspace, tag string, owner uint32, bytes int64) (cata
 			return err
 		}
 		return pl.record(tx, catalog.Event{Time: now, Workspace: workspace, Batch: b.ID, Kind: EvState, State: catalog.Caching,
-			Message: fmt.Sprintf("batch %d registered for tapefs put (%d bytes announced)", b.ID, bytes)})
+			Message: fmt.Sprintf("batch %d registered for tapefs put (%s announced)", b.ID, human.Size(bytes))})
 	})
 	return b, err
 }
@@ -65,9 +65,7 @@ func (e *Engine) CheckFileSize(workspace, name string, size int64) error {
 	if size <= e.cfg.MaxFileSize {
 		return nil
 	}
-	return &RejectError{Workspace: workspace, Entry: cliPut, Cause: ErrFileTooBig, Reason: fmt.Sprintf(
-		"%s is %d bytes, more than the maximum file size of %d bytes; split it or ask an administrator to raise --max-file-size; nothing was archived",
-		name, size, e.cfg.MaxFileSize)}
+	return &RejectError{Workspace: workspace, Entry: cliPut, Cause: ErrFileTooBig, Reason: tooBigReason(name, size, e.cfg.MaxFileSize) + "; nothing was archived"}
 }
 
 // Ingest reads a tar stream of the files of a reserved batch into the

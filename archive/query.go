@@ -151,7 +151,7 @@ func (e *Engine) SetQuota(workspace string, quota int64) (catalog.Workspace, err
 			return err
 		}
 		return pl.record(tx, catalog.Event{Time: e.now(), Workspace: workspace, Kind: EvWorkspace,
-			Message: fmt.Sprintf("quota of %s set to %d bytes", workspace, quota)})
+			Message: fmt.Sprintf("quota of %s set: %s", workspace, quotaText(quota))})
 	})
 	return w, err
 }

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/tapefs/tapefs/catalog"
+	"github.com/tapefs/tapefs/internal/human"
 )
 
 // Removal inside a batch is provisional. rm, mv out of the batch and rsync
@@ -395,7 +396,7 @@ func (e *Engine) purge(b catalog.Batch) error {
 			return err
 		}
 		return pl.record(tx, catalog.Event{Time: e.now(), Workspace: b.Workspace, Batch: b.ID, Kind: EvPurged,
-			Message: fmt.Sprintf("batch %d purged after its retention period; its %d bytes of tape space are reclaimable", b.ID, b.OnTape)})
+			Message: fmt.Sprintf("batch %d purged after its retention period; its %s of tape space are reclaimable", b.ID, human.Size(b.OnTape))})
 	})
 	if err != nil {
 		return err

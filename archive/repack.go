@@ -58,6 +58,7 @@ import (
 	"time"
 
 	"github.com/tapefs/tapefs/catalog"
+	"github.com/tapefs/tapefs/internal/human"
 	"github.com/tapefs/tapefs/tape"
 )
 
@@ -126,7 +127,7 @@ func (e *Engine) Repack(volser string) (RepackStatus, error) {
 		}
 		rec, _ := tx.Cartridge(volser)
 		return pl.record(tx, catalog.Event{Time: e.now(), VOLSER: volser, Kind: EvRepack,
-			Message: fmt.Sprintf("repack of cartridge %s queued: %d of %d bytes dead (%.0f%% live)", volser, rec.Dead, info.Used, 100*rec.LiveFraction(tape.LabelSize()))})
+			Message: fmt.Sprintf("repack of cartridge %s queued: %s of %s dead (%.0f%% live)", volser, human.Size(rec.Dead), human.Size(info.Used), 100*rec.LiveFraction(tape.LabelSize()))})
 	})
 	if err != nil {
 		return RepackStatus{}, err
@@ -817,7 +818,7 @@ func (e *Engine) repackDone(j catalog.Job, info tape.CartridgeInfo, moved, bytes
 			return err
 		}
 		return pl.record(tx, catalog.Event{Time: e.now(), VOLSER: j.VOLSER, Kind: EvRepack,
-			Message: fmt.Sprintf("cartridge %s repacked: %d copies (%d bytes) moved to other cartridges, erased; it is scratch (label generation %d)", j.VOLSER, moved, bytes, info.Generation)})
+			Message: fmt.Sprintf("cartridge %s repacked: %d copies (%s) moved to other cartridges, erased; it is scratch (label generation %d)", j.VOLSER, moved, human.Size(bytes), info.Generation)})
 	})
 	if err != nil {
 		return err

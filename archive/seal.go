@@ -12,6 +12,7 @@ import (
 
 	"github.com/tapefs/tapefs/cache"
 	"github.com/tapefs/tapefs/catalog"
+	"github.com/tapefs/tapefs/internal/human"
 )
 
 // stagedFile is one entry found by walking a staged put entry.
@@ -147,16 +148,12 @@ func (e *Engine) seal(ctx context.Context, workspace, entry string, owner uint32
 	}
 	for _, f := range files {
 		if f.typ == catalog.TypeFile && f.info.Size() > e.cfg.MaxFileSize {
-			return catalog.Batch{}, e.reject(workspace, entry, ErrFileTooBig, fmt.Sprintf(
-				"%s is %d bytes, more than the maximum file size of %d bytes; split it or ask an administrator to raise --max-file-size",
-				f.rel, f.info.Size(), e.cfg.MaxFileSize))
+			return catalog.Batch{}, e.reject(workspace, entry, ErrFileTooBig, tooBigReason(f.rel, f.info.Size(), e.cfg.MaxFileSize))
 		}
 	}
 	total := dataBytes(files)
 	if ws.Quota > 0 && ws.Used+total > ws.Quota {
-		return catalog.Batch{}, e.reject(workspace, entry, ErrQuota, fmt.Sprintf(
-			"needs %d bytes but workspace %s has %d of its %d-byte quota left; remove batches or raise the quota",
-			total, workspace, max(ws.Quota-ws.Used, 0), ws.Quota))
+		return catalog.Batch{}, e.reject(workspace, entry, ErrQuota, quotaReason(total, workspace, ws.Quota-ws.Used, ws.Quota))
 	}
 
 	// Move the entry out of put/: from here on it cannot change.
@@ -256,8 +253,7 @@ func (e *Engine) registerSealed(ctx context.Context, b catalog.Batch, sealDir st
 			charged = r.Bytes
 		}
 		if ws.Quota > 0 && ws.Used-charged+b.Bytes > ws.Quota {
-			return &RejectError{Workspace: b.Workspace, Entry: b.Entry, Cause: ErrQuota, Reason: fmt.Sprintf("needs %d bytes but workspace %s has %d of its %d-byte quota left; remove batches or raise the quota",
-				b.Bytes, b.Workspace, max(ws.Quota-ws.Used+charged, 0), ws.Quota)}
+			return &RejectError{Workspace: b.Workspace, Entry: b.Entry, Cause: ErrQuota, Reason: quotaReason(b.Bytes, b.Workspace, ws.Quota-ws.Used+charged, ws.Quota)}
 		}
 		rb, _, err := tx.RegisterBatch(b, cfiles)
 		if err != nil {
@@ -279,7 +275,7 @@ func (e *Engine) registerSealed(ctx context.Context, b catalog.Batch, sealDir st
 			from = "tapefs put"
 		}
 		return pl.record(tx, catalog.Event{Time: now, Workspace: rb.Workspace, Batch: rb.ID, Kind: EvSealed, State: catalog.Sealing,
-			Message: fmt.Sprintf("batch %d sealed from %s: %d entries, %d bytes; computing checksums", rb.ID, from, rb.Files, rb.Bytes)})
+			Message: fmt.Sprintf("batch %d sealed from %s: %d entries, %s; computing checksums", rb.ID, from, rb.Files, human.Size(rb.Bytes))})
 	})
 	if err != nil {
 		if adopting != 0 {
@@ -465,7 +461,16 @@ func (e *Engine) reject(workspace, entry string, cause error, reason string) err
 	e.mu.Lock()
 	a := e.activity(workspace, entry)
 	a.rejected = reason
+	again := a.reported != nil && errors.Is(a.reported, cause)
+	if !again {
+		a.reported, a.rejectedAt = cause, e.now()
+	}
 	e.mu.Unlock()
+	if again {
+		// The same refusal as before (the entry changed and settled
+		// again, or a seal was retried): one event per rejection.
+		return rej
+	}
 	_ = e.update(func(tx *catalog.Tx, pl *pendingLog) error {
 		return pl.record(tx, catalog.Event{Time: e.now(), Workspace: workspace, Kind: EvRejected,
 			Message: fmt.Sprintf("put/%s rejected: %s", entry, reason)})

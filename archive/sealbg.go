@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/tapefs/tapefs/catalog"
+	"github.com/tapefs/tapefs/internal/human"
 )
 
 // Sealing in two steps. Seal registers the batch (state SEALING) and moves
@@ -226,7 +227,7 @@ func (e *Engine) finishSeal(id uint64, p *hashProgress) error {
 			return err
 		}
 		return pl.record(tx, catalog.Event{Time: e.now(), Workspace: cur.Workspace, Batch: id, Kind: EvState, State: catalog.Cached,
-			Message: fmt.Sprintf("batch %d sealed: md5 of its %d bytes recorded in %v; queued for tape", id, b.Bytes, time.Since(t0).Round(time.Millisecond))})
+			Message: fmt.Sprintf("batch %d sealed: md5 of its %s recorded in %v; queued for tape", id, human.Size(b.Bytes), time.Since(t0).Round(time.Millisecond))})
 	})
 	if err != nil {
 		return err

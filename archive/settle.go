@@ -19,9 +19,16 @@ type entryActivity struct {
 	open     int       // handles open inside the entry
 	last     time.Time // last open, close or change
 	sealing  bool
-	rejected string         // why the last seal was refused; cleared by a change
-	failed   []writeFailure // files in which a write failed (writefail.go)
-	checked  time.Time      // last when failed was read from disk
+	rejected string // why the last seal was refused; cleared by a change
+	// rejectedAt is when the entry was first refused for its cause, and
+	// reported that cause (its error): a refusal for the same cause again
+	// (after a change, a retried seal) is the same rejection, not a new
+	// event. Both live as long as the entry.
+	rejectedAt time.Time
+	reported   error
+	failedAt   time.Time      // when a write into it first failed
+	failed     []writeFailure // files in which a write failed (writefail.go)
+	checked    time.Time      // last when failed was read from disk
 }
 
 // activity returns the record of an entry, creating it. e.mu must be held.
@@ -221,6 +228,7 @@ func (e *Engine) scanStaging() {
 			present[d.Name()] = true
 		}
 		e.forgetGoneWriteFailed(ws, present)
+		e.forgetGoneRefused(ws, present)
 		e.mu.Unlock()
 		// An entry the mount did not report (found at start): read its
 		// write-failed marks now, so that its state shows at once.

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/tapefs/tapefs/catalog"
+	"github.com/tapefs/tapefs/internal/human"
 	"github.com/tapefs/tapefs/tape"
 )
 
@@ -90,7 +91,7 @@ func (e *Engine) Snapshot() (string, error) {
 			return err
 		}
 		return pl.record(tx, catalog.Event{Time: e.now(), VOLSER: volser, Kind: "snapshot",
-			Message: fmt.Sprintf("catalog snapshot of %s (%d bytes) written to %s and to tape file %d on %s", taken.Format(time.RFC3339), size, path, tapeFile, volser)})
+			Message: fmt.Sprintf("catalog snapshot of %s (%s) written to %s and to tape file %d on %s", taken.Format(time.RFC3339), human.Size(size), path, tapeFile, volser)})
 	})
 	if err != nil {
 		return path, err

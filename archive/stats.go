@@ -64,7 +64,8 @@ type Stats struct {
 	// BackwardLocates counts requests of a pass that lay behind the head:
 	// the elevator had to wrap, because they arrived after it passed.
 	BackwardLocates int64
-	EntriesPending  int // entries of put/ waiting to settle
+	EntriesPending  int // entries of put/ being written or waiting to settle
+	EntriesRefused  int // entries of put/ rejected or write-failed: they wait for a person
 }
 
 func (s *engineStats) addMigrated(bytes int64, files int) {
@@ -130,7 +131,13 @@ func (e *Engine) Stats() Stats {
 	}
 	s.mu.Unlock()
 	e.mu.Lock()
-	st.EntriesPending = len(e.entries)
+	for _, a := range e.entries {
+		if a.rejected != "" || len(a.failed) > 0 {
+			st.EntriesRefused++ // not settling: waiting for a person
+		} else {
+			st.EntriesPending++
+		}
+	}
 	e.mu.Unlock()
 	return st
 }

@@ -35,6 +35,10 @@ type Surface interface {
 	WriteFailed(workspace, path string, fd int, op string, errno syscall.Errno)
 	FileRewritten(workspace, path string, fd int)
 	HasWriteFailures(workspace string) bool
+	// PutEntries lists the entries of put/ that are not batches (pending,
+	// sealing, rejected, write-failed) of one workspace, or ("") of
+	// every workspace c may see, refused ones first.
+	PutEntries(c Caller, workspace string) ([]PutEntry, error)
 	// Seal seals an entry of put/ now; the batch belongs to the entry's
 	// owner.
 	Seal(ctx context.Context, c Caller, workspace, entry, tag string) (Batch, error)
@@ -446,6 +450,27 @@ func (d door) WriteFailed(workspace, path string, fd int, op string, errno sysca
 }
 func (d door) FileRewritten(workspace, path string, fd int) { d.e.FileRewritten(workspace, path, fd) }
 func (d door) HasWriteFailures(workspace string) bool       { return d.e.HasWriteFailures(workspace) }
+
+func (d door) PutEntries(c Caller, workspace string) ([]PutEntry, error) {
+	var names []string
+	err := d.Read(c, func(s Snapshot) error {
+		if workspace != "" {
+			_, err := s.Workspace(workspace)
+			names = []string{workspace}
+			return err
+		}
+		wss, err := s.Workspaces()
+		names = []string{} // none visible: none listed
+		for _, w := range wss {
+			names = append(names, w.Name)
+		}
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return d.e.PutEntries(names), nil
+}
 
 // entryOwner is the owner of a put/ entry: its batch belongs to them. It
 // is the one place that works this out, for a seal on request and by the

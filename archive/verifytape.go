@@ -28,6 +28,7 @@ import (
 	"time"
 
 	"github.com/tapefs/tapefs/catalog"
+	"github.com/tapefs/tapefs/internal/human"
 )
 
 // TapeScope says which copies VerifyTape reads: those of one batch, of one
@@ -140,7 +141,7 @@ func (e *Engine) verifyTape(ctx context.Context, scope TapeScope, yield func() b
 				return err
 			}
 			return pl.record(tx, catalog.Event{Time: now, VOLSER: scope.VOLSER, Kind: EvTapeVerified,
-				Message: fmt.Sprintf("cartridge %s read back: %d files, %d bytes, %d damaged", scope.VOLSER, rep.Files, rep.Bytes, bad)})
+				Message: fmt.Sprintf("cartridge %s read back: %d files, %s, %d damaged", scope.VOLSER, rep.Files, human.Size(rep.Bytes), bad)})
 		})
 		if err != nil {
 			return rep, err

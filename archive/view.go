@@ -81,6 +81,10 @@ type Batch struct {
 	// with; CopiesMissing is set while some are being (re-)created.
 	Copies        int
 	CopiesMissing bool
+	// Migration is, for a batch not on tape yet, what it waits for and
+	// how the writing goes (live, between the catalog's commits); nil
+	// otherwise. Progress counts its Written bytes.
+	Migration *Migration
 	// Removing is "removal in progress (N entries hidden)" while entries
 	// of a live batch are hidden by rm inside it (remove.go); Removal is
 	// that record, RemovalUndo when they come back unless the batch
@@ -224,6 +228,12 @@ func (e *Engine) batchView(b catalog.Batch) Batch {
 		Created: b.Created, Sealed: b.Sealed, Synced: b.Synced, Deleted: b.Deleted, Prior: BatchState(b.Prior),
 		Files: b.Files, Bytes: b.Bytes, OnTape: b.OnTape, Reason: b.Reason, Attempts: b.Attempts, Progress: s.Progress, Hashed: s.Hashed,
 		Copies: b.Want()}
+	if m := e.migrationOf(b); m != nil {
+		v.Migration = m
+		if need := b.Bytes * int64(b.Want()); need > 0 && m.Written > b.OnTape {
+			v.Progress = min(float64(m.Written)/float64(need), 1)
+		}
+	}
 	if b.State == catalog.Deleted {
 		v.PurgeAfter = e.PurgeTime(b)
 	}

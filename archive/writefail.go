@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -81,6 +82,9 @@ func (e *Engine) WriteFailed(workspace, path string, fd int, op string, errno sy
 	if !known {
 		a.failed = append(a.failed, writeFailure{file: path, what: what, persisted: err == nil, ino: st.Ino})
 	}
+	if a.failedAt.IsZero() {
+		a.failedAt = e.now()
+	}
 	e.mu.Unlock()
 
 	log := e.log.With().Str("workspace", workspace).Str("entry", entry).Str("file", path).Logger()
@@ -120,6 +124,9 @@ func (e *Engine) FileRewritten(workspace, path string, fd int) {
 		return
 	}
 	a.failed = dropFailure(a.failed, path)
+	if len(a.failed) == 0 {
+		a.failedAt = time.Time{}
+	}
 	if removed {
 		// The file may have carried its mark from another name; the
 		// entry's marks are read again from disk before it is sealed.
@@ -234,6 +241,12 @@ func (e *Engine) holdWriteFailed(k entryKey) bool {
 	a := e.activity(k.workspace, k.entry)
 	a.failed = found
 	a.checked = a.last
+	switch {
+	case len(found) == 0:
+		a.failedAt = time.Time{}
+	case a.failedAt.IsZero():
+		a.failedAt = e.now()
+	}
 	return len(found) > 0
 }
 

@@ -3,6 +3,7 @@ package cli
 import (
 	"cmp"
 	"fmt"
+	"github.com/tapefs/tapefs/internal/human"
 	"os"
 	"os/user"
 	"path/filepath"
@@ -235,7 +236,7 @@ func quotaText(q int64) string {
 	if q == 0 {
 		return "unlimited"
 	}
-	return config.FormatSize(q)
+	return human.Size(q)
 }
 
 // lookupOwner resolves --owner and --group (names or numbers).
@@ -345,7 +346,7 @@ Examples:
 					vol = "-"
 				}
 				fmt.Fprintf(tw, "%d\t%s\t%s\t%v\t%d\t%s\t%s\t%s\n", d.Index, d.State, vol, d.InUse, d.Counters.Mounts,
-					config.FormatSize(d.Counters.BytesRead), config.FormatSize(d.Counters.BytesWritten), time.Duration(d.Counters.SimSeconds*float64(time.Second)).Round(time.Second))
+					human.Size(d.Counters.BytesRead), human.Size(d.Counters.BytesWritten), time.Duration(d.Counters.SimSeconds*float64(time.Second)).Round(time.Second))
 			}
 			fmt.Fprintln(tw)
 			fmt.Fprintln(tw, "CARTRIDGE\tPOOL\tSTATE\tFILL\tUSED\tLIVE\tCAPACITY\tTAPE FILES\tDRIVE\tVERIFIED")
@@ -359,7 +360,7 @@ Examples:
 					state += " (repacking)"
 				}
 				fmt.Fprintf(tw, "%s\t%s\t%s\t%.1f%%\t%s\t%.0f%%\t%s\t%d\t%s\t%s\n", c.VOLSER, cmp.Or(c.Pool, "-"), state, 100*float64(c.Used)/float64(max(c.Capacity, 1)),
-					config.FormatSize(c.Used), 100*liveShare(c), config.FormatSize(c.Capacity), c.TapeFiles, drive, lastVerified(c))
+					human.Size(c.Used), 100*liveShare(c), human.Size(c.Capacity), c.TapeFiles, drive, lastVerified(c))
 			}
 			tw.Flush()
 			return ExitOK
@@ -424,7 +425,7 @@ Examples:
 			if err != nil {
 				return env.fail("cache", err)
 			}
-			fmt.Fprintf(env.Stdout, "%s freed\n", config.FormatSize(freed))
+			fmt.Fprintf(env.Stdout, "%s freed\n", human.Size(freed))
 			return ExitOK
 		}
 	},

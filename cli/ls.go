@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/tapefs/tapefs/internal/human"
 	"io"
+	"math"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -12,7 +14,6 @@ import (
 
 	"github.com/spf13/pflag"
 	"github.com/tapefs/tapefs/api"
-	"github.com/tapefs/tapefs/config"
 )
 
 var lsCommand = Command{
@@ -72,12 +73,12 @@ func (env *Env) ls(level string, batch uint64, format string, human bool) int {
 }
 
 // lsAs is ls for a command named cmd in its messages.
-func (env *Env) lsAs(cmd, level string, batch uint64, format string, human bool) int {
+func (env *Env) lsAs(cmd, level string, batch uint64, format string, readable bool) int {
 	ctx, cancel := interruptible()
 	defer cancel()
 	size := func(n int64) string {
-		if human {
-			return config.FormatSize(n)
+		if readable {
+			return human.Size(n)
 		}
 		return fmt.Sprint(n)
 	}
@@ -98,7 +99,7 @@ func (env *Env) lsAs(cmd, level string, batch uint64, format string, human bool)
 		if format == "json" {
 			return writeJSONOut(env.Stdout, workspacesJSON(wss))
 		}
-		if human {
+		if readable {
 			fmt.Fprintln(tw, "WORKSPACE\tQUOTA\tUSED\tUSE%\tMANAGER\tGROUP\tCOPIES")
 		}
 		for _, w := range wss {
@@ -125,7 +126,7 @@ func (env *Env) lsAs(cmd, level string, batch uint64, format string, human bool)
 		if format == "json" {
 			return writeJSONOut(env.Stdout, batchesJSON(bs))
 		}
-		if human {
+		if readable {
 			fmt.Fprintln(tw, "BATCH\tTAG\tSTATE\tFILES\tBYTES\tCREATED\tSYNCED\tNOTE")
 		}
 		for _, b := range bs {
@@ -136,6 +137,20 @@ func (env *Env) lsAs(cmd, level string, batch uint64, format string, human bool)
 				note = "\t" + removalNote(b)
 			}
 			fmt.Fprintf(tw, "%d\t%s\t%s\t%d\t%s\t%s\t%s%s\n", b.ID, batchLabel(b), b.State, b.Files, size(b.Bytes), when(b.Created), when(b.Synced), note)
+		}
+		if batch == 0 {
+			// Entries of put/ the daemon refused are not batches, but
+			// whoever lists the batches is who must hear of them: with
+			// -H after the table, otherwise on stderr, so the columns
+			// stay what scripts (et_ls.py's among them) read.
+			tw.Flush()
+			if ents, err := env.Client.PutEntries(ctx, env.Settings.Workspace); err == nil {
+				if readable {
+					printRefused(env.Stdout, ents)
+				} else {
+					noteRefused(env.Stderr, ents)
+				}
+			}
 		}
 	case "file":
 		var ids []uint64
@@ -175,7 +190,7 @@ func (env *Env) lsAs(cmd, level string, batch uint64, format string, human bool)
 			}
 			return ExitOK
 		}
-		if human {
+		if readable {
 			fmt.Fprintln(tw, "PATH\tSIZE\tMD5\tSTATE\tBATCH\tTAPES")
 		}
 		for _, f := range all {
@@ -263,8 +278,12 @@ var statusCommand = Command{
 	Usage:   "[-b ID] [-w WS] [--wait] [-F text|json]",
 	Help: `Shows state and progress (bytes on tape / bytes), and "removal in progress
 (N entries hidden)" for a batch whose entries an rm inside it hid (undo:
-'tapefs undelete -b ID'). With --wait, waits until the batch is on tape:
-exit 0 on CACHED_SYNCED or SYNCED, 1 on FAILED.
+'tapefs undelete -b ID'). For a batch not on tape yet, REASON says what it
+waits for (its workspace's flush, a drive) or how fast a drive writes it.
+Without -b, entries of put/ refused at sealing (quota, file too big) are
+listed after the batches. With --wait, waits until the batch is on tape,
+showing its progress on stderr (a bar on a terminal, plain lines
+otherwise): exit 0 on CACHED_SYNCED or SYNCED, 1 on FAILED.
 
 Examples:
   tapefs status -b 507
@@ -314,6 +333,9 @@ Examples:
 			code := printStatus(env.Stdout, *format, bs, env.kinds(ctx, bs))
 			if *format == "text" && *batch == 0 {
 				env.printShortCopies(ctx)
+				if ents, err := env.Client.PutEntries(ctx, env.Settings.Workspace); err == nil {
+					printRefused(env.Stdout, ents)
+				}
 			}
 			return code
 		}
@@ -331,6 +353,33 @@ func (env *Env) printShortCopies(ctx context.Context) {
 	for _, w := range wss {
 		if w.CopiesMissing > 0 && (env.Settings.Workspace == "" || env.Settings.Workspace == w.Name) {
 			fmt.Fprintf(env.Stdout, "workspace %s: %d batches have fewer than %d copies; the missing copies are being written\n", w.Name, w.CopiesMissing, w.Copies)
+		}
+	}
+}
+
+// printRefused lists the entries of put/ the daemon will not seal as
+// they stand (rejected, write-failed), each with its reason, size, since
+// when and what to do; nothing when there are none.
+func printRefused(w io.Writer, ents []api.PutEntry) {
+	first := true
+	for _, p := range ents {
+		if !p.Refused() {
+			continue
+		}
+		if first {
+			fmt.Fprintln(w, "\nNot archived: entries of put/ refused at sealing (they stay in put/):")
+			first = false
+		}
+		fmt.Fprintf(w, "  %s  %s/put/%s  %s  since %s\n    %s\n    %s\n", strings.ToUpper(p.State), p.Workspace, shellQuote(p.Name),
+			human.Size(p.Bytes), p.Since.Local().Format("2006-01-02 15:04:05"), p.Reason, p.Hint)
+	}
+}
+
+// noteRefused says the same in one line per entry, for stderr.
+func noteRefused(w io.Writer, ents []api.PutEntry) {
+	for _, p := range ents {
+		if p.Refused() {
+			fmt.Fprintf(w, "tapefs: %s/put/%s (%s) is %s, not archived: %s\n", p.Workspace, shellQuote(p.Name), human.Size(p.Bytes), p.State, p.Reason)
 		}
 	}
 }
@@ -413,6 +462,11 @@ func printStatus(w io.Writer, format string, bs []api.Batch, kinds []*kindCount)
 		if b.State == api.Deleted {
 			reason = "deleted " + b.Deleted.Local().Format("2006-01-02 15:04")
 		}
+		if b.Migration != nil {
+			// What a batch not on tape yet waits for, or how fast it is
+			// being written (the daemon's words, as on the page).
+			reason = strings.TrimPrefix(reason+"; "+b.Migration.Note, "; ")
+		}
 		if b.Removing != "" {
 			reason = strings.TrimPrefix(reason+"; "+removalNote(b), "; ")
 		}
@@ -426,7 +480,7 @@ func printStatus(w io.Writer, format string, bs []api.Batch, kinds []*kindCount)
 			k := kinds[idx]
 			files, dirs = fmt.Sprint(k.Files+k.Symlinks), fmt.Sprint(k.Dirs)
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%.0f%%\t%s\t%s\t%s\t%s\n", b.ID, b.Workspace, b.State, 100*b.Progress, files, dirs, config.FormatSize(b.Bytes), reason)
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%.0f%%\t%s\t%s\t%s\t%s\n", b.ID, b.Workspace, b.State, math.Floor(100*b.Progress+1e-9), files, dirs, human.Size(b.Bytes), reason)
 	}
 	tw.Flush()
 	return ExitOK

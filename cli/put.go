@@ -3,7 +3,6 @@ package cli
 import (
 	"archive/tar"
 	"bufio"
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -527,28 +526,6 @@ func copyFile(w io.Writer, path string, size int64, buf []byte, bar *progress) e
 		return fmt.Errorf("%s shrank while it was being read (%d of %d bytes); put it again when it is complete", path, n, size)
 	}
 	return nil
-}
-
-// waitBatch waits for a batch to reach tape, with a progress bar on a
-// terminal, and returns the exit code.
-func (env *Env) waitBatch(ctx context.Context, id uint64) int {
-	bar := env.newProgress(fmt.Sprintf("batch %d to tape", id), 0)
-	stop := bar.follow(ctx, env.Client, id)
-	st, err := env.Client.Wait(ctx, id)
-	stop()
-	bar.done()
-	if err != nil {
-		return env.fail("status", err)
-	}
-	switch st.State {
-	case api.CachedSynced, api.Synced:
-		return ExitOK
-	case api.Failed:
-		fmt.Fprintf(env.Stderr, "tapefs: batch %d FAILED: %s\n", id, st.Reason)
-	default:
-		fmt.Fprintf(env.Stderr, "tapefs: batch %d is %s\n", id, st.State)
-	}
-	return ExitFailed
 }
 
 // fileKind names a file type that cannot be archived, in the words the

@@ -4,11 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/tapefs/tapefs/internal/human"
 	"time"
 
 	"github.com/spf13/pflag"
 	"github.com/tapefs/tapefs/api"
-	"github.com/tapefs/tapefs/config"
 )
 
 var verifyCommand = Command{
@@ -82,7 +82,7 @@ Examples:
 					return env.fail("verify", err)
 				}
 			} else {
-				fmt.Fprintf(env.Stdout, "checked %d cached files (%s) in %s", rep.Objects, config.FormatSize(rep.Bytes), time.Since(t0).Round(time.Millisecond))
+				fmt.Fprintf(env.Stdout, "checked %d cached files (%s) in %s", rep.Objects, human.Size(rep.Bytes), time.Since(t0).Round(time.Millisecond))
 				if rep.Skipped > 0 {
 					fmt.Fprintf(env.Stdout, "; %d being recalled, not checked", rep.Skipped)
 				}
@@ -119,10 +119,10 @@ func verifyTape(ctx context.Context, env *Env, req api.TapeVerifyRequest, format
 	} else {
 		rate := ""
 		if s := took.Seconds(); s > 0 && rep.Bytes > 0 {
-			rate = fmt.Sprintf(", %s/s", config.FormatSize(int64(float64(rep.Bytes)/s)))
+			rate = fmt.Sprintf(", %s/s", human.Size(int64(float64(rep.Bytes)/s)))
 		}
 		fmt.Fprintf(env.Stdout, "read back %d tape copies (%s) from %d cartridge(s) %v in %s%s; %d damaged\n",
-			rep.Files, config.FormatSize(rep.Bytes), len(rep.Cartridges), rep.Cartridges, took.Round(time.Millisecond), rate, len(rep.Damaged))
+			rep.Files, human.Size(rep.Bytes), len(rep.Cartridges), rep.Cartridges, took.Round(time.Millisecond), rate, len(rep.Damaged))
 		for _, d := range rep.Damaged {
 			what := fmt.Sprintf("md5 sealed %s, read %s", d.Want, d.Got)
 			if d.Error != "" {

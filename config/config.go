@@ -203,20 +203,6 @@ func ParseSize(s string) (int64, error) {
 	return int64(b), nil
 }
 
-// FormatSize prints bytes with a binary unit, for people.
-func FormatSize(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit && exp < 4; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTP"[exp])
-}
-
 // Known lists the keys each section may hold; anything else is reported
 // as a warning naming file and line.
 var Known = map[string][]string{

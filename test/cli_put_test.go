@@ -80,7 +80,7 @@ func TestCLIPutOversizedFile(t *testing.T) {
 	for _, args := range [][]string{{"put", "-f", list}, {"put", dir}, {"put", "-c", "-f", list}} {
 		r := runTapefs(t, o, args...)
 		wantCode(t, r, cli.ExitFailed)
-		if !strings.Contains(r.stderr, big) || !strings.Contains(r.stderr, "2048 bytes") || !strings.Contains(r.stderr, "maximum file size of 1024 bytes") {
+		if !strings.Contains(r.stderr, big) || !strings.Contains(r.stderr, "2.0 KiB (2048 bytes)") || !strings.Contains(r.stderr, "maximum file size of 1.0 KiB (1024 bytes)") {
 			t.Errorf("%s: the message should name %s, its size and the limit\n%s", args, big, r)
 		}
 		if r.stdout != "" {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/tapefs/tapefs/api"
+	"github.com/tapefs/tapefs/internal/human"
 )
 
 // copiesTree writes a tree of files of several sizes (one spans several
@@ -178,7 +179,7 @@ func TestCopiesTwoPools(t *testing.T) {
 
 	// The log: tape files on both pools before the batch is on tape.
 	pools, _ := cartridgePools(t, o)
-	onTape := d.waitLogEvents(fmt.Sprintf("batch %s is on tape (2 copies, %d bytes)", id, 2*dataBytes(t, o, n)), 1, 10*time.Second)[0]
+	onTape := d.waitLogEvents(fmt.Sprintf("batch %s is on tape (2 copies, %s)", id, human.Size(2*dataBytes(t, o, n))), 1, 10*time.Second)[0]
 	seen := map[string]bool{}
 	for _, ev := range d.logEvents("") {
 		if ev.str("event") == "aggregate" && ev.num("seq") < onTape.num("seq") {

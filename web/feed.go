@@ -16,9 +16,6 @@ const (
 	feedEntries = 100
 	feedBudget  = 1 << 16 // newest events searched for feed entries
 	atomNS      = "http://www.w3.org/2005/Atom"
-	// tagAuthority is the tag: URI authority of feed and entry ids
-	// (RFC 4151). An id must never change once published: keep it.
-	tagAuthority = "tag:tapefs,2026:"
 )
 
 type atomFeed struct {
@@ -103,7 +100,7 @@ func (s *Server) feed(w http.ResponseWriter, r *http.Request) {
 	self := base + p.L("/feed.atom", "workspace", ws)
 	f := atomFeed{
 		NS:     atomNS,
-		ID:     tagAuthority + "feed",
+		ID:     s.feedTag + "/feed",
 		Title:  "tapefs: batches",
 		Author: atomPerson{Name: "tapefs"},
 		Gen:    "tapefs",
@@ -113,7 +110,7 @@ func (s *Server) feed(w http.ResponseWriter, r *http.Request) {
 		},
 	}
 	if ws != "" {
-		f.ID = tagAuthority + "feed:" + url.PathEscape(ws)
+		f.ID = s.feedTag + "/feed/" + url.PathEscape(ws)
 		f.Title = "tapefs: batches of " + ws
 	}
 	updated := time.Time{}
@@ -122,7 +119,7 @@ func (s *Server) feed(w http.ResponseWriter, r *http.Request) {
 			updated = ev.Time
 		}
 		e := atomEntry{
-			ID:       tagAuthority + "event-" + strconv.FormatUint(ev.Seq, 10),
+			ID:       s.feedTag + "/event/" + strconv.FormatUint(ev.Seq, 10),
 			Title:    entryTitle(ev),
 			Updated:  atomTime(ev.Time),
 			Category: []atomCategory{{Term: ev.Kind}},

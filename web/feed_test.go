@@ -4,6 +4,8 @@ import (
 	"encoding/xml"
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -47,7 +49,9 @@ func parseFeed(t *testing.T, body string) parsedFeed {
 	return f
 }
 
-var entryID = regexp.MustCompile(`^tag:tapefs,2026:event-\d+$`)
+// entryID is an RFC 4151 tag: URI (DNS name authority, date, specific)
+// of an installation's event.
+var entryID = regexp.MustCompile(`^tag:[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*,\d{4}-\d{2}-\d{2}:tapefs-[0-9a-f]{16}/event/\d+$`)
 
 // checkAtom checks what RFC 4287 requires of a feed and its entries.
 func checkAtom(t *testing.T, f parsedFeed) {
@@ -68,10 +72,18 @@ func checkAtom(t *testing.T, f parsedFeed) {
 	if !self {
 		t.Errorf("feed has no absolute self link: %+v", f.Links)
 	}
+	if !tagPrefixRE.MatchString(f.ID) {
+		t.Errorf("feed id %q is not a tag: URI", f.ID)
+	}
+	seen := map[string]bool{}
 	for _, e := range f.Entries {
 		if !entryID.MatchString(e.ID) || e.Title == "" {
 			t.Errorf("entry id %q, title %q", e.ID, e.Title)
 		}
+		if seen[e.ID] {
+			t.Errorf("entry id %q twice", e.ID)
+		}
+		seen[e.ID] = true
 		if _, err := time.Parse(time.RFC3339, e.Updated); err != nil {
 			t.Errorf("entry %s updated %q: %v", e.ID, e.Updated, err)
 		}
@@ -171,5 +183,37 @@ func TestFeedKeepsToken(t *testing.T) {
 		if !strings.Contains(e.Links[0].Href, "token=s3cret") {
 			t.Errorf("entry link %q drops the token", e.Links[0].Href)
 		}
+	}
+}
+
+// TestFeedTag: the installation's tag: prefix is minted once (host name
+// made a DNS name, the day, a random ID), kept in the home and read back
+// unchanged; two installations never share one; a damaged file is an
+// error that says what to do.
+func TestFeedTag(t *testing.T) {
+	home := t.TempDir()
+	day := time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC)
+	a, err := FeedTag(home, day)
+	if err != nil || !tagPrefixRE.MatchString(a) || !strings.Contains(a, ",2026-11-30:tapefs-") {
+		t.Fatalf("minted %q, %v", a, err)
+	}
+	b, err := FeedTag(home, day.AddDate(1, 0, 0))
+	if err != nil || b != a {
+		t.Errorf("read back %q, %v; want the minted %q (IDs never change)", b, err, a)
+	}
+	if other, _ := FeedTag(t.TempDir(), day); other == a {
+		t.Errorf("two installations share the prefix %q", a)
+	}
+	if got := MintFeedTag("My_Host.Example.ORG.", day); !strings.HasPrefix(got, "tag:my-host.example.org,2026-11-30:tapefs-") || !tagPrefixRE.MatchString(got) {
+		t.Errorf("MintFeedTag of an odd host name: %q", got)
+	}
+	if got := MintFeedTag("", day); !strings.HasPrefix(got, "tag:localhost,") {
+		t.Errorf("no host name: %q", got)
+	}
+	if err := os.WriteFile(filepath.Join(home, feedTagFile), []byte("tag:tapefs,2026:\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := FeedTag(home, day); err == nil || !strings.Contains(err.Error(), "remove the file") {
+		t.Errorf("a bad feed-tag file: %v", err)
 	}
 }

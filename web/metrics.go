@@ -31,6 +31,7 @@ var (
 	mWSQuota        = desc("workspace_quota_bytes", "Quota of the workspace in bytes (0: unlimited).", "workspace")
 	mEvents         = desc("events_total", "Events recorded in the catalog's event log.")
 	mEntriesPending = desc("put_entries_pending", "Entries of put/ being written or waiting to be sealed.")
+	mEntriesRefused = desc("put_entries_refused", "Entries of put/ refused at sealing (rejected, write-failed): they stay in put/ until someone acts.")
 
 	mCacheUsed      = desc("cache_used_bytes", "Bytes used in the disk cache.")
 	mCacheLimit     = desc("cache_limit_bytes", "Size limit of the disk cache.")
@@ -79,7 +80,7 @@ type collector struct{ s *Server }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{
-		mBatches, mBatchBytes, mWSUsed, mWSQuota, mEvents, mEntriesPending,
+		mBatches, mBatchBytes, mWSUsed, mWSQuota, mEvents, mEntriesPending, mEntriesRefused,
 		mCacheUsed, mCacheLimit, mCacheUnsynced, mCacheObjects, mCacheEvictions, mCacheEvicted,
 		mRecallQueue, mRecallLatency, mRecalledBytes, mRecalledFiles, mStagedAhead, mRecallPasses, mBackward, mMigratedBytes, mMigratedFiles,
 		mDriveBusy, mDriveState, mDriveBusySecs, mDriveBytes,
@@ -136,6 +137,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 
 	st := e.Stats()
 	ch <- gauge(mEntriesPending, float64(st.EntriesPending))
+	ch <- gauge(mEntriesRefused, float64(st.EntriesRefused))
 	ch <- gauge(mRecallQueue, float64(st.RecallQueue))
 	h := st.RecallLatency
 	buckets := make(map[float64]uint64, len(h.Buckets))

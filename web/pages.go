@@ -201,11 +201,19 @@ type batchesData struct {
 	// LimitParam is the ?limit= to keep in links (0: the default).
 	LimitParam int
 	Budget     int
+	// Refused are the entries of put/ refused at sealing (rejected,
+	// write-failed): not batches, but what a person looking at batches,
+	// or at failures, must see.
+	Refused []archive.PutEntry
+	// Quotas are the workspaces shown (the chosen one, or all) with
+	// their use of their quota.
+	Quotas []workspaceRow
 }
 
 func (s *Server) batches(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	d := &batchesData{page: s.newPage(r, "Batches", "batches"), Workspace: q.Get("workspace"), Limit: pageRows, AllStates: states}
+	d.FeedWorkspace = d.Workspace
 	var stFilter []archive.BatchState
 	if st := strings.ToUpper(strings.TrimSpace(q.Get("state"))); st != "" {
 		if !slices.Contains(states, archive.BatchState(st)) {
@@ -214,6 +222,9 @@ func (s *Server) batches(w http.ResponseWriter, r *http.Request) {
 		}
 		d.State = st
 		stFilter = []archive.BatchState{archive.BatchState(st)}
+		if st == string(archive.StateFailed) {
+			d.Nav = "failed"
+		}
 	}
 	after, err1 := queryUint(q.Get("after"))
 	before, err2 := queryUint(q.Get("before"))
@@ -237,6 +248,9 @@ func (s *Server) batches(w http.ResponseWriter, r *http.Request) {
 		}
 		for _, w := range wss {
 			d.AllWS = append(d.AllWS, w.Name)
+			if d.Workspace == "" || d.Workspace == w.Name {
+				d.Quotas = append(d.Quotas, workspaceRow{Workspace: w, Percent: pct(w.Used, w.Quota)})
+			}
 		}
 		if d.Workspace != "" && !slices.Contains(d.AllWS, d.Workspace) {
 			return errNoWorkspace
@@ -263,6 +277,16 @@ func (s *Server) batches(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		s.fail(w, r, err)
 		return
+	}
+	ents, err := s.e.PutEntries(archive.Anonymous(), d.Workspace)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	for _, p := range ents {
+		if p.Refused() {
+			d.Refused = append(d.Refused, p)
+		}
 	}
 	for _, b := range d.Batches {
 		if moving(b.State) {

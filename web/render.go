@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"fmt"
 	"github.com/tapefs/tapefs/archive"
+	"github.com/tapefs/tapefs/internal/human"
 	"html/template"
 	"math"
 	"net/http"
@@ -57,7 +58,10 @@ type page struct {
 	Refresh int    // seconds; 0: the page does not refresh itself
 	Now     time.Time
 	CSS     template.CSS
-	token   string
+	// FeedWorkspace: the page is about one workspace, whose feed its
+	// head links to besides the whole one.
+	FeedWorkspace string
+	token         string
 }
 
 // L builds a link to path with query parameters (name, value pairs; empty
@@ -123,7 +127,7 @@ func (s *Server) renderError(w http.ResponseWriter, r *http.Request, code int, m
 }
 
 var funcs = template.FuncMap{
-	"size":      humanBytes,
+	"size":      human.Size,
 	"rate":      humanRate,
 	"pct":       pct,
 	"when":      when,
@@ -154,32 +158,12 @@ func dict(kv ...any) (map[string]any, error) {
 	return m, nil
 }
 
-// humanBytes formats a size in binary units, three significant digits.
-func humanBytes(n int64) string {
-	if n < 1024 {
-		return strconv.FormatInt(n, 10) + " B"
-	}
-	const units = "KMGTPE"
-	v := float64(n)
-	i := -1
-	for v >= 1024 && i < len(units)-1 {
-		v /= 1024
-		i++
-	}
-	switch {
-	case v >= 100:
-		return fmt.Sprintf("%.0f %ciB", v, units[i])
-	case v >= 10:
-		return fmt.Sprintf("%.1f %ciB", v, units[i])
-	}
-	return fmt.Sprintf("%.2f %ciB", v, units[i])
-}
-
+// humanRate is human.Rate, with a dash of the page's typography for none.
 func humanRate(bps float64) string {
-	if bps <= 0 || math.IsNaN(bps) || math.IsInf(bps, 0) {
-		return "—"
+	if r := human.Rate(bps); r != "-" {
+		return r
 	}
-	return strings.Replace(humanBytes(int64(bps)), "B", "B/s", 1)
+	return "—"
 }
 
 // pct is part of whole in percent, for meters and labels (0 when whole is 0).

@@ -9,6 +9,7 @@ import (
 	"log"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"sync"
 	"time"
@@ -32,6 +33,9 @@ type Options struct {
 	// Now is the clock of the pages (relative times, rate samples); nil:
 	// time.Now.
 	Now func() time.Time
+	// FeedTag is the installation's tag: URI prefix of feed and entry
+	// IDs (FeedTag in feedtag.go); "": one minted for this run only.
+	FeedTag string
 }
 
 // Server is the read-only HTTP face of the daemon.
@@ -47,6 +51,7 @@ type Server struct {
 	reg     *prometheus.Registry
 	// scanBudget is how many batch records a filtered list reads at most.
 	scanBudget int
+	feedTag    string
 
 	mu   sync.Mutex
 	srvs []*http.Server
@@ -70,6 +75,11 @@ func New(e archive.Surface, opts Options) *Server {
 		stop:  make(chan struct{}),
 
 		scanBudget: scanBudget,
+		feedTag:    opts.FeedTag,
+	}
+	if s.feedTag == "" {
+		host, _ := os.Hostname()
+		s.feedTag = MintFeedTag(host, opts.Now())
 	}
 	s.agg = newAggregator(e, opts.Now)
 	s.rates = newRateSampler(func() []archive.DriveInfo { return e.Library().Drives }, opts.Now)

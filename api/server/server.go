@@ -106,6 +106,7 @@ func (s *Server) routes() {
 	m.HandleFunc("POST /v1/seal", s.seal)
 	m.HandleFunc("GET /v1/library", s.library)
 	m.HandleFunc("POST /v1/library/repack", s.repack)
+	m.HandleFunc("GET /v1/entries", s.putEntries)
 	m.HandleFunc("POST /v1/cache/evict", s.evict)
 	m.HandleFunc("GET /v1/events", s.events)
 	m.HandleFunc("POST /v1/verify/cache", s.verifyCache)
@@ -579,6 +580,20 @@ func (s *Server) entryOfPath(p string) (string, string, error) {
 		return "", "", errorf(errkind.Invalid, "%s is not inside %s/<workspace>/put/: only entries being put can be sealed", p, s.mount)
 	}
 	return parts[0], parts[2], nil
+}
+
+func (s *Server) putEntries(w http.ResponseWriter, r *http.Request) {
+	ents, err := s.e.PutEntries(caller(r), r.URL.Query().Get("workspace"))
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	out := make([]api.PutEntry, 0, len(ents))
+	for _, p := range ents {
+		out = append(out, api.PutEntry{Workspace: p.Workspace, Name: p.Name, State: string(p.State), Reason: p.Reason,
+			Since: p.Since, Bytes: p.Bytes, Hint: p.Hint})
+	}
+	writeJSON(w, http.StatusOK, out)
 }
 
 func (s *Server) library(w http.ResponseWriter, r *http.Request) {

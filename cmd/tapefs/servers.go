@@ -5,6 +5,7 @@ import (
 	"net"
 	"path/filepath"
 	"sync"
+	"time"
 
 	apiserver "github.com/tapefs/tapefs/api/server"
 	"github.com/tapefs/tapefs/web"
@@ -46,7 +47,12 @@ func (d *daemon) startServers(h *archiveHome, mnt string, ln net.Listener, fuseO
 	d.log.Info().Str("socket", sock).Msg("control API listening")
 	var page *web.Server
 	if ln != nil {
-		page = web.New(h.engine.Surface(), web.Options{Log: d.log, Token: d.cfg.httpToken, FUSEOps: fuseOps})
+		tag, err := web.FeedTag(d.cfg.home, time.Now())
+		if err != nil {
+			control.Close()
+			return nil, err
+		}
+		page = web.New(h.engine.Surface(), web.Options{Log: d.log, Token: d.cfg.httpToken, FUSEOps: fuseOps, FeedTag: tag})
 		go page.Serve(ln)
 		d.log.Info().Str("http", "http://"+ln.Addr().String()+"/").Msg("status page listening")
 	}
