@@ -53,6 +53,14 @@ type Config struct {
 	// (an indexer, a grep -r) leaves drives to the others even when they
 	// ask later. Reads and staging ahead count alike.
 	RecallWorkspaceDrives int
+	// RecallWorkspaceBytes limits the bytes one workspace's recalls may
+	// have staged into the cache that nobody has read yet (0: no limit):
+	// a user.tapefs.recall of a huge batch, a get's bulk request or
+	// staging ahead stop there until reads catch up. A recall a reader
+	// waits for is never held back (its bytes are read as they land, and
+	// holding it behind unread recalls could wait forever); a workspace
+	// with nothing staged unread may always start one file, however big.
+	RecallWorkspaceBytes int64
 	Prefetch              bool // stage the other members of the batch in the same aggregate during a recall
 	// FCFS serves recalls one by one in arrival order (for comparison in
 	// benchmarks only).

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"sync"
+	"sync/atomic"
 
 	"github.com/tapefs/tapefs/cache"
 	"github.com/tapefs/tapefs/catalog"
@@ -24,6 +25,7 @@ type Reader struct {
 	// readable through h. Reads of a cached file then skip the cache's
 	// index (and its lock) entirely.
 	complete bool
+	read     atomic.Bool // the engine was told that a reader has the bytes (noteRead)
 }
 
 // Open returns a reader of a regular file. It never blocks on tape: a read
@@ -54,6 +56,7 @@ func (e *Engine) Open(fileID uint64) (*Reader, error) {
 			good, err := e.openCheck(f, h)
 			if good {
 				r.h, r.complete = h, true
+				r.delivered()
 				return r, nil
 			}
 			h.Close()
@@ -105,6 +108,7 @@ func (r *Reader) ReadAt(ctx context.Context, p []byte, off int64) (int, error) {
 			if err == nil && int64(m) < int64(len(p)) {
 				err = io.EOF
 			}
+			r.delivered()
 			return m, err
 		}
 		// The object vanished between the wait and the open (evicted, or
@@ -141,7 +145,7 @@ func (r *Reader) ready(ctx context.Context, off, n int64) (*cache.Handle, error)
 		if _, err := r.e.waitAdopted(ctx, r.file); err != nil {
 			return nil, err
 		}
-		reqs, err := r.e.requestRecalls([]catalog.File{r.file})
+		reqs, err := r.e.requestReads([]catalog.File{r.file})
 		if err != nil {
 			return nil, err
 		}
@@ -269,6 +273,8 @@ func (e *Engine) FileState(f *catalog.File) FileState {
 	}
 	info, ok := e.cache.Lookup(f.DataID())
 	switch {
+	case !ok && e.queuedForRead(f.DataID()):
+		return Staging // asked for, waiting in the recall queue
 	case !ok:
 		return Offline
 	case info.Partial && !info.Verified:

@@ -82,6 +82,8 @@ type recallReq struct {
 	counted bool                  // counted in the stats' queue (not ahead)
 	tried   map[catalog.Copy]bool // copies that failed (failover.go)
 	ended   bool                  // recallDone took it: its job (if any) is being deleted
+	waited  bool                  // a reader waits for it: never held back by RecallWorkspaceBytes (guard.go)
+	charged bool                  // its bytes count in its workspace's unread bytes (guard.go)
 }
 
 func (r *recallReq) start() {
@@ -127,6 +129,8 @@ type recallQueue struct {
 	wantMore bool                    // a cartridge with reads waiting has no drive: holding passes end
 	starving bool                    // ... and they waited starveAfter: passes staging ahead only end too
 	ahead    int64                   // bytes of pending requests staged ahead (not yet reserved in the cache)
+	unread   map[string]*wsUnread    // per workspace: recalled bytes nobody read yet (guard.go)
+	plan     *recallPlan             // the last ETA estimate (eta.go), reused for a moment
 	wake     chan struct{}
 	closed   bool
 }
@@ -135,13 +139,23 @@ type recallQueue struct {
 type passState struct {
 	wake chan struct{} // new requests for the cartridge, or a drive is wanted
 	ws   string        // the workspace it was started for (RecallWorkspaceDrives)
+
+	// For the ETA (eta.go) and fairness (guard.go); guarded by recallQueue.mu.
+	started time.Time  // when the scheduler started it (it then acquires: mounts)
+	drive   int        // the drive it holds; -1 while it acquires
+	cur     *recallReq // being staged
+	curAt   time.Time  // when cur was taken
+	curFrom [2]int64   // head position (tape file, offset) when cur was taken
+	// cutoff, once set, closes the pass to requests queued after it:
+	// another workspace waits for a drive (guard.go).
+	cutoff time.Time
 }
 
 func newRecallQueue() *recallQueue {
 	return &recallQueue{
 		byID: map[uint64]*recallReq{}, pending: map[string][]*recallReq{}, demand: map[string]int{},
 		passes: map[string]*passState{}, wsLast: map[string]time.Time{}, travs: map[uint64]*traversal{},
-		batchWS: map[uint64]string{}, wake: make(chan struct{}, 1),
+		batchWS: map[uint64]string{}, unread: map[string]*wsUnread{}, wake: make(chan struct{}, 1),
 	}
 }
 
@@ -207,21 +221,6 @@ func (q *recallQueue) removeLocked(v string, i int) *recallReq {
 		}
 	}
 	return r
-}
-
-// nextLocked takes the pending request of cartridge v that comes first at
-// or after tape position (file, off): the drive keeps moving forward. Only
-// when nothing is ahead does it wrap to the first one behind.
-func (q *recallQueue) nextLocked(v string, file int, off int64) *recallReq {
-	rs := q.pending[v]
-	if len(rs) == 0 {
-		return nil
-	}
-	i := sort.Search(len(rs), func(i int) bool { return !tapeBefore(rs[i].copy.TapeFile, rs[i].copy.Offset, file, off) })
-	if i == len(rs) {
-		i = 0
-	}
-	return q.removeLocked(v, i)
 }
 
 // errNoCopy: the file has no tape copy (it is not on tape yet, and not in the cache).
@@ -453,8 +452,11 @@ func (e *Engine) schedule() time.Duration {
 		if q.passes[v] != nil {
 			continue
 		}
-		c := candidate{volser: v, demand: q.demand[v], n: len(rs)}
-		if c.demand == 0 && !loaded[v] {
+		// Requests held back by their workspace's byte cap (guard.go)
+		// do not make a pass.
+		reads, all := e.schedulableLocked(rs)
+		c := candidate{volser: v, demand: reads, n: all}
+		if all == 0 || c.demand == 0 && !loaded[v] {
 			continue // staged ahead only: rides along with a read's mount
 		}
 		// The pass is started for the workspace that has waited longest
@@ -518,6 +520,7 @@ func (e *Engine) schedule() time.Duration {
 		if free <= 0 {
 			if c.demand > 0 {
 				q.wantMore = true
+				e.giveWayLocked(c.ws, c.oldest, perWS)
 				// Reads waiting this long take the drive of a pass that
 				// only stages ahead, however much it has left.
 				if starve := c.oldest.Add(starveAfter * e.traversalBase()); now.Before(starve) {
@@ -532,7 +535,7 @@ func (e *Engine) schedule() time.Duration {
 		}
 		free--
 		perWS[c.ws]++
-		p := &passState{wake: make(chan struct{}, 1), ws: c.ws}
+		p := &passState{wake: make(chan struct{}, 1), ws: c.ws, started: now, drive: -1}
 		q.passes[c.volser] = p
 		if c.ws != "" {
 			q.wsLast[c.ws] = now
@@ -646,12 +649,16 @@ func (e *Engine) nextForPass(volser string, p *passState, d tape.Drive) *recallR
 		yield := q.demand[volser] == 0 && q.starving
 		if !q.closed && !yield {
 			n, off := d.Position()
-			if r := q.nextLocked(volser, n, off); r != nil {
+			if r := e.nextAdmissibleLocked(p, volser, n, off); r != nil {
+				p.drive, p.cur, p.curAt, p.curFrom = d.Index(), r, time.Now(), [2]int64{int64(n), off}
 				q.mu.Unlock()
 				return r
 			}
 		}
-		if q.closed || yield || q.wantMore || e.ctx.Err() != nil || !deadline.IsZero() && !time.Now().Before(deadline) {
+		p.drive, p.cur = d.Index(), nil
+		// A pass giving way to another workspace (guard.go) ends as soon
+		// as it has nothing older to serve.
+		if q.closed || yield || q.wantMore || !p.cutoff.IsZero() || e.ctx.Err() != nil || !deadline.IsZero() && !time.Now().Before(deadline) {
 			delete(q.passes, volser)
 			q.mu.Unlock()
 			return nil
@@ -860,6 +867,9 @@ func (e *Engine) recallDone(r *recallReq, err error) {
 	q.mu.Lock()
 	ahead, counted, jobID := r.ahead, r.counted, r.jobID
 	r.ended = true
+	if err != nil {
+		e.unchargeLocked(r)
+	}
 	if q.byID[r.file.ID] == r {
 		delete(q.byID, r.file.ID)
 	}

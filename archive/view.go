@@ -92,6 +92,9 @@ type Batch struct {
 	Removing    string
 	Removal     Removal
 	RemovalUndo time.Time
+	// Recall is its files queued for recall and when they are expected
+	// (eta.go); nil when none is.
+	Recall *BatchRecall
 }
 
 // Removal is a removal in progress inside a live batch.
@@ -142,6 +145,9 @@ type File struct {
 	Removed bool
 	// State of a regular file's bytes: online, offline, staging.
 	State FileState
+	// Recall is its place in the recall queue and when its bytes are
+	// expected (eta.go); nil unless a recall was asked for.
+	Recall *FileRecall
 }
 
 // DataID is the ID whose object and tape copies hold this file's bytes.
@@ -242,6 +248,9 @@ func (e *Engine) batchView(b catalog.Batch) Batch {
 		v.Removal = Removal{Hidden: b.Removal.Hidden, Started: b.Removal.Started, Last: b.Removal.Last}
 		v.RemovalUndo = b.Removal.Last.Add(e.cfg.RemoveGrace)
 	}
+	if br, ok := e.batchRecall(b.ID); ok {
+		v.Recall = &br
+	}
 	return v
 }
 
@@ -254,6 +263,11 @@ func (e *Engine) fileView(f *catalog.File) File {
 	}
 	if f.Type == catalog.TypeFile {
 		v.State = e.FileState(f)
+		if v.State == Staging {
+			if fr, ok := e.fileRecall(f.DataID()); ok {
+				v.Recall = &fr
+			}
+		}
 	}
 	return v
 }

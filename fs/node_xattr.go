@@ -36,6 +36,12 @@ func (b *batchDir) attrs() (attrMap, syscall.Errno) {
 	if !bt.Synced.IsZero() {
 		m.add(xattrSynced, bt.Synced.UTC().Format(time.RFC3339))
 	}
+	if r := bt.Recall; r != nil {
+		m.add(xattrQueue, strconv.Itoa(r.Files))
+		if r.Files > r.Held {
+			m.add(xattrETA, etaSeconds(r.ETA, r.At))
+		}
+	}
 	if bt.Removal.Hidden > 0 {
 		m.add(xattrRemoving, strconv.FormatInt(bt.Removal.Hidden, 10)+" hidden since "+bt.Removal.Started.UTC().Format(time.RFC3339))
 	}
@@ -82,6 +88,12 @@ func (n *entryNode) attrs() (attrMap, syscall.Errno) {
 	}
 	if file.Type == archive.TypeFile {
 		m.add(xattrState, string(file.State))
+		if r := file.Recall; r != nil {
+			m.add(xattrQueue, strconv.Itoa(r.Position)+"/"+strconv.Itoa(r.Of))
+			if !r.Held {
+				m.add(xattrETA, etaSeconds(r.ETA, r.At))
+			}
+		}
 		if file.MD5 != "" {
 			m.add(xattrMD5, file.MD5)
 		}
@@ -163,4 +175,14 @@ func listAttrs(attrs func() (attrMap, syscall.Errno), dest []byte) (uint32, sysc
 		return 0, errno
 	}
 	return xattrList(dest, m.names)
+}
+
+// etaSeconds is the whole seconds left of an estimate made at at, rounded
+// up: "0" only once the bytes are due.
+func etaSeconds(eta time.Duration, at time.Time) string {
+	left := eta - time.Since(at)
+	if left <= 0 {
+		return "0"
+	}
+	return strconv.FormatInt(int64((left+time.Second-1)/time.Second), 10)
 }

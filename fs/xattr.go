@@ -22,6 +22,14 @@ const (
 	xattrBatch    = xattrPrefix + "batch"
 	xattrTapes    = xattrPrefix + "tapes"
 	xattrError    = xattrPrefix + "error"
+	// xattrQueue and xattrETA, while a recall is queued (archive/eta.go):
+	// on a file its place in the queue, "POS/N", and the whole seconds
+	// until its bytes are expected in the cache (absent while its
+	// workspace's byte cap holds it back: readers must catch up first);
+	// on a batch directory how many of its files are queued and the
+	// seconds until the last of them is expected.
+	xattrQueue = xattrPrefix + "queue"
+	xattrETA   = xattrPrefix + "eta"
 	xattrRecall   = xattrPrefix + "recall" // write only
 	xattrSeal     = xattrPrefix + "seal"   // write only
 

@@ -485,6 +485,10 @@ func (l *library) Drives() []DriveInfo {
 		di := DriveInfo{Index: d.index, State: d.state, InUse: d.inUse, Counters: d.counters}
 		if d.cart != nil {
 			di.VOLSER = d.cart.volser
+			if !d.inUse && d.state == DriveIdle {
+				// The last holder wrote pos before Release took mu.
+				di.HeadFile, di.HeadOffset = d.pos.file, d.pos.off
+			}
 		}
 		out = append(out, di)
 	}
@@ -492,6 +496,19 @@ func (l *library) Drives() []DriveInfo {
 }
 
 func (l *library) Timing() Timing { return l.timing }
+
+func (l *library) Model() Model { return Model{Timing: l.timing, TimeScale: l.scale} }
+
+func (l *library) Where(volser string, n int, off int64) (int64, int64, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	c := l.carts[volser]
+	if c == nil {
+		return 0, 0, fmt.Errorf("cartridge %s: %w", volser, ErrNoCartridge)
+	}
+	n = max(0, min(n, len(c.idx.Files)))
+	return c.idx.used(n) + off, c.idx.Capacity, nil
+}
 
 func (l *library) Counters() Counters {
 	l.mu.Lock()

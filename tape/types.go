@@ -129,6 +129,18 @@ type DriveInfo struct {
 	VOLSER   string // cartridge loaded, "" when empty
 	InUse    bool   // held by a caller through Acquire
 	Counters Counters
+	// Head is where the head of a loaded drive that nobody holds stands
+	// (tape file, offset): where the next holder's first locate starts.
+	// Unknown (zero) while the drive is held.
+	HeadFile   int
+	HeadOffset int64
+}
+
+// Model is what a caller needs to predict how long the library takes:
+// the timing model and the fraction of it really waited.
+type Model struct {
+	Timing    Timing
+	TimeScale float64
 }
 
 // Counters accumulate what a drive (or the whole library) has done.
@@ -198,6 +210,12 @@ type Library interface {
 	Cartridges() []CartridgeInfo
 	Cartridge(volser string) (CartridgeInfo, error)
 	Drives() []DriveInfo
+	// Model is the library's timing model, for estimates (the recall ETA).
+	Model() Model
+	// Where is the absolute byte position of offset off of tape file n on
+	// a cartridge, and the cartridge's capacity: what a locate's cost
+	// depends on.
+	Where(volser string, n int, off int64) (pos, capacity int64, err error)
 	Counters() Counters
 	// Timing is the library's timing model, for callers that weigh
 	// reading through a gap against locating over it.

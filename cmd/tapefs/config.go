@@ -47,7 +47,8 @@ type daemonConfig struct {
 	snapshotEvery  time.Duration // 0: no catalog snapshots
 	snapshotDir    string        // "": HOME/snapshots
 	recallWSDrives int
-	copies         int           // default copies policy of workspaces without one
+	copies         int // default copies policy of workspaces without one
+	recallWSBytes  int64
 	kernelCache    time.Duration // 0: fs.DefaultDirTimeout
 	hashRate       int64         // bytes/s of background hashing; 0: unlimited
 }
@@ -159,6 +160,8 @@ func (c *daemonConfig) set(key, value string) error {
 		if err == nil && (c.copies < 1 || c.copies > catalog.MaxCopies) {
 			err = fmt.Errorf("must be 1 to %d", catalog.MaxCopies)
 		}
+	case "recall-workspace-bytes":
+		c.recallWSBytes, err = config.ParseSize(value)
 	case "kernel-cache":
 		c.kernelCache, err = parseDuration(value)
 	case "hash-rate":

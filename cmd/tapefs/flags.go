@@ -46,6 +46,7 @@ func newDaemonFlags(name, usageLine, description, examples string) *daemonFlags 
 	fs.Duration("remove-grace", time.Minute, "entries removed inside a batch come back after this long unless the batch directory itself is removed")
 	fs.Int("recall-workspace-drives", 0, "drives the recalls of one workspace may hold at once (0: no limit)")
 	fs.Int("copies", 1, "tape copies of each file in a workspace that has no copies policy of its own (1 to 3; tapefs workspace set WS --copies N sets one)")
+	fs.String("recall-workspace-bytes", "0", "bytes one workspace's recalls may have staged in the cache and not yet read, e.g. 50G; a file a reader waits for is never held back (0: no limit)")
 	fs.Bool("prefetch", false, "stage the other files of a batch in the same aggregate during a recall")
 	fs.String("scrub-rate", "16M", "bytes per second the background scrub re-reads cached objects at to find damaged ones, e.g. 64M (0: no scrub)")
 	fs.Duration("scrub-interval", 24*time.Hour, "least time between the starts of two scrub passes over the whole cache")

@@ -117,6 +117,7 @@ func openHome(c *daemonConfig, log zerolog.Logger) (h *archiveHome, err error) {
 		SnapshotDir:           snapshotDir(c),
 		RecallWorkspaceDrives: c.recallWSDrives,
 		Copies:                c.copies,
+		RecallWorkspaceBytes:  c.recallWSBytes,
 		HashRate:              c.hashRate,
 	})
 	if err != nil {
