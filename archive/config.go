@@ -61,7 +61,7 @@ type Config struct {
 	// holding it behind unread recalls could wait forever); a workspace
 	// with nothing staged unread may always start one file, however big.
 	RecallWorkspaceBytes int64
-	Prefetch              bool // stage the other members of the batch in the same aggregate during a recall
+	Prefetch             bool // stage the other members of the batch in the same aggregate during a recall
 	// FCFS serves recalls one by one in arrival order (for comparison in
 	// benchmarks only).
 	FCFS bool

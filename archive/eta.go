@@ -66,7 +66,7 @@ type RecallQueue struct {
 	Files      int
 	Bytes      int64
 	Held       int
-	ETA        time.Duration // until the last estimated file arrives
+	ETA        time.Duration     // until the last estimated file arrives
 	Batches    []BatchRecall     // soonest done first
 	Cartridges []CartridgeRecall // soonest done first
 	// UnreadBytes is, per workspace with a byte cap, what its recalls

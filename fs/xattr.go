@@ -28,10 +28,10 @@ const (
 	// workspace's byte cap holds it back: readers must catch up first);
 	// on a batch directory how many of its files are queued and the
 	// seconds until the last of them is expected.
-	xattrQueue = xattrPrefix + "queue"
-	xattrETA   = xattrPrefix + "eta"
-	xattrRecall   = xattrPrefix + "recall" // write only
-	xattrSeal     = xattrPrefix + "seal"   // write only
+	xattrQueue  = xattrPrefix + "queue"
+	xattrETA    = xattrPrefix + "eta"
+	xattrRecall = xattrPrefix + "recall" // write only
+	xattrSeal   = xattrPrefix + "seal"   // write only
 
 	securityCapability = "security.capability"
 )
