@@ -77,6 +77,8 @@ type Batch struct {
 	Removing    string    `json:"removing,omitempty"`
 	Removal     *Removal  `json:"removal,omitempty"`
 	RemovalUndo time.Time `json:"removal_undo,omitzero"`
+	// Recall: its files queued for recall, with estimates; absent when none.
+	Recall *BatchRecall `json:"recall,omitempty"`
 }
 
 // Migration is how far a batch that is not on tape yet is on its way.
@@ -377,6 +379,30 @@ type FileInfo struct {
 	Removed bool `json:"removed,omitempty"`
 	// State of a regular file's bytes: online, offline or staging.
 	State string `json:"state"`
+	// Recall: its place in the recall queue and the estimated seconds
+	// until its bytes are in the cache; absent unless a recall was asked.
+	Recall *FileRecall `json:"recall,omitempty"`
+}
+
+// FileRecall is a file's queued recall.
+type FileRecall struct {
+	Position int `json:"position"` // in the order the queued recalls are expected to finish, from 1
+	Of       int `json:"of"`       // recalls queued
+	// ETASeconds is the estimated time until the bytes are in the cache
+	// (from the queue and the library's timing model); absent when Held.
+	ETASeconds *float64 `json:"eta_seconds,omitempty"`
+	// Held: the workspace has its cap of recalled bytes nobody read yet
+	// (--recall-workspace-bytes); it starts when readers catch up.
+	Held bool `json:"held,omitempty"`
+}
+
+// BatchRecall is a batch's files queued for recall.
+type BatchRecall struct {
+	Files        int     `json:"files"`
+	Bytes        int64   `json:"bytes"`
+	Held         int     `json:"held,omitempty"`
+	FirstSeconds float64 `json:"first_seconds"` // until the first of them is expected in the cache
+	ETASeconds   float64 `json:"eta_seconds"`   // until the last (held ones not counted)
 }
 
 // LibraryStatus is the library as the dashboard and `library status` show it.

@@ -103,6 +103,8 @@ type Surface interface {
 	Library() Library
 	CacheStats() CacheStats
 	Stats() Stats
+	// RecallQueue is the recall queue with its estimates (eta.go).
+	RecallQueue() RecallQueue
 }
 
 // Snapshot is one consistent read of the archive, as one caller sees it.
@@ -881,6 +883,8 @@ func (d door) VerifyTape(ctx context.Context, c Caller, scope TapeScope) (TapeVe
 func (d door) CacheStats() CacheStats { return d.e.cache.Stats() }
 
 func (d door) Stats() Stats { return d.e.Stats() }
+
+func (d door) RecallQueue() RecallQueue { return d.e.RecallQueue() }
 
 // cachedFile is what a Reader of a wholly cached file offers for kernel
 // passthrough.

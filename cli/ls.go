@@ -483,5 +483,29 @@ func printStatus(w io.Writer, format string, bs []api.Batch, kinds []*kindCount)
 		fmt.Fprintf(tw, "%d\t%s\t%s\t%.0f%%\t%s\t%s\t%s\t%s\n", b.ID, b.Workspace, b.State, math.Floor(100*b.Progress+1e-9), files, dirs, human.Size(b.Bytes), reason)
 	}
 	tw.Flush()
+	for _, b := range bs {
+		if r := b.Recall; r != nil {
+			fmt.Fprintln(w, recallLine(b.ID, r))
+		}
+	}
 	return ExitOK
+}
+
+// recallLine tells what of a batch is queued for recall and when it is
+// expected: "batch 7: 12 files (24.0 MiB) queued for recall; the first
+// expected in 37s, all in 1m43s".
+func recallLine(id uint64, r *api.BatchRecall) string {
+	s := fmt.Sprintf("batch %d: %d file(s) (%s) queued for recall", id, r.Files, config.FormatSize(r.Bytes))
+	if r.Files > r.Held {
+		s += fmt.Sprintf("; the first expected in %s, all in %s", etaText(r.FirstSeconds), etaText(r.ETASeconds))
+	}
+	if r.Held > 0 {
+		s += fmt.Sprintf("; %d held until files recalled earlier are read (--recall-workspace-bytes)", r.Held)
+	}
+	return s
+}
+
+// etaText is an estimate in whole seconds, as a duration.
+func etaText(secs float64) string {
+	return (time.Duration(math.Ceil(secs)) * time.Second).String()
 }

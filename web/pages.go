@@ -82,6 +82,7 @@ type overviewData struct {
 	Cache      archive.CacheStats
 	CachePct   float64
 	Stats      archive.Stats
+	Recalls    archive.RecallQueue
 	Failures   []archive.Event
 	Events     []archive.Event
 }
@@ -173,6 +174,9 @@ func (s *Server) overview(w http.ResponseWriter, r *http.Request) {
 	d.Cache = s.e.CacheStats()
 	d.CachePct = pct(d.Cache.Used, d.Cache.Limit)
 	d.Stats = s.e.Stats()
+	if d.Stats.RecallQueue > 0 {
+		d.Recalls = s.e.RecallQueue()
+	}
 	moves = moves || d.Stats.RecallQueue > 0 || d.Stats.EntriesPending > 0
 	if moves {
 		d.Refresh = refreshSeconds

@@ -140,6 +140,14 @@ var funcs = template.FuncMap{
 	"failure": isFailure,
 	"num":     func(n int64) string { return groupDigits(n) },
 	"dict":    dict,
+	"eta":     etaText,
+}
+
+// etaText is an estimate left of one made at at, in whole seconds as a
+// duration ("1m43s").
+func etaText(d time.Duration, at time.Time) string {
+	left := max(0, d-time.Since(at))
+	return ((left + time.Second - 1) / time.Second * time.Second).String()
 }
 
 // dict passes several values to a template: {{template "x" (dict "A" 1 "B" 2)}}.

@@ -1,6 +1,9 @@
 package server
 
 import (
+	"math"
+	"time"
+
 	"github.com/tapefs/tapefs/api"
 	"github.com/tapefs/tapefs/archive"
 )
@@ -25,6 +28,10 @@ func wireBatch(b archive.Batch) api.Batch {
 		out.Removing, out.RemovalUndo = b.Removing, b.RemovalUndo
 		out.Removal = &api.Removal{Hidden: b.Removal.Hidden, Started: b.Removal.Started, Last: b.Removal.Last}
 	}
+	if r := b.Recall; r != nil {
+		out.Recall = &api.BatchRecall{Files: r.Files, Bytes: r.Bytes, Held: r.Held,
+			FirstSeconds: secondsLeft(r.First, r.At), ETASeconds: secondsLeft(r.ETA, r.At)}
+	}
 	return out
 }
 
@@ -37,6 +44,13 @@ func wireFile(f archive.File) api.FileInfo {
 	}
 	if out.State == "" {
 		out.State = string(archive.Online)
+	}
+	if r := f.Recall; r != nil {
+		out.Recall = &api.FileRecall{Position: r.Position, Of: r.Of, Held: r.Held}
+		if !r.Held {
+			s := secondsLeft(r.ETA, r.At)
+			out.Recall.ETASeconds = &s
+		}
 	}
 	return out
 }
@@ -75,4 +89,10 @@ func WireLibrary(l archive.Library) api.LibraryStatus {
 		out.Cartridges = append(out.Cartridges, wc)
 	}
 	return out
+}
+
+// secondsLeft is what is left of an estimate made at at, in seconds
+// (tenths), never negative.
+func secondsLeft(eta time.Duration, at time.Time) float64 {
+	return math.Ceil(max(0, (eta-time.Since(at)).Seconds())*10) / 10
 }
