@@ -17,8 +17,9 @@ package archive
 //   - Fairness: a workspace whose reads wait for a drive while passes of
 //     other workspaces hold them all gets one: the pass of the workspace
 //     holding the most drives stops taking requests that arrived after the
-//     wait began (or staged ahead), and gives its drive up once it has
-//     served the older ones, or after starveAfter × linger at the latest.
+//     wait began (or after the pass started, if later) or were staged
+//     ahead, and gives its drive up once it has served the older ones, or
+//     after starveAfter × linger at the latest.
 //     A storm of one workspace therefore costs another at most the requests
 //     queued before it, not the whole storm.
 
@@ -178,7 +179,7 @@ func (e *Engine) nextAdmissibleLocked(p *passState, v string, file int, off int6
 		return nil // given way long enough: the waiting workspace gets the drive now
 	}
 	ok := func(r *recallReq) bool {
-		if !p.cutoff.IsZero() && (r.ahead || r.queued.After(p.cutoff)) {
+		if !p.cutoff.IsZero() && (r.ahead || askedAt(r).After(p.cutoff)) {
 			return false
 		}
 		return e.admitLocked(r)
@@ -231,7 +232,12 @@ func (e *Engine) giveWayLocked(ws string, oldest time.Time, perWS map[string]int
 	if victim == nil {
 		return
 	}
+	// What the pass was started for it serves in any case: a pass started
+	// for a workspace that waited must not give way at once in turn.
 	victim.cutoff = oldest
+	if victim.started.After(oldest) {
+		victim.cutoff = victim.started
+	}
 	victim.poke()
 	e.log.Info().Str("workspace", ws).Str("volser", victimVol).Str("holder", victim.ws).
 		Msg("recall fairness: a pass of another workspace gives its drive up to reads waiting for one")
@@ -243,4 +249,13 @@ func (r *Reader) delivered() {
 	if r.e.cfg.RecallWorkspaceBytes > 0 && !r.read.Swap(true) {
 		r.e.noteRead(r.file.ID)
 	}
+}
+
+// askedAt is when somebody asked for r: a request staged ahead was queued
+// long before a reader came for it.
+func askedAt(r *recallReq) time.Time {
+	if !r.asked.IsZero() {
+		return r.asked
+	}
+	return r.queued
 }

@@ -83,6 +83,7 @@ type recallReq struct {
 	tried   map[catalog.Copy]bool // copies that failed (failover.go)
 	ended   bool                  // recallDone took it: its job (if any) is being deleted
 	waited  bool                  // a reader waits for it: never held back by RecallWorkspaceBytes (guard.go)
+	asked   time.Time             // when a request staged ahead was asked for (promoted); zero: queued says
 	charged bool                  // its bytes count in its workspace's unread bytes (guard.go)
 }
 
@@ -358,6 +359,7 @@ func (e *Engine) workspacesOf(files []catalog.File) map[uint64]string {
 func (e *Engine) promoteLocked(r *recallReq) {
 	q := e.recalls
 	r.ahead = false
+	r.asked = time.Now()
 	if r.partial != nil {
 		r.partial.Promote()
 	}

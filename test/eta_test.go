@@ -181,3 +181,160 @@ func atof(t *testing.T, s string) float64 {
 	}
 	return v
 }
+
+// TestRecallWorkspaceBytesCap: with --recall-workspace-bytes 3M, a recall
+// of a whole 12 MiB batch that nobody reads stops at 3 MiB staged; the
+// rest waits, shown as held (a queue position, no estimate). As the test
+// reads staged files, more come, and the workspace never has more than
+// 3 MiB staged and unread. A file a reader waits for is not held back by
+// the cap, or a read could wait forever behind recalls nobody reads.
+func TestRecallWorkspaceBytesCap(t *testing.T) {
+	t.Parallel()
+	const fileSize, limit, n = 1 << 20, 3 << 20, 12
+	d := startDaemon(t, append(fastFlags(), "--recall-workspace-bytes", "3M")...)
+	src := filepath.Join(t.TempDir(), "run")
+	want := makeDataTree(t, src, 1, n, fileSize)
+	id := d.cpSynced(src, 3*time.Minute)
+	batchDir := filepath.Join(d.ws("default"), id)
+	dir := filepath.Join(batchDir, "run", "d00")
+	d.evict()
+	names := listNames(dir)
+	if len(names) != n {
+		t.Fatalf("%d files in %s; want %d", len(names), dir, n)
+	}
+	read := map[string]bool{}
+	// unread is what the daemon staged that the test has not read; the
+	// test reads one file at a time and records it before it looks, so
+	// this never undercounts.
+	unread := func() (int64, []string) {
+		var bytes int64
+		var online []string
+		for _, nm := range names {
+			if s, _ := xattr(filepath.Join(dir, nm), "user.tapefs.state"); s == "online" && !read[nm] {
+				bytes += fileSize
+				online = append(online, nm)
+			}
+		}
+		return bytes, online
+	}
+	check := func(when string) []string {
+		t.Helper()
+		b, online := unread()
+		if b > limit {
+			t.Fatalf("%s: %d bytes staged and unread (%v); the cap is %d", when, b, online, limit)
+		}
+		return online
+	}
+	sh(t, "/", "setfattr -n user.tapefs.recall "+q(batchDir))
+	waitFor(t, time.Minute, "3 MiB of the batch staged", func() (bool, string) {
+		online := check("after the batch recall")
+		return len(online) == limit/fileSize, fmt.Sprint(online)
+	})
+	// It stays there: nobody reads.
+	for deadline := time.Now().Add(2 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		check("while nobody reads")
+	}
+	var held string
+	for _, nm := range names {
+		p := filepath.Join(dir, nm)
+		if s := mustXattr(t, p, "user.tapefs.state"); s == "online" {
+			continue
+		}
+		held = nm
+		if s := mustXattr(t, p, "user.tapefs.state"); s != "staging" {
+			t.Errorf("%s: state %q while its recall is held; want staging", nm, s)
+		}
+		if v, err := xattr(p, "user.tapefs.queue"); err != nil || !strings.HasSuffix(v, fmt.Sprintf("/%d", n-limit/fileSize)) {
+			t.Errorf("%s: user.tapefs.queue %q (%v); want POSITION/%d", nm, v, err, n-limit/fileSize)
+		}
+		if v, err := xattr(p, "user.tapefs.eta"); err == nil {
+			t.Errorf("%s: user.tapefs.eta %q while held by the cap; want none (it waits for readers)", nm, v)
+		}
+	}
+	r := cliOK(t, cliOpts{home: d.home}, "status", "-b", id)
+	if !strings.Contains(r.stdout, "held until files recalled earlier are read") {
+		t.Errorf("tapefs status does not say recalls are held:\n%s", r.stdout)
+	}
+	// A reader of a held file is served although the cap is reached.
+	got := map[string]string{}
+	got[held] = strings.Fields(sh(t, dir, "timeout 60 md5sum "+q(held)))[0]
+	read[held] = true
+	check("after reading a held file")
+	// Read what is staged, one file at a time, until all are read.
+	waitFor(t, 2*time.Minute, "every file read", func() (bool, string) {
+		for _, nm := range check("while reading") {
+			got[nm] = strings.Fields(sh(t, dir, "md5sum "+q(nm)))[0]
+			read[nm] = true
+			check("after a read")
+		}
+		return len(read) == n, fmt.Sprintf("%d read", len(read))
+	})
+	for _, line := range want {
+		sum, p, _ := strings.Cut(line, "  ")
+		if g := got[filepath.Base(p)]; g != sum {
+			t.Errorf("%s: md5 %s; want %s", p, g, sum)
+		}
+	}
+}
+
+// TestRecallFairAcrossWorkspaces: one drive; workspace default reads its
+// 200-file batch with xargs -P32 cat (a storm, staged ahead as a
+// traversal), and while it runs workspace wsb reads one file on another
+// cartridge. wsb's file arrives before the storm is done: the storm's
+// pass gives the drive up after the requests queued before wsb's.
+func TestRecallFairAcrossWorkspaces(t *testing.T) {
+	t.Parallel()
+	// Tape at about 800 KB/s real: the storm's 12.5 MiB take about 16 s.
+	d := startDaemon(t, "--time-scale", "0.02", "--tape-speed", "40000", "--settle", "1s", "--flush-age", "1s", "--recall-linger", "1ms",
+		"--drives", "1", "--cartridges", "4", "--cartridge-size", "16M")
+	cliOK(t, cliOpts{home: d.home}, "workspace", "create", "wsb", "--owner", "0", "--group", "0")
+	src := filepath.Join(t.TempDir(), "storm")
+	makeDataTree(t, src, 2, 100, 64<<10)
+	idA := d.cpSynced(src, 5*time.Minute)
+	// wsb's file does not fit what is left of the storm's cartridge.
+	bsrc := filepath.Join(t.TempDir(), "b.dat")
+	writeBig(t, bsrc, 4<<20, 99)
+	sumB := fileMD5(t, bsrc)
+	before := d.batchIDs("wsb")
+	sh(t, "/", "cp "+q(bsrc)+" "+q(d.put("wsb")+"/"))
+	idB := d.waitSynced("wsb", before, 5*time.Minute)
+	fileB := filepath.Join(d.ws("wsb"), idB, "b.dat")
+	stormDir := filepath.Join(d.ws("default"), idA)
+	cartsA := batchCartridges(t, stormDir)
+	cartB := mustXattr(t, fileB, "user.tapefs.tapes")
+	if cartsA[cartB] {
+		t.Fatalf("wsb's file is on %s, a cartridge of the storm's batch (%v); the test needs another", cartB, cartsA)
+	}
+	d.evict()
+
+	// The storm's shell writes when it ended: the test may only look after.
+	endFile := filepath.Join(t.TempDir(), "storm-ended")
+	storm, stormOut := startCmd(t, "sh", "-c", "cd "+q(stormDir)+" && find . -type f | shuf | xargs -P32 -n1 cat >/dev/null && date +%s.%N >"+q(endFile))
+	t0 := time.Now()
+	// The storm is under way: some of its files have arrived.
+	waitFor(t, time.Minute, "the storm's first files", func() (bool, string) {
+		out := sh(t, stormDir, "getfattr -R -n user.tapefs.state --only-values . 2>/dev/null | grep -c online || true")
+		return strings.TrimSpace(out) != "0", out
+	})
+	startB := time.Since(t0)
+	out, errB := shErr("/", "timeout 120 md5sum "+q(fileB))
+	doneB := time.Since(t0)
+	if errB != nil {
+		t.Fatalf("wsb's read: %v %s\n%s", errB, out, lastLines(d.output(), 150))
+	}
+	err := waitCmd(t, storm, 5*time.Minute)
+	ended, rerr := os.ReadFile(endFile)
+	if err != nil || rerr != nil {
+		t.Fatalf("the storm failed: %v %v\n%s", err, rerr, stormOut.String())
+	}
+	doneStorm := time.Unix(0, int64(atof(t, strings.TrimSpace(string(ended)))*1e9)).Sub(t0)
+	t.Logf("storm of 200 files started; wsb's read started after %v, done after %v; storm done after %v; %v",
+		startB.Round(time.Millisecond), doneB.Round(time.Millisecond), doneStorm.Round(time.Millisecond),
+		d.logEvents("recall fairness: a pass of another workspace gives its drive up to reads waiting for one"))
+	if !strings.HasPrefix(out, sumB+" ") {
+		t.Errorf("wsb's file: %q; want md5 %s", out, sumB)
+	}
+	if doneB >= doneStorm {
+		t.Errorf("wsb's one file arrived after %v, the storm of the other workspace was done after %v: starved behind it", doneB, doneStorm)
+	}
+}
