@@ -77,9 +77,8 @@ type RecallQueue struct {
 
 // recallPlan is one estimate of the whole queue.
 type recallPlan struct {
-	at      time.Time
-	arrival time.Time // q.arrival when made: a newer request makes it stale
-	files   map[uint64]FileRecall
+	at    time.Time
+	files map[uint64]FileRecall
 	queue   RecallQueue
 }
 
@@ -90,7 +89,7 @@ const planMaxAge = 500 * time.Millisecond
 // planLocked returns a fresh enough estimate of the queue.
 func (e *Engine) planLocked(now time.Time) *recallPlan {
 	q := e.recalls
-	if p := q.plan; p != nil && now.Sub(p.at) < planMaxAge && p.arrival.Equal(q.arrival) {
+	if p := q.plan; p != nil && now.Sub(p.at) < planMaxAge {
 		return p
 	}
 	p := e.simulateLocked(now)
@@ -104,7 +103,7 @@ func (e *Engine) fileRecall(id uint64) (FileRecall, bool) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	r := q.byID[id]
-	if r == nil || r.ahead || r.ended {
+	if r == nil || r.ahead || r.ended || e.cfg.FCFS {
 		return FileRecall{}, false
 	}
 	p := e.planLocked(time.Now())
@@ -238,7 +237,7 @@ func (m *timeModel) move(d *simDrive, volser string, file int, off int64) float6
 // file).
 func (e *Engine) simulateLocked(now time.Time) *recallPlan {
 	q := e.recalls
-	plan := &recallPlan{at: now, arrival: q.arrival, files: map[uint64]FileRecall{}}
+	plan := &recallPlan{at: now, files: map[uint64]FileRecall{}}
 	if len(q.byID) == 0 {
 		plan.queue.At = now
 		return plan

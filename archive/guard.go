@@ -33,9 +33,15 @@ import (
 // wsUnread is what one workspace's recalls staged and nobody read yet.
 // Guarded by recallQueue.mu.
 type wsUnread struct {
-	bytes int64
-	objs  map[uint64]int64 // data ID → size
+	bytes  int64
+	objs   map[uint64]int64 // data ID → size
+	pruned time.Time        // when objs was last checked against the cache
 }
+
+// pruneEvery bounds how often a workspace at its cap has its unread
+// objects looked up in the cache: admission is asked once per queued
+// request, and a queue may hold thousands.
+const pruneEvery = 250 * time.Millisecond
 
 // waitedLocked marks a request as one a reader waits for.
 func (q *recallQueue) waitedLocked(r *recallReq) {
@@ -70,7 +76,8 @@ func (e *Engine) unreadLocked(ws string) int64 {
 	if u == nil {
 		return 0
 	}
-	if lim := e.cfg.RecallWorkspaceBytes; lim > 0 && u.bytes >= lim {
+	if lim := e.cfg.RecallWorkspaceBytes; lim > 0 && u.bytes >= lim && time.Since(u.pruned) >= pruneEvery {
+		u.pruned = time.Now()
 		for id, n := range u.objs {
 			if _, ok := e.cache.Lookup(id); !ok {
 				delete(u.objs, id)
