@@ -79,7 +79,7 @@ type RecallQueue struct {
 type recallPlan struct {
 	at    time.Time
 	files map[uint64]FileRecall
-	queue   RecallQueue
+	queue RecallQueue
 }
 
 // planMaxAge is how long an estimate is reused (getfattr -d over a
