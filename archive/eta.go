@@ -303,12 +303,14 @@ func (e *Engine) simulateLocked(now time.Time) *recallPlan {
 			d = sd[p.drive]
 			d.volser = v
 			d.file, d.off = int(p.curFrom[0]), p.curFrom[1]
-			if r := p.cur; r != nil && !r.ended {
+			if r := p.cur; r != nil && r.ended {
+				d.file, d.off = r.copy.TapeFile, r.copy.Offset+r.copy.Length // staged: the pass takes the next
+			} else if r != nil {
 				c := r.copy
 				cost := m.move(d, v, c.TapeFile, c.Offset) + m.read(c.Length)
 				t = max(0, cost-now.Sub(p.curAt).Seconds())
 				d.file, d.off = c.TapeFile, c.Offset+c.Length
-				if _, asked := q.byID[r.file.ID]; asked && !r.ahead {
+				if !r.ahead {
 					done[r] = t
 				}
 			}

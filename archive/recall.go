@@ -657,7 +657,8 @@ func (e *Engine) nextForPass(volser string, p *passState, d tape.Drive) *recallR
 				return r
 			}
 		}
-		p.drive, p.cur = d.Index(), nil
+		hn, hoff := d.Position()
+		p.drive, p.cur, p.curFrom = d.Index(), nil, [2]int64{int64(hn), hoff}
 		// A pass giving way to another workspace (guard.go) ends as soon
 		// as it has nothing older to serve.
 		if q.closed || yield || q.wantMore || !p.cutoff.IsZero() || e.ctx.Err() != nil || !deadline.IsZero() && !time.Now().Before(deadline) {
