@@ -57,7 +57,8 @@ func (q *recallQueue) waitedLocked(r *recallReq) {
 // never held back by RecallWorkspaceBytes.
 func (e *Engine) requestReads(files []catalog.File) ([]*recallReq, error) {
 	reqs, err := e.requestRecalls(files)
-	if len(reqs) > 0 {
+	// Without a cap nothing is held back: the scheduler need not hear.
+	if len(reqs) > 0 && e.cfg.RecallWorkspaceBytes > 0 {
 		q := e.recalls
 		q.mu.Lock()
 		for _, r := range reqs {
