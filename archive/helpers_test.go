@@ -44,6 +44,7 @@ type testSetup struct {
 	ScrubRate   int64         // 0: no scrub (unlike the engine's default)
 	ScrubEvery  time.Duration
 	WSDrives    int   // RecallWorkspaceDrives
+	WSBytes     int64 // RecallWorkspaceBytes
 	HashRate    int64 // 0: no limit
 	CacheLimit  int64 // 0: the disk's free space
 	// VerifyPeriod of the tape scrub; 0: the engine's default (180 days).
@@ -127,7 +128,8 @@ func (s testSetup) openErr() (*testEngine, error) {
 		Settle: s.Settle, FlushAge: s.FlushAge, RecallLinger: s.Linger, Prefetch: s.Prefetch, FCFS: s.FCFS,
 		MaxFileSize: s.MaxFileSize, Backoff: 20 * time.Millisecond, MaxAttempts: 2, HashRate: s.HashRate,
 		ScrubRate: cmp.Or(s.ScrubRate, -1), ScrubInterval: s.ScrubEvery, RecallWorkspaceDrives: s.WSDrives,
-		VerifyPeriod: s.VerifyPeriod, AggregateTarget: s.AggregateTarget, RepackBelow: s.RepackBelow,
+		RecallWorkspaceBytes: s.WSBytes,
+		VerifyPeriod:         s.VerifyPeriod, AggregateTarget: s.AggregateTarget, RepackBelow: s.RepackBelow,
 	})
 	if err != nil {
 		return nil, err
