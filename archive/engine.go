@@ -9,11 +9,13 @@ package archive
 //	Engine.mu            -> recallQueue.mu
 //	recallQueue.mu       -> cartState.mu       (readCopy; a leaf, whose first use reads the catalog)
 //	recallQueue.mu       -> cache.Cache.mu     (cache.Lookup while collecting requests)
+//	recallQueue.mu       -> tape library mu    (Drives, Where: the recall estimate, eta.go; the library's is a leaf)
 //	Reader.mu            -> cache.Cache.mu     (opening and checking the object a read waits for)
 //	cache.Cache.mu       -> evictWatch.mu      (cache.OnEvict reports an eviction; nothing else above it)
 //	catalog transaction  -> sealWork.mu        (a batch is marked as being adopted before its registration commits)
 //	evictWatch.mu, sealWork.mu and notifier.mu are leaves: nothing is called while one is held.
-//	Otherwise catalog transactions take no lock of archive, cache or fs.
+//	Otherwise catalog transactions take no lock of archive, cache or fs: the
+//	views they build read the recall estimate lock-free (eta.go).
 
 import (
 	"context"
@@ -183,6 +185,7 @@ func (e *Engine) Start() {
 	e.spawn(e.migrateLoop)
 	e.spawn(e.copyLoop)
 	e.spawn(e.recallLoop)
+	e.spawn(e.planLoop)
 	e.spawn(e.retentionLoop)
 	e.spawn(e.scrubLoop)
 	e.spawn(e.journalLoop)

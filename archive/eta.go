@@ -77,85 +77,171 @@ type RecallQueue struct {
 
 // recallPlan is one estimate of the whole queue.
 type recallPlan struct {
-	at    time.Time
-	files map[uint64]FileRecall
-	queue RecallQueue
+	at      time.Time
+	gen     uint64 // recallQueue.gen it was made at
+	files   map[uint64]FileRecall
+	batches map[uint64]BatchRecall
+	queue   RecallQueue
 }
 
-// planMaxAge is how long an estimate is reused (getfattr -d over a
-// directory asks once per file).
-const planMaxAge = 500 * time.Millisecond
+// The estimate is made by its own goroutine (planLoop) under
+// recallQueue.mu and published through an atomic pointer: the views that
+// show it (fileView, batchView) run inside catalog transactions, and a
+// catalog transaction must never wait for recallQueue.mu, which is held
+// while the catalog is read (readCopy).
+const (
+	// planMaxAge: a queue that does not change is estimated again this
+	// often, so the estimate follows what the drives actually do.
+	planMaxAge = 500 * time.Millisecond
+	// planMinGap: a storm of requests is estimated at most this often.
+	planMinGap = 100 * time.Millisecond
+	// planWait is how long a file's view waits for an estimate that
+	// includes it, right after it was asked for.
+	planWait = time.Second
+)
 
-// planLocked returns a fresh enough estimate of the queue.
-func (e *Engine) planLocked(now time.Time) *recallPlan {
-	q := e.recalls
-	if p := q.plan; p != nil && now.Sub(p.at) < planMaxAge {
-		return p
+// askedFor records that reads or Recall calls asked for rs (not staging
+// ahead): their files are staging, and the estimate must include them.
+func (e *Engine) askedFor(rs []*recallReq) {
+	if len(rs) == 0 {
+		return
 	}
-	p := e.simulateLocked(now)
-	q.plan = p
-	return p
+	q := e.recalls
+	q.mu.Lock()
+	for _, r := range rs {
+		if !r.ended && !r.ahead {
+			q.asked.Store(r.file.ID, struct{}{})
+		}
+	}
+	q.mu.Unlock()
+	e.planChanged()
 }
 
-// fileRecall is the queued recall of data ID id, if one was asked for.
-func (e *Engine) fileRecall(id uint64) (FileRecall, bool) {
+// planChanged: the queue changed; the estimate is made again soon.
+func (e *Engine) planChanged() {
+	e.recalls.gen.Add(1)
+	poke(e.recalls.planWake)
+}
+
+// planLoop keeps the published estimate fresh while recalls are queued.
+func (e *Engine) planLoop() {
+	q := e.recalls
+	var next time.Duration
+	for {
+		var timer *time.Timer
+		var expired <-chan time.Time
+		if next > 0 {
+			timer = time.NewTimer(next)
+			expired = timer.C
+		}
+		select {
+		case <-e.ctx.Done():
+		case <-q.planWake:
+		case <-expired:
+		}
+		if timer != nil {
+			timer.Stop()
+		}
+		if e.ctx.Err() != nil {
+			return
+		}
+		next = e.refreshPlan()
+	}
+}
+
+// refreshPlan estimates the queue if the published estimate is stale, and
+// says when to look again (0: when woken).
+func (e *Engine) refreshPlan() time.Duration {
+	if e.cfg.FCFS {
+		return 0
+	}
 	q := e.recalls
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	r := q.byID[id]
-	if r == nil || r.ahead || r.ended || e.cfg.FCFS {
+	now, gen := time.Now(), q.gen.Load()
+	if p := q.plan.Load(); p != nil {
+		age := now.Sub(p.at)
+		if p.gen == gen && (len(q.byID) == 0 || age < planMaxAge) {
+			if len(q.byID) == 0 {
+				return 0
+			}
+			return planMaxAge - age
+		}
+		if age < planMinGap {
+			return planMinGap - age
+		}
+	}
+	p := e.simulateLocked(now)
+	p.gen = gen
+	q.plan.Store(p)
+	if len(q.byID) == 0 {
+		return 0
+	}
+	return planMaxAge
+}
+
+// fileRecall is the queued recall of data ID id, if one was asked for. A
+// file asked for a moment ago waits (up to planWait) for an estimate that
+// includes it.
+func (e *Engine) fileRecall(id uint64) (FileRecall, bool) {
+	q := e.recalls
+	if _, ok := q.asked.Load(id); !ok || e.cfg.FCFS {
 		return FileRecall{}, false
 	}
-	p := e.planLocked(time.Now())
-	fr, ok := p.files[id]
-	if !ok { // queued since the estimate, within planMaxAge
-		p = e.simulateLocked(time.Now())
-		q.plan = p
-		fr, ok = p.files[id]
+	deadline := time.Now().Add(planWait)
+	for {
+		p := q.plan.Load()
+		if p != nil {
+			if fr, ok := p.files[id]; ok {
+				return fr, true
+			}
+			if p.gen == q.gen.Load() {
+				return FileRecall{}, false // estimated since, and not queued (ended meanwhile)
+			}
+		}
+		if time.Now().After(deadline) {
+			return FileRecall{}, false
+		}
+		poke(q.planWake)
+		time.Sleep(5 * time.Millisecond)
 	}
-	return fr, ok
 }
 
 // queuedForRead says whether somebody asked for data ID id and it is
 // still on its way.
 func (e *Engine) queuedForRead(id uint64) bool {
-	q := e.recalls
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	r := q.byID[id]
-	return r != nil && !r.ahead && !r.ended
+	_, ok := e.recalls.asked.Load(id)
+	return ok
 }
 
-// batchRecall is the queued recalls of one batch.
+// batchRecall is the queued recalls of one batch, from the last estimate.
 func (e *Engine) batchRecall(batch uint64) (BatchRecall, bool) {
-	q := e.recalls
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	if len(q.byID) == 0 {
+	p := e.recalls.plan.Load()
+	if p == nil {
 		return BatchRecall{}, false
 	}
-	for _, b := range e.planLocked(time.Now()).queue.Batches {
-		if b.Batch == batch {
-			return b, true
-		}
-	}
-	return BatchRecall{}, false
+	b, ok := p.batches[batch]
+	return b, ok
 }
 
-// RecallQueue estimates the whole recall queue.
+// RecallQueue is the recall queue with its estimates, from the last
+// estimate.
 func (e *Engine) RecallQueue() RecallQueue {
 	q := e.recalls
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	rq := e.planLocked(time.Now()).queue
+	var rq RecallQueue
+	if p := q.plan.Load(); p != nil {
+		rq = p.queue
+	}
 	rq.Batches = append([]BatchRecall(nil), rq.Batches...)
 	rq.Cartridges = append([]CartridgeRecall(nil), rq.Cartridges...)
 	rq.Limit = e.cfg.RecallWorkspaceBytes
 	if rq.Limit > 0 {
 		rq.UnreadBytes = map[string]int64{}
+		q.mu.Lock()
 		for ws, u := range q.unread {
 			rq.UnreadBytes[ws] = u.bytes
 		}
+		q.mu.Unlock()
 	}
 	return rq
 }
@@ -237,7 +323,7 @@ func (m *timeModel) move(d *simDrive, volser string, file int, off int64) float6
 // file).
 func (e *Engine) simulateLocked(now time.Time) *recallPlan {
 	q := e.recalls
-	plan := &recallPlan{at: now, files: map[uint64]FileRecall{}}
+	plan := &recallPlan{at: now, files: map[uint64]FileRecall{}, batches: map[uint64]BatchRecall{}}
 	if len(q.byID) == 0 {
 		plan.queue.At = now
 		return plan
@@ -503,9 +589,10 @@ func (e *Engine) simulateLocked(now time.Time) *recallPlan {
 		plan.files[r.file.ID] = FileRecall{Position: len(ests) + i + 1, Of: of, At: now, Held: true}
 		add(r, 0, true)
 	}
-	for _, b := range batches {
+	for id, b := range batches {
 		b.First = max(b.First, 0)
 		rq.Batches = append(rq.Batches, *b)
+		plan.batches[id] = *b
 	}
 	sort.Slice(rq.Batches, func(i, j int) bool {
 		a, b := rq.Batches[i], rq.Batches[j]

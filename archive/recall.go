@@ -33,6 +33,7 @@ import (
 	"io"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/tapefs/tapefs/cache"
@@ -118,20 +119,23 @@ func tapeBefore(fa int, oa int64, fb int, ob int64) bool {
 // recallQueue holds pending and in-flight recalls.
 type recallQueue struct {
 	mu       sync.Mutex
-	byID     map[uint64]*recallReq   // pending and in flight
-	pending  map[string][]*recallReq // by VOLSER, in tape order, not yet taken by a pass
-	demand   map[string]int          // pending requests per VOLSER that are not staged ahead
-	fifo     []*recallReq            // FCFS mode only: arrival order
-	passes   map[string]*passState   // cartridges with a pass (acquiring, serving or holding)
-	wsLast   map[string]time.Time    // when a workspace last got a pass started for it
-	travs    map[uint64]*traversal   // by batch
-	batchWS  map[uint64]string       // workspace of each batch recalled from
-	arrival  time.Time               // of the newest request: mounts wait for a quiet moment
-	wantMore bool                    // a cartridge with reads waiting has no drive: holding passes end
-	starving bool                    // ... and they waited starveAfter: passes staging ahead only end too
-	ahead    int64                   // bytes of pending requests staged ahead (not yet reserved in the cache)
-	unread   map[string]*wsUnread    // per workspace: recalled bytes nobody read yet (guard.go)
-	plan     *recallPlan             // the last ETA estimate (eta.go), reused for a moment
+	byID     map[uint64]*recallReq      // pending and in flight
+	pending  map[string][]*recallReq    // by VOLSER, in tape order, not yet taken by a pass
+	demand   map[string]int             // pending requests per VOLSER that are not staged ahead
+	fifo     []*recallReq               // FCFS mode only: arrival order
+	passes   map[string]*passState      // cartridges with a pass (acquiring, serving or holding)
+	wsLast   map[string]time.Time       // when a workspace last got a pass started for it
+	travs    map[uint64]*traversal      // by batch
+	batchWS  map[uint64]string          // workspace of each batch recalled from
+	arrival  time.Time                  // of the newest request: mounts wait for a quiet moment
+	wantMore bool                       // a cartridge with reads waiting has no drive: holding passes end
+	starving bool                       // ... and they waited starveAfter: passes staging ahead only end too
+	ahead    int64                      // bytes of pending requests staged ahead (not yet reserved in the cache)
+	unread   map[string]*wsUnread       // per workspace: recalled bytes nobody read yet (guard.go)
+	plan     atomic.Pointer[recallPlan] // the published ETA estimate (eta.go)
+	gen      atomic.Uint64              // bumped when what was asked for changes (eta.go)
+	asked    sync.Map                   // data IDs reads or Recall asked for and not yet done (eta.go)
+	planWake chan struct{}
 	wake     chan struct{}
 	closed   bool
 }
@@ -157,6 +161,7 @@ func newRecallQueue() *recallQueue {
 		byID: map[uint64]*recallReq{}, pending: map[string][]*recallReq{}, demand: map[string]int{},
 		passes: map[string]*passState{}, wsLast: map[string]time.Time{}, travs: map[uint64]*traversal{},
 		batchWS: map[uint64]string{}, unread: map[string]*wsUnread{}, wake: make(chan struct{}, 1),
+		planWake: make(chan struct{}, 1),
 	}
 }
 
@@ -280,6 +285,7 @@ func (e *Engine) requestRecalls(files []catalog.File) ([]*recallReq, error) {
 	if len(fresh)+len(promoted) == 0 {
 		return out, nil
 	}
+	e.askedFor(append(fresh, promoted...))
 	q.signal()
 	jobs := map[*recallReq]uint64{}
 	err := e.cat.Update(func(tx *catalog.Tx) error {
@@ -873,6 +879,9 @@ func (e *Engine) recallDone(r *recallReq, err error) {
 	if err != nil {
 		e.unchargeLocked(r)
 	}
+	if !ahead {
+		q.asked.Delete(r.file.ID)
+	}
 	if q.byID[r.file.ID] == r {
 		delete(q.byID, r.file.ID)
 	}
@@ -892,6 +901,9 @@ func (e *Engine) recallDone(r *recallReq, err error) {
 	}
 	if counted {
 		e.stats.addDone()
+	}
+	if !ahead {
+		e.planChanged()
 	}
 	r.finish(err)
 }
