@@ -98,6 +98,8 @@ const (
 	// planWait is how long a file's view waits for an estimate that
 	// includes it, right after it was asked for.
 	planWait = time.Second
+	// planSettle: after a change, the estimate waits this long for more.
+	planSettle = 20 * time.Millisecond
 )
 
 // askedFor records that reads or Recall calls asked for rs (not staging
@@ -108,13 +110,14 @@ func (e *Engine) askedFor(rs []*recallReq) {
 	}
 	q := e.recalls
 	q.mu.Lock()
+	gen := q.gen.Add(1)
 	for _, r := range rs {
 		if !r.ended && !r.ahead {
-			q.asked.Store(r.file.ID, struct{}{})
+			q.asked.Store(r.file.ID, gen)
 		}
 	}
 	q.mu.Unlock()
-	e.planChanged()
+	poke(q.planWake)
 }
 
 // planChanged: the queue changed; the estimate is made again soon.
@@ -143,6 +146,11 @@ func (e *Engine) planLoop() {
 			timer.Stop()
 		}
 		if e.ctx.Err() != nil {
+			return
+		}
+		// Requests come in bursts (xargs, setfattr of many files, a
+		// Recall call per file): estimate once the burst is in.
+		if !e.sleep(planSettle) {
 			return
 		}
 		next = e.refreshPlan()
@@ -185,19 +193,18 @@ func (e *Engine) refreshPlan() time.Duration {
 // includes it.
 func (e *Engine) fileRecall(id uint64) (FileRecall, bool) {
 	q := e.recalls
-	if _, ok := q.asked.Load(id); !ok || e.cfg.FCFS {
+	v, ok := q.asked.Load(id)
+	if !ok || e.cfg.FCFS {
 		return FileRecall{}, false
 	}
+	askedGen, _ := v.(uint64)
 	deadline := time.Now().Add(planWait)
 	for {
-		p := q.plan.Load()
-		if p != nil {
-			if fr, ok := p.files[id]; ok {
-				return fr, true
-			}
-			if p.gen == q.gen.Load() {
-				return FileRecall{}, false // estimated since, and not queued (ended meanwhile)
-			}
+		// An estimate made after the file was asked for includes it and
+		// everything asked before it.
+		if p := q.plan.Load(); p != nil && p.gen >= askedGen {
+			fr, ok := p.files[id]
+			return fr, ok // not there: ended meanwhile
 		}
 		if time.Now().After(deadline) {
 			return FileRecall{}, false
