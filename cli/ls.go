@@ -495,7 +495,7 @@ func printStatus(w io.Writer, format string, bs []api.Batch, kinds []*kindCount)
 // expected: "batch 7: 12 files (24.0 MiB) queued for recall; the first
 // expected in 37s, all in 1m43s".
 func recallLine(id uint64, r *api.BatchRecall) string {
-	s := fmt.Sprintf("batch %d: %d file(s) (%s) queued for recall", id, r.Files, config.FormatSize(r.Bytes))
+	s := fmt.Sprintf("batch %d: %d file(s) (%s) queued for recall", id, r.Files, human.Size(r.Bytes))
 	if r.Files > r.Held {
 		s += fmt.Sprintf("; the first expected in %s, all in %s", etaText(r.FirstSeconds), etaText(r.ETASeconds))
 	}
