@@ -176,7 +176,7 @@ func (e *Engine) seal(ctx context.Context, workspace, entry string, owner uint32
 		return catalog.Batch{}, fmt.Errorf("seal %s/%s: %w", workspace, entry, err)
 	}
 	now := e.now()
-	b := catalog.Batch{Workspace: workspace, Tag: tag, Entry: entry, Owner: owner, State: catalog.Sealing, Created: now}
+	b := catalog.Batch{Workspace: workspace, Tag: tag, Entry: entry, Owner: owner, State: catalog.Sealing, Created: now, Host: e.cfg.Host}
 	b, err = e.registerSealed(ctx, b, sealDir, files)
 	if err != nil {
 		var rej *RejectError
