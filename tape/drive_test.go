@@ -420,10 +420,10 @@ func TestDamagedCartridgesInErrorState(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	must(os.Remove(filepath.Join(dir, "TF0001", tapeFileName(1, 0))))                    // missing
-	must(os.Truncate(filepath.Join(dir, "TF0002", tapeFileName(1, 0)), 3))               // wrong size
+	must(os.Remove(filepath.Join(dir, "TF0001", tapeFileName(1, 0))))                 // missing
+	must(os.Truncate(filepath.Join(dir, "TF0002", tapeFileName(1, 0)), 3))            // wrong size
 	must(os.WriteFile(filepath.Join(dir, "TF0003", "INDEX"), []byte("{garb"), 0o644)) // unreadable INDEX
-	must(os.WriteFile(filepath.Join(dir, "TF0004", tapeFileName(0, 0)),                  // label replaced, same size
+	must(os.WriteFile(filepath.Join(dir, "TF0004", tapeFileName(0, 0)),               // label replaced, same size
 		bytes.Repeat([]byte{0xff}, int(readIndex(t, filepath.Join(dir, "TF0004")).Files[0].Size)), 0o644))
 
 	l = openTest(t, Config{Dir: dir})

@@ -1,0 +1,93 @@
+package test
+
+import (
+	"fmt"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// slowTape makes a tape file take seconds to write (20 kB/s simulated at
+// 1/100 of real time: 2 MB/s), so that a test can act while one is being
+// written, and mounts and locates cost little.
+var slowTape = []string{"--time-scale", "0.01", "--tape-speed", "20000", "--cartridges", "1"}
+
+// putRuns puts n trees of about 2.6 MB through host d, each sealed at
+// once, and returns their batch IDs and sources.
+func putRuns(t *testing.T, d *daemon, n int) ([]uint64, []string) {
+	t.Helper()
+	src := t.TempDir()
+	var ids []uint64
+	var dirs []string
+	for i := 1; i <= n; i++ {
+		dir := filepath.Join(src, fmt.Sprintf("run%d", i))
+		writeFiles(t, dir, map[string]int{"a.dat": 2_000_000, "b.dat": 500_000 + i, "sub/c.dat": 100_000, "sub/empty": 0})
+		ids = append(ids, d.putBatch(dir))
+		dirs = append(dirs, dir)
+	}
+	return ids, dirs
+}
+
+// TestHostsKill9DuringMigration: batches put on host 1 are being written
+// to tape when host 1 is killed with SIGKILL. Another host takes over the
+// cartridge and the jobs once host 1's lease lapses, reads the batches
+// from host 1's cache (reachable: sibling directories), discards the tape
+// file host 1 left half-written, and writes them: every batch reaches
+// CACHED_SYNCED, every file has one copy at a place of its own, and reads
+// through host 3's mount (recalls from tape) give back the md5s put.
+func TestHostsKill9DuringMigration(t *testing.T) {
+	t.Parallel()
+	c := startHosts(t, 3, slowTape...)
+	cat := c.openCatalog()
+	h1 := c.host(1)
+	ids, dirs := putRuns(t, h1, 4)
+	waitFor(t, 60*time.Second, "host 1 writing a tape file", func() (bool, string) {
+		return len(c.partials()) > 0, "no .partial in the library"
+	})
+	half := c.partials()
+	t.Logf("host 1 is writing %v", half)
+	h1.kill9()
+	killed := time.Now()
+
+	c.waitOnTape(cat, ids, 120*time.Second)
+	t.Logf("takeover: every batch on tape %v after the kill -9 of host 1 (lease %v)", time.Since(killed).Round(time.Millisecond), testLease)
+	for _, id := range ids {
+		if b := c.batch(cat, id); b.Host != "host1" || b.State != "CACHED_SYNCED" {
+			t.Errorf("batch %d: host %q state %s, want host1's batch CACHED_SYNCED", id, b.Host, b.State)
+		}
+	}
+	// The half-written tape file is gone: discarded by the host that
+	// appended next.
+	if p := c.partials(); len(p) > 0 {
+		t.Errorf("tape files left half-written after the takeover: %v", p)
+	}
+	took := 0
+	for _, i := range []int{2, 3} {
+		took += len(c.host(i).logEvents("took over the cartridge of a host whose heartbeat lapsed; a tape file it left half-written is discarded"))
+	}
+	if took == 0 {
+		t.Errorf("neither host 2 nor host 3 says it took host 1's cartridge over")
+	}
+	c.checkCopies(cat, ids)
+
+	// Host 3 reads every file back from tape (its cache has none of them).
+	h3 := c.host(3)
+	for i, id := range ids {
+		name := filepath.Base(dirs[i])
+		sameTree(t, fmt.Sprintf("batch %d read through host 3", id), md5Tree(t, dirs[i]), md5Tree(t, filepath.Join(h3.ws("default"), fmt.Sprint(id), name)))
+	}
+
+	// Host 1 comes back: its batches are on tape, nothing is failed or
+	// written again.
+	h1.startAfterKill9()
+	for _, id := range ids {
+		if b := c.batch(cat, id); b.State != "CACHED_SYNCED" {
+			t.Errorf("batch %d after host 1 restarted: %s (%s)", id, b.State, b.Reason)
+		}
+	}
+	c.checkCopies(cat, ids)
+	if out := h1.output(); strings.Contains(out, "FAILED") {
+		t.Errorf("host 1 after restart speaks of FAILED:\n%s", lastLines(out, 20))
+	}
+}
