@@ -363,10 +363,31 @@ func (e *Engine) fenceFor(volser string, batches map[uint64]int64) catalog.Fence
 	return f
 }
 
-// fenced reports whether err says this host lost a lease: the work is
-// another host's now, and is neither retried nor failed here.
-func (e *Engine) fenced(err error) bool {
-	if err == nil || !(errors.Is(err, catalog.ErrFenced) || errors.Is(err, tape.ErrFenced)) {
+// fenced reports whether a migration of jobs that failed with err lost
+// its lease: err says so, or another host has claimed one of the jobs
+// since (its late tape write then failed on a tape file the other host
+// discarded). The work is the other host's now, and is neither retried
+// nor failed here.
+func (e *Engine) fenced(err error, jobs []catalog.Job) bool {
+	if err == nil || !e.shared() {
+		return false
+	}
+	lost := errors.Is(err, catalog.ErrFenced) || errors.Is(err, tape.ErrFenced)
+	if !lost {
+		_ = e.cat.View(func(tx *catalog.Tx) error {
+			for _, j := range jobs {
+				cur, err := tx.Job(j.ID)
+				switch {
+				case errors.Is(err, catalog.ErrNotFound):
+					lost = true // done by the host that took it over
+				case err == nil && (cur.Owner != e.hostID() || cur.Epoch != j.Epoch):
+					lost = true
+				}
+			}
+			return nil
+		})
+	}
+	if !lost {
 		return false
 	}
 	e.log.Warn().Err(err).Str("host", e.hostID()).Msg("lease lost while working: nothing of this work is recorded; the host that took over does it")

@@ -193,7 +193,7 @@ func (e *Engine) flush(workspace string, jobs []catalog.Job) {
 			e.migrationDamaged(batches, damaged)
 			return
 		}
-		if e.fenced(err) {
+		if e.fenced(err, jobs) {
 			return // another host took the work over (hosts.go)
 		}
 		e.migrationFailed(batches, err)

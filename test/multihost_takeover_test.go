@@ -91,3 +91,52 @@ func TestHostsKill9DuringMigration(t *testing.T) {
 		t.Errorf("host 1 after restart speaks of FAILED:\n%s", lastLines(out, 20))
 	}
 }
+
+// TestHostsPausedPastLeaseIsFenced: host 2 is frozen with SIGSTOP while it
+// writes a tape file, for longer than its lease. Another host takes its
+// cartridge and jobs over and writes the batches. When host 2 goes on
+// (SIGCONT), its late write and commit are refused: the catalog records
+// only the other host's tape files, those files are unchanged on disk,
+// and every file reads back with its md5.
+func TestHostsPausedPastLeaseIsFenced(t *testing.T) {
+	t.Parallel()
+	c := startHosts(t, 3, slowTape...)
+	cat := c.openCatalog()
+	h2 := c.host(2)
+	ids, dirs := putRuns(t, h2, 3)
+	waitFor(t, 60*time.Second, "host 2 writing a tape file", func() (bool, string) {
+		return len(c.partials()) > 0, "no .partial in the library"
+	})
+	h2.sigstop()
+	t.Logf("host 2 frozen while writing %v", c.partials())
+	c.waitOnTape(cat, ids, 120*time.Second)
+	took := 0
+	for _, i := range []int{1, 3} {
+		took += len(c.host(i).logEvents("took over the cartridge of a host whose heartbeat lapsed; a tape file it left half-written is discarded"))
+	}
+	if took == 0 {
+		t.Fatalf("the batches reached tape but no host took host 2's cartridge over (host 2 finished before it was frozen?)")
+	}
+	c.checkCopies(cat, ids)
+	recorded := c.recordedTapeFiles(cat, ids)
+
+	h2.sigcont()
+	h2.waitLogEvents("this host's heartbeat had lapsed (paused or cut off): cartridges and jobs it held may have been taken over; commits of that work are refused", 1, 30*time.Second)
+	h2.waitLogEvents("lease lost while working: nothing of this work is recorded; the host that took over does it", 1, 60*time.Second)
+	// Host 2 has given up: what is recorded is what was recorded before,
+	// byte for byte on the medium.
+	c.checkCopies(cat, ids)
+	if after := c.recordedTapeFiles(cat, ids); fmt.Sprint(after) != fmt.Sprint(recorded) {
+		t.Errorf("recorded tape files changed after host 2 went on:\nbefore %v\nafter  %v", recorded, after)
+	}
+	for _, id := range ids {
+		if b := c.batch(cat, id); b.State != "CACHED_SYNCED" || b.Attempts != 0 {
+			t.Errorf("batch %d after host 2 went on: %s, %d failed attempts (%s)", id, b.State, b.Attempts, b.Reason)
+		}
+	}
+	h1 := c.host(1)
+	for i, id := range ids {
+		name := filepath.Base(dirs[i])
+		sameTree(t, fmt.Sprintf("batch %d read through host 1", id), md5Tree(t, dirs[i]), md5Tree(t, filepath.Join(h1.ws("default"), fmt.Sprint(id), name)))
+	}
+}

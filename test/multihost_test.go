@@ -253,3 +253,45 @@ func sameTree(t *testing.T, what string, want, got map[string]string) {
 		t.Errorf("%s: %d file(s) differ:\n%s", what, len(bad), strings.Join(bad, "\n"))
 	}
 }
+
+// recordedTapeFiles is "VOLSER/file name: md5" of every tape file the
+// catalog records copies of the batches in, read from the library.
+func (c *cluster) recordedTapeFiles(cat *catalog.Catalog, ids []uint64) []string {
+	c.t.Helper()
+	names := map[string]bool{}
+	err := cat.View(func(tx *catalog.Tx) error {
+		for _, id := range ids {
+			files, err := tx.Files(id, 0, 100_000)
+			if err != nil {
+				return err
+			}
+			for _, f := range files {
+				for _, cp := range f.Copies {
+					m, _ := filepath.Glob(filepath.Join(c.library, cp.VOLSER, fmt.Sprintf("%06d*.tar", cp.TapeFile)))
+					if len(m) == 0 {
+						c.t.Errorf("batch %d %s: tape file %s/%d is not in the library", id, f.Path, cp.VOLSER, cp.TapeFile)
+					}
+					for _, p := range m {
+						names[p] = true
+					}
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	var out []string
+	for p := range names {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			c.t.Fatal(err)
+		}
+		sum := md5.Sum(b)
+		rel, _ := filepath.Rel(c.library, p)
+		out = append(out, rel+": "+hex.EncodeToString(sum[:]))
+	}
+	sort.Strings(out)
+	return out
+}
