@@ -140,3 +140,29 @@ func TestHostsPausedPastLeaseIsFenced(t *testing.T) {
 		sameTree(t, fmt.Sprintf("batch %d read through host 1", id), md5Tree(t, dirs[i]), md5Tree(t, filepath.Join(h1.ws("default"), fmt.Sprint(id), name)))
 	}
 }
+
+// TestHostsRestartLeavesOthersWork: host 2 restarts while host 1 writes
+// its batches to tape. Host 2's start-up recovery touches only its own
+// work: host 1's batches are neither failed as missing from host 2's
+// cache, nor reset from SYNCING, and reach tape at the first attempt.
+func TestHostsRestartLeavesOthersWork(t *testing.T) {
+	t.Parallel()
+	c := startHosts(t, 2, slowTape...)
+	cat := c.openCatalog()
+	h1, h2 := c.host(1), c.host(2)
+	ids, _ := putRuns(t, h1, 3)
+	waitFor(t, 60*time.Second, "host 1 writing a tape file", func() (bool, string) {
+		return len(c.partials()) > 0, "no .partial in the library"
+	})
+	h2.restart()
+	c.waitOnTape(cat, ids, 120*time.Second)
+	for _, id := range ids {
+		if b := c.batch(cat, id); b.Attempts != 0 || b.Reason != "" {
+			t.Errorf("batch %d of host 1: %d failed attempts (%s) after host 2 restarted", id, b.Attempts, b.Reason)
+		}
+	}
+	if n := len(h1.logEvents("lease lost while working: nothing of this work is recorded; the host that took over does it")); n > 0 {
+		t.Errorf("host 1 lost its work when host 2 restarted")
+	}
+	c.checkCopies(cat, ids)
+}
