@@ -434,3 +434,83 @@ func (e *Engine) jobOwner() string {
 func (e *Engine) ownJob(v hostView, j catalog.Job) bool {
 	return !e.shared() || j.Owner == "" || j.Owner == e.hostID() || !v.alive(j.Owner)
 }
+
+// HostView is one host sharing the catalog, as the page and `tapefs
+// library status` show it.
+type HostView struct {
+	ID        string
+	Self      bool   // the host answering
+	State     string // "up", "stopped", "lapsed" (heartbeat older than its lease)
+	Heartbeat time.Time
+	Age       time.Duration // of the heartbeat, by the catalog's clock
+	Drives    []catalog.HostDrive
+	// Waiting counts the batches not yet on tape whose data is only in
+	// this host's cache; CacheReachable says whether another host can
+	// adopt them while this one is down (else they wait for it).
+	Waiting        int
+	CacheReachable bool
+}
+
+// Hosts lists the hosts that share the catalog, by ID.
+func (e *Engine) Hosts() ([]HostView, error) {
+	if e.hostID() == "" || !e.shared() {
+		return nil, nil // one host: its drives are the library's
+	}
+	var out []HostView
+	err := e.cat.View(func(tx *catalog.Tx) error {
+		out = out[:0]
+		v, err := e.readHosts(tx)
+		if err != nil {
+			return err
+		}
+		waiting := map[string]int{}
+		bs, err := tx.Batches(catalog.ListOptions{States: []catalog.State{catalog.Caching, catalog.Sealing, catalog.Cached, catalog.Syncing, catalog.Failed}})
+		if err != nil {
+			return err
+		}
+		for _, b := range bs {
+			waiting[b.Host]++
+		}
+		for _, h := range v.hosts {
+			hv := HostView{ID: h.ID, Self: h.ID == e.hostID(), Heartbeat: h.Heartbeat, Age: v.now.Sub(h.Heartbeat),
+				Drives: h.Drives, Waiting: waiting[h.ID], CacheReachable: h.ID == e.hostID() || cache.Reachable(h.CacheDir)}
+			switch {
+			case h.Stopped:
+				hv.State = "stopped"
+			case h.Alive(v.now):
+				hv.State = "up"
+			default:
+				hv.State = "lapsed"
+			}
+			if hv.State != "up" {
+				hv.Drives = nil // what it last said is history
+			}
+			out = append(out, hv)
+		}
+		return nil
+	})
+	sortHosts(out)
+	return out, err
+}
+
+func sortHosts(hs []HostView) {
+	for i := 1; i < len(hs); i++ {
+		for j := i; j > 0 && hs[j].ID < hs[j-1].ID; j-- {
+			hs[j], hs[j-1] = hs[j-1], hs[j]
+		}
+	}
+}
+
+// Note says in words what a host's state means for its work.
+func (h HostView) Note() string {
+	switch {
+	case h.State == "up":
+		return ""
+	case h.Waiting == 0:
+		return "no work of its own waits"
+	case h.CacheReachable:
+		return fmt.Sprintf("%d batch(es) not yet on tape: adopted from its cache by the other hosts", h.Waiting)
+	default:
+		return fmt.Sprintf("%d batch(es) not yet on tape wait for it: its cache is out of reach of this host", h.Waiting)
+	}
+}
