@@ -117,4 +117,3 @@ func TestHostsCacheOutOfReach(t *testing.T) {
 }
 
 func itoa(id uint64) string { return strconv.FormatUint(id, 10) }
-
