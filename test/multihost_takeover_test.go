@@ -3,6 +3,7 @@ package test
 import (
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -49,6 +50,23 @@ func TestHostsKill9DuringMigration(t *testing.T) {
 	t.Logf("host 1 is writing %v", half)
 	h1.kill9()
 	killed := time.Now()
+	// Takeover: the migration resumes on another host when a tape file
+	// other than host 1's appears (another epoch's name).
+	waitFor(t, 60*time.Second, "the migration resumed on another host", func() (bool, string) {
+		m, _ := filepath.Glob(filepath.Join(c.library, "*", "0*.e*.tar*"))
+		for _, p := range m {
+			if !slices.Contains(half, p) {
+				return true, ""
+			}
+		}
+		return false, fmt.Sprint(m)
+	})
+	takeover := time.Since(killed)
+	t.Logf("takeover: migration resumed on another host %v after the kill -9 of host 1 (lease %v, %.2f leases)", takeover.Round(time.Millisecond), testLease, takeover.Seconds()/testLease.Seconds())
+	// The target is 2 leases; 4 leaves room for a loaded machine.
+	if takeover > 4*testLease {
+		t.Errorf("takeover took %v, more than 4 leases of %v", takeover, testLease)
+	}
 
 	c.waitOnTape(cat, ids, 120*time.Second)
 	t.Logf("takeover: every batch on tape %v after the kill -9 of host 1 (lease %v)", time.Since(killed).Round(time.Millisecond), testLease)
