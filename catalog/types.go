@@ -289,8 +289,10 @@ type Job struct {
 	Copy Copy `json:"copy,omitzero"`
 	// Owner is the host working on the job ("": anyone, e.g. one host);
 	// Epoch grows with every claim, so a commit checks it still holds the
-	// claim it worked under (Fence). The claim lasts while the owner's
-	// heartbeat does; Lease is when it lapses unless renewed.
+	// claim it worked under (Fence). A claim is renewed by its owner's
+	// heartbeat (one write per host, not one per job) and lapses with it;
+	// Lease is the expiry the claim was made with, for people reading the
+	// job.
 	Owner string    `json:"owner,omitempty"`
 	Epoch uint64    `json:"epoch,omitempty"`
 	Lease time.Time `json:"lease,omitzero"`
