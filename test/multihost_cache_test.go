@@ -117,3 +117,49 @@ func TestHostsCacheOutOfReach(t *testing.T) {
 }
 
 func itoa(id uint64) string { return strconv.FormatUint(id, 10) }
+
+// TestHostsReadUnsyncedElsewhere: a batch sealed on host 1 and not yet on
+// tape reads back through host 3's mount from host 1's cache. With host 1
+// dead and its cache out of reach, a read through host 2 waits (no EIO)
+// and completes with the right bytes once the cache is back.
+func TestHostsReadUnsyncedElsewhere(t *testing.T) {
+	t.Parallel()
+	c := newHosts(t, 3)
+	c.host(1).flags = append(c.host(1).flags, "--flush-age", "1h") // host 1's batches stay in its cache
+	for _, d := range c.hosts {
+		d.start()
+	}
+	cat := c.openCatalog()
+	h1, h2, h3 := c.host(1), c.host(2), c.host(3)
+	ids, dirs := putRuns(t, h1, 1)
+	waitFor(t, 30*time.Second, "the batch sealed and hashed", func() (bool, string) {
+		b := c.batch(cat, ids[0])
+		return b.State == catalog.Cached, string(b.State)
+	})
+	batchDir := func(d *daemon) string { return filepath.Join(d.ws("default"), itoa(ids[0]), filepath.Base(dirs[0])) }
+	sameTree(t, "a batch of host 1 not yet on tape, read through host 3", md5Tree(t, dirs[0]), md5Tree(t, batchDir(h3)))
+
+	h1.kill9()
+	away := filepath.Join(filepath.Dir(h1.home), "cache-away")
+	if err := os.Rename(filepath.Join(h1.home, "cache"), away); err != nil {
+		t.Fatal(err)
+	}
+	cmd, out := md5sumCmd(t, filepath.Join(batchDir(h2), "a.dat"))
+	time.Sleep(3 * testLease)
+	if cmd.ProcessState != nil {
+		t.Fatalf("a read of a file only in the cache of dead host 1 (out of reach) ended at once: %s", out)
+	}
+	if b := c.batch(cat, ids[0]); b.State != catalog.Cached {
+		t.Errorf("batch of dead host 1 while its cache is out of reach: %s (%s)", b.State, b.Reason)
+	}
+	if err := os.Rename(away, filepath.Join(h1.home, "cache")); err != nil {
+		t.Fatal(err)
+	}
+	if err := waitCmd(t, cmd, 60*time.Second); err != nil {
+		t.Fatalf("the waiting read failed once host 1's cache was back: %v\n%s", err, out)
+	}
+	if want := md5Tree(t, dirs[0])["a.dat"]; !strings.HasPrefix(out.String(), want) {
+		t.Errorf("the waiting read gave md5 %q, want %s", out, want)
+	}
+	c.waitOnTape(cat, ids, 60*time.Second)
+}
