@@ -256,12 +256,18 @@ func (e *Engine) adoptable(v hostView, b catalog.Batch) (string, bool) {
 // claimable reports whether this host may take migrate job j of batch b:
 // the job is free, its own, or its owner's heartbeat lapsed; and the
 // batch's data is here or adoptable.
+//
+// A copy job reads its batch's tape copies, not a cache: any host may
+// take it that no live host holds.
 func (e *Engine) claimable(v hostView, j catalog.Job, b catalog.Batch) bool {
 	if !e.shared() {
 		return true
 	}
 	if j.Owner != "" && j.Owner != e.hostID() && v.alive(j.Owner) {
 		return false
+	}
+	if j.Kind == catalog.JobCopy {
+		return true
 	}
 	_, ok := e.adoptable(v, b)
 	return ok
@@ -344,9 +350,14 @@ func (e *Engine) fenceFor(volser string, batches map[uint64]int64) catalog.Fence
 	}
 	var jobs []catalog.Job
 	_ = e.cat.View(func(tx *catalog.Tx) error {
-		var err error
-		jobs, err = tx.Jobs(catalog.JobMigrate)
-		return err
+		for _, kind := range []catalog.JobKind{catalog.JobMigrate, catalog.JobCopy} {
+			js, err := tx.Jobs(kind)
+			if err != nil {
+				return err
+			}
+			jobs = append(jobs, js...)
+		}
+		return nil
 	})
 	e.host.mu.Lock()
 	defer e.host.mu.Unlock()
