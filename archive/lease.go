@@ -27,6 +27,48 @@ type leasedLibrary struct {
 	mu    sync.Mutex
 	held  map[string]uint64        // cartridge -> epoch of this host's lease on it
 	local map[string]chan struct{} // cartridge -> closed when this host's user of it is done
+	// elsewhere is the cartridges live other hosts held when last read
+	// (at seen), for choosing a cartridge nobody else is writing.
+	elsewhere map[string]bool
+	seen      time.Time
+}
+
+// leasedElsewhere reports whether another live host holds volser's lease,
+// as read from the catalog at most a quarter lease ago.
+func (l *leasedLibrary) leasedElsewhere(volser string) bool {
+	l.mu.Lock()
+	fresh := time.Since(l.seen) < min(l.e.lease()/4, 500*time.Millisecond)
+	l.mu.Unlock()
+	if !fresh {
+		busy := map[string]bool{}
+		err := l.e.cat.View(func(tx *catalog.Tx) error {
+			v, err := l.e.readHosts(tx)
+			if err != nil {
+				return err
+			}
+			leases, err := tx.CartridgeLeases()
+			for _, ls := range leases {
+				if ls.Holder != "" && ls.Holder != l.e.hostID() && v.alive(ls.Holder) {
+					busy[ls.VOLSER] = true
+				}
+			}
+			return err
+		})
+		l.mu.Lock()
+		if err == nil {
+			l.elsewhere, l.seen = busy, time.Now()
+		}
+		l.mu.Unlock()
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.elsewhere[volser]
+}
+
+// leasedElsewhere: see leasedLibrary; false with one host.
+func (e *Engine) leasedElsewhere(volser string) bool {
+	ll, ok := e.lib.(*leasedLibrary)
+	return ok && ll.leasedElsewhere(volser)
 }
 
 func newLeasedLibrary(e *Engine, fl tape.FencedLibrary) *leasedLibrary {

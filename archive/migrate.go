@@ -291,6 +291,9 @@ func (e *Engine) pickCartridge(need int64, pool string, ok func(volser string) b
 		if c.Drive >= 0 {
 			rank = 0
 		}
+		if e.leasedElsewhere(c.VOLSER) {
+			rank = 3 // another host writes it: only if nothing else will do (hosts.go)
+		}
 		if rank < bestRank {
 			best, bestRank = c.VOLSER, rank
 		}
