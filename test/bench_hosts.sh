@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # bench_hosts.sh - takeover time of several hosts on one catalog (issue 13),
 # run by `make bench`. TestHostsKill9DuringMigration (test/) starts a
-# PostgreSQL server and three daemons with a 2 s lease on one shared
+# PostgreSQL server and three daemons with a 3 s lease on one shared
 # library, kills host 1 with SIGKILL while it writes a tape file, and logs
 # the time until another host writes a tape file of its own (the migration
 # resumed elsewhere). Target: at most 2 leases.

@@ -25,7 +25,7 @@ import (
 
 // testLease is the heartbeat lease of the hosts of a test: short, so
 // takeovers happen within seconds.
-const testLease = 2 * time.Second
+const testLease = 3 * time.Second
 
 // cluster is the hosts of one test.
 type cluster struct {
