@@ -267,7 +267,7 @@ func (e *Engine) registerSealed(ctx context.Context, b catalog.Batch, sealDir st
 		}
 		adopting = rb.ID
 		e.beginAdopt(rb.ID)
-		if _, err := tx.AddJob(catalog.Job{Kind: catalog.JobSeal, Batch: rb.ID, Created: now}); err != nil {
+		if _, err := tx.AddJob(catalog.Job{Kind: catalog.JobSeal, Batch: rb.ID, Created: now, Owner: e.jobOwner()}); err != nil {
 			return err
 		}
 		from := "put/" + rb.Entry
