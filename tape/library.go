@@ -45,7 +45,9 @@ type library struct {
 	now      func() time.Time // wall clock for idle holds; tests drive it
 	lock     *os.File         // flock'ed Dir/LOCK: one process per library (shared lock when shared)
 	shared   bool             // several hosts use the directory (Config.Shared)
-	closed   atomic.Bool
+	// refreshed is when refresh last read the indexes (shared; guarded by mu)
+	refreshed time.Time
+	closed    atomic.Bool
 
 	mu sync.Mutex
 	// changed is closed (and replaced) whenever a drive is released or a
@@ -441,6 +443,7 @@ func (l *library) Release(dr Drive) {
 }
 
 func (l *library) Cartridges() []CartridgeInfo {
+	l.refresh()
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	out := make([]CartridgeInfo, 0, len(l.volsers))

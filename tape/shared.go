@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"time"
 )
 
 // AcquireFenced implements FencedLibrary (see there). In a library of one
@@ -66,4 +67,48 @@ func (l *library) claimEpoch(h *handle) error {
 		return fmt.Errorf("acquire %s: discard what the last holder left in %s: %w", c.volser, filepath.Base(c.dir), err)
 	}
 	return nil
+}
+
+// refreshEvery is how stale a shared library's view of the cartridges
+// other hosts write may get before Cartridges reads their indexes again.
+const refreshEvery = 2 * time.Second
+
+// refresh reads again the index of every cartridge no drive of this host
+// holds in use, at most every refreshEvery, so that the cartridges other
+// hosts filled show as they are (for choosing where to append, and for the
+// status). A held cartridge was read afresh when it was acquired.
+func (l *library) refresh() {
+	if !l.shared {
+		return
+	}
+	l.mu.Lock()
+	if time.Since(l.refreshed) < refreshEvery {
+		l.mu.Unlock()
+		return
+	}
+	l.refreshed = time.Now()
+	var idle []*cartridge
+	for _, v := range l.volsers {
+		c := l.carts[v]
+		if c.drive < 0 || !l.drives[c.drive].inUse {
+			idle = append(idle, c)
+		}
+	}
+	l.mu.Unlock()
+	for _, c := range idle {
+		l.mu.Lock()
+		capacity := c.idx.Capacity
+		l.mu.Unlock()
+		idx, problem, err := loadCartridge(c.dir, c.volser, capacity, true)
+		if err != nil || problem != "" {
+			// Kept as it was: a host may be rewriting it this moment; the
+			// next acquire reads it again and says what is wrong.
+			continue
+		}
+		l.mu.Lock()
+		if c.drive < 0 || !l.drives[c.drive].inUse {
+			c.idx = idx
+		}
+		l.mu.Unlock()
+	}
 }

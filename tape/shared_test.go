@@ -6,6 +6,7 @@ import (
 	"io"
 	"path/filepath"
 	"testing"
+	"time"
 )
 
 // TestSharedLibraryFencing: two hosts open one library directory. Host A
@@ -93,5 +94,36 @@ func TestSharedLibraryFencing(t *testing.T) {
 	}
 	if n, _ := dc.SeekEOD(); n != 3 {
 		t.Errorf("end of data at tape file %d, want 3 (label, A's, B's)", n)
+	}
+}
+
+// TestSharedLibraryRefresh: a host's view of a cartridge another host
+// filled catches up (for choosing where to append), without an acquire.
+func TestSharedLibraryRefresh(t *testing.T) {
+	dir := t.TempDir()
+	a, err := Open(Config{Dir: dir, Drives: 1, Cartridges: 1, Shared: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	b, err := Open(Config{Dir: dir, Drives: 1, Cartridges: 1, Shared: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	d, err := a.(FencedLibrary).AcquireFenced(context.Background(), "TF0001", 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.Write([]byte("by A")); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.WriteFilemark(); err != nil {
+		t.Fatal(err)
+	}
+	a.Release(d)
+	b.(*library).refreshed = time.Time{} // as if refreshEvery had passed
+	if c := b.Cartridges()[0]; c.TapeFiles != 2 || c.State != CartridgeFilling {
+		t.Errorf("host b sees %+v, want 2 tape files, filling", c)
 	}
 }
