@@ -343,6 +343,7 @@ func (e *Engine) CopyOnce() bool {
 	}
 	if claimed := e.claimJobs([]catalog.Job{job}); len(claimed) == 1 {
 		job = claimed[0]
+		defer e.endClaims(claimed)
 	} else {
 		return false // another host claimed it first
 	}

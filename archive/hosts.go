@@ -25,12 +25,16 @@ type hostState struct {
 	mu         sync.Mutex
 	validUntil time.Time // local clock: the catalog's heartbeat is fresh until then at the latest
 	failing    bool      // the last renewal failed (logged once)
-	// claimed maps a job this host claimed to the epoch of the claim:
-	// commits of the job's work check it (catalog.Fence).
-	claimed map[uint64]uint64
+	// claimed maps a job this host claimed, and is working on, to the
+	// claim: commits of the job's work check it (catalog.Fence). The
+	// claims end with the flush or copy they were made for (endClaims).
+	claimed map[uint64]claim
 	lapses  int64 // heartbeats found lapsed at renewal
 	fences  int64 // commits or writes refused because a lease was lost
 }
+
+// claim is one job claimed by this host.
+type claim struct{ epoch, batch uint64 }
 
 // hostID is this host's name in the catalog.
 func (e *Engine) hostID() string { return e.cfg.Host }
@@ -325,10 +329,10 @@ func (e *Engine) claimJobs(jobs []catalog.Job) []catalog.Job {
 	}
 	e.host.mu.Lock()
 	if e.host.claimed == nil {
-		e.host.claimed = map[uint64]uint64{}
+		e.host.claimed = map[uint64]claim{}
 	}
 	for _, j := range got {
-		e.host.claimed[j.ID] = j.Epoch
+		e.host.claimed[j.ID] = claim{epoch: j.Epoch, batch: j.Batch}
 	}
 	e.host.mu.Unlock()
 	for _, t := range taken {
@@ -338,8 +342,10 @@ func (e *Engine) claimJobs(jobs []catalog.Job) []catalog.Job {
 }
 
 // fenceFor is what a commit of an aggregate on volser holding batches
-// must still hold: the cartridge lease this host writes it under and its
-// claims of the batches' migrate jobs. Zero with one host.
+// must still hold: the cartridge lease this host writes it under, and its
+// claims of the jobs it works on for those batches — by the claim, not by
+// what the catalog holds now, so a job another host took over and
+// finished (deleted) refuses the commit too. Zero with one host.
 func (e *Engine) fenceFor(volser string, batches map[uint64]int64) catalog.Fence {
 	if !e.shared() {
 		return catalog.Fence{}
@@ -348,30 +354,24 @@ func (e *Engine) fenceFor(volser string, batches map[uint64]int64) catalog.Fence
 	if ll, ok := e.lib.(*leasedLibrary); ok {
 		f.Epoch = ll.heldEpoch(volser)
 	}
-	var jobs []catalog.Job
-	_ = e.cat.View(func(tx *catalog.Tx) error {
-		for _, kind := range []catalog.JobKind{catalog.JobMigrate, catalog.JobCopy} {
-			js, err := tx.Jobs(kind)
-			if err != nil {
-				return err
-			}
-			jobs = append(jobs, js...)
-		}
-		return nil
-	})
 	e.host.mu.Lock()
 	defer e.host.mu.Unlock()
-	for _, j := range jobs {
-		if _, in := batches[j.Batch]; !in {
-			continue
-		}
-		if epoch, ok := e.host.claimed[j.ID]; ok {
-			f.Jobs[j.ID] = epoch
-		} else {
-			f.Jobs[j.ID] = 0 // never claimed here: the check refuses it
+	for id, c := range e.host.claimed {
+		if _, in := batches[c.batch]; in {
+			f.Jobs[id] = c.epoch
 		}
 	}
 	return f
+}
+
+// endClaims forgets the claims of jobs whose flush or copy is over (done,
+// failed or given up): a later commit for their batches is other work.
+func (e *Engine) endClaims(jobs []catalog.Job) {
+	e.host.mu.Lock()
+	for _, j := range jobs {
+		delete(e.host.claimed, j.ID)
+	}
+	e.host.mu.Unlock()
 }
 
 // fenced reports whether a migration of jobs that failed with err lost

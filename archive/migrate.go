@@ -129,6 +129,7 @@ type migrant struct {
 
 // flush writes the batches of one workspace's migrate jobs to tape.
 func (e *Engine) flush(workspace string, jobs []catalog.Job) {
+	defer e.endClaims(jobs) // several hosts (hosts.go)
 	if jobs = e.withoutDamaged(jobs); len(jobs) == 0 {
 		return
 	}
