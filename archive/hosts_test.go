@@ -249,3 +249,47 @@ func TestLateCommitIsRefused(t *testing.T) {
 		t.Errorf("batch after a went on: %s, %d failed attempts", got.State, got.Attempts)
 	}
 }
+
+// TestFenceHoldsTheClaims: the fence of a commit is the claims of the work
+// that wrote it. It passes while they hold, and refuses once the job was
+// taken over and finished (deleted) by another host — whatever cartridge
+// that host wrote on — and once this host's work ended.
+func TestFenceHoldsTheClaims(t *testing.T) {
+	a := startHost(t, "a", catalog.NewMemoryEngine(), t.TempDir(), time.Hour, nil)
+	b, _ := sealTree(t, &testEngine{Engine: a.Engine}, "run", map[string][]byte{"x": randomBytes(4, 3000)})
+	var jobs []catalog.Job
+	if err := a.Engine.cat.View(func(tx *catalog.Tx) error {
+		var err error
+		jobs, err = tx.Jobs(catalog.JobMigrate)
+		return err
+	}); err != nil || len(jobs) != 1 {
+		t.Fatalf("migrate jobs %v, %v", jobs, err)
+	}
+	claimed := a.claimJobs(jobs)
+	if len(claimed) != 1 || claimed[0].Owner != "a" || claimed[0].Epoch != 1 {
+		t.Fatalf("claim: %+v", claimed)
+	}
+	check := func() error {
+		f := a.fenceFor("TF0001", map[uint64]int64{b.ID: 1})
+		return a.Engine.cat.Update(func(tx *catalog.Tx) error { return tx.CheckFence(f) })
+	}
+	// This host writes TF0001 under its lease (held here at epoch 0).
+	if err := a.Engine.cat.Update(func(tx *catalog.Tx) error {
+		return tx.PutCartridgeLease(catalog.CartridgeLease{VOLSER: "TF0001", Holder: "a"})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := check(); err != nil {
+		t.Fatalf("fence while the claim holds: %v", err)
+	}
+	if err := a.Engine.cat.Update(func(tx *catalog.Tx) error { return tx.DeleteJob(jobs[0].ID) }); err != nil {
+		t.Fatal(err)
+	}
+	if err := check(); !errors.Is(err, catalog.ErrFenced) {
+		t.Errorf("fence after another host finished the job: %v, want ErrFenced", err)
+	}
+	a.endClaims(claimed)
+	if f := a.fenceFor("TF0001", map[uint64]int64{b.ID: 1}); len(f.Jobs) != 0 {
+		t.Errorf("claims kept after the work ended: %v", f.Jobs)
+	}
+}
