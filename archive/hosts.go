@@ -525,3 +525,24 @@ func (h HostView) Note() string {
 		return fmt.Sprintf("%d batch(es) not yet on tape wait for it: its cache is out of reach of this host", h.Waiting)
 	}
 }
+
+// adoptedElsewhere is the batches whose migrate jobs a live other host
+// holds: this host's batches another host adopted while it was down, and
+// is writing now. A restart leaves them to it.
+func (e *Engine) adoptedElsewhere(tx *catalog.Tx) (map[uint64]bool, error) {
+	if !e.shared() {
+		return nil, nil
+	}
+	v, err := e.readHosts(tx)
+	if err != nil {
+		return nil, err
+	}
+	jobs, err := tx.Jobs(catalog.JobMigrate)
+	out := map[uint64]bool{}
+	for _, j := range jobs {
+		if j.Owner != "" && j.Owner != e.hostID() && v.alive(j.Owner) {
+			out[j.Batch] = true
+		}
+	}
+	return out, err
+}

@@ -112,9 +112,16 @@ func (e *Engine) recover() error {
 	// file is gone; members already committed keep their copies).
 	if err := e.cat.Update(func(tx *catalog.Tx) error {
 		bs, err := tx.Batches(catalog.ListOptions{States: []catalog.State{catalog.Syncing}})
+		if err != nil {
+			return err
+		}
+		adopted, err := e.adoptedElsewhere(tx)
+		if err != nil {
+			return err
+		}
 		for _, b := range bs {
-			if !e.mine(b) {
-				continue // another host's migration, or one it adopted
+			if !e.mine(b) || adopted[b.ID] {
+				continue // another host's migration, or one a live host adopted
 			}
 			b.State = catalog.Cached
 			if err := tx.PutBatch(b); err != nil {

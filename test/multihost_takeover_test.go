@@ -34,9 +34,10 @@ func putRuns(t *testing.T, d *daemon, n int) ([]uint64, []string) {
 // to tape when host 1 is killed with SIGKILL. Another host takes over the
 // cartridge and the jobs once host 1's lease lapses, reads the batches
 // from host 1's cache (reachable: sibling directories), discards the tape
-// file host 1 left half-written, and writes them: every batch reaches
-// CACHED_SYNCED, every file has one copy at a place of its own, and reads
-// through host 3's mount (recalls from tape) give back the md5s put.
+// file host 1 left half-written, and writes them, while host 1 restarts:
+// every batch reaches CACHED_SYNCED, every file has one copy at a place
+// of its own, and reads through host 3's mount (recalls from tape) give
+// back the md5s put.
 func TestHostsKill9DuringMigration(t *testing.T) {
 	t.Parallel()
 	c := startHosts(t, 3, slowTape...)
@@ -68,6 +69,10 @@ func TestHostsKill9DuringMigration(t *testing.T) {
 		t.Errorf("takeover took %v, more than 4 leases of %v", takeover, testLease)
 	}
 
+	// Host 1 comes back while the other host writes its batches: it
+	// leaves them to that host.
+	h1.startAfterKill9()
+
 	c.waitOnTape(cat, ids, 120*time.Second)
 	t.Logf("takeover: every batch on tape %v after the kill -9 of host 1 (lease %v)", time.Since(killed).Round(time.Millisecond), testLease)
 	for _, id := range ids {
@@ -96,9 +101,7 @@ func TestHostsKill9DuringMigration(t *testing.T) {
 		sameTree(t, fmt.Sprintf("batch %d read through host 3", id), md5Tree(t, dirs[i]), md5Tree(t, filepath.Join(h3.ws("default"), fmt.Sprint(id), name)))
 	}
 
-	// Host 1 comes back: its batches are on tape, nothing is failed or
-	// written again.
-	h1.startAfterKill9()
+	// Host 1, back, failed nothing and wrote nothing again.
 	for _, id := range ids {
 		if b := c.batch(cat, id); b.State != "CACHED_SYNCED" {
 			t.Errorf("batch %d after host 1 restarted: %s (%s)", id, b.State, b.Reason)
