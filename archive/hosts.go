@@ -136,6 +136,7 @@ func (e *Engine) heartbeatLoop() {
 	period := max(e.lease()/3, 10*time.Millisecond)
 	for e.sleep(period) {
 		e.renewHeartbeat()
+		e.releaseUnworkable()
 	}
 }
 
@@ -245,13 +246,16 @@ func (e *Engine) mine(b catalog.Batch) bool {
 // adoptable says where this host reads the data of a batch of another
 // host: that host is dead (its heartbeat lapsed or it stopped) and its
 // cache directory is reachable from here ("" otherwise: the batch waits
-// for its host).
-func (e *Engine) adoptable(v hostView, b catalog.Batch) (string, bool) {
+// for its host). continuing is for a migration this host claimed while
+// that host was dead: it goes on reading the cache even if the host is
+// back (the objects of a batch not on tape never change or go away), so
+// that neither host waits for the other.
+func (e *Engine) adoptable(v hostView, b catalog.Batch, continuing bool) (string, bool) {
 	if e.mine(b) {
 		return "", true
 	}
 	h, ok := v.hosts[b.Host]
-	if !ok || h.Alive(v.now) || h.CacheDir == "" || !cache.Reachable(h.CacheDir) {
+	if !ok || (!continuing && h.Alive(v.now)) || h.CacheDir == "" || !cache.Reachable(h.CacheDir) {
 		return "", false
 	}
 	return h.CacheDir, true
@@ -273,8 +277,55 @@ func (e *Engine) claimable(v hostView, j catalog.Job, b catalog.Batch) bool {
 	if j.Kind == catalog.JobCopy {
 		return true
 	}
-	_, ok := e.adoptable(v, b)
+	_, ok := e.adoptable(v, b, j.Owner == e.hostID())
 	return ok
+}
+
+// releaseUnworkable gives up this host's claims of migrate jobs it can no
+// longer do — another host's batch whose cache is out of reach from here —
+// so that their host (or another) can take them. Skipped while a flush
+// runs: its jobs are in use.
+func (e *Engine) releaseUnworkable() {
+	if !e.shared() || !e.migrateMu.TryLock() {
+		return
+	}
+	defer e.migrateMu.Unlock()
+	var released []string
+	err := e.cat.Update(func(tx *catalog.Tx) error {
+		released = released[:0]
+		v, err := e.readHosts(tx)
+		if err != nil {
+			return err
+		}
+		jobs, err := tx.Jobs(catalog.JobMigrate)
+		if err != nil {
+			return err
+		}
+		for _, j := range jobs {
+			if j.Owner != e.hostID() {
+				continue
+			}
+			b, err := tx.Batch(j.Batch)
+			if err != nil {
+				continue
+			}
+			if _, ok := e.adoptable(v, b, true); ok {
+				continue
+			}
+			j.Owner = ""
+			if err := tx.PutJob(j); err != nil {
+				return err
+			}
+			released = append(released, fmt.Sprintf("job %d (batch %d of host %s)", j.ID, b.ID, b.Host))
+		}
+		return nil
+	})
+	if err != nil {
+		e.log.Warn().Err(err).Str("host", e.hostID()).Msg("could not give up migrate jobs this host cannot do")
+	}
+	for _, r := range released {
+		e.log.Warn().Str("host", e.hostID()).Msg("gave up " + r + ": its cache is out of reach from here")
+	}
 }
 
 // claimJobs claims jobs for this host in one transaction (the engine's
@@ -419,7 +470,7 @@ func (e *Engine) openMigrant(m migrant) (*cache.Handle, error) {
 	var ok bool
 	err := e.cat.View(func(tx *catalog.Tx) error {
 		v, err := e.readHosts(tx)
-		dir, ok = e.adoptable(v, *m.batch)
+		dir, ok = e.adoptable(v, *m.batch, true) // this host claimed its job
 		return err
 	})
 	if err != nil {
