@@ -265,8 +265,8 @@ func (e *Engine) adoptable(v hostView, b catalog.Batch, continuing bool) (string
 // the job is free, its own, or its owner's heartbeat lapsed; and the
 // batch's data is here or adoptable.
 //
-// A copy job reads its batch's tape copies, not a cache: any host may
-// take it that no live host holds.
+// A copy or repack job reads tape copies, not a cache: any host may take
+// it that no live host holds.
 func (e *Engine) claimable(v hostView, j catalog.Job, b catalog.Batch) bool {
 	if !e.shared() {
 		return true
@@ -274,8 +274,8 @@ func (e *Engine) claimable(v hostView, j catalog.Job, b catalog.Batch) bool {
 	if j.Owner != "" && j.Owner != e.hostID() && v.alive(j.Owner) {
 		return false
 	}
-	if j.Kind == catalog.JobCopy {
-		return true
+	if j.Kind != catalog.JobMigrate {
+		return true // copy and repack jobs read tape, not a host's cache
 	}
 	_, ok := e.adoptable(v, b, j.Owner == e.hostID())
 	return ok

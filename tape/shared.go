@@ -99,7 +99,7 @@ func (l *library) refresh() {
 		l.mu.Lock()
 		capacity := c.idx.Capacity
 		l.mu.Unlock()
-		idx, problem, err := loadCartridge(c.dir, c.volser, capacity, true)
+		idx, gen, problem, err := loadCartridge(c.dir, c.volser, capacity, true)
 		if err != nil || problem != "" {
 			// Kept as it was: a host may be rewriting it this moment; the
 			// next acquire reads it again and says what is wrong.
@@ -107,7 +107,7 @@ func (l *library) refresh() {
 		}
 		l.mu.Lock()
 		if c.drive < 0 || !l.drives[c.drive].inUse {
-			c.idx = idx
+			c.idx, c.gen = idx, gen
 		}
 		l.mu.Unlock()
 	}
