@@ -105,6 +105,8 @@ bench: build
 	./test/bench_recall.sh
 	./test/bench_catalog.sh
 	./test/bench_rss.sh
+	./test/bench_hosts.sh
+	./test/bench_hosts_speedup.sh
 
 # Native Go fuzz tests, one after the other, FUZZTIME each. Each entry is
 # package:FuzzTarget; crashers land in the package's testdata/fuzz/ and

@@ -410,6 +410,27 @@ type LibraryStatus struct {
 	Drives     []Drive     `json:"drives"`
 	Cartridges []Cartridge `json:"cartridges"`
 	Counters   Counters    `json:"counters"`
+	Hosts      []Host      `json:"hosts,omitempty"`
+}
+
+// Host is one tapefs daemon sharing the catalog.
+type Host struct {
+	ID             string      `json:"id"`
+	Self           bool        `json:"self,omitempty"` // the daemon answering
+	State          string      `json:"state"`          // up, stopped, lapsed
+	Heartbeat      time.Time   `json:"heartbeat"`
+	AgeSeconds     float64     `json:"age_seconds"` // of the heartbeat, by the catalog's clock
+	Drives         []HostDrive `json:"drives,omitempty"`
+	Waiting        int         `json:"waiting"` // batches not yet on tape with data only in its cache
+	CacheReachable bool        `json:"cache_reachable"`
+	Note           string      `json:"note,omitempty"`
+}
+
+// HostDrive is a drive of a host as its heartbeat reported it.
+type HostDrive struct {
+	Index  int    `json:"index"`
+	State  string `json:"state"`
+	VOLSER string `json:"volser,omitempty"`
 }
 
 // ErrorResponse is the body of every error: the message, and the kind of

@@ -96,6 +96,17 @@ type Config struct {
 	// many bytes per second (0: no limit). For tests, which need a batch
 	// to stay SEALING long enough to look at it.
 	HashRate int64
+
+	// Host is this daemon's ID among the hosts sharing a catalog
+	// (hosts.go); "" keeps no heartbeat. Lease is how long its heartbeat
+	// lasts unrenewed (default 30 s). Shared turns on the work sharing:
+	// cartridge leases, job claims and fencing; the Library must then be
+	// a tape.FencedLibrary. CacheDir is where this host's cache is, for
+	// another host to adopt when this one dies.
+	Host     string
+	Lease    time.Duration
+	Shared   bool
+	CacheDir string
 }
 
 // Clock is the engine's source of time, so tests can drive it.

@@ -323,8 +323,12 @@ func (e *Engine) CopyOnce() bool {
 	var found bool
 	if err := e.cat.View(func(tx *catalog.Tx) error {
 		jobs, err := tx.Jobs(catalog.JobCopy)
+		var hv hostView // several hosts: skip jobs another live host holds (hosts.go)
+		if err == nil && e.shared() {
+			hv, err = e.readHosts(tx)
+		}
 		for _, j := range jobs {
-			if !j.NotBefore.After(now) {
+			if !j.NotBefore.After(now) && e.claimable(hv, j, catalog.Batch{}) {
 				job, found = j, true
 				break
 			}
@@ -334,11 +338,17 @@ func (e *Engine) CopyOnce() bool {
 		e.log.Error().Err(err).Msg("copies: cannot read the job queue")
 		return false
 	}
-	if !found {
+	if !found || !e.holding() {
 		return false
 	}
+	if claimed := e.claimJobs([]catalog.Job{job}); len(claimed) == 1 {
+		job = claimed[0]
+		defer e.endClaims(claimed)
+	} else {
+		return false // another host claimed it first
+	}
 	err := e.makeCopies(job)
-	if err == nil || e.ctx.Err() != nil {
+	if err == nil || e.ctx.Err() != nil || e.fenced(err, []catalog.Job{job}) {
 		return true
 	}
 	job.Attempts++

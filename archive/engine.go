@@ -71,6 +71,7 @@ type Engine struct {
 	changes *notifier   // changes of batches, for the mount's kernel caches
 	sealer  *sealWork   // adoption and background hashing of sealed batches
 	evicted *evictWatch // objects the cache evicted by itself
+	host    hostState   // heartbeat and claims (hosts.go)
 }
 
 type realClock struct{}
@@ -95,6 +96,7 @@ func DefaultConfig() Config {
 		ScrubRate:       16 << 20,
 		ScrubInterval:   24 * time.Hour,
 		VerifyPeriod:    180 * 24 * time.Hour,
+		Lease:           30 * time.Second,
 	}
 }
 
@@ -123,6 +125,7 @@ func (c *Config) applyDefaults() {
 	c.Copies = min(max(c.Copies, 1), catalog.MaxCopies)
 	orDefault(&c.ScrubRate, d.ScrubRate)
 	orDefault(&c.ScrubInterval, d.ScrubInterval)
+	orDefault(&c.Lease, d.Lease)
 }
 
 // orDefault sets *v to d when *v is the zero value.
@@ -163,6 +166,18 @@ func New(cfg Config) (*Engine, error) {
 	e.changes, e.sealer, e.evicted = newNotifier(), newSealWork(), newEvictWatch()
 	e.cache.OnEvict(e.objectEvicted)
 	e.tapeVerify.started = e.now()
+	if cfg.Shared {
+		fl, ok := cfg.Library.(tape.FencedLibrary)
+		if !ok {
+			cancel()
+			return nil, errNotFenced
+		}
+		e.lib = newLeasedLibrary(e, fl)
+	}
+	if err := e.registerHost(); err != nil {
+		cancel()
+		return nil, fmt.Errorf("archive: %w", err)
+	}
 	if err := e.recover(); err != nil {
 		cancel()
 		return nil, fmt.Errorf("archive: recover: %w", err)
@@ -195,6 +210,7 @@ func (e *Engine) Start() {
 	e.spawn(e.removalLoop)
 	e.spawn(e.sealLoop)
 	e.spawn(e.evictLoop)
+	e.spawn(e.heartbeatLoop)
 	if e.cfg.VerifyPeriod > 0 {
 		e.spawn(e.tapeScrubLoop)
 	}
@@ -216,6 +232,7 @@ func (e *Engine) Close() error {
 	e.cancel()
 	e.recalls.close()
 	e.wg.Wait()
+	e.retireHost()
 	return nil
 }
 

@@ -45,6 +45,9 @@ func (e *Engine) migrateOnce(force bool) bool {
 	// same members twice.
 	e.migrateMu.Lock()
 	defer e.migrateMu.Unlock()
+	if !e.holding() {
+		return false // heartbeat not renewed: no new work (hosts.go)
+	}
 	now := e.now()
 	pending := map[string]*pendingWorkspace{}
 	err := e.cat.View(func(tx *catalog.Tx) error {
@@ -52,12 +55,18 @@ func (e *Engine) migrateOnce(force bool) bool {
 		if err != nil {
 			return err
 		}
+		var hv hostView
+		if e.shared() {
+			if hv, err = e.readHosts(tx); err != nil {
+				return err
+			}
+		}
 		for _, j := range jobs {
 			if j.NotBefore.After(now) {
 				continue
 			}
 			b, err := tx.Batch(j.Batch)
-			if err != nil {
+			if err != nil || !e.claimable(hv, j, b) {
 				continue
 			}
 			p := pending[b.Workspace]
@@ -89,7 +98,11 @@ func (e *Engine) migrateOnce(force bool) bool {
 		if !due {
 			continue
 		}
-		e.flush(ws, p.jobs)
+		jobs := e.claimJobs(p.jobs) // several hosts: only what this one claims
+		if len(jobs) == 0 {
+			continue
+		}
+		e.flush(ws, jobs)
 		returnMemory(int(p.files))
 		return true
 	}
@@ -116,6 +129,7 @@ type migrant struct {
 
 // flush writes the batches of one workspace's migrate jobs to tape.
 func (e *Engine) flush(workspace string, jobs []catalog.Job) {
+	defer e.endClaims(jobs) // several hosts (hosts.go)
 	if jobs = e.withoutDamaged(jobs); len(jobs) == 0 {
 		return
 	}
@@ -179,6 +193,9 @@ func (e *Engine) flush(workspace string, jobs []catalog.Job) {
 		if errors.As(err, &damaged) {
 			e.migrationDamaged(batches, damaged)
 			return
+		}
+		if e.fenced(err, jobs) {
+			return // another host took the work over (hosts.go)
 		}
 		e.migrationFailed(batches, err)
 	}
@@ -274,6 +291,9 @@ func (e *Engine) pickCartridge(need int64, pool string, ok func(volser string) b
 		}
 		if c.Drive >= 0 {
 			rank = 0
+		}
+		if e.leasedElsewhere(c.VOLSER) {
+			rank = 3 // another host writes it: only if nothing else will do (hosts.go)
 		}
 		if rank < bestRank {
 			best, bestRank = c.VOLSER, rank
@@ -430,7 +450,7 @@ func (e *Engine) addMember(aw *tape.AggregateWriter, m migrant, buf []byte) (int
 	if m.member.Type != tape.MemberFile {
 		return aw.Add(m.member, nil)
 	}
-	h, err := e.cache.Open(m.file.ID)
+	h, err := e.openMigrant(m) // this host's cache, or an adopted one (hosts.go)
 	if err != nil {
 		return 0, fmt.Errorf("%s (file %d): cache object: %w", m.file.Path, m.file.ID, err)
 	}
@@ -479,12 +499,13 @@ func (e *Engine) commitAggregate(volser string, tapeFile int, size int64, in []m
 	if len(in) > 0 {
 		wsName = in[0].member.Workspace
 	}
+	fence := e.fenceFor(volser, onTape) // several hosts: what this commit must still hold (hosts.go)
 	var syncedBatches []catalog.Batch
 	var pl pendingLog
 	err = e.cat.Update(func(tx *catalog.Tx) error {
 		pl = pl[:0]
 		commit := catalog.AggregateCommit{
-			Copies: copies, OnTape: onTape, Synced: synced, Time: now,
+			Copies: copies, OnTape: onTape, Synced: synced, Time: now, Fence: fence,
 			Cartridge: cartridgeRecord(info),
 		}
 		if err := tx.CommitAggregate(commit); err != nil {

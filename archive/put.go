@@ -48,7 +48,7 @@ func (e *Engine) Reserve(workspace, tag string, owner uint32, bytes int64) (cata
 			return &RejectError{Workspace: workspace, Entry: cliPut, Cause: ErrQuota, Reason: quotaReason(bytes, workspace, ws.Quota-ws.Used, ws.Quota)}
 		}
 		now := e.now()
-		b, err = tx.ReserveBatch(catalog.Batch{Workspace: workspace, Tag: tag, Owner: owner, State: catalog.Caching, Created: now, Bytes: bytes})
+		b, err = tx.ReserveBatch(catalog.Batch{Workspace: workspace, Tag: tag, Owner: owner, State: catalog.Caching, Created: now, Bytes: bytes, Host: e.cfg.Host})
 		if err != nil {
 			return err
 		}

@@ -66,6 +66,9 @@ func (e *Engine) Open(fileID uint64) (*Reader, error) {
 			// Dropped as damaged: the first read recalls it.
 		}
 	}
+	if h := e.peerObject(f); h != nil { // another host's batch not on tape yet (peer.go)
+		r.h, r.complete = h, true
+	}
 	return r, nil
 }
 
@@ -145,7 +148,17 @@ func (r *Reader) ready(ctx context.Context, off, n int64) (*cache.Handle, error)
 		if _, err := r.e.waitAdopted(ctx, r.file); err != nil {
 			return nil, err
 		}
-		reqs, err := r.e.requestReads([]catalog.File{r.file})
+		ph, f, err := r.e.waitPeer(ctx, r.file) // another host's batch not on tape yet (peer.go)
+		if err != nil {
+			return nil, err
+		}
+		if ph != nil {
+			r.mu.Lock()
+			r.h, r.complete = ph, true
+			r.mu.Unlock()
+			return ph, nil
+		}
+		reqs, err := r.e.requestReads([]catalog.File{f})
 		if err != nil {
 			return nil, err
 		}

@@ -290,7 +290,7 @@ func (e *Engine) requestRecalls(files []catalog.File) ([]*recallReq, error) {
 	jobs := map[*recallReq]uint64{}
 	err := e.cat.Update(func(tx *catalog.Tx) error {
 		for _, r := range append(fresh, promoted...) {
-			j, err := tx.AddJob(catalog.Job{Kind: catalog.JobRecall, Batch: r.file.Batch, File: r.file.ID, Created: e.now()})
+			j, err := tx.AddJob(catalog.Job{Kind: catalog.JobRecall, Batch: r.file.Batch, File: r.file.ID, Created: e.now(), Owner: e.jobOwner()})
 			if err != nil {
 				return err
 			}

@@ -9,10 +9,21 @@ import (
 
 // recover brings the cache and the queues back in line with the catalog
 // after a stop or a crash. Nothing here trusts memory from the last run.
+//
+// With several hosts on the catalog it touches only this host's work —
+// batches whose data is in its cache, its own jobs — and jobs of hosts
+// whose heartbeat lapsed (hosts.go): the others' work goes on meanwhile.
 func (e *Engine) recover() error {
 	var sealing, unsynced []catalog.Batch
 	var recalls []catalog.Job
 	err := e.cat.View(func(tx *catalog.Tx) error {
+		var hv hostView
+		if e.shared() {
+			var err error
+			if hv, err = e.readHosts(tx); err != nil {
+				return err
+			}
+		}
 		jobs, err := tx.Jobs(catalog.JobSeal)
 		if err != nil {
 			return err
@@ -22,14 +33,22 @@ func (e *Engine) recover() error {
 			if err != nil {
 				return fmt.Errorf("seal job %d: %w", j.ID, err)
 			}
-			sealing = append(sealing, b)
+			if e.mine(b) {
+				sealing = append(sealing, b)
+			}
 		}
-		if recalls, err = tx.Jobs(catalog.JobRecall); err != nil {
+		all, err := tx.Jobs(catalog.JobRecall)
+		if err != nil {
 			return err
+		}
+		for _, j := range all {
+			if e.ownJob(hv, j) {
+				recalls = append(recalls, j)
+			}
 		}
 		bs, err := tx.Batches(catalog.ListOptions{States: []catalog.State{catalog.Caching, catalog.Cached, catalog.Syncing, catalog.Failed, catalog.Deleted}})
 		for _, b := range bs {
-			if b.Sealing == "" && !(b.State == catalog.Deleted && b.Prior.OnTape()) {
+			if e.mine(b) && b.Sealing == "" && !(b.State == catalog.Deleted && b.Prior.OnTape()) {
 				unsynced = append(unsynced, b)
 			}
 		}
@@ -84,13 +103,26 @@ func (e *Engine) recover() error {
 		return fmt.Errorf("list puts cut off: %w", err)
 	}
 	for _, b := range caching {
+		if !e.mine(b) {
+			continue // a put into another host's cache: that host's to end
+		}
 		e.failBatch(b, EvFailed, fmt.Sprintf("tapefs put into batch %d was cut off (the daemon stopped) before all bytes arrived; nothing was archived, run tapefs put again", b.ID))
 	}
 	// 4. Migrations cut off mid-write start over (the uncommitted tape
 	// file is gone; members already committed keep their copies).
 	if err := e.cat.Update(func(tx *catalog.Tx) error {
 		bs, err := tx.Batches(catalog.ListOptions{States: []catalog.State{catalog.Syncing}})
+		if err != nil {
+			return err
+		}
+		adopted, err := e.adoptedElsewhere(tx)
+		if err != nil {
+			return err
+		}
 		for _, b := range bs {
+			if !e.mine(b) || adopted[b.ID] {
+				continue // another host's migration, or one a live host adopted
+			}
 			b.State = catalog.Cached
 			if err := tx.PutBatch(b); err != nil {
 				return err
@@ -110,6 +142,9 @@ func (e *Engine) recover() error {
 	var jobIDs []uint64
 	if err := e.cat.View(func(tx *catalog.Tx) error {
 		for _, j := range recalls {
+			if e.shared() && j.Owner != "" && j.Owner != e.hostID() {
+				continue // a dead host's: nobody here waits for it (dropped below)
+			}
 			f, err := tx.File(j.File)
 			if errors.Is(err, catalog.ErrNotFound) {
 				continue // purged since: nothing to recall

@@ -176,7 +176,7 @@ func (e *Engine) seal(ctx context.Context, workspace, entry string, owner uint32
 		return catalog.Batch{}, fmt.Errorf("seal %s/%s: %w", workspace, entry, err)
 	}
 	now := e.now()
-	b := catalog.Batch{Workspace: workspace, Tag: tag, Entry: entry, Owner: owner, State: catalog.Sealing, Created: now}
+	b := catalog.Batch{Workspace: workspace, Tag: tag, Entry: entry, Owner: owner, State: catalog.Sealing, Created: now, Host: e.cfg.Host}
 	b, err = e.registerSealed(ctx, b, sealDir, files)
 	if err != nil {
 		var rej *RejectError
@@ -267,7 +267,7 @@ func (e *Engine) registerSealed(ctx context.Context, b catalog.Batch, sealDir st
 		}
 		adopting = rb.ID
 		e.beginAdopt(rb.ID)
-		if _, err := tx.AddJob(catalog.Job{Kind: catalog.JobSeal, Batch: rb.ID, Created: now}); err != nil {
+		if _, err := tx.AddJob(catalog.Job{Kind: catalog.JobSeal, Batch: rb.ID, Created: now, Owner: e.jobOwner()}); err != nil {
 			return err
 		}
 		from := "put/" + rb.Entry

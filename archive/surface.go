@@ -814,9 +814,13 @@ func (d door) Library() Library {
 	for v, r := range recs {
 		carts[v] = Cartridge{VOLSER: v, Pool: r.Pool, Admin: r.Admin}
 	}
+	hosts, err := d.e.Hosts()
+	if err != nil {
+		d.e.log.Warn().Err(err).Msg("library status: the hosts could not be read from the catalog")
+	}
 	l := Library{Drives: d.e.lib.Drives(), Cartridges: d.e.lib.Cartridges(), Counters: d.e.lib.Counters(),
 		Verified: verified, VerifyDamaged: damaged, VerifyFailures: d.e.TapeVerifyFailures(), Admin: carts,
-		Dead: map[string]int64{}, Repacking: map[string]RepackStatus{}}
+		Dead: map[string]int64{}, Repacking: map[string]RepackStatus{}, Hosts: hosts}
 	_ = d.e.cat.View(func(tx *catalog.Tx) error {
 		cs, err := tx.Cartridges()
 		for _, c := range cs {

@@ -214,6 +214,7 @@ type Library struct {
 	// Admin is what the catalog adds to the library's view of a cartridge:
 	// its pool and root's state (absent: in no pool, no override).
 	Admin map[string]Cartridge
+	Hosts []HostView // the hosts sharing the catalog (hosts.go); nil with one host
 }
 
 // Cartridge is root's part of a cartridge: its pool and the state root

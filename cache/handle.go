@@ -61,6 +61,9 @@ func (h *Handle) File() *os.File { return h.f }
 
 // Close closes the file and lets the object be evicted again.
 func (h *Handle) Close() error {
+	if h.c == nil { // OpenForeign
+		return h.f.Close()
+	}
 	h.c.mu.Lock()
 	if !h.closed {
 		h.closed = true

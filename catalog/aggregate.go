@@ -15,6 +15,9 @@ func (tx *Tx) CommitAggregate(a AggregateCommit) error {
 	if len(a.Synced) > 0 && a.Time.IsZero() {
 		return errors.New("commit aggregate: Time is not set; it becomes the Synced time of the synced batches")
 	}
+	if err := tx.CheckFence(a.Fence); err != nil {
+		return fmt.Errorf("commit aggregate: %w", err)
+	}
 	// Sorted, so the writes go through the store in key order.
 	for _, id := range slices.Sorted(maps.Keys(a.Copies)) {
 		f, err := tx.File(id)

@@ -454,6 +454,19 @@ func (t *pgTxn) raiseSeparately(key []byte, id uint64) error {
 	return nil
 }
 
+// clock is the database server's time, in microseconds: the one clock
+// every host sharing the catalog agrees on (leases expire by it).
+func (t *pgTxn) clock() (time.Time, error) {
+	rows, err := t.query(`SELECT NULL::bytea, int8send((extract(epoch from clock_timestamp()) * 1000000)::bigint)`)
+	if err != nil {
+		return time.Time{}, t.fail(err)
+	}
+	if len(rows) != 1 {
+		return time.Time{}, errors.New("database clock: no answer")
+	}
+	return decodeMicros(rows[0].v)
+}
+
 func decodeSequence(key, v []byte) (uint64, error) {
 	if v == nil {
 		return 0, nil

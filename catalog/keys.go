@@ -30,6 +30,8 @@ import (
 //	j<batch><job>                      index: jobs by batch (purge, sync)
 //	E<seq>                             Event
 //	e<workspace>\x00<seq>              index: events by workspace
+//	H<host>                            Host: a daemon's heartbeat
+//	L<volser>                          CartridgeLease: which host writes it, epoch
 const (
 	tableVersion      = 'V'
 	tableSequence     = 'S'
@@ -45,6 +47,8 @@ const (
 	tableJobByBatch   = 'j'
 	tableEvent        = 'E'
 	tableEventByWS    = 'e'
+	tableHost         = 'H'
+	tableLease        = 'L'
 	sequenceBatch     = "batch"
 	sequenceFile      = "file"
 	sequenceJob       = "job"

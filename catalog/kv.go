@@ -45,4 +45,7 @@ type AggregateCommit struct {
 	Synced    []uint64         // batches now wholly on tape: state CachedSynced, Synced time set, their migrate jobs deleted
 	Events    []Event
 	Time      time.Time // when the aggregate was flushed: the Synced time of the Synced batches
+	// Fence, when set, is checked first: nothing is recorded unless the
+	// writer still holds the cartridge and the jobs it wrote under.
+	Fence Fence
 }

@@ -86,6 +86,10 @@ type Batch struct {
 	// was) written with: set from its workspace's policy when it is queued
 	// for migration and when that policy is raised. 0 (older records) is 1.
 	Copies int `json:"copies,omitempty"`
+	// Host is the host whose cache holds the batch's data until it is on
+	// tape ("": the only host). Its migration waits for that host, or for
+	// a host that can reach its cache once it is gone.
+	Host string `json:"host,omitempty"`
 	// Removal is set while entries of a live batch are hidden by rm inside
 	// its tree: provisional until the batch directory itself is removed.
 	Removal Removal `json:"removal,omitzero"`
@@ -283,6 +287,15 @@ type Job struct {
 	Generation int    `json:"generation,omitempty"`
 	// Repair: the bad copy.
 	Copy Copy `json:"copy,omitzero"`
+	// Owner is the host working on the job ("": anyone, e.g. one host);
+	// Epoch grows with every claim, so a commit checks it still holds the
+	// claim it worked under (Fence). A claim is renewed by its owner's
+	// heartbeat (one write per host, not one per job) and lapses with it;
+	// Lease is the expiry the claim was made with, for people reading the
+	// job.
+	Owner string    `json:"owner,omitempty"`
+	Epoch uint64    `json:"epoch,omitempty"`
+	Lease time.Time `json:"lease,omitzero"`
 }
 
 // Event is one entry of the append-only event log.

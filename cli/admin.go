@@ -8,6 +8,7 @@ import (
 	"os/user"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -339,6 +340,9 @@ Examples:
 				return writeJSONOut(env.Stdout, libraryJSON(st))
 			}
 			tw := tabwriter.NewWriter(env.Stdout, 0, 4, 2, ' ', 0)
+			if len(st.Hosts) > 0 {
+				writeHosts(tw, st.Hosts)
+			}
 			fmt.Fprintln(tw, "DRIVE\tSTATE\tCARTRIDGE\tIN USE\tMOUNTS\tREAD\tWRITTEN\tTAPE TIME")
 			for _, d := range st.Drives {
 				vol := d.VOLSER
@@ -445,8 +449,40 @@ func idName(name string, id uint32) string {
 // their own (they are the dashboard's), so the command line fixes the
 // names scripts rely on here.
 type libraryOut struct {
+	Hosts      []api.Host     `json:"hosts,omitempty"` // several hosts on one catalog
 	Drives     []driveOut     `json:"drives"`
 	Cartridges []cartridgeOut `json:"cartridges"`
+}
+
+// writeHosts is the table of the hosts sharing the catalog: each one's
+// state, last heartbeat and drives, and what waits for a host that is
+// down. The drives below it are this host's.
+func writeHosts(tw *tabwriter.Writer, hosts []api.Host) {
+	fmt.Fprintln(tw, "HOST\tSTATE\tHEARTBEAT\tDRIVES\tWAITING\tNOTE")
+	for _, h := range hosts {
+		id := h.ID
+		if h.Self {
+			id += " (this)"
+		}
+		var drives []string
+		for _, d := range h.Drives {
+			s := fmt.Sprintf("%d:%s", d.Index, d.State)
+			if d.VOLSER != "" {
+				s += ":" + d.VOLSER
+			}
+			drives = append(drives, s)
+		}
+		dl := strings.Join(drives, " ")
+		if dl == "" {
+			dl = "-"
+		}
+		note := h.Note
+		if note == "" {
+			note = "-"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s ago\t%s\t%d\t%s\n", id, h.State, time.Duration(h.AgeSeconds*float64(time.Second)).Round(100*time.Millisecond), dl, h.Waiting, note)
+	}
+	fmt.Fprintln(tw)
 }
 
 type driveOut struct {
@@ -521,7 +557,7 @@ func repackCartridge(env *Env, volser string, wait bool) int {
 }
 
 func libraryJSON(st api.LibraryStatus) libraryOut {
-	out := libraryOut{Drives: []driveOut{}, Cartridges: []cartridgeOut{}}
+	out := libraryOut{Hosts: st.Hosts, Drives: []driveOut{}, Cartridges: []cartridgeOut{}}
 	for _, d := range st.Drives {
 		out.Drives = append(out.Drives, driveOut{Index: d.Index, State: d.State, VOLSER: d.VOLSER, InUse: d.InUse, Mounts: d.Counters.Mounts,
 			BytesRead: d.Counters.BytesRead, BytesWritten: d.Counters.BytesWritten, TapeSeconds: d.Counters.SimSeconds})

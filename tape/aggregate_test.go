@@ -334,7 +334,7 @@ func TestAggregateOnTape(t *testing.T) {
 	if err := d.WriteFilemark(); err != nil {
 		t.Fatal(err)
 	}
-	onDisk, err := os.ReadFile(filepath.Join(l.dir, "TF0001", tapeFileName(n)))
+	onDisk, err := os.ReadFile(filepath.Join(l.dir, "TF0001", tapeFileName(n, 0)))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,6 +9,13 @@ package tape
 //	Dir/<VOLSER>/NNNNNN.tar.partial  the tape file being written; never part of the cartridge
 //	Dir/<VOLSER>/INDEX             cartridgeIndex: the committed tape files and their sizes
 //
+// A library several hosts share (Config.Shared) writes under a lease epoch
+// E > 0 from the catalog: tape file n is NNNNNN.eE.tar (.partial while
+// written) and the index INDEX.E. The index of the highest epoch is the
+// cartridge; a host that lost its lease can only ever write names of its
+// own, older epoch, which no reader looks at, so its late writes destroy
+// nothing (fencing on the medium, as the catalog fences the commit).
+//
 // INDEX is the truth about a cartridge: a tape file exists only once INDEX
 // lists it. It is replaced atomically (temp file, fsync, rename, fsync dir),
 // always after the tape file it announces is durable and always before a
@@ -64,6 +71,7 @@ type volumeLabel struct {
 
 // cartridgeIndex is INDEX.
 type cartridgeIndex struct {
+	Epoch    uint64      `json:"-"` // of the INDEX file it was read from (its name says it)
 	Format   int         `json:"format"`
 	VOLSER   string      `json:"volser"`
 	Capacity int64       `json:"capacity"`
@@ -76,15 +84,64 @@ type cartridgeIndex struct {
 }
 
 type indexFile struct {
-	N    int   `json:"n"`
-	Size int64 `json:"size"`
+	N     int    `json:"n"`
+	Size  int64  `json:"size"`
+	Epoch uint64 `json:"epoch,omitempty"` // lease epoch it was written under (shared library)
 }
 
-// tapeFileName is the name of committed tape file n.
-func tapeFileName(n int) string { return fmt.Sprintf("%06d.tar", n) }
+// tapeFileName is the name of committed tape file n written under epoch
+// (0: a library of one host).
+func tapeFileName(n int, epoch uint64) string {
+	if epoch == 0 {
+		return fmt.Sprintf("%06d.tar", n)
+	}
+	return fmt.Sprintf("%06d.e%d.tar", n, epoch)
+}
+
+// name is the file name of a committed tape file.
+func (f indexFile) name() string { return tapeFileName(f.N, f.Epoch) }
 
 // partialName is the name of tape file n while it is being written.
-func partialName(n int) string { return tapeFileName(n) + ".partial" }
+func partialName(n int, epoch uint64) string { return tapeFileName(n, epoch) + ".partial" }
+
+// indexFileName is the name of the index written under epoch.
+func indexFileName(epoch uint64) string {
+	if epoch == 0 {
+		return indexName
+	}
+	return fmt.Sprintf("%s.%d", indexName, epoch)
+}
+
+// newestIndex finds the index of the highest epoch in a cartridge
+// directory: INDEX (epoch 0) or INDEX.E.
+func newestIndex(dir string) (name string, epoch uint64, err error) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return "", 0, err
+	}
+	for _, e := range entries {
+		n := e.Name()
+		var ep uint64
+		switch {
+		case n == indexName:
+		case strings.HasPrefix(n, indexName+"."):
+			v, err := strconv.ParseUint(n[len(indexName)+1:], 10, 64)
+			if err != nil {
+				continue
+			}
+			ep = v
+		default:
+			continue
+		}
+		if name == "" || ep > epoch {
+			name, epoch = n, ep
+		}
+	}
+	if name == "" {
+		return "", 0, os.ErrNotExist
+	}
+	return name, epoch, nil
+}
 
 // writeFileAtomic replaces path with data so that a crash leaves either the
 // old or the new content, never a mix: the data is made durable under a
@@ -195,7 +252,7 @@ func readLabel(path string) (volumeLabel, error) {
 // an interrupted growth of the library) and is left alone: labelling never
 // erases data.
 func labelCartridge(dir, volser string, capacity int64, now time.Time) error {
-	if _, err := os.Stat(filepath.Join(dir, indexName)); err == nil {
+	if _, _, err := newestIndex(dir); err == nil {
 		return nil
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -205,7 +262,7 @@ func labelCartridge(dir, volser string, capacity int64, now time.Time) error {
 	if err != nil {
 		return err
 	}
-	if err := writeFileAtomic(filepath.Join(dir, tapeFileName(0)), label); err != nil {
+	if err := writeFileAtomic(filepath.Join(dir, tapeFileName(0, 0)), label); err != nil {
 		return err
 	}
 	idx := cartridgeIndex{
@@ -224,11 +281,24 @@ func labelCartridge(dir, volser string, capacity int64, now time.Time) error {
 // data is not repaired: it is returned as problem and the cartridge is put in
 // the error state, so an operator sees it and nothing overwrites the
 // evidence.
-func loadCartridge(dir, volser string, defaultCapacity int64) (idx cartridgeIndex, generation int, problem string, err error) {
+//
+// In a shared library (shared set) strays and an unfinished erase are left
+// alone here: they may be the work of another host right now. The next
+// host that takes the cartridge under a newer lease settles them
+// (claimEpoch).
+func loadCartridge(dir, volser string, defaultCapacity int64, shared bool) (idx cartridgeIndex, generation int, problem string, err error) {
 	idx = cartridgeIndex{Format: formatVersion, VOLSER: volser, Capacity: defaultCapacity}
-	data, err := os.ReadFile(filepath.Join(dir, indexName))
+	name, epoch, err := newestIndex(dir)
 	if errors.Is(err, os.ErrNotExist) {
 		return idx, 0, "INDEX missing (cartridge not labelled)", nil
+	}
+	if err != nil {
+		return idx, 0, "", err
+	}
+	data, err := os.ReadFile(filepath.Join(dir, name))
+	if errors.Is(err, os.ErrNotExist) && shared {
+		// Replaced by a newer epoch's between the listing and the read.
+		return loadCartridge(dir, volser, defaultCapacity, shared)
 	}
 	if err != nil {
 		return idx, 0, "", err
@@ -244,6 +314,7 @@ func loadCartridge(dir, volser string, defaultCapacity int64) (idx cartridgeInde
 		disk.Capacity = defaultCapacity
 	}
 	idx = disk
+	idx.Epoch = epoch
 	if idx.VOLSER != volser {
 		return idx, 0, fmt.Sprintf("INDEX names cartridge %q", idx.VOLSER), nil
 	}
@@ -251,18 +322,20 @@ func loadCartridge(dir, volser string, defaultCapacity int64) (idx cartridgeInde
 		return idx, 0, "INDEX lists no label", nil
 	}
 
-	relabelled, err := finishRelabel(dir, &idx)
-	if err != nil {
-		return idx, 0, "", err
-	}
-	if err := removeStrays(dir, len(idx.Files)); err != nil {
-		return idx, 0, "", err
+	relabelled := false
+	if !shared {
+		if relabelled, err = finishRelabel(dir, &idx); err != nil {
+			return idx, 0, "", err
+		}
+		if err := removeStrays(dir, idx); err != nil {
+			return idx, 0, "", err
+		}
 	}
 	for i, f := range idx.Files {
 		if f.N != i {
 			return idx, 0, fmt.Sprintf("INDEX entry %d names tape file %d", i, f.N), nil
 		}
-		st, err := os.Stat(filepath.Join(dir, tapeFileName(i)))
+		st, err := os.Stat(filepath.Join(dir, f.name()))
 		if err != nil {
 			return idx, 0, fmt.Sprintf("tape file %d: %v", i, err), nil
 		}
@@ -270,7 +343,7 @@ func loadCartridge(dir, volser string, defaultCapacity int64) (idx cartridgeInde
 			return idx, 0, fmt.Sprintf("tape file %d is %d bytes, INDEX says %d", i, st.Size(), f.Size), nil
 		}
 	}
-	lbl, err := readLabel(filepath.Join(dir, tapeFileName(0)))
+	lbl, err := readLabel(filepath.Join(dir, idx.Files[0].name()))
 	if err != nil {
 		return idx, 0, err.Error(), nil
 	}
@@ -278,7 +351,7 @@ func loadCartridge(dir, volser string, defaultCapacity int64) (idx cartridgeInde
 		return idx, 0, fmt.Sprintf("label says VOLSER %q", lbl.VOLSER), nil
 	}
 	if relabelled && len(idx.Files) > 0 {
-		if st, err := os.Stat(filepath.Join(dir, tapeFileName(0))); err == nil && st.Size() != idx.Files[0].Size {
+		if st, err := os.Stat(filepath.Join(dir, idx.Files[0].name())); err == nil && st.Size() != idx.Files[0].Size {
 			return idx, 0, fmt.Sprintf("label is %d bytes after an erase, INDEX says %d", st.Size(), idx.Files[0].Size), nil
 		}
 	}
@@ -294,9 +367,10 @@ func finishRelabel(dir string, idx *cartridgeIndex) (bool, error) {
 	if !idx.Relabel {
 		return false, nil
 	}
-	partial := filepath.Join(dir, partialName(0))
+	label := idx.Files[0] // of the epoch of the erase
+	partial := filepath.Join(dir, partialName(0, label.Epoch))
 	if _, err := os.Stat(partial); err == nil {
-		if err := os.Rename(partial, filepath.Join(dir, tapeFileName(0))); err != nil {
+		if err := os.Rename(partial, filepath.Join(dir, label.name())); err != nil {
 			return false, err
 		}
 		if err := syncEntries(dir); err != nil {
@@ -304,32 +378,44 @@ func finishRelabel(dir string, idx *cartridgeIndex) (bool, error) {
 		}
 	}
 	idx.Relabel = false
-	return true, writeJSONAtomic(filepath.Join(dir, indexName), *idx)
+	return true, writeJSONAtomic(filepath.Join(dir, indexFileName(idx.Epoch)), *idx)
 }
 
-// removeStrays deletes what a crash can leave behind in a cartridge
-// directory: .partial files and tape files numbered at or past committed
-// (INDEX has the last word). Temporary files of an interrupted atomic
-// replacement go too.
-func removeStrays(dir string, committed int) error {
+// removeStrays deletes what a crash (or, in a shared library, a host that
+// lost its lease) can leave behind in a cartridge directory: .partial
+// files, tape files that idx does not list (INDEX has the last word),
+// indexes of older epochs and temporary files of an interrupted atomic
+// replacement.
+func removeStrays(dir string, idx cartridgeIndex) error {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		return err
 	}
+	keep := map[string]bool{indexFileName(idx.Epoch): true}
+	for _, f := range idx.Files {
+		keep[f.name()] = true
+	}
 	removed := false
 	for _, e := range entries {
 		name := e.Name()
+		if keep[name] {
+			continue
+		}
 		stray := strings.HasSuffix(name, ".partial") ||
-			strings.HasPrefix(name, ".") && strings.Contains(name, ".tmp")
-		if num, ok := strings.CutSuffix(name, ".tar"); ok && len(num) == 6 {
-			if n, err := strconv.Atoi(num); err == nil && n >= committed {
+			strings.HasPrefix(name, ".") && strings.Contains(name, ".tmp") ||
+			strings.HasSuffix(name, ".tar") && len(name) >= 10 && name[0] >= '0' && name[0] <= '9'
+		if n, ok := strings.CutPrefix(name, indexName+"."); ok {
+			if ep, err := strconv.ParseUint(n, 10, 64); err == nil && ep < idx.Epoch {
 				stray = true
 			}
+		}
+		if name == indexName && idx.Epoch > 0 {
+			stray = true
 		}
 		if !stray {
 			continue
 		}
-		if err := os.Remove(filepath.Join(dir, name)); err != nil {
+		if err := os.Remove(filepath.Join(dir, name)); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return err
 		}
 		removed = true

@@ -17,6 +17,7 @@ type handle struct {
 	lib      *library
 	d        *drive
 	released atomic.Bool
+	epoch    uint64 // lease epoch the cartridge is written under (0: a library of one host)
 }
 
 func (h *handle) Index() int { return h.d.index }
@@ -49,8 +50,19 @@ func (h *handle) snapshot() (*cartridge, cartridgeIndex) {
 
 // setIndex makes idx the cartridge's index: durable first (INDEX replaced
 // atomically), then visible to Cartridges.
+//
+// In a shared library the index goes to INDEX.<epoch>; one of a newer
+// epoch means another host holds the cartridge now, and this host's
+// writes are refused (ErrFenced). A newer one written just after this
+// check still wins: readers take the index of the highest epoch.
 func (h *handle) setIndex(c *cartridge, idx cartridgeIndex) error {
-	if err := writeJSONAtomic(filepath.Join(c.dir, indexName), idx); err != nil {
+	idx.Epoch = h.epoch
+	if h.lib.shared {
+		if _, newest, err := newestIndex(c.dir); err == nil && newest > h.epoch {
+			return fmt.Errorf("%s: %w (epoch %d is on the cartridge, this host writes under %d)", c.volser, ErrFenced, newest, h.epoch)
+		}
+	}
+	if err := writeJSONAtomic(filepath.Join(c.dir, indexFileName(h.epoch)), idx); err != nil {
 		return fmt.Errorf("%s: write INDEX: %w", c.volser, err)
 	}
 	h.lib.mu.Lock()
@@ -128,7 +140,7 @@ func (h *handle) Read(p []byte) (int, error) {
 	}
 	if d.rd == nil || d.rdFile != d.pos.file {
 		d.closeReader()
-		f, err := os.Open(filepath.Join(c.dir, tapeFileName(d.pos.file)))
+		f, err := os.Open(filepath.Join(c.dir, idx.Files[d.pos.file].name()))
 		if err != nil {
 			// The index says the tape file is there: its absence is
 			// damage to the medium, not a name that does not exist.
@@ -235,12 +247,17 @@ func (h *handle) beginWrite() error {
 			return fmt.Errorf("write %s: overwrite from tape file %d: %w", c.volser, n, err)
 		}
 		for i := n; i < count; i++ {
-			if err := os.Remove(filepath.Join(c.dir, tapeFileName(i))); err != nil && !errors.Is(err, os.ErrNotExist) {
+			if err := os.Remove(filepath.Join(c.dir, idx.Files[i].name())); err != nil && !errors.Is(err, os.ErrNotExist) {
 				return fmt.Errorf("write %s: overwrite from tape file %d: %w", c.volser, n, err)
 			}
 		}
 	}
-	f, err := os.OpenFile(filepath.Join(c.dir, partialName(n)), os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	if h.lib.shared {
+		if _, newest, err := newestIndex(c.dir); err == nil && newest > h.epoch {
+			return fmt.Errorf("write %s file %d: %w (epoch %d is on the cartridge, this host writes under %d)", c.volser, n, ErrFenced, newest, h.epoch)
+		}
+	}
+	f, err := os.OpenFile(filepath.Join(c.dir, partialName(n, h.epoch)), os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
 	if err != nil {
 		return fmt.Errorf("write %s file %d: %w", c.volser, n, err)
 	}
@@ -274,8 +291,8 @@ func (h *handle) WriteFilemark() error {
 	}
 	c, idx := h.snapshot()
 	n, size := d.wrFile, d.wrSize
-	partial := filepath.Join(c.dir, partialName(n))
-	committed := filepath.Join(c.dir, tapeFileName(n))
+	partial := filepath.Join(c.dir, partialName(n, h.epoch))
+	committed := filepath.Join(c.dir, tapeFileName(n, h.epoch))
 	err := d.wr.Sync()
 	if cerr := d.wr.Close(); err == nil {
 		err = cerr
@@ -289,7 +306,7 @@ func (h *handle) WriteFilemark() error {
 	}
 	if err == nil {
 		next := idx
-		next.Files = append(slices.Clone(idx.Files), indexFile{N: n, Size: size})
+		next.Files = append(slices.Clone(idx.Files), indexFile{N: n, Size: size, Epoch: h.epoch})
 		err = h.setIndex(c, next)
 	}
 	if err != nil {
@@ -372,13 +389,13 @@ func (h *handle) Erase() error {
 	if err != nil {
 		return fmt.Errorf("erase %s: %w", c.volser, err)
 	}
-	partial := filepath.Join(c.dir, partialName(0))
+	partial := filepath.Join(c.dir, partialName(0, h.epoch))
 	if err := writeFileAtomic(partial, label); err != nil {
 		return fmt.Errorf("erase %s: write the new label: %w", c.volser, err)
 	}
 	erased := cartridgeIndex{Format: idx.Format, VOLSER: idx.VOLSER, Capacity: idx.Capacity,
-		Files: []indexFile{{N: 0, Size: int64(len(label))}}, Relabel: true}
-	if err := writeJSONAtomic(filepath.Join(c.dir, indexName), erased); err != nil {
+		Files: []indexFile{{N: 0, Size: int64(len(label)), Epoch: h.epoch}}, Relabel: true, Epoch: h.epoch}
+	if err := writeJSONAtomic(filepath.Join(c.dir, indexFileName(h.epoch)), erased); err != nil {
 		os.Remove(partial)
 		return fmt.Errorf("erase %s: write INDEX: %w", c.volser, err)
 	}
@@ -391,16 +408,19 @@ func (h *handle) Erase() error {
 		h.lib.mu.Unlock()
 		return fmt.Errorf("erase %s: %w", c.volser, err)
 	}
-	if err := os.Rename(partial, filepath.Join(c.dir, tapeFileName(0))); err != nil {
+	if err := os.Rename(partial, filepath.Join(c.dir, erased.Files[0].name())); err != nil {
 		return fail(err)
 	}
 	if err := syncEntries(c.dir); err != nil {
 		return fail(err)
 	}
 	for i := 1; i < len(idx.Files); i++ {
-		if err := os.Remove(filepath.Join(c.dir, tapeFileName(i))); err != nil && !errors.Is(err, os.ErrNotExist) {
+		if err := os.Remove(filepath.Join(c.dir, idx.Files[i].name())); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return fail(err)
 		}
+	}
+	if old := idx.Files[0].name(); old != erased.Files[0].name() {
+		os.Remove(filepath.Join(c.dir, old)) // the old label of another epoch; a stray otherwise
 	}
 	erased.Relabel = false
 	if err := h.setIndex(c, erased); err != nil {

@@ -193,7 +193,7 @@ func TestWriteInTheMiddleDestroysWhatFollows(t *testing.T) {
 		t.Errorf("INDEX lists %d files after a write at file 2, want 2", len(idx.Files))
 	}
 	for _, n := range []int{2, 3, 4} {
-		if _, err := os.Stat(filepath.Join(cdir, tapeFileName(n))); !errors.Is(err, os.ErrNotExist) {
+		if _, err := os.Stat(filepath.Join(cdir, tapeFileName(n, 0))); !errors.Is(err, os.ErrNotExist) {
 			t.Errorf("tape file %d still on disk: %v", n, err)
 		}
 	}
@@ -250,7 +250,7 @@ func TestReadWhileWritingRefused(t *testing.T) {
 	if n, err := d.SeekEOD(); err != nil || n != 1 {
 		t.Errorf("SeekEOD = %d, %v", n, err)
 	}
-	if _, err := os.Stat(filepath.Join(l.dir, "TF0001", partialName(1))); !errors.Is(err, os.ErrNotExist) {
+	if _, err := os.Stat(filepath.Join(l.dir, "TF0001", partialName(1, 0))); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("abandoned partial still on disk: %v", err)
 	}
 }
@@ -281,7 +281,7 @@ func TestEndOfTape(t *testing.T) {
 			t.Fatal("wrote past capacity")
 		}
 	}
-	if _, err := os.Stat(filepath.Join(dir, "TF0001", partialName(2))); !errors.Is(err, os.ErrNotExist) {
+	if _, err := os.Stat(filepath.Join(dir, "TF0001", partialName(2, 0))); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("partial tape file kept after end of tape: %v", err)
 	}
 	ci := cartInfo(t, l, "TF0001")
@@ -340,12 +340,12 @@ func TestCrashLosesOnlyTheUncommittedFile(t *testing.T) {
 	}
 	// The "crash": the library goes away with the drive held.
 	l.Close()
-	if _, err := os.Stat(filepath.Join(cdir, partialName(2))); err != nil {
+	if _, err := os.Stat(filepath.Join(cdir, partialName(2, 0))); err != nil {
 		t.Fatalf("partial file not on disk before reopening: %v", err)
 	}
 	// A crash between the rename of a tape file and the INDEX update, and
 	// during an INDEX replacement.
-	for _, name := range []string{tapeFileName(3), ".INDEX.tmp123"} {
+	for _, name := range []string{tapeFileName(3, 0), ".INDEX.tmp123"} {
 		if err := os.WriteFile(filepath.Join(cdir, name), []byte("debris"), 0o644); err != nil {
 			t.Fatal(err)
 		}
@@ -353,7 +353,7 @@ func TestCrashLosesOnlyTheUncommittedFile(t *testing.T) {
 
 	l2 := openTest(t, Config{Dir: dir})
 	l.Release(d) // the old handle lets go of its files without touching the new library's
-	for _, name := range []string{partialName(2), tapeFileName(3), ".INDEX.tmp123"} {
+	for _, name := range []string{partialName(2, 0), tapeFileName(3, 0), ".INDEX.tmp123"} {
 		if _, err := os.Stat(filepath.Join(cdir, name)); !errors.Is(err, os.ErrNotExist) {
 			t.Errorf("%s survived reopening: %v", name, err)
 		}
@@ -420,10 +420,10 @@ func TestDamagedCartridgesInErrorState(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	must(os.Remove(filepath.Join(dir, "TF0001", tapeFileName(1))))                    // missing
-	must(os.Truncate(filepath.Join(dir, "TF0002", tapeFileName(1)), 3))               // wrong size
+	must(os.Remove(filepath.Join(dir, "TF0001", tapeFileName(1, 0))))                 // missing
+	must(os.Truncate(filepath.Join(dir, "TF0002", tapeFileName(1, 0)), 3))            // wrong size
 	must(os.WriteFile(filepath.Join(dir, "TF0003", "INDEX"), []byte("{garb"), 0o644)) // unreadable INDEX
-	must(os.WriteFile(filepath.Join(dir, "TF0004", tapeFileName(0)),                  // label replaced, same size
+	must(os.WriteFile(filepath.Join(dir, "TF0004", tapeFileName(0, 0)),               // label replaced, same size
 		bytes.Repeat([]byte{0xff}, int(readIndex(t, filepath.Join(dir, "TF0004")).Files[0].Size)), 0o644))
 
 	l = openTest(t, Config{Dir: dir})
@@ -439,7 +439,7 @@ func TestDamagedCartridgesInErrorState(t *testing.T) {
 		t.Errorf("undamaged TF0005: %s", ci.State)
 	}
 	// Nothing was "repaired" away: the evidence is still there.
-	if _, err := os.Stat(filepath.Join(dir, "TF0002", tapeFileName(1))); err != nil {
+	if _, err := os.Stat(filepath.Join(dir, "TF0002", tapeFileName(1, 0))); err != nil {
 		t.Error(err)
 	}
 }
@@ -450,7 +450,7 @@ func TestReadOfADamagedTapeFile(t *testing.T) {
 	defer l.Release(d)
 	writeTapeFile(t, d, bytes.Repeat([]byte("x"), 1000))
 	// Damaged behind the library's back while it is open.
-	if err := os.Truncate(filepath.Join(l.dir, "TF0001", tapeFileName(1)), 600); err != nil {
+	if err := os.Truncate(filepath.Join(l.dir, "TF0001", tapeFileName(1, 0)), 600); err != nil {
 		t.Fatal(err)
 	}
 	if err := d.Locate(1, 0); err != nil {
@@ -470,7 +470,7 @@ func TestReadOfAMissingTapeFile(t *testing.T) {
 	d := acquire(t, l, "TF0001")
 	defer l.Release(d)
 	writeTapeFile(t, d, bytes.Repeat([]byte("x"), 1000))
-	if err := os.Remove(filepath.Join(l.dir, "TF0001", tapeFileName(1))); err != nil {
+	if err := os.Remove(filepath.Join(l.dir, "TF0001", tapeFileName(1, 0))); err != nil {
 		t.Fatal(err)
 	}
 	if err := d.Locate(1, 0); err != nil {

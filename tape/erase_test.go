@@ -53,7 +53,7 @@ func TestEraseMakesScratchOfNextGeneration(t *testing.T) {
 	}
 	l.Release(d)
 	l.Close()
-	if _, err := os.Stat(filepath.Join(dir, "TF0001", tapeFileName(2))); err == nil {
+	if _, err := os.Stat(filepath.Join(dir, "TF0001", tapeFileName(2, 0))); err == nil {
 		t.Fatal("tape file 2 still on disk after the erase")
 	}
 	l2 := openTest(t, Config{Dir: dir})
@@ -81,7 +81,7 @@ func TestEraseInterruptedIsFinishedAtOpen(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(cdir, partialName(0)), label, 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(cdir, partialName(0, 0)), label, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	idx := cartridgeIndex{Format: formatVersion, VOLSER: "TF0001", Capacity: 1 << 20, Files: []indexFile{{N: 0, Size: int64(len(label))}}, Relabel: true}
@@ -93,7 +93,7 @@ func TestEraseInterruptedIsFinishedAtOpen(t *testing.T) {
 	if ci.State != CartridgeScratch || ci.Generation != 2 || ci.TapeFiles != 1 {
 		t.Fatalf("after an interrupted erase: %+v, want scratch of generation 2", ci)
 	}
-	for _, name := range []string{tapeFileName(1), partialName(0)} {
+	for _, name := range []string{tapeFileName(1, 0), partialName(0, 0)} {
 		if _, err := os.Stat(filepath.Join(cdir, name)); err == nil {
 			t.Fatalf("%s left behind", name)
 		}
@@ -110,7 +110,7 @@ func TestEraseBeforeIndexKeepsData(t *testing.T) {
 	l.Release(d)
 	l.Close()
 	label, _ := labelBytes("TF0001", l.now(), 2)
-	if err := os.WriteFile(filepath.Join(dir, "TF0001", partialName(0)), label, 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, "TF0001", partialName(0, 0)), label, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	l2 := openTest(t, Config{Dir: dir})

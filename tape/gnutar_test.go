@@ -59,7 +59,7 @@ func TestCartridgeReadableWithGNUTar(t *testing.T) {
 
 	// Tape file 0, the label.
 	dest := t.TempDir()
-	runTar(t, "-xf", filepath.Join(cdir, tapeFileName(0)), "-C", dest)
+	runTar(t, "-xf", filepath.Join(cdir, tapeFileName(0, 0)), "-C", dest)
 	var lbl volumeLabel
 	data, err := os.ReadFile(filepath.Join(dest, labelMember))
 	if err != nil || json.Unmarshal(data, &lbl) != nil || lbl.VOLSER != "TF0001" {
@@ -67,7 +67,7 @@ func TestCartridgeReadableWithGNUTar(t *testing.T) {
 	}
 
 	for i, ms := range aggregates {
-		file := filepath.Join(cdir, tapeFileName(i+1))
+		file := filepath.Join(cdir, tapeFileName(i+1, 0))
 		// GNU tar warns once per TAPEFS record it does not know (exit
 		// status 0); --warning=no-unknown-keyword silences that.
 		out, stderr := runTar(t, "-tvf", file)

@@ -43,8 +43,11 @@ type library struct {
 	// other simulated duration, so with TimeScale 0 it never holds.
 	idleHold time.Duration
 	now      func() time.Time // wall clock for idle holds; tests drive it
-	lock     *os.File         // flock'ed Dir/LOCK: one process per library
-	closed   atomic.Bool
+	lock     *os.File         // flock'ed Dir/LOCK: one process per library (shared lock when shared)
+	shared   bool             // several hosts use the directory (Config.Shared)
+	// refreshed is when refresh last read the indexes (shared; guarded by mu)
+	refreshed time.Time
+	closed    atomic.Bool
 
 	mu sync.Mutex
 	// changed is closed (and replaced) whenever a drive is released or a
@@ -115,7 +118,7 @@ func openVirtual(cfg Config) (Library, error) {
 	if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
 		return nil, fmt.Errorf("open tape library: %w", err)
 	}
-	lock, err := lockLibrary(cfg.Dir)
+	lock, err := lockLibrary(cfg.Dir, cfg.Shared)
 	if err != nil {
 		return nil, err
 	}
@@ -130,16 +133,26 @@ func openVirtual(cfg Config) (Library, error) {
 // lockLibrary takes an exclusive flock on Dir/LOCK, so that two daemons
 // started on the same home do not write the same cartridges. The kernel
 // drops the lock when the process dies, so a crash leaves nothing to clean.
-func lockLibrary(dir string) (*os.File, error) {
+//
+// A shared library takes the lock shared: hosts sharing it keep each other
+// company, and keep out a daemon that would open it as its own.
+func lockLibrary(dir string, shared bool) (*os.File, error) {
 	path := filepath.Join(dir, lockFile)
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("open tape library: %w", err)
 	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+	how := syscall.LOCK_EX
+	if shared {
+		how = syscall.LOCK_SH
+	}
+	if err := syscall.Flock(int(f.Fd()), how|syscall.LOCK_NB); err != nil {
 		f.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) && shared {
+			return nil, fmt.Errorf("open tape library %s: in use by a tapefs that does not share it (lock %s is held exclusively); start every host with the shared library setting", dir, path)
+		}
 		if errors.Is(err, syscall.EWOULDBLOCK) {
-			return nil, fmt.Errorf("open tape library %s: in use by another tapefs (lock %s is held); stop the other daemon first", dir, path)
+			return nil, fmt.Errorf("open tape library %s: in use by another tapefs (lock %s is held); stop the other daemon first, or share the library between hosts (PostgreSQL catalog and --shared-library)", dir, path)
 		}
 		return nil, fmt.Errorf("open tape library %s: lock %s: %w", dir, path, err)
 	}
@@ -153,6 +166,7 @@ func openLocked(cfg Config, lock *os.File) (*library, error) {
 		scale:   cfg.TimeScale,
 		now:     time.Now,
 		lock:    lock,
+		shared:  cfg.Shared,
 		changed: make(chan struct{}),
 		carts:   make(map[string]*cartridge),
 	}
@@ -197,7 +211,7 @@ func openLocked(cfg Config, lock *os.File) (*library, error) {
 	for i := 1; i <= meta.Cartridges; i++ {
 		volser := fmt.Sprintf("%s%04d", meta.Prefix, i)
 		c := &cartridge{volser: volser, dir: filepath.Join(l.dir, volser), drive: -1}
-		idx, gen, problem, err := loadCartridge(c.dir, volser, meta.Capacity)
+		idx, gen, problem, err := loadCartridge(c.dir, volser, meta.Capacity, l.shared)
 		if err != nil {
 			return nil, fmt.Errorf("cartridge %s: %w", volser, err)
 		}
@@ -205,7 +219,11 @@ func openLocked(cfg Config, lock *os.File) (*library, error) {
 		l.carts[volser] = c
 		l.volsers = append(l.volsers, volser)
 	}
-	for i := 0; i < meta.Drives; i++ {
+	drives := meta.Drives
+	if cfg.Shared && cfg.Drives > 0 {
+		drives = cfg.Drives // each host drives its own
+	}
+	for i := 0; i < drives; i++ {
 		l.drives = append(l.drives, &drive{index: i, state: DriveEmpty})
 	}
 	return l, nil
@@ -425,6 +443,7 @@ func (l *library) Release(dr Drive) {
 }
 
 func (l *library) Cartridges() []CartridgeInfo {
+	l.refresh()
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	out := make([]CartridgeInfo, 0, len(l.volsers))

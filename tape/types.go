@@ -23,6 +23,9 @@ var (
 	// tape file its index says it holds (missing or unreadable), as a real
 	// drive reports a medium error (EIO from st).
 	ErrMedium = errors.New("medium error")
+	// ErrFenced is returned for a write to a cartridge of a shared library
+	// that another host has taken over under a newer lease epoch.
+	ErrFenced = errors.New("cartridge taken over by another host")
 )
 
 // MediumError names the cartridge and tape file that could not be read.
@@ -84,6 +87,21 @@ type Config struct {
 	Timing     Timing        // zero value means LTO9()
 	TimeScale  float64       // fraction of simulated time really slept: 0 none, 1 real time
 	IdleUnload time.Duration // a released cartridge stays mounted this long (simulated) before it may be unloaded for another; 0 = until its drive is needed
+	// Shared: several hosts (daemons) use Dir at once, each with Drives
+	// drives of its own; cartridges are written under lease epochs
+	// (FencedLibrary) and read from disk afresh at every Acquire.
+	Shared bool
+}
+
+// FencedLibrary is a library several hosts share. AcquireFenced is
+// Acquire under a lease epoch from the shared catalog: it reads the
+// cartridge afresh, refuses an epoch older than the cartridge's, and under
+// a newer one first discards what a host that held an older lease left
+// unfinished (a half-written tape file). Every write through the drive is
+// then fenced by epoch.
+type FencedLibrary interface {
+	Library
+	AcquireFenced(ctx context.Context, volser string, epoch uint64) (Drive, error)
 }
 
 // CartridgeState is the state of a cartridge.

@@ -79,6 +79,7 @@ type overviewData struct {
 	Scratch    int // scratch cartridges in their slots, not listed
 	Full       int // full cartridges in their slots, not listed
 	Library    archive.TapeCounters
+	Hosts      []archive.HostView // several hosts on one catalog; nil with one
 	Cache      archive.CacheStats
 	CachePct   float64
 	Stats      archive.Stats
@@ -171,6 +172,7 @@ func (s *Server) overview(w http.ResponseWriter, r *http.Request) {
 		d.Cartridges = append(d.Cartridges, newCartridgeRow(c, lib))
 	}
 	d.Library = lib.Counters
+	d.Hosts = lib.Hosts
 	d.Cache = s.e.CacheStats()
 	d.CachePct = pct(d.Cache.Used, d.Cache.Limit)
 	d.Stats = s.e.Stats()

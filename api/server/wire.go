@@ -88,6 +88,14 @@ func WireLibrary(l archive.Library) api.LibraryStatus {
 		}
 		out.Cartridges = append(out.Cartridges, wc)
 	}
+	for _, h := range l.Hosts {
+		wh := api.Host{ID: h.ID, Self: h.Self, State: h.State, Heartbeat: h.Heartbeat, AgeSeconds: h.Age.Seconds(),
+			Waiting: h.Waiting, CacheReachable: h.CacheReachable, Note: h.Note()}
+		for _, d := range h.Drives {
+			wh.Drives = append(wh.Drives, api.HostDrive{Index: d.Index, State: d.State, VOLSER: d.VOLSER})
+		}
+		out.Hosts = append(out.Hosts, wh)
+	}
 	return out
 }
 

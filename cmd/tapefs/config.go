@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"net"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -51,6 +52,10 @@ type daemonConfig struct {
 	recallWSBytes  int64
 	kernelCache    time.Duration // 0: fs.DefaultDirTimeout
 	hashRate       int64         // bytes/s of background hashing; 0: unlimited
+	hostID         string        // this daemon among several sharing a catalog; default the hostname
+	lease          time.Duration // how long a host's heartbeat (and so its leases) lasts unrenewed
+	library        string        // the virtual library's directory; "": HOME/library
+	sharedLibrary  bool          // several hosts use library at once (needs a PostgreSQL catalog)
 }
 
 // defaultHome: see config.DefaultHome (root: /var/lib/tapefs; others:
@@ -69,7 +74,18 @@ func defaultDaemonConfig() daemonConfig {
 		scrubRate:    16 << 20,
 		verifyPeriod: 180 * 24 * time.Hour,
 		copies:       1,
+		hostID:       defaultHostID(),
+		lease:        30 * time.Second,
 	}
+}
+
+// defaultHostID is the host name: one daemon per host is the usual case.
+func defaultHostID() string {
+	h, err := os.Hostname()
+	if err != nil || h == "" {
+		return "localhost"
+	}
+	return h
 }
 
 // configKeys are the keys of the [Daemon] section of a configuration file
@@ -166,6 +182,23 @@ func (c *daemonConfig) set(key, value string) error {
 		c.kernelCache, err = parseDuration(value)
 	case "hash-rate":
 		c.hashRate, err = config.ParseSize(value)
+	case "host-id":
+		if value == "" || strings.ContainsAny(value, "\x00/ \t\n") || len(value) > 64 {
+			err = errors.New("want 1 to 64 characters, no '/', space or NUL")
+		}
+		c.hostID = value
+	case "lease":
+		c.lease, err = parseDuration(value)
+		if err == nil && c.lease < 100*time.Millisecond {
+			err = errors.New("must be at least 100ms")
+		}
+	case "library":
+		if value == "" {
+			return errors.New("empty directory")
+		}
+		c.library = value
+	case "shared-library":
+		c.sharedLibrary, err = strconv.ParseBool(value)
 	default:
 		return fmt.Errorf("unknown setting %q", key)
 	}

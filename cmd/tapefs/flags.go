@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -58,6 +59,10 @@ func newDaemonFlags(name, usageLine, description, examples string) *daemonFlags 
 	fs.Duration("kernel-cache", 0, "how long the kernel caches workspace and batch directories (0: 10m); changes are notified at once anyway")
 	fs.String("hash-rate", "0", "checksum sealed batches at most this many bytes per second (0: no limit)")
 	fs.String("aggregate-size", "0", "close a tape file once it holds this many bytes (0: 4G)")
+	fs.String("host-id", d.hostID, "name of this daemon among the hosts sharing a catalog (default: the host name)")
+	fs.Duration("lease", d.lease, "a host whose heartbeat is this old is taken for dead: its cartridges and jobs go to the others")
+	fs.String("library", "", "directory of the virtual tape library (default: HOME/library)")
+	fs.Bool("shared-library", false, "several hosts use --library at once, each with its own --drives (needs a postgres:// --catalog)")
 	for _, hidden := range []string{"drives", "cartridges", "cartridge-size", "flush-age", "recall-linger", "debug-fuse", "tape-speed", "kernel-cache", "hash-rate", "aggregate-size"} {
 		_ = fs.MarkHidden(hidden)
 	}
@@ -109,6 +114,14 @@ func (f *daemonFlags) configure() (daemonConfig, []string, error) {
 	}
 	if c.home, err = filepath.Abs(c.home); err != nil {
 		return c, warnings, err
+	}
+	if c.library == "" {
+		c.library = filepath.Join(c.home, libraryDir)
+	} else if c.library, err = filepath.Abs(c.library); err != nil {
+		return c, warnings, err
+	}
+	if c.sharedLibrary && c.catalog == "" {
+		return c, warnings, errors.New("shared-library: the hosts sharing a library must share a catalog too; give --catalog postgres://…")
 	}
 	return c, warnings, nil
 }

@@ -74,7 +74,7 @@ func openHome(c *daemonConfig, log zerolog.Logger) (h *archiveHome, err error) {
 	// a database, when its library is.
 	marker := filepath.Join(c.home, catalogFile)
 	if c.catalog != "" {
-		marker = filepath.Join(c.home, libraryDir)
+		marker = c.library
 	}
 	_, statErr := os.Stat(marker)
 	newHome := errors.Is(statErr, os.ErrNotExist)
@@ -82,13 +82,16 @@ func openHome(c *daemonConfig, log zerolog.Logger) (h *archiveHome, err error) {
 	if h.catalog, err = catalog.OpenAt(c.catalog, filepath.Join(c.home, catalogFile)); err != nil {
 		return h, fmt.Errorf("open catalog: %w", err)
 	}
-	lib := tape.Config{Dir: filepath.Join(c.home, libraryDir), TimeScale: c.timeScale}
+	lib := tape.Config{Dir: c.library, TimeScale: c.timeScale, Shared: c.sharedLibrary}
 	if c.tapeSpeed > 0 {
 		lib.Timing = tape.LTO9()
 		lib.Timing.StreamRate = c.tapeSpeed
 	}
 	if newHome {
 		lib.Drives, lib.Cartridges, lib.Capacity = c.drives, c.cartridges, c.cartridgeSize
+	}
+	if c.sharedLibrary {
+		lib.Drives = c.drives // each host drives its own drives
 	}
 	if h.library, err = tape.Open(lib); err != nil {
 		return h, fmt.Errorf("open tape library: %w", err)
@@ -119,6 +122,10 @@ func openHome(c *daemonConfig, log zerolog.Logger) (h *archiveHome, err error) {
 		Copies:                c.copies,
 		RecallWorkspaceBytes:  c.recallWSBytes,
 		HashRate:              c.hashRate,
+		Host:                  c.hostID,
+		Lease:                 c.lease,
+		Shared:                c.sharedLibrary,
+		CacheDir:              filepath.Join(c.home, cacheDir),
 	})
 	if err != nil {
 		return h, err

@@ -1,0 +1,295 @@
+package archive
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+	"github.com/tapefs/tapefs/cache"
+	"github.com/tapefs/tapefs/catalog"
+	"github.com/tapefs/tapefs/tape"
+)
+
+// Two hosts in one process: one memory catalog and one library directory
+// shared, a cache each. The catalog of a host can be switched off (its
+// Updates fail: the database is out of its reach) or frozen (every call
+// blocks: the host is paused).
+
+const hostLease = 300 * time.Millisecond
+
+// hostCatalog is one host's way to the shared catalog.
+type hostCatalog struct {
+	catalog.Engine
+	off    atomic.Bool
+	mu     sync.Mutex
+	frozen chan struct{} // non-nil: calls wait until it is closed
+}
+
+func (h *hostCatalog) gate() error {
+	h.mu.Lock()
+	c := h.frozen
+	h.mu.Unlock()
+	if c != nil {
+		<-c
+	}
+	if h.off.Load() {
+		return errors.New("catalog database unavailable (test)")
+	}
+	return nil
+}
+
+func (h *hostCatalog) Update(fn func(catalog.KVTxn) error) error {
+	if err := h.gate(); err != nil {
+		return err
+	}
+	return h.Engine.Update(fn)
+}
+
+func (h *hostCatalog) View(fn func(catalog.KVTxn) error) error {
+	if err := h.gate(); err != nil {
+		return err
+	}
+	return h.Engine.View(fn)
+}
+
+func (h *hostCatalog) freeze() {
+	h.mu.Lock()
+	h.frozen = make(chan struct{})
+	h.mu.Unlock()
+}
+
+func (h *hostCatalog) thaw() {
+	h.mu.Lock()
+	close(h.frozen)
+	h.frozen = nil
+	h.mu.Unlock()
+}
+
+// afterFilemark runs hook after every filemark a host writes.
+type afterFilemark struct {
+	tape.FencedLibrary
+	hook func()
+}
+
+type hookedDrive struct {
+	tape.Drive
+	hook func()
+}
+
+func (l *afterFilemark) AcquireFenced(ctx context.Context, volser string, epoch uint64) (tape.Drive, error) {
+	d, err := l.FencedLibrary.AcquireFenced(ctx, volser, epoch)
+	if err != nil {
+		return nil, err
+	}
+	return &hookedDrive{Drive: d, hook: l.hook}, nil
+}
+
+func (l *afterFilemark) Release(d tape.Drive) {
+	if h, ok := d.(*hookedDrive); ok {
+		d = h.Drive
+	}
+	l.FencedLibrary.Release(d)
+}
+
+func (d *hookedDrive) WriteFilemark() error {
+	err := d.Drive.WriteFilemark()
+	if err == nil {
+		d.hook()
+	}
+	return err
+}
+
+type testHost struct {
+	*Engine
+	cat  *hostCatalog
+	libr tape.Library
+}
+
+// startHost starts host id on the shared memory engine and library dir.
+func startHost(t *testing.T, id string, shared catalog.Engine, libDir string, flushAge time.Duration, wrap func(tape.FencedLibrary) tape.FencedLibrary) *testHost {
+	t.Helper()
+	hc := &hostCatalog{Engine: shared}
+	cat, err := catalog.New(hc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lib, err := tape.Open(tape.Config{Dir: libDir, Drives: 1, Cartridges: 1, Capacity: 1 << 30, Shared: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var engineLib tape.Library = lib
+	if wrap != nil {
+		engineLib = wrap(lib.(tape.FencedLibrary))
+	}
+	cacheDir := filepath.Join(t.TempDir(), "cache")
+	c, err := cache.Open(cache.Config{Dir: cacheDir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := New(Config{Catalog: cat, Cache: c, Library: engineLib, Log: zerolog.Nop(), Settle: time.Hour, FlushAge: flushAge,
+		Backoff: 20 * time.Millisecond, ScrubRate: -1, VerifyPeriod: -1, Host: id, Lease: hostLease, Shared: true, CacheDir: cacheDir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.CreateWorkspace(catalog.Workspace{Name: "ws"}); err != nil && !errors.Is(err, catalog.ErrExists) {
+		t.Fatal(err)
+	}
+	e.Start()
+	h := &testHost{Engine: e, cat: hc, libr: lib}
+	t.Cleanup(func() {
+		e.Close()
+		c.Close()
+		lib.Close()
+	})
+	return h
+}
+
+func waitHost(t *testing.T, what string, timeout time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", timeout, what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func batchState(t *testing.T, e *Engine, id uint64) catalog.Batch {
+	t.Helper()
+	var b catalog.Batch
+	if err := e.cat.View(func(tx *catalog.Tx) error {
+		var err error
+		b, err = tx.Batch(id)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// TestHostWithoutHeartbeatTakesNoWork: a host that cannot renew its
+// heartbeat stops taking work once its lease has run out, and takes it
+// again when the catalog is back.
+func TestHostWithoutHeartbeatTakesNoWork(t *testing.T) {
+	h := startHost(t, "a", catalog.NewMemoryEngine(), t.TempDir(), time.Hour, nil)
+	b, _ := sealTree(t, &testEngine{Engine: h.Engine}, "run", map[string][]byte{"x": randomBytes(1, 5000)})
+	h.cat.off.Store(true)
+	waitHost(t, "the host to let its lease go", 10*hostLease, func() bool { return !h.holding() })
+	h.cat.off.Store(false)
+	h.cat.freeze() // the catalog answers nothing: not even the heartbeat gets through
+	if h.migrateOnce(true) {
+		t.Fatalf("a host whose heartbeat lapsed took a migration")
+	}
+	h.cat.thaw()
+	waitHost(t, "the heartbeat renewed", 10*hostLease, h.holding)
+	h.Flush()
+	if st := batchState(t, h.Engine, b.ID).State; st != catalog.CachedSynced {
+		t.Fatalf("batch after the heartbeat came back: %s, want CACHED_SYNCED", st)
+	}
+}
+
+// TestLateCommitIsRefused: host a writes a tape file and is paused after
+// its filemark, before it records the tape file in the catalog. Its lease
+// lapses; host b claims the job, takes the cartridge, reads the batch from
+// a's cache and writes and records it. When a goes on, its commit is
+// refused: every file has one copy, b's.
+func TestLateCommitIsRefused(t *testing.T) {
+	shared := catalog.NewMemoryEngine()
+	libDir := t.TempDir()
+	paused := make(chan struct{})
+	var once sync.Once
+	var a *testHost
+	pause := func() {
+		once.Do(func() {
+			a.cat.freeze()
+			close(paused)
+			// Held here, between the filemark and the commit, until b
+			// has written the batch and the test thaws a's catalog (the
+			// commit then waits in the gate anyway).
+		})
+	}
+	a = startHost(t, "a", shared, libDir, 20*time.Millisecond, func(l tape.FencedLibrary) tape.FencedLibrary {
+		return &afterFilemark{FencedLibrary: l, hook: pause}
+	})
+	batch, _ := sealTree(t, &testEngine{Engine: a.Engine}, "run", map[string][]byte{"x": randomBytes(2, 70_000), "y": randomBytes(3, 100)})
+	select {
+	case <-paused:
+	case <-time.After(30 * time.Second):
+		t.Fatal("host a wrote no tape file")
+	}
+	b := startHost(t, "b", shared, libDir, 20*time.Millisecond, nil)
+	waitHost(t, "host b to write a's batch", 30*time.Second, func() bool {
+		return batchState(t, b.Engine, batch.ID).State == catalog.CachedSynced
+	})
+	a.cat.thaw()
+	waitHost(t, "host a to give its work up (or record it a second time)", 30*time.Second, func() bool {
+		if len(batchFiles(t, b.Engine, batch.ID)["run/x"].Copies) > 1 {
+			return true // a's late commit went through: reported below
+		}
+		a.host.mu.Lock()
+		defer a.host.mu.Unlock()
+		return a.host.fences > 0
+	})
+	files := batchFiles(t, b.Engine, batch.ID)
+	for p, f := range files {
+		if f.Type != catalog.TypeFile {
+			continue
+		}
+		if len(f.Copies) != 1 || f.Copies[0].TapeFile != 2 {
+			t.Errorf("%s: copies %+v, want one, in b's tape file 2 (a's file 1 was never recorded)", p, f.Copies)
+		}
+	}
+	if got := batchState(t, b.Engine, batch.ID); got.State != catalog.CachedSynced || got.Attempts != 0 {
+		t.Errorf("batch after a went on: %s, %d failed attempts", got.State, got.Attempts)
+	}
+}
+
+// TestFenceHoldsTheClaims: the fence of a commit is the claims of the work
+// that wrote it. It passes while they hold, and refuses once the job was
+// taken over and finished (deleted) by another host — whatever cartridge
+// that host wrote on — and once this host's work ended.
+func TestFenceHoldsTheClaims(t *testing.T) {
+	a := startHost(t, "a", catalog.NewMemoryEngine(), t.TempDir(), time.Hour, nil)
+	b, _ := sealTree(t, &testEngine{Engine: a.Engine}, "run", map[string][]byte{"x": randomBytes(4, 3000)})
+	var jobs []catalog.Job
+	if err := a.Engine.cat.View(func(tx *catalog.Tx) error {
+		var err error
+		jobs, err = tx.Jobs(catalog.JobMigrate)
+		return err
+	}); err != nil || len(jobs) != 1 {
+		t.Fatalf("migrate jobs %v, %v", jobs, err)
+	}
+	claimed := a.claimJobs(jobs)
+	if len(claimed) != 1 || claimed[0].Owner != "a" || claimed[0].Epoch != 1 {
+		t.Fatalf("claim: %+v", claimed)
+	}
+	check := func() error {
+		f := a.fenceFor("TF0001", map[uint64]int64{b.ID: 1})
+		return a.Engine.cat.Update(func(tx *catalog.Tx) error { return tx.CheckFence(f) })
+	}
+	// This host writes TF0001 under its lease (held here at epoch 0).
+	if err := a.Engine.cat.Update(func(tx *catalog.Tx) error {
+		return tx.PutCartridgeLease(catalog.CartridgeLease{VOLSER: "TF0001", Holder: "a"})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := check(); err != nil {
+		t.Fatalf("fence while the claim holds: %v", err)
+	}
+	if err := a.Engine.cat.Update(func(tx *catalog.Tx) error { return tx.DeleteJob(jobs[0].ID) }); err != nil {
+		t.Fatal(err)
+	}
+	if err := check(); !errors.Is(err, catalog.ErrFenced) {
+		t.Errorf("fence after another host finished the job: %v, want ErrFenced", err)
+	}
+	a.endClaims(claimed)
+	if f := a.fenceFor("TF0001", map[uint64]int64{b.ID: 1}); len(f.Jobs) != 0 {
+		t.Errorf("claims kept after the work ended: %v", f.Jobs)
+	}
+}
