@@ -131,21 +131,7 @@ func (e *Engine) planLoop() {
 	q := e.recalls
 	var next time.Duration
 	for {
-		var timer *time.Timer
-		var expired <-chan time.Time
-		if next > 0 {
-			timer = time.NewTimer(next)
-			expired = timer.C
-		}
-		select {
-		case <-e.ctx.Done():
-		case <-q.planWake:
-		case <-expired:
-		}
-		if timer != nil {
-			timer.Stop()
-		}
-		if e.ctx.Err() != nil {
+		if !e.waitWake(q.planWake, next) {
 			return
 		}
 		// Requests come in bursts (xargs, setfattr of many files, a

@@ -181,6 +181,23 @@ func (q *recallQueue) signal() { poke(q.wake) }
 
 func (p *passState) poke() { poke(p.wake) }
 
+// waitWake waits until wake is poked or, when next > 0, next has passed;
+// false when the engine stops.
+func (e *Engine) waitWake(wake <-chan struct{}, next time.Duration) bool {
+	var expired <-chan time.Time
+	if next > 0 {
+		timer := time.NewTimer(next)
+		defer timer.Stop()
+		expired = timer.C
+	}
+	select {
+	case <-e.ctx.Done():
+	case <-wake:
+	case <-expired:
+	}
+	return e.ctx.Err() == nil
+}
+
 func poke(c chan struct{}) {
 	select {
 	case c <- struct{}{}:
@@ -389,21 +406,7 @@ func (e *Engine) recallLoop() {
 	q := e.recalls
 	var next time.Duration
 	for {
-		var timer *time.Timer
-		var expired <-chan time.Time
-		if next > 0 {
-			timer = time.NewTimer(next)
-			expired = timer.C
-		}
-		select {
-		case <-e.ctx.Done():
-		case <-q.wake:
-		case <-expired:
-		}
-		if timer != nil {
-			timer.Stop()
-		}
-		if e.ctx.Err() != nil {
+		if !e.waitWake(q.wake, next) {
 			return
 		}
 		if e.cfg.FCFS {
