@@ -666,6 +666,9 @@ func (t *pgTxn) flush() error {
 	if err := t.ensureBegun(); err != nil {
 		return err
 	}
+	// Other hosts' watchers learn of the events at commit (and not at all
+	// if it fails): see engine_postgres_watch.go.
+	notice, payload := eventNotice(t.writes)
 	if len(t.writes) <= pgCopyThreshold {
 		b := &pgx.Batch{}
 		for k, v := range t.writes {
@@ -674,6 +677,9 @@ func (t *pgTxn) flush() error {
 			} else {
 				b.Queue(`INSERT INTO `+pgTable+` (k, v) VALUES ($1, $2) ON CONFLICT (k) DO UPDATE SET v = EXCLUDED.v`, []byte(k), v)
 			}
+		}
+		if notice != "" {
+			b.Queue(notice, payload)
 		}
 		return t.conn.SendBatch(t.ctx, b).Close()
 	}
@@ -694,6 +700,13 @@ func (t *pgTxn) flush() error {
 	if _, err := t.conn.Exec(t.ctx, `DELETE FROM `+pgTable+` USING tapefs_kv_writes w WHERE `+pgTable+`.k = w.k AND w.v IS NULL`); err != nil {
 		return err
 	}
-	_, err := t.conn.Exec(t.ctx, `INSERT INTO `+pgTable+` (k, v) SELECT k, v FROM tapefs_kv_writes WHERE v IS NOT NULL ORDER BY k ON CONFLICT (k) DO UPDATE SET v = EXCLUDED.v`)
-	return err
+	if _, err := t.conn.Exec(t.ctx, `INSERT INTO `+pgTable+` (k, v) SELECT k, v FROM tapefs_kv_writes WHERE v IS NOT NULL ORDER BY k ON CONFLICT (k) DO UPDATE SET v = EXCLUDED.v`); err != nil {
+		return err
+	}
+	if notice != "" {
+		if _, err := t.conn.Exec(t.ctx, notice, payload); err != nil {
+			return err
+		}
+	}
+	return nil
 }
