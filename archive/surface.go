@@ -91,6 +91,10 @@ type Surface interface {
 	// the changes made so far (never from inside a FUSE request).
 	Subscribe(fn func(Change)) (cancel func())
 	WaitNotified(ctx context.Context) error
+	// ChangesFollowed reports whether every change, also another host's
+	// on a shared catalog, reaches Subscribe's fn at once (follow.go):
+	// only then may the mount let the kernel cache directories long.
+	ChangesFollowed() bool
 	// Checksum is the md5 of a file the caller was already allowed to
 	// see, waiting for it while its batch is still SEALING.
 	Checksum(ctx context.Context, fileID uint64) (string, error)
@@ -897,6 +901,8 @@ var _ interface{ Cached() *os.File } = (*Reader)(nil)
 func (d door) Subscribe(fn func(Change)) (cancel func()) { return d.e.Subscribe(fn) }
 
 func (d door) WaitNotified(ctx context.Context) error { return d.e.WaitNotified(ctx) }
+
+func (d door) ChangesFollowed() bool { return d.e.ChangesFollowed() }
 
 func (d door) Checksum(ctx context.Context, fileID uint64) (string, error) {
 	return d.e.Checksum(ctx, fileID)
