@@ -133,7 +133,8 @@ func TestMultiHostNotify(t *testing.T) {
 	}
 }
 
-// TestMultiHostCLI: a batch put through host 1's command line is listed
+// TestMultiHostCLI: a batch put through host 1's command line is waited
+// for by host 2's `status --wait` (woken by host 1's migration), listed
 // by host 2's (`tapefs ls`, the md5s of the source), shown by host 2's
 // mount with its md5s, and removed through host 2's command line: gone
 // from host 1's mount within 2 s.
@@ -146,7 +147,27 @@ func TestMultiHostCLI(t *testing.T) {
 	src := t.TempDir()
 	writeFiles(t, filepath.Join(src, "run8"), map[string]int{"a.dat": 30_000, "b.dat": 100})
 	id := batchID(t, cliOK(t, cliOpts{home: h1.home}, "put", "-w", "default", "-t", "run8", filepath.Join(src, "run8")))
-	cliOK(t, cliOpts{home: h1.home}, "status", "-b", idArg(id), "--wait")
+	// Host 2 hears of the migration on host 1: its status --wait returns.
+	args := []string{"status", "-b", idArg(id), "--wait"}
+	wait := tapefsCmd(t, cliOpts{home: h2.home}, args...)
+	waited := make(chan cliResult, 1)
+	go func() {
+		r, err := runCmd(wait, args)
+		if err != nil {
+			r.code, r.stderr = -1, err.Error()
+		}
+		waited <- r
+	}()
+	select {
+	case r := <-waited:
+		if r.code != 0 {
+			t.Fatalf("host 2: want exit 0\n%s", r)
+		}
+		t.Logf("host 2: status --wait of a batch migrated by host 1 returned after %v", r.took.Round(time.Millisecond))
+	case <-time.After(60 * time.Second):
+		wait.Process.Kill()
+		t.Fatalf("host 2: tapefs status -b %d --wait still waiting after 60 s; host 1 says %+v", id, batchJSON(t, cliOpts{home: h1.home}, id))
+	}
 
 	files := filesJSON(t, cliOpts{home: h2.home}, id)
 	want := map[string]string{}
