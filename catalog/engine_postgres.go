@@ -276,8 +276,12 @@ type pgTxn struct {
 	done     bool // committed
 	writable bool
 	writes   map[string][]byte
+	// present holds the keys a Get of this writable transaction found in
+	// the database: the commit updates those and inserts the rest with a
+	// plain INSERT, which costs half of INSERT … ON CONFLICT.
+	present map[string]struct{}
 	sorted   []string
-	dirty    bool // sorted is stale
+	dirty    bool // sorted is stale (else it holds every key of writes, in order)
 	scanning int
 	dbErr    error // the first database error: the attempt is failed
 }
@@ -300,7 +304,18 @@ func (t *pgTxn) Get(key []byte) ([]byte, error) {
 	if len(rows) == 0 {
 		return nil, nil
 	}
+	t.notePresent(rows[0].k)
 	return rows[0].v, nil
+}
+
+func (t *pgTxn) notePresent(k []byte) {
+	if !t.writable {
+		return
+	}
+	if t.present == nil {
+		t.present = map[string]struct{}{}
+	}
+	t.present[string(k)] = struct{}{}
 }
 
 // getMany reads keys in one statement, the buffered writes over it.
@@ -326,6 +341,7 @@ func (t *pgTxn) getMany(keys [][]byte) ([][]byte, error) {
 		return nil, t.fail(err)
 	}
 	for _, r := range rows {
+		t.notePresent(r.k)
 		for _, i := range index[string(r.k)] {
 			out[i] = r.v
 		}
@@ -490,7 +506,7 @@ func (t *pgTxn) Put(key, value []byte) error {
 	}
 	k := string(key)
 	if _, ok := t.writes[k]; !ok {
-		t.dirty = true
+		t.added(k)
 	}
 	t.writes[k] = append([]byte{}, value...)
 	return nil
@@ -502,14 +518,28 @@ func (t *pgTxn) Delete(key []byte) error {
 	}
 	k := string(key)
 	if _, ok := t.writes[k]; !ok {
-		t.dirty = true
+		t.added(k)
 	}
 	t.writes[k] = nil
 	return nil
 }
 
+// added keeps sorted up to date for a new key: keys written in ascending
+// order (RegisterBatch sorts its 300,000) are appended, and only a key out
+// of order leaves the sort to sortedWrites.
+func (t *pgTxn) added(k string) {
+	if t.dirty {
+		return
+	}
+	if n := len(t.sorted); n == 0 || k > t.sorted[n-1] {
+		t.sorted = append(t.sorted, k)
+		return
+	}
+	t.dirty = true
+}
+
 func (t *pgTxn) sortedWrites() []string {
-	if t.dirty || t.sorted == nil {
+	if t.dirty {
 		t.sorted = t.sorted[:0]
 		for k := range t.writes {
 			t.sorted = append(t.sorted, k)
@@ -683,25 +713,61 @@ func (t *pgTxn) flush() error {
 		}
 		return t.conn.SendBatch(t.ctx, b).Close()
 	}
-	// COPY into a temporary table, then one statement each for the puts
-	// and the deletes. The temporary table lives until the commit.
-	if _, err := t.conn.Exec(t.ctx, `CREATE TEMPORARY TABLE tapefs_kv_writes (k bytea NOT NULL, v bytea) ON COMMIT DROP`); err != nil {
+	// COPY into a temporary table, then one statement each for the
+	// deletes, the keys known to exist and the others. The temporary table
+	// lives until the commit.
+	if _, err := t.conn.Exec(t.ctx, `CREATE TEMPORARY TABLE tapefs_kv_writes (k bytea NOT NULL, v bytea, present bool NOT NULL) ON COMMIT DROP`); err != nil {
 		return err
 	}
 	// In key order: the inserts then walk the primary key's b-tree
 	// forward instead of touching a random leaf per row.
 	rows := make([][]any, 0, len(t.writes))
+	var deletes, updates int
 	for _, k := range t.sortedWrites() {
-		rows = append(rows, []any{[]byte(k), t.writes[k]})
+		v := t.writes[k]
+		_, present := t.present[k]
+		switch {
+		case v == nil:
+			deletes++
+		case present:
+			updates++
+		}
+		rows = append(rows, []any{[]byte(k), v, present})
 	}
-	if _, err := t.conn.CopyFrom(t.ctx, pgx.Identifier{"tapefs_kv_writes"}, []string{"k", "v"}, pgx.CopyFromRows(rows)); err != nil {
+	if _, err := t.conn.CopyFrom(t.ctx, pgx.Identifier{"tapefs_kv_writes"}, []string{"k", "v", "present"}, pgx.CopyFromRows(rows)); err != nil {
 		return err
 	}
-	if _, err := t.conn.Exec(t.ctx, `DELETE FROM `+pgTable+` USING tapefs_kv_writes w WHERE `+pgTable+`.k = w.k AND w.v IS NULL`); err != nil {
-		return err
+	// Each statement only when it has rows: the planner knows nothing of
+	// the temporary table and may join it to the whole catalog.
+	if deletes > 0 {
+		if _, err := t.conn.Exec(t.ctx, `DELETE FROM `+pgTable+` USING tapefs_kv_writes w WHERE `+pgTable+`.k = w.k AND w.v IS NULL`); err != nil {
+			return err
+		}
 	}
-	if _, err := t.conn.Exec(t.ctx, `INSERT INTO `+pgTable+` (k, v) SELECT k, v FROM tapefs_kv_writes WHERE v IS NOT NULL ORDER BY k ON CONFLICT (k) DO UPDATE SET v = EXCLUDED.v`); err != nil {
-		return err
+	upsert := `INSERT INTO ` + pgTable + ` (k, v) SELECT k, v FROM tapefs_kv_writes WHERE v IS NOT NULL AND %s ORDER BY k`
+	if updates > 0 {
+		if _, err := t.conn.Exec(t.ctx, fmt.Sprintf(upsert, "present")+` ON CONFLICT (k) DO UPDATE SET v = EXCLUDED.v`); err != nil {
+			return err
+		}
+	}
+	if len(t.writes)-deletes-updates > 0 {
+		// The other keys are new as a rule (fresh IDs: a registration's
+		// files); a plain INSERT of them is tried first, and on a key that
+		// exists after all (a blind Put over one) the upsert does it.
+		if _, err := t.conn.Exec(t.ctx, `SAVEPOINT tapefs_insert`); err != nil {
+			return err
+		}
+		_, err := t.conn.Exec(t.ctx, fmt.Sprintf(upsert, "NOT present"))
+		var pe *pgconn.PgError
+		if errors.As(err, &pe) && pe.Code == "23505" { // unique_violation
+			if _, err := t.conn.Exec(t.ctx, `ROLLBACK TO SAVEPOINT tapefs_insert`); err != nil {
+				return err
+			}
+			_, err = t.conn.Exec(t.ctx, fmt.Sprintf(upsert, "NOT present")+` ON CONFLICT (k) DO UPDATE SET v = EXCLUDED.v`)
+		}
+		if err != nil {
+			return err
+		}
 	}
 	if notice != "" {
 		if _, err := t.conn.Exec(t.ctx, notice, payload); err != nil {
