@@ -279,7 +279,7 @@ type pgTxn struct {
 	// present holds the keys a Get of this writable transaction found in
 	// the database: the commit updates those and inserts the rest with a
 	// plain INSERT, which costs half of INSERT … ON CONFLICT.
-	present map[string]struct{}
+	present  map[string]struct{}
 	sorted   []string
 	dirty    bool // sorted is stale (else it holds every key of writes, in order)
 	scanning int
