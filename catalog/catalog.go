@@ -134,10 +134,12 @@ func (c *Catalog) Close() error { return c.eng.Close() }
 // Update runs fn in a read-write transaction: committed when fn returns
 // nil, rolled back entirely when it returns an error or panics.
 func (c *Catalog) Update(fn func(tx *Tx) error) error {
+	defer enterTxn()()
 	return c.eng.Update(func(kv KVTxn) error { return fn(&Tx{kv: kv, origin: c.origin}) })
 }
 
 // View runs fn in a read-only transaction that sees one consistent state.
 func (c *Catalog) View(fn func(tx *Tx) error) error {
+	defer enterTxn()()
 	return c.eng.View(func(kv KVTxn) error { return fn(&Tx{kv: kv, origin: c.origin}) })
 }

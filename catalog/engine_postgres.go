@@ -76,8 +76,16 @@ var ErrCatalogUnavailable = errors.New("catalog database unavailable")
 
 type pgEngine struct {
 	pool *pgxpool.Pool
-	opt  PostgresOptions
+	// seqPool serves the ID allocations that a transaction makes on a
+	// connection of their own (allocateSeparately): taken from pool, they
+	// would wait for a connection while holding one, and a pool full of
+	// such transactions would wait for itself until TxTimeout.
+	seqPool *pgxpool.Pool
+	opt     PostgresOptions
 }
+
+// pgSeqConns is the size of seqPool: an allocation is one short statement.
+const pgSeqConns = 4
 
 // OpenPostgresEngine connects to the PostgreSQL database named by url
 // (postgres://… or a key=value connection string) and creates the key-value
@@ -107,7 +115,14 @@ func OpenPostgresEngine(url string, opt PostgresOptions) (Engine, error) {
 		pool.Close()
 		return nil, fmt.Errorf("open catalog database %s: %w", redactURL(url), err)
 	}
-	return &pgEngine{pool: pool, opt: opt}, nil
+	seqCfg := cfg.Copy()
+	seqCfg.MaxConns, seqCfg.MinConns = pgSeqConns, 0
+	seqPool, err := pgxpool.NewWithConfig(ctx, seqCfg)
+	if err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("open catalog database: %w", err)
+	}
+	return &pgEngine{pool: pool, seqPool: seqPool, opt: opt}, nil
 }
 
 // DescribeURL names a database URL without its password, for logs and
@@ -122,7 +137,11 @@ func redactURL(url string) string {
 	return "(unparsable URL)"
 }
 
-func (e *pgEngine) Close() error { e.pool.Close(); return nil }
+func (e *pgEngine) Close() error {
+	e.pool.Close()
+	e.seqPool.Close()
+	return nil
+}
 
 func (e *pgEngine) View(fn func(KVTxn) error) error {
 	return e.run(pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, false, false, fn)
@@ -276,9 +295,10 @@ type pgTxn struct {
 	done     bool // committed
 	writable bool
 	writes   map[string][]byte
-	// present holds the keys a Get of this writable transaction found in
-	// the database: the commit updates those and inserts the rest with a
-	// plain INSERT, which costs half of INSERT … ON CONFLICT.
+	// present holds the keys a read (Get, Scan) of this writable
+	// transaction found in the database: the commit updates those and
+	// inserts the rest with a plain INSERT, which costs half of INSERT …
+	// ON CONFLICT.
 	present  map[string]struct{}
 	sorted   []string
 	dirty    bool // sorted is stale (else it holds every key of writes, in order)
@@ -437,7 +457,7 @@ func (t *pgTxn) allocateSeparately(key []byte, n uint64) (uint64, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), t.e.opt.TxTimeout)
 	defer cancel()
 	var last int64
-	err := t.e.pool.QueryRow(ctx, `INSERT INTO `+pgTable+` AS kv (k, v) VALUES ($1, int8send($2::bigint))
+	err := t.e.seqPool.QueryRow(ctx, `INSERT INTO `+pgTable+` AS kv (k, v) VALUES ($1, int8send($2::bigint))
 		ON CONFLICT (k) DO UPDATE SET v = int8send(('x' || encode(kv.v, 'hex'))::bit(64)::bigint + $2::bigint)
 		RETURNING ('x' || encode(v, 'hex'))::bit(64)::bigint`, key, int64(n)).Scan(&last)
 	if err != nil {
@@ -462,7 +482,7 @@ func (t *pgTxn) raiseSeparately(key []byte, id uint64) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), t.e.opt.TxTimeout)
 	defer cancel()
-	_, err := t.e.pool.Exec(ctx, `INSERT INTO `+pgTable+` AS kv (k, v) VALUES ($1, int8send($2::bigint))
+	_, err := t.e.seqPool.Exec(ctx, `INSERT INTO `+pgTable+` AS kv (k, v) VALUES ($1, int8send($2::bigint))
 		ON CONFLICT (k) DO UPDATE SET v = int8send(greatest(('x' || encode(kv.v, 'hex'))::bit(64)::bigint, $2::bigint))`, key, int64(id))
 	if err != nil {
 		return t.fail(err)
@@ -615,6 +635,7 @@ func (t *pgTxn) Scan(prefix, from []byte, reverse bool, fn func(key, value []byt
 				}
 				continue
 			}
+			t.notePresent(r.k)
 			if more, err := fn(r.k, r.v); err != nil || !more {
 				return err
 			}

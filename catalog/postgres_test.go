@@ -524,3 +524,67 @@ func rangeInts(from, to int) []int {
 	}
 	return out
 }
+
+// TestPostgresAllocateWithPoolFull: as many Updates as the pool has
+// connections each hold one (they have read) and then allocate IDs, which
+// take a connection of their own. Allocations come from a pool of their
+// own, so the Updates finish at once instead of waiting for one another
+// until TxTimeout, and every ID is handed out once.
+func TestPostgresAllocateWithPoolFull(t *testing.T) {
+	pgOnce.Do(func() { pgServer, pgErr = pgtest.StartShared() })
+	if pgErr != nil {
+		t.Fatalf("PostgreSQL: %v", pgErr)
+	}
+	url := pgServer.CreateDB(t, fmt.Sprintf("cat%d", pgSeq.Add(1)))
+	eng, err := OpenPostgresEngine(url, PostgresOptions{TxTimeout: 5 * time.Second, Retry: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer eng.Close()
+	c, err := New(eng)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conns := int(eng.(*pgEngine).pool.Config().MaxConns)
+	var entered atomic.Int64
+	var wg sync.WaitGroup
+	ids := make([]uint64, conns)
+	errs := make([]error, conns)
+	start := time.Now()
+	for i := 0; i < conns; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			first := true
+			errs[i] = c.Update(func(tx *Tx) error {
+				if _, err := tx.LastEvent(); err != nil { // holds a connection from here
+					return err
+				}
+				if first {
+					first = false
+					entered.Add(1)
+					for entered.Load() < int64(conns) && time.Since(start) < 3*time.Second {
+						time.Sleep(time.Millisecond)
+					}
+				}
+				var err error
+				ids[i], err = tx.allocate(sequenceJob, 1)
+				return err
+			})
+		}()
+	}
+	wg.Wait()
+	seen := map[uint64]bool{}
+	for i := range ids {
+		if errs[i] != nil {
+			t.Fatalf("update %d of %d with the pool full: %v (after %s)", i, conns, errs[i], time.Since(start))
+		}
+		if seen[ids[i]] {
+			t.Errorf("ID %d handed out twice", ids[i])
+		}
+		seen[ids[i]] = true
+	}
+	if d := time.Since(start); d > 4*time.Second {
+		t.Errorf("%d updates took %s: they waited for connections", conns, d)
+	}
+}
