@@ -70,11 +70,6 @@ func openHome(c *daemonConfig, log zerolog.Logger) (h *archiveHome, err error) {
 			h = nil
 		}
 	}()
-	if c.passive && c.catalog == "" {
-		// On a catalog of its own a passive daemon would leave every
-		// batch sealed through it unmigrated for good.
-		return h, errors.New("--passive serves a catalog that other hosts work on: give it with --catalog postgres://… (TAPEFS_CATALOG)")
-	}
 	// A home is new when its catalog file is missing; with the catalog in
 	// a database, when its library is.
 	marker := filepath.Join(c.home, catalogFile)
