@@ -84,11 +84,16 @@ func (e *Engine) followLoop() {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
+		lost := false // said so in the log; the callbacks run one at a time
 		e.cat.Watch(ctx, func(err error) {
-			if err == nil {
-				e.log.Info().Msg("listening for other hosts' catalog changes")
-			} else if up.Load() || !f.followed.Load() {
+			switch {
+			case err == nil:
+				e.log.Info().Bool("again", lost).Msg("listening for other hosts' catalog changes")
+				lost = false
+			case !lost:
+				// Once per loss, not at every reconnection attempt.
 				e.log.Warn().Err(err).Msg("lost the catalog's change notifications: the mount caches directories briefly and the log is polled until they are back")
+				lost = true
 			}
 			up.Store(err == nil)
 			f.followed.Store(false)
