@@ -11,7 +11,7 @@ import (
 
 // Every mount sees every host's changes at once (issue 13). The hosts of
 // startHosts (multihost_test.go) keep workspace and batch directories in
-// their kernels' caches for an hour here (--kernel-cache 1h): a host that
+// their kernels' caches for an hour (--kernel-cache 1h): a host that
 // did not hear of another's change would show the old state for that
 // long, so the 2 s bounds below hold only through the notifications.
 
@@ -22,7 +22,7 @@ const notifyBound = 2 * time.Second
 // each listens for the others' changes.
 func startHostsNotify(t *testing.T, n int) *cluster {
 	t.Helper()
-	c := startHosts(t, n, "--kernel-cache", "1h")
+	c := startHosts(t, n)
 	for _, d := range c.hosts {
 		d.waitLogEvents("listening for other hosts' catalog changes", 1, 30*time.Second)
 	}
