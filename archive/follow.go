@@ -80,6 +80,9 @@ func (e *Engine) followLoop() {
 		}
 	}
 	var up atomic.Bool
+	// listens counts the listener's ups and downs: the log read after an
+	// up covers everything only if no other came during the read.
+	var listens atomic.Uint64
 	ctx, cancel := context.WithCancel(e.ctx)
 	done := make(chan struct{})
 	go func() {
@@ -96,6 +99,7 @@ func (e *Engine) followLoop() {
 				lost = true
 			}
 			up.Store(err == nil)
+			listens.Add(1)
 			f.followed.Store(false)
 			poke() // catch up (or start polling) now
 		}, func(seq uint64) {
@@ -122,15 +126,15 @@ func (e *Engine) followLoop() {
 		case <-t.C:
 		}
 		t.Stop()
-		wasUp := up.Load()
+		gen, wasUp := listens.Load(), up.Load()
 		if err := e.readBack(); err != nil {
 			f.followed.Store(false)
 			e.log.Warn().Err(err).Msg("reading other hosts' catalog changes failed; trying again")
 			continue
 		}
-		// Everything up to the listener's start has been read: from now
-		// on every commit wakes us.
-		if wasUp && up.Load() {
+		// Everything committed before the listener came up has been read:
+		// from now on every commit wakes us.
+		if wasUp && listens.Load() == gen {
 			f.followed.Store(true)
 		}
 	}

@@ -20,23 +20,16 @@ type changeLog struct {
 
 func (l *changeLog) add(c Change) { l.mu.Lock(); l.cs = append(l.cs, c); l.mu.Unlock() }
 
-// wait waits up to d for a change of kind to batch and counts how many
-// such changes came.
-func (l *changeLog) wait(t *testing.T, d time.Duration, kind ChangeKind, batch uint64) {
+// wait waits up to d for the n-th change of kind to batch.
+func (l *changeLog) wait(t *testing.T, d time.Duration, kind ChangeKind, batch uint64, n int) {
 	t.Helper()
 	deadline := time.Now().Add(d)
-	for {
-		l.mu.Lock()
-		for _, c := range l.cs {
-			if c.Kind == kind && c.Batch == batch && c.Workspace == "ws" {
-				l.mu.Unlock()
-				return
-			}
-		}
-		seen := fmt.Sprint(l.cs)
-		l.mu.Unlock()
+	for l.count(kind, batch) < n {
 		if time.Now().After(deadline) {
-			t.Fatalf("no %s change of batch %d within %s; changes: %s", kind, batch, d, seen)
+			l.mu.Lock()
+			seen := fmt.Sprint(l.cs)
+			l.mu.Unlock()
+			t.Fatalf("no %d× %s change of batch %d within %s; changes: %s", n, kind, batch, d, seen)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
@@ -47,16 +40,17 @@ func (l *changeLog) count(kind ChangeKind, batch uint64) int {
 	defer l.mu.Unlock()
 	n := 0
 	for _, c := range l.cs {
-		if c.Kind == kind && c.Batch == batch {
+		if c.Kind == kind && c.Batch == batch && c.Workspace == "ws" {
 			n++
 		}
 	}
 	return n
 }
 
-// TestFollowOtherHosts: two engines on one PostgreSQL catalog. A seal, a removal and an undelete committed by the first reach
-// the second's subscribers within a second each; the first does not hear
-// its own changes twice. While the second's listener is cut off (its
+// TestFollowOtherHosts: two engines on one PostgreSQL catalog. A seal, a
+// removal and an undelete committed by the first reach the second's
+// subscribers within a second each; the first does not hear its own
+// changes twice. While the second's listener is cut off (its
 // connection killed, the database refusing new ones) ChangesFollowed is
 // false, and a removal made meanwhile still reaches it; once the listener
 // is back ChangesFollowed is true again.
@@ -94,24 +88,24 @@ func TestFollowOtherHosts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	theirs.wait(t, time.Second, ChangeSealed, batch.ID)
+	theirs.wait(t, time.Second, ChangeSealed, batch.ID, 1)
 	if _, err := a.Remove(batch.ID); err != nil {
 		t.Fatal(err)
 	}
-	theirs.wait(t, time.Second, ChangeRemoved, batch.ID)
+	theirs.wait(t, time.Second, ChangeRemoved, batch.ID, 1)
 	if _, err := a.Undelete(batch.ID); err != nil {
 		t.Fatal(err)
 	}
-	theirs.wait(t, time.Second, ChangeUndeleted, batch.ID)
+	theirs.wait(t, time.Second, ChangeUndeleted, batch.ID, 1)
 	// Changes made through b reach a too.
 	if _, err := b.Remove(batch.ID); err != nil {
 		t.Fatal(err)
 	}
-	mine.wait(t, time.Second, ChangeRemoved, batch.ID)
+	mine.wait(t, time.Second, ChangeRemoved, batch.ID, 2)
 	if _, err := b.Undelete(batch.ID); err != nil {
 		t.Fatal(err)
 	}
-	mine.wait(t, time.Second, ChangeUndeleted, batch.ID)
+	mine.wait(t, time.Second, ChangeUndeleted, batch.ID, 2)
 	time.Sleep(200 * time.Millisecond) // room for a duplicate to arrive
 	if n := mine.count(ChangeRemoved, batch.ID); n != 2 {
 		t.Errorf("a heard %d removals, want 2 (its own once, b's)", n)
@@ -150,7 +144,7 @@ func TestFollowOtherHosts(t *testing.T) {
 	allow(true)
 	// Heard by polling through b's pool, or by the read after the listener
 	// is back: either way within the listener's reconnection.
-	theirs.wait(t, 10*time.Second, ChangeRemoved, batch.ID)
+	theirs.wait(t, 10*time.Second, ChangeRemoved, batch.ID, 3)
 	waitFollowed(b, true)
 	if n := theirs.count(ChangeRemoved, batch.ID); n != 3 {
 		t.Errorf("b heard %d removals, want 3 (two by a, its own)", n)
