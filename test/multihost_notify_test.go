@@ -1,12 +1,16 @@
 package test
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"slices"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 )
 
 // Every mount sees every host's changes at once (issue 13). The hosts of
@@ -58,9 +62,13 @@ func waitVisible(t *testing.T, host int, path string, want bool) {
 // and 2's mounts (stat and ls) within 2 s, although their kernels had it
 // cached for an hour; `tapefs undelete` through host 2's command line
 // brings it back in every mount, its files listed and their md5s readable.
+// Then every host's notification channel is cut and kept from coming back,
+// the batch is removed through host 1 meanwhile, and hosts 2 and 3 drop it
+// within 2 s all the same; every host listens again once it can.
 func TestMultiHostNotify(t *testing.T) {
 	t.Parallel()
-	hosts := startHostsNotify(t, 3).hosts
+	c := startHostsNotify(t, 3)
+	hosts := c.hosts
 	h1, h2, h3 := hosts[0], hosts[1], hosts[2]
 	for _, h := range hosts {
 		listNames(h.ws("default")) // the kernel caches the workspace
@@ -107,6 +115,51 @@ func TestMultiHostNotify(t *testing.T) {
 	// The batch is whole again where its bytes are: host 1 reads it.
 	if got := fileMD5(t, filepath.Join(h1.ws("default"), id, "run7", "a.dat")); got != wantA {
 		t.Errorf("host 1: a.dat reads with md5 %s after the undelete, want %s", got, wantA)
+	}
+
+	// Every host's notification channel is cut (the database ends the
+	// listening sessions and takes no new ones; the daemons' pools keep
+	// the connections they have), and the batch is removed through host 1
+	// meanwhile: hosts 2 and 3 drop it all the same (they poll while
+	// deaf), and all listen again once the database lets them.
+	for _, h := range hosts {
+		listNames(filepath.Join(h.ws("default"), id, "run7"))
+	}
+	ctx := context.Background()
+	cfg, err := pgx.ParseConfig(c.url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db := cfg.Database
+	cfg.Database = "postgres" // a database cannot refuse connections to the session that says so
+	admin, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close(ctx)
+	allow := func(yes bool) {
+		if _, err := admin.Exec(ctx, fmt.Sprintf("ALTER DATABASE %s ALLOW_CONNECTIONS %v", pgx.Identifier{db}.Sanitize(), yes)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	allow(false)
+	defer allow(true)
+	var cut int
+	if err := admin.QueryRow(ctx, `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+		WHERE datname = $1 AND application_name = 'tapefs watch'`, db).Scan(&cut); err != nil || cut != len(hosts) {
+		t.Fatalf("ended %d listening sessions (%v), want %d", cut, err, len(hosts))
+	}
+	const lost = "lost the catalog's change notifications: the mount caches directories briefly and the log is polled until they are back"
+	for _, h := range hosts {
+		h.waitLogEvents(lost, 1, 10*time.Second)
+	}
+	sh(t, "/", "rm -r "+q(filepath.Join(h1.ws("default"), id)))
+	for i, h := range []*daemon{h2, h3} {
+		waitVisible(t, i+2, filepath.Join(h.ws("default"), id), false)
+	}
+	allow(true)
+	for _, h := range hosts {
+		h.waitLogEvents("listening for other hosts' catalog changes", 2, 15*time.Second)
 	}
 }
 
