@@ -205,7 +205,7 @@ func (s *snapshot) workspaceView(w catalog.Workspace) Workspace {
 }
 
 func (s *snapshot) batchView(b catalog.Batch) Batch {
-	v := s.e.batchView(b)
+	v := s.e.batchViewIn(s.tx, b)
 	v.CopiesMissing = s.copyJobs()[b.ID]
 	return v
 }
@@ -732,7 +732,7 @@ func (d door) Access(c Caller, batch, file uint64) (Access, error) {
 			return err
 		}
 		wv := workspaceView(w)
-		a = AccessTo(c, wv, d.e.batchView(b))
+		a = AccessTo(c, wv, d.e.batchViewIn(tx, b))
 		if file == 0 {
 			return nil
 		}

@@ -40,7 +40,11 @@ func enterTxn() func() {
 	stack := make([]byte, 8<<10)
 	stack = stack[:runtime.Stack(stack, false)]
 	if outer, nested := openTxns.LoadOrStore(id, stack); nested {
-		panic(fmt.Sprintf("catalog: a transaction opened inside another on one goroutine (it holds two pool connections)\n--- inner:\n%s\n--- outer:\n%s", stack, outer))
+		msg := fmt.Sprintf("catalog: a transaction opened inside another on one goroutine (it holds two pool connections)\n--- inner:\n%s\n--- outer:\n%s", stack, outer)
+		// Also on stderr: go-fuse turns a panic in a request into a
+		// silent EIO.
+		fmt.Fprintln(os.Stderr, msg)
+		panic(msg)
 	}
 	return func() { openTxns.Delete(id) }
 }
