@@ -81,8 +81,11 @@ run: build
 # once more with every daemon's catalog on PostgreSQL (a throwaway server
 # the tests start; needs the postgresql package).
 # Skipped end-to-end tests (not root, say) are listed at the end, never
-# silent: the suite appends them to SKIPS.
+# silent: the suite appends them to SKIPS. A catalog transaction opened
+# inside another panics in every run (catalog/nesting.go): on PostgreSQL it
+# holds two pool connections, and enough of them starve the pool.
 SKIPS := $(CURDIR)/bin/e2e-skipped.txt
+test: export TAPEFS_CATALOG_NESTING = panic
 test: deps build
 	@rm -f $(SKIPS)
 	$(GO) vet ./...

@@ -72,6 +72,7 @@ type Engine struct {
 	sealer  *sealWork   // adoption and background hashing of sealed batches
 	evicted *evictWatch // objects the cache evicted by itself
 	host    hostState   // heartbeat and claims (hosts.go)
+	follow  *follower   // other hosts' changes on a shared catalog (follow.go)
 }
 
 type realClock struct{}
@@ -164,6 +165,7 @@ func New(cfg Config) (*Engine, error) {
 	}
 	e.recalls = newRecallQueue()
 	e.changes, e.sealer, e.evicted = newNotifier(), newSealWork(), newEvictWatch()
+	e.follow = newFollower(cfg.Catalog)
 	e.cache.OnEvict(e.objectEvicted)
 	e.tapeVerify.started = e.now()
 	if cfg.Shared {
@@ -196,6 +198,7 @@ func New(cfg Config) (*Engine, error) {
 // Start runs the background workers (settle, migration, recall, retention,
 // removal grace) until Close.
 func (e *Engine) Start() {
+	e.spawn(e.followLoop)
 	e.spawn(e.settleLoop)
 	e.spawn(e.migrateLoop)
 	e.spawn(e.copyLoop)

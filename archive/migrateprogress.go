@@ -350,8 +350,9 @@ type writerOnly struct{ w io.Writer }
 func (w writerOnly) Write(p []byte) (int, error) { return w.w.Write(p) }
 
 // migrationOf says where a batch that is not on tape yet is on its way;
-// nil for a batch on tape, deleted, sealing or without a migrate job.
-func (e *Engine) migrationOf(b catalog.Batch) *Migration {
+// nil for a batch on tape, deleted, sealing or without a migrate job. tx is
+// the caller's open transaction, if any (see batchViewIn).
+func (e *Engine) migrationOf(tx *catalog.Tx, b catalog.Batch) *Migration {
 	switch b.State {
 	case catalog.Cached, catalog.Syncing, catalog.Failed:
 	default:
@@ -371,7 +372,7 @@ func (e *Engine) migrationOf(b catalog.Batch) *Migration {
 			return m
 		}
 	}
-	return e.queuedOf(b, now)
+	return e.queuedOf(tx, b, now)
 }
 
 // leftLocked is what the flush still has to write of batch id.
@@ -442,12 +443,16 @@ func (f *flushLive) migrationLocked(b catalog.Batch, written, files int64, now t
 // the workspace's pending batches reach FlushBytes or FlushFiles, or the
 // oldest of them is FlushAge old (migrateOnce); a failed one when its
 // backoff ends.
-func (e *Engine) queuedOf(b catalog.Batch, now time.Time) *Migration {
+func (e *Engine) queuedOf(in *catalog.Tx, b catalog.Batch, now time.Time) *Migration {
 	m := &Migration{Drive: -1, Written: b.OnTape}
 	var jobs []catalog.Job
 	var pendingBytes, pendingFiles int64
 	oldest := b.Sealed
-	_ = e.cat.View(func(tx *catalog.Tx) error {
+	read := e.cat.View
+	if in != nil {
+		read = func(fn func(*catalog.Tx) error) error { return fn(in) }
+	}
+	_ = read(func(tx *catalog.Tx) error {
 		var err error
 		if jobs, err = tx.Jobs(catalog.JobMigrate); err != nil {
 			return err

@@ -91,6 +91,10 @@ type Surface interface {
 	// the changes made so far (never from inside a FUSE request).
 	Subscribe(fn func(Change)) (cancel func())
 	WaitNotified(ctx context.Context) error
+	// ChangesFollowed reports whether every change, also another host's
+	// on a shared catalog, reaches Subscribe's fn at once (follow.go):
+	// only then may the mount let the kernel cache directories long.
+	ChangesFollowed() bool
 	// Checksum is the md5 of a file the caller was already allowed to
 	// see, waiting for it while its batch is still SEALING.
 	Checksum(ctx context.Context, fileID uint64) (string, error)
@@ -201,7 +205,7 @@ func (s *snapshot) workspaceView(w catalog.Workspace) Workspace {
 }
 
 func (s *snapshot) batchView(b catalog.Batch) Batch {
-	v := s.e.batchView(b)
+	v := s.e.batchViewIn(s.tx, b)
 	v.CopiesMissing = s.copyJobs()[b.ID]
 	return v
 }
@@ -728,7 +732,7 @@ func (d door) Access(c Caller, batch, file uint64) (Access, error) {
 			return err
 		}
 		wv := workspaceView(w)
-		a = AccessTo(c, wv, d.e.batchView(b))
+		a = AccessTo(c, wv, d.e.batchViewIn(tx, b))
 		if file == 0 {
 			return nil
 		}
@@ -897,6 +901,8 @@ var _ interface{ Cached() *os.File } = (*Reader)(nil)
 func (d door) Subscribe(fn func(Change)) (cancel func()) { return d.e.Subscribe(fn) }
 
 func (d door) WaitNotified(ctx context.Context) error { return d.e.WaitNotified(ctx) }
+
+func (d door) ChangesFollowed() bool { return d.e.ChangesFollowed() }
 
 func (d door) Checksum(ctx context.Context, fileID uint64) (string, error) {
 	return d.e.Checksum(ctx, fileID)

@@ -229,13 +229,19 @@ func workspaceView(w catalog.Workspace) Workspace {
 	return Workspace{Name: w.Name, Quota: w.Quota, Manager: w.Manager, Group: w.Group, Used: w.Used, Created: w.Created}
 }
 
-func (e *Engine) batchView(b catalog.Batch) Batch {
+func (e *Engine) batchView(b catalog.Batch) Batch { return e.batchViewIn(nil, b) }
+
+// batchViewIn is batchView from inside the catalog transaction tx (nil:
+// none is open): the migration queue is read through tx, never in a
+// transaction of its own, which would hold a second pool connection for
+// every lookup of a batch directory (catalog/nesting.go).
+func (e *Engine) batchViewIn(tx *catalog.Tx, b catalog.Batch) Batch {
 	s := e.statusOf(b)
 	v := Batch{ID: b.ID, Workspace: b.Workspace, Tag: b.Tag, Entry: b.Entry, Owner: b.Owner, State: BatchState(b.State),
 		Created: b.Created, Sealed: b.Sealed, Synced: b.Synced, Deleted: b.Deleted, Prior: BatchState(b.Prior),
 		Files: b.Files, Bytes: b.Bytes, OnTape: b.OnTape, Reason: b.Reason, Attempts: b.Attempts, Progress: s.Progress, Hashed: s.Hashed,
 		Copies: b.Want()}
-	if m := e.migrationOf(b); m != nil {
+	if m := e.migrationOf(tx, b); m != nil {
 		v.Migration = m
 		if need := b.Bytes * int64(b.Want()); need > 0 && m.Written > b.OnTape {
 			v.Progress = min(float64(m.Written)/float64(need), 1)

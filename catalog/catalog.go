@@ -2,6 +2,7 @@ package catalog
 
 import (
 	"bytes"
+	"crypto/rand"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -9,10 +10,16 @@ import (
 )
 
 // Catalog is an open catalog.
-type Catalog struct{ eng Engine }
+type Catalog struct {
+	eng    Engine
+	origin string // stamped on the events this Catalog records (Event.Origin)
+}
 
 // Tx is a catalog transaction: reads, and writes inside Update.
-type Tx struct{ kv KVTxn }
+type Tx struct {
+	kv     KVTxn
+	origin string
+}
 
 // Open opens the catalog database at path (bbolt), creating it if needed.
 func Open(path string) (*Catalog, error) {
@@ -96,8 +103,12 @@ func New(eng Engine) (*Catalog, error) {
 			return nil, fmt.Errorf("stamp catalog schema version: %w", err)
 		}
 	}
-	return &Catalog{eng: eng}, nil
+	return &Catalog{eng: eng, origin: rand.Text()}, nil
 }
+
+// Origin names this open catalog among the processes sharing the store;
+// every event it records carries it.
+func (c *Catalog) Origin() string { return c.origin }
 
 func decodeVersion(v []byte) (uint64, error) {
 	if len(v) != 8 {
@@ -123,10 +134,12 @@ func (c *Catalog) Close() error { return c.eng.Close() }
 // Update runs fn in a read-write transaction: committed when fn returns
 // nil, rolled back entirely when it returns an error or panics.
 func (c *Catalog) Update(fn func(tx *Tx) error) error {
-	return c.eng.Update(func(kv KVTxn) error { return fn(&Tx{kv: kv}) })
+	defer enterTxn()()
+	return c.eng.Update(func(kv KVTxn) error { return fn(&Tx{kv: kv, origin: c.origin}) })
 }
 
 // View runs fn in a read-only transaction that sees one consistent state.
 func (c *Catalog) View(fn func(tx *Tx) error) error {
-	return c.eng.View(func(kv KVTxn) error { return fn(&Tx{kv: kv}) })
+	defer enterTxn()()
+	return c.eng.View(func(kv KVTxn) error { return fn(&Tx{kv: kv, origin: c.origin}) })
 }

@@ -1002,7 +1002,7 @@ func testCatalog(t *testing.T, newCatalog func() *Catalog) {
 				}
 			}
 			evs, _ := tx.Events(2, 1, "")
-			if len(evs) != 1 || evs[0] != (Event{Seq: 3, Time: t0, Kind: "state", Message: "2"}) {
+			if len(evs) != 1 || evs[0] != (Event{Seq: 3, Time: t0, Kind: "state", Message: "2", Origin: c.Origin()}) {
 				t.Errorf("event 3: %+v", evs)
 			}
 			last, err := tx.LastEvent()

@@ -76,8 +76,16 @@ var ErrCatalogUnavailable = errors.New("catalog database unavailable")
 
 type pgEngine struct {
 	pool *pgxpool.Pool
-	opt  PostgresOptions
+	// seqPool serves the ID allocations that a transaction makes on a
+	// connection of their own (allocateSeparately): taken from pool, they
+	// would wait for a connection while holding one, and a pool full of
+	// such transactions would wait for itself until TxTimeout.
+	seqPool *pgxpool.Pool
+	opt     PostgresOptions
 }
+
+// pgSeqConns is the size of seqPool: an allocation is one short statement.
+const pgSeqConns = 4
 
 // OpenPostgresEngine connects to the PostgreSQL database named by url
 // (postgres://… or a key=value connection string) and creates the key-value
@@ -107,7 +115,14 @@ func OpenPostgresEngine(url string, opt PostgresOptions) (Engine, error) {
 		pool.Close()
 		return nil, fmt.Errorf("open catalog database %s: %w", redactURL(url), err)
 	}
-	return &pgEngine{pool: pool, opt: opt}, nil
+	seqCfg := cfg.Copy()
+	seqCfg.MaxConns, seqCfg.MinConns = pgSeqConns, 0
+	seqPool, err := pgxpool.NewWithConfig(ctx, seqCfg)
+	if err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("open catalog database: %w", err)
+	}
+	return &pgEngine{pool: pool, seqPool: seqPool, opt: opt}, nil
 }
 
 // DescribeURL names a database URL without its password, for logs and
@@ -122,7 +137,11 @@ func redactURL(url string) string {
 	return "(unparsable URL)"
 }
 
-func (e *pgEngine) Close() error { e.pool.Close(); return nil }
+func (e *pgEngine) Close() error {
+	e.pool.Close()
+	e.seqPool.Close()
+	return nil
+}
 
 func (e *pgEngine) View(fn func(KVTxn) error) error {
 	return e.run(pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, false, false, fn)
@@ -276,8 +295,13 @@ type pgTxn struct {
 	done     bool // committed
 	writable bool
 	writes   map[string][]byte
+	// present holds the keys a read (Get, Scan) of this writable
+	// transaction found in the database: the commit updates those and
+	// inserts the rest with a plain INSERT, which costs half of INSERT …
+	// ON CONFLICT.
+	present  map[string]struct{}
 	sorted   []string
-	dirty    bool // sorted is stale
+	dirty    bool // sorted is stale (else it holds every key of writes, in order)
 	scanning int
 	dbErr    error // the first database error: the attempt is failed
 }
@@ -300,7 +324,18 @@ func (t *pgTxn) Get(key []byte) ([]byte, error) {
 	if len(rows) == 0 {
 		return nil, nil
 	}
+	t.notePresent(rows[0].k)
 	return rows[0].v, nil
+}
+
+func (t *pgTxn) notePresent(k []byte) {
+	if !t.writable {
+		return
+	}
+	if t.present == nil {
+		t.present = map[string]struct{}{}
+	}
+	t.present[string(k)] = struct{}{}
 }
 
 // getMany reads keys in one statement, the buffered writes over it.
@@ -326,6 +361,7 @@ func (t *pgTxn) getMany(keys [][]byte) ([][]byte, error) {
 		return nil, t.fail(err)
 	}
 	for _, r := range rows {
+		t.notePresent(r.k)
 		for _, i := range index[string(r.k)] {
 			out[i] = r.v
 		}
@@ -421,7 +457,7 @@ func (t *pgTxn) allocateSeparately(key []byte, n uint64) (uint64, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), t.e.opt.TxTimeout)
 	defer cancel()
 	var last int64
-	err := t.e.pool.QueryRow(ctx, `INSERT INTO `+pgTable+` AS kv (k, v) VALUES ($1, int8send($2::bigint))
+	err := t.e.seqPool.QueryRow(ctx, `INSERT INTO `+pgTable+` AS kv (k, v) VALUES ($1, int8send($2::bigint))
 		ON CONFLICT (k) DO UPDATE SET v = int8send(('x' || encode(kv.v, 'hex'))::bit(64)::bigint + $2::bigint)
 		RETURNING ('x' || encode(v, 'hex'))::bit(64)::bigint`, key, int64(n)).Scan(&last)
 	if err != nil {
@@ -446,7 +482,7 @@ func (t *pgTxn) raiseSeparately(key []byte, id uint64) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), t.e.opt.TxTimeout)
 	defer cancel()
-	_, err := t.e.pool.Exec(ctx, `INSERT INTO `+pgTable+` AS kv (k, v) VALUES ($1, int8send($2::bigint))
+	_, err := t.e.seqPool.Exec(ctx, `INSERT INTO `+pgTable+` AS kv (k, v) VALUES ($1, int8send($2::bigint))
 		ON CONFLICT (k) DO UPDATE SET v = int8send(greatest(('x' || encode(kv.v, 'hex'))::bit(64)::bigint, $2::bigint))`, key, int64(id))
 	if err != nil {
 		return t.fail(err)
@@ -490,7 +526,7 @@ func (t *pgTxn) Put(key, value []byte) error {
 	}
 	k := string(key)
 	if _, ok := t.writes[k]; !ok {
-		t.dirty = true
+		t.added(k)
 	}
 	t.writes[k] = append([]byte{}, value...)
 	return nil
@@ -502,14 +538,28 @@ func (t *pgTxn) Delete(key []byte) error {
 	}
 	k := string(key)
 	if _, ok := t.writes[k]; !ok {
-		t.dirty = true
+		t.added(k)
 	}
 	t.writes[k] = nil
 	return nil
 }
 
+// added keeps sorted up to date for a new key: keys written in ascending
+// order (RegisterBatch sorts its 300,000) are appended, and only a key out
+// of order leaves the sort to sortedWrites.
+func (t *pgTxn) added(k string) {
+	if t.dirty {
+		return
+	}
+	if n := len(t.sorted); n == 0 || k > t.sorted[n-1] {
+		t.sorted = append(t.sorted, k)
+		return
+	}
+	t.dirty = true
+}
+
 func (t *pgTxn) sortedWrites() []string {
-	if t.dirty || t.sorted == nil {
+	if t.dirty {
 		t.sorted = t.sorted[:0]
 		for k := range t.writes {
 			t.sorted = append(t.sorted, k)
@@ -585,6 +635,7 @@ func (t *pgTxn) Scan(prefix, from []byte, reverse bool, fn func(key, value []byt
 				}
 				continue
 			}
+			t.notePresent(r.k)
 			if more, err := fn(r.k, r.v); err != nil || !more {
 				return err
 			}
@@ -666,6 +717,9 @@ func (t *pgTxn) flush() error {
 	if err := t.ensureBegun(); err != nil {
 		return err
 	}
+	// Other hosts' watchers learn of the events at commit (and not at all
+	// if it fails): see engine_postgres_watch.go.
+	notice, payload := eventNotice(t.writes)
 	if len(t.writes) <= pgCopyThreshold {
 		b := &pgx.Batch{}
 		for k, v := range t.writes {
@@ -675,25 +729,71 @@ func (t *pgTxn) flush() error {
 				b.Queue(`INSERT INTO `+pgTable+` (k, v) VALUES ($1, $2) ON CONFLICT (k) DO UPDATE SET v = EXCLUDED.v`, []byte(k), v)
 			}
 		}
+		if notice != "" {
+			b.Queue(notice, payload)
+		}
 		return t.conn.SendBatch(t.ctx, b).Close()
 	}
-	// COPY into a temporary table, then one statement each for the puts
-	// and the deletes. The temporary table lives until the commit.
-	if _, err := t.conn.Exec(t.ctx, `CREATE TEMPORARY TABLE tapefs_kv_writes (k bytea NOT NULL, v bytea) ON COMMIT DROP`); err != nil {
+	// COPY into a temporary table, then one statement each for the
+	// deletes, the keys known to exist and the others. The temporary table
+	// lives until the commit.
+	if _, err := t.conn.Exec(t.ctx, `CREATE TEMPORARY TABLE tapefs_kv_writes (k bytea NOT NULL, v bytea, present bool NOT NULL) ON COMMIT DROP`); err != nil {
 		return err
 	}
 	// In key order: the inserts then walk the primary key's b-tree
 	// forward instead of touching a random leaf per row.
 	rows := make([][]any, 0, len(t.writes))
+	var deletes, updates int
 	for _, k := range t.sortedWrites() {
-		rows = append(rows, []any{[]byte(k), t.writes[k]})
+		v := t.writes[k]
+		_, present := t.present[k]
+		switch {
+		case v == nil:
+			deletes++
+		case present:
+			updates++
+		}
+		rows = append(rows, []any{[]byte(k), v, present})
 	}
-	if _, err := t.conn.CopyFrom(t.ctx, pgx.Identifier{"tapefs_kv_writes"}, []string{"k", "v"}, pgx.CopyFromRows(rows)); err != nil {
+	if _, err := t.conn.CopyFrom(t.ctx, pgx.Identifier{"tapefs_kv_writes"}, []string{"k", "v", "present"}, pgx.CopyFromRows(rows)); err != nil {
 		return err
 	}
-	if _, err := t.conn.Exec(t.ctx, `DELETE FROM `+pgTable+` USING tapefs_kv_writes w WHERE `+pgTable+`.k = w.k AND w.v IS NULL`); err != nil {
-		return err
+	// Each statement only when it has rows: the planner knows nothing of
+	// the temporary table and may join it to the whole catalog.
+	if deletes > 0 {
+		if _, err := t.conn.Exec(t.ctx, `DELETE FROM `+pgTable+` USING tapefs_kv_writes w WHERE `+pgTable+`.k = w.k AND w.v IS NULL`); err != nil {
+			return err
+		}
 	}
-	_, err := t.conn.Exec(t.ctx, `INSERT INTO `+pgTable+` (k, v) SELECT k, v FROM tapefs_kv_writes WHERE v IS NOT NULL ORDER BY k ON CONFLICT (k) DO UPDATE SET v = EXCLUDED.v`)
-	return err
+	upsert := `INSERT INTO ` + pgTable + ` (k, v) SELECT k, v FROM tapefs_kv_writes WHERE v IS NOT NULL AND %s ORDER BY k`
+	if updates > 0 {
+		if _, err := t.conn.Exec(t.ctx, fmt.Sprintf(upsert, "present")+` ON CONFLICT (k) DO UPDATE SET v = EXCLUDED.v`); err != nil {
+			return err
+		}
+	}
+	if len(t.writes)-deletes-updates > 0 {
+		// The other keys are new as a rule (fresh IDs: a registration's
+		// files); a plain INSERT of them is tried first, and on a key that
+		// exists after all (a blind Put over one) the upsert does it.
+		if _, err := t.conn.Exec(t.ctx, `SAVEPOINT tapefs_insert`); err != nil {
+			return err
+		}
+		_, err := t.conn.Exec(t.ctx, fmt.Sprintf(upsert, "NOT present"))
+		var pe *pgconn.PgError
+		if errors.As(err, &pe) && pe.Code == "23505" { // unique_violation
+			if _, err := t.conn.Exec(t.ctx, `ROLLBACK TO SAVEPOINT tapefs_insert`); err != nil {
+				return err
+			}
+			_, err = t.conn.Exec(t.ctx, fmt.Sprintf(upsert, "NOT present")+` ON CONFLICT (k) DO UPDATE SET v = EXCLUDED.v`)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	if notice != "" {
+		if _, err := t.conn.Exec(t.ctx, notice, payload); err != nil {
+			return err
+		}
+	}
+	return nil
 }

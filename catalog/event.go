@@ -13,6 +13,9 @@ func (tx *Tx) AppendEvent(e Event) (Event, error) {
 		return Event{}, err
 	}
 	e.Seq = seq
+	if e.Origin == "" {
+		e.Origin = tx.origin
+	}
 	if err := tx.put(eventKey(seq), &e); err != nil {
 		return Event{}, err
 	}

@@ -433,3 +433,158 @@ func TestPostgresNewerSchemaRefused(t *testing.T) {
 		return nil
 	})
 }
+
+// TestPostgresLargeTxnOverwrites: a transaction large enough for the COPY
+// path writes keys that exist without reading them (a blind Put: the plain
+// INSERT meets a unique violation and the upsert takes over), keys it read
+// first (updated), new keys and deletes; every one ends as written.
+func TestPostgresLargeTxnOverwrites(t *testing.T) {
+	eng := newPostgresEngine(t)
+	key := func(i int) []byte { return []byte(fmt.Sprintf("k%06d", i)) }
+	if err := eng.Update(func(kv KVTxn) error {
+		for i := 0; i < 100; i++ {
+			if err := kv.Put(key(i), []byte("old")); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	for round, blind := range []bool{true, false} {
+		if err := eng.Update(func(kv KVTxn) error {
+			if !blind {
+				for i := 0; i < 50; i++ {
+					if _, err := kv.Get(key(i)); err != nil {
+						return err
+					}
+				}
+			}
+			// Out of order too: 50..99 exist, 0..49 exist, then new keys.
+			for _, i := range append(rangeInts(50, 100), rangeInts(0, 50)...) {
+				if i%10 == 0 {
+					if err := kv.Delete(key(i)); err != nil {
+						return err
+					}
+					continue
+				}
+				if err := kv.Put(key(i), []byte(fmt.Sprint("new", round))); err != nil {
+					return err
+				}
+			}
+			for i := 1000; i < 1000+2*pgCopyThreshold; i++ {
+				if err := kv.Put(key(i+round*10000), []byte("fresh")); err != nil {
+					return err
+				}
+			}
+			return nil
+		}); err != nil {
+			t.Fatalf("round %d (blind %v): %v", round, blind, err)
+		}
+		if err := eng.View(func(kv KVTxn) error {
+			for i := 0; i < 100; i++ {
+				v, err := kv.Get(key(i))
+				if err != nil {
+					return err
+				}
+				want := fmt.Sprint("new", round)
+				if i%10 == 0 {
+					want = ""
+				}
+				if string(v) != want || (want == "" && v != nil) {
+					t.Errorf("round %d: key %d = %q, want %q", round, i, v, want)
+				}
+			}
+			v, err := kv.Get(key(1000 + round*10000))
+			if string(v) != "fresh" {
+				t.Errorf("round %d: new key = %q (%v)", round, v, err)
+			}
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		// The deleted keys come back for the next round.
+		if err := eng.Update(func(kv KVTxn) error {
+			for i := 0; i < 100; i += 10 {
+				if err := kv.Put(key(i), []byte("old")); err != nil {
+					return err
+				}
+			}
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func rangeInts(from, to int) []int {
+	var out []int
+	for i := from; i < to; i++ {
+		out = append(out, i)
+	}
+	return out
+}
+
+// TestPostgresAllocateWithPoolFull: as many Updates as the pool has
+// connections each hold one (they have read) and then allocate IDs, which
+// take a connection of their own. Allocations come from a pool of their
+// own, so the Updates finish at once instead of waiting for one another
+// until TxTimeout, and every ID is handed out once.
+func TestPostgresAllocateWithPoolFull(t *testing.T) {
+	pgOnce.Do(func() { pgServer, pgErr = pgtest.StartShared() })
+	if pgErr != nil {
+		t.Fatalf("PostgreSQL: %v", pgErr)
+	}
+	url := pgServer.CreateDB(t, fmt.Sprintf("cat%d", pgSeq.Add(1)))
+	eng, err := OpenPostgresEngine(url, PostgresOptions{TxTimeout: 5 * time.Second, Retry: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer eng.Close()
+	c, err := New(eng)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conns := int(eng.(*pgEngine).pool.Config().MaxConns)
+	var entered atomic.Int64
+	var wg sync.WaitGroup
+	ids := make([]uint64, conns)
+	errs := make([]error, conns)
+	start := time.Now()
+	for i := 0; i < conns; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			first := true
+			errs[i] = c.Update(func(tx *Tx) error {
+				if _, err := tx.LastEvent(); err != nil { // holds a connection from here
+					return err
+				}
+				if first {
+					first = false
+					entered.Add(1)
+					for entered.Load() < int64(conns) && time.Since(start) < 3*time.Second {
+						time.Sleep(time.Millisecond)
+					}
+				}
+				var err error
+				ids[i], err = tx.allocate(sequenceJob, 1)
+				return err
+			})
+		}()
+	}
+	wg.Wait()
+	seen := map[uint64]bool{}
+	for i := range ids {
+		if errs[i] != nil {
+			t.Fatalf("update %d of %d with the pool full: %v (after %s)", i, conns, errs[i], time.Since(start))
+		}
+		if seen[ids[i]] {
+			t.Errorf("ID %d handed out twice", ids[i])
+		}
+		seen[ids[i]] = true
+	}
+	if d := time.Since(start); d > 4*time.Second {
+		t.Errorf("%d updates took %s: they waited for connections", conns, d)
+	}
+}

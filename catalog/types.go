@@ -308,4 +308,8 @@ type Event struct {
 	Kind      string    `json:"kind"` // e.g. "sealed", "state", "failed", "md5-mismatch", "deleted"
 	State     State     `json:"state,omitempty"`
 	Message   string    `json:"message"`
+	// Origin is the Catalog.Origin of the process that recorded it: on a
+	// shared catalog a process reads back the log and must tell its own
+	// events, which it has acted on already, from other hosts'.
+	Origin string `json:"origin,omitempty"`
 }

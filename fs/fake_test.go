@@ -24,10 +24,11 @@ type fakeSurface struct {
 	batches []archive.Batch
 	files   []archive.File
 	// what the nodes asked for
-	opened   []uint64
-	recalled []uint64
-	removed  []uint64 // batches
-	hidden   []uint64 // entries
+	opened      []uint64
+	recalled    []uint64
+	removed     []uint64 // batches
+	hidden      []uint64 // entries
+	notFollowed bool     // ChangesFollowed answers false
 }
 
 func (f *fakeSurface) Read(c archive.Caller, fn func(archive.Snapshot) error) error {
@@ -299,6 +300,12 @@ func (r *fakeReader) Close() error { return nil }
 
 // The fake's batches change only through it: nothing to notify.
 func (f *fakeSurface) Subscribe(fn func(archive.Change)) (cancel func()) { return func() {} }
+
+func (f *fakeSurface) ChangesFollowed() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return !f.notFollowed
+}
 
 func (f *fakeSurface) WaitNotified(ctx context.Context) error { return nil }
 

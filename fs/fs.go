@@ -80,6 +80,18 @@ const (
 	shortTimeout     = time.Second
 )
 
+// dirTimeout is how long the kernel may cache a workspace or batch
+// directory now: Options.DirTimeout while the engine hears of every change
+// at once, short while it may not (the catalog is shared and its change
+// notifications are down) — a change by another host must not stay hidden
+// behind a long cache.
+func (f *FS) dirTimeout() time.Duration {
+	if f.eng.ChangesFollowed() {
+		return f.opts.DirTimeout
+	}
+	return shortTimeout
+}
+
 // FS is one mount of the archive.
 type FS struct {
 	eng   Engine

@@ -83,8 +83,8 @@ func (r *rootDir) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (
 
 func (r *rootDir) child(ctx context.Context, w *archive.Workspace, out *fuse.EntryOut) *gofs.Inode {
 	wsAttr(w, &out.Attr)
-	out.SetEntryTimeout(r.fsys.opts.DirTimeout)
-	out.SetAttrTimeout(r.fsys.opts.DirTimeout)
+	out.SetEntryTimeout(r.fsys.dirTimeout())
+	out.SetAttrTimeout(r.fsys.dirTimeout())
 	return r.NewInode(ctx, r.fsys.newWorkspace(w.Name), gofs.StableAttr{Mode: syscall.S_IFDIR, Ino: workspaceIno(w.Name)})
 }
 
@@ -126,7 +126,7 @@ func (w *wsDir) Getattr(ctx context.Context, f gofs.FileHandle, out *fuse.AttrOu
 		return errno
 	}
 	wsAttr(&ws, &out.Attr)
-	out.SetTimeout(w.fsys.opts.DirTimeout)
+	out.SetTimeout(w.fsys.dirTimeout())
 	return 0
 }
 
@@ -156,8 +156,8 @@ func (w *wsDir) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*g
 
 func (w *wsDir) batchChild(ctx context.Context, b *archive.Batch, ws *archive.Workspace, out *fuse.EntryOut) *gofs.Inode {
 	batchAttr(b, ws, &out.Attr)
-	out.SetEntryTimeout(w.fsys.opts.DirTimeout)
-	out.SetAttrTimeout(w.fsys.opts.DirTimeout)
+	out.SetEntryTimeout(w.fsys.dirTimeout())
+	out.SetAttrTimeout(w.fsys.dirTimeout())
 	return w.NewInode(ctx, w.fsys.newBatchDir(w.ws, b.ID), gofs.StableAttr{Mode: syscall.S_IFDIR, Ino: batchIno(b.ID)})
 }
 
@@ -249,7 +249,7 @@ func (b *batchDir) Getattr(ctx context.Context, f gofs.FileHandle, out *fuse.Att
 		return errno
 	}
 	batchAttr(&bt, &ws, &out.Attr)
-	out.SetTimeout(b.fsys.opts.DirTimeout)
+	out.SetTimeout(b.fsys.dirTimeout())
 	return 0
 }
 

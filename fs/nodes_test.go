@@ -109,6 +109,43 @@ func TestNodeLookup(t *testing.T) {
 	}
 }
 
+// TestNodeDirTimeoutFollowsNotifications: workspace and batch directories
+// are cached by the kernel for the long DirTimeout only while the engine
+// hears of every change; while another host's changes may go unheard (a
+// shared catalog whose notifications are down) they are cached briefly.
+func TestNodeDirTimeoutFollowsNotifications(t *testing.T) {
+	fake, r := newFakeTree(t)
+	check := func(want time.Duration) {
+		t.Helper()
+		for _, p := range []string{"ws1", "ws1/7"} {
+			_, out, errno := walk(t, r, p)
+			if errno != 0 {
+				t.Fatal(p, errno)
+			}
+			if got := out.EntryTimeout(); got != want {
+				t.Errorf("%s: entry timeout %s, want %s", p, got, want)
+			}
+			if got := out.AttrTimeout(); got != want {
+				t.Errorf("%s: attribute timeout %s, want %s", p, got, want)
+			}
+		}
+		ws, _, _ := walk(t, r, "ws1")
+		var aout fuse.AttrOut
+		if errno := ws.(*wsDir).Getattr(as(0, 0), nil, &aout); errno != 0 || aout.Timeout() != want {
+			t.Errorf("getattr ws1: %v timeout %s, want %s", errno, aout.Timeout(), want)
+		}
+	}
+	check(DefaultDirTimeout)
+	fake.mu.Lock()
+	fake.notFollowed = true
+	fake.mu.Unlock()
+	check(shortTimeout)
+	fake.mu.Lock()
+	fake.notFollowed = false
+	fake.mu.Unlock()
+	check(DefaultDirTimeout)
+}
+
 func listNames(t *testing.T, node gofs.InodeEmbedder) []string {
 	t.Helper()
 	h, _, errno := node.(gofs.NodeOpendirHandler).OpendirHandle(as(0, 0), 0)

@@ -60,9 +60,10 @@ func newHosts(t *testing.T, n int, flags ...string) *cluster {
 	for i := 1; i <= n; i++ {
 		f := append(fastFlags(), "--host-id", fmt.Sprintf("host%d", i), "--lease", testLease.String(),
 			"--library", c.library, "--shared-library", "--drives", "2", "--cartridges", "4",
-			// Another host's changes reach this mount's kernel cache only
-			// when it asks again: keep that short.
-			"--kernel-cache", "100ms")
+			// Long: another host's changes must reach this mount's kernel
+			// cache through the notifications (multihost_notify_test.go),
+			// not by the cache running out.
+			"--kernel-cache", "1h")
 		d := newDaemon(t, append(f, flags...)...)
 		setCatalog(d.home, url)
 		c.hosts = append(c.hosts, d)
