@@ -208,13 +208,16 @@ func TestCopiesSyncedOnlyWhenAll(t *testing.T) {
 	pl.deny.Store(map[string]bool{"TF0003": true, "TF0004": true})
 	te := copiesSetup(t, 2, func(l tape.Library) tape.Library { pl.Library = l; return pl })
 	b, sums := sealCopiesTree(t, te, "run")
-	waitFor(t, "the first copy", func() bool {
+	// Wait until the batch has used up its attempts (MaxAttempts 2, 20 ms
+	// apart) and is FAILED: lifting the denial any earlier races the
+	// retry timer, and the state seen here would depend on the load.
+	waitFor(t, "the first copy and the batch FAILED for want of the second", func() bool {
 		st, _ := te.Status(b.ID)
-		return st.OnTape == st.Bytes && st.Attempts > 0
+		return st.OnTape == st.Bytes && st.State == catalog.Failed
 	})
 	st, _ := te.Status(b.ID)
-	if st.State.OnTape() || st.Progress != 0.5 {
-		t.Fatalf("one copy of two written: state %s, progress %v", st.State, st.Progress)
+	if st.State.OnTape() || st.Progress != 0.5 || st.Attempts < te.cfg.MaxAttempts {
+		t.Fatalf("one copy of two written: state %s, progress %v, attempts %d", st.State, st.Progress, st.Attempts)
 	}
 	for _, f := range batchFiles(t, te.Engine, b.ID) {
 		if f.Type == catalog.TypeFile && f.Link == 0 {
@@ -223,7 +226,14 @@ func TestCopiesSyncedOnlyWhenAll(t *testing.T) {
 			}
 		}
 	}
+	// A FAILED batch keeps being retried: once pool-b works its second
+	// copy is written and only then is it on tape. (WaitBatch gives up
+	// on FAILED, so poll the state.)
 	pl.deny.Store(map[string]bool{})
+	waitFor(t, "the batch on tape with both copies", func() bool {
+		st, _ := te.Status(b.ID)
+		return st.State.OnTape()
+	})
 	b = waitSynced(t, te.Engine, b.ID)
 	if b.OnTape != 2*b.Bytes {
 		t.Fatalf("on tape %d, want %d", b.OnTape, 2*b.Bytes)
