@@ -395,6 +395,25 @@ func (l *rateLimit) wait(ctx context.Context, n int) error {
 	}
 }
 
+// checksumRead runs in Checksum after a read that found no md5, before
+// it asks whether the batch is still being hashed (a hook for tests of
+// that window).
+var checksumRead = func() {}
+
+// checksumFile reads a file's record, its data owner's for a hard link.
+func (e *Engine) checksumFile(fileID uint64) (catalog.File, error) {
+	var f catalog.File
+	err := e.cat.View(func(tx *catalog.Tx) error {
+		var err error
+		f, err = tx.File(fileID)
+		if err == nil && f.Link != 0 {
+			f, err = tx.File(f.Link)
+		}
+		return err
+	})
+	return f, err
+}
+
 // Checksum returns the md5 of a regular file (its data owner's). For a file
 // of a batch whose checksums are still being computed it waits (until ctx
 // is done) for its batch to be hashed, so that user.tapefs.md5 right after
@@ -403,21 +422,28 @@ func (l *rateLimit) wait(ctx context.Context, n int) error {
 func (e *Engine) Checksum(ctx context.Context, fileID uint64) (string, error) {
 	for {
 		ch := e.changedChan()
-		var f catalog.File
-		if err := e.cat.View(func(tx *catalog.Tx) error {
-			var err error
-			f, err = tx.File(fileID)
-			if err == nil && f.Link != 0 {
-				f, err = tx.File(f.Link)
-			}
-			return err
-		}); err != nil {
+		f, err := e.checksumFile(fileID)
+		if err != nil {
 			return "", err
 		}
 		if f.MD5 != "" || f.Type != catalog.TypeFile {
 			return f.MD5, nil
 		}
-		if _, hashing := e.hashed(f.Batch); !hashing && !e.isAdopting(f.Batch) {
+		checksumRead()
+		// Whether md5s are still coming is asked after that read but
+		// judged on a read made after it: the hasher records the sums
+		// before it stops saying "hashing", so "not hashing" followed by
+		// no md5 means none is coming. Judged on the first read alone,
+		// the hashing could end in between and the answer be "".
+		_, hashing := e.hashed(f.Batch)
+		pending := hashing || e.isAdopting(f.Batch)
+		if f, err = e.checksumFile(f.ID); err != nil {
+			return "", err
+		}
+		if f.MD5 != "" {
+			return f.MD5, nil
+		}
+		if !pending {
 			return "", nil
 		}
 		select {

@@ -276,3 +276,37 @@ func TestWatermarkEvictionSyncsBatch(t *testing.T) {
 		t.Fatal("first batch SYNCED but its object is still cached")
 	}
 }
+
+// TestChecksumAcrossTheEndOfHashing: user.tapefs.md5 asked while a batch
+// is hashed, whose read of the file comes just before the md5 is recorded
+// and whose "still hashing?" comes just after the hashing ended, gets the
+// md5, not "no md5" (ENODATA through the mount; seen under load in
+// TestPutWriteFailedIsNotSealed).
+func TestChecksumAcrossTheEndOfHashing(t *testing.T) {
+	te := testSetup{Home: t.TempDir(), Settle: time.Hour, HashRate: 4 << 20}.open(t) // ~0.5 s of hashing
+	staging := te.StagingDir("ws")
+	sum := writeBigFile(t, filepath.Join(staging, "run", "big"), 2<<20, 5)
+	b, err := te.Seal(context.Background(), "ws", "run", 0, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := batchFiles(t, te.Engine, b.ID)["run/big"].ID
+	held := false
+	checksumRead = func() {
+		// Hold the caller in the window until the hashing has ended.
+		held = true
+		for _, hashing := te.hashed(b.ID); hashing; _, hashing = te.hashed(b.ID) {
+			time.Sleep(time.Millisecond)
+		}
+	}
+	t.Cleanup(func() { checksumRead = func() {} })
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	got, err := te.Checksum(ctx, id)
+	if err != nil || got != sum {
+		t.Fatalf("Checksum across the end of the hashing: %q %v, want %s", got, err, sum)
+	}
+	if !held {
+		t.Fatal("the md5 was recorded before Checksum asked: the window was not tested")
+	}
+}

@@ -97,7 +97,10 @@ func TestPutWriteFailedIsNotSealed(t *testing.T) {
 }
 
 func testPutWriteFailedIsNotSealed(t *testing.T, kind string) {
-	d := newDaemon(t, fastFlags()...)
+	// Checksums at 20 MiB/s: the md5s of the 30 MiB batch are asked at
+	// the end while it is still being hashed, so the read must wait for
+	// them (as on a loaded machine) rather than find none.
+	d := newDaemon(t, append(fastFlags(), "--hash-rate", "20M")...)
 	cache := smallCache(t, d, kind, "40M")
 	d.start()
 
@@ -231,7 +234,10 @@ func failedCopy(t *testing.T, d *daemon, cache, src string) (entry string, short
 // A write-failed entry is sealed as it stands when its owner asks for it.
 func TestPutWriteFailedSealedOnRequest(t *testing.T) {
 	t.Parallel()
-	d := newDaemon(t, fastFlags()...)
+	// Checksums at 20 MiB/s: the md5s of the 30 MiB batch are asked at
+	// the end while it is still being hashed, so the read must wait for
+	// them (as on a loaded machine) rather than find none.
+	d := newDaemon(t, append(fastFlags(), "--hash-rate", "20M")...)
 	cache := smallCache(t, d, "tmpfs", "40M")
 	d.start()
 	entry, shorts := failedCopy(t, d, cache, t.TempDir())
