@@ -93,6 +93,7 @@ func (e *Engine) EvictBatch(batch uint64) (int64, error) {
 			}
 			continue
 		}
+		e.endTraversal(b.ID)
 		left := 0
 		if err := e.eachDataFile(b, func(f catalog.File) error {
 			info, ok := e.cache.Lookup(f.ID)

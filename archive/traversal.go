@@ -75,6 +75,10 @@ func (e *Engine) noteOpen(f catalog.File) {
 	}
 }
 
+// stageAheadStarts runs as a stageAhead goroutine starts (a hook for
+// tests of a goroutine that runs late).
+var stageAheadStarts = func() {}
+
 // listChunk is how many files of a batch staging ahead holds in memory (a
 // variable for tests).
 var listChunk = 10_000
@@ -84,6 +88,7 @@ var listChunk = 10_000
 // reads the batch from the catalog a chunk at a time, so a batch of
 // millions of files costs no more memory than a chunk.
 func (e *Engine) stageAhead(t *traversal) {
+	stageAheadStarts()
 	q := e.recalls
 	defer func() {
 		q.mu.Lock()
@@ -203,25 +208,57 @@ func (e *Engine) expireTraversalsLocked(now time.Time) time.Duration {
 		if !t.active {
 			continue
 		}
-		t.stopped = true
-		dropped := 0
-		for v, rs := range q.pending {
-			for i := 0; i < len(rs); {
-				if r := rs[i]; r.ahead && r.trav == t {
-					q.removeLocked(v, i)
-					rs = q.pending[v]
-					if q.byID[r.file.ID] == r {
-						delete(q.byID, r.file.ID)
-					}
-					r.finish(errAheadStopped)
-					dropped++
-					continue
-				}
-				i++
-			}
-		}
+		dropped := e.stopTraversalLocked(t)
 		e.log.Info().Uint64("batch", b).Str("workspace", t.ws).Int("queued", t.staged).Int("dropped", dropped).
 			Msg("staging ahead stopped: the traversal stopped opening files")
 	}
 	return next
+}
+
+// stopTraversalLocked stops a traversal's staging ahead: a stageAhead
+// still running queues nothing more, and what it queued and no pass has
+// taken yet is dropped. It returns how many requests were dropped.
+func (e *Engine) stopTraversalLocked(t *traversal) int {
+	q := e.recalls
+	t.stopped = true
+	dropped := 0
+	for v, rs := range q.pending {
+		for i := 0; i < len(rs); {
+			if r := rs[i]; r.ahead && r.trav == t {
+				q.removeLocked(v, i)
+				rs = q.pending[v]
+				if q.byID[r.file.ID] == r {
+					delete(q.byID, r.file.ID)
+				}
+				r.finish(errAheadStopped)
+				dropped++
+				continue
+			}
+			i++
+		}
+	}
+	return dropped
+}
+
+// endTraversal forgets the traversal of a batch and stops its staging
+// ahead: `tapefs cache evict` of the batch means its data is not wanted
+// in the cache now, and staging ahead started by reads before the evict
+// (its goroutine may run late on a loaded machine) must not bring it back.
+// The next reads of the batch detect a new traversal.
+func (e *Engine) endTraversal(batch uint64) {
+	q := e.recalls
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	t := q.travs[batch]
+	if t == nil {
+		return
+	}
+	delete(q.travs, batch)
+	if !t.active {
+		return
+	}
+	if dropped := e.stopTraversalLocked(t); dropped > 0 || t.filling {
+		e.log.Info().Uint64("batch", batch).Str("workspace", t.ws).Int("dropped", dropped).
+			Msg("staging ahead stopped: the batch was evicted from the cache")
+	}
 }
