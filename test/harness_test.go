@@ -45,6 +45,12 @@ func runMain(m *testing.M) int {
 	if !explicit && runtime.GOMAXPROCS(0) < 4 {
 		_ = flag.Set("test.parallel", "4")
 	}
+	if bin := os.Getenv(orphanBinEnv); bin != "" {
+		// A child run of TestInterruptedRunLeavesNoMount: the parent's
+		// binary, no build.
+		tapefsBin = bin
+		return m.Run()
+	}
 	dir, err := os.MkdirTemp("", "tapefs-e2e-bin-")
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "e2e: %v\n", err)
@@ -166,7 +172,12 @@ type daemon struct {
 func newDaemon(t *testing.T, flags ...string) *daemon {
 	t.Helper()
 	needMount(t)
-	root := t.TempDir()
+	return newDaemonAt(t, t.TempDir(), flags...)
+}
+
+// newDaemonAt is newDaemon with home and mount point under root.
+func newDaemonAt(t *testing.T, root string, flags ...string) *daemon {
+	t.Helper()
 	d := &daemon{t: t, home: filepath.Join(root, "home"), mnt: filepath.Join(root, "mnt"), flags: flags, proc: proc{name: "tapefs"}}
 	if err := os.Mkdir(d.mnt, 0o755); err != nil {
 		t.Fatal(err)

@@ -28,7 +28,8 @@ type proc struct {
 	runs int
 }
 
-// start runs tapefsBin with args and env, killed if the test process dies.
+// start runs tapefsBin with args and env, stopped (SIGTERM) if the test
+// process dies.
 // Its stdout and stderr go line by line into the output, and each line
 // also to line (if not nil), called from another goroutine. It fails the
 // test if the process is running already or cannot be started; it returns
@@ -40,7 +41,12 @@ func (p *proc) start(t *testing.T, env, args []string, line func(string)) (int, 
 	}
 	cmd := exec.Command(tapefsBin, args...)
 	cmd.Env = env
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	// SIGTERM, not SIGKILL, when the test process dies (a -timeout
+	// panic, go test killing it, a kill of the run): the daemon then
+	// unmounts as it stops, where SIGKILL left a dead FUSE mount under
+	// /tmp/Test*/ for every daemon of an interrupted run (t.Cleanup does
+	// not run then). Its output pipe is gone by then; it copes (EPIPE).
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
 	pr, pw, err := os.Pipe()
 	if err != nil {
 		t.Fatal(err)

@@ -50,16 +50,26 @@ func startCmd(t *testing.T, name string, args ...string) (*exec.Cmd, *strings.Bu
 	var out strings.Builder
 	c := exec.Command(name, args...)
 	c.Stdout, c.Stderr = &out, &out
+	// Its own process group, killed whole: a shell pipeline's readers
+	// (xargs -P32 cat) must not outlive a failed test, holding the mount
+	// busy while the daemon stops.
+	c.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := c.Start(); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
 		if c.ProcessState == nil {
-			_ = c.Process.Kill()
+			killGroup(c)
 			_ = c.Wait()
 		}
 	})
 	return c, &out
+}
+
+// killGroup kills a command started by startCmd and everything it started.
+func killGroup(c *exec.Cmd) {
+	_ = syscall.Kill(-c.Process.Pid, syscall.SIGKILL)
+	_ = c.Process.Kill()
 }
 
 // md5sumCmd starts md5sum of a file through the mount.
@@ -77,7 +87,7 @@ func waitCmd(t *testing.T, c *exec.Cmd, timeout time.Duration) error {
 	case err := <-done:
 		return err
 	case <-time.After(timeout):
-		_ = c.Process.Kill()
+		killGroup(c)
 		<-done
 		t.Fatalf("%s did not finish within %v", strings.Join(c.Args, " "), timeout)
 		return nil
