@@ -33,7 +33,15 @@ func TestInterruptedRunLeavesNoMount(t *testing.T) {
 	needMount(t)
 	root := t.TempDir()
 	child := exec.Command(os.Args[0], "-test.run", "^TestOrphanDaemon$", "-test.v", "-test.count=1")
-	child.Env = append(os.Environ(), orphanBinEnv+"="+tapefsBin, orphanRootEnv+"="+root)
+	// The child runs on the default catalog whatever this run's mode: what
+	// is tested is the mount, and the child starts no PostgreSQL server.
+	var env []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "TAPEFS_E2E_CATALOG=") {
+			env = append(env, kv)
+		}
+	}
+	child.Env = append(env, orphanBinEnv+"="+tapefsBin, orphanRootEnv+"="+root)
 	out, err := child.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
