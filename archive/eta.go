@@ -429,10 +429,9 @@ func (e *Engine) simulateLocked(now time.Time) *recallPlan {
 
 	// Cartridges waiting for a pass, in the scheduler's order.
 	type cand struct {
-		volser        string
-		reads, all    int
-		oldest, wsLst time.Time
-		ready         float64
+		passRank
+		volser string
+		ready  float64
 	}
 	linger := e.cfg.RecallLinger
 	quiet := q.arrival.Add(linger)
@@ -454,7 +453,7 @@ func (e *Engine) simulateLocked(now time.Time) *recallPlan {
 			}
 			continue
 		}
-		c := cand{volser: v, reads: reads, all: all}
+		c := cand{volser: v, passRank: passRank{demand: reads, all: all}}
 		for _, r := range rs {
 			if !r.ahead && (c.oldest.IsZero() || r.queued.Before(c.oldest)) {
 				c.oldest = r.queued
@@ -465,8 +464,8 @@ func (e *Engine) simulateLocked(now time.Time) *recallPlan {
 		}
 		first := true
 		for _, r := range rs {
-			if last := q.wsLast[r.ws]; !r.ahead && (first || last.Before(c.wsLst)) {
-				c.wsLst, first = last, false
+			if last := q.wsLast[r.ws]; !r.ahead && (first || last.Before(c.wsLast)) {
+				c.wsLast, first = last, false
 			}
 		}
 		if now.Before(quiet) {
@@ -475,22 +474,7 @@ func (e *Engine) simulateLocked(now time.Time) *recallPlan {
 		}
 		cands = append(cands, c)
 	}
-	sort.Slice(cands, func(i, j int) bool {
-		a, b := cands[i], cands[j]
-		if (a.reads > 0) != (b.reads > 0) {
-			return a.reads > 0
-		}
-		if !a.wsLst.Equal(b.wsLst) {
-			return a.wsLst.Before(b.wsLst)
-		}
-		if a.reads != b.reads {
-			return a.reads > b.reads
-		}
-		if a.all != b.all {
-			return a.all > b.all
-		}
-		return a.oldest.Before(b.oldest)
-	})
+	sort.Slice(cands, func(i, j int) bool { return cands[i].before(cands[j].passRank) })
 	for _, c := range cands {
 		// The drive that can start reading it first; a drive holding it
 		// saves the mount.

@@ -181,6 +181,33 @@ func (q *recallQueue) signal() { poke(q.wake) }
 
 func (p *passState) poke() { poke(p.wake) }
 
+// passRank orders the cartridges waiting for a pass. The scheduler and
+// the estimate (eta.go) share it, so the estimate replays the real order.
+type passRank struct {
+	demand int       // reads waiting (not staging ahead)
+	all    int       // every schedulable request for the cartridge
+	oldest time.Time // the oldest read's queue time
+	wsLast time.Time // last pass of the workspace waiting longest for one
+}
+
+// before: cartridges with reads waiting first, then the workspace served
+// least recently (fairness), more reads, more requests, older requests.
+func (a passRank) before(b passRank) bool {
+	if (a.demand > 0) != (b.demand > 0) {
+		return a.demand > 0
+	}
+	if !a.wsLast.Equal(b.wsLast) {
+		return a.wsLast.Before(b.wsLast)
+	}
+	if a.demand != b.demand {
+		return a.demand > b.demand
+	}
+	if a.all != b.all {
+		return a.all > b.all
+	}
+	return a.oldest.Before(b.oldest)
+}
+
 // waitWake waits until wake is poked or, when next > 0, next has passed;
 // false when the engine stops.
 func (e *Engine) waitWake(wake <-chan struct{}, next time.Duration) bool {
@@ -442,11 +469,8 @@ func (e *Engine) schedule() time.Duration {
 	}
 	next := e.expireTraversalsLocked(now)
 	type candidate struct {
+		passRank
 		volser string
-		demand int
-		n      int
-		oldest time.Time
-		wsLast time.Time // of the workspace waiting longest for a pass
 		ws     string
 	}
 	var ready []candidate
@@ -466,7 +490,7 @@ func (e *Engine) schedule() time.Duration {
 		// Requests held back by their workspace's byte cap (guard.go)
 		// do not make a pass.
 		reads, all := e.schedulableLocked(rs)
-		c := candidate{volser: v, demand: reads, n: all}
+		c := candidate{volser: v, passRank: passRank{demand: reads, all: all}}
 		if all == 0 || c.demand == 0 && !loaded[v] {
 			continue // staged ahead only: rides along with a read's mount
 		}
@@ -506,22 +530,7 @@ func (e *Engine) schedule() time.Duration {
 		}
 		ready = append(ready, c)
 	}
-	sort.Slice(ready, func(i, j int) bool {
-		a, b := ready[i], ready[j]
-		if (a.demand > 0) != (b.demand > 0) {
-			return a.demand > 0
-		}
-		if !a.wsLast.Equal(b.wsLast) {
-			return a.wsLast.Before(b.wsLast)
-		}
-		if a.demand != b.demand {
-			return a.demand > b.demand
-		}
-		if a.n != b.n {
-			return a.n > b.n
-		}
-		return a.oldest.Before(b.oldest)
-	})
+	sort.Slice(ready, func(i, j int) bool { return ready[i].before(ready[j].passRank) })
 	free := len(drives) - len(q.passes)
 	q.wantMore, q.starving = false, false
 	for _, c := range ready {
