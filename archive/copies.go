@@ -38,15 +38,19 @@ const (
 )
 
 // cartState caches the pool and root's state of every cartridge: reads pick
-// a copy by it on every recall, so it must not cost a transaction. Only
-// SetCartridge changes them while the engine runs.
+// a copy by it on every recall, so it must not cost a transaction.
+// SetCartridge and the pool assignment reload it here; another host's
+// change (an EvCartridge event) reloads it when the follower reads it.
 type cartState struct {
 	mu   sync.Mutex
 	recs map[string]catalog.CartridgeRecord // nil: load from the catalog
 }
 
 // cartRecords returns the catalog's cartridge records by VOLSER (shared:
-// callers must not change the map).
+// callers must not change the map). It is called inside catalog
+// transactions (picking a copy to read), so it reads the catalog only the
+// first time, before any such caller runs (Open loads it); every change
+// reloads it at once, outside a transaction (reloadCartRecords).
 func (e *Engine) cartRecords() map[string]catalog.CartridgeRecord {
 	e.carts.mu.Lock()
 	defer e.carts.mu.Unlock()
@@ -54,12 +58,8 @@ func (e *Engine) cartRecords() map[string]catalog.CartridgeRecord {
 		return map[string]catalog.CartridgeRecord{}
 	}
 	if e.carts.recs == nil {
-		var m map[string]catalog.CartridgeRecord
-		if err := e.cat.View(func(tx *catalog.Tx) error {
-			var err error
-			m, err = tx.CartridgeMap()
-			return err
-		}); err != nil {
+		m, err := e.readCartRecords()
+		if err != nil {
 			e.log.Warn().Err(err).Msg("cartridge records not read: every cartridge counts as usable, in no pool")
 			return map[string]catalog.CartridgeRecord{}
 		}
@@ -68,9 +68,31 @@ func (e *Engine) cartRecords() map[string]catalog.CartridgeRecord {
 	return e.carts.recs
 }
 
-func (e *Engine) forgetCartRecords() {
+func (e *Engine) readCartRecords() (map[string]catalog.CartridgeRecord, error) {
+	var m map[string]catalog.CartridgeRecord
+	err := e.cat.View(func(tx *catalog.Tx) error {
+		var err error
+		m, err = tx.CartridgeMap()
+		return err
+	})
+	return m, err
+}
+
+// reloadCartRecords reads the records again after a change. It must run
+// outside any transaction; on an error the previous records stay (a
+// lazy reload could happen inside a caller's transaction, which on
+// PostgreSQL holds a second pool connection).
+func (e *Engine) reloadCartRecords() {
+	if e.cat == nil {
+		return
+	}
+	m, err := e.readCartRecords()
+	if err != nil {
+		e.log.Warn().Err(err).Msg("cartridge records not re-read: the previous ones stay in use")
+		return
+	}
 	e.carts.mu.Lock()
-	e.carts.recs = nil
+	e.carts.recs = m
 	e.carts.mu.Unlock()
 }
 
@@ -682,7 +704,7 @@ func (e *Engine) SetCartridge(volser string, ch CartridgeChange) (catalog.Cartri
 		}
 		return pl.record(tx, catalog.Event{Time: e.now(), VOLSER: volser, Kind: EvCartridge, Message: msg})
 	})
-	e.forgetCartRecords()
+	e.reloadCartRecords()
 	if err != nil {
 		return rec, 0, err
 	}
@@ -766,6 +788,6 @@ func (e *Engine) AssignPools(pools ...string) error {
 		}
 		return nil
 	})
-	e.forgetCartRecords()
+	e.reloadCartRecords()
 	return err
 }

@@ -473,3 +473,38 @@ func TestCartridgeReadOnly(t *testing.T) {
 		t.Fatalf("unknown cartridge: %v", err)
 	}
 }
+
+// TestCartRecordsReadOnlyOutsideTransactions: picking a copy to read runs
+// inside catalog transactions (recall, failover, verify, copy planning),
+// so the cartridge records it consults must already be in memory. A
+// change of a cartridge reloads them at once; on main it only dropped
+// them, and the next reader loaded them inside its transaction: a nested
+// transaction (two PostgreSQL pool connections; a panic under
+// TAPEFS_CATALOG_NESTING=panic, which failed CI in the copy loop).
+func TestCartRecordsReadOnlyOutsideTransactions(t *testing.T) {
+	te := copiesSetup(t, 2, nil)
+	has := func() bool {
+		te.carts.mu.Lock()
+		defer te.carts.mu.Unlock()
+		return te.carts.recs != nil
+	}
+	if !has() {
+		t.Fatal("cartridge records not loaded when the engine opened")
+	}
+	dis := catalog.CartridgeDisabled
+	if _, _, err := te.SetCartridge("TF0001", CartridgeChange{State: &dis}); err != nil {
+		t.Fatal(err)
+	}
+	if !has() {
+		t.Fatal("cartridge records dropped by a change: the next reader would load them inside its transaction")
+	}
+	if !te.cartBad("TF0001") || te.cartBad("TF0002") {
+		t.Fatalf("after disabling TF0001: bad(TF0001)=%v bad(TF0002)=%v", te.cartBad("TF0001"), te.cartBad("TF0002"))
+	}
+	if err := te.AssignPools("pool-a", "pool-b"); err != nil {
+		t.Fatal(err)
+	}
+	if !has() {
+		t.Fatal("cartridge records dropped by the pool assignment")
+	}
+}

@@ -176,6 +176,12 @@ func New(cfg Config) (*Engine, error) {
 		}
 		e.lib = newLeasedLibrary(e, fl)
 	}
+	recs, err := e.readCartRecords()
+	if err != nil {
+		cancel()
+		return nil, fmt.Errorf("archive: cartridge records: %w", err)
+	}
+	e.carts.recs = recs
 	if err := e.registerHost(); err != nil {
 		cancel()
 		return nil, fmt.Errorf("archive: %w", err)

@@ -161,17 +161,24 @@ func (e *Engine) readBack() error {
 			return nil
 		}
 		var cs []Change
+		carts := false
 		f.mu.Lock()
 		for _, ev := range evs {
 			f.cursor = max(f.cursor, ev.Seq)
 			if ev.Origin == e.cat.Origin() {
 				continue
 			}
+			carts = carts || ev.Kind == EvCartridge
 			if c, ok := remoteChange(ev); ok {
 				cs = append(cs, c)
 			}
 		}
 		f.mu.Unlock()
+		if carts {
+			// Root changed a cartridge's state or pool on another host:
+			// reads and copies here must honour it too.
+			e.reloadCartRecords()
+		}
 		if len(cs) > 0 {
 			for _, c := range cs {
 				e.log.Debug().Str("workspace", c.Workspace).Uint64("batch", c.Batch).Str("change", string(c.Kind)).Msg("change by another host")
