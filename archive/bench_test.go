@@ -42,27 +42,12 @@ func readScenario(tb testing.TB, sc scenario) (delta tape.Counters, carts int, s
 	// Each cartridge holds about a tenth of the data.
 	capacity := int64(sc.files) * (size + 2048) / 10
 	te := testSetup{Home: tb.TempDir(), Cartridges: 14, Capacity: capacity, Settle: time.Hour, FCFS: sc.fcfs, Linger: sc.linger}.open(tb)
-	staging := te.StagingDir("ws")
-	for i := 0; i < sc.files; i++ {
-		p := filepath.Join(staging, "e", fmt.Sprintf("f%05d", i))
-		os.MkdirAll(filepath.Dir(p), 0o755)
-		if err := os.WriteFile(p, randomBytes(int64(i), size), 0o644); err != nil {
-			tb.Fatal(err)
-		}
-	}
-	b, err := te.Seal(context.Background(), "ws", "e", 0, "")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	waitSynced(tb, te.Engine, b.ID)
-	te.EvictBatch(b.ID)
+	_, files := offlineBatch(tb, te, sc.files, size)
 	var ids []uint64
 	sums := map[uint64]string{}
-	for _, f := range batchFiles(tb, te.Engine, b.ID) {
-		if f.Type == catalog.TypeFile {
-			ids = append(ids, f.ID)
-			sums[f.ID] = f.MD5
-		}
+	for _, f := range files {
+		ids = append(ids, f.ID)
+		sums[f.ID] = f.MD5
 	}
 	if sc.ordered {
 		slices.Sort(ids)
@@ -72,12 +57,14 @@ func readScenario(tb testing.TB, sc scenario) (delta tape.Counters, carts int, s
 	if sc.read > 0 {
 		ids = ids[:sc.read]
 	}
+	read := map[uint64]bool{}
+	for _, id := range ids {
+		read[id] = true
+	}
 	vols := map[string]bool{}
-	for _, f := range batchFiles(tb, te.Engine, b.ID) {
-		for _, id := range ids {
-			if f.ID == id {
-				vols[f.Copies[0].VOLSER] = true
-			}
+	for _, f := range files {
+		if read[f.ID] {
+			vols[f.Copies[0].VOLSER] = true
 		}
 	}
 	before := te.lib.Counters()

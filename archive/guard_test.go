@@ -2,13 +2,8 @@ package archive
 
 import (
 	"context"
-	"fmt"
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
-
-	"github.com/tapefs/tapefs/catalog"
 )
 
 // TestRecallWorkspaceBytesHoldsUnreadRecalls: a Recall of 12 files with a
@@ -19,25 +14,10 @@ import (
 func TestRecallWorkspaceBytesHoldsUnreadRecalls(t *testing.T) {
 	const files, size = 12, 64 << 10
 	te := testSetup{Home: t.TempDir(), Settle: time.Hour, WSBytes: 3 * size}.open(t)
-	staging := te.StagingDir("ws")
-	for i := 0; i < files; i++ {
-		p := filepath.Join(staging, "e", fmt.Sprintf("f%02d", i))
-		os.MkdirAll(filepath.Dir(p), 0o755)
-		if err := os.WriteFile(p, randomBytes(int64(i), size), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	b, err := te.Seal(context.Background(), "ws", "e", 0, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	waitSynced(t, te.Engine, b.ID)
-	te.EvictBatch(b.ID)
+	_, fs := offlineBatch(t, te, files, size)
 	var ids []uint64
-	for _, f := range batchFiles(t, te.Engine, b.ID) {
-		if f.Type == catalog.TypeFile {
-			ids = append(ids, f.ID)
-		}
+	for _, f := range fs {
+		ids = append(ids, f.ID)
 	}
 	read := map[uint64]bool{}
 	unread := func() []uint64 {

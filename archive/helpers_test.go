@@ -11,6 +11,7 @@ import (
 	"math/rand"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -207,6 +208,39 @@ func randomBytes(seed int64, n int) []byte {
 	b := make([]byte, n)
 	rand.New(rand.NewSource(seed)).Read(b)
 	return b
+}
+
+// offlineBatch seals a batch of n pseudo-random files of size bytes
+// (e/f00000, e/f00001, ...), waits until it is on tape, evicts it and
+// returns its regular files in name order: the starting point of every
+// recall test.
+func offlineBatch(tb testing.TB, te *testEngine, n, size int) (catalog.Batch, []catalog.File) {
+	tb.Helper()
+	dir := filepath.Join(te.StagingDir("ws"), "e")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		tb.Fatal(err)
+	}
+	for i := 0; i < n; i++ {
+		if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("f%05d", i)), randomBytes(int64(i), size), 0o644); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	b, err := te.Seal(context.Background(), "ws", "e", 0, "")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	waitSynced(tb, te.Engine, b.ID)
+	if _, err := te.EvictBatch(b.ID); err != nil {
+		tb.Fatal(err)
+	}
+	var files []catalog.File
+	for _, f := range batchFiles(tb, te.Engine, b.ID) {
+		if f.Type == catalog.TypeFile {
+			files = append(files, f)
+		}
+	}
+	slices.SortFunc(files, func(a, b catalog.File) int { return strings.Compare(a.Path, b.Path) })
+	return b, files
 }
 
 // writeBigFile writes size pseudo-random bytes and returns their md5.

@@ -3,13 +3,10 @@ package archive
 import (
 	"context"
 	"fmt"
-	"os"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/tapefs/tapefs/catalog"
 	"github.com/tapefs/tapefs/tape"
 )
 
@@ -48,27 +45,12 @@ func TestRecallWorkspaceDrivesLimit(t *testing.T) {
 			const files, size = 60, 256 << 10
 			te := testSetup{Home: t.TempDir(), Settle: time.Hour, Cartridges: 8, Capacity: files * (size + 2048) / 4, WSDrives: limit, Linger: time.Millisecond,
 				wrap: func(l tape.Library) tape.Library { cl.Library = l; return cl }}.open(t)
-			staging := te.StagingDir("ws")
-			for i := 0; i < files; i++ {
-				p := filepath.Join(staging, "e", fmt.Sprintf("f%03d", i))
-				os.MkdirAll(filepath.Dir(p), 0o755)
-				if err := os.WriteFile(p, randomBytes(int64(i), size), 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
-			b, err := te.Seal(context.Background(), "ws", "e", 0, "")
-			if err != nil {
-				t.Fatal(err)
-			}
-			waitSynced(t, te.Engine, b.ID)
-			te.EvictBatch(b.ID)
+			_, fs := offlineBatch(t, te, files, size)
 			var ids []uint64
 			vols := map[string]bool{}
-			for _, f := range batchFiles(t, te.Engine, b.ID) {
-				if f.Type == catalog.TypeFile {
-					ids = append(ids, f.ID)
-					vols[f.Copies[0].VOLSER] = true
-				}
+			for _, f := range fs {
+				ids = append(ids, f.ID)
+				vols[f.Copies[0].VOLSER] = true
 			}
 			if len(vols) < 3 {
 				t.Fatalf("files on %d cartridges; the test needs several", len(vols))

@@ -20,8 +20,8 @@ BASE=${TAPEFS_BENCH_DIR:-/var/tmp}
 log() { printf 'bench_catalog: %s\n' "$*" >&2; }
 die() { log "FAIL: $*"; exit 1; }
 [[ -x $BIN ]] || die "no $BIN: run make build"
-PGBIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
-[[ -n $PGBIN ]] || die "PostgreSQL server binaries not found (apt-get install -y postgresql)"
+# shellcheck source=test/pglib.sh
+. test/pglib.sh
 
 W=$(mktemp -d "$BASE/tapefs-bench-cat.XXXXXX")
 chmod 755 "$W"
@@ -30,19 +30,13 @@ cleanup() {
 	for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
 	sleep 1
 	for m in "$W"/mnt-*; do umount -l "$m" 2>/dev/null || true; done
-	[[ -d $W/pg ]] && runuser -u postgres -- "$PGBIN/pg_ctl" -D "$W/pg/data" -m immediate stop >/dev/null 2>&1 || true
+	pg_stop "$W/pg"
 	rm -rf "$W"
 }
 trap cleanup EXIT
 
-# A throwaway server on a Unix socket, as the tests start it.
-mkdir -p "$W/pg/sock"
-chown -R postgres: "$W/pg"
-runuser -u postgres -- "$PGBIN/initdb" -D "$W/pg/data" -U tapefs -A trust --no-sync -E UTF8 --locale=C >/dev/null
-runuser -u postgres -- "$PGBIN/pg_ctl" -D "$W/pg/data" -l "$W/pg/log" -w \
-	-o "-k $W/pg/sock -c listen_addresses='' -c shared_buffers=256MB" start >/dev/null
-runuser -u postgres -- "$PGBIN/psql" -h "$W/pg/sock" -U tapefs -d postgres -qc 'CREATE DATABASE bench' >/dev/null
-URL="postgres://tapefs@/bench?host=$W/pg/sock&sslmode=disable"
+pg_start "$W/pg" -c shared_buffers=256MB
+URL=$(pg_createdb "$W/pg" bench)
 
 start() { # name [flags...]
 	local n=$1

@@ -21,8 +21,8 @@ BASE=${TAPEFS_BENCH_DIR:-/var/tmp}
 log() { printf 'bench_hosts_speedup: %s\n' "$*" >&2; }
 die() { log "FAIL: $*"; exit 1; }
 [[ -x $BIN ]] || die "no $BIN: run make build"
-PGBIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
-[[ -n $PGBIN ]] || die "PostgreSQL server binaries not found (apt-get install -y postgresql)"
+# shellcheck source=test/pglib.sh
+. test/pglib.sh
 
 W=$(mktemp -d "$BASE/tapefs-bench-hosts.XXXXXX")
 chmod 755 "$W"
@@ -35,16 +35,12 @@ stop_all() {
 }
 cleanup() {
 	stop_all
-	[[ -d $W/pg ]] && runuser -u postgres -- "$PGBIN/pg_ctl" -D "$W/pg/data" -m immediate stop >/dev/null 2>&1 || true
+	pg_stop "$W/pg"
 	rm -rf "$W"
 }
 trap cleanup EXIT
 
-mkdir -p "$W/pg/sock"
-chown -R postgres: "$W/pg"
-runuser -u postgres -- "$PGBIN/initdb" -D "$W/pg/data" -U tapefs -A trust --no-sync -E UTF8 --locale=C >/dev/null
-runuser -u postgres -- "$PGBIN/pg_ctl" -D "$W/pg/data" -l "$W/pg/log" -w \
-	-o "-k $W/pg/sock -c listen_addresses=''" start >/dev/null
+pg_start "$W/pg"
 
 for ((b = 1; b <= BATCHES; b++)); do
 	mkdir -p "$W/src/run$b"
@@ -57,8 +53,7 @@ declare -A T
 for N in 1 2 3; do
 	R=$W/run$N
 	mkdir -p "$R"
-	runuser -u postgres -- "$PGBIN/psql" -h "$W/pg/sock" -U tapefs -d postgres -qc "CREATE DATABASE bench$N" >/dev/null
-	URL="postgres://tapefs@/bench$N?host=$W/pg/sock&sslmode=disable"
+	URL=$(pg_createdb "$W/pg" "bench$N")
 	for ((h = 1; h <= N; h++)); do
 		mkdir -p "$R/mnt-$h"
 		"$BIN" mount --home "$R/home-$h" --http '' --catalog "$URL" --library "$R/library" --shared-library \
