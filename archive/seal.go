@@ -12,6 +12,7 @@ import (
 
 	"github.com/tapefs/tapefs/cache"
 	"github.com/tapefs/tapefs/catalog"
+	"github.com/tapefs/tapefs/internal/filetype"
 	"github.com/tapefs/tapefs/internal/human"
 )
 
@@ -57,26 +58,12 @@ func walkEntry(root, entry string) ([]stagedFile, error) {
 		case info.Mode()&fs.ModeSymlink != 0:
 			sf.typ = catalog.TypeSymlink
 		default:
-			return fmt.Errorf("%s: %s files cannot be archived; remove it from the entry", sf.rel, FileKind(info.Mode()))
+			return fmt.Errorf("%s: %s files cannot be archived; remove it from the entry", sf.rel, filetype.Unarchivable(info.Mode()))
 		}
 		out = append(out, sf)
 		return nil
 	})
 	return out, err
-}
-
-// FileKind names a file type that cannot be archived, for messages (the
-// command line checks sources with it before sending them).
-func FileKind(m fs.FileMode) string {
-	switch {
-	case m&fs.ModeNamedPipe != 0:
-		return "named pipe"
-	case m&fs.ModeSocket != 0:
-		return "socket"
-	case m&fs.ModeDevice != 0:
-		return "device"
-	}
-	return "special"
 }
 
 // dataBytes is the sum of the sizes of the files that own their data.

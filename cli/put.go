@@ -17,6 +17,7 @@ import (
 
 	"github.com/spf13/pflag"
 	"github.com/tapefs/tapefs/api"
+	"github.com/tapefs/tapefs/internal/filetype"
 	"golang.org/x/sys/unix"
 )
 
@@ -383,7 +384,7 @@ func readable(p string, info fs.FileInfo) error {
 	case info.Mode()&fs.ModeSymlink != 0:
 		return nil
 	}
-	return fmt.Errorf("%s files cannot be archived", fileKind(info.Mode()))
+	return fmt.Errorf("%s files cannot be archived", filetype.Unarchivable(info.Mode()))
 }
 
 // describe turns a file error into words for a list report.
@@ -526,18 +527,4 @@ func copyFile(w io.Writer, path string, size int64, buf []byte, bar *progress) e
 		return fmt.Errorf("%s shrank while it was being read (%d of %d bytes); put it again when it is complete", path, n, size)
 	}
 	return nil
-}
-
-// fileKind names a file type that cannot be archived, in the words the
-// daemon uses when it refuses one (archive.FileKind).
-func fileKind(m fs.FileMode) string {
-	switch {
-	case m&fs.ModeNamedPipe != 0:
-		return "named pipe"
-	case m&fs.ModeSocket != 0:
-		return "socket"
-	case m&fs.ModeDevice != 0:
-		return "device"
-	}
-	return "special"
 }

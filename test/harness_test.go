@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tapefs/tapefs/internal/mountinfo"
 	"golang.org/x/sys/unix"
 )
 
@@ -410,32 +411,8 @@ func (d *daemon) checkLogLevels() {
 
 // isMounted reports whether something is mounted on path.
 func isMounted(path string) bool {
-	b, err := os.ReadFile("/proc/self/mountinfo")
-	if err != nil {
-		return false
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		f := strings.Fields(line)
-		if len(f) > 4 && unescapeOctal(f[4]) == path {
-			return true
-		}
-	}
-	return false
-}
-
-func unescapeOctal(s string) string {
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+3 < len(s) {
-			if v, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
-				b.WriteByte(byte(v))
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
+	_, ok := mountinfo.Lookup(path)
+	return ok
 }
 
 func tailFile(path string, n int) string {

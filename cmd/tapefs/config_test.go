@@ -103,17 +103,6 @@ func TestConfigurePrecedence(t *testing.T) {
 	}
 }
 
-func TestUnescapeMountinfo(t *testing.T) {
-	if got := unescapeMountinfo(`/tmp/a\040b\134c`); got != `/tmp/a b\c` {
-		t.Errorf("unescape: %q", got)
-	}
-	if _, ok := mountedAt("/"); !ok {
-		t.Errorf("/ is not a mount point?")
-	}
-	if _, ok := mountedAt(t.TempDir()); ok {
-		t.Errorf("a temp dir is a mount point?")
-	}
-}
 
 func TestPrepareMountpoint(t *testing.T) {
 	dir := t.TempDir()

@@ -1,18 +1,17 @@
 package main
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"os"
 	"os/exec"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/hanwen/go-fuse/v2/fuse"
 	"github.com/rs/zerolog"
+	"github.com/tapefs/tapefs/internal/mountinfo"
 	"golang.org/x/sys/unix"
 )
 
@@ -36,7 +35,7 @@ func prepareMountpoint(mnt string, log zerolog.Logger) error {
 	case st.Mode&syscall.S_IFMT != syscall.S_IFDIR:
 		return usageError{fmt.Errorf("mount point %s is not a directory", mnt)}
 	}
-	if fstype, ok := mountedAt(mnt); ok {
+	if fstype, ok := mountinfo.Lookup(mnt); ok {
 		return fmt.Errorf("mount point %s is busy: a %s file system is mounted there; unmount it (umount %s) or choose another directory", mnt, fstype, mnt)
 	}
 	d, err := os.Open(mnt)
@@ -58,53 +57,6 @@ func statSync(path string) (unix.Statx_t, error) {
 	var st unix.Statx_t
 	err := unix.Statx(unix.AT_FDCWD, path, unix.AT_STATX_FORCE_SYNC, unix.STATX_TYPE|unix.STATX_MODE, &st)
 	return st, err
-}
-
-// mountedAt reports whether something is mounted on mnt, and its type.
-func mountedAt(mnt string) (string, bool) {
-	f, err := os.Open("/proc/self/mountinfo")
-	if err != nil {
-		return "", false
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 64*1024), 1024*1024)
-	for sc.Scan() {
-		// id parent major:minor root mountpoint options [optional...] - fstype source options
-		fields := strings.Fields(sc.Text())
-		if len(fields) < 5 || unescapeMountinfo(fields[4]) != mnt {
-			continue
-		}
-		fstype := "unknown"
-		for i, fl := range fields {
-			if fl == "-" && i+1 < len(fields) {
-				fstype = fields[i+1]
-				break
-			}
-		}
-		return fstype, true
-	}
-	return "", false
-}
-
-// unescapeMountinfo undoes the octal escapes (\040 for a space) of
-// /proc/self/mountinfo.
-func unescapeMountinfo(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+3 < len(s) {
-			if v, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
-				b.WriteByte(byte(v))
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
 }
 
 // lazyUnmount detaches a mount even while it is in use.
