@@ -21,19 +21,11 @@ import (
 func fileTapes(t *testing.T, dir string) map[string]string {
 	t.Helper()
 	out := map[string]string{}
-	err := filepath.Walk(dir, func(p string, info os.FileInfo, err error) error {
-		if err != nil || !info.Mode().IsRegular() {
-			return err
+	for p, carts := range fileCartridges(t, dir) {
+		out[p] = "" // an empty file has no copy on tape
+		if len(carts) > 0 {
+			out[p] = carts[0]
 		}
-		v, err := xattr(p, "user.tapefs.tapes")
-		if err != nil {
-			return fmt.Errorf("%s: %w", p, err)
-		}
-		out[p], _, _ = strings.Cut(v, ",")
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
 	}
 	return out
 }

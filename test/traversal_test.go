@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -76,11 +77,11 @@ func md5Lines(t *testing.T, dir string) []string {
 	return strings.Split(strings.TrimSpace(out), "\n")
 }
 
-// batchCartridges is the set of cartridges holding the files of a batch
-// directory, from user.tapefs.tapes of each file.
-func batchCartridges(t *testing.T, dir string) map[string]bool {
+// fileCartridges is the cartridges of each regular file under dir, from
+// its user.tapefs.tapes, first copy first.
+func fileCartridges(t *testing.T, dir string) map[string][]string {
 	t.Helper()
-	carts := map[string]bool{}
+	out := map[string][]string{}
 	err := filepath.Walk(dir, func(p string, info os.FileInfo, err error) error {
 		if err != nil || !info.Mode().IsRegular() {
 			return err
@@ -89,13 +90,24 @@ func batchCartridges(t *testing.T, dir string) map[string]bool {
 		if err != nil {
 			return fmt.Errorf("%s: %w", p, err)
 		}
-		for _, c := range strings.FieldsFunc(v, func(r rune) bool { return r == ',' || r == ' ' }) {
-			carts[c] = true
-		}
+		out[p] = strings.FieldsFunc(v, func(r rune) bool { return r == ',' || r == ' ' })
 		return nil
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+	return out
+}
+
+// batchCartridges is the set of cartridges holding the files of a batch
+// directory.
+func batchCartridges(t *testing.T, dir string) map[string]bool {
+	t.Helper()
+	carts := map[string]bool{}
+	for _, cs := range fileCartridges(t, dir) {
+		for _, c := range cs {
+			carts[c] = true
+		}
 	}
 	return carts
 }
@@ -183,20 +195,20 @@ func cacheFiles(d *daemon) (objects, partials int) {
 	return
 }
 
-// TestKilledTraversalStopsStagingAhead kills cp -r mid-traversal: staging
-// ahead stops on its own (the rest of the batch is not recalled), nothing
-// is left half-written, pinned or open (eviction empties the cache), and
-// the batch then reads correctly.
-func TestKilledTraversalStopsStagingAhead(t *testing.T) {
-	t.Parallel()
-	d := startDaemon(t, slowTraversalFlags()...)
+// midTraversal puts a batch of 2 directories of `files` files of 1 MiB,
+// evicts it and starts cp -r of it: it returns once the daemon stages the
+// traversal ahead and a few files are recalled, with cp still running.
+// want is the batch's md5sum lines.
+func midTraversal(t *testing.T, files int) (d *daemon, cp *exec.Cmd, id, batch string, want []string) {
+	t.Helper()
+	d = startDaemon(t, slowTraversalFlags()...)
 	src := filepath.Join(t.TempDir(), "run")
-	want := makeDataTree(t, src, 2, 40, 1<<20) // 80 MiB: 10 s of tape at this speed
-	id := d.cpSynced(src, 3*time.Minute)
-	batch := filepath.Join(d.ws("default"), id, "run")
+	want = makeDataTree(t, src, 2, files, 1<<20)
+	id = d.cpSynced(src, 3*time.Minute)
+	batch = filepath.Join(d.ws("default"), id, "run")
 	d.evict()
 
-	cp, _ := startCmd(t, "cp", "-r", batch, filepath.Join(t.TempDir(), "restore"))
+	cp, _ = startCmd(t, "cp", "-r", batch, filepath.Join(t.TempDir(), "restore"))
 	d.waitLogEvents("traversal detected: staging the batch ahead", 1, time.Minute)
 	// A few files recalled (cp's own or staged ahead: cp keeps up with
 	// the drive, so it often asks for a file before it is staged).
@@ -204,6 +216,17 @@ func TestKilledTraversalStopsStagingAhead(t *testing.T) {
 		objects, _ := cacheFiles(d)
 		return objects >= 3, fmt.Sprint(objects)
 	})
+	return d, cp, id, batch, want
+}
+
+// TestKilledTraversalStopsStagingAhead kills cp -r mid-traversal: staging
+// ahead stops on its own (the rest of the batch is not recalled), nothing
+// is left half-written, pinned or open (eviction empties the cache), and
+// the batch then reads correctly.
+func TestKilledTraversalStopsStagingAhead(t *testing.T) {
+	t.Parallel()
+	// 80 MiB: 10 s of tape at this speed.
+	d, cp, id, batch, want := midTraversal(t, 40)
 	_ = cp.Process.Signal(syscall.SIGKILL)
 	_ = cp.Wait()
 	stopped := d.waitLogEvents("staging ahead stopped: the traversal stopped opening files", 1, time.Minute)
@@ -248,21 +271,7 @@ func TestKilledTraversalStopsStagingAhead(t *testing.T) {
 // whole and right (no short or damaged object is served).
 func TestKill9DuringStagingAhead(t *testing.T) {
 	t.Parallel()
-	d := startDaemon(t, slowTraversalFlags()...)
-	src := filepath.Join(t.TempDir(), "run")
-	want := makeDataTree(t, src, 2, 30, 1<<20)
-	id := d.cpSynced(src, 3*time.Minute)
-	batch := filepath.Join(d.ws("default"), id, "run")
-	d.evict()
-
-	cp, _ := startCmd(t, "cp", "-r", batch, filepath.Join(t.TempDir(), "restore"))
-	d.waitLogEvents("traversal detected: staging the batch ahead", 1, time.Minute)
-	// A few files recalled (cp's own or staged ahead: cp keeps up with
-	// the drive, so it often asks for a file before it is staged).
-	waitFor(t, time.Minute, "a few files recalled", func() (bool, string) {
-		objects, _ := cacheFiles(d)
-		return objects >= 3, fmt.Sprint(objects)
-	})
+	d, cp, _, batch, want := midTraversal(t, 30)
 	d.kill9()
 	_ = cp.Process.Kill()
 	_ = cp.Wait()
