@@ -17,9 +17,8 @@ import (
 	"github.com/hanwen/go-fuse/v2/posixtest"
 	"github.com/rs/zerolog"
 	"github.com/tapefs/tapefs/archive"
-	"github.com/tapefs/tapefs/cache"
 	"github.com/tapefs/tapefs/catalog"
-	"github.com/tapefs/tapefs/tape"
+	"github.com/tapefs/tapefs/internal/enginetest"
 	"golang.org/x/sys/unix"
 )
 
@@ -69,26 +68,12 @@ func mountWith(t *testing.T, settle time.Duration, opts Options) *testMount {
 	if _, err := os.Stat("/dev/fuse"); err != nil {
 		t.Fatal("no /dev/fuse: load the fuse module")
 	}
-	dir := t.TempDir()
-	cat, err := catalog.Open(filepath.Join(dir, "catalog.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	lib, err := tape.Open(tape.Config{Dir: filepath.Join(dir, "library"), Drives: 1, Cartridges: 2, Capacity: 1 << 30})
-	if err != nil {
-		t.Fatal(err)
-	}
-	cch, err := cache.Open(cache.Config{Dir: filepath.Join(dir, "cache")})
-	if err != nil {
-		t.Fatal(err)
-	}
 	logBuf := &lockedBuffer{}
 	log := zerolog.New(logBuf)
-	eng, err := archive.New(archive.Config{Catalog: cat, Cache: cch, Library: lib, Log: log,
-		Settle: settle, FlushAge: 10 * time.Millisecond, RecallLinger: time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
+	h := enginetest.Open(t, enginetest.Options{NoStart: true, Config: func(c *archive.Config) {
+		c.Log, c.Settle = log, settle
+	}})
+	dir, eng := h.Dir, h.Engine
 	if err := eng.CreateWorkspace(catalog.Workspace{Name: "default"}); err != nil {
 		t.Fatal(err)
 	}
@@ -106,10 +91,6 @@ func mountWith(t *testing.T, settle time.Duration, opts Options) *testMount {
 			t.Errorf("unmount: %v", err)
 			syscall.Unmount(mnt, syscall.MNT_DETACH)
 		}
-		eng.Close()
-		cch.Close()
-		lib.Close()
-		cat.Close()
 		if t.Failed() {
 			t.Logf("log:\n%s", logBuf.String())
 		}

@@ -5,15 +5,12 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"testing"
 	"time"
 
-	"github.com/rs/zerolog"
 	"github.com/tapefs/tapefs/archive"
-	"github.com/tapefs/tapefs/cache"
 	"github.com/tapefs/tapefs/catalog"
-	"github.com/tapefs/tapefs/tape"
+	"github.com/tapefs/tapefs/internal/enginetest"
 )
 
 // BenchmarkPages renders the pages over a catalog of 100,000 batches (3
@@ -26,27 +23,9 @@ import (
 // batches change.
 func BenchmarkPages(b *testing.B) {
 	const batches = 100_000
-	home := b.TempDir()
-	lib, err := tape.Open(tape.Config{Dir: filepath.Join(home, "library"), Drives: 2, Cartridges: 20, Capacity: 1 << 40})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer lib.Close()
-	cat, err := catalog.Open(filepath.Join(home, "catalog.db"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer cat.Close()
-	c, err := cache.Open(cache.Config{Dir: filepath.Join(home, "cache"), Limit: 1 << 40})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer c.Close()
-	e, err := archive.New(archive.Config{Catalog: cat, Cache: c, Library: lib, Log: zerolog.Nop()})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer e.Close()
+	home := enginetest.Open(b, enginetest.Options{Drives: 2, Cartridges: 20, Capacity: 1 << 40, CacheLimit: 1 << 40, NoStart: true,
+		Config: func(c *archive.Config) { c.Settle, c.FlushAge, c.RecallLinger = 0, 0, 0 }})
+	e, cat := home.Engine, home.Catalog
 
 	start := time.Now()
 	wss := []string{"atlas", "cms", "lhcb"}

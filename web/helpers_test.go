@@ -11,10 +11,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rs/zerolog"
 	"github.com/tapefs/tapefs/archive"
-	"github.com/tapefs/tapefs/cache"
 	"github.com/tapefs/tapefs/catalog"
+	"github.com/tapefs/tapefs/internal/enginetest"
 	"github.com/tapefs/tapefs/tape"
 )
 
@@ -40,31 +39,14 @@ type testEnv struct {
 // the server over it.
 func newTestEnv(t testing.TB, opts Options) *testEnv {
 	t.Helper()
-	home := t.TempDir()
-	lib, err := tape.Open(tape.Config{Dir: filepath.Join(home, "library"), Drives: 2, Cartridges: 4, Capacity: 1 << 30})
-	if err != nil {
-		t.Fatal(err)
-	}
-	cat, err := catalog.Open(filepath.Join(home, "catalog.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := cache.Open(cache.Config{Dir: filepath.Join(home, "cache"), Limit: 10 << 30})
-	if err != nil {
-		t.Fatal(err)
-	}
-	e, err := archive.New(archive.Config{Catalog: cat, Cache: c, Library: lib, Log: zerolog.Nop(),
-		Settle: time.Hour, FlushAge: 10 * time.Millisecond, RecallLinger: time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.Start()
+	h := enginetest.Open(t, enginetest.Options{Drives: 2, Cartridges: 4, CacheLimit: 10 << 30})
+	e := h.Engine
 	if err := e.CreateWorkspace(catalog.Workspace{Name: "gws", Manager: 1000, Group: 500, Quota: 1 << 30}); err != nil {
 		t.Fatal(err)
 	}
 	s := New(e.Surface(), opts)
-	t.Cleanup(func() { s.Close(); e.Close(); cat.Close(); c.Close(); lib.Close() })
-	return &testEnv{t: t, s: s, e: e, cat: cat, lib: lib}
+	t.Cleanup(func() { s.Close() })
+	return &testEnv{t: t, s: s, e: e, cat: h.Catalog, lib: h.Library}
 }
 
 // put seals an entry of files (path -> content) into a batch.

@@ -11,42 +11,26 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rs/zerolog"
 	"github.com/tapefs/tapefs/archive"
-	"github.com/tapefs/tapefs/cache"
 	"github.com/tapefs/tapefs/catalog"
-	"github.com/tapefs/tapefs/tape"
+	"github.com/tapefs/tapefs/internal/enginetest"
 )
 
 // TestSealingProgressShown: a batch whose md5s are still being computed
 // shows as SEALING with the share checksummed, on its page and in the
 // batch list, and the page keeps refreshing.
 func TestSealingProgressShown(t *testing.T) {
-	home := t.TempDir()
-	lib, err := tape.Open(tape.Config{Dir: filepath.Join(home, "library"), Drives: 1, Cartridges: 2, Capacity: 1 << 30})
-	if err != nil {
-		t.Fatal(err)
-	}
-	cat, err := catalog.Open(filepath.Join(home, "catalog.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := cache.Open(cache.Config{Dir: filepath.Join(home, "cache"), Limit: 1 << 30})
-	if err != nil {
-		t.Fatal(err)
-	}
 	// 8 MiB at 1 MiB/s: the batch stays SEALING for 8 s.
-	e, err := archive.New(archive.Config{Catalog: cat, Cache: c, Library: lib, Log: zerolog.Nop(), Settle: time.Hour, HashRate: 1 << 20})
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.Start()
+	h := enginetest.Open(t, enginetest.Options{Config: func(c *archive.Config) {
+		c.FlushAge, c.RecallLinger, c.HashRate = 0, 0, 1<<20
+	}})
+	e := h.Engine
 	s := New(e.Surface(), Options{})
-	t.Cleanup(func() { s.Close(); e.Close(); cat.Close(); c.Close(); lib.Close() })
+	t.Cleanup(func() { s.Close() })
 	if err := e.CreateWorkspace(catalog.Workspace{Name: "gws"}); err != nil {
 		t.Fatal(err)
 	}
-	te := &testEnv{t: t, s: s, e: e, cat: cat, lib: lib}
+	te := &testEnv{t: t, s: s, e: e, cat: h.Catalog, lib: h.Library}
 	data := make([]byte, 8<<20)
 	rand.Read(data)
 	if err := os.MkdirAll(filepath.Join(e.StagingDir("gws"), "run"), 0o755); err != nil {

@@ -8,7 +8,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -17,32 +16,13 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/tapefs/tapefs/api"
 	"github.com/tapefs/tapefs/archive"
-	"github.com/tapefs/tapefs/cache"
 	"github.com/tapefs/tapefs/catalog"
-	"github.com/tapefs/tapefs/tape"
+	"github.com/tapefs/tapefs/internal/enginetest"
 )
 
 func newTestServer(t testing.TB) (*Server, *archive.Engine) {
 	t.Helper()
-	home := t.TempDir()
-	lib, err := tape.Open(tape.Config{Dir: filepath.Join(home, "library"), Drives: 1, Cartridges: 2, Capacity: 1 << 30})
-	if err != nil {
-		t.Fatal(err)
-	}
-	cat, err := catalog.Open(filepath.Join(home, "catalog.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := cache.Open(cache.Config{Dir: filepath.Join(home, "cache")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	e, err := archive.New(archive.Config{Catalog: cat, Cache: c, Library: lib, Log: zerolog.Nop(), Settle: time.Hour, FlushAge: 10 * time.Millisecond, RecallLinger: time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.Start()
-	t.Cleanup(func() { e.Close(); cat.Close(); c.Close(); lib.Close() })
+	e := enginetest.Open(t, enginetest.Options{}).Engine
 	if err := e.CreateWorkspace(catalog.Workspace{Name: "gws", Manager: 1000, Group: 500}); err != nil {
 		t.Fatal(err)
 	}
