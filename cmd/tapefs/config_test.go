@@ -103,7 +103,6 @@ func TestConfigurePrecedence(t *testing.T) {
 	}
 }
 
-
 func TestPrepareMountpoint(t *testing.T) {
 	dir := t.TempDir()
 	log := zerolog.Nop()
