@@ -519,6 +519,14 @@ func xattr(path, name string) (string, error) {
 			buf = make([]byte, 2*len(buf))
 			continue
 		}
+		if errors.Is(err, unix.EINTR) {
+			// The Go runtime preempts this thread with SIGURG; the
+			// kernel turns the signal into a FUSE INTERRUPT of a
+			// getxattr that waits (an md5 still being computed), and
+			// the daemon rightly answers EINTR. A C tool sees no such
+			// signal; retry as the os package does for its calls.
+			continue
+		}
 		if err != nil {
 			return "", fmt.Errorf("getxattr %s %s: %w", path, name, err)
 		}
