@@ -574,6 +574,12 @@ const minSleep = 2 * time.Millisecond
 // than the drive gains nothing later (a real drive would stop and
 // reposition).
 func (l *library) pace(d *drive, streaming bool, secs float64) {
+	if !streaming {
+		// Any other step (a locate, a filemark, even one that costs
+		// nothing in this timing) stops the stream: the next read earns
+		// no credit for the host's time before it.
+		d.streamed = time.Time{}
+	}
 	if l.scale <= 0 || secs <= 0 {
 		return
 	}
