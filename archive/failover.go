@@ -215,7 +215,7 @@ func (e *Engine) wakeRepair() {
 
 // repairLoop works through the repair jobs.
 func (e *Engine) repairLoop() {
-	t := time.NewTicker(repackTick)
+	t := time.NewTicker(e.takeoverTick(repackTick))
 	defer t.Stop()
 	for {
 		for e.repairOnce() && e.ctx.Err() == nil {
@@ -230,26 +230,41 @@ func (e *Engine) repairLoop() {
 }
 
 // repairOnce repairs the oldest due bad copy; it reports whether it did
-// something.
+// something. With several hosts the job is claimed first, like a copy job
+// (hosts.go): a repair another live host holds is left to it, and that of
+// a host whose heartbeat lapsed is taken over.
 func (e *Engine) repairOnce() bool {
 	var due *catalog.Job
 	now := e.now()
 	_ = e.cat.View(func(tx *catalog.Tx) error {
 		jobs, err := tx.Jobs(catalog.JobRepair)
+		var hv hostView
+		if err == nil && e.shared() {
+			hv, err = e.readHosts(tx)
+		}
 		for _, j := range jobs {
-			if !j.NotBefore.After(now) {
+			if !j.NotBefore.After(now) && e.claimable(hv, j, catalog.Batch{}) {
 				due = &j
 				break
 			}
 		}
 		return err
 	})
-	if due == nil {
+	if due == nil || !e.holding() {
 		return false
 	}
+	claimed := e.claimJobs([]catalog.Job{*due})
+	if len(claimed) != 1 {
+		return false // another host claimed it first
+	}
+	defer e.endClaims(claimed)
+	due = &claimed[0]
 	err := e.repair(*due)
 	if err == nil || e.ctx.Err() != nil {
 		return err == nil
+	}
+	if e.fenced(err, claimed) {
+		return true // the host that took the job over repairs the copy
 	}
 	delay := min(max(e.cfg.Backoff, time.Second)<<min(due.Attempts, 10), time.Hour)
 	e.log.Warn().Err(err).Str("volser", due.Copy.VOLSER).Uint64("batch", due.Batch).Uint64("file", due.File).Dur("retry_in", delay).Msg("repair of a bad copy failed; retried")
@@ -345,85 +360,97 @@ func (e *Engine) repair(j catalog.Job) error {
 		if info, err := e.lib.Cartridge(j.Copy.VOLSER); err == nil {
 			gen = info.Generation
 		}
-		newCopy, err := e.writeRepair(volser, members, droppedRecord(f, b.Workspace, j.Copy, gen))
+		err = e.writeRepair(volser, members, droppedRecord(f, b.Workspace, j.Copy, gen), func(newCopy catalog.Copy) error {
+			return e.commitRepair(j, f, b, newCopy)
+		})
 		if errors.Is(err, tape.ErrEndOfTape) {
 			avoid[volser] = true
 			continue
 		}
-		if err != nil {
-			return err
-		}
-		info, err := e.lib.Cartridge(volser)
-		if err != nil {
-			return err
-		}
-		return e.update(func(tx *catalog.Tx, pl *pendingLog) error {
-			if err := tx.ReplaceCopy(f.ID, j.Copy, newCopy); err != nil {
-				return err
-			}
-			if err := tx.PutCartridge(cartridgeRecord(info)); err != nil {
-				return err
-			}
-			if err := tx.AddDead(j.Copy.VOLSER, j.Copy.Length); err != nil {
-				return err
-			}
-			if err := tx.DeleteJob(j.ID); err != nil {
-				return err
-			}
-			return pl.record(tx, catalog.Event{Time: e.now(), Workspace: b.Workspace, Batch: b.ID, VOLSER: j.Copy.VOLSER, Kind: EvCopyRepaired,
-				Message: fmt.Sprintf("bad copy of %s (batch %d) on cartridge %s, tape file %d, replaced by a copy on %s, tape file %d", f.Path, b.ID, j.Copy.VOLSER, j.Copy.TapeFile, newCopy.VOLSER, newCopy.TapeFile)})
-		})
+		return err
 	}
+}
+
+// commitRepair records the new copy in place of the bad one. It runs
+// while the drive is held, so that with several hosts the fence checks the
+// cartridge lease the copy was written under and the claim of the job: a
+// host paused past its lease records nothing.
+func (e *Engine) commitRepair(j catalog.Job, f catalog.File, b catalog.Batch, newCopy catalog.Copy) error {
+	info, err := e.lib.Cartridge(newCopy.VOLSER)
+	if err != nil {
+		return err
+	}
+	fence := e.jobFence(newCopy.VOLSER, j)
+	return e.update(func(tx *catalog.Tx, pl *pendingLog) error {
+		if err := tx.CheckFence(fence); err != nil {
+			return err
+		}
+		if err := tx.ReplaceCopy(f.ID, j.Copy, newCopy); err != nil {
+			return err
+		}
+		if err := tx.PutCartridge(cartridgeRecord(info)); err != nil {
+			return err
+		}
+		if err := tx.AddDead(j.Copy.VOLSER, j.Copy.Length); err != nil {
+			return err
+		}
+		if err := tx.DeleteJob(j.ID); err != nil {
+			return err
+		}
+		return pl.record(tx, catalog.Event{Time: e.now(), Workspace: b.Workspace, Batch: b.ID, VOLSER: j.Copy.VOLSER, Kind: EvCopyRepaired,
+			Message: fmt.Sprintf("bad copy of %s (batch %d) on cartridge %s, tape file %d, replaced by a copy on %s, tape file %d", f.Path, b.ID, j.Copy.VOLSER, j.Copy.TapeFile, newCopy.VOLSER, newCopy.TapeFile)})
+	})
 }
 
 // writeRepair writes one file (with its hard-link names) from its cache
 // object as a tape file of its own, checking its md5 on the way, with the
-// record that drops the bad copy.
-func (e *Engine) writeRepair(volser string, members []migrant, dropped tape.Record) (catalog.Copy, error) {
+// record that drops the bad copy, and commits the new copy (commit) before
+// it releases the drive.
+func (e *Engine) writeRepair(volser string, members []migrant, dropped tape.Record, commit func(catalog.Copy) error) error {
 	d, err := e.lib.Acquire(e.ctx, volser)
 	if err != nil {
-		return catalog.Copy{}, err
+		return err
 	}
 	defer e.lib.Release(d)
 	tapeFile, err := d.SeekEOD()
 	if err != nil {
-		return catalog.Copy{}, err
+		return err
 	}
 	bw := bufio.NewWriterSize(d, 1<<20)
 	aw := tape.NewAggregateWriter(bw)
 	if err := e.addWorkspaceRecord(aw, members[0].batch.Workspace); err != nil {
-		return catalog.Copy{}, err
+		return err
 	}
 	if err := aw.AddRecord(batchRecord(*members[0].batch)); err != nil {
-		return catalog.Copy{}, err
+		return err
 	}
 	// The tape says too that the bad copy is none: a rebuild from the
 	// library must not bring it back.
 	if err := aw.AddRecord(dropped); err != nil {
-		return catalog.Copy{}, err
+		return err
 	}
 	buf := make([]byte, smallMember)
 	var at int64
 	for i, m := range members {
 		off, err := e.addMember(aw, m, buf)
 		if err != nil {
-			return catalog.Copy{}, err
+			return err
 		}
 		if i == 0 {
 			at = off
 		}
 	}
 	if err := aw.AddRecord(closedRecord(e.now(), e.cartRecords()[volser].Pool)); err != nil {
-		return catalog.Copy{}, err
+		return err
 	}
 	if err := aw.Close(); err != nil {
-		return catalog.Copy{}, err
+		return err
 	}
 	if err := bw.Flush(); err != nil {
-		return catalog.Copy{}, err
+		return err
 	}
 	if err := d.WriteFilemark(); err != nil {
-		return catalog.Copy{}, err
+		return err
 	}
-	return catalog.Copy{VOLSER: volser, TapeFile: tapeFile, Offset: at, Length: members[0].member.Size}, nil
+	return commit(catalog.Copy{VOLSER: volser, TapeFile: tapeFile, Offset: at, Length: members[0].member.Size})
 }

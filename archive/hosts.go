@@ -462,8 +462,12 @@ func (e *Engine) fenced(err error, jobs []catalog.Job) bool {
 // openMigrant opens the cache object of a member to write: in this
 // host's cache, or in the cache of the dead host whose batch this host
 // adopted.
+//
+// A batch already on tape is being copied or repaired, not migrated: its
+// objects were recalled into this host's cache, whichever host sealed it.
 func (e *Engine) openMigrant(m migrant) (*cache.Handle, error) {
-	if e.mine(*m.batch) {
+	b := m.batch
+	if e.mine(*b) || b.State.OnTape() || (b.State == catalog.Deleted && b.Prior.OnTape()) {
 		return e.cache.Open(m.file.ID)
 	}
 	var dir string
@@ -596,4 +600,29 @@ func (e *Engine) adoptedElsewhere(tx *catalog.Tx) (map[uint64]bool, error) {
 		}
 	}
 	return out, err
+}
+
+// jobFence is what the commit of one claimed job's write on volser must
+// still hold: the cartridge lease it is written under and the job's claim.
+// Zero with one host.
+func (e *Engine) jobFence(volser string, j catalog.Job) catalog.Fence {
+	if !e.shared() {
+		return catalog.Fence{}
+	}
+	f := catalog.Fence{Host: e.hostID(), VOLSER: volser, Jobs: map[uint64]uint64{j.ID: j.Epoch}}
+	if ll, ok := e.lib.(*leasedLibrary); ok {
+		f.Epoch = ll.heldEpoch(volser)
+	}
+	return f
+}
+
+// takeoverTick is how often a loop that only polls now and then (every d)
+// looks for work: with several hosts at least twice per lease, so that the
+// jobs of a host that died are taken over within about 1.5 leases of its
+// last heartbeat, not after d.
+func (e *Engine) takeoverTick(d time.Duration) time.Duration {
+	if !e.shared() {
+		return d
+	}
+	return min(d, max(e.lease()/2, 50*time.Millisecond))
 }

@@ -63,6 +63,16 @@ func (h *hostCatalog) freeze() {
 	h.mu.Unlock()
 }
 
+// thawIfFrozen thaws a catalog a failed test left frozen.
+func (h *hostCatalog) thawIfFrozen() {
+	h.mu.Lock()
+	frozen := h.frozen != nil
+	h.mu.Unlock()
+	if frozen {
+		h.thaw()
+	}
+}
+
 func (h *hostCatalog) thaw() {
 	h.mu.Lock()
 	close(h.frozen)
@@ -113,12 +123,33 @@ type testHost struct {
 // startHost starts host id on the shared memory engine and library dir.
 func startHost(t *testing.T, id string, shared catalog.Engine, libDir string, flushAge time.Duration, wrap func(tape.FencedLibrary) tape.FencedLibrary) *testHost {
 	t.Helper()
+	return startHostWith(t, hostOpts{id: id, shared: shared, libDir: libDir, flushAge: flushAge, wrap: wrap})
+}
+
+// hostOpts is a test host: startHost's arguments, and what only some tests
+// set (zero: one cartridge, one copy, no snapshots).
+type hostOpts struct {
+	id            string
+	shared        catalog.Engine
+	libDir        string
+	flushAge      time.Duration
+	wrap          func(tape.FencedLibrary) tape.FencedLibrary
+	cartridges    int
+	copies        int
+	snapshotEvery time.Duration
+	snapshotDir   string
+	retention     time.Duration
+}
+
+func startHostWith(t *testing.T, o hostOpts) *testHost {
+	t.Helper()
+	id, shared, libDir, flushAge, wrap := o.id, o.shared, o.libDir, o.flushAge, o.wrap
 	hc := &hostCatalog{Engine: shared}
 	cat, err := catalog.New(hc)
 	if err != nil {
 		t.Fatal(err)
 	}
-	lib, err := tape.Open(tape.Config{Dir: libDir, Drives: 1, Cartridges: 1, Capacity: 1 << 30, Shared: true})
+	lib, err := tape.Open(tape.Config{Dir: libDir, Drives: 1, Cartridges: max(o.cartridges, 1), Capacity: 1 << 30, Shared: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -132,7 +163,8 @@ func startHost(t *testing.T, id string, shared catalog.Engine, libDir string, fl
 		t.Fatal(err)
 	}
 	e, err := New(Config{Catalog: cat, Cache: c, Library: engineLib, Log: zerolog.Nop(), Settle: time.Hour, FlushAge: flushAge,
-		Backoff: 20 * time.Millisecond, ScrubRate: -1, VerifyPeriod: -1, Host: id, Lease: hostLease, Shared: true, CacheDir: cacheDir})
+		Backoff: 20 * time.Millisecond, ScrubRate: -1, VerifyPeriod: -1, Host: id, Lease: hostLease, Shared: true, CacheDir: cacheDir,
+		Copies: o.copies, SnapshotEvery: o.snapshotEvery, SnapshotDir: o.snapshotDir, Retention: o.retention})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -197,7 +197,7 @@ const repackTick = time.Minute
 // repackLoop queues repacks of cartridges below the threshold and runs
 // the queued ones, one at a time.
 func (e *Engine) repackLoop() {
-	t := time.NewTicker(repackTick)
+	t := time.NewTicker(e.takeoverTick(repackTick))
 	defer t.Stop()
 	for {
 		e.autoRepack()
