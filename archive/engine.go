@@ -73,6 +73,7 @@ type Engine struct {
 	evicted *evictWatch // objects the cache evicted by itself
 	host    hostState   // heartbeat and claims (hosts.go)
 	follow  *follower   // other hosts' changes on a shared catalog (follow.go)
+	roles   roleState   // once-per-archive loops this host runs (roles.go)
 }
 
 type realClock struct{}

@@ -28,7 +28,9 @@ var journalKinds = map[string]bool{EvDeleted: true, EvUndeleted: true, EvPurged:
 func (e *Engine) journalLoop() {
 	tick := min(max(e.cfg.FlushAge/4, 50*time.Millisecond), 5*time.Second)
 	for {
-		if err := e.JournalOnce(false); err != nil {
+		if !e.leads(roleJournal) {
+			// Another host writes the journal (roles.go).
+		} else if err := e.JournalOnce(false); err != nil {
 			// The catalog still holds the change; the tapes get it later.
 			e.log.Warn().Err(err).Msg("journal: writing removals to tape failed; retried")
 		}

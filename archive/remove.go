@@ -271,27 +271,54 @@ func (e *Engine) forgetRemoval(batch uint64) {
 	e.mu.Unlock()
 }
 
-// loadRemovals finds the removals in progress a previous run left: their
-// grace period goes on from the last removal recorded.
+// loadRemovals finds the removals in progress a previous run left (and,
+// on a shared catalog, those begun through other hosts): their grace
+// period goes on from the last removal recorded.
 func (e *Engine) loadRemovals() error {
-	return e.cat.View(func(tx *catalog.Tx) error {
+	var pending []catalog.Batch
+	err := e.cat.View(func(tx *catalog.Tx) error {
+		pending = pending[:0]
 		bs, err := tx.Batches(catalog.ListOptions{})
 		for _, b := range bs {
 			if b.State.Live() && b.Removal.Pending() {
-				e.removing[b.ID] = b.Removal.Last
-				e.log.Info().Uint64("batch", b.ID).Str("workspace", b.Workspace).Int64("hidden", b.Removal.Hidden).
-					Time("last", b.Removal.Last).Msg("removal in progress found at start; undone when its grace period ends")
+				pending = append(pending, b)
 			}
 		}
 		return err
 	})
+	if err != nil {
+		return err
+	}
+	for _, b := range pending {
+		e.mu.Lock()
+		_, known := e.removing[b.ID]
+		if last := e.removing[b.ID]; b.Removal.Last.After(last) {
+			e.removing[b.ID] = b.Removal.Last
+		}
+		e.mu.Unlock()
+		if !known {
+			e.log.Info().Uint64("batch", b.ID).Str("workspace", b.Workspace).Int64("hidden", b.Removal.Hidden).
+				Time("last", b.Removal.Last).Msg("removal in progress found in the catalog; undone when its grace period ends")
+		}
+	}
+	return nil
 }
 
 // removalLoop undoes removals whose batch directory was not removed within
 // the grace period.
 func (e *Engine) removalLoop() {
 	tick := min(max(e.cfg.RemoveGrace/4, 50*time.Millisecond), time.Second)
+	var scanned time.Time
 	for {
+		// Several hosts: removals begun through a host that died are
+		// ended by the one running this role (roles.go), read from the
+		// catalog now and then.
+		if e.shared() && time.Since(scanned) >= max(e.cfg.RemoveGrace/2, tick) && e.leads(roleRemovalGrace) {
+			if err := e.loadRemovals(); err != nil {
+				e.log.Warn().Err(err).Msg("reading the removals in progress of every host failed; read again")
+			}
+			scanned = time.Now()
+		}
 		e.undoExpiredRemovals()
 		if !e.sleep(tick) {
 			return
@@ -348,7 +375,9 @@ func (e *Engine) undoExpiredRemovals() {
 func (e *Engine) retentionLoop() {
 	tick := min(max(e.cfg.Retention/10, time.Second), time.Minute)
 	for {
-		e.purgeExpired()
+		if e.leads(rolePurge) { // one host purges for all (roles.go)
+			e.purgeExpired()
+		}
 		if !e.sleep(tick) {
 			return
 		}

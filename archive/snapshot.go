@@ -28,11 +28,23 @@ func (e *Engine) snapshotLoop() {
 	}
 	for e.sleep(wait) {
 		wait = e.cfg.SnapshotEvery
+		// Several hosts: one takes the snapshots (roles.go); the others
+		// look again often enough to take over within a lease or two.
+		if !e.leads(roleSnapshot) {
+			wait = e.takeoverTick(wait)
+			continue
+		}
+		if last := e.roleLast(roleSnapshot); !last.IsZero() && e.now().Before(last.Add(e.cfg.SnapshotEvery)) {
+			wait = last.Add(e.cfg.SnapshotEvery).Sub(e.now()) // another host took the last one
+			continue
+		}
 		if _, err := e.Snapshot(); err != nil {
 			e.log.Error().Err(err).Msg("catalog snapshot failed; tried again at the next one")
 			_ = e.update(func(tx *catalog.Tx, pl *pendingLog) error {
 				return pl.record(tx, catalog.Event{Time: e.now(), Kind: EvFailed, Message: "catalog snapshot failed: " + err.Error()})
 			})
+		} else {
+			e.roleDone(roleSnapshot)
 		}
 	}
 }

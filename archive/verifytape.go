@@ -392,6 +392,9 @@ func (e *Engine) tapeScrubLoop() {
 			return
 		case <-t.C:
 		}
+		if !e.leads(roleTapeVerify) {
+			continue // another host keeps the schedule (roles.go)
+		}
 		if _, err := e.tapeScrubStep(); err != nil && !errors.Is(err, errVerifyYield) && e.ctx.Err() == nil {
 			e.log.Warn().Err(err).Msg("tape scrub: cartridge not read back")
 		}

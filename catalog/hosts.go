@@ -208,3 +208,49 @@ func (tx *Tx) CheckFence(f Fence) error {
 	}
 	return nil
 }
+
+// Role says which host runs a background loop that must run once per
+// archive, not once per host (the catalog snapshot, the journal, purges,
+// the tape scrub): held like a job, under an epoch, while the holder's
+// heartbeat lasts; a host whose heartbeat lapsed loses it to the next
+// host that asks. Last is when the holder last finished the role's work,
+// so that a host taking it over keeps the role's cadence.
+type Role struct {
+	Name   string    `json:"name"`
+	Holder string    `json:"holder,omitempty"`
+	Epoch  uint64    `json:"epoch"`
+	Since  time.Time `json:"since,omitzero"`
+	Last   time.Time `json:"last,omitzero"`
+}
+
+func roleKey(name string) []byte { return key(tableRole, name) }
+
+// Role returns a role's record (nobody's, at epoch 0, when none was ever
+// taken).
+func (tx *Tx) Role(name string) (Role, error) {
+	r := Role{Name: name}
+	_, err := tx.get(roleKey(name), &r)
+	return r, err
+}
+
+// PutRole records a role.
+func (tx *Tx) PutRole(r Role) error {
+	if r.Name == "" {
+		return errors.New("put role: no name")
+	}
+	return tx.put(roleKey(r.Name), &r)
+}
+
+// Roles returns every role, by name.
+func (tx *Tx) Roles() ([]Role, error) {
+	var out []Role
+	err := tx.kv.Scan([]byte{tableRole}, nil, false, func(k, v []byte) (bool, error) {
+		var r Role
+		if err := unmarshal(k, v, &r); err != nil {
+			return false, err
+		}
+		out = append(out, r)
+		return true, nil
+	})
+	return out, err
+}

@@ -32,6 +32,7 @@ import (
 //	e<workspace>\x00<seq>              index: events by workspace
 //	H<host>                            Host: a daemon's heartbeat
 //	L<volser>                          CartridgeLease: which host writes it, epoch
+//	R<role>                            Role: which host runs a once-per-archive loop, epoch
 const (
 	tableVersion      = 'V'
 	tableSequence     = 'S'
@@ -49,6 +50,7 @@ const (
 	tableEventByWS    = 'e'
 	tableHost         = 'H'
 	tableLease        = 'L'
+	tableRole         = 'R'
 	sequenceBatch     = "batch"
 	sequenceFile      = "file"
 	sequenceJob       = "job"
