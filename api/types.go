@@ -423,7 +423,11 @@ type Host struct {
 	Drives         []HostDrive `json:"drives,omitempty"`
 	Waiting        int         `json:"waiting"` // batches not yet on tape with data only in its cache
 	CacheReachable bool        `json:"cache_reachable"`
-	Note           string      `json:"note,omitempty"`
+	// Listening: the host hears of the other hosts' changes at once
+	// (PostgreSQL LISTEN up); false while it polls instead.
+	Listening bool     `json:"listening"`
+	Roles     []string `json:"roles,omitempty"` // once-per-archive loops it runs: snapshot, journal, purge, …
+	Note      string   `json:"note,omitempty"`
 }
 
 // HostDrive is a drive of a host as its heartbeat reported it.

@@ -165,6 +165,7 @@ func (e *Engine) renewHeartbeat() {
 		}
 		h.Heartbeat, h.Expires, h.Stopped, h.PID, h.CacheDir = now, now.Add(e.lease()), false, os.Getpid(), e.cfg.CacheDir
 		h.Drives = e.driveRecords()
+		h.Listening = e.ChangesFollowed()
 		return tx.PutHost(h)
 	})
 	e.host.mu.Lock()
@@ -515,6 +516,13 @@ type HostView struct {
 	// adopt them while this one is down (else they wait for it).
 	Waiting        int
 	CacheReachable bool
+	// Listening says whether the host hears of the other hosts' changes
+	// at once (the follower's LISTEN connection is up, follow.go): live
+	// for this host, as of its last heartbeat for the others. Without it
+	// its mount caches directories briefly and polls the catalog.
+	Listening bool
+	// Roles are the once-per-archive loops it runs (roles.go).
+	Roles []string
 }
 
 // Hosts lists the hosts that share the catalog, by ID.
@@ -537,9 +545,23 @@ func (e *Engine) Hosts() ([]HostView, error) {
 		for _, b := range bs {
 			waiting[b.Host]++
 		}
+		roles := map[string][]string{}
+		rs, err := tx.Roles()
+		if err != nil {
+			return err
+		}
+		for _, r := range rs {
+			if r.Holder != "" {
+				roles[r.Holder] = append(roles[r.Holder], r.Name)
+			}
+		}
 		for _, h := range v.hosts {
 			hv := HostView{ID: h.ID, Self: h.ID == e.hostID(), Heartbeat: h.Heartbeat, Age: v.now.Sub(h.Heartbeat),
-				Drives: h.Drives, Waiting: waiting[h.ID], CacheReachable: h.ID == e.hostID() || cache.Reachable(h.CacheDir)}
+				Drives: h.Drives, Waiting: waiting[h.ID], CacheReachable: h.ID == e.hostID() || cache.Reachable(h.CacheDir),
+				Listening: h.Listening, Roles: roles[h.ID]}
+			if hv.Self {
+				hv.Listening = e.ChangesFollowed()
+			}
 			switch {
 			case h.Stopped:
 				hv.State = "stopped"
@@ -549,7 +571,7 @@ func (e *Engine) Hosts() ([]HostView, error) {
 				hv.State = "lapsed"
 			}
 			if hv.State != "up" {
-				hv.Drives = nil // what it last said is history
+				hv.Drives, hv.Listening, hv.Roles = nil, false, nil // what it last said is history; its roles go to the next host that asks
 			}
 			out = append(out, hv)
 		}

@@ -33,6 +33,9 @@ type Host struct {
 	CacheDir  string      `json:"cache_dir,omitempty"` // where its cache is; another host may adopt it from there
 	PID       int         `json:"pid,omitempty"`
 	Drives    []HostDrive `json:"drives,omitempty"` // as of the last heartbeat
+	// Listening: at its last heartbeat the host was told of every other
+	// host's change at once (its LISTEN connection was up and caught up).
+	Listening bool `json:"listening,omitempty"`
 }
 
 // HostDrive is one drive of a host, as its heartbeat reported it.

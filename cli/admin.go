@@ -458,7 +458,7 @@ type libraryOut struct {
 // state, last heartbeat and drives, and what waits for a host that is
 // down. The drives below it are this host's.
 func writeHosts(tw *tabwriter.Writer, hosts []api.Host) {
-	fmt.Fprintln(tw, "HOST\tSTATE\tHEARTBEAT\tDRIVES\tWAITING\tNOTE")
+	fmt.Fprintln(tw, "HOST\tSTATE\tHEARTBEAT\tCHANGES\tDRIVES\tWAITING\tROLES\tNOTE")
 	for _, h := range hosts {
 		id := h.ID
 		if h.Self {
@@ -480,7 +480,20 @@ func writeHosts(tw *tabwriter.Writer, hosts []api.Host) {
 		if note == "" {
 			note = "-"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s ago\t%s\t%d\t%s\n", id, h.State, time.Duration(h.AgeSeconds*float64(time.Second)).Round(100*time.Millisecond), dl, h.Waiting, note)
+		// Whether the host hears of the others' changes at once (LISTEN
+		// up), or polls the catalog meanwhile.
+		changes := "listening"
+		if !h.Listening {
+			changes = "polling"
+		}
+		if h.State != "up" {
+			changes = "-"
+		}
+		roles := strings.Join(h.Roles, ",")
+		if roles == "" {
+			roles = "-"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s ago\t%s\t%s\t%d\t%s\t%s\n", id, h.State, time.Duration(h.AgeSeconds*float64(time.Second)).Round(100*time.Millisecond), changes, dl, h.Waiting, roles, note)
 	}
 	fmt.Fprintln(tw)
 }

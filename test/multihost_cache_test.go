@@ -15,13 +15,15 @@ import (
 // hostsJSON is the hosts part of `tapefs library status -F json`.
 type hostsJSON struct {
 	Hosts []struct {
-		ID             string  `json:"id"`
-		Self           bool    `json:"self"`
-		State          string  `json:"state"`
-		AgeSeconds     float64 `json:"age_seconds"`
-		Waiting        int     `json:"waiting"`
-		CacheReachable bool    `json:"cache_reachable"`
-		Note           string  `json:"note"`
+		ID             string   `json:"id"`
+		Self           bool     `json:"self"`
+		State          string   `json:"state"`
+		AgeSeconds     float64  `json:"age_seconds"`
+		Waiting        int      `json:"waiting"`
+		CacheReachable bool     `json:"cache_reachable"`
+		Listening      bool     `json:"listening"`
+		Roles          []string `json:"roles"`
+		Note           string   `json:"note"`
 		Drives         []struct {
 			Index int    `json:"index"`
 			State string `json:"state"`

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"slices"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -31,6 +32,30 @@ func startHostsNotify(t *testing.T, n int) *cluster {
 		d.waitLogEvents("listening for other hosts' catalog changes", 1, 30*time.Second)
 	}
 	return c
+}
+
+// waitListening waits until d's `tapefs library status` says that every
+// host of ids is up and hears of the others' changes at once (want), or
+// polls instead; it returns the table `library status` prints.
+func waitListening(t *testing.T, d *daemon, want bool, ids ...string) string {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		hs := libraryHosts(t, d)
+		ok := 0
+		for _, h := range hs.Hosts {
+			if slices.Contains(ids, h.ID) && h.State == "up" && h.Listening == want {
+				ok++
+			}
+		}
+		if ok == len(ids) {
+			return cliOK(t, cliOpts{home: d.home}, "library", "status").stdout
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("hosts %v never all listening=%v in library status: %+v", ids, want, hs.Hosts)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }
 
 // statErr is the error of stat(2) on path (nil: it exists).
@@ -72,6 +97,27 @@ func TestMultiHostNotify(t *testing.T) {
 	h1, h2, h3 := hosts[0], hosts[1], hosts[2]
 	for _, h := range hosts {
 		listNames(h.ws("default")) // the kernel caches the workspace
+	}
+	// Every host's status says each one listens (from its heartbeat), and
+	// every once-per-archive role has one runner among them.
+	for _, h := range hosts {
+		if out := waitListening(t, h, true, "host1", "host2", "host3"); !strings.Contains(out, "listening") || !strings.Contains(out, "CHANGES") {
+			t.Errorf("library status shows no listener state:\n%s", out)
+		}
+	}
+	runners := map[string]string{}
+	for _, hv := range libraryHosts(t, h2).Hosts {
+		for _, r := range hv.Roles {
+			if other, ok := runners[r]; ok {
+				t.Errorf("role %s run by %s and %s", r, other, hv.ID)
+			}
+			runners[r] = hv.ID
+		}
+	}
+	for _, r := range []string{"journal", "purge", "removal-grace"} {
+		if runners[r] == "" {
+			t.Errorf("role %s run by no host: %v", r, runners)
+		}
 	}
 
 	src := t.TempDir()
@@ -153,6 +199,11 @@ func TestMultiHostNotify(t *testing.T) {
 	for _, h := range hosts {
 		h.waitLogEvents(lost, 1, 10*time.Second)
 	}
+	// Deaf, each says so itself at once, and the others after its next
+	// heartbeat.
+	if out := waitListening(t, h1, false, "host1", "host2", "host3"); !strings.Contains(out, "polling") {
+		t.Errorf("host 1: library status while no host listens does not say polling:\n%s", out)
+	}
 	sh(t, "/", "rm -r "+q(filepath.Join(h1.ws("default"), id)))
 	for i, h := range []*daemon{h2, h3} {
 		waitVisible(t, i+2, filepath.Join(h.ws("default"), id), false)
@@ -161,6 +212,7 @@ func TestMultiHostNotify(t *testing.T) {
 	for _, h := range hosts {
 		h.waitLogEvents("listening for other hosts' catalog changes", 2, 15*time.Second)
 	}
+	waitListening(t, h3, true, "host1", "host2", "host3")
 }
 
 // TestMultiHostCLI: a batch put through host 1's command line is waited

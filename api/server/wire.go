@@ -90,7 +90,7 @@ func WireLibrary(l archive.Library) api.LibraryStatus {
 	}
 	for _, h := range l.Hosts {
 		wh := api.Host{ID: h.ID, Self: h.Self, State: h.State, Heartbeat: h.Heartbeat, AgeSeconds: h.Age.Seconds(),
-			Waiting: h.Waiting, CacheReachable: h.CacheReachable, Note: h.Note()}
+			Waiting: h.Waiting, CacheReachable: h.CacheReachable, Listening: h.Listening, Roles: h.Roles, Note: h.Note()}
 		for _, d := range h.Drives {
 			wh.Drives = append(wh.Drives, api.HostDrive{Index: d.Index, State: d.State, VOLSER: d.VOLSER})
 		}
