@@ -188,6 +188,12 @@ func TestMultiHostNotify(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// Measured for the README's max_connections advice: the sessions
+	// three idle-ish daemons hold (pool connections are kept once opened).
+	var sessions int
+	if err := admin.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity WHERE datname = $1`, db).Scan(&sessions); err == nil {
+		t.Logf("PostgreSQL sessions of %d daemons after a seal, a migration, a removal and an undelete: %d", len(hosts), sessions)
+	}
 	allow(false)
 	defer allow(true)
 	var cut int
