@@ -219,6 +219,7 @@ func (e *Engine) Start() {
 	}
 	e.spawn(e.removalLoop)
 	e.spawn(e.sealLoop)
+	e.spawn(e.sealTakeoverLoop)
 	e.spawn(e.evictLoop)
 	e.spawn(e.heartbeatLoop)
 	if e.cfg.VerifyPeriod > 0 {

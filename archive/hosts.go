@@ -262,7 +262,7 @@ func (e *Engine) adoptable(v hostView, b catalog.Batch, continuing bool) (string
 	return h.CacheDir, true
 }
 
-// claimable reports whether this host may take migrate job j of batch b:
+// claimable reports whether this host may take migrate or seal job j of batch b:
 // the job is free, its own, or its owner's heartbeat lapsed; and the
 // batch's data is here or adoptable.
 //
@@ -275,8 +275,8 @@ func (e *Engine) claimable(v hostView, j catalog.Job, b catalog.Batch) bool {
 	if j.Owner != "" && j.Owner != e.hostID() && v.alive(j.Owner) {
 		return false
 	}
-	if j.Kind != catalog.JobMigrate {
-		return true // copy and repack jobs read tape, not a host's cache
+	if j.Kind != catalog.JobMigrate && j.Kind != catalog.JobSeal {
+		return true // copy, repack and repair jobs read tape, not a host's cache
 	}
 	_, ok := e.adoptable(v, b, j.Owner == e.hostID())
 	return ok
@@ -516,11 +516,6 @@ type HostView struct {
 	// adopt them while this one is down (else they wait for it).
 	Waiting        int
 	CacheReachable bool
-	// Sealing counts those of Waiting still being sealed (SEALING: moved
-	// into its cache, checksums not all computed). Only their host
-	// finishes a seal, so they wait for it even when its cache is
-	// reachable; their bytes stay in its cache meanwhile.
-	Sealing int
 	// Listening says whether the host hears of the other hosts' changes
 	// at once (the follower's LISTEN connection is up, follow.go): live
 	// for this host, as of its last heartbeat for the others. Without it
@@ -547,12 +542,8 @@ func (e *Engine) Hosts() ([]HostView, error) {
 		if err != nil {
 			return err
 		}
-		sealing := map[string]int{}
 		for _, b := range bs {
 			waiting[b.Host]++
-			if b.State == catalog.Sealing || b.Sealing != "" {
-				sealing[b.Host]++
-			}
 		}
 		roles := map[string][]string{}
 		rs, err := tx.Roles()
@@ -567,7 +558,7 @@ func (e *Engine) Hosts() ([]HostView, error) {
 		for _, h := range v.hosts {
 			hv := HostView{ID: h.ID, Self: h.ID == e.hostID(), Heartbeat: h.Heartbeat, Age: v.now.Sub(h.Heartbeat),
 				Drives: h.Drives, Waiting: waiting[h.ID], CacheReachable: h.ID == e.hostID() || cache.Reachable(h.CacheDir),
-				Listening: h.Listening, Roles: roles[h.ID], Sealing: sealing[h.ID]}
+				Listening: h.Listening, Roles: roles[h.ID]}
 			if hv.Self {
 				hv.Listening = e.ChangesFollowed()
 			}
@@ -605,10 +596,6 @@ func (h HostView) Note() string {
 		return ""
 	case h.Waiting == 0:
 		return "no work of its own waits"
-	case h.CacheReachable && h.Sealing > 0 && h.Sealing == h.Waiting:
-		return fmt.Sprintf("%d batch(es) it was sealing wait for it (their checksums are computed by it alone; the data is kept in its cache)", h.Sealing)
-	case h.CacheReachable && h.Sealing > 0:
-		return fmt.Sprintf("%d batch(es) not yet on tape: adopted from its cache by the other hosts, but %d it was sealing wait for it (their checksums are computed by it alone; the data is kept in its cache)", h.Waiting-h.Sealing, h.Sealing)
 	case h.CacheReachable:
 		return fmt.Sprintf("%d batch(es) not yet on tape: adopted from its cache by the other hosts", h.Waiting)
 	default:

@@ -16,6 +16,7 @@ import (
 func (e *Engine) recover() error {
 	var sealing, unsynced []catalog.Batch
 	var recalls []catalog.Job
+	claimed := map[string]bool{} // sealing directories of registered batches
 	err := e.cat.View(func(tx *catalog.Tx) error {
 		var hv hostView
 		if e.shared() {
@@ -33,9 +34,16 @@ func (e *Engine) recover() error {
 			if err != nil {
 				return fmt.Errorf("seal job %d: %w", j.ID, err)
 			}
-			if e.mine(b) {
-				sealing = append(sealing, b)
+			if !e.mine(b) {
+				continue
 			}
+			if e.shared() && j.Owner != "" && j.Owner != e.hostID() && hv.alive(j.Owner) {
+				// Another host took this seal over while this one was
+				// down (sealtakeover.go) and is finishing it.
+				claimed[b.Sealing] = b.Sealing != ""
+				continue
+			}
+			sealing = append(sealing, b)
 		}
 		all, err := tx.Jobs(catalog.JobRecall)
 		if err != nil {
@@ -63,7 +71,6 @@ func (e *Engine) recover() error {
 	// happens here, before the mount and the control socket serve
 	// anything: a visible batch's files are readable. The hashing goes on
 	// in the background (sealLoop).
-	claimed := map[string]bool{}
 	for _, b := range sealing {
 		if b.Sealing != "" {
 			claimed[b.Sealing] = true

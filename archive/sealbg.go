@@ -177,8 +177,14 @@ func (e *Engine) finishSeal(id uint64, p *hashProgress) error {
 	}
 	n := len(files)
 	defer func() { returnMemory(n) }()
+	// A batch of a dead host whose seal this host took over is read in
+	// that host's cache (sealtakeover.go).
+	foreign, err := e.sealCacheDir(b)
+	if err != nil {
+		return err
+	}
 	t0 := time.Now()
-	sums, err := e.hashObjects(e.ctx, files, p)
+	sums, err := e.hashObjects(e.ctx, files, p, foreign)
 	if err != nil {
 		if e.ctx.Err() != nil {
 			return nil
@@ -188,7 +194,7 @@ func (e *Engine) finishSeal(id uint64, p *hashProgress) error {
 	}
 	// One syncfs for every object of the batch: from CACHED on, its data
 	// survives a power loss.
-	if err := e.cache.Sync(); err != nil {
+	if err := e.syncSealed(foreign); err != nil {
 		return fmt.Errorf("batch %d: flush the cache disk: %w", b.ID, err)
 	}
 	if err := e.recordSums(b.ID, sums); err != nil {
@@ -281,7 +287,7 @@ func (e *Engine) recordSums(batch uint64, sums map[uint64]string) error {
 // hashObjects computes the md5 of the cache objects of files (data owners),
 // HashWorkers at a time, largest first so that one big file does not start
 // last.
-func (e *Engine) hashObjects(ctx context.Context, files []catalog.File, p *hashProgress) (map[uint64]string, error) {
+func (e *Engine) hashObjects(ctx context.Context, files []catalog.File, p *hashProgress, foreign string) (map[uint64]string, error) {
 	order := make([]int, len(files))
 	for i := range order {
 		order[i] = i
@@ -304,7 +310,7 @@ func (e *Engine) hashObjects(ctx context.Context, files []catalog.File, p *hashP
 			buf := make([]byte, 1<<20)
 			for i := range jobs {
 				f := files[i]
-				sum, err := e.hashObject(ctx, f, buf, p, limit)
+				sum, err := e.hashObject(ctx, f, buf, p, limit, foreign)
 				mu.Lock()
 				if err != nil && firstErr == nil {
 					firstErr = fmt.Errorf("%s: %w", f.Path, err)
@@ -331,8 +337,8 @@ func (e *Engine) hashObjects(ctx context.Context, files []catalog.File, p *hashP
 	return sums, firstErr
 }
 
-func (e *Engine) hashObject(ctx context.Context, f catalog.File, buf []byte, p *hashProgress, limit *rateLimit) (string, error) {
-	h, err := e.cache.Open(f.ID)
+func (e *Engine) hashObject(ctx context.Context, f catalog.File, buf []byte, p *hashProgress, limit *rateLimit, foreign string) (string, error) {
+	h, err := e.openSealed(foreign, f.ID)
 	if err != nil {
 		return "", err
 	}

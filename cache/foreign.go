@@ -1,10 +1,14 @@
 package cache
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
+
+	"golang.org/x/sys/unix"
 )
 
 // OpenForeign opens object id in the cache directory dir of another host
@@ -25,4 +29,56 @@ func OpenForeign(dir string, id uint64) (*Handle, error) {
 func Reachable(dir string) bool {
 	st, err := os.Stat(filepath.Join(dir, objectsDir))
 	return err == nil && st.IsDir()
+}
+
+// AdoptForeign is Adopt into the cache directory dir of another host (a
+// dead one whose seal this host finishes): each file Src becomes object ID
+// there, by rename, for that host's cache to account when it runs again.
+// Idempotent like Adopt: an object whose source is gone and which exists
+// was adopted before.
+func AdoptForeign(dir string, objs []Adoption) error {
+	dirs := map[string]bool{}
+	for _, o := range objs {
+		fan := filepath.Join(dir, objectsDir, fmt.Sprintf("%02x", o.ID&0xff))
+		dst := filepath.Join(fan, strconv.FormatUint(o.ID, 10))
+		fi, err := os.Lstat(o.Src)
+		if errors.Is(err, fs.ErrNotExist) {
+			if _, derr := os.Stat(dst); derr == nil {
+				continue
+			}
+		}
+		if err != nil {
+			return fmt.Errorf("adopt object %d into the cache %s of another host: %w", o.ID, dir, err)
+		}
+		if !fi.Mode().IsRegular() {
+			return fmt.Errorf("adopt object %d into the cache %s of another host: %s is not a regular file", o.ID, dir, o.Src)
+		}
+		if err := os.MkdirAll(fan, 0o755); err != nil {
+			return fmt.Errorf("adopt object %d into the cache %s of another host: %w", o.ID, dir, err)
+		}
+		if err := os.Rename(o.Src, dst); err != nil {
+			return fmt.Errorf("adopt object %d into the cache %s of another host: %w", o.ID, dir, err)
+		}
+		dirs[fan] = true
+	}
+	for d := range dirs {
+		if err := syncRenames(d); err != nil {
+			return fmt.Errorf("adopt objects into the cache %s of another host: %w", dir, err)
+		}
+	}
+	return nil
+}
+
+// SyncForeign flushes the filesystem of another host's cache directory
+// (syncfs), as Sync does for this host's.
+func SyncForeign(dir string) error {
+	d, err := os.Open(filepath.Join(dir, objectsDir))
+	if err != nil {
+		return fmt.Errorf("sync the cache of another host: %w", err)
+	}
+	defer d.Close()
+	if err := unix.Syncfs(int(d.Fd())); err != nil {
+		return fmt.Errorf("sync the cache %s of another host: %w", dir, err)
+	}
+	return nil
 }
