@@ -38,7 +38,9 @@ func (e *Engine) snapshotLoop() {
 			wait = last.Add(e.cfg.SnapshotEvery).Sub(e.now()) // another host took the last one
 			continue
 		}
-		if _, err := e.Snapshot(); err != nil {
+		if _, err := e.Snapshot(); err != nil && e.ctx.Err() != nil {
+			return // stopped mid-snapshot (waiting for a drive): not a failure
+		} else if err != nil {
 			e.log.Error().Err(err).Msg("catalog snapshot failed; tried again at the next one")
 			_ = e.update(func(tx *catalog.Tx, pl *pendingLog) error {
 				return pl.record(tx, catalog.Event{Time: e.now(), Kind: EvFailed, Message: "catalog snapshot failed: " + err.Error()})
