@@ -105,6 +105,9 @@ func TestMultiHostNotify(t *testing.T) {
 			t.Errorf("library status shows no listener state:\n%s", out)
 		}
 	}
+	if page := string(httpGetOK(t, statusURL(h2)+"/").body); !strings.Contains(page, "<td>listening</td>") || strings.Contains(page, "polling</span>") {
+		t.Errorf("the page of host 2 does not show every host listening:\n%s", clip(page, 3000))
+	}
 	runners := map[string]string{}
 	for _, hv := range libraryHosts(t, h2).Hosts {
 		for _, r := range hv.Roles {
@@ -209,6 +212,9 @@ func TestMultiHostNotify(t *testing.T) {
 	// heartbeat.
 	if out := waitListening(t, h1, false, "host1", "host2", "host3"); !strings.Contains(out, "polling") {
 		t.Errorf("host 1: library status while no host listens does not say polling:\n%s", out)
+	}
+	if page := string(httpGetOK(t, statusURL(h1)+"/").body); !strings.Contains(page, "polling</span>") {
+		t.Errorf("the page of host 1 does not say that it polls while its notifications are cut:\n%s", clip(page, 3000))
 	}
 	sh(t, "/", "rm -r "+q(filepath.Join(h1.ws("default"), id)))
 	for i, h := range []*daemon{h2, h3} {
