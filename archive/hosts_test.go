@@ -139,6 +139,7 @@ type hostOpts struct {
 	snapshotEvery time.Duration
 	snapshotDir   string
 	retention     time.Duration
+	removeGrace   time.Duration
 }
 
 func startHostWith(t *testing.T, o hostOpts) *testHost {
@@ -164,7 +165,7 @@ func startHostWith(t *testing.T, o hostOpts) *testHost {
 	}
 	e, err := New(Config{Catalog: cat, Cache: c, Library: engineLib, Log: zerolog.Nop(), Settle: time.Hour, FlushAge: flushAge,
 		Backoff: 20 * time.Millisecond, ScrubRate: -1, VerifyPeriod: -1, Host: id, Lease: hostLease, Shared: true, CacheDir: cacheDir,
-		Copies: o.copies, SnapshotEvery: o.snapshotEvery, SnapshotDir: o.snapshotDir, Retention: o.retention})
+		Copies: o.copies, SnapshotEvery: o.snapshotEvery, SnapshotDir: o.snapshotDir, Retention: o.retention, RemoveGrace: o.removeGrace})
 	if err != nil {
 		t.Fatal(err)
 	}

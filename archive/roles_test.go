@@ -184,3 +184,28 @@ func TestSealingBatchWaitsForItsHost(t *testing.T) {
 		t.Errorf("run/x: md5 %q after the seal was finished by b", x.MD5)
 	}
 }
+
+// TestRemovalOfDeadHostUndone: an entry removed inside a batch through
+// host a hides it for the removal grace period; a dies right after. The
+// host running the removal-grace role (b, once a's heartbeat lapsed) finds
+// the removal in the catalog and undoes it when the grace period ends, as
+// a would have: the entry is visible again.
+func TestRemovalOfDeadHostUndone(t *testing.T) {
+	shared, libDir := catalog.NewMemoryEngine(), t.TempDir()
+	grace := 400 * time.Millisecond
+	a := startHostWith(t, hostOpts{id: "a", shared: shared, libDir: libDir, flushAge: time.Hour, removeGrace: grace})
+	b := startHostWith(t, hostOpts{id: "b", shared: shared, libDir: libDir, flushAge: time.Hour, removeGrace: grace})
+	batch, _ := sealTree(t, &testEngine{Engine: a.Engine}, "run", map[string][]byte{"x": randomBytes(41, 1000), "y": randomBytes(42, 10)})
+	files := batchFiles(t, a.Engine, batch.ID)
+	if _, err := a.RemoveEntry("ws", batch.ID, files["run"].ID, "x", false); err != nil {
+		t.Fatal(err)
+	}
+	a.cat.off.Store(true) // a dies with the removal in its grace period
+	t.Cleanup(func() { a.cat.off.Store(false) })
+	waitHost(t, "the removal begun through host a to be undone by host b", 20*time.Second, func() bool {
+		return !batchFiles(t, b.Engine, batch.ID)["run/x"].Removed && !batchState(t, b.Engine, batch.ID).Removal.Pending()
+	})
+	if !b.leads(roleRemovalGrace) {
+		t.Error("host b undid the removal without holding the removal-grace role")
+	}
+}
