@@ -125,4 +125,5 @@ type readOnlyNode interface {
 	gofs.NodeRmdirer
 	gofs.NodeSetxattrer
 	gofs.NodeRemovexattrer
+	gofs.NodeGetxattrer // foreignXattr: "not supported" for labels and ACLs
 }

@@ -145,10 +145,11 @@ func (f *FS) MountOptions() *gofs.Options {
 			// Root mounts without fusermount; others need fusermount3.
 			DirectMount: os.Geteuid() == 0,
 			MaxWrite:    1 << 20,
-			// security.capability is asked before every write that
-			// does not go through passthrough: answer it without
-			// reaching the nodes. tapefs keeps no security labels.
-			IgnoreSecurityLabels: true,
+			// Not IgnoreSecurityLabels: it answers security.capability
+			// and the POSIX ACL names with ENODATA before the nodes,
+			// and the read-only tree must answer "not supported"
+			// instead (foreignXattr, node_xattr.go). put/ answers the
+			// same names itself as before (put_xattr.go).
 			// With this capability the kernel marks inodes it has checked
 			// S_NOSEC and stops asking security.capability before every
 			// write (passthrough writes too). See handleKillpriv.

@@ -74,6 +74,12 @@ func (r readOnly) Rmdir(ctx context.Context, name string) syscall.Errno {
 	return r.refuse(ctx, "rmdir", name, syscall.EROFS)
 }
 
+// Getxattr of the root and workspace directories, which keep no
+// attributes (batch directories and batch trees answer their own).
+func (r readOnly) Getxattr(ctx context.Context, attr string, dest []byte) (uint32, syscall.Errno) {
+	return 0, foreignXattr(attr)
+}
+
 func (r readOnly) Setxattr(ctx context.Context, attr string, data []byte, flags uint32) syscall.Errno {
 	return r.refuse(ctx, "setxattr "+attr, "", syscall.EROFS)
 }

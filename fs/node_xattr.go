@@ -156,10 +156,10 @@ func (n *entryNode) Setxattr(ctx context.Context, attr string, data []byte, flag
 }
 
 // getAttr answers getxattr of a user.tapefs.* name from a node's attributes;
-// other names are not ours (ENODATA) and cost no catalog read.
+// other names are not ours (foreignXattr) and cost no catalog read.
 func getAttr(attrs func() (attrMap, syscall.Errno), attr string, dest []byte) (uint32, syscall.Errno) {
 	if !strings.HasPrefix(attr, xattrPrefix) {
-		return 0, syscall.ENODATA
+		return 0, foreignXattr(attr)
 	}
 	m, errno := attrs()
 	if errno != 0 {
@@ -175,6 +175,24 @@ func listAttrs(attrs func() (attrMap, syscall.Errno), dest []byte) (uint32, sysc
 		return 0, errno
 	}
 	return xattrList(dest, m.names)
+}
+
+// foreignXattr answers getxattr of a name the read-only tree does not
+// keep. The tree has user.* attributes (user.tapefs.*), so another user.*
+// name is simply absent (ENODATA). It keeps no security labels, ACLs or
+// trusted.* attributes at all, and says so: EOPNOTSUPP, as a local file
+// system mounted without them does. That answer is what makes `ls -l`
+// cheap: it asks security.selinux and system.posix_acl_access of every
+// entry it lists, the kernel caches no failed getxattr (each is a FUSE
+// round trip), but ls stops asking a device once it answered "not
+// supported" — ENODATA ("this file has none") cost two round trips per
+// entry of a listing. Tools that copy attributes (cp -a, rsync -AX, tar
+// --acls) treat it as a source without ACLs and use the mode bits.
+func foreignXattr(attr string) syscall.Errno {
+	if strings.HasPrefix(attr, "user.") {
+		return syscall.ENODATA
+	}
+	return syscall.EOPNOTSUPP
 }
 
 // etaSeconds is the whole seconds left of an estimate made at at, rounded

@@ -243,8 +243,19 @@ func TestNodeXattrs(t *testing.T) {
 	if errno != 0 || !slices.Equal(names, []string{"user.tapefs.state", "user.tapefs.md5", "user.tapefs.batch", "user.tapefs.tapes"}) {
 		t.Errorf("listxattr: %q %v", names, errno)
 	}
-	if _, errno := a.(gofs.NodeGetxattrer).Getxattr(as(0, 0), "security.selinux", buf); errno != syscall.ENODATA {
-		t.Errorf("a foreign xattr: %v, want ENODATA", errno)
+	// Labels and ACLs are not supported (ls -l stops asking for them);
+	// another user.* name is merely absent.
+	ws, _, _ := walk(t, r, "ws1")
+	for _, n := range []gofs.InodeEmbedder{r, ws, b, a} {
+		for attr, want := range map[string]syscall.Errno{
+			"security.selinux": syscall.EOPNOTSUPP, "system.posix_acl_access": syscall.EOPNOTSUPP,
+			"system.posix_acl_default": syscall.EOPNOTSUPP, "security.capability": syscall.EOPNOTSUPP,
+			"trusted.x": syscall.EOPNOTSUPP, "user.other": syscall.ENODATA,
+		} {
+			if _, errno := n.(gofs.NodeGetxattrer).Getxattr(as(0, 0), attr, buf); errno != want {
+				t.Errorf("%T: getxattr %s: %v, want %v", n, attr, errno, want)
+			}
+		}
 	}
 	// Writing user.tapefs.recall queues a recall of the file.
 	if errno := a.(gofs.NodeSetxattrer).Setxattr(as(tMember, tGroup), "user.tapefs.recall", nil, 0); errno != 0 || !slices.Equal(fake.recalled, []uint64{101}) {

@@ -16,7 +16,10 @@ import (
 // of the entry and the writable user.tapefs.seal.
 
 func (n *putNode) Getxattr(ctx context.Context, attr string, dest []byte) (uint32, syscall.Errno) {
-	if attr == securityCapability {
+	if attr == securityCapability || attr == aclAccess || attr == aclDefault {
+		// What go-fuse's IgnoreSecurityLabels answered for the whole
+		// mount before the read-only tree took its own (foreignXattr):
+		// put/ shows no ACLs, whatever the staging directory holds.
 		return 0, syscall.ENODATA
 	}
 	if !strings.HasPrefix(attr, xattrPrefix) {

@@ -34,6 +34,8 @@ const (
 	xattrSeal   = xattrPrefix + "seal"   // write only
 
 	securityCapability = "security.capability"
+	aclAccess          = "system.posix_acl_access"
+	aclDefault         = "system.posix_acl_default"
 )
 
 // xattrValue answers getxattr(2): the size when dest is too small (go-fuse
