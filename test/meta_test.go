@@ -1,0 +1,113 @@
+package test
+
+import (
+	"bufio"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// Metadata of batch trees at local-disk cost (issue 10).
+
+// fuseOps is the daemon's count of FUSE requests of one operation
+// (tapefs_fuse_operations_total{op="OP"}).
+func fuseOps(t *testing.T, d *daemon, op string) float64 {
+	t.Helper()
+	resp, err := http.Get(statusURL(d) + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	prefix := `tapefs_fuse_operations_total{op="` + op + `"} `
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), prefix); ok {
+			n, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+			if err != nil {
+				t.Fatalf("metrics: %q: %v", sc.Text(), err)
+			}
+			return n
+		}
+	}
+	t.Fatalf("metrics have no %s line", strings.TrimSpace(prefix))
+	return 0
+}
+
+// TestLsLongOfBatchAsksNoXattrPerEntry: `ls -l` asks security.selinux and
+// system.posix_acl_access of every entry it lists. The kernel caches no
+// failed getxattr, so answered "none here" (ENODATA) each was a FUSE round
+// trip per entry; answered "not supported" (EOPNOTSUPP), ls stops asking
+// the mount after the first. The archive's own attributes stay readable,
+// put/ keeps the attributes users set, and cp -a out of a batch works.
+func TestLsLongOfBatchAsksNoXattrPerEntry(t *testing.T) {
+	d := startDaemon(t, fastFlags()...)
+	src := filepath.Join(t.TempDir(), "run")
+	const dirs, files = 3, 40
+	for i := 0; i < dirs; i++ {
+		dir := filepath.Join(src, fmt.Sprintf("d%d", i))
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		for j := 0; j < files; j++ {
+			if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("f%03d", j)), []byte(fmt.Sprintf("%d/%d\n", i, j)), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	id := d.cpSynced(src, 90*time.Second)
+	batch := filepath.Join(d.ws("default"), id, "run")
+
+	before := fuseOps(t, d, "getxattr")
+	out := sh(t, "/", "ls -lR "+q(batch))
+	asked := fuseOps(t, d, "getxattr") - before
+	if n := strings.Count(out, "-rw-r--r--"); n != dirs*files {
+		t.Fatalf("ls -lR lists %d files, want %d:\n%s", n, dirs*files, out)
+	}
+	// Before: one request per entry (security.selinux; go-fuse answered
+	// the ACL names itself, uncounted). Now: the first entry's, then none.
+	if asked > 4 {
+		t.Errorf("ls -lR of %d entries sent %v getxattr requests to the daemon, want at most a few", dirs*files+dirs, asked)
+	}
+
+	f := filepath.Join(batch, "d1", "f007")
+	all := sh(t, "/", "getfattr -d -m - --absolute-names "+q(f))
+	for _, name := range []string{"user.tapefs.state=", "user.tapefs.md5=", "user.tapefs.batch=\"" + id + "\"", "user.tapefs.tapes="} {
+		if !strings.Contains(all, name) {
+			t.Errorf("getfattr -d -m - of a batch file lacks %s:\n%s", name, all)
+		}
+	}
+	if out, err := shErr("/", "getfattr -n security.selinux "+q(f)+" 2>&1"); err == nil || !strings.Contains(out, "Operation not supported") {
+		t.Errorf("getfattr security.selinux of a batch file: %v %q, want Operation not supported", err, out)
+	}
+	if out, err := shErr("/", "getfattr -n user.other "+q(f)+" 2>&1"); err == nil || !strings.Contains(out, "No such attribute") {
+		t.Errorf("getfattr user.other of a batch file: %v %q, want No such attribute", err, out)
+	}
+	if out, err := shErr("/", "getfattr -n system.posix_acl_access "+q(filepath.Join(d.ws("default"), id))+" 2>&1"); err == nil || !strings.Contains(out, "Operation not supported") {
+		t.Errorf("getfattr of an ACL on a batch directory: %v %q, want Operation not supported", err, out)
+	}
+
+	// cp -a copies attributes and ACLs where it can: a tree without them
+	// copies cleanly.
+	restore := filepath.Join(t.TempDir(), "restore")
+	sh(t, "/", "cp -a "+q(batch)+" "+q(restore)+" && diff -r "+q(src)+" "+q(restore))
+
+	// put/ is unchanged: a user's own attribute is kept, ACL names are
+	// absent (not "unsupported"), the entry's state is there.
+	entry := filepath.Join(d.put("default"), "mine")
+	sh(t, "/", "mkdir "+q(entry)+" && echo x >"+q(entry+"/a")+" && setfattr -n user.mine -v kept "+q(entry+"/a"))
+	if v := mustXattr(t, entry+"/a", "user.mine"); v != "kept" {
+		t.Errorf("user.mine in put/: %q", v)
+	}
+	if out, err := shErr("/", "getfattr -n system.posix_acl_access "+q(entry+"/a")+" 2>&1"); err == nil || !strings.Contains(out, "No such attribute") {
+		t.Errorf("getfattr of an ACL in put/: %v %q, want No such attribute", err, out)
+	}
+	if v := mustXattr(t, entry, "user.tapefs.state"); v != "pending" {
+		t.Errorf("user.tapefs.state of a put/ entry: %q", v)
+	}
+}
