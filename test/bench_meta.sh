@@ -58,9 +58,9 @@ cleanup() {
 trap cleanup EXIT
 log "work directory $W ($(df -h --output=source,fstype,avail "$W" | tail -1 | tr -s ' '))"
 
-# No settle timer and no migration: the seal is the only work the daemon
-# does, and nothing else competes with a listing.
-"$BIN" mount --home "$W/home" --http '' --time-scale 0 --settle 1h --flush-age 1h "$MNT" 2>"$W/tapefs.err" &
+# No settle timer; migration starts at once (--flush-age 1s) and is waited
+# for outside the timed parts, so that it competes with nothing measured.
+"$BIN" mount --home "$W/home" --http '' --time-scale 0 --settle 1h --flush-age 1s "$MNT" 2>"$W/tapefs.err" &
 TPID=$!
 for _ in $(seq 600); do
 	grep -qF "tapefs: mounted at $MNT" "$W/tapefs.err" && break
@@ -98,6 +98,18 @@ seal() {
 	done
 	SEALED_S=$(since "$t0")
 	SEALED_ID=$id
+}
+
+# wait_synced ID: waits until batch ID is on tape (CACHED_SYNCED).
+wait_synced() {
+	local state i
+	for ((i = 0; i < 36000; i++)); do
+		state=$(getfattr --absolute-names --only-values -n user.tapefs.state "$MNT/default/$1" 2>/dev/null || true)
+		[[ $state == FAILED ]] && die "batch $1 FAILED"
+		[[ $state == CACHED_SYNCED ]] && return 0
+		sleep 0.1
+	done
+	die "batch $1 not on tape after an hour"
 }
 
 # rounds FN...: each function REPEAT times, the order rotated each round;
@@ -153,6 +165,8 @@ if [[ $SKIP != list ]]; then
 	seal tree
 	LISTID=$SEALED_ID
 	log "   batch $LISTID sealed in $SEALED_S s"
+	# Listed once it is on tape: its migration must not compete.
+	wait_synced "$LISTID"
 	B=$MNT/default/$LISTID/tree
 	N=$W/native/tree
 	[[ $(find "$B" -mindepth 1 | wc -l) == "$ENTRIES" ]] || die "$B does not list $ENTRIES entries"
@@ -205,6 +219,8 @@ if [[ $SKIP != seal ]]; then
 		seal "seal$ROUND"
 		RESULT=$SEALED_S
 		log "   seal of batch $SEALED_ID: $RESULT s"
+		# Its migration (untimed) must not compete with the next round.
+		wait_synced "$SEALED_ID"
 		rm -r "$MNT/default/$SEALED_ID"
 	}
 	seal_native() {

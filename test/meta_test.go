@@ -48,13 +48,21 @@ func fuseOps(t *testing.T, d *daemon, op string) float64 {
 func TestLsLongOfBatchAsksNoXattrPerEntry(t *testing.T) {
 	d := startDaemon(t, fastFlags()...)
 	src := filepath.Join(t.TempDir(), "run")
-	const dirs, files = 3, 40
+	// d0 is big enough that a 32 KiB getdents buffer takes several
+	// requests to list it.
+	const dirs, files, bigDir = 3, 40, 1000
+	total := 0
 	for i := 0; i < dirs; i++ {
 		dir := filepath.Join(src, fmt.Sprintf("d%d", i))
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			t.Fatal(err)
 		}
-		for j := 0; j < files; j++ {
+		n := files
+		if i == 0 {
+			n = bigDir
+		}
+		total += n
+		for j := 0; j < n; j++ {
 			if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("f%03d", j)), []byte(fmt.Sprintf("%d/%d\n", i, j)), 0o644); err != nil {
 				t.Fatal(err)
 			}
@@ -63,16 +71,24 @@ func TestLsLongOfBatchAsksNoXattrPerEntry(t *testing.T) {
 	id := d.cpSynced(src, 90*time.Second)
 	batch := filepath.Join(d.ws("default"), id, "run")
 
-	before := fuseOps(t, d, "getxattr")
+	before, pages := fuseOps(t, d, "getxattr"), fuseOps(t, d, "readdirplus")
 	out := sh(t, "/", "ls -lR "+q(batch))
-	asked := fuseOps(t, d, "getxattr") - before
-	if n := strings.Count(out, "-rw-r--r--"); n != dirs*files {
-		t.Fatalf("ls -lR lists %d files, want %d:\n%s", n, dirs*files, out)
+	asked, pages := fuseOps(t, d, "getxattr")-before, fuseOps(t, d, "readdirplus")-pages
+	if n := strings.Count(out, "-rw-r--r--"); n != total {
+		t.Fatalf("ls -lR lists %d files, want %d:\n%s", n, total, out)
 	}
 	// Before: one request per entry (security.selinux; go-fuse answered
 	// the ACL names itself, uncounted). Now: the first entry's, then none.
 	if asked > 4 {
-		t.Errorf("ls -lR of %d entries sent %v getxattr requests to the daemon, want at most a few", dirs*files+dirs, asked)
+		t.Errorf("ls -lR of %d entries sent %v getxattr requests to the daemon, want at most a few", total+dirs, asked)
+	}
+	// Directories report st_blksize 1 MiB, so readdir reads each in one
+	// request plus the empty one that ends it (32 KiB took 6 for d0).
+	if st := stat(t, filepath.Join(batch, "d0")); st.Blksize != 1<<20 {
+		t.Errorf("st_blksize of a batch directory: %d, want 1 MiB", st.Blksize)
+	}
+	if pages > 2*(dirs+1) {
+		t.Errorf("ls -lR of %d directories sent %v READDIRPLUS requests, want at most 2 per directory", dirs+1, pages)
 	}
 
 	f := filepath.Join(batch, "d1", "f007")
