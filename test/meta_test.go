@@ -108,10 +108,12 @@ func TestLsLongOfBatchAsksNoXattrPerEntry(t *testing.T) {
 		t.Errorf("getfattr of an ACL on a batch directory: %v %q, want Operation not supported", err, out)
 	}
 
-	// cp -a copies attributes and ACLs where it can: a tree without them
-	// copies cleanly.
+	// cp -a and rsync -aAX copy attributes and ACLs where they can: a
+	// tree without ACLs copies cleanly.
 	restore := filepath.Join(t.TempDir(), "restore")
 	sh(t, "/", "cp -a "+q(batch)+" "+q(restore)+" && diff -r "+q(src)+" "+q(restore))
+	synced := filepath.Join(t.TempDir(), "rsync")
+	sh(t, "/", "rsync -aAX "+q(batch+"/")+" "+q(synced+"/")+" && diff -r "+q(src)+" "+q(synced))
 
 	// put/ is unchanged: a user's own attribute is kept, ACL names are
 	// absent (not "unsupported"), the entry's state is there.
