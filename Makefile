@@ -106,6 +106,7 @@ bench: build
 	./test/bench.sh
 	./test/bench_put.sh
 	./test/bench_recall.sh
+	./test/bench_meta.sh
 	./test/bench_catalog.sh
 	./test/bench_rss.sh
 	./test/bench_hosts.sh
