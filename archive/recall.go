@@ -26,8 +26,6 @@ package archive
 //     dropped when the traversal stops opening files.
 
 import (
-	"crypto/md5"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -824,56 +822,6 @@ func (e *Engine) stage(d tape.Drive, r *recallReq) error {
 	}
 	e.stats.addRecalled(f.Size, time.Since(r.queued), ahead)
 	return nil
-}
-
-// copyHashed copies src to dst and returns the md5 of the bytes. The md5,
-// the slowest of the three steps (about 650 MB/s on one core against
-// gigabytes per second for reading the tape file and writing the cache),
-// runs in a goroutine of its own and is handed each chunk as soon as it is
-// read, while the chunk is written to the cache: a recall then takes the
-// md5's time, not the sum of the three. depth chunks in flight let the
-// reading run ahead of a hasher that lost its core for a moment.
-//
-// A chunk goes back to the free list when the hasher is done with it; only
-// this loop takes from that list, and it writes each chunk before it takes
-// the next, so a chunk is never refilled while it is being written.
-func copyHashed(dst io.Writer, src io.Reader) (string, error) {
-	const chunk, depth = 1 << 20, 8
-	free := make(chan []byte, depth)
-	for range depth {
-		free <- make([]byte, chunk)
-	}
-	full := make(chan []byte, depth)
-	sum := make(chan string, 1)
-	go func() {
-		h := md5.New()
-		for b := range full {
-			h.Write(b)
-			free <- b[:cap(b)]
-		}
-		sum <- hex.EncodeToString(h.Sum(nil))
-	}()
-	var err error
-	for {
-		b := <-free
-		n, rerr := io.ReadFull(src, b)
-		if n > 0 {
-			full <- b[:n]
-			if _, werr := dst.Write(b[:n]); werr != nil {
-				err = werr
-				break
-			}
-		}
-		if rerr == io.EOF || rerr == io.ErrUnexpectedEOF {
-			break
-		}
-		if rerr != nil {
-			err = rerr
-			break
-		}
-	}
-	close(full)
-	return <-sum, err
 }
 
 // keepFree is the cache space staging ahead leaves for reads.
