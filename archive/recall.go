@@ -302,8 +302,8 @@ func (e *Engine) requestRecalls(files []catalog.File) ([]*recallReq, error) {
 			out = append(out, r)
 			continue
 		}
-		if info, ok := e.cache.Lookup(f.ID); ok && !info.Partial {
-			continue
+		if info, ok := e.cache.Lookup(f.ID); ok && info.Whole() {
+			continue // cached, or recalled and only its commit left
 		}
 		c, ok := e.recallCopy(&f, bad)
 		if !ok {
@@ -814,14 +814,35 @@ func (e *Engine) stage(d tape.Drive, r *recallReq) error {
 		})
 		return &copyError{copy: c, mismatch: true, bad: true, err: err}
 	}
-	// Readers get the last bytes now; the fsync of Commit is the cache's
-	// business, not theirs (a crash before it only costs a second recall).
+	// Readers get the last bytes now. The commit (fsync, rename,
+	// directory fsync) is the cache's business, not theirs, and not the
+	// drive's: the committer does it in the background while this pass
+	// reads its next member (a crash before it only costs a second
+	// recall: cache/commit.go).
 	p.Verified()
-	if err := p.Commit(); err != nil {
-		return fmt.Errorf("recall %s: %w", f.Path, err)
-	}
 	e.stats.addRecalled(f.Size, time.Since(r.queued), ahead)
+	e.commitLater(p, f, c)
 	return nil
+}
+
+// commitLater hands a verified recall to the cache's committer. A commit
+// that fails drops the object (it is recalled again when read); only the
+// log says so.
+func (e *Engine) commitLater(p *cache.Partial, f catalog.File, c catalog.Copy) {
+	done := func(err error) {
+		if err != nil && !errors.Is(err, cache.ErrAborted) {
+			e.log.Error().Err(err).Uint64("batch", f.Batch).Str("volser", c.VOLSER).Str("path", f.Path).
+				Msg("recalled object not committed to the cache: it is recalled again when read")
+		}
+	}
+	if gate := e.commitGate; gate != nil {
+		go func() {
+			<-gate
+			p.CommitLater(done)
+		}()
+		return
+	}
+	p.CommitLater(done)
 }
 
 // keepFree is the cache space staging ahead leaves for reads.
