@@ -33,7 +33,7 @@ import (
 // maxCommitQueue bounds the objects waiting for the committer: each holds
 // an open file. A recall that would pass it waits (CommitLater blocks),
 // which only happens when the disk cannot keep up at all.
-const maxCommitQueue = 4096
+const maxCommitQueue = 512
 
 // commitOps are the two syncs of a commit. Tests replace them to watch
 // their order; everywhere else they are fdatasync and a directory fsync.
