@@ -281,10 +281,19 @@ order() {
 	fi
 }
 
+# daemon_cpu: the CPU seconds (user + system) the daemon has used so far.
+daemon_cpu() {
+	awk -v hz="$(getconf CLK_TCK)" '{ sub(/^.*\) /, ""); printf "%.2f", ($12 + $13) / hz }' "/proc/$TPID/stat"
+}
+
 # timed_read FILE: reads FILE to the end; prints the seconds until the
-# first byte arrived and until the last, from the open.
+# first byte arrived and until the last, from the open, and the daemon's
+# CPU seconds meanwhile (what the recall costs, whatever the machine's
+# load: on a shared machine the wall-clock times say more about the other
+# processes than about the build).
 timed_read() {
-	local t0 t1 t2
+	local t0 t1 t2 c0 c1
+	c0=$(daemon_cpu)
 	t0=$(date +%s.%N)
 	exec 3<"$1"
 	dd bs=1 count=1 status=none <&3 >/dev/null
@@ -292,7 +301,8 @@ timed_read() {
 	cat <&3 >/dev/null
 	t2=$(date +%s.%N)
 	exec 3<&-
-	awk -v a="$t0" -v b="$t1" -v c="$t2" 'BEGIN { printf "%.3f %.3f", b - a, c - a }'
+	c1=$(daemon_cpu)
+	awk -v a="$t0" -v b="$t1" -v c="$t2" -v c0="$c0" -v c1="$c1" 'BEGIN { printf "%.3f %.3f %.2f", b - a, c - a, c1 - c0 }'
 }
 
 # cold_time CMD...: wall seconds of CMD after a sync and dropped page cache.
@@ -333,24 +343,25 @@ big_batch() {
 W5=()
 w5() {
 	big_batch
-	local r rec cp md5 bfirst brec
+	local r rec cp md5 bfirst brec cpu bcpu=0
 	for ((r = 1; r <= REPEAT; r++)); do
 		bfirst=0 brec=0
 		# The two builds take turns to go first.
 		for side in $(order "$r"); do
 			if [[ $side == this ]]; then
 				cold_round "$W5FLAGS"
-				read -r first rec <<<"$(timed_read "$BIGFILE")"
+				read -r first rec cpu <<<"$(timed_read "$BIGFILE")"
 			else
 				base_round "$W5FLAGS"
-				read -r bfirst brec <<<"$(timed_read "$BIGFILE")"
-				log "one big file, $BASEBIN: recall $brec s (first byte $bfirst s)"
+				read -r bfirst brec bcpu <<<"$(timed_read "$BIGFILE")"
+				log "one big file, $BASEBIN: recall $brec s (first byte $bfirst s), daemon CPU $bcpu s"
 			fi
 		done
 		cp=$(cold_time sh -c "cp '$BIGTF' '$W/copy5' && sync '$W/copy5'")
 		rm -f "$W/copy5"
 		md5=$(cold_time sh -c "md5sum '$BIGTF' >/dev/null")
-		W5+=("$rec $first $cp $md5 $brec $bfirst")
+		W5+=("$rec $first $cp $md5 $brec $bfirst $cpu $bcpu")
+		log "one big file: daemon CPU $cpu s"
 		awk -v r="$rec" -v f="$first" -v c="$cp" -v m="$md5" -v b="$BIGSIZE" 'BEGIN {
 			printf "bench-recall: one big file: recall %.2f s (first byte %.2f s), cp %.2f s, md5sum %.2f s: cp/recall %.2f, md5sum/recall %.2f, %.0f MB/s\n",
 				r, f, c, m, c / r, m / r, b / r / 1e6 }' >&2
@@ -365,17 +376,17 @@ w5() {
 W6=()
 w6() {
 	big_batch
-	local r first rec rate md5 bfirst brec
+	local r first rec rate md5 bfirst brec cpu bcpu=0
 	rate=$((400 << 20))
 	for ((r = 1; r <= REPEAT; r++)); do
 		bfirst=0 brec=1
 		for side in $(order "$r"); do
 			if [[ $side == this ]]; then
 				cold_round --time-scale 1 --tape-speed 400MB "$W5FLAGS"
-				read -r first rec <<<"$(timed_read "$BIGFILE")"
+				read -r first rec cpu <<<"$(timed_read "$BIGFILE")"
 			else
 				base_round --time-scale 1 --tape-speed 400MB "$W5FLAGS"
-				read -r bfirst brec <<<"$(timed_read "$BIGFILE")"
+				read -r bfirst brec bcpu <<<"$(timed_read "$BIGFILE")"
 				awk -v r="$brec" -v f="$bfirst" -v b="$BIGSIZE" -v rate="$rate" -v bin="$BASEBIN" 'BEGIN {
 					printf "bench-recall: one big file at time scale 1, %s: streaming %.2f s: %.2f of the drive rate\n", bin, r - f, (b / rate) / (r - f) }' >&2
 			fi
@@ -383,10 +394,11 @@ w6() {
 		# What the CPU and the disk allow this round: md5sum of the tape
 		# file, cold (a recall hashes every byte it reads).
 		md5=$(cold_time sh -c "md5sum '$BIGTF' >/dev/null")
-		W6+=("$first $rec $md5 $bfirst $brec")
+		W6+=("$first $rec $md5 $bfirst $brec $cpu $bcpu")
 		awk -v r="$rec" -v f="$first" -v b="$BIGSIZE" -v rate="$rate" 'BEGIN {
 			printf "bench-recall: one big file at time scale 1: first byte %.2f s, last %.2f s, streaming %.2f s at %.0f MB/s: %.2f of the drive rate\n",
 				f, r, r - f, b / (r - f) / 1e6, (b / rate) / (r - f) }' >&2
+		log "one big file at time scale 1: daemon CPU $cpu s (base $bcpu s), md5sum $md5 s"
 	done
 	stop_daemon
 }
@@ -428,30 +440,31 @@ col() {
 	fi
 	if ((${#W5[@]} > 0)); then
 		echo
-		echo "| one offline $(numfmt --to=iec "$BIGSIZE") file, time scale 0 | recall s | first byte s | cp + sync s | md5sum s | cp / recall | md5sum / recall |"
-		echo "|---|---|---|---|---|---|---|"
+		echo "| one offline $(numfmt --to=iec "$BIGSIZE") file, time scale 0 | recall s | first byte s | cp + sync s | md5sum s | cp / recall | md5sum / recall | daemon CPU s |"
+		echo "|---|---|---|---|---|---|---|---|"
 		echo "| $(basename "$BIN"), ${#W5[@]} rounds | $(col 1 "${W5[@]}" | medrange) | $(col 2 "${W5[@]}" | medrange) | $(col 3 "${W5[@]}" | medrange) | $(col 4 "${W5[@]}" | medrange) |" \
-			"$(printf '%s\n' "${W5[@]}" | awk '{ print $3 / $1 }' | medrange) | $(printf '%s\n' "${W5[@]}" | awk '{ print $4 / $1 }' | medrange) |"
+			"$(printf '%s\n' "${W5[@]}" | awk '{ print $3 / $1 }' | medrange) | $(printf '%s\n' "${W5[@]}" | awk '{ print $4 / $1 }' | medrange) | $(col 7 "${W5[@]}" | medrange) |"
 		if [[ -n $BASEBIN ]]; then
 			echo "| $BASEBIN, same rounds | $(col 5 "${W5[@]}" | medrange) | $(col 6 "${W5[@]}" | medrange) | | |" \
-				"$(printf '%s\n' "${W5[@]}" | awk '{ print $3 / $5 }' | medrange) | $(printf '%s\n' "${W5[@]}" | awk '{ print $4 / $5 }' | medrange) |"
+				"$(printf '%s\n' "${W5[@]}" | awk '{ print $3 / $5 }' | medrange) | $(printf '%s\n' "${W5[@]}" | awk '{ print $4 / $5 }' | medrange) | $(col 8 "${W5[@]}" | medrange) |"
 		fi
 	fi
 	if ((${#W6[@]} > 0)); then
 		echo
-		echo "| one offline $(numfmt --to=iec "$BIGSIZE") file, time scale 1, 400 MiB/s | first byte s | last byte s | streaming MB/s | of the drive rate | md5sum MB/s (same round) | of min(drive, md5sum) |"
-		echo "|---|---|---|---|---|---|---|"
+		echo "| one offline $(numfmt --to=iec "$BIGSIZE") file, time scale 1, 400 MiB/s | first byte s | last byte s | streaming MB/s | of the drive rate | md5sum MB/s (same round) | of min(drive, md5sum) | daemon CPU s |"
+		echo "|---|---|---|---|---|---|---|---|"
 		# ratio to what this round allowed: the drive rate, or md5sum's
 		# rate when the CPU and the disk gave less.
-		w6row() { # NAME FIRSTCOL
+		w6row() { # NAME FIRSTCOL CPUCOL
 			local f=$2
 			echo "| $1 | $(col "$f" "${W6[@]}" | medrange) | $(col $((f + 1)) "${W6[@]}" | medrange) |" \
 				"$(printf '%s\n' "${W6[@]}" | awk -v b="$BIGSIZE" -v f="$f" '{ print b / ($(f + 1) - $f) / 1e6 }' | medrange) |" \
 				"$(printf '%s\n' "${W6[@]}" | awk -v b="$BIGSIZE" -v f="$f" -v r=$((400 << 20)) '{ print (b / r) / ($(f + 1) - $f) }' | medrange) |" \
 				"$(printf '%s\n' "${W6[@]}" | awk -v b="$BIGSIZE" '{ print b / $3 / 1e6 }' | medrange) |" \
-				"$(printf '%s\n' "${W6[@]}" | awk -v b="$BIGSIZE" -v f="$f" -v r=$((400 << 20)) '{ m = b / $3; if (m > r) m = r; print (b / m) / ($(f + 1) - $f) }' | medrange) |"
+				"$(printf '%s\n' "${W6[@]}" | awk -v b="$BIGSIZE" -v f="$f" -v r=$((400 << 20)) '{ m = b / $3; if (m > r) m = r; print (b / m) / ($(f + 1) - $f) }' | medrange) |" \
+				"$(col "$3" "${W6[@]}" | medrange) |"
 		}
-		w6row "$(basename "$BIN"), ${#W6[@]} rounds" 1
-		[[ -z $BASEBIN ]] || w6row "$BASEBIN, same rounds" 4
+		w6row "$(basename "$BIN"), ${#W6[@]} rounds" 1 6
+		[[ -z $BASEBIN ]] || w6row "$BASEBIN, same rounds" 4 7
 	fi
 } | tee "${TAPEFS_BENCH_OUT:-/dev/null}"
