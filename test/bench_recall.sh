@@ -26,6 +26,11 @@
 #      and against md5sum of it (the floor of a checked recall); wall-clock
 #   6. the same file at --time-scale 1 --tape-speed 400MB: the streaming
 #      from first byte to last against the drive's rate (target ≥ 0.9)
+#   7. four offline files of a quarter of that size in one batch, read one
+#      after the other (as cp -r does) at --time-scale 1 --tape-speed
+#      400MB with the default linger: one cartridge pass, whose members
+#      must follow each other without a stop of the drive (the commit of
+#      a recalled object is not the drive's business)
 #
 # Settings: TAPEFS_BENCH_REPEAT (rounds, default 3; the table gives the
 # median and the range), TAPEFS_BENCH_DIR (default /var/tmp), TAPEFS_BIN,
@@ -44,7 +49,7 @@ ROOT=$PWD
 BIN=${TAPEFS_BIN:-$ROOT/bin/tapefs}
 BASE=${TAPEFS_BENCH_DIR:-/var/tmp}
 REPEAT=${TAPEFS_BENCH_REPEAT:-3}
-ONLY=${TAPEFS_BENCH_ONLY:-1 2 3 4 5 6}
+ONLY=${TAPEFS_BENCH_ONLY:-1 2 3 4 5 6 7}
 EXTRA=${TAPEFS_BENCH_FLAGS:-}
 EXTRA0=$EXTRA
 # Flags of workloads 5 and 6 only (e.g. --recall-linger 1ms).
@@ -403,6 +408,49 @@ w6() {
 	stop_daemon
 }
 
+# Workload 7: four files of TAPEFS_BENCH_BIG / 4 in one batch, cold, read
+# one after the other at time scale 1 (default flags: the linger keeps the
+# pass open from one file to the next), from the first byte of the first
+# to the last of the fourth, against the drive's rate.
+W7=()
+w7() {
+	CART_SIZE=0 CARTS=2
+	start "$W/h7" "$W/m7" "$CART_SIZE" "$CARTS"
+	local quarter r i first rec cpu bfirst brec bcpu=0 md5 side id dir tf
+	quarter=$(($(numfmt --from=iec "${TAPEFS_BENCH_BIG:-1G}") / 4))
+	mkdir -p "$W/src7/four"
+	for i in 1 2 3 4; do head -c "$quarter" /dev/urandom >"$W/src7/four/f$i"; done
+	id=$(put_batch "$W/src7/four")
+	dir=$MNT/default/$id/four
+	BIGSIZE7=$((quarter * 4))
+	tf=$(ls -S "$HOMEDIR"/library/*/0*.tar | head -1)
+	# timed_read of f1, then the other three: the first byte and the
+	# last are from the open of f1.
+	read4() {
+		local t0 f
+		t0=$(date +%s.%N)
+		read -r f _ c <<<"$(timed_read "$dir/f1")"
+		cat "$dir/f2" "$dir/f3" "$dir/f4" >/dev/null
+		awk -v a="$t0" -v f="$f" -v b="$(date +%s.%N)" -v c="$c" -v c1="$(daemon_cpu)" 'BEGIN { printf "%.3f %.3f %.2f", f, b - a, c }'
+	}
+	for ((r = 1; r <= REPEAT; r++)); do
+		bfirst=0 brec=1
+		for side in $(order "$r"); do
+			if [[ $side == this ]]; then
+				cold_round --time-scale 1 --tape-speed 400MB
+				read -r first rec cpu <<<"$(read4)"
+			else
+				base_round --time-scale 1 --tape-speed 400MB
+				read -r bfirst brec bcpu <<<"$(read4)"
+			fi
+		done
+		md5=$(cold_time sh -c "md5sum '$tf' >/dev/null")
+		W7+=("$first $rec $md5 $bfirst $brec")
+		log "four files at time scale 1: streaming $(awk -v a="$first" -v b="$rec" 'BEGIN { print b - a }') s (base $(awk -v a="$bfirst" -v b="$brec" 'BEGIN { print b - a }') s), md5sum of the tape file $md5 s"
+	done
+	stop_daemon
+}
+
 for w in $ONLY; do
 	log "workload $w"
 	"w$w"
@@ -466,5 +514,19 @@ col() {
 		}
 		w6row "$(basename "$BIN"), ${#W6[@]} rounds" 1 6
 		[[ -z $BASEBIN ]] || w6row "$BASEBIN, same rounds" 4 7
+	fi
+	if ((${#W7[@]} > 0)); then
+		echo
+		echo "| four offline files of $(numfmt --to=iec $((BIGSIZE7 / 4))), one pass, time scale 1, 400 MiB/s | first byte s | last byte s | streaming MB/s | of the drive rate | md5sum MB/s (same round) |"
+		echo "|---|---|---|---|---|---|"
+		w7row() { # NAME FIRSTCOL
+			local f=$2
+			echo "| $1 | $(col "$f" "${W7[@]}" | medrange) | $(col $((f + 1)) "${W7[@]}" | medrange) |" \
+				"$(printf '%s\n' "${W7[@]}" | awk -v b="$BIGSIZE7" -v f="$f" '{ print b / ($(f + 1) - $f) / 1e6 }' | medrange) |" \
+				"$(printf '%s\n' "${W7[@]}" | awk -v b="$BIGSIZE7" -v f="$f" -v r=$((400 << 20)) '{ print (b / r) / ($(f + 1) - $f) }' | medrange) |" \
+				"$(printf '%s\n' "${W7[@]}" | awk -v b="$BIGSIZE7" '{ print b / $3 / 1e6 }' | medrange) |"
+		}
+		w7row "$(basename "$BIN"), ${#W7[@]} rounds" 1
+		[[ -z $BASEBIN ]] || w7row "$BASEBIN, same rounds" 4
 	fi
 } | tee "${TAPEFS_BENCH_OUT:-/dev/null}"
