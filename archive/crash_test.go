@@ -91,6 +91,8 @@ func runHelper(mode string) {
 		}
 	case "migrate":
 		// The workers migrate what is queued.
+	case "recall-uncommitted":
+		recallUncommitted(te)
 	case "recall":
 		id, _ := strconv.ParseUint(os.Getenv("TAPEFS_FILE"), 10, 64)
 		if _, err := md5Through(ctx, te.Engine, id); err != nil {

@@ -74,6 +74,11 @@ type Engine struct {
 	host    hostState   // heartbeat and claims (hosts.go)
 	follow  *follower   // other hosts' changes on a shared catalog (follow.go)
 	roles   roleState   // once-per-archive loops this host runs (roles.go)
+
+	// commitGate, set by tests only, holds verified recalls back from the
+	// cache's committer until it is closed: a slow disk, or a crash between
+	// a reader getting the bytes and the commit.
+	commitGate chan struct{}
 }
 
 type realClock struct{}

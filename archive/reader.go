@@ -51,7 +51,7 @@ func (e *Engine) Open(fileID uint64) (*Reader, error) {
 	}
 	e.noteOpen(f)
 	r := &Reader{e: e, file: f}
-	if info, ok := e.cache.Lookup(f.ID); ok && !info.Partial {
+	if info, ok := e.cache.Lookup(f.ID); ok && info.Whole() {
 		if h, err := e.cache.Open(f.ID); err == nil {
 			good, err := e.openCheck(f, h)
 			if good {
@@ -85,7 +85,7 @@ func (r *Reader) Cached() *os.File {
 	}
 	if !r.complete {
 		info, ok := r.e.cache.Lookup(r.file.ID)
-		r.complete = ok && !info.Partial
+		r.complete = ok && info.Whole()
 	}
 	if r.complete {
 		return r.h.File()
@@ -135,7 +135,7 @@ func (r *Reader) ready(ctx context.Context, off, n int64) (*cache.Handle, error)
 		return h, nil
 	}
 	if h != nil {
-		if info, ok := r.e.cache.Lookup(r.file.ID); ok && !info.Partial {
+		if info, ok := r.e.cache.Lookup(r.file.ID); ok && info.Whole() {
 			r.mu.Lock()
 			r.complete = true
 			r.mu.Unlock()
@@ -290,10 +290,8 @@ func (e *Engine) FileState(f *catalog.File) FileState {
 		return Staging // asked for, waiting in the recall queue
 	case !ok:
 		return Offline
-	case info.Partial && !info.Verified:
+	case !info.Whole():
 		return Staging
 	}
-	// Verified: every byte checked and readable; only the commit's fsync
-	// is left, which is no reason to tell a reader it is still staging.
 	return Online
 }

@@ -26,8 +26,6 @@ package archive
 //     dropped when the traversal stops opening files.
 
 import (
-	"crypto/md5"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -304,8 +302,8 @@ func (e *Engine) requestRecalls(files []catalog.File) ([]*recallReq, error) {
 			out = append(out, r)
 			continue
 		}
-		if info, ok := e.cache.Lookup(f.ID); ok && !info.Partial {
-			continue
+		if info, ok := e.cache.Lookup(f.ID); ok && info.Whole() {
+			continue // cached, or recalled and only its commit left
 		}
 		c, ok := e.recallCopy(&f, bad)
 		if !ok {
@@ -816,64 +814,35 @@ func (e *Engine) stage(d tape.Drive, r *recallReq) error {
 		})
 		return &copyError{copy: c, mismatch: true, bad: true, err: err}
 	}
-	// Readers get the last bytes now; the fsync of Commit is the cache's
-	// business, not theirs (a crash before it only costs a second recall).
+	// Readers get the last bytes now. The commit (fsync, rename,
+	// directory fsync) is the cache's business, not theirs, and not the
+	// drive's: the committer does it in the background while this pass
+	// reads its next member (a crash before it only costs a second
+	// recall: cache/commit.go).
 	p.Verified()
-	if err := p.Commit(); err != nil {
-		return fmt.Errorf("recall %s: %w", f.Path, err)
-	}
 	e.stats.addRecalled(f.Size, time.Since(r.queued), ahead)
+	e.commitLater(p, f, c)
 	return nil
 }
 
-// copyHashed copies src to dst and returns the md5 of the bytes. The md5,
-// the slowest of the three steps (about 650 MB/s on one core against
-// gigabytes per second for reading the tape file and writing the cache),
-// runs in a goroutine of its own and is handed each chunk as soon as it is
-// read, while the chunk is written to the cache: a recall then takes the
-// md5's time, not the sum of the three. depth chunks in flight let the
-// reading run ahead of a hasher that lost its core for a moment.
-//
-// A chunk goes back to the free list when the hasher is done with it; only
-// this loop takes from that list, and it writes each chunk before it takes
-// the next, so a chunk is never refilled while it is being written.
-func copyHashed(dst io.Writer, src io.Reader) (string, error) {
-	const chunk, depth = 1 << 20, 8
-	free := make(chan []byte, depth)
-	for range depth {
-		free <- make([]byte, chunk)
-	}
-	full := make(chan []byte, depth)
-	sum := make(chan string, 1)
-	go func() {
-		h := md5.New()
-		for b := range full {
-			h.Write(b)
-			free <- b[:cap(b)]
-		}
-		sum <- hex.EncodeToString(h.Sum(nil))
-	}()
-	var err error
-	for {
-		b := <-free
-		n, rerr := io.ReadFull(src, b)
-		if n > 0 {
-			full <- b[:n]
-			if _, werr := dst.Write(b[:n]); werr != nil {
-				err = werr
-				break
-			}
-		}
-		if rerr == io.EOF || rerr == io.ErrUnexpectedEOF {
-			break
-		}
-		if rerr != nil {
-			err = rerr
-			break
+// commitLater hands a verified recall to the cache's committer. A commit
+// that fails drops the object (it is recalled again when read); only the
+// log says so.
+func (e *Engine) commitLater(p *cache.Partial, f catalog.File, c catalog.Copy) {
+	done := func(err error) {
+		if err != nil && !errors.Is(err, cache.ErrAborted) {
+			e.log.Error().Err(err).Uint64("batch", f.Batch).Str("volser", c.VOLSER).Str("path", f.Path).
+				Msg("recalled object not committed to the cache: it is recalled again when read")
 		}
 	}
-	close(full)
-	return <-sum, err
+	if gate := e.commitGate; gate != nil {
+		go func() {
+			<-gate
+			p.CommitLater(done)
+		}()
+		return
+	}
+	p.CommitLater(done)
 }
 
 // keepFree is the cache space staging ahead leaves for reads.

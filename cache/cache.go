@@ -57,6 +57,12 @@ type Cache struct {
 	trashSeq     uint64
 	lastToken    time.Time // of NewSealingDir, to keep tokens increasing
 	onEvict      func(id uint64)
+
+	// The committer (commit.go).
+	commitQ    []*Partial    // verified recalls waiting for it
+	committing chan struct{} // while it runs; closed when it ends
+	commitRoom chan struct{} // closed when it takes a batch: CommitLater may queue again
+	ops        commitOps
 }
 
 // object is one entry of the index. A partial object has its full expected
@@ -107,6 +113,7 @@ func Open(cfg Config) (*Cache, error) {
 		high:    high,
 		low:     low,
 		index:   make(map[uint64]*object),
+		ops:     defaultCommitOps,
 	}
 	for _, d := range []string{putDir, sealingDir, objectsDir, trashDir} {
 		if err := os.MkdirAll(filepath.Join(c.dir, d), 0o755); err != nil {
@@ -196,8 +203,10 @@ func compareIDs(a, b uint64) int {
 	return 0
 }
 
-// Close aborts the recalls in progress, so that nobody waits on them any
-// more, and refuses new objects. Open handles stay readable.
+// Close refuses new objects, lets the committer finish the recalls handed
+// to it (they are whole and checked: committing them spares a second
+// recall), and aborts the recalls still in progress, so that nobody waits
+// on them any more. Open handles stay readable.
 func (c *Cache) Close() error {
 	c.mu.Lock()
 	if c.closed {
@@ -205,6 +214,12 @@ func (c *Cache) Close() error {
 		return nil
 	}
 	c.closed = true
+	idle := c.committing
+	c.mu.Unlock()
+	if idle != nil {
+		<-idle
+	}
+	c.mu.Lock()
 	var trash []string
 	for _, o := range c.index {
 		if o.partial != nil {

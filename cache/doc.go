@@ -22,6 +22,13 @@
 // eviction), and drops a copy proven wrong with RemoveDamaged, which
 // leaves alone an object replaced meanwhile.
 //
+// A recall is written under its partial name and becomes an object by a
+// commit: fdatasync, rename, directory fsync, in that order. The archive
+// hands verified recalls to a committer that works in the background and
+// commits the objects waiting together as one batch, with one sync per
+// fan-out directory (commit.go); until then the object reads to the end but
+// stays partial.
+//
 // The index is rebuilt from objects/ at Open; a partial object left by a crash
 // is deleted, so its recall starts again. Least-recently-used order survives a
 // restart only as the files' modification times, which is when each object

@@ -7,9 +7,14 @@ import (
 
 // Evict removes object id from the cache if it may be: synced, unpinned, not
 // open and not being recalled. Otherwise it returns ErrBusy and says why.
+// A recall waiting for the committer is waited for: it is read and whole,
+// only its fsync is left.
 func (c *Cache) Evict(id uint64) error {
 	c.mu.Lock()
 	o := c.index[id]
+	if o != nil && c.waitQueuedLocked(o.partial) {
+		o = c.index[id]
+	}
 	if o == nil {
 		c.mu.Unlock()
 		return fmt.Errorf("evict object %d: %w", id, ErrNotCached)

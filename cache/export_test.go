@@ -1,7 +1,7 @@
 package cache
 
-// WaitersForTest is how many WaitRange calls are blocked on the recall of
-// object id, so tests can act once they surely wait.
+// WaitersForTest is how many WaitRange (or Evict) calls are blocked on the
+// recall of object id, so tests can act once they surely wait.
 func WaitersForTest(c *Cache, id uint64) int {
 	c.mu.Lock()
 	defer c.mu.Unlock()

@@ -10,6 +10,21 @@ import (
 // errAborted is the abort reason when Abort is given none.
 var errAborted = errors.New("recall aborted")
 
+// ErrAborted is wrapped by the errors about a recall that was aborted
+// (with its reason): by a failure, a removal, an adoption or Close.
+var ErrAborted = errors.New("aborted")
+
+type abortedError struct {
+	id  uint64
+	err error
+}
+
+func (e *abortedError) Error() string {
+	return fmt.Sprintf("recall of object %d aborted: %v", e.id, e.err)
+}
+
+func (e *abortedError) Unwrap() []error { return []error{ErrAborted, e.err} }
+
 // Partial is an object being filled by a recall. One goroutine writes it,
 // sequentially from the start; any number may wait on its progress with
 // WaitRange.
@@ -28,6 +43,8 @@ type Partial struct {
 	ahead    bool          // staged ahead and not yet promoted: preemptible
 	verified bool          // every byte written and checked: the end may be read before Commit
 	hold     bool          // no byte is given out before verified (Hold)
+	queued   bool          // handed to the committer (CommitLater)
+	onCommit func(error)   // CommitLater's callback
 }
 
 // Hold makes the recall give out no byte before it is verified (or
@@ -211,68 +228,19 @@ func (p *Partial) Filled() int64 {
 	return p.filled
 }
 
-// Commit makes the recalled object complete and synced. Every byte must have
-// been written. If Commit fails, the recall is aborted with its error, so
-// that no waiter is left hanging.
+// Commit makes the recalled object complete and synced, now (CommitLater
+// does it in the background). Every byte must have been written. If Commit
+// fails before the rename, the recall is aborted with its error, so that
+// no waiter is left hanging.
 func (p *Partial) Commit() error {
-	c, id := p.c, p.o.id
+	c := p.c
 	c.mu.Lock()
-	if p.done {
-		err := p.doneErrLocked()
+	if p.queued && !p.done {
 		c.mu.Unlock()
-		return err
+		return fmt.Errorf("commit object %d: %w", p.o.id, errNotQueued)
 	}
-	filled := p.filled
 	c.mu.Unlock()
-
-	if filled != p.size {
-		err := fmt.Errorf("recall object %d: short: %d of %d bytes", id, filled, p.size)
-		p.Abort(err)
-		return err
-	}
-	if err := p.f.Sync(); err != nil {
-		c.mu.Lock()
-		if p.done { // aborted meanwhile, which closed the file: say why
-			err = p.doneErrLocked()
-		} else {
-			err = fmt.Errorf("recall object %d: %w", id, err)
-		}
-		c.mu.Unlock()
-		p.Abort(err)
-		return err
-	}
-
-	c.mu.Lock()
-	if p.done { // removed or closed meanwhile
-		err := p.doneErrLocked()
-		c.mu.Unlock()
-		return err
-	}
-	if err := os.Rename(c.partialPath(id), c.ObjectPath(id)); err != nil {
-		err = fmt.Errorf("recall object %d: %w", id, err)
-		trash := c.abortLocked(p, err)
-		c.mu.Unlock()
-		_ = removeTrash(appendTrash(nil, trash))
-		return err
-	}
-	o := p.o
-	c.unaccountLocked(o)
-	o.partial, o.synced = nil, true
-	o.unread = p.ahead // nobody has opened it yet: staging ahead leaves it be
-	c.accountLocked(o)
-	c.touchLocked(o)
-	p.done = true
-	p.wakeLocked()
-	c.mu.Unlock()
-
-	err := p.f.Close()
-	if serr := syncRenames(c.fanoutDir(id)); err == nil {
-		err = serr
-	}
-	if err != nil {
-		return fmt.Errorf("recall object %d: %w", id, err)
-	}
-	return nil
+	return c.commitBatch([]*Partial{p})[0]
 }
 
 // Abort ends the recall: the partial object is deleted and every WaitRange
@@ -313,7 +281,7 @@ func (p *Partial) wakeLocked() {
 
 func (p *Partial) doneErrLocked() error {
 	if p.err != nil {
-		return fmt.Errorf("recall of object %d aborted: %w", p.o.id, p.err)
+		return &abortedError{id: p.o.id, err: p.err}
 	}
 	return fmt.Errorf("recall of object %d already committed", p.o.id)
 }

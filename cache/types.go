@@ -28,6 +28,11 @@ type ObjectInfo struct {
 	Verified bool // partial, but every byte is written and checked: readable to the end (committed soon)
 }
 
+// Whole says that every byte of the object may be read: it is complete, or
+// a verified recall that only waits for the committer's fsync — no reason
+// to tell a reader it is still staging, nor to recall it again.
+func (i ObjectInfo) Whole() bool { return !i.Partial || i.Verified }
+
 // Stats is the cache's accounting.
 type Stats struct {
 	Used, Limit  int64

@@ -26,24 +26,36 @@
 #      and against md5sum of it (the floor of a checked recall); wall-clock
 #   6. the same file at --time-scale 1 --tape-speed 400MB: the streaming
 #      from first byte to last against the drive's rate (target ≥ 0.9)
+#   7. four offline files of a quarter of that size in one batch, read one
+#      after the other (as cp -r does) at --time-scale 1 --tape-speed
+#      400MB with the default linger: one cartridge pass, whose members
+#      must follow each other without a stop of the drive (the commit of
+#      a recalled object is not the drive's business)
 #
 # Settings: TAPEFS_BENCH_REPEAT (rounds, default 3; the table gives the
 # median and the range), TAPEFS_BENCH_DIR (default /var/tmp), TAPEFS_BIN,
 # TAPEFS_BENCH_OUT=FILE (also write the table there), TAPEFS_BENCH_ONLY="1 3"
 # (run only those workloads), TAPEFS_BENCH_FLAGS (extra daemon flags),
 # TAPEFS_BENCH_W5_FLAGS (extra flags of workloads 5 and 6 only, e.g.
-# --recall-linger 1ms), TAPEFS_BENCH_BIG (size of their file, default 1G).
+# --recall-linger 1ms), TAPEFS_BENCH_BIG (size of their file, default 1G),
+# TAPEFS_BENCH_BASE_BIN (another build, e.g. main's, whose recall workloads
+# 5 and 6 also measure in every round, interleaved, on the same home):
+#
+#   TAPEFS_BENCH_ONLY="5 6" TAPEFS_BENCH_W5_FLAGS="--recall-linger 1ms" \
+#   TAPEFS_BENCH_BASE_BIN=/tmp/main-tapefs test/bench_recall.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 BIN=${TAPEFS_BIN:-$ROOT/bin/tapefs}
 BASE=${TAPEFS_BENCH_DIR:-/var/tmp}
 REPEAT=${TAPEFS_BENCH_REPEAT:-3}
-ONLY=${TAPEFS_BENCH_ONLY:-1 2 3 4 5 6}
+ONLY=${TAPEFS_BENCH_ONLY:-1 2 3 4 5 6 7}
 EXTRA=${TAPEFS_BENCH_FLAGS:-}
 EXTRA0=$EXTRA
 # Flags of workloads 5 and 6 only (e.g. --recall-linger 1ms).
 W5FLAGS=${TAPEFS_BENCH_W5_FLAGS:-}
+BASEBIN=${TAPEFS_BENCH_BASE_BIN:-}
+[[ -z $BASEBIN || -x $BASEBIN ]] || { echo "bench-recall: $BASEBIN is not executable" >&2; exit 1; }
 
 # The timing model (tape.LTO9) and the library's drives.
 ROBOT=10 LOAD=16 UNLOAD=20 RATE=400000000 DRIVES=2
@@ -76,7 +88,7 @@ start() {
 	local err=$W/tapefs.$STARTS.err i
 	mkdir -p "$MNT"
 	# shellcheck disable=SC2086
-	"$BIN" mount --home "$HOMEDIR" --http 127.0.0.1:0 --time-scale 0 --settle 1s --flush-age 1s \
+	"${RUNBIN:-$BIN}" mount --home "$HOMEDIR" --http 127.0.0.1:0 --time-scale 0 --settle 1s --flush-age 1s \
 		--cartridge-size "$3" --cartridges "$4" $EXTRA "$MNT" 2>"$err" &
 	TPID=$!
 	for ((i = 0; i < 600; i++)); do
@@ -259,10 +271,34 @@ cold_round() {
 	EXTRA="$EXTRA0 $*" start "$HOMEDIR" "$MNT" "$CART_SIZE" "$CARTS"
 }
 
+# base_round: cold_round with TAPEFS_BENCH_BASE_BIN.
+base_round() { RUNBIN=$BASEBIN cold_round "$@"; }
+
+# order ROUND: which builds a round of workload 5 or 6 measures, in turns
+# first: this one, and TAPEFS_BENCH_BASE_BIN if given.
+order() {
+	if [[ -z $BASEBIN ]]; then
+		echo this
+	elif (($1 % 2)); then
+		echo this base
+	else
+		echo base this
+	fi
+}
+
+# daemon_cpu: the CPU seconds (user + system) the daemon has used so far.
+daemon_cpu() {
+	awk -v hz="$(getconf CLK_TCK)" '{ sub(/^.*\) /, ""); printf "%.2f", ($12 + $13) / hz }' "/proc/$TPID/stat"
+}
+
 # timed_read FILE: reads FILE to the end; prints the seconds until the
-# first byte arrived and until the last, from the open.
+# first byte arrived and until the last, from the open, and the daemon's
+# CPU seconds meanwhile (what the recall costs, whatever the machine's
+# load: on a shared machine the wall-clock times say more about the other
+# processes than about the build).
 timed_read() {
-	local t0 t1 t2
+	local t0 t1 t2 c0 c1
+	c0=$(daemon_cpu)
 	t0=$(date +%s.%N)
 	exec 3<"$1"
 	dd bs=1 count=1 status=none <&3 >/dev/null
@@ -270,7 +306,8 @@ timed_read() {
 	cat <&3 >/dev/null
 	t2=$(date +%s.%N)
 	exec 3<&-
-	awk -v a="$t0" -v b="$t1" -v c="$t2" 'BEGIN { printf "%.3f %.3f", b - a, c - a }'
+	c1=$(daemon_cpu)
+	awk -v a="$t0" -v b="$t1" -v c="$t2" -v c0="$c0" -v c1="$c1" 'BEGIN { printf "%.3f %.3f %.2f", b - a, c - a, c1 - c0 }'
 }
 
 # cold_time CMD...: wall seconds of CMD after a sync and dropped page cache.
@@ -311,14 +348,25 @@ big_batch() {
 W5=()
 w5() {
 	big_batch
-	local r rec cp md5
+	local r rec cp md5 bfirst brec cpu bcpu=0
 	for ((r = 1; r <= REPEAT; r++)); do
-		cold_round "$W5FLAGS"
-		read -r first rec <<<"$(timed_read "$BIGFILE")"
+		bfirst=0 brec=0
+		# The two builds take turns to go first.
+		for side in $(order "$r"); do
+			if [[ $side == this ]]; then
+				cold_round "$W5FLAGS"
+				read -r first rec cpu <<<"$(timed_read "$BIGFILE")"
+			else
+				base_round "$W5FLAGS"
+				read -r bfirst brec bcpu <<<"$(timed_read "$BIGFILE")"
+				log "one big file, $BASEBIN: recall $brec s (first byte $bfirst s), daemon CPU $bcpu s"
+			fi
+		done
 		cp=$(cold_time sh -c "cp '$BIGTF' '$W/copy5' && sync '$W/copy5'")
 		rm -f "$W/copy5"
 		md5=$(cold_time sh -c "md5sum '$BIGTF' >/dev/null")
-		W5+=("$rec $first $cp $md5")
+		W5+=("$rec $first $cp $md5 $brec $bfirst $cpu $bcpu")
+		log "one big file: daemon CPU $cpu s"
 		awk -v r="$rec" -v f="$first" -v c="$cp" -v m="$md5" -v b="$BIGSIZE" 'BEGIN {
 			printf "bench-recall: one big file: recall %.2f s (first byte %.2f s), cp %.2f s, md5sum %.2f s: cp/recall %.2f, md5sum/recall %.2f, %.0f MB/s\n",
 				r, f, c, m, c / r, m / r, b / r / 1e6 }' >&2
@@ -333,15 +381,72 @@ w5() {
 W6=()
 w6() {
 	big_batch
-	local r first rec rate
+	local r first rec rate md5 bfirst brec cpu bcpu=0
 	rate=$((400 << 20))
 	for ((r = 1; r <= REPEAT; r++)); do
-		cold_round --time-scale 1 --tape-speed 400MB "$W5FLAGS"
-		read -r first rec <<<"$(timed_read "$BIGFILE")"
-		W6+=("$first $rec")
+		bfirst=0 brec=1
+		for side in $(order "$r"); do
+			if [[ $side == this ]]; then
+				cold_round --time-scale 1 --tape-speed 400MB "$W5FLAGS"
+				read -r first rec cpu <<<"$(timed_read "$BIGFILE")"
+			else
+				base_round --time-scale 1 --tape-speed 400MB "$W5FLAGS"
+				read -r bfirst brec bcpu <<<"$(timed_read "$BIGFILE")"
+				awk -v r="$brec" -v f="$bfirst" -v b="$BIGSIZE" -v rate="$rate" -v bin="$BASEBIN" 'BEGIN {
+					printf "bench-recall: one big file at time scale 1, %s: streaming %.2f s: %.2f of the drive rate\n", bin, r - f, (b / rate) / (r - f) }' >&2
+			fi
+		done
+		# What the CPU and the disk allow this round: md5sum of the tape
+		# file, cold (a recall hashes every byte it reads).
+		md5=$(cold_time sh -c "md5sum '$BIGTF' >/dev/null")
+		W6+=("$first $rec $md5 $bfirst $brec $cpu $bcpu")
 		awk -v r="$rec" -v f="$first" -v b="$BIGSIZE" -v rate="$rate" 'BEGIN {
 			printf "bench-recall: one big file at time scale 1: first byte %.2f s, last %.2f s, streaming %.2f s at %.0f MB/s: %.2f of the drive rate\n",
 				f, r, r - f, b / (r - f) / 1e6, (b / rate) / (r - f) }' >&2
+		log "one big file at time scale 1: daemon CPU $cpu s (base $bcpu s), md5sum $md5 s"
+	done
+	stop_daemon
+}
+
+# Workload 7: four files of TAPEFS_BENCH_BIG / 4 in one batch, cold, read
+# one after the other at time scale 1 (default flags: the linger keeps the
+# pass open from one file to the next), from the first byte of the first
+# to the last of the fourth, against the drive's rate.
+W7=()
+w7() {
+	CART_SIZE=0 CARTS=2
+	start "$W/h7" "$W/m7" "$CART_SIZE" "$CARTS"
+	local quarter r i first rec cpu bfirst brec bcpu=0 md5 side id dir tf
+	quarter=$(($(numfmt --from=iec "${TAPEFS_BENCH_BIG:-1G}") / 4))
+	mkdir -p "$W/src7/four"
+	for i in 1 2 3 4; do head -c "$quarter" /dev/urandom >"$W/src7/four/f$i"; done
+	id=$(put_batch "$W/src7/four")
+	dir=$MNT/default/$id/four
+	BIGSIZE7=$((quarter * 4))
+	tf=$(ls -S "$HOMEDIR"/library/*/0*.tar | head -1)
+	# timed_read of f1, then the other three: the first byte and the
+	# last are from the open of f1.
+	read4() {
+		local t0 f
+		t0=$(date +%s.%N)
+		read -r f _ c <<<"$(timed_read "$dir/f1")"
+		cat "$dir/f2" "$dir/f3" "$dir/f4" >/dev/null
+		awk -v a="$t0" -v f="$f" -v b="$(date +%s.%N)" -v c="$c" -v c1="$(daemon_cpu)" 'BEGIN { printf "%.3f %.3f %.2f", f, b - a, c }'
+	}
+	for ((r = 1; r <= REPEAT; r++)); do
+		bfirst=0 brec=1
+		for side in $(order "$r"); do
+			if [[ $side == this ]]; then
+				cold_round --time-scale 1 --tape-speed 400MB
+				read -r first rec cpu <<<"$(read4)"
+			else
+				base_round --time-scale 1 --tape-speed 400MB
+				read -r bfirst brec bcpu <<<"$(read4)"
+			fi
+		done
+		md5=$(cold_time sh -c "md5sum '$tf' >/dev/null")
+		W7+=("$first $rec $md5 $bfirst $brec")
+		log "four files at time scale 1: streaming $(awk -v a="$first" -v b="$rec" 'BEGIN { print b - a }') s (base $(awk -v a="$bfirst" -v b="$brec" 'BEGIN { print b - a }') s), md5sum of the tape file $md5 s"
 	done
 	stop_daemon
 }
@@ -383,17 +488,45 @@ col() {
 	fi
 	if ((${#W5[@]} > 0)); then
 		echo
-		echo "| one offline $(numfmt --to=iec "$BIGSIZE") file, time scale 0 | recall s | first byte s | cp + sync s | md5sum s | cp / recall | md5sum / recall |"
-		echo "|---|---|---|---|---|---|---|"
-		echo "| ${#W5[@]} rounds | $(col 1 "${W5[@]}" | medrange) | $(col 2 "${W5[@]}" | medrange) | $(col 3 "${W5[@]}" | medrange) | $(col 4 "${W5[@]}" | medrange) |" \
-			"$(printf '%s\n' "${W5[@]}" | awk '{ print $3 / $1 }' | medrange) | $(printf '%s\n' "${W5[@]}" | awk '{ print $4 / $1 }' | medrange) |"
+		echo "| one offline $(numfmt --to=iec "$BIGSIZE") file, time scale 0 | recall s | first byte s | cp + sync s | md5sum s | cp / recall | md5sum / recall | daemon CPU s |"
+		echo "|---|---|---|---|---|---|---|---|"
+		echo "| $(basename "$BIN"), ${#W5[@]} rounds | $(col 1 "${W5[@]}" | medrange) | $(col 2 "${W5[@]}" | medrange) | $(col 3 "${W5[@]}" | medrange) | $(col 4 "${W5[@]}" | medrange) |" \
+			"$(printf '%s\n' "${W5[@]}" | awk '{ print $3 / $1 }' | medrange) | $(printf '%s\n' "${W5[@]}" | awk '{ print $4 / $1 }' | medrange) | $(col 7 "${W5[@]}" | medrange) |"
+		if [[ -n $BASEBIN ]]; then
+			echo "| $BASEBIN, same rounds | $(col 5 "${W5[@]}" | medrange) | $(col 6 "${W5[@]}" | medrange) | | |" \
+				"$(printf '%s\n' "${W5[@]}" | awk '{ print $3 / $5 }' | medrange) | $(printf '%s\n' "${W5[@]}" | awk '{ print $4 / $5 }' | medrange) | $(col 8 "${W5[@]}" | medrange) |"
+		fi
 	fi
 	if ((${#W6[@]} > 0)); then
 		echo
-		echo "| one offline $(numfmt --to=iec "$BIGSIZE") file, time scale 1, 400 MiB/s | first byte s | last byte s | streaming MB/s | of the drive rate |"
-		echo "|---|---|---|---|---|"
-		echo "| ${#W6[@]} rounds | $(col 1 "${W6[@]}" | medrange) | $(col 2 "${W6[@]}" | medrange) |" \
-			"$(printf '%s\n' "${W6[@]}" | awk -v b="$BIGSIZE" '{ print b / ($2 - $1) / 1e6 }' | medrange) |" \
-			"$(printf '%s\n' "${W6[@]}" | awk -v b="$BIGSIZE" -v r=$((400 << 20)) '{ print (b / r) / ($2 - $1) }' | medrange) |"
+		echo "| one offline $(numfmt --to=iec "$BIGSIZE") file, time scale 1, 400 MiB/s | first byte s | last byte s | streaming MB/s | of the drive rate | md5sum MB/s (same round) | of min(drive, md5sum) | daemon CPU s |"
+		echo "|---|---|---|---|---|---|---|---|"
+		# ratio to what this round allowed: the drive rate, or md5sum's
+		# rate when the CPU and the disk gave less.
+		w6row() { # NAME FIRSTCOL CPUCOL
+			local f=$2
+			echo "| $1 | $(col "$f" "${W6[@]}" | medrange) | $(col $((f + 1)) "${W6[@]}" | medrange) |" \
+				"$(printf '%s\n' "${W6[@]}" | awk -v b="$BIGSIZE" -v f="$f" '{ print b / ($(f + 1) - $f) / 1e6 }' | medrange) |" \
+				"$(printf '%s\n' "${W6[@]}" | awk -v b="$BIGSIZE" -v f="$f" -v r=$((400 << 20)) '{ print (b / r) / ($(f + 1) - $f) }' | medrange) |" \
+				"$(printf '%s\n' "${W6[@]}" | awk -v b="$BIGSIZE" '{ print b / $3 / 1e6 }' | medrange) |" \
+				"$(printf '%s\n' "${W6[@]}" | awk -v b="$BIGSIZE" -v f="$f" -v r=$((400 << 20)) '{ m = b / $3; if (m > r) m = r; print (b / m) / ($(f + 1) - $f) }' | medrange) |" \
+				"$(col "$3" "${W6[@]}" | medrange) |"
+		}
+		w6row "$(basename "$BIN"), ${#W6[@]} rounds" 1 6
+		[[ -z $BASEBIN ]] || w6row "$BASEBIN, same rounds" 4 7
+	fi
+	if ((${#W7[@]} > 0)); then
+		echo
+		echo "| four offline files of $(numfmt --to=iec $((BIGSIZE7 / 4))), one pass, time scale 1, 400 MiB/s | first byte s | last byte s | streaming MB/s | of the drive rate | md5sum MB/s (same round) |"
+		echo "|---|---|---|---|---|---|"
+		w7row() { # NAME FIRSTCOL
+			local f=$2
+			echo "| $1 | $(col "$f" "${W7[@]}" | medrange) | $(col $((f + 1)) "${W7[@]}" | medrange) |" \
+				"$(printf '%s\n' "${W7[@]}" | awk -v b="$BIGSIZE7" -v f="$f" '{ print b / ($(f + 1) - $f) / 1e6 }' | medrange) |" \
+				"$(printf '%s\n' "${W7[@]}" | awk -v b="$BIGSIZE7" -v f="$f" -v r=$((400 << 20)) '{ print (b / r) / ($(f + 1) - $f) }' | medrange) |" \
+				"$(printf '%s\n' "${W7[@]}" | awk -v b="$BIGSIZE7" '{ print b / $3 / 1e6 }' | medrange) |"
+		}
+		w7row "$(basename "$BIN"), ${#W7[@]} rounds" 1
+		[[ -z $BASEBIN ]] || w7row "$BASEBIN, same rounds" 4
 	fi
 } | tee "${TAPEFS_BENCH_OUT:-/dev/null}"
