@@ -240,6 +240,11 @@ func offlineBatch(tb testing.TB, te *testEngine, n, size int) (catalog.Batch, []
 		}
 	}
 	slices.SortFunc(files, func(a, b catalog.File) int { return strings.Compare(a.Path, b.Path) })
+	for _, f := range files {
+		if _, ok := te.cache.Lookup(f.ID); ok {
+			tb.Fatalf("%s still in the cache after the batch was evicted", f.Path)
+		}
+	}
 	return b, files
 }
 

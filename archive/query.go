@@ -100,6 +100,14 @@ func (e *Engine) EvictBatch(batch uint64) (int64, error) {
 			if !ok {
 				return nil
 			}
+			if len(f.Copies) > 0 {
+				// The catalog says it is on tape: the migration that
+				// committed it may not have told the cache yet
+				// (markSynced runs after the commit), and an evict
+				// right after the state changed must not find it
+				// "not yet on tape".
+				e.cache.SetSynced(f.ID, true)
+			}
 			if err := e.cache.Evict(f.ID); err != nil {
 				left++
 				return nil
