@@ -153,7 +153,10 @@ func (f *FS) MountOptions() *gofs.Options {
 			// With this capability the kernel marks inodes it has checked
 			// S_NOSEC and stops asking security.capability before every
 			// write (passthrough writes too). See handleKillpriv.
-			ExtraCapabilities: handleKillpriv,
+			// put/ handles are direct I/O (putOpenFlags); with
+			// DIRECT_IO_ALLOW_MMAP the kernel still maps them shared,
+			// through its page cache, as it did before.
+			ExtraCapabilities: handleKillpriv | fuse.CAP_DIRECT_IO_ALLOW_MMAP,
 			Debug:             f.opts.Debug,
 		},
 	}

@@ -16,7 +16,6 @@ type openHandle struct {
 	key      entryKey
 	detached bool // its file left put/ (replaced or unlinked): no longer counted
 	closed   bool
-	flushed  bool // close(2) was called on it: its RELEASE is probably on its way
 }
 
 // openFiles tracks which put/ entry each open handle belongs to, so that
@@ -25,7 +24,9 @@ type openHandle struct {
 // in it are open. The kernel sends FLUSH for every close(2) of a
 // descriptor (dup'd ones too) but RELEASE only once, asynchronously, when
 // the last reference goes: so handles are counted open at OPEN/CREATE and
-// closed at RELEASE, and FLUSH only reports a change.
+// closed at RELEASE. put/ handles are opened with FOPEN_NOFLUSH (see
+// putFile), so FLUSH does not come at all; if it does, it only reports a
+// change.
 //
 // The engine is called with mu held, so that a rename cannot slip between
 // a handle's close and the engine hearing of it.
@@ -92,28 +93,24 @@ func (o *openFiles) close(h *openHandle, changed bool) {
 func (o *openFiles) flush(h *openHandle, changed bool) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	h.flushed = true
 	if changed && !h.closed && !h.detached && h.key.entry != "" {
 		o.eng.EntryChanged(h.key.ws, h.key.entry)
 	}
 }
 
-// waitReleased waits, up to timeout, for the handles of an entry that
-// were closed but not yet released: the kernel sends RELEASE after
-// close(2) returns, so "cp -a x put/ && setfattr -n user.tapefs.seal
-// put/x" would otherwise find x still open. It returns at once when a
-// handle of the entry was never closed.
+// waitReleased waits, up to timeout, for the handles of an entry to be
+// released: the kernel sends RELEASE after close(2) returns, so "cp -a x
+// put/ && setfattr -n user.tapefs.seal put/x" would otherwise find x still
+// open. With FOPEN_NOFLUSH no request tells a closed handle from one still
+// in use, so a seal of an entry with a file really open waits the whole
+// timeout before the engine refuses it.
 func (o *openFiles) waitReleased(ctx context.Context, key entryKey, timeout time.Duration) {
 	deadline := time.Now().Add(timeout)
 	for {
 		o.mu.Lock()
-		closing := true
-		for h := range o.byEntry[key] {
-			closing = closing && h.flushed
-		}
 		n := len(o.byEntry[key])
 		o.mu.Unlock()
-		if n == 0 || !closing || time.Now().After(deadline) {
+		if n == 0 || time.Now().After(deadline) {
 			return
 		}
 		select {
