@@ -1,6 +1,8 @@
 package test
 
 import (
+	"crypto/md5"
+	"encoding/hex"
 	"fmt"
 	"os"
 	"os/exec"
@@ -275,4 +277,78 @@ func readDirFd(t *testing.T, fd int) string {
 	names = append(names, ".", "..") // ParseDirent skips them
 	sort.Strings(names)
 	return strings.Join(names, " ")
+}
+
+// put/ files are direct I/O (no kernel page cache of their own for read
+// and write), yet a program may still map one shared and write through the
+// mapping, as on a local disk; the bytes written that way are the ones
+// sealed. And a file written with write(2) reads back through a shared
+// mapping.
+func TestPutSharedMmap(t *testing.T) {
+	t.Parallel()
+	d := startDaemon(t, quietFlags()...)
+	entry := filepath.Join(d.put("default"), "mapped")
+	if err := os.Mkdir(entry, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	const size = 3<<20 + 123
+	want := make([]byte, size)
+	for i := range want {
+		want[i] = byte(i*7 + i>>12)
+	}
+
+	// Written through a shared mapping.
+	f, err := os.OpenFile(filepath.Join(entry, "m.dat"), os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Truncate(size); err != nil {
+		t.Fatal(err)
+	}
+	m, err := unix.Mmap(int(f.Fd()), 0, size, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	if err != nil {
+		t.Fatalf("mmap MAP_SHARED of a put/ file for writing: %v", err)
+	}
+	copy(m, want)
+	if err := unix.Msync(m, unix.MS_SYNC); err != nil {
+		t.Fatalf("msync: %v", err)
+	}
+	if err := unix.Munmap(m); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	// Written with write(2), read through a shared mapping.
+	if err := os.WriteFile(filepath.Join(entry, "w.dat"), want, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	g, err := os.Open(filepath.Join(entry, "w.dat"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := unix.Mmap(int(g.Fd()), 0, size, unix.PROT_READ, unix.MAP_SHARED)
+	if err != nil {
+		t.Fatalf("mmap MAP_SHARED of a put/ file for reading: %v", err)
+	}
+	same := string(r) == string(want)
+	_ = unix.Munmap(r)
+	g.Close()
+	if !same {
+		t.Errorf("put/mapped/w.dat read through a shared mapping differs from what was written")
+	}
+
+	seal(t, entry)
+	ids := d.batchIDs("default")
+	if len(ids) != 1 {
+		t.Fatalf("after the seal: batches %v, want one", ids)
+	}
+	sum := md5.Sum(want)
+	for _, name := range []string{"m.dat", "w.dat"} {
+		p := filepath.Join(d.ws("default"), ids[0], "mapped", name)
+		if got := mustXattr(t, p, "user.tapefs.md5"); got != hex.EncodeToString(sum[:]) {
+			t.Errorf("batch %s: mapped/%s has md5 %s, want %x", ids[0], name, got, sum)
+		}
+	}
 }

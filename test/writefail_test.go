@@ -259,3 +259,67 @@ func TestPutWriteFailedSealedOnRequest(t *testing.T) {
 		t.Errorf("no warning that a write-failed entry was sealed on request")
 	}
 }
+
+// A write that the disk can take only part of: pwrite stores what fits and
+// returns the short count without an error, the error comes only with the
+// next call. put/ files are direct I/O, so the kernel hands that short
+// count to the writer, and a writer that does not try again (this test)
+// never asks for the error. The daemon must learn of it all the same: the
+// entry is held as write-failed with ENOSPC, and a log line names the file.
+func TestPutShortWriteIsNotSealed(t *testing.T) {
+	t.Parallel()
+	d := newDaemon(t, fastFlags()...)
+	cache := smallCache(t, d, "tmpfs", "40M")
+	d.start()
+
+	// Leave a free space that is no multiple of the 1 MiB the kernel
+	// sends per WRITE: the WRITE that reaches the end of the disk is
+	// stored in part.
+	rng := rand.NewChaCha8([32]byte{7})
+	filler := filepath.Join(cache, "filler")
+	writeRandomFile(t, rng, filler, 15<<20+300<<10)
+
+	entry := filepath.Join(d.put("default"), "run")
+	if err := os.Mkdir(entry, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Create(filepath.Join(entry, "big"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 40<<20)
+	rng.Read(buf)
+	n, err := syscall.Pwrite(int(f.Fd()), buf, 0)
+	t.Logf("one pwrite of %d bytes into put/run/big: %d written, err %v", len(buf), n, err)
+	if err != nil || n <= 0 || n >= len(buf) {
+		t.Fatalf("pwrite of 40 MiB with about 25 MiB free: want a short count without an error, got %d, %v (the test proves nothing)", n, err)
+	}
+	// The writer gives up here: no second write, which would have
+	// returned ENOSPC.
+	if err := f.Close(); err != nil {
+		t.Fatalf("close: %v", err)
+	}
+	if err := os.Remove(filler); err != nil {
+		t.Fatal(err)
+	}
+
+	waitFor(t, 10*time.Second, "user.tapefs.state=write-failed", func() (bool, string) {
+		s, err := xattr(entry, "user.tapefs.state")
+		return s == "write-failed", fmt.Sprintf("%q %v", s, err)
+	})
+	if why := mustXattr(t, entry, "user.tapefs.error"); !strings.HasPrefix(why, "run/big: ") || !strings.Contains(why, "ENOSPC") {
+		t.Errorf("user.tapefs.error does not name run/big and ENOSPC: %q", why)
+	}
+	lines := d.waitLogEvents("write into put/ failed; the entry is held back from sealing", 1, 10*time.Second)
+	if l := lines[0]; l.str("path") != "run/big" || l.str("errno") != "ENOSPC" || l.str("workspace") != "default" {
+		t.Errorf("the log line does not name run/big, ENOSPC and the workspace: %v", l)
+	}
+	// Several settle periods with the disk free again: nothing sealed.
+	time.Sleep(4 * time.Second)
+	if ids := d.batchIDs("default"); len(ids) != 0 {
+		t.Fatalf("batches %v were sealed from an entry with a short write", ids)
+	}
+	if st, err := os.Stat(filepath.Join(entry, "big")); err != nil || st.Size() != int64(n) {
+		t.Fatalf("put/run/big: %v, %v; want the %d bytes written", st, err, n)
+	}
+}
