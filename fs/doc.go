@@ -15,6 +15,10 @@
 // one exception it cannot avoid: which put/ entry each open handle belongs
 // to (openFiles), so the engine hears exactly one close per open.
 //
+// Cached batch files are read by the kernel itself (passthrough); put/
+// files never are, so that every failed write reaches the daemon, and are
+// opened direct I/O without FLUSH to keep that path cheap (putOpenFlags).
+//
 // fs must not decide anything about batches: sealing, removal, recall and
 // who may do what (archive/access.go, which the modes of the directories
 // tapefs makes up spell for the kernel) are the engine's; fs only reports what happens in put/ and forwards
