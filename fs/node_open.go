@@ -47,19 +47,25 @@ func (n *entryNode) Open(ctx context.Context, flags uint32) (gofs.FileHandle, ui
 		return nil, 0, errno
 	}
 	if cr, ok := r.(cachedReader); ok {
-		if f := cr.Cached(); f != nil {
+		// Not while a direct-I/O handle of the file is open: one that
+		// is mapped shared (the mount allows it, for put/: see
+		// putOpenFlags) holds the inode in the kernel's cached mode,
+		// and a passthrough open would then fail with EIO.
+		if f := cr.Cached(); f != nil && n.direct.Load() == 0 {
 			// Batch files never change: the page cache may outlive
 			// the handle when passthrough is not possible.
 			return &passHandle{readHandle{node: n, r: r}, f}, fuse.FOPEN_KEEP_CACHE, 0
 		}
 	}
-	return &readHandle{node: n, r: r}, fuse.FOPEN_DIRECT_IO, 0
+	n.direct.Add(1)
+	return &readHandle{node: n, r: r, direct: true}, fuse.FOPEN_DIRECT_IO, 0
 }
 
 // readHandle reads a batch file through the daemon.
 type readHandle struct {
-	node *entryNode
-	r    Reader
+	node   *entryNode
+	r      Reader
+	direct bool // opened FOPEN_DIRECT_IO, counted in node.direct
 }
 
 func (h *readHandle) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
@@ -78,6 +84,9 @@ func (h *readHandle) Read(ctx context.Context, dest []byte, off int64) (fuse.Rea
 }
 
 func (h *readHandle) Release(ctx context.Context) syscall.Errno {
+	if h.direct {
+		h.node.direct.Add(-1)
+	}
 	return errnoOf(h.r.Close())
 }
 

@@ -2,6 +2,7 @@ package fs
 
 import (
 	"os"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -46,6 +47,8 @@ type entryNode struct {
 	typ   archive.FileType
 	// parentIno is the inode number of the directory holding it, for "..".
 	parentIno uint64
+	// direct counts its open direct-I/O handles (see entryNode.Open).
+	direct atomic.Int32
 }
 
 func (f *FS) newWorkspace(ws string) *wsDir {

@@ -2,6 +2,7 @@ package test
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -223,5 +224,56 @@ func TestKill9DuringRecall(t *testing.T) {
 	}
 	if s := mustXattr(t, path, "user.tapefs.state"); s != "online" {
 		t.Errorf("three.dat is %q after it was read; want online", s)
+	}
+}
+
+// The mount lets direct-I/O handles be mapped shared (for put/). A batch
+// file opened while it is being recalled is such a handle; mapped shared,
+// it holds the file's inode in the kernel's cached mode, in which an open
+// with kernel passthrough fails with EIO. So while it is open, another
+// reader of the file, arriving once the object is cached, must get a
+// handle through the daemon instead, and read the right bytes.
+func TestBatchSharedMapDuringRecallLeavesOtherReadersWorking(t *testing.T) {
+	t.Parallel()
+	d := startDaemon(t, slowRecallFlags()...)
+	const size = 2 << 20
+	p, sum := putFile(t, d, "mapped.dat", size, 11)
+	d.evict()
+	if s := mustXattr(t, p, "user.tapefs.state"); s != "offline" {
+		t.Fatalf("%s is %q after eviction, want offline", p, s)
+	}
+
+	// Opened while offline: a direct-I/O handle, mapped shared.
+	a, err := os.Open(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	m, err := syscall.Mmap(int(a.Fd()), 0, size, syscall.PROT_READ, syscall.MAP_SHARED)
+	if err != nil {
+		t.Fatalf("mmap MAP_SHARED of a batch file being recalled: %v", err)
+	}
+	defer func() { _ = syscall.Munmap(m) }()
+	// Reading through the mapping recalls the file.
+	if got := md5Hex(string(m)); got != sum {
+		t.Fatalf("read through the shared mapping: md5 %s, want %s", got, sum)
+	}
+	waitFor(t, 30*time.Second, "the file cached (online)", func() (bool, string) {
+		s, err := xattr(p, "user.tapefs.state")
+		return s == "online", fmt.Sprintf("%q %v", s, err)
+	})
+
+	// Another reader while the mapping lives: no EIO.
+	if got := fileMD5(t, p); got != sum {
+		t.Errorf("a second reader while the file is mapped shared: md5 %s, want %s", got, sum)
+	}
+	if err := syscall.Munmap(m); err != nil {
+		t.Fatal(err)
+	}
+	m = nil
+	a.Close()
+	// And once the mapping is gone: the same bytes (by passthrough again).
+	if got := fileMD5(t, p); got != sum {
+		t.Errorf("a reader after the mapping is gone: md5 %s, want %s", got, sum)
 	}
 }
