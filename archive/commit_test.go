@@ -131,7 +131,13 @@ func recallUncommitted(te *testEngine) {
 	if info, _ := te.cache.Lookup(id); !info.Partial || !info.Verified {
 		panic(fmt.Sprintf("object %d after its read: %+v; want verified and uncommitted", id, info))
 	}
-	if err := os.WriteFile(os.Getenv("TAPEFS_MARKER"), []byte(sum), 0o644); err != nil {
+	// Written aside and renamed: the test kills this process as soon as
+	// the marker exists, which must not be before it holds the md5.
+	marker := os.Getenv("TAPEFS_MARKER")
+	if err := os.WriteFile(marker+".tmp", []byte(sum), 0o644); err != nil {
+		panic(err)
+	}
+	if err := os.Rename(marker+".tmp", marker); err != nil {
 		panic(err)
 	}
 }
