@@ -52,6 +52,7 @@ var (
 	_ = (gofs.NodeSetxattrer)((*entryNode)(nil)) // user.tapefs.recall
 	_ = (gofs.NodeUnlinker)((*entryNode)(nil))   // rm: engine.RemoveEntry
 	_ = (gofs.NodeRmdirer)((*entryNode)(nil))
+	_ = (gofs.NodeOnForgetter)((*entryNode)(nil)) // trim.go: nodes held
 	_ = (readOnlyNode)((*entryNode)(nil))
 )
 

@@ -51,6 +51,15 @@ type Options struct {
 	// made behind the mount's back are notified to the kernel at once, so
 	// this only bounds how stale a missed notification could leave them.
 	DirTimeout time.Duration
+	// TreeIdle is how long a batch tree may go unused before the mount
+	// asks the kernel to drop its entries, so that the daemon can free
+	// its nodes of them (trim.go; 0: treeEntryTimeout, after which the
+	// kernel would ask again anyway).
+	TreeIdle time.Duration
+	// TreeNodeBudget bounds the batch tree nodes kept for the kernel:
+	// above it the least recently used trees are dropped even when busy
+	// (0: DefaultTreeNodeBudget; negative: no bound).
+	TreeNodeBudget int
 }
 
 // DefaultDirTimeout is Options.DirTimeout's default.
@@ -101,6 +110,7 @@ type FS struct {
 	start time.Time
 	ops   *opCounter  // set by Mount
 	root  *gofs.Inode // set by Mount, for notifications
+	trees *trees
 }
 
 // New returns the file system over the engine.
@@ -108,7 +118,14 @@ func New(eng Engine, opts Options) *FS {
 	if opts.DirTimeout <= 0 {
 		opts.DirTimeout = DefaultDirTimeout
 	}
+	if opts.TreeIdle <= 0 {
+		opts.TreeIdle = treeEntryTimeout
+	}
+	if opts.TreeNodeBudget == 0 {
+		opts.TreeNodeBudget = DefaultTreeNodeBudget
+	}
 	return &FS{
+		trees: newTrees(),
 		eng:   eng,
 		log:   opts.Log,
 		opts:  opts,
@@ -181,9 +198,12 @@ func (f *FS) Mount(mountpoint string) (*fuse.Server, error) {
 		return nil, fmt.Errorf("mount %s: %w", mountpoint, err)
 	}
 	unsubscribe := f.eng.Subscribe(f.onChange)
+	unmounted := make(chan struct{})
+	go f.sweepLoop(unmounted)
 	go func() {
 		srv.Wait()
 		unsubscribe()
+		close(unmounted)
 	}()
 	if srv.KernelSettings().Flags64()&fuse.CAP_PASSTHROUGH == 0 || os.Geteuid() != 0 {
 		f.log.Info().Msg("kernel passthrough unavailable (it needs Linux 6.9 and root): cached reads go through the daemon")

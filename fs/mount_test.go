@@ -27,10 +27,11 @@ import (
 // the built binary in a subprocess.
 
 type testMount struct {
-	dir string
-	mnt string
-	eng *archive.Engine
-	log *lockedBuffer
+	dir  string
+	mnt  string
+	eng  *archive.Engine
+	log  *lockedBuffer
+	fsys *FS
 }
 
 // lockedBuffer collects the log while the mount writes it.
@@ -95,7 +96,7 @@ func mountWith(t *testing.T, settle time.Duration, opts Options) *testMount {
 			t.Logf("log:\n%s", logBuf.String())
 		}
 	})
-	return &testMount{mnt: mnt, eng: eng, log: logBuf, dir: dir}
+	return &testMount{mnt: mnt, eng: eng, log: logBuf, dir: dir, fsys: fsys}
 }
 
 // posixLeftOut are the posixtest tests TestPutPosix does not run, and why.

@@ -235,6 +235,7 @@ func (w *wsDir) OpendirHandle(ctx context.Context, flags uint32) (gofs.FileHandl
 // ---- batch directory ----
 
 func (b *batchDir) Getattr(ctx context.Context, f gofs.FileHandle, out *fuse.AttrOut) syscall.Errno {
+	b.fsys.trees.use(b.ws, b.id)
 	var bt archive.Batch
 	var ws archive.Workspace
 	errno := b.fsys.view("getattr", func(tx archive.Snapshot) error {
@@ -258,6 +259,7 @@ func (b *batchDir) Lookup(ctx context.Context, name string, out *fuse.EntryOut) 
 }
 
 func (b *batchDir) OpendirHandle(ctx context.Context, flags uint32) (gofs.FileHandle, uint32, syscall.Errno) {
+	b.fsys.trees.use(b.ws, b.id)
 	d := b.fsys.openTreeDir(&b.Inode, b.ws, b.id, 0, b.Lookup)
 	d.self, d.parent = batchIno(b.id), workspaceIno(b.ws)
 	return d, 0, 0
@@ -266,6 +268,7 @@ func (b *batchDir) OpendirHandle(ctx context.Context, flags uint32) (gofs.FileHa
 // ---- batch tree entries ----
 
 func (n *entryNode) Getattr(ctx context.Context, f gofs.FileHandle, out *fuse.AttrOut) syscall.Errno {
+	n.fsys.trees.use(n.ws, n.batch)
 	var file archive.File
 	errno := n.fsys.view("getattr", func(tx archive.Snapshot) error {
 		var err error
@@ -291,6 +294,7 @@ func (n *entryNode) OpendirHandle(ctx context.Context, flags uint32) (gofs.FileH
 	if n.typ != archive.TypeDir {
 		return nil, 0, syscall.ENOTDIR
 	}
+	n.fsys.trees.use(n.ws, n.batch)
 	d := n.fsys.openTreeDir(&n.Inode, n.ws, n.batch, n.id, n.Lookup)
 	d.self, d.parent = fileIno(n.id), n.parentIno
 	return d, 0, 0
@@ -300,6 +304,7 @@ func (n *entryNode) Readlink(ctx context.Context) ([]byte, syscall.Errno) {
 	if n.typ != archive.TypeSymlink {
 		return nil, syscall.EINVAL
 	}
+	n.fsys.trees.use(n.ws, n.batch)
 	var file archive.File
 	errno := n.fsys.view("readlink", func(tx archive.Snapshot) error {
 		var err error
@@ -331,7 +336,19 @@ func (f *FS) entryChild(ctx context.Context, dir *gofs.Inode, ws string, file *a
 	f.entryAttr(file, &out.Attr)
 	out.SetEntryTimeout(treeEntryTimeout)
 	out.SetAttrTimeout(treeAttrTimeout)
-	return dir.NewInode(ctx, f.newEntry(ws, file), entryStable(file))
+	// Lookups and readdirplus of the tree both come here.
+	f.trees.use(ws, file.Batch)
+	stable := entryStable(file)
+	if ch := dir.GetChild(file.Name); ch != nil && ch.StableAttr() == stable {
+		// Known already (the kernel revalidates an expired entry):
+		// go-fuse would keep its node and drop a new one.
+		return ch
+	}
+	// A new node, counted for trim.go. go-fuse may still keep another
+	// one instead (a hard link known under another name, a concurrent
+	// lookup); the sweep corrects the count once the tree is dropped.
+	f.trees.adopted(ws, file.Batch)
+	return dir.NewInode(ctx, f.newEntry(ws, file), stable)
 }
 
 func (f *FS) openTreeDir(dir *gofs.Inode, ws string, batch, parent uint64,

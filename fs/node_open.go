@@ -27,6 +27,7 @@ func (n *entryNode) Open(ctx context.Context, flags uint32) (gofs.FileHandle, ui
 	if n.typ != archive.TypeFile {
 		return nil, 0, syscall.EISDIR
 	}
+	n.fsys.trees.use(n.ws, n.batch)
 	if errno := n.openReadOnly(ctx, flags); errno != 0 {
 		return nil, 0, errno
 	}
