@@ -232,6 +232,7 @@ func (e *Engine) Start() {
 	}
 	e.spawn(e.repackLoop)
 	e.spawn(e.repairLoop)
+	e.spawn(e.memoryLoop)
 }
 
 func (e *Engine) spawn(fn func()) {

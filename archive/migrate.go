@@ -103,7 +103,7 @@ func (e *Engine) migrateOnce(force bool) bool {
 			continue
 		}
 		e.flush(ws, jobs)
-		returnMemory(int(p.files))
+		e.returnMemory(int(p.files))
 		return true
 	}
 	return false

@@ -176,7 +176,7 @@ func (e *Engine) finishSeal(id uint64, p *hashProgress) error {
 		return err
 	}
 	n := len(files)
-	defer func() { returnMemory(n) }()
+	defer func() { e.returnMemory(n) }()
 	// A batch of a dead host whose seal this host took over is read in
 	// that host's cache (sealtakeover.go).
 	foreign, err := e.sealCacheDir(b)

@@ -169,3 +169,73 @@ func TestBoltRegisterLarge(t *testing.T) {
 		return err
 	})
 }
+
+// rssFileKB is the process's resident file-backed memory (RssFile), kB.
+func rssFileKB(t *testing.T) int {
+	t.Helper()
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(l); len(f) >= 2 && f[0] == "RssFile:" {
+			var kb int
+			fmt.Sscan(f[1], &kb)
+			return kb
+		}
+	}
+	t.Fatal("no RssFile in /proc/self/status")
+	return 0
+}
+
+// TestBoltReleaseMapped: after a scan of the whole catalog its pages are
+// mapped into the process (the daemon's resident size grew with the
+// catalog, issue 10); ReleaseMapped unmaps them and the catalog reads the
+// same afterwards.
+func TestBoltReleaseMapped(t *testing.T) {
+	c, err := Open(filepath.Join(t.TempDir(), "catalog.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	const keys, size = 16_000, 4000 // some 64 MB
+	value := bytes.Repeat([]byte("v"), size)
+	for i := 0; i < keys; i += 1000 {
+		update(t, c, func(tx *Tx) error {
+			for j := i; j < i+1000; j++ {
+				if err := tx.kv.Put([]byte(fmt.Sprintf("zz/%08d", j)), value); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+	}
+	scan := func() int {
+		n := 0
+		if err := c.eng.View(func(kv KVTxn) error {
+			return kv.Scan([]byte("zz/"), nil, false, func(k, v []byte) (bool, error) {
+				if !bytes.Equal(v, value) {
+					return false, fmt.Errorf("%s: wrong value", k)
+				}
+				n++
+				return true, nil
+			})
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	scan()
+	mapped := rssFileKB(t)
+	if err := c.ReleaseMapped(); err != nil {
+		t.Fatal(err)
+	}
+	released := rssFileKB(t)
+	t.Logf("RssFile %d kB after the scan, %d kB after ReleaseMapped", mapped, released)
+	if mapped-released < 40<<10 {
+		t.Errorf("ReleaseMapped released %d kB of a 64 MB catalog just read (RssFile %d → %d kB), want ≥ 40 MB", mapped-released, mapped, released)
+	}
+	if n := scan(); n != keys {
+		t.Errorf("%d keys read after ReleaseMapped, want %d", n, keys)
+	}
+}

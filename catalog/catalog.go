@@ -35,6 +35,16 @@ func Open(path string) (*Catalog, error) {
 	return c, nil
 }
 
+// ReleaseMapped gives the catalog file's pages that the process has
+// mapped back to the kernel's page cache (bbolt; other engines map
+// nothing).
+func (c *Catalog) ReleaseMapped() error {
+	if r, ok := c.eng.(interface{ releaseMapped() error }); ok {
+		return r.releaseMapped()
+	}
+	return nil
+}
+
 // IsDatabaseURL reports whether spec names a PostgreSQL database rather than
 // a file.
 func IsDatabaseURL(spec string) bool {

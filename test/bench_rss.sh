@@ -13,12 +13,17 @@
 #   TAPEFS_BIN                the binary (default bin/tapefs)
 #   TAPEFS_BENCH_RSS_PROFILE=DIR  also save the daemon's heap profile
 #                             after each batch there (go tool pprof)
+#   TAPEFS_BENCH_RSS_IDLE     seconds to wait after each listing before the
+#                             row "idle" (default 45: the mount drops the
+#                             kernel's entries of trees idle for 30 s, and
+#                             the catalog's mapped pages every 10 s)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${TAPEFS_BIN:-$PWD/bin/tapefs}
 N=${TAPEFS_BENCH_RSS_FILES:-100000}
 B=${TAPEFS_BENCH_RSS_BATCHES:-1}
 PROF=${TAPEFS_BENCH_RSS_PROFILE:-}
+IDLE=${TAPEFS_BENCH_RSS_IDLE:-45}
 WORK=$(mktemp -d "${TAPEFS_BENCH_DIR:-/var/tmp}/tapefs-bench-rss.XXXXXX")
 MNT=$WORK/mnt
 DAEMON=
@@ -103,11 +108,16 @@ for ((b = 1; b <= B; b++)); do
 	ls -lR "$dir" >/dev/null
 	find "$dir" -printf '%s\n' >/dev/null
 	row "batch $b listed (ls -lR, find)" $total
-	mv "$WORK/b$b" "$WORK/src"
 	[ -n "$PROF" ] && mkdir -p "$PROF" && curl -fsS "http://127.0.0.1:$port/debug/pprof/heap" >"$PROF/heap.$b.pb.gz"
+	sleep "$IDLE"
+	row "batch $b listed, idle $IDLE s" $total
+	mv "$WORK/b$b" "$WORK/src"
+	[ -n "$PROF" ] && curl -fsS "http://127.0.0.1:$port/debug/pprof/heap" >"$PROF/heap.$b.idle.pb.gz"
 done
 ls -lR "$MNT/default" >/dev/null
 row "all listed again" $total
+sleep "$IDLE"
+row "all listed again, idle $IDLE s" $total
 echo "| step | files in the catalog | daemon RSS MB | anon / file MB | Go heap in use / held MB |"
 echo "|---|---|---|---|---|"
 printf '%s\n' "${ROWS[@]}"

@@ -154,6 +154,7 @@ func runDaemon(f *daemonFlags, mnt string) int {
 		d.log.Warn().Msg(w)
 	}
 	startPprof(d.log)
+	setMemoryLimit(d.log)
 
 	if mnt != "" {
 		if mnt, err = filepath.Abs(mnt); err != nil {
