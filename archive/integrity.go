@@ -439,32 +439,51 @@ func (e *Engine) scrubPass() {
 	}
 	objects, damaged := 0, 0
 	var bytes int64
-	for _, o := range e.cache.Objects() {
-		if e.ctx.Err() != nil {
+	// A page of the cache's objects at a time: the pass takes hours over
+	// a large cache, and a list of every object would be held that long.
+	var page []cache.ObjectInfo
+	for after := uint64(0); ; after = page[len(page)-1].ID {
+		if page = e.cache.ObjectsAfter(after, scrubPageSize); len(page) == 0 {
+			break
+		}
+		if !e.scrubPage(page, pace, &objects, &damaged, &bytes) {
 			return
+		}
+	}
+	e.log.Debug().Int("objects", objects).Int64("bytes", bytes).Int("damaged", damaged).Dur("took", time.Since(t0)).Msg("scrub pass done")
+}
+
+// scrubPageSize is how many objects the scrub lists at a time.
+const scrubPageSize = 10_000
+
+// scrubPage checks the objects of one page; false when the pass must stop.
+func (e *Engine) scrubPage(page []cache.ObjectInfo, pace func(int) error, objects, damaged *int, bytes *int64) bool {
+	for _, o := range page {
+		if e.ctx.Err() != nil {
+			return false
 		}
 		if o.Partial {
 			continue
 		}
 		res, _, n, err := e.checkObject(o.ID, "the background scrub", pace)
 		if errors.Is(err, context.Canceled) {
-			return
+			return false
 		}
 		if err != nil {
 			e.log.Warn().Err(err).Uint64("file", o.ID).Msg("scrub: cached object not checked")
 		}
 		if res != checkSkipped {
-			objects++
-			bytes += n
+			*objects++
+			*bytes += n
 			if pace(max(scrubMinCharge-int(n), 0)) != nil {
-				return
+				return false
 			}
 		}
 		if res == checkDamaged {
-			damaged++
+			*damaged++
 		}
 	}
-	e.log.Debug().Int("objects", objects).Int64("bytes", bytes).Int("damaged", damaged).Dur("took", time.Since(t0)).Msg("scrub pass done")
+	return true
 }
 
 // migrationDamaged deals with a migration stopped by a damaged member: its

@@ -253,6 +253,67 @@ func (c *Cache) Objects() []ObjectInfo {
 	return infos
 }
 
+// ObjectsAfter describes at most limit objects with IDs above after, by
+// ascending ID: a caller walking the whole cache a page at a time (the
+// background scrub, which takes hours over a large cache) holds one page,
+// not a record of every object.
+func (c *Cache) ObjectsAfter(after uint64, limit int) []ObjectInfo {
+	if limit <= 0 {
+		return nil
+	}
+	c.mu.Lock()
+	// The limit smallest IDs above after, kept in a max-heap: one pass
+	// over the index.
+	ids := make([]uint64, 0, min(limit, len(c.index)))
+	for id := range c.index {
+		switch {
+		case id <= after:
+		case len(ids) < limit:
+			ids = append(ids, id)
+			siftUp(ids, len(ids)-1)
+		case id < ids[0]:
+			ids[0] = id
+			siftDown(ids, 0)
+		}
+	}
+	slices.Sort(ids)
+	infos := make([]ObjectInfo, 0, len(ids))
+	for _, id := range ids {
+		infos = append(infos, c.index[id].info())
+	}
+	c.mu.Unlock()
+	return infos
+}
+
+// siftUp and siftDown keep h a max-heap.
+func siftUp(h []uint64, i int) {
+	for i > 0 {
+		p := (i - 1) / 2
+		if h[p] >= h[i] {
+			return
+		}
+		h[p], h[i] = h[i], h[p]
+		i = p
+	}
+}
+
+func siftDown(h []uint64, i int) {
+	for {
+		l, big := 2*i+1, i
+		if l < len(h) && h[l] > h[big] {
+			big = l
+		}
+		if r := l + 1; r < len(h) && h[r] > h[big] {
+			big = r
+		}
+		if big == i {
+			return
+		}
+		h[i], h[big] = h[big], h[i]
+		i = big
+	}
+}
+
 func (o *object) info() ObjectInfo {
 	return ObjectInfo{
 		ID:      o.id,

@@ -848,3 +848,32 @@ func TestAdoptAll(t *testing.T) {
 		t.Error("AdoptAll of a missing source succeeded")
 	}
 }
+
+// TestObjectsAfter: paging through the cache with ObjectsAfter yields
+// every object once, by ascending ID, whatever the page size.
+func TestObjectsAfter(t *testing.T) {
+	c := openCache(t, cache.Config{})
+	for i := range 60 {
+		adopt(t, c, uint64(i*37%61+1), 1, false) // IDs 1..61 but one, out of order
+	}
+	want := ids(c)
+	for _, limit := range []int{1, 7, 60, 100} {
+		var got []uint64
+		for after := uint64(0); ; {
+			page := c.ObjectsAfter(after, limit)
+			if len(page) > limit {
+				t.Fatalf("limit %d: page of %d", limit, len(page))
+			}
+			if len(page) == 0 {
+				break
+			}
+			for _, o := range page {
+				got = append(got, o.ID)
+			}
+			after = page[len(page)-1].ID
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("limit %d: paged %v, want %v", limit, got, want)
+		}
+	}
+}
