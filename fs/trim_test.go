@@ -109,8 +109,10 @@ func TestIdleTreeNodesFreed(t *testing.T) {
 	after := heapInUse()
 	left := (int64(after) - int64(before)) / int64(entries)
 	t.Logf("after the idle sweep: heap %d kB (%d B an entry left)", after>>10, left)
-	if left > 50 {
-		t.Errorf("%d bytes of heap per listed entry stay after the kernel forgot them (heap %d → %d → %d B), want ≤ 50", left, before, listed, after)
+	// What stays is noise (the engine's own work meanwhile), not the
+	// nodes: at most a fifth of what the listing took (or 1 MB).
+	if kept := int64(after) - int64(before); kept > max(grown/5, 1<<20) {
+		t.Errorf("%d B of heap (%d B per listed entry) stay after the kernel forgot the entries, of %d B the listing took (heap %d → %d → %d B), want ≤ a fifth (1 MB at least)", kept, left, grown, before, listed, after)
 	}
 	if n := listTree(t, dir); n != entries {
 		t.Fatalf("after the sweep the tree lists %d entries, want %d", n, entries)
