@@ -185,6 +185,7 @@ func (e *Engine) flush(workspace string, jobs []catalog.Job) {
 		return
 	}
 	streams, track := plan.streams(perBatch, true)
+	perBatch = nil // the streams hold the members now: one copy, not two
 	track.migrate = true
 	track.live = e.beginFlush(workspace, batches, streams)
 	defer e.endFlush(track.live)
