@@ -562,24 +562,45 @@ func (e *Engine) markSynced(b catalog.Batch) {
 
 // eachDataFile calls fn for every regular file of a batch that owns data.
 func (e *Engine) eachDataFile(b catalog.Batch, fn func(catalog.File) error) error {
+	return e.eachDataPage(b.ID, func(files []catalog.File) error {
+		for _, f := range files {
+			if err := fn(f); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// filePage is how many file records one read transaction of a batch walk
+// holds: the walk's memory stays flat however large the batch.
+const filePage = 10_000
+
+// eachDataPage calls fn, outside any transaction, with the regular files
+// of a batch that own data, a page at a time in ID order.
+func (e *Engine) eachDataPage(batch uint64, fn func([]catalog.File) error) error {
 	var after uint64
 	for {
 		var files []catalog.File
 		if err := e.cat.View(func(tx *catalog.Tx) error {
 			var err error
-			files, err = tx.Files(b.ID, after, 10_000)
+			files, err = tx.Files(batch, after, filePage)
 			return err
 		}); err != nil {
 			return err
 		}
+		data := files[:0:0]
 		for _, f := range files {
 			if f.Type == catalog.TypeFile && f.Link == 0 {
-				if err := fn(f); err != nil {
-					return err
-				}
+				data = append(data, f)
 			}
 		}
-		if len(files) < 10_000 {
+		if len(data) > 0 {
+			if err := fn(data); err != nil {
+				return err
+			}
+		}
+		if len(files) < filePage {
 			return nil
 		}
 		after = files[len(files)-1].ID

@@ -367,6 +367,16 @@ func (e *Engine) unseal(sealDir string) error {
 	return os.RemoveAll(sealDir)
 }
 
+// sealingAdoptions names where each file of a page waits in b's sealing
+// directory, for the cache to adopt.
+func sealingAdoptions(b catalog.Batch, files []catalog.File) []cache.Adoption {
+	objs := make([]cache.Adoption, 0, len(files))
+	for _, f := range files {
+		objs = append(objs, cache.Adoption{ID: f.ID, Src: filepath.Join(b.Sealing, filepath.FromSlash(f.Path))})
+	}
+	return objs
+}
+
 // adopt moves the data of a registered batch from its sealing directory
 // into objects/ (renames, no fsync: the hashing ends with one syncfs) and
 // records that it did. A batch an older tapefs registered with its
@@ -377,31 +387,10 @@ func (e *Engine) adopt(b catalog.Batch) error {
 	if b.Sealing == "" {
 		return nil
 	}
-	const page = 10_000
-	var after uint64
-	for {
-		var files []catalog.File
-		if err := e.cat.View(func(tx *catalog.Tx) error {
-			var err error
-			files, err = tx.Files(b.ID, after, page)
-			return err
-		}); err != nil {
-			return err
-		}
-		objs := make([]cache.Adoption, 0, len(files))
-		for _, f := range files {
-			if f.Type != catalog.TypeFile || f.Link != 0 {
-				continue
-			}
-			objs = append(objs, cache.Adoption{ID: f.ID, Src: filepath.Join(b.Sealing, filepath.FromSlash(f.Path))})
-		}
-		if err := e.cache.AdoptAll(objs, false); err != nil {
-			return err
-		}
-		if len(files) < page {
-			break
-		}
-		after = files[len(files)-1].ID
+	if err := e.eachDataPage(b.ID, func(files []catalog.File) error {
+		return e.cache.AdoptAll(sealingAdoptions(b, files), false)
+	}); err != nil {
+		return err
 	}
 	legacy := false
 	err := e.update(func(tx *catalog.Tx, pl *pendingLog) error {

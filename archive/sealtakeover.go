@@ -14,7 +14,6 @@ package archive
 import (
 	"fmt"
 	"os"
-	"path/filepath"
 	"time"
 
 	"github.com/tapefs/tapefs/cache"
@@ -146,30 +145,10 @@ func (e *Engine) takeOverSeal(j catalog.Job) error {
 // sealed b: its files move from b's sealing directory (in that cache)
 // into that cache's objects.
 func (e *Engine) adoptForeign(b catalog.Batch, dir string) error {
-	const page = 10_000
-	var after uint64
-	for {
-		var files []catalog.File
-		if err := e.cat.View(func(tx *catalog.Tx) error {
-			var err error
-			files, err = tx.Files(b.ID, after, page)
-			return err
-		}); err != nil {
-			return err
-		}
-		objs := make([]cache.Adoption, 0, len(files))
-		for _, f := range files {
-			if f.Type == catalog.TypeFile && f.Link == 0 {
-				objs = append(objs, cache.Adoption{ID: f.ID, Src: filepath.Join(b.Sealing, filepath.FromSlash(f.Path))})
-			}
-		}
-		if err := cache.AdoptForeign(dir, objs); err != nil {
-			return err
-		}
-		if len(files) < page {
-			break
-		}
-		after = files[len(files)-1].ID
+	if err := e.eachDataPage(b.ID, func(files []catalog.File) error {
+		return cache.AdoptForeign(dir, sealingAdoptions(b, files))
+	}); err != nil {
+		return err
 	}
 	if err := e.cat.Update(func(tx *catalog.Tx) error {
 		cur, err := tx.Batch(b.ID)
