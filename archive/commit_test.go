@@ -81,17 +81,7 @@ func TestPassDoesNotWaitForCommits(t *testing.T) {
 // served from what the crash left: the file is recalled again and reads
 // right, and no partial object is left in the cache.
 func TestCrashBetweenReadAndCommit(t *testing.T) {
-	s := testSetup{Home: t.TempDir(), Settle: time.Hour}.withDefaults()
-	te := s.open(t)
-	sum := writeBigFile(t, filepath.Join(te.StagingDir("ws"), "entry", "data"), 40<<20, 7)
-	b, err := te.Seal(context.Background(), "ws", "entry", 0, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	waitSynced(t, te.Engine, b.ID)
-	te.EvictBatch(b.ID)
-	f := batchFiles(t, te.Engine, b.ID)["entry/data"]
-	te.close()
+	s, f, sum := offlineBigFile(t, 40<<20, 7)
 
 	marker := filepath.Join(s.Home, "read-uncommitted")
 	killDuring(t, s, "recall-uncommitted", []string{"TAPEFS_FILE=" + strconv.FormatUint(f.ID, 10), "TAPEFS_MARKER=" + marker},
@@ -103,7 +93,7 @@ func TestCrashBetweenReadAndCommit(t *testing.T) {
 		t.Fatal("no partial object at the crash: the crash point was missed")
 	}
 
-	te = s.open(t)
+	te := s.open(t)
 	if walkAny(filepath.Join(s.Home, "cache", "objects"), ".partial") {
 		t.Error("partial object left after the restart")
 	}

@@ -239,27 +239,39 @@ func TestCrashDuringMigration(t *testing.T) {
 	}
 }
 
-// TestCrashDuringRecall: killed while a file is staged, the file reads
-// correctly after restart.
-func TestCrashDuringRecall(t *testing.T) {
+// offlineBigFile seals one file of size pseudo-random bytes (entry/data)
+// in a new home, waits until it is on tape, evicts it and closes the
+// engine: the start of a test that kills a process recalling it. It
+// returns the home's setup, the file and its md5.
+func offlineBigFile(t *testing.T, size int64, seed int64) (testSetup, catalog.File, string) {
+	t.Helper()
 	s := testSetup{Home: t.TempDir(), Settle: time.Hour}.withDefaults()
 	te := s.open(t)
-	sum := writeBigFile(t, filepath.Join(te.StagingDir("ws"), "entry", "data"), 200<<20, 3)
+	sum := writeBigFile(t, filepath.Join(te.StagingDir("ws"), "entry", "data"), size, seed)
 	b, err := te.Seal(context.Background(), "ws", "entry", 0, "")
 	if err != nil {
 		t.Fatal(err)
 	}
 	waitSynced(t, te.Engine, b.ID)
-	te.EvictBatch(b.ID)
+	if _, err := te.EvictBatch(b.ID); err != nil {
+		t.Fatal(err)
+	}
 	f := batchFiles(t, te.Engine, b.ID)["entry/data"]
 	te.close()
+	return s, f, sum
+}
+
+// TestCrashDuringRecall: killed while a file is staged, the file reads
+// correctly after restart.
+func TestCrashDuringRecall(t *testing.T) {
+	s, f, sum := offlineBigFile(t, 200<<20, 3)
 
 	s2 := s
 	s2.StreamRate, s2.TimeScale = 1<<20, 0.01
 	killDuring(t, s2, "recall", []string{"TAPEFS_FILE=" + strconv.FormatUint(f.ID, 10)},
 		func() bool { return walkAny(filepath.Join(s.Home, "cache", "objects"), ".partial") })
 
-	te = s.open(t)
+	te := s.open(t)
 	if got, err := md5Through(context.Background(), te.Engine, f.ID); err != nil || got != sum {
 		t.Fatalf("md5 after crash %s %v, want %s", got, err, sum)
 	}
