@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/tapefs/tapefs/catalog"
 	"github.com/tapefs/tapefs/internal/pgtest"
 )
@@ -115,23 +114,7 @@ func TestFollowOtherHosts(t *testing.T) {
 	}
 
 	// Cut b's listener off.
-	admin, err := pgx.Connect(context.Background(), srv.URL("postgres"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer admin.Close(context.Background())
-	exec := func(sql string, args ...any) {
-		t.Helper()
-		if _, err := admin.Exec(context.Background(), sql, args...); err != nil {
-			t.Fatal(err)
-		}
-	}
-	allow := func(yes bool) {
-		exec(fmt.Sprintf("ALTER DATABASE %s ALLOW_CONNECTIONS %v", pgx.Identifier{db}.Sanitize(), yes))
-	}
-	allow(false)
-	defer allow(true)
-	exec("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND application_name = 'tapefs watch'", db)
+	allow := srv.CutOff(t, db, "tapefs watch")
 	waitFollowed(b, false)
 	waitFollowed(a, false)
 	if _, err := a.Remove(batch.ID); err != nil { // through a connection a's pool kept
@@ -141,7 +124,7 @@ func TestFollowOtherHosts(t *testing.T) {
 	if b.ChangesFollowed() {
 		t.Fatal("b says it follows every change while its listener cannot connect")
 	}
-	allow(true)
+	allow()
 	// Heard by polling through b's pool, or by the read after the listener
 	// is back: either way within the listener's reconnection.
 	theirs.wait(t, 10*time.Second, ChangeRemoved, batch.ID, 3)

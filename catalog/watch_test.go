@@ -6,7 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/tapefs/tapefs/internal/pgtest"
 )
 
@@ -120,22 +119,10 @@ func TestPostgresWatch(t *testing.T) {
 	expectQuiet()
 
 	// Kill the listener's connection and keep it from coming back.
-	admin, err := pgx.Connect(context.Background(), pgServer.URL("postgres"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer admin.Close(context.Background())
-	exec := func(sql string, args ...any) {
-		t.Helper()
-		if _, err := admin.Exec(context.Background(), sql, args...); err != nil {
-			t.Fatal(err)
-		}
-	}
-	exec("ALTER DATABASE " + pgx.Identifier{db}.Sanitize() + " ALLOW_CONNECTIONS false")
-	exec("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND application_name = $2", db, pgWatchApp)
+	allow := pgServer.CutOff(t, db, pgWatchApp)
 	expectUp(false)
 	expectUp(false) // a reconnection attempt, refused
-	exec("ALTER DATABASE " + pgx.Identifier{db}.Sanitize() + " ALLOW_CONNECTIONS true")
+	allow()
 	for {
 		select {
 		case err := <-ups:

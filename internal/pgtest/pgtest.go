@@ -194,3 +194,40 @@ func (s *Server) Log() string {
 	b, _ := os.ReadFile(filepath.Join(s.Dir, "log"))
 	return strings.TrimSpace(string(b))
 }
+
+// CutOff stops database db accepting connections and ends the sessions
+// whose application_name is app (a listener under test): the connection
+// is lost and cannot come back until the returned function lets it (it
+// is also called when the test ends).
+func (s *Server) CutOff(t testing.TB, db, app string) (allow func()) {
+	t.Helper()
+	ctx := context.Background()
+	admin, err := pgx.Connect(ctx, s.URL("postgres"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	exec := func(sql string, args ...any) error {
+		_, err := admin.Exec(ctx, sql, args...)
+		return err
+	}
+	name := pgx.Identifier{db}.Sanitize()
+	if err := exec("ALTER DATABASE " + name + " ALLOW_CONNECTIONS false"); err != nil {
+		t.Fatal(err)
+	}
+	if err := exec("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND application_name = $2", db, app); err != nil {
+		t.Fatal(err)
+	}
+	done := false
+	allow = func() {
+		if done {
+			return
+		}
+		done = true
+		if err := exec("ALTER DATABASE " + name + " ALLOW_CONNECTIONS true"); err != nil {
+			t.Error(err)
+		}
+		admin.Close(ctx)
+	}
+	t.Cleanup(allow)
+	return allow
+}
