@@ -119,6 +119,14 @@ func encodeRecord(v any) ([]byte, error) {
 // decodeRecord is json.Unmarshal of a record written by encodeRecord: the
 // exact bytes, where the record has them, replace the UTF-8 text.
 func decodeRecord(data []byte, v any) error {
+	if f, ok := v.(*File); ok && decodeFileRecord(data, f) {
+		return nil
+	}
+	return decodeRecordJSON(data, v)
+}
+
+// decodeRecordJSON is decodeRecord with encoding/json alone.
+func decodeRecordJSON(data []byte, v any) error {
 	if err := json.Unmarshal(data, v); err != nil {
 		return err
 	}
