@@ -239,3 +239,46 @@ func TestBoltReleaseMapped(t *testing.T) {
 		t.Errorf("%d keys read after ReleaseMapped, want %d", n, keys)
 	}
 }
+
+// TestBoltGetMany: the cursor walk of getMany answers as one Get per key
+// does, whatever the keys' order, gaps, repeats and absent keys.
+func TestBoltGetMany(t *testing.T) {
+	c, err := Open(filepath.Join(t.TempDir(), "catalog.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	k := func(i int) []byte { return []byte(fmt.Sprintf("k/%04d", i)) }
+	update(t, c, func(tx *Tx) error {
+		for i := 0; i < 1000; i += 3 { // 0, 3, 6, ...: gaps between
+			if err := tx.kv.Put(k(i), []byte(fmt.Sprint("v", i))); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	var keys [][]byte
+	for _, i := range []int{0, 3, 6, 9, 10, 12, 15, 15, 999, 1500, 4, 3, 0, 997, 999, 996, 5000, 300, 301, 303} {
+		keys = append(keys, k(i))
+	}
+	keys = append(keys, []byte("a"), []byte("z"))
+	if err := c.eng.View(func(kv KVTxn) error {
+		m, ok := kv.(multiGetter)
+		if !ok {
+			return fmt.Errorf("the bbolt engine's transaction %T reads keys one at a time", kv)
+		}
+		got, err := m.getMany(keys)
+		if err != nil {
+			return err
+		}
+		for i, key := range keys {
+			want, _ := kv.Get(key)
+			if !bytes.Equal(got[i], want) || (got[i] == nil) != (want == nil) {
+				t.Errorf("key %s: getMany %q, Get %q", key, got[i], want)
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+}

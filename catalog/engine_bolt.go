@@ -100,6 +100,29 @@ type boltTxn struct{ b *bolt.Bucket }
 
 func (t boltTxn) Get(key []byte) ([]byte, error) { return t.b.Get(key), nil }
 
+// getMany reads keys with one cursor. A listing asks for the records of a
+// directory's entries, which are mostly consecutive keys (file IDs are
+// handed out in the order a tree is registered), so one step from the key
+// before usually lands on the next one wanted, where a Get would search
+// from the root each time (15 % of the daemon's CPU in a cold `du -s`).
+func (t boltTxn) getMany(keys [][]byte) ([][]byte, error) {
+	out := make([][]byte, len(keys))
+	c := t.b.Cursor()
+	var at, v []byte // the cursor's key and value; at == nil: not placed
+	for i, k := range keys {
+		if at != nil && bytes.Compare(at, k) < 0 {
+			at, v = c.Next()
+		}
+		if at == nil || !bytes.Equal(at, k) {
+			at, v = c.Seek(k)
+		}
+		if at != nil && bytes.Equal(at, k) {
+			out[i] = v
+		}
+	}
+	return out, nil
+}
+
 // Put copies value: bbolt keeps a reference to it until the commit, and
 // callers should not have to know that.
 func (t boltTxn) Put(key, value []byte) error {

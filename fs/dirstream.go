@@ -34,6 +34,9 @@ type catalogDir struct {
 	// child makes the inode of a listed entry and fills out; nil sends
 	// the name to lookup.
 	child func(ctx context.Context, it *listed, out *fuse.EntryOut) *gofs.Inode
+	// attrs reports whether the caller of a READDIRPLUS gets the
+	// entries' attributes (attrs.go); nil: always.
+	attrs func(ctx context.Context) bool
 	// lookup is the directory's Lookup, for a name that is not the last
 	// one listed.
 	lookup func(ctx context.Context, name string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno)
@@ -96,7 +99,13 @@ func (d *catalogDir) Seekdir(ctx context.Context, off uint64) syscall.Errno {
 	return 0
 }
 
+// Lookup gives the attributes of an entry a READDIRPLUS lists (go-fuse
+// calls it for each). An error leaves the entry without them: the kernel
+// lists its name and type and makes no inode (attrs.go).
 func (d *catalogDir) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
+	if d.attrs != nil && !d.attrs(ctx) {
+		return nil, syscall.ENOENT
+	}
 	if d.hasLast && d.last.de.Name == name {
 		if ch := d.child(ctx, &d.last, out); ch != nil {
 			return ch, 0

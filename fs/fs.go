@@ -111,6 +111,7 @@ type FS struct {
 	ops   *opCounter  // set by Mount
 	root  *gofs.Inode // set by Mount, for notifications
 	trees *trees
+	attrs *attrCallers // who gets attributes with batch tree listings
 }
 
 // New returns the file system over the engine.
@@ -126,6 +127,7 @@ func New(eng Engine, opts Options) *FS {
 	}
 	return &FS{
 		trees: newTrees(),
+		attrs: newAttrCallers(),
 		eng:   eng,
 		log:   opts.Log,
 		opts:  opts,

@@ -329,6 +329,9 @@ func (f *FS) lookupChild(ctx context.Context, dir *gofs.Inode, ws string, batch,
 	if errno != 0 {
 		return nil, errno
 	}
+	if file.Type != archive.TypeDir {
+		f.attrs.statted(ctx)
+	}
 	return f.entryChild(ctx, dir, ws, &file, out), 0
 }
 
@@ -360,6 +363,7 @@ func (f *FS) openTreeDir(dir *gofs.Inode, ws string, batch, parent uint64,
 		child: func(ctx context.Context, it *listed, out *fuse.EntryOut) *gofs.Inode {
 			return f.entryChild(ctx, dir, ws, it.file, out)
 		},
+		attrs:  f.attrs.want,
 		lookup: lookup,
 	}
 }
