@@ -357,9 +357,14 @@ func (e *Engine) claimJobs(jobs []catalog.Job) []catalog.Job {
 			if err != nil {
 				return err
 			}
-			b, err := tx.Batch(cur.Batch)
-			if err != nil {
-				continue
+			// Repack jobs belong to a cartridge, not to a batch.
+			var b catalog.Batch
+			if cur.Batch != 0 {
+				if b, err = tx.Batch(cur.Batch); errors.Is(err, catalog.ErrNotFound) {
+					continue // purged meanwhile
+				} else if err != nil {
+					return err
+				}
 			}
 			if !e.claimable(v, cur, b) {
 				continue
@@ -625,14 +630,14 @@ func (e *Engine) adoptedElsewhere(tx *catalog.Tx) (map[uint64]bool, error) {
 }
 
 // jobFence is what the commit of one claimed job's write on volser must
-// still hold: the cartridge lease it is written under and the job's claim.
-// Zero with one host.
+// still hold: the cartridge lease it is written under and the job's claim
+// (the claim alone for volser ""). Zero with one host.
 func (e *Engine) jobFence(volser string, j catalog.Job) catalog.Fence {
 	if !e.shared() {
 		return catalog.Fence{}
 	}
 	f := catalog.Fence{Host: e.hostID(), VOLSER: volser, Jobs: map[uint64]uint64{j.ID: j.Epoch}}
-	if ll, ok := e.lib.(*leasedLibrary); ok {
+	if ll, ok := e.lib.(*leasedLibrary); ok && volser != "" {
 		f.Epoch = ll.heldEpoch(volser)
 	}
 	return f

@@ -135,6 +135,7 @@ type hostOpts struct {
 	flushAge      time.Duration
 	wrap          func(tape.FencedLibrary) tape.FencedLibrary
 	cartridges    int
+	drives        int // 0: one
 	copies        int
 	snapshotEvery time.Duration
 	snapshotDir   string
@@ -150,7 +151,7 @@ func startHostWith(t *testing.T, o hostOpts) *testHost {
 	if err != nil {
 		t.Fatal(err)
 	}
-	lib, err := tape.Open(tape.Config{Dir: libDir, Drives: 1, Cartridges: max(o.cartridges, 1), Capacity: 1 << 30, Shared: true})
+	lib, err := tape.Open(tape.Config{Dir: libDir, Drives: max(o.drives, 1), Cartridges: max(o.cartridges, 1), Capacity: 1 << 30, Shared: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -324,5 +325,86 @@ func TestFenceHoldsTheClaims(t *testing.T) {
 	a.endClaims(claimed)
 	if f := a.fenceFor("TF0001", map[uint64]int64{b.ID: 1}); len(f.Jobs) != 0 {
 		t.Errorf("claims kept after the work ended: %v", f.Jobs)
+	}
+}
+
+// TestRepackCommitsAreFenced: a repack's commits — the references switched
+// to the tape file it wrote, and the erase of the old cartridge — hold the
+// job's claim like every other tape write: once another host has taken
+// the job over, the host that lost it records nothing.
+func TestRepackCommitsAreFenced(t *testing.T) {
+	a := startHostWith(t, hostOpts{id: "a", shared: catalog.NewMemoryEngine(), libDir: t.TempDir(), flushAge: time.Hour, cartridges: 2})
+	var job catalog.Job
+	if err := a.Engine.cat.Update(func(tx *catalog.Tx) error {
+		var err error
+		// Not due for an hour: the repack loop leaves it to the test.
+		job, err = tx.AddJob(catalog.Job{Kind: catalog.JobRepack, VOLSER: "TF0001", Progress: 1, Created: time.Now(), NotBefore: time.Now().Add(time.Hour)})
+		if err != nil {
+			return err
+		}
+		// The target of the tape file written, under this host's lease.
+		return tx.PutCartridgeLease(catalog.CartridgeLease{VOLSER: "TF0002", Holder: "a"})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	claimed := a.claimJobs([]catalog.Job{job})
+	if len(claimed) != 1 || claimed[0].Owner != "a" {
+		t.Fatalf("claim: %+v", claimed)
+	}
+	defer a.endClaims(claimed)
+	// Host b takes the job over (a was paused past its lease).
+	if err := a.Engine.cat.Update(func(tx *catalog.Tx) error {
+		j, err := tx.Job(job.ID)
+		if err != nil {
+			return err
+		}
+		j.Owner, j.Epoch = "b", j.Epoch+1
+		return tx.PutJob(j)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.commitRepack(&claimed[0], "TF0002", repackResult{next: 5}); !errors.Is(err, catalog.ErrFenced) {
+		t.Errorf("commit of a repacked tape file by the host that lost the job: %v, want ErrFenced", err)
+	}
+	info, err := a.lib.Cartridge("TF0001")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.repackDone(claimed[0], info, 0, 0); !errors.Is(err, catalog.ErrFenced) {
+		t.Errorf("erase recorded by the host that lost the job: %v, want ErrFenced", err)
+	}
+	j, found := jobRecord(t, a.Engine.cat, job.ID)
+	if !found || j.Progress != 1 || j.Owner != "b" {
+		t.Errorf("repack job after host a's late commits: %+v (found %v), want b's at progress 1", j, found)
+	}
+}
+
+// TestRepackOnSharedLibrary: with several hosts a repack job, which
+// belongs to a cartridge and not to a batch, is claimed and run like any
+// other: the cartridge ends scratch, the files read back from their new
+// copies. (The claim used to look the job's batch up and skip it.)
+func TestRepackOnSharedLibrary(t *testing.T) {
+	a := startHostWith(t, hostOpts{id: "a", shared: catalog.NewMemoryEngine(), libDir: t.TempDir(), flushAge: 20 * time.Millisecond, cartridges: 3, drives: 2})
+	b, files := sealTree(t, &testEngine{Engine: a.Engine}, "run", map[string][]byte{"x": randomBytes(5, 70_000), "y": randomBytes(6, 3000)})
+	waitSynced(t, a.Engine, b.ID)
+	old := batchFiles(t, a.Engine, b.ID)["run/x"].Copies[0].VOLSER
+	gen := cartInfoOf(t, a.libr, old).Generation
+	if _, err := a.Repack(old); err != nil {
+		t.Fatal(err)
+	}
+	waitRepacked(t, a.Engine)
+	if info := cartInfoOf(t, a.libr, old); info.State != tape.CartridgeScratch || info.Generation != gen+1 {
+		t.Fatalf("cartridge %s after its repack: %+v, want scratch of generation %d", old, info, gen+1)
+	}
+	for p, f := range batchFiles(t, a.Engine, b.ID) {
+		if f.Type != catalog.TypeFile {
+			continue
+		}
+		if len(f.Copies) != 1 || f.Copies[0].VOLSER == old {
+			t.Fatalf("%s: copies %+v after the repack of %s", p, f.Copies, old)
+		}
+		if got, err := md5Through(context.Background(), a.Engine, f.ID); err != nil || got != files[p].MD5 {
+			t.Fatalf("%s read back after the repack: %s, %v; want %s", p, got, err, files[p].MD5)
+		}
 	}
 }

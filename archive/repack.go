@@ -732,8 +732,16 @@ func (e *Engine) commitRepack(j *catalog.Job, target string, res repackResult) e
 	if err != nil {
 		return err
 	}
+	// With several hosts: the lease of the target the tape file was
+	// written under and the claim of the job must still be this host's,
+	// or a host paused past them would switch references to a tape file
+	// the next holder of the cartridge may have overwritten.
+	fence := e.jobFence(target, *j)
 	var stale int64
 	err = e.update(func(tx *catalog.Tx, pl *pendingLog) error {
+		if err := tx.CheckFence(fence); err != nil {
+			return err
+		}
 		stale = 0
 		for _, s := range res.switches {
 			if err := tx.ReplaceCopy(s.file, s.old, s.new); errors.Is(err, catalog.ErrNotFound) {
@@ -820,7 +828,14 @@ func (e *Engine) repackErase(j catalog.Job, moved, bytes int64) error {
 
 // repackDone records an erased cartridge and ends its repack.
 func (e *Engine) repackDone(j catalog.Job, info tape.CartridgeInfo, moved, bytes int64) error {
+	// The job's claim (not the cartridge's lease: its drive is given back
+	// by now): a host that lost the job records nothing; the host that
+	// took it over finds the erase by the label's generation.
+	fence := e.jobFence("", j)
 	err := e.update(func(tx *catalog.Tx, pl *pendingLog) error {
+		if err := tx.CheckFence(fence); err != nil {
+			return err
+		}
 		if err := tx.EraseCartridge(cartridgeRecord(info)); err != nil {
 			return err
 		}
