@@ -128,6 +128,9 @@ type Snapshot interface {
 	// Children lists directory parent after the name after (""), in name
 	// order, removed entries included (a listing skips them).
 	Children(batch, parent uint64, after string, limit int) ([]File, error)
+	// Names is Children with each entry's name, type and inode only,
+	// for a listing that needs no attributes (much cheaper to read).
+	Names(batch, parent uint64, after string, limit int) ([]Name, error)
 	// Files lists a batch's entries by ID after after.
 	Files(batch, after uint64, limit int) ([]File, error)
 	// FindPath lists the batches of a workspace holding a path.
@@ -351,6 +354,19 @@ func (s *snapshot) Children(batch, parent uint64, after string, limit int) ([]Fi
 	}
 	fs, err := s.tx.Children(batch, parent, after, limit)
 	return s.files(fs), err
+}
+
+func (s *snapshot) Names(batch, parent uint64, after string, limit int) ([]Name, error) {
+	if _, err := s.batch(batch); err != nil {
+		return nil, err
+	}
+	ns, err := s.tx.ChildNames(batch, parent, after, limit)
+	out := make([]Name, len(ns))
+	for i := range ns {
+		n := &ns[i]
+		out[i] = Name{Name: n.Name, ID: n.ID, DataID: n.DataID(), Type: FileType(n.Type), Removed: n.Removed}
+	}
+	return out, err
 }
 
 func (s *snapshot) Files(batch, after uint64, limit int) ([]File, error) {

@@ -122,6 +122,15 @@ type Copy struct {
 	Length   int64
 }
 
+// Name is an entry of a batch tree as a listing of names shows it.
+type Name struct {
+	Name    string
+	ID      uint64
+	DataID  uint64 // as File.DataID: the inode the entry shows
+	Type    FileType
+	Removed bool // as File.Removed
+}
+
 // File is one entry of a batch tree.
 type File struct {
 	ID     uint64

@@ -427,6 +427,7 @@ func testCatalog(t *testing.T, newCatalog func() *Catalog) {
 				if got != c.want {
 					t.Errorf("Children(%d, %q, %d) = %q, want %q", c.parent, c.after, c.limit, got, c.want)
 				}
+				checkChildNames(t, tx, b.ID, c.parent, c.after, c.limit)
 			}
 			// Paging through a directory page by page gives it whole.
 			var all []string
@@ -1184,4 +1185,27 @@ func testCatalog(t *testing.T, newCatalog func() *Catalog) {
 			t.Error("a write in View succeeded")
 		}
 	})
+}
+
+// checkChildNames: ChildNames lists what Children lists, each entry with
+// the same name, ID, type, link and removal.
+func checkChildNames(t *testing.T, tx *Tx, batch, parent uint64, after string, limit int) {
+	t.Helper()
+	full, err := tx.Children(batch, parent, after, limit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	short, err := tx.ChildNames(batch, parent, after, limit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(short) != len(full) {
+		t.Fatalf("ChildNames(%d, %q, %d): %d entries, Children %d", parent, after, limit, len(short), len(full))
+	}
+	for i, f := range full {
+		want := DirName{Name: f.Name, ID: f.ID, Link: f.Link, Type: f.Type, Removed: f.Removed}
+		if short[i] != want || short[i].DataID() != f.DataID() {
+			t.Errorf("ChildNames(%d, %q, %d)[%d] = %+v, want %+v", parent, after, limit, i, short[i], want)
+		}
+	}
 }

@@ -2,6 +2,7 @@ package catalog
 
 import (
 	"strconv"
+	"strings"
 	"unicode/utf8"
 	"unsafe"
 )
@@ -265,4 +266,89 @@ func (d *recordScanner) copies(dst *[]Copy) bool {
 	}
 	*dst = out
 	return true
+}
+
+// decodeDirName reads the members of a File record a listing of names
+// needs (type, link, removed) and skips the rest without decoding it; it
+// reports false, as decodeFileRecord does, for what it does not know.
+// (A record damaged in a member it skips lists by name, and fails when
+// the entry itself is read.)
+func decodeDirName(data []byte, dn *DirName) bool {
+	d := recordScanner{b: data}
+	out := *dn
+	ok := d.object(func(key []byte) bool {
+		switch string(key) {
+		case "type":
+			n, ok := d.uint(8)
+			out.Type = FileType(n)
+			return ok
+		case "link":
+			return d.u64(&out.Link)
+		case "removed":
+			return d.boolean(&out.Removed)
+		}
+		for _, k := range [...]string{"type", "link", "removed"} {
+			if strings.EqualFold(string(key), k) {
+				return false // encoding/json would take it for that member
+			}
+		}
+		return d.skip()
+	})
+	d.space()
+	if !ok || d.i != len(d.b) {
+		return false
+	}
+	*dn = out
+	return true
+}
+
+// skip passes over one value of any kind.
+func (d *recordScanner) skip() bool {
+	d.space()
+	if d.i >= len(d.b) {
+		return false
+	}
+	switch d.b[d.i] {
+	case '"':
+		for j := d.i + 1; j < len(d.b); j++ {
+			switch d.b[j] {
+			case '\\':
+				j++
+			case '"':
+				d.i = j + 1
+				return true
+			}
+		}
+		return false
+	case '{', '[':
+		depth := 0
+		for d.i < len(d.b) {
+			switch d.b[d.i] {
+			case '"':
+				if !d.skip() {
+					return false
+				}
+				continue
+			case '{', '[':
+				depth++
+			case '}', ']':
+				depth--
+				if depth == 0 {
+					d.i++
+					return true
+				}
+			}
+			d.i++
+		}
+		return false
+	}
+	start := d.i // a number, true, false or null
+	for d.i < len(d.b) {
+		switch d.b[d.i] {
+		case ',', '}', ']', ' ', '\t', '\n', '\r':
+			return d.i > start
+		}
+		d.i++
+	}
+	return false
 }

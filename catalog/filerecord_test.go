@@ -175,3 +175,58 @@ func BenchmarkDecodeFile(b *testing.B) {
 		}
 	})
 }
+
+// TestDirNameFastPath: the members a listing of names needs decode from
+// every record tapefs writes (escaped and non-UTF-8 names included: they
+// are skipped, the name comes from the directory entry) to what
+// encoding/json reads.
+func TestDirNameFastPath(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 6))
+	for i := 0; i < 5000; i++ {
+		f := randomFile(r)
+		data, err := encodeRecord(&f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var dn DirName
+		if !decodeDirName(data, &dn) {
+			t.Fatalf("%s: a record tapefs writes does not take the fast path", data)
+		}
+		if dn.Type != f.Type || dn.Link != f.Link || dn.Removed != f.Removed {
+			t.Fatalf("%s: %+v, want type %c link %d removed %v", data, dn, f.Type, f.Link, f.Removed)
+		}
+	}
+	for _, rec := range []string{`{"Type":100}`, `{"type":1.5}`, `{"link":-1}`, `{"name":"a"`, `{"copies":[{"volser":"A"}}`, `{"md5":"a\"}`} {
+		if decodeDirName([]byte(rec), new(DirName)) {
+			t.Errorf("%s took the fast path", rec)
+		}
+	}
+}
+
+// FuzzDirName: whatever the fast path of a listing accepts that
+// encoding/json reads too decodes to the same type, link and removal.
+func FuzzDirName(f *testing.F) {
+	r := rand.New(rand.NewPCG(7, 8))
+	for i := 0; i < 20; i++ {
+		file := randomFile(r)
+		data, err := encodeRecord(&file)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(data)
+	}
+	f.Add([]byte(`{"x":[{"a":"]}"},[1,2]],"type":100}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var dn DirName
+		if !decodeDirName(data, &dn) {
+			return
+		}
+		var viaJSON File
+		if err := decodeRecordJSON(data, &viaJSON); err != nil {
+			return // damaged in a member a listing skips
+		}
+		if dn.Type != viaJSON.Type || dn.Link != viaJSON.Link || dn.Removed != viaJSON.Removed {
+			t.Fatalf("%q: %+v, encoding/json %+v", data, dn, viaJSON)
+		}
+	})
+}

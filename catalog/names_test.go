@@ -64,6 +64,8 @@ func checkNameRoundTrip(t *testing.T, c *Catalog, name string) {
 		if err != nil || len(kids) != 2 {
 			t.Fatalf("children of %q: %d, %v", name, len(kids), err)
 		}
+		checkChildNames(t, tx, b.ID, top.ID, "", 0)
+		checkChildNames(t, tx, b.ID, 0, "", 0)
 		for _, k := range kids {
 			if k.Type == TypeSymlink && k.Target != "../"+name {
 				t.Errorf("symlink target %q, want %q", k.Target, "../"+name)

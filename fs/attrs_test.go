@@ -1,7 +1,9 @@
 package fs
 
 import (
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -61,5 +63,19 @@ func TestListingAttrsOnDemand(t *testing.T) {
 	}
 	if n := m.fsys.Nodes(); n < dirs*per {
 		t.Errorf("after ls -lR the daemon holds %d nodes, want every entry's (%d)", n, entries)
+	}
+
+	// A listing of names hides what rm removed inside the batch, as one
+	// with attributes does.
+	gone := filepath.Join(dir, "tree", "d003", "f7")
+	if err := os.Remove(gone); err != nil {
+		t.Fatal(err)
+	}
+	out, err = exec.Command("find", dir, "-type", "f").Output()
+	if err != nil {
+		t.Fatalf("find: %v", err)
+	}
+	if n := strings.Count(string(out), "\n"); n != dirs*per-1 || strings.Contains(string(out), gone+"\n") {
+		t.Errorf("find after rm %s: %d files listed, want %d without it", gone, n, dirs*per-1)
 	}
 }

@@ -29,10 +29,11 @@ type listed struct {
 type catalogDir struct {
 	// fetch returns the entries after cursor ("" = from the start) and the
 	// cursor after them; more is false after the last page. A page may be
-	// empty while more is true (every entry in it was removed).
-	fetch func(cursor string) (items []listed, next string, more bool, errno syscall.Errno)
+	// empty while more is true (every entry in it was removed). ctx is
+	// the request's that reads the page.
+	fetch func(ctx context.Context, cursor string) (items []listed, next string, more bool, errno syscall.Errno)
 	// child makes the inode of a listed entry and fills out; nil sends
-	// the name to lookup.
+	// the name to lookup (an entry listed without its record does).
 	child func(ctx context.Context, it *listed, out *fuse.EntryOut) *gofs.Inode
 	// attrs reports whether the caller of a READDIRPLUS gets the
 	// entries' attributes (attrs.go); nil: always.
@@ -56,7 +57,7 @@ type catalogDir struct {
 
 func (d *catalogDir) Readdirent(ctx context.Context) (*fuse.DirEntry, syscall.Errno) {
 	for len(d.buf) == 0 && (!d.started || d.more) {
-		items, next, more, errno := d.fetch(d.cursor)
+		items, next, more, errno := d.fetch(ctx, d.cursor)
 		if errno != 0 {
 			return nil, errno
 		}
@@ -117,25 +118,39 @@ func (d *catalogDir) Lookup(ctx context.Context, name string, out *fuse.EntryOut
 func (d *catalogDir) Releasedir(ctx context.Context, flags uint32) {}
 
 // childPage lists a page of a batch directory (parent 0: the top level),
-// skipping removed entries.
-func (f *FS) childPage(batch, parent uint64, cursor string) (items []listed, next string, more bool, errno syscall.Errno) {
+// skipping removed entries; bare pages carry names and types only (no
+// record: the entries' attributes are not wanted, attrs.go).
+func (f *FS) childPage(batch, parent uint64, cursor string, bare bool) (items []listed, next string, more bool, errno syscall.Errno) {
 	errno = f.view("readdir", func(tx archive.Snapshot) error {
+		if bare {
+			names, err := tx.Names(batch, parent, cursor, pageSize)
+			if err != nil {
+				return err
+			}
+			more, next = len(names) == pageSize, cursor
+			for i := range names {
+				n := &names[i]
+				next = n.Name
+				if !n.Removed {
+					items = append(items, listed{de: fuse.DirEntry{Name: n.Name, Mode: fileMode(n.Type), Ino: fileIno(n.DataID)}})
+				}
+			}
+			return nil
+		}
 		files, err := tx.Children(batch, parent, cursor, pageSize)
 		if err != nil {
 			return err
 		}
-		more = len(files) == pageSize
-		next = cursor
+		more, next = len(files) == pageSize, cursor
 		for i := range files {
 			file := &files[i]
 			next = file.Name
-			if file.Removed {
-				continue
+			if !file.Removed {
+				items = append(items, listed{
+					de:   fuse.DirEntry{Name: file.Name, Mode: fileMode(file.Type), Ino: fileIno(file.DataID())},
+					file: file,
+				})
 			}
-			items = append(items, listed{
-				de:   fuse.DirEntry{Name: file.Name, Mode: fileMode(file.Type), Ino: fileIno(file.DataID())},
-				file: file,
-			})
 		}
 		return nil
 	})

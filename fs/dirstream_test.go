@@ -10,8 +10,8 @@ import (
 )
 
 // pagedNames serves names 0..n-1 in pages of 3, every fifth one removed.
-func pagedNames(n int) func(cursor string) ([]listed, string, bool, syscall.Errno) {
-	return func(cursor string) ([]listed, string, bool, syscall.Errno) {
+func pagedNames(n int) func(_ context.Context, cursor string) ([]listed, string, bool, syscall.Errno) {
+	return func(_ context.Context, cursor string) ([]listed, string, bool, syscall.Errno) {
 		start := 0
 		if cursor != "" {
 			fmt.Sscan(cursor, &start)
@@ -75,7 +75,7 @@ func TestCatalogDirPages(t *testing.T) {
 func TestCatalogDirEmptyPages(t *testing.T) {
 	// Pages where every entry was removed must not end the listing.
 	calls := 0
-	d := &catalogDir{fetch: func(cursor string) ([]listed, string, bool, syscall.Errno) {
+	d := &catalogDir{fetch: func(_ context.Context, cursor string) ([]listed, string, bool, syscall.Errno) {
 		calls++
 		if calls < 4 {
 			return nil, fmt.Sprint(calls), true, 0

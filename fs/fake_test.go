@@ -132,6 +132,15 @@ func (s fakeSnapshot) Children(batch, parent uint64, after string, limit int) ([
 	return out, nil
 }
 
+func (s fakeSnapshot) Names(batch, parent uint64, after string, limit int) ([]archive.Name, error) {
+	files, err := s.Children(batch, parent, after, limit)
+	out := make([]archive.Name, len(files))
+	for i, f := range files {
+		out[i] = archive.Name{Name: f.Name, ID: f.ID, DataID: f.DataID(), Type: f.Type, Removed: f.Removed}
+	}
+	return out, err
+}
+
 func (s fakeSnapshot) Files(batch, after uint64, limit int) ([]archive.File, error) {
 	panic("Files: not used by the mount")
 }

@@ -92,7 +92,7 @@ func (r *rootDir) OpendirHandle(ctx context.Context, flags uint32) (gofs.FileHan
 	return &catalogDir{
 		self:   rootIno,
 		parent: rootIno,
-		fetch: func(string) (items []listed, next string, more bool, errno syscall.Errno) {
+		fetch: func(context.Context, string) (items []listed, next string, more bool, errno syscall.Errno) {
 			errno = r.fsys.view("readdir", func(tx archive.Snapshot) error {
 				wss, err := tx.Workspaces()
 				for i := range wss {
@@ -187,7 +187,7 @@ func (w *wsDir) OpendirHandle(ctx context.Context, flags uint32) (gofs.FileHandl
 	return &catalogDir{
 		self:   workspaceIno(w.ws),
 		parent: rootIno,
-		fetch: func(cursor string) (items []listed, next string, more bool, errno syscall.Errno) {
+		fetch: func(_ context.Context, cursor string) (items []listed, next string, more bool, errno syscall.Errno) {
 			var after uint64
 			if cursor == "" {
 				items = append(items, listed{de: fuse.DirEntry{Name: "put", Mode: syscall.S_IFDIR, Ino: putIno(w.ws)}})
@@ -357,10 +357,13 @@ func (f *FS) entryChild(ctx context.Context, dir *gofs.Inode, ws string, file *a
 func (f *FS) openTreeDir(dir *gofs.Inode, ws string, batch, parent uint64,
 	lookup func(context.Context, string, *fuse.EntryOut) (*gofs.Inode, syscall.Errno)) *catalogDir {
 	return &catalogDir{
-		fetch: func(cursor string) ([]listed, string, bool, syscall.Errno) {
-			return f.childPage(batch, parent, cursor)
+		fetch: func(ctx context.Context, cursor string) ([]listed, string, bool, syscall.Errno) {
+			return f.childPage(batch, parent, cursor, !f.attrs.want(ctx))
 		},
 		child: func(ctx context.Context, it *listed, out *fuse.EntryOut) *gofs.Inode {
+			if it.file == nil {
+				return nil
+			}
 			return f.entryChild(ctx, dir, ws, it.file, out)
 		},
 		attrs:  f.attrs.want,
