@@ -5,7 +5,9 @@
 #
 #   1. `ls -lR`, `find` and `du -s` of a batch tree of DIRS directories of
 #      FILES small files each (100 × 1,000 = 100,100 entries with the top
-#      directory), cold, against the same tree on native disk.
+#      directory), cold, against the same tree on native disk; for
+#      reference, the native tree through go-fuse's loopback example too
+#      (what any FUSE file system pays).
 #   2. The seal of a put/ entry of SEAL_FILES × 4 KiB: from `setfattr -n
 #      user.tapefs.seal` until the batch is CACHED (every md5 recorded, its
 #      bytes flushed), against `cp -r` of the same tree on native disk + sync.
@@ -26,6 +28,8 @@
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BIN=${TAPEFS_BIN:-$ROOT/bin/tapefs}
+GO=${GO:-go}
+LOOPBACK=$ROOT/bin/loopback
 DIRS=${TAPEFS_BENCH_META_DIRS:-100}
 FILES=${TAPEFS_BENCH_META_FILES:-1000}
 SEAL_FILES=${TAPEFS_BENCH_SEAL_FILES:-100000}
@@ -48,11 +52,14 @@ since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.3f", b - a }'; }
 W=$(mktemp -d "$BASE/tapefs-bench-meta.XXXXXX")
 MNT=$W/mnt
 mkdir -p "$MNT" "$W/native"
-TPID=
+TPID= LPID=
+LBMNT=$W/lb
 cleanup() {
 	set +e
 	[[ -n $TPID ]] && kill -TERM "$TPID" 2>/dev/null && wait "$TPID" 2>/dev/null
 	grep -qs " $MNT " /proc/self/mountinfo && umount -l "$MNT" 2>/dev/null
+	grep -qs " $LBMNT " /proc/self/mountinfo && umount -l "$LBMNT" 2>/dev/null
+	[[ -n $LPID ]] && kill -TERM "$LPID" 2>/dev/null && wait "$LPID" 2>/dev/null
 	rm -rf "$W"
 }
 trap cleanup EXIT
@@ -135,14 +142,19 @@ stats() {
 	HI=$(printf '%s\n' "${ts[@]}" | sort -g | tail -1)
 }
 ROWS=()
-# row NAME TAPEFS_FN NATIVE_FN TARGET: ratio = native time / tapefs time
-# (speed relative to native; 1 is native speed).
+# row NAME TAPEFS_FN NATIVE_FN TARGET [LOOPBACK_FN]: ratio = native time /
+# tapefs time (speed relative to native; 1 is native speed); the same
+# ratio of the loopback for reference.
 row() {
-	local mt lt ht mn ln hn
+	local mt lt ht mn ln hn lb="–"
 	stats "$2"; mt=$MED lt=$LO ht=$HI
 	stats "$3"; mn=$MED ln=$LO hn=$HI
-	ROWS+=("$(awk -v name="$1" -v mt="$mt" -v lt="$lt" -v ht="$ht" -v mn="$mn" -v ln="$ln" -v hn="$hn" -v tg="$4" 'BEGIN {
-		printf "| %s | %.2f s (%.2f–%.2f) | %.2f s (%.2f–%.2f) | %.2f | %s |", name, mt, lt, ht, mn, ln, hn, mn / mt, tg }')")
+	if [[ -n ${5:-} ]]; then
+		stats "$5"
+		lb=$(awk -v m="$MED" -v l="$LO" -v h="$HI" -v mn="$mn" 'BEGIN { printf "%.2f s (%.2f–%.2f): %.2f", m, l, h, mn / m }')
+	fi
+	ROWS+=("$(awk -v name="$1" -v mt="$mt" -v lt="$lt" -v ht="$ht" -v mn="$mn" -v ln="$ln" -v hn="$hn" -v tg="$4" -v lb="$lb" 'BEGIN {
+		printf "| %s | %.2f s (%.2f–%.2f) | %.2f s (%.2f–%.2f) | %.2f | %s | %s |", name, mt, lt, ht, mn, ln, hn, mn / mt, lb, tg }')")
 	log "${ROWS[-1]}"
 }
 LOAD0=$(cut -d' ' -f1 /proc/loadavg)
@@ -158,6 +170,17 @@ if [[ $SKIP != list ]]; then
 				for (j = 0; j < f; j++) { p = dir "/f" j; printf "%d\n", i * f + j > p; close(p) } } }')
 	}
 	make_tree "$W/native/tree"
+	log "   building go-fuse's loopback example into bin/loopback, mounted on the native tree"
+	"$GO" build -o "$LOOPBACK" github.com/hanwen/go-fuse/v2/example/loopback
+	mkdir -p "$LBMNT"
+	"$LOOPBACK" -directmountstrict "$LBMNT" "$W/native" >"$W/loopback.out" 2>&1 &
+	LPID=$!
+	for _ in $(seq 300); do
+		grep -q "Mounted!" "$W/loopback.out" && break
+		kill -0 "$LPID" 2>/dev/null || { cat "$W/loopback.out" >&2; die "the loopback exited"; }
+		sleep 0.1
+	done
+	grep -q "Mounted!" "$W/loopback.out" || die "the loopback did not mount in 30 s"
 	# Into put/ beside the daemon (the staging directory is put/'s
 	# backing store, same disk): a copy through the mount would time
 	# nothing here and take minutes.
@@ -169,6 +192,7 @@ if [[ $SKIP != list ]]; then
 	wait_synced "$LISTID"
 	B=$MNT/default/$LISTID/tree
 	N=$W/native/tree
+	L=$LBMNT/tree
 	[[ $(find "$B" -mindepth 1 | wc -l) == "$ENTRIES" ]] || die "$B does not list $ENTRIES entries"
 	# Same names, types, modes and file sizes (directory sizes differ).
 	shape() { (cd "$1" && find . \( -type f -printf '%p f %s %m\n' \) -o -printf '%p %y %m\n' | sort); }
@@ -186,16 +210,21 @@ if [[ $SKIP != list ]]; then
 	DU='du -s "$1"'
 	ls_tapefs() { timed "$LS" "$B"; }
 	ls_native() { timed "$LS" "$N"; }
+	ls_loopback() { timed "$LS" "$L"; }
 	find_tapefs() { timed "$FIND" "$B"; }
 	find_native() { timed "$FIND" "$N"; }
+	find_loopback() { timed "$FIND" "$L"; }
 	du_tapefs() { timed "$DU" "$B"; }
 	du_native() { timed "$DU" "$N"; }
-	rounds ls_tapefs ls_native
-	row "\`ls -lR\` of $ENTRIES entries, cold" ls_tapefs ls_native "≥ 0.5"
-	rounds find_tapefs find_native
-	row "\`find\` of $ENTRIES entries, cold" find_tapefs find_native "≥ 0.9"
-	rounds du_tapefs du_native
-	row "\`du -s\` of $ENTRIES entries, cold" du_tapefs du_native "≥ 0.9"
+	du_loopback() { timed "$DU" "$L"; }
+	rounds ls_tapefs ls_native ls_loopback
+	row "\`ls -lR\` of $ENTRIES entries, cold" ls_tapefs ls_native "≥ 0.5" ls_loopback
+	rounds find_tapefs find_native find_loopback
+	row "\`find\` of $ENTRIES entries, cold" find_tapefs find_native "≥ 0.9" find_loopback
+	rounds du_tapefs du_native du_loopback
+	row "\`du -s\` of $ENTRIES entries, cold" du_tapefs du_native "≥ 0.9" du_loopback
+	umount "$LBMNT" && wait "$LPID"
+	LPID=
 	rm -rf "$N"
 fi
 
@@ -242,6 +271,6 @@ fi
 echo
 echo "$(date -u '+%Y-%m-%d %H:%M') UTC, $(uname -r), $(nproc) CPUs, load average $LOAD0 -> $(cut -d' ' -f1 /proc/loadavg); median of $REPEAT interleaved rounds (range); ratio = native time / tapefs time (1 = native speed)"
 echo
-echo "| benchmark | tapefs | native (same run) | ratio | target |"
-echo "|---|---|---|---|---|"
+echo "| benchmark | tapefs | native (same run) | ratio | go-fuse loopback (same run): ratio | target |"
+echo "|---|---|---|---|---|---|"
 printf '%s\n' "${ROWS[@]}"
