@@ -234,31 +234,12 @@ func (e *Engine) repairLoop() {
 // (hosts.go): a repair another live host holds is left to it, and that of
 // a host whose heartbeat lapsed is taken over.
 func (e *Engine) repairOnce() bool {
-	var due *catalog.Job
-	now := e.now()
-	_ = e.cat.View(func(tx *catalog.Tx) error {
-		jobs, err := tx.Jobs(catalog.JobRepair)
-		var hv hostView
-		if err == nil && e.shared() {
-			hv, err = e.readHosts(tx)
-		}
-		for _, j := range jobs {
-			if !j.NotBefore.After(now) && e.claimable(hv, j, catalog.Batch{}) {
-				due = &j
-				break
-			}
-		}
-		return err
-	})
-	if due == nil || !e.holding() {
+	claimed := e.claimDue(catalog.JobRepair)
+	if claimed == nil {
 		return false
 	}
-	claimed := e.claimJobs([]catalog.Job{*due})
-	if len(claimed) != 1 {
-		return false // another host claimed it first
-	}
 	defer e.endClaims(claimed)
-	due = &claimed[0]
+	due := &claimed[0]
 	err := e.repair(*due)
 	if err == nil || e.ctx.Err() != nil {
 		return err == nil

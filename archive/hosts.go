@@ -629,6 +629,37 @@ func (e *Engine) adoptedElsewhere(tx *catalog.Tx) (map[uint64]bool, error) {
 	return out, err
 }
 
+// claimDue claims the first due job of a kind that belongs to no batch's
+// cache (repair, repack) and that no other live host works on; nil when
+// there is none, another host claimed it first, or this host may take no
+// work. The caller ends the claim (endClaims).
+func (e *Engine) claimDue(kind catalog.JobKind) []catalog.Job {
+	var due *catalog.Job
+	now := e.now()
+	_ = e.cat.View(func(tx *catalog.Tx) error {
+		jobs, err := tx.Jobs(kind)
+		var hv hostView
+		if err == nil && e.shared() {
+			hv, err = e.readHosts(tx)
+		}
+		for _, j := range jobs {
+			if !j.NotBefore.After(now) && e.claimable(hv, j, catalog.Batch{}) {
+				due = &j
+				break
+			}
+		}
+		return err
+	})
+	if due == nil || !e.holding() {
+		return nil
+	}
+	claimed := e.claimJobs([]catalog.Job{*due})
+	if len(claimed) != 1 {
+		return nil
+	}
+	return claimed
+}
+
 // jobFence is what the commit of one claimed job's write on volser must
 // still hold: the cartridge lease it is written under and the job's claim
 // (the claim alone for volser ""). Zero with one host.

@@ -240,31 +240,12 @@ func (e *Engine) autoRepack() {
 // repackOnce runs the oldest due repack; it reports whether it did
 // something worth going on for.
 func (e *Engine) repackOnce() bool {
-	var due *catalog.Job
-	now := e.now()
-	_ = e.cat.View(func(tx *catalog.Tx) error {
-		jobs, err := tx.Jobs(catalog.JobRepack)
-		var hv hostView // several hosts: skip repacks another live host runs (hosts.go)
-		if err == nil && e.shared() {
-			hv, err = e.readHosts(tx)
-		}
-		for _, j := range jobs {
-			if !j.NotBefore.After(now) && e.claimable(hv, j, catalog.Batch{}) {
-				due = &j
-				break
-			}
-		}
-		return err
-	})
-	if due == nil || !e.holding() {
+	claimed := e.claimDue(catalog.JobRepack)
+	if claimed == nil {
 		return false
 	}
-	claimed := e.claimJobs([]catalog.Job{*due})
-	if len(claimed) != 1 {
-		return false // another host claimed it first
-	}
 	defer e.endClaims(claimed)
-	due = &claimed[0]
+	due := &claimed[0]
 	err := e.runRepack(*due)
 	if err == nil || e.fenced(err, claimed) {
 		return true

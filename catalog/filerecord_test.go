@@ -122,15 +122,7 @@ func TestFileRecordFallback(t *testing.T) {
 // FuzzFileRecord: whatever the fast path accepts, encoding/json accepts
 // too and decodes to the same File.
 func FuzzFileRecord(f *testing.F) {
-	r := rand.New(rand.NewPCG(3, 4))
-	for i := 0; i < 20; i++ {
-		file := randomFile(r)
-		data, err := encodeRecord(&file)
-		if err != nil {
-			f.Fatal(err)
-		}
-		f.Add(data)
-	}
+	addRandomRecords(f, 3, 4)
 	f.Add([]byte(`{"copies":[]}`))
 	f.Add([]byte(` { "id" : 1 , "copies" : [ { "volser" : "A" } ] } `))
 	f.Fuzz(func(t *testing.T, data []byte) {
@@ -206,15 +198,7 @@ func TestDirNameFastPath(t *testing.T) {
 // FuzzDirName: whatever the fast path of a listing accepts that
 // encoding/json reads too decodes to the same type, link and removal.
 func FuzzDirName(f *testing.F) {
-	r := rand.New(rand.NewPCG(7, 8))
-	for i := 0; i < 20; i++ {
-		file := randomFile(r)
-		data, err := encodeRecord(&file)
-		if err != nil {
-			f.Fatal(err)
-		}
-		f.Add(data)
-	}
+	addRandomRecords(f, 7, 8)
 	f.Add([]byte(`{"x":[{"a":"]}"},[1,2]],"type":100}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		var dn DirName
@@ -229,4 +213,17 @@ func FuzzDirName(f *testing.F) {
 			t.Fatalf("%q: %+v, encoding/json %+v", data, dn, viaJSON)
 		}
 	})
+}
+
+// addRandomRecords seeds a fuzz target with 20 records of random files.
+func addRandomRecords(f *testing.F, seed1, seed2 uint64) {
+	r := rand.New(rand.NewPCG(seed1, seed2))
+	for i := 0; i < 20; i++ {
+		file := randomFile(r)
+		data, err := encodeRecord(&file)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(data)
+	}
 }
