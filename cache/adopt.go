@@ -78,11 +78,10 @@ func (c *Cache) adopt(id uint64, src string, synced bool) (string, error) {
 	fi, err := os.Lstat(src)
 	if errors.Is(err, fs.ErrNotExist) {
 		c.mu.Lock()
-		o := c.index[id]
-		if o != nil && o.partial == nil {
-			c.unaccountLocked(o)
-			o.synced = synced
-			c.accountLocked(o)
+		if s := c.index.find(id); s != noSlot && c.partialLocked(s) == nil {
+			c.unaccountLocked(s)
+			c.index.at(s).set(flagSynced, synced)
+			c.accountLocked(s)
 			c.mu.Unlock()
 			return "", nil
 		}
@@ -93,6 +92,9 @@ func (c *Cache) adopt(id uint64, src string, synced bool) (string, error) {
 	}
 	if !fi.Mode().IsRegular() {
 		return "", fmt.Errorf("adopt object %d: %s is not a regular file", id, src)
+	}
+	if fi.Size() > maxObjectSize {
+		return "", fmt.Errorf("adopt object %d: %s is %d bytes, more than the cache records (%d)", id, src, fi.Size(), int64(maxObjectSize))
 	}
 	dir := c.fanoutDir(id)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -109,20 +111,28 @@ func (c *Cache) adopt(id uint64, src string, synced bool) (string, error) {
 		return "", fmt.Errorf("adopt object %d: %w", id, err)
 	}
 	var trash []string
-	o := c.index[id]
-	if o != nil && o.partial != nil {
-		// The recall's partial file has its own name, so the adopted file
-		// is safe; the recall is moot.
-		trash = appendTrash(trash, c.abortLocked(o.partial, errSuperseded))
-		o = nil
+	s := c.index.find(id)
+	if s != noSlot {
+		if p := c.partialLocked(s); p != nil {
+			// The recall's partial file has its own name, so the adopted
+			// file is safe; the recall is moot.
+			trash = appendTrash(trash, c.abortLocked(p, errSuperseded))
+			s = noSlot
+		}
 	}
-	if o == nil {
-		c.insertLocked(&object{id: id, size: fi.Size(), synced: synced})
+	var flags uint64
+	if synced {
+		flags = flagSynced
+	}
+	if s == noSlot {
+		c.insertLocked(id, fi.Size(), flags, nil)
 	} else {
-		c.unaccountLocked(o)
-		o.size, o.synced = fi.Size(), synced
-		c.accountLocked(o)
-		c.touchLocked(o)
+		c.unaccountLocked(s)
+		o := c.index.at(s)
+		o.setSize(fi.Size())
+		o.set(flagSynced, synced)
+		c.accountLocked(s)
+		c.touchLocked(s)
 	}
 	_, evicted, _ := c.trimLocked() // never blocks Adopt; eviction retries on the next call
 	trash = append(trash, evicted...)
@@ -138,21 +148,21 @@ func (c *Cache) adopt(id uint64, src string, synced bool) (string, error) {
 // not in the cache.
 func (c *Cache) Remove(id uint64) error {
 	c.mu.Lock()
-	o := c.index[id]
-	if o == nil {
+	s := c.index.find(id)
+	if s == noSlot {
 		c.mu.Unlock()
 		return fmt.Errorf("remove object %d: %w", id, ErrNotCached)
 	}
 	var trash string
-	if o.partial != nil {
-		trash = c.abortLocked(o.partial, errRemoved)
+	if p := c.partialLocked(s); p != nil {
+		trash = c.abortLocked(p, errRemoved)
 	} else {
 		var err error
 		if trash, err = c.trashLocked(c.ObjectPath(id)); err != nil {
 			c.mu.Unlock()
 			return fmt.Errorf("remove object %d: %w", id, err)
 		}
-		c.dropLocked(o)
+		c.dropLocked(s)
 	}
 	c.mu.Unlock()
 	if err := removeTrash(appendTrash(nil, trash)); err != nil {

@@ -47,11 +47,10 @@ type Cache struct {
 
 	mu           sync.Mutex
 	closed       bool
-	index        map[uint64]*object
-	lru          lru   // most recently used at the front
-	used         int64 // sizes of complete and partial objects
-	unsynced     int64 // sizes of complete objects not yet on tape
-	unread       int64 // sizes of objects staged ahead, not opened since
+	index        objectIndex // the objects and their LRU list (index.go)
+	used         int64       // sizes of complete and partial objects
+	unsynced     int64       // sizes of complete objects not yet on tape
+	unread       int64       // sizes of objects staged ahead, not opened since
 	evictions    int64
 	evictedBytes int64
 	trashSeq     uint64
@@ -63,25 +62,6 @@ type Cache struct {
 	committing chan struct{} // while it runs; closed when it ends
 	commitRoom chan struct{} // closed when it takes a batch: CommitLater may queue again
 	ops        commitOps
-}
-
-// object is one entry of the index. A partial object has its full expected
-// size counted in Cache.used from the start, so concurrent recalls cannot
-// over-commit the space they reserved.
-//
-// The cache keeps one per object for as long as the object is cached, so
-// its size is the cache's memory per object: 48 bytes, plus about 20 in
-// the index map (the LRU links are in the object, not in list elements).
-type object struct {
-	id         uint64
-	size       int64
-	partial    *Partial // non-nil while a recall fills it
-	prev, next *object  // the LRU list
-	open       int32
-	synced     bool
-	pinned     bool
-	unread     bool // staged ahead and not opened since: staging ahead does not evict it
-	listed     bool // in the LRU list
 }
 
 // Open opens the cache directory cfg.Dir, creating its layout if missing,
@@ -112,7 +92,7 @@ func Open(cfg Config) (*Cache, error) {
 		limit:   cfg.Limit,
 		high:    high,
 		low:     low,
-		index:   make(map[uint64]*object),
+		index:   newObjectIndex(),
 		ops:     defaultCommitOps,
 	}
 	for _, d := range []string{putDir, sealingDir, objectsDir, trashDir} {
@@ -145,7 +125,8 @@ func (c *Cache) load() error {
 		return err
 	}
 	type found struct {
-		o     *object
+		id    uint64
+		size  int64
 		mtime time.Time
 	}
 	var all []found
@@ -178,17 +159,20 @@ func (c *Cache) load() error {
 			if err != nil {
 				return err
 			}
-			all = append(all, found{&object{id: id, size: fi.Size()}, fi.ModTime()})
+			if fi.Size() > maxObjectSize {
+				continue // not one of ours: no file is that large
+			}
+			all = append(all, found{id, fi.Size(), fi.ModTime()})
 		}
 	}
 	slices.SortFunc(all, func(a, b found) int {
 		if d := a.mtime.Compare(b.mtime); d != 0 {
 			return d
 		}
-		return compareIDs(a.o.id, b.o.id)
+		return compareIDs(a.id, b.id)
 	})
 	for _, f := range all {
-		c.insertLocked(f.o) // the newest ends at the front
+		c.insertLocked(f.id, f.size, 0, nil) // the newest ends at the front
 	}
 	return nil
 }
@@ -221,10 +205,8 @@ func (c *Cache) Close() error {
 	}
 	c.mu.Lock()
 	var trash []string
-	for _, o := range c.index {
-		if o.partial != nil {
-			trash = appendTrash(trash, c.abortLocked(o.partial, errClosed))
-		}
+	for _, p := range c.partialsLocked() {
+		trash = appendTrash(trash, c.abortLocked(p, errClosed))
 	}
 	c.mu.Unlock()
 	return removeTrash(trash)
@@ -234,20 +216,21 @@ func (c *Cache) Close() error {
 func (c *Cache) Lookup(id uint64) (ObjectInfo, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	o := c.index[id]
-	if o == nil {
+	s := c.index.find(id)
+	if s == noSlot {
 		return ObjectInfo{}, false
 	}
-	return o.info(), true
+	return c.infoLocked(s), true
 }
 
 // Objects describes every object, complete or partial, by ascending ID.
 func (c *Cache) Objects() []ObjectInfo {
 	c.mu.Lock()
-	infos := make([]ObjectInfo, 0, len(c.index))
-	for _, o := range c.index {
-		infos = append(infos, o.info())
-	}
+	infos := make([]ObjectInfo, 0, c.index.len())
+	c.index.each(func(s slot, _ *object) bool {
+		infos = append(infos, c.infoLocked(s))
+		return true
+	})
 	c.mu.Unlock()
 	slices.SortFunc(infos, func(a, b ObjectInfo) int { return compareIDs(a.ID, b.ID) })
 	return infos
@@ -264,9 +247,9 @@ func (c *Cache) ObjectsAfter(after uint64, limit int) []ObjectInfo {
 	c.mu.Lock()
 	// The limit smallest IDs above after, kept in a max-heap: one pass
 	// over the index.
-	ids := make([]uint64, 0, min(limit, len(c.index)))
-	for id := range c.index {
-		switch {
+	ids := make([]uint64, 0, min(limit, c.index.len()))
+	c.index.each(func(_ slot, o *object) bool {
+		switch id := o.id; {
 		case id <= after:
 		case len(ids) < limit:
 			ids = append(ids, id)
@@ -275,11 +258,12 @@ func (c *Cache) ObjectsAfter(after uint64, limit int) []ObjectInfo {
 			ids[0] = id
 			siftDown(ids, 0)
 		}
-	}
+		return true
+	})
 	slices.Sort(ids)
 	infos := make([]ObjectInfo, 0, len(ids))
 	for _, id := range ids {
-		infos = append(infos, c.index[id].info())
+		infos = append(infos, c.infoLocked(c.index.find(id)))
 	}
 	c.mu.Unlock()
 	return infos
@@ -314,17 +298,40 @@ func siftDown(h []uint64, i int) {
 	}
 }
 
-func (o *object) info() ObjectInfo {
-	return ObjectInfo{
-		ID:      o.id,
-		Size:    o.size,
-		Synced:  o.synced,
-		Pinned:  o.pinned,
-		Open:    int(o.open),
-		Partial: o.partial != nil,
-
-		Verified: o.partial != nil && o.partial.verified,
+func (c *Cache) infoLocked(s slot) ObjectInfo {
+	o := c.index.at(s)
+	info := ObjectInfo{
+		ID:     o.id,
+		Size:   o.size(),
+		Synced: o.has(flagSynced),
+		Pinned: o.has(flagPinned),
 	}
+	if e := c.index.extraOf(s); e != nil {
+		info.Open = int(e.open)
+		info.Partial = e.partial != nil
+		info.Verified = e.partial != nil && e.partial.verified
+	}
+	return info
+}
+
+// partialLocked is the recall filling slot s, nil if it is complete.
+func (c *Cache) partialLocked(s slot) *Partial {
+	if e := c.index.extraOf(s); e != nil {
+		return e.partial
+	}
+	return nil
+}
+
+// partialsLocked lists the recalls in progress (or waiting for the
+// committer).
+func (c *Cache) partialsLocked() []*Partial {
+	var ps []*Partial
+	for _, e := range c.index.extras {
+		if e.partial != nil {
+			ps = append(ps, e.partial)
+		}
+	}
+	return ps
 }
 
 // Stats returns the cache's accounting. Used counts partial objects at their
@@ -335,7 +342,7 @@ func (c *Cache) Stats() Stats {
 	return Stats{
 		Used:         c.used,
 		Limit:        c.limit,
-		Objects:      len(c.index),
+		Objects:      c.index.len(),
 		Unsynced:     c.unsynced,
 		Unread:       c.unread,
 		Evictions:    c.evictions,
@@ -348,10 +355,10 @@ func (c *Cache) Stats() Stats {
 func (c *Cache) SetSynced(id uint64, synced bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if o := c.index[id]; o != nil {
-		c.unaccountLocked(o)
-		o.synced = synced
-		c.accountLocked(o)
+	if s := c.index.find(id); s != noSlot {
+		c.unaccountLocked(s)
+		c.index.at(s).set(flagSynced, synced)
+		c.accountLocked(s)
 	}
 }
 
@@ -360,49 +367,48 @@ func (c *Cache) SetSynced(id uint64, synced bool) {
 func (c *Cache) Pin(id uint64, pinned bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if o := c.index[id]; o != nil {
-		o.pinned = pinned
+	if s := c.index.find(id); s != noSlot {
+		c.index.at(s).set(flagPinned, pinned)
 	}
 }
 
-// insertLocked adds o to the index as the most recently used object.
-func (c *Cache) insertLocked(o *object) {
-	c.index[o.id] = o
-	c.lru.pushFront(o)
-	c.accountLocked(o)
-}
-
-// dropLocked removes o from the index; its file is the caller's business.
-func (c *Cache) dropLocked(o *object) {
-	if c.index[o.id] != o {
-		return
+// insertLocked adds object id, which must not be indexed, as the most
+// recently used object, being filled by p if p is not nil, and returns its
+// slot.
+func (c *Cache) insertLocked(id uint64, size int64, flags uint64, p *Partial) slot {
+	s := c.index.add(id, size, flags)
+	if p != nil {
+		c.index.makeExtra(s).partial = p
+		p.slot = s
 	}
-	delete(c.index, o.id)
-	c.lru.remove(o)
-	c.unaccountLocked(o)
+	c.accountLocked(s)
+	return s
 }
 
-func (c *Cache) touchLocked(o *object) { c.lru.moveToFront(o) }
+// dropLocked removes the object of slot s from the index, freeing the
+// slot; its file is the caller's business.
+func (c *Cache) dropLocked(s slot) {
+	c.unaccountLocked(s)
+	c.index.remove(s)
+}
+
+func (c *Cache) touchLocked(s slot) { c.index.touch(s) }
 
 // accountLocked and unaccountLocked bracket every change of an indexed
-// object's size or synced flag, so the totals never need a full scan.
-func (c *Cache) accountLocked(o *object) {
-	c.used += o.size
-	if !o.synced && o.partial == nil {
-		c.unsynced += o.size
-	}
-	if o.unread {
-		c.unread += o.size
-	}
-}
+// object's size or flags, so the totals never need a full scan.
+func (c *Cache) accountLocked(s slot) { c.addLocked(s, 1) }
 
-func (c *Cache) unaccountLocked(o *object) {
-	c.used -= o.size
-	if !o.synced && o.partial == nil {
-		c.unsynced -= o.size
+func (c *Cache) unaccountLocked(s slot) { c.addLocked(s, -1) }
+
+func (c *Cache) addLocked(s slot, sign int64) {
+	o := c.index.at(s)
+	size := sign * o.size()
+	c.used += size
+	if !o.has(flagSynced) && c.partialLocked(s) == nil {
+		c.unsynced += size
 	}
-	if o.unread {
-		c.unread -= o.size
+	if o.has(flagUnread) {
+		c.unread += size
 	}
 }
 

@@ -96,7 +96,7 @@ func (p *Partial) CommitLater(done func(error)) {
 		// Ended meanwhile; or the cache is closing, which aborts it.
 		err := p.doneErrLocked()
 		if !p.done {
-			err = fmt.Errorf("commit object %d: %w", p.o.id, errClosed)
+			err = fmt.Errorf("commit object %d: %w", p.id, errClosed)
 		}
 		c.mu.Unlock()
 		if done != nil {
@@ -161,7 +161,7 @@ func (c *Cache) commitBatch(batch []*Partial) []error {
 		case p.done:
 			errs[i] = p.doneErrLocked()
 		case p.filled != p.size:
-			errs[i] = fmt.Errorf("recall object %d: short: %d of %d bytes", p.o.id, p.filled, p.size)
+			errs[i] = fmt.Errorf("recall object %d: short: %d of %d bytes", p.id, p.filled, p.size)
 			short = append(short, i)
 		default:
 			live = append(live, i)
@@ -186,7 +186,7 @@ func (c *Cache) commitBatch(batch []*Partial) []error {
 			if p.done { // aborted meanwhile, which closed the file: say why
 				err = p.doneErrLocked()
 			} else {
-				err = fmt.Errorf("recall object %d: %w", p.o.id, err)
+				err = fmt.Errorf("recall object %d: %w", p.id, err)
 			}
 			c.mu.Unlock()
 			p.Abort(err)
@@ -202,7 +202,7 @@ func (c *Cache) commitBatch(batch []*Partial) []error {
 	c.mu.Lock()
 	for _, i := range synced {
 		p := batch[i]
-		id := p.o.id
+		id := p.id
 		if p.done { // removed, superseded or closed meanwhile
 			errs[i] = p.doneErrLocked()
 			continue
@@ -212,12 +212,18 @@ func (c *Cache) commitBatch(batch []*Partial) []error {
 			trash = appendTrash(trash, c.abortLocked(p, errs[i]))
 			continue
 		}
-		o := p.o
-		c.unaccountLocked(o)
-		o.partial, o.synced = nil, true
-		o.unread = p.ahead // nobody has opened it yet: staging ahead leaves it be
-		c.accountLocked(o)
-		c.touchLocked(o)
+		s := p.slot
+		e := c.index.extraOf(s)
+		if e == nil || e.partial != p {
+			panic(fmt.Sprintf("cache index: recall of object %d lost its slot", id))
+		}
+		c.unaccountLocked(s)
+		e.partial = nil
+		c.index.at(s).set(flagSynced, true)
+		c.index.at(s).set(flagUnread, p.ahead) // nobody has opened it yet: staging ahead leaves it be
+		c.index.tidyExtra(s, e)
+		c.accountLocked(s)
+		c.touchLocked(s)
 		p.done = true
 		p.wakeLocked()
 		dir := c.fanoutDir(id)
@@ -229,7 +235,7 @@ func (c *Cache) commitBatch(batch []*Partial) []error {
 	for _, is := range dirs {
 		for _, i := range is {
 			if err := batch[i].f.Close(); err != nil && errs[i] == nil {
-				errs[i] = fmt.Errorf("recall object %d: %w", batch[i].o.id, err)
+				errs[i] = fmt.Errorf("recall object %d: %w", batch[i].id, err)
 			}
 		}
 	}
@@ -240,7 +246,7 @@ func (c *Cache) commitBatch(batch []*Partial) []error {
 		if err := c.ops.syncDir(dir); err != nil {
 			for _, i := range is {
 				if errs[i] == nil {
-					errs[i] = fmt.Errorf("recall object %d: %w", batch[i].o.id, err)
+					errs[i] = fmt.Errorf("recall object %d: %w", batch[i].id, err)
 				}
 			}
 		}

@@ -99,7 +99,7 @@ type results struct {
 
 func (r *results) commitLater(p *Partial) {
 	r.wg.Add(1)
-	id := p.o.id
+	id := p.id
 	p.CommitLater(func(err error) {
 		r.mu.Lock()
 		if r.errs == nil {

@@ -13,15 +13,15 @@ import (
 func (c *Cache) OpenQuiet(id uint64) (*Handle, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	o := c.index[id]
-	if o == nil || o.partial != nil {
+	s := c.index.find(id)
+	if s == noSlot || c.partialLocked(s) != nil {
 		return nil, fmt.Errorf("open object %d: %w", id, ErrNotCached)
 	}
 	f, err := os.Open(c.ObjectPath(id))
 	if err != nil {
 		return nil, fmt.Errorf("open object %d: %w", id, err)
 	}
-	return &Handle{c: c, o: o, f: f, quiet: true}, nil
+	return &Handle{c: c, f: f, quiet: true}, nil
 }
 
 // RemoveDamaged drops object id because the bytes read through h proved
@@ -36,8 +36,8 @@ func (c *Cache) RemoveDamaged(id uint64, h *Handle) (bool, error) {
 		return false, fmt.Errorf("remove damaged object %d: %w", id, err)
 	}
 	c.mu.Lock()
-	o := c.index[id]
-	if o == nil || o.partial != nil {
+	s := c.index.find(id)
+	if s == noSlot || c.partialLocked(s) != nil {
 		c.mu.Unlock()
 		return false, nil
 	}
@@ -53,7 +53,7 @@ func (c *Cache) RemoveDamaged(id uint64, h *Handle) (bool, error) {
 		c.mu.Unlock()
 		return false, fmt.Errorf("remove damaged object %d: %w", id, err)
 	}
-	c.dropLocked(o)
+	c.dropLocked(s)
 	c.mu.Unlock()
 	if err := removeTrash(appendTrash(nil, trash)); err != nil {
 		return true, fmt.Errorf("remove damaged object %d: %w", id, err)
@@ -70,8 +70,7 @@ func (c *Cache) Current(id uint64, h *Handle) bool {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	o := c.index[id]
-	if o == nil || o.partial != nil {
+	if s := c.index.find(id); s == noSlot || c.partialLocked(s) != nil {
 		return false
 	}
 	cur, err := os.Stat(c.ObjectPath(id))

@@ -11,19 +11,19 @@ import (
 // only its fsync is left.
 func (c *Cache) Evict(id uint64) error {
 	c.mu.Lock()
-	o := c.index[id]
-	if o != nil && c.waitQueuedLocked(o.partial) {
-		o = c.index[id]
+	s := c.index.find(id)
+	if s != noSlot && c.waitQueuedLocked(c.partialLocked(s)) {
+		s = c.index.find(id)
 	}
-	if o == nil {
+	if s == noSlot {
 		c.mu.Unlock()
 		return fmt.Errorf("evict object %d: %w", id, ErrNotCached)
 	}
-	if why := o.busy(); why != "" {
+	if why := c.busyLocked(s); why != "" {
 		c.mu.Unlock()
 		return fmt.Errorf("evict object %d (%s): %w", id, why, ErrBusy)
 	}
-	trash, err := c.evictLocked(o)
+	trash, err := c.evictLocked(s)
 	c.mu.Unlock()
 	if err != nil {
 		return fmt.Errorf("evict object %d: %w", id, err)
@@ -106,11 +106,12 @@ func (c *Cache) reserveLocked(n int64) ([]string, error) {
 		return trash, nil
 	}
 	var held int64 // synced, but pinned, open or being recalled
-	for _, o := range c.index {
-		if o.synced || o.partial != nil {
-			held += o.size
+	c.index.each(func(s slot, o *object) bool {
+		if o.has(flagSynced) || o.has(flagExtra) && c.partialLocked(s) != nil {
+			held += o.size()
 		}
-	}
+		return true
+	})
 	return trash, fmt.Errorf("%w: %s needed, %s free of %s; %s not yet on tape, %s pinned, open or being recalled; "+
 		"wait for migration to tape or for reads to finish, or raise --cache-size",
 		ErrNoSpace, formatBytes(n), formatBytes(max(c.limit-c.used, 0)), formatBytes(c.limit),
@@ -126,17 +127,17 @@ func (c *Cache) evictToLocked(target int64) (int64, []string, error) {
 		trash    []string
 		firstErr error
 	)
-	var prev *object
-	for o := c.lru.back(); o != nil && c.used > target; o = prev {
-		prev = c.lru.prev(o) // before o may leave the list
-		if o.busy() != "" {
+	var newer slot
+	for s := c.index.back(); s != noSlot && c.used > target; s = newer {
+		newer = c.index.newer(s) // before s may leave the list
+		if c.busyLocked(s) != "" {
 			continue
 		}
-		size := o.size
-		t, err := c.evictLocked(o)
+		size, id := c.index.at(s).size(), c.index.at(s).id
+		t, err := c.evictLocked(s)
 		if err != nil {
 			if firstErr == nil {
-				firstErr = fmt.Errorf("object %d: %w", o.id, err)
+				firstErr = fmt.Errorf("object %d: %w", id, err)
 			}
 			continue
 		}
@@ -146,18 +147,20 @@ func (c *Cache) evictToLocked(target int64) (int64, []string, error) {
 	return freed, trash, firstErr
 }
 
-// evictLocked moves evictable object o to the trash and drops it from the
-// index. A file that had vanished is dropped too, since it is gone anyway.
-func (c *Cache) evictLocked(o *object) (string, error) {
-	t, err := c.trashLocked(c.ObjectPath(o.id))
+// evictLocked moves the evictable object of slot s to the trash and drops
+// it from the index. A file that had vanished is dropped too, since it is
+// gone anyway.
+func (c *Cache) evictLocked(s slot) (string, error) {
+	id, size := c.index.at(s).id, c.index.at(s).size()
+	t, err := c.trashLocked(c.ObjectPath(id))
 	if err != nil {
 		return "", err
 	}
-	c.dropLocked(o)
+	c.dropLocked(s)
 	c.evictions++
-	c.evictedBytes += o.size
+	c.evictedBytes += size
 	if c.onEvict != nil {
-		c.onEvict(o.id)
+		c.onEvict(id)
 	}
 	return t, nil
 }
@@ -172,16 +175,19 @@ func (c *Cache) OnEvict(fn func(id uint64)) {
 	c.mu.Unlock()
 }
 
-// busy says why o may not be evicted, or "" if it may.
-func (o *object) busy() string {
+// busyLocked says why the object of slot s may not be evicted, or "" if
+// it may.
+func (c *Cache) busyLocked(s slot) string {
+	o := c.index.at(s)
+	e := c.index.extraOf(s)
 	switch {
-	case o.partial != nil:
+	case e != nil && e.partial != nil:
 		return "being recalled"
-	case !o.synced:
+	case !o.has(flagSynced):
 		return "not yet on tape"
-	case o.pinned:
+	case o.has(flagPinned):
 		return "pinned"
-	case o.open > 0:
+	case e != nil && e.open > 0:
 		return "open"
 	}
 	return ""

@@ -10,7 +10,8 @@ import (
 // Handle is an open object: its holder keeps it from being evicted.
 type Handle struct {
 	c      *Cache
-	o      *object
+	slot   slot   // where the object was when opened
+	e      *extra // its open count: stays this handle's if the object leaves the index
 	f      *os.File
 	closed bool // guarded by c.mu
 	quiet  bool // from OpenQuiet: neither counted as open nor used
@@ -26,34 +27,36 @@ func (c *Cache) Open(id uint64) (*Handle, error) {
 	if c.closed {
 		return nil, fmt.Errorf("open object %d: %w", id, errClosed)
 	}
-	o := c.index[id]
-	if o == nil {
+	s := c.index.find(id)
+	if s == noSlot {
 		return nil, fmt.Errorf("open object %d: %w", id, ErrNotCached)
 	}
+	partial := c.partialLocked(s) != nil
 	path := c.ObjectPath(id)
-	if o.partial != nil {
+	if partial {
 		path = c.partialPath(id)
 	}
 	// Under the lock, so that no commit, eviction or removal renames the
 	// file between the index saying where it is and the open.
 	f, err := os.Open(path)
 	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) && o.partial == nil {
+		if errors.Is(err, fs.ErrNotExist) && !partial {
 			// Deleted behind the cache's back: forget it, so the archive
 			// recalls it again.
-			c.dropLocked(o)
+			c.dropLocked(s)
 			return nil, fmt.Errorf("open object %d: file vanished: %w", id, ErrNotCached)
 		}
 		return nil, fmt.Errorf("open object %d: %w", id, err)
 	}
-	o.open++
-	if o.unread {
-		c.unaccountLocked(o)
-		o.unread = false
-		c.accountLocked(o)
+	e := c.index.makeExtra(s)
+	e.open++
+	if c.index.at(s).has(flagUnread) {
+		c.unaccountLocked(s)
+		c.index.at(s).set(flagUnread, false)
+		c.accountLocked(s)
 	}
-	c.touchLocked(o)
-	return &Handle{c: c, o: o, f: f}, nil
+	c.touchLocked(s)
+	return &Handle{c: c, slot: s, e: e, f: f}, nil
 }
 
 // File is the open object file. It belongs to the handle: do not close it.
@@ -68,7 +71,11 @@ func (h *Handle) Close() error {
 	if !h.closed {
 		h.closed = true
 		if !h.quiet {
-			h.o.open--
+			h.e.open--
+			// Only if the slot still holds the object this handle opened
+			// (then its extra is h.e): a slot freed meanwhile may hold
+			// another object by now.
+			h.c.index.tidyExtra(h.slot, h.e)
 		}
 	}
 	h.c.mu.Unlock()

@@ -30,7 +30,8 @@ func (e *abortedError) Unwrap() []error { return []error{ErrAborted, e.err} }
 // WaitRange.
 type Partial struct {
 	c    *Cache
-	o    *object
+	id   uint64
+	slot slot // the object's in the index, while not done
 	size int64
 	f    *os.File // the writer's; Open gives readers their own
 
@@ -86,13 +87,13 @@ func (c *Cache) BeginStageAhead(id uint64, size, keepFree int64) (*Partial, bool
 // unread, until Used ≤ target. It returns the trash.
 func (c *Cache) evictReadLocked(target int64) []string {
 	var trash []string
-	var prev *object
-	for o := c.lru.back(); o != nil && c.used > target; o = prev {
-		prev = c.lru.prev(o) // before o may leave the list
-		if o.busy() != "" || o.unread {
+	var newer slot
+	for s := c.index.back(); s != noSlot && c.used > target; s = newer {
+		newer = c.index.newer(s) // before s may leave the list
+		if c.busyLocked(s) != "" || c.index.at(s).has(flagUnread) {
 			continue
 		}
-		if t, err := c.evictLocked(o); err == nil {
+		if t, err := c.evictLocked(s); err == nil {
 			trash = appendTrash(trash, t)
 		}
 	}
@@ -111,8 +112,8 @@ func (p *Partial) Promote() {
 // back, and returns their trash.
 func (c *Cache) preemptAheadLocked() []string {
 	var trash []string
-	for _, o := range c.index {
-		if p := o.partial; p != nil && p.ahead && !p.done {
+	for _, p := range c.partialsLocked() {
+		if p.ahead && !p.done {
 			trash = appendTrash(trash, c.abortLocked(p, ErrPreempted))
 		}
 	}
@@ -120,8 +121,8 @@ func (c *Cache) preemptAheadLocked() []string {
 }
 
 func (c *Cache) beginRecall(id uint64, size int64, ahead bool, keepFree int64) (*Partial, bool, error) {
-	if size < 0 {
-		return nil, false, fmt.Errorf("recall object %d: negative size %d", id, size)
+	if size < 0 || size > maxObjectSize {
+		return nil, false, fmt.Errorf("recall object %d: impossible size %d", id, size)
 	}
 	if err := os.MkdirAll(c.fanoutDir(id), 0o755); err != nil {
 		return nil, false, fmt.Errorf("recall object %d: %w", id, err)
@@ -131,7 +132,7 @@ func (c *Cache) beginRecall(id uint64, size int64, ahead bool, keepFree int64) (
 		c.mu.Unlock()
 		return nil, false, fmt.Errorf("recall object %d: %w", id, errClosed)
 	}
-	if c.index[id] != nil {
+	if c.index.find(id) != noSlot {
 		c.mu.Unlock()
 		return nil, false, nil
 	}
@@ -166,10 +167,9 @@ func (c *Cache) beginRecall(id uint64, size int64, ahead bool, keepFree int64) (
 		_ = removeTrash(trash)
 		return nil, false, fmt.Errorf("recall object %d: %w", id, err)
 	}
-	p := &Partial{c: c, size: size, f: f, progress: make(chan struct{}), ahead: ahead}
+	p := &Partial{c: c, id: id, size: size, f: f, progress: make(chan struct{}), ahead: ahead}
 	// Synced from the start: its bytes come from tape.
-	p.o = &object{id: id, size: size, synced: true, partial: p}
-	c.insertLocked(p.o)
+	c.insertLocked(id, size, flagSynced, p)
 	c.mu.Unlock()
 	_ = removeTrash(trash) // leftovers go at the next Open
 	return p, true, nil
@@ -187,7 +187,7 @@ func (p *Partial) Write(b []byte) (int, error) {
 	}
 	if over := p.filled + int64(len(b)) - p.size; over > 0 {
 		c.mu.Unlock()
-		return 0, fmt.Errorf("recall object %d: %d bytes past its size %d", p.o.id, over, p.size)
+		return 0, fmt.Errorf("recall object %d: %d bytes past its size %d", p.id, over, p.size)
 	}
 	c.mu.Unlock()
 
@@ -200,7 +200,7 @@ func (p *Partial) Write(b []byte) (int, error) {
 	}
 	c.mu.Unlock()
 	if err != nil {
-		return n, fmt.Errorf("recall object %d: %w", p.o.id, err)
+		return n, fmt.Errorf("recall object %d: %w", p.id, err)
 	}
 	return n, nil
 }
@@ -237,7 +237,7 @@ func (p *Partial) Commit() error {
 	c.mu.Lock()
 	if p.queued && !p.done {
 		c.mu.Unlock()
-		return fmt.Errorf("commit object %d: %w", p.o.id, errNotQueued)
+		return fmt.Errorf("commit object %d: %w", p.id, errNotQueued)
 	}
 	c.mu.Unlock()
 	return c.commitBatch([]*Partial{p})[0]
@@ -263,15 +263,24 @@ func (c *Cache) abortLocked(p *Partial, err error) string {
 	}
 	p.done, p.err = true, err
 	_ = p.f.Close() // the bytes are dropped; a pending Write fails
-	trash, terr := c.trashLocked(c.partialPath(p.o.id))
+	trash, terr := c.trashLocked(c.partialPath(p.id))
 	if terr != nil {
 		// Cannot move it: unlink it here, though it may be slow, so that
 		// a new recall of the same ID starts from an empty file.
-		_ = os.Remove(c.partialPath(p.o.id))
+		_ = os.Remove(c.partialPath(p.id))
 	}
-	c.dropLocked(p.o)
+	c.dropPartialLocked(p)
 	p.wakeLocked()
 	return trash
+}
+
+// dropPartialLocked removes the object that p, not done before, was
+// filling from the index.
+func (c *Cache) dropPartialLocked(p *Partial) {
+	if c.partialLocked(p.slot) != p {
+		panic(fmt.Sprintf("cache index: recall of object %d lost its slot", p.id))
+	}
+	c.dropLocked(p.slot)
 }
 
 func (p *Partial) wakeLocked() {
@@ -281,9 +290,9 @@ func (p *Partial) wakeLocked() {
 
 func (p *Partial) doneErrLocked() error {
 	if p.err != nil {
-		return &abortedError{id: p.o.id, err: p.err}
+		return &abortedError{id: p.id, err: p.err}
 	}
-	return fmt.Errorf("recall of object %d already committed", p.o.id)
+	return fmt.Errorf("recall of object %d already committed", p.id)
 }
 
 // WaitRange waits until bytes [off, off+n) of object id are in the cache,
@@ -297,12 +306,12 @@ func (p *Partial) doneErrLocked() error {
 // recall is verified or committed, never merely filled.
 func (c *Cache) WaitRange(ctx context.Context, id uint64, off, n int64) error {
 	c.mu.Lock()
-	o := c.index[id]
-	if o == nil {
+	s := c.index.find(id)
+	if s == noSlot {
 		c.mu.Unlock()
 		return fmt.Errorf("wait for object %d: %w", id, ErrNotCached)
 	}
-	p := o.partial
+	p := c.partialLocked(s)
 	if p == nil {
 		c.mu.Unlock()
 		return nil
