@@ -32,10 +32,11 @@ import (
 // Worst case: the chunks hold as many slots as the most objects indexed at
 // once since Open (a freed slot is reused, not returned), so 24 bytes times
 // that high-water mark plus one chunk; the table is 4 bytes times a power
-// of two between 4/3 and 8/3 of the objects (16/3 while it shrinks back
-// after a mass removal, which it does below 1/8 full), and twice that for
-// the moment of a resize, which copies 4 bytes per entry, never the
-// records.
+// of two between 4/3 and 8/3 of the objects (5 to 11 bytes an object) as
+// the cache fills, up to 8 times the objects after removals (it shrinks
+// once less than 1/8 full), and twice that for the moment of a resize,
+// which copies 4 bytes per entry, never the records. At 1,000,000 objects:
+// 24.1 MB of chunks and an 8 MiB table.
 
 // slot numbers a record in the index.
 type slot = uint32
@@ -70,7 +71,7 @@ const (
 )
 
 // object is one record of the index: 24 bytes, the memory the cache costs
-// per cached object with the look-up table's 4 to 11 (see the top of this
+// per cached object with the look-up table's 5 to 11 (see the top of this
 // file). A partial object has its full expected size counted in
 // Cache.used from the start, so concurrent recalls cannot over-commit the
 // space they reserved.
