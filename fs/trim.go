@@ -31,6 +31,14 @@ const (
 	// freeAfterForgotten is the number of nodes forgotten since the heap
 	// was last handed back from which a sweep hands it back again.
 	freeAfterForgotten = 10_000
+	// activeFor: a tree used this recently is being listed right now.
+	// Over the budget it is dropped only once the nodes held pass
+	// activeCap budgets: dropping its entries in the middle of an `ls -lR`
+	// or `du` only makes the kernel look every path up again and the
+	// daemon make the same nodes anew (one in five cold listings of a
+	// 100,100-entry tree ran twice as long).
+	activeFor = 2 * time.Second
+	activeCap = 4
 )
 
 // treeUse is what the mount knows of one batch tree the kernel has entries
@@ -136,7 +144,7 @@ func (f *FS) Nodes() int {
 
 // victims picks the trees to drop now: every tree idle for idle or longer,
 // and while more than budget nodes are held, the least recently used
-// others. It marks them dropped and forgets trees that hold nothing. It
+// others (those in use right now only above activeCap budgets). It marks them dropped and forgets trees that hold nothing. It
 // also says whether enough nodes were forgotten since the last time to
 // hand the heap back.
 func (t *trees) victims(now time.Time, idle time.Duration, budget int) (drop []*treeUse, names []string, free bool) {
@@ -161,7 +169,11 @@ func (t *trees) victims(now time.Time, idle time.Duration, budget int) (drop []*
 	}
 	sort.Slice(cands, func(i, j int) bool { return cands[i].u.used.Before(cands[j].u.used) })
 	for _, c := range cands {
-		if now.Sub(c.u.used) < idle && (budget <= 0 || held <= budget) {
+		since := now.Sub(c.u.used)
+		if since < idle && (budget <= 0 || held <= budget) {
+			continue
+		}
+		if since < activeFor && budget > 0 && held <= activeCap*budget {
 			continue
 		}
 		c.u.dropped = true

@@ -188,3 +188,31 @@ func TestTreeNodeBudget(t *testing.T) {
 	}
 	waitNodes(t, m.fsys, budget, 30*time.Second)
 }
+
+// TestActiveTreeKeptUnderCap: a tree in use right now (a listing running)
+// is not dropped for being over the node budget until the nodes held pass
+// activeCap budgets; once it is no longer in use, the budget applies.
+func TestActiveTreeKeptUnderCap(t *testing.T) {
+	tr := newTrees()
+	now := time.Now()
+	tr.use("ws", 1)
+	tr.m[1].used = now
+	for range 30 {
+		tr.adopted("ws", 1)
+	}
+	names := func(at time.Time, budget int) string {
+		_, n, _ := tr.victims(at, time.Minute, budget)
+		return fmt.Sprint(n)
+	}
+	if got := names(now.Add(time.Second), 10); got != "[]" {
+		t.Errorf("30 nodes of a tree in use, budget 10 (cap %d): dropped %s", 10*activeCap, got)
+	}
+	if got := names(now.Add(time.Second), 5); got != "[1]" {
+		t.Errorf("30 nodes of a tree in use, budget 5 (cap %d): dropped %s, want [1]", 5*activeCap, got)
+	}
+	tr.use("ws", 1)
+	tr.m[1].used = now
+	if got := names(now.Add(activeFor+time.Second), 10); got != "[1]" {
+		t.Errorf("30 nodes of a tree no longer in use, budget 10: dropped %s, want [1]", got)
+	}
+}

@@ -197,10 +197,27 @@ if [[ $SKIP != list ]]; then
 	# Same names, types, modes and file sizes (directory sizes differ).
 	shape() { (cd "$1" && find . \( -type f -printf '%p f %s %m\n' \) -o -printf '%p %y %m\n' | sort); }
 	diff <(shape "$N") <(shape "$B") >/dev/null || die "the batch tree differs from the native one"
+	# quiesce waits (at most 10 s) until neither daemon has used CPU for
+	# 0.3 s: dropping the caches makes the kernel FORGET every inode of
+	# both mounts, and a daemon busy with that would be timed with
+	# whichever contender runs next.
+	quiesce() {
+		local prev=-1 cur i
+		for ((i = 0; i < 100; i++)); do
+			cur=0
+			for p in $TPID $LPID; do
+				cur=$((cur + $(awk '{ print $14 + $15 }' "/proc/$p/stat" 2>/dev/null || echo 0)))
+			done
+			[[ $cur == "$prev" ]] && return 0
+			prev=$cur
+			sleep 0.3
+		done
+	}
 	# timed CMD DIR: cold run of CMD on DIR, seconds in RESULT.
 	timed() {
 		local t0
 		drop_caches
+		quiesce
 		t0=$(now)
 		bash -c "$1 >/dev/null" _ "$2"
 		RESULT=$(since "$t0")
