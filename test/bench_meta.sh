@@ -14,7 +14,9 @@
 #
 # Cold = `sync; echo 3 >/proc/sys/vm/drop_caches` before each timed run:
 # page cache, dentries and inodes (the kernel forgets the mount's entries
-# and attributes too, FORGET reaches the daemon). Contenders are
+# and attributes too, FORGET reaches the daemon), and for the mount the
+# catalog's pages as well; each mount run is followed by one with the
+# catalog's pages still in memory (the other rows). Contenders are
 # interleaved, the order rotated each round; each figure is the median of
 # REPEAT rounds with the range.
 #
@@ -225,21 +227,39 @@ if [[ $SKIP != list ]]; then
 	LS='ls -lR "$1"'
 	FIND='find "$1"'
 	DU='du -s "$1"'
-	ls_tapefs() { timed "$LS" "$B"; }
+	# twice NAME CMD: the mount's run of CMD, cold twice over: first with
+	# the catalog's pages dropped as well (the daemon hands its mapping of
+	# them back every 10 s, and only then can the kernel drop them), then
+	# at once again with them still in memory, as on a daemon that
+	# listed something lately (kept in T_NAME_warm).
+	twice() {
+		local cold
+		sleep 11
+		timed "$2" "$B"
+		cold=$RESULT
+		timed "$2" "$B"
+		eval "T_$1_warm+=(\"\$RESULT\")"
+		RESULT=$cold
+	}
+	T_ls_tapefs_warm=() T_find_tapefs_warm=() T_du_tapefs_warm=()
+	ls_tapefs() { twice ls_tapefs "$LS"; }
 	ls_native() { timed "$LS" "$N"; }
 	ls_loopback() { timed "$LS" "$L"; }
-	find_tapefs() { timed "$FIND" "$B"; }
+	find_tapefs() { twice find_tapefs "$FIND"; }
 	find_native() { timed "$FIND" "$N"; }
 	find_loopback() { timed "$FIND" "$L"; }
-	du_tapefs() { timed "$DU" "$B"; }
+	du_tapefs() { twice du_tapefs "$DU"; }
 	du_native() { timed "$DU" "$N"; }
 	du_loopback() { timed "$DU" "$L"; }
 	rounds ls_tapefs ls_native ls_loopback
 	row "\`ls -lR\` of $ENTRIES entries, cold" ls_tapefs ls_native "≥ 0.5" ls_loopback
+	row "\`ls -lR\`, cold but the catalog's pages in memory" ls_tapefs_warm ls_native "–"
 	rounds find_tapefs find_native find_loopback
 	row "\`find\` of $ENTRIES entries, cold" find_tapefs find_native "≥ 0.9" find_loopback
+	row "\`find\`, cold but the catalog's pages in memory" find_tapefs_warm find_native "–"
 	rounds du_tapefs du_native du_loopback
 	row "\`du -s\` of $ENTRIES entries, cold" du_tapefs du_native "≥ 0.9" du_loopback
+	row "\`du -s\`, cold but the catalog's pages in memory" du_tapefs_warm du_native "–"
 	umount "$LBMNT" && wait "$LPID"
 	LPID=
 	rm -rf "$N"
