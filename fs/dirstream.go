@@ -20,6 +20,9 @@ type listed struct {
 	file  *archive.File
 	batch *archive.Batch
 	ws    *archive.Workspace
+	// bare: listed for a caller that gets no attributes (attrs.go), by
+	// name and type only.
+	bare bool
 }
 
 // catalogDir is an open directory listed from the catalog a page at a
@@ -33,11 +36,8 @@ type catalogDir struct {
 	// the request's that reads the page.
 	fetch func(ctx context.Context, cursor string) (items []listed, next string, more bool, errno syscall.Errno)
 	// child makes the inode of a listed entry and fills out; nil sends
-	// the name to lookup (an entry listed without its record does).
+	// the name to lookup.
 	child func(ctx context.Context, it *listed, out *fuse.EntryOut) *gofs.Inode
-	// attrs reports whether the caller of a READDIRPLUS gets the
-	// entries' attributes (attrs.go); nil: always.
-	attrs func(ctx context.Context) bool
 	// lookup is the directory's Lookup, for a name that is not the last
 	// one listed.
 	lookup func(ctx context.Context, name string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno)
@@ -101,13 +101,14 @@ func (d *catalogDir) Seekdir(ctx context.Context, off uint64) syscall.Errno {
 }
 
 // Lookup gives the attributes of an entry a READDIRPLUS lists (go-fuse
-// calls it for each). An error leaves the entry without them: the kernel
-// lists its name and type and makes no inode (attrs.go).
+// calls it for each). An error leaves the entry without them (the kernel
+// then lists its name and type and makes no inode): what a bare entry
+// gets (attrs.go).
 func (d *catalogDir) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
-	if d.attrs != nil && !d.attrs(ctx) {
-		return nil, syscall.ENOENT
-	}
 	if d.hasLast && d.last.de.Name == name {
+		if d.last.bare {
+			return nil, syscall.ENOENT
+		}
 		if ch := d.child(ctx, &d.last, out); ch != nil {
 			return ch, 0
 		}
@@ -132,7 +133,7 @@ func (f *FS) childPage(batch, parent uint64, cursor string, bare bool) (items []
 				n := &names[i]
 				next = n.Name
 				if !n.Removed {
-					items = append(items, listed{de: fuse.DirEntry{Name: n.Name, Mode: fileMode(n.Type), Ino: fileIno(n.DataID)}})
+					items = append(items, listed{de: fuse.DirEntry{Name: n.Name, Mode: fileMode(n.Type), Ino: fileIno(n.DataID)}, bare: true})
 				}
 			}
 			return nil

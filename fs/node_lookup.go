@@ -361,12 +361,8 @@ func (f *FS) openTreeDir(dir *gofs.Inode, ws string, batch, parent uint64,
 			return f.childPage(batch, parent, cursor, !f.attrs.want(ctx))
 		},
 		child: func(ctx context.Context, it *listed, out *fuse.EntryOut) *gofs.Inode {
-			if it.file == nil {
-				return nil
-			}
 			return f.entryChild(ctx, dir, ws, it.file, out)
 		},
-		attrs:  f.attrs.want,
 		lookup: lookup,
 	}
 }
