@@ -1,8 +1,8 @@
 package catalog
 
 import (
+	"bytes"
 	"strconv"
-	"strings"
 	"unicode/utf8"
 	"unsafe"
 )
@@ -29,11 +29,7 @@ func decodeFileRecord(data []byte, f *File) bool {
 	}
 	d := recordScanner{b: data}
 	out := *f
-	if !d.object(func(key []byte) bool { return d.fileMember(key, &out) }) {
-		return false
-	}
-	d.space()
-	if d.i != len(d.b) {
+	if !d.record(func(key []byte) bool { return d.fileMember(key, &out) }) {
 		return false
 	}
 	*f = out
@@ -66,6 +62,15 @@ func (d *recordScanner) next(c byte) bool {
 		return true
 	}
 	return false
+}
+
+// record reads a whole record: one object and nothing after it.
+func (d *recordScanner) record(member func(key []byte) bool) bool {
+	if !d.object(member) {
+		return false
+	}
+	d.space()
+	return d.i == len(d.b)
 }
 
 // object reads {"key":value,...}, calling member for each key with the
@@ -163,6 +168,12 @@ func (d *recordScanner) i64(dst *int64) bool {
 	return ok
 }
 
+func (d *recordScanner) fileType(dst *FileType) bool {
+	n, ok := d.uint(8)
+	*dst = FileType(n)
+	return ok
+}
+
 func (d *recordScanner) boolean(dst *bool) bool {
 	d.space()
 	rest := d.b[d.i:]
@@ -191,9 +202,7 @@ func (d *recordScanner) fileMember(key []byte, f *File) bool {
 	case "path":
 		return d.str(&f.Path)
 	case "type":
-		n, ok := d.uint(8)
-		f.Type = FileType(n)
-		return ok
+		return d.fileType(&f.Type)
 	case "mode":
 		return d.u32(&f.Mode)
 	case "uid":
@@ -276,31 +285,30 @@ func (d *recordScanner) copies(dst *[]Copy) bool {
 func decodeDirName(data []byte, dn *DirName) bool {
 	d := recordScanner{b: data}
 	out := *dn
-	ok := d.object(func(key []byte) bool {
+	ok := d.record(func(key []byte) bool {
 		switch string(key) {
 		case "type":
-			n, ok := d.uint(8)
-			out.Type = FileType(n)
-			return ok
+			return d.fileType(&out.Type)
 		case "link":
 			return d.u64(&out.Link)
 		case "removed":
 			return d.boolean(&out.Removed)
 		}
-		for _, k := range [...]string{"type", "link", "removed"} {
-			if strings.EqualFold(string(key), k) {
-				return false // encoding/json would take it for that member
-			}
+		// encoding/json matches member names regardless of case: a
+		// "Type" would be taken for the type.
+		if (len(key) == 4 || len(key) == 7) && (bytes.EqualFold(key, memberType) || bytes.EqualFold(key, memberLink) || bytes.EqualFold(key, memberRemoved)) {
+			return false
 		}
 		return d.skip()
 	})
-	d.space()
-	if !ok || d.i != len(d.b) {
+	if !ok {
 		return false
 	}
 	*dn = out
 	return true
 }
+
+var memberType, memberLink, memberRemoved = []byte("type"), []byte("link"), []byte("removed")
 
 // skip passes over one value of any kind.
 func (d *recordScanner) skip() bool {
