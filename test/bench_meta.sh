@@ -71,12 +71,17 @@ log "work directory $W ($(df -h --output=source,fstype,avail "$W" | tail -1 | tr
 # for outside the timed parts, so that it competes with nothing measured.
 "$BIN" mount --home "$W/home" --http '' --time-scale 0 --settle 1h --flush-age 1s "$MNT" 2>"$W/tapefs.err" &
 TPID=$!
-for _ in $(seq 600); do
-	grep -qF "tapefs: mounted at $MNT" "$W/tapefs.err" && break
-	kill -0 "$TPID" 2>/dev/null || { cat "$W/tapefs.err" >&2; die "the daemon exited"; }
-	sleep 0.1
-done
-grep -qF "tapefs: mounted at $MNT" "$W/tapefs.err" || die "not mounted after 60 s"
+# mounted WHAT PID OUTPUT LINE: waits up to 60 s for LINE in OUTPUT of the
+# daemon PID, or dies with that output if it exits first.
+mounted() {
+	for _ in $(seq 600); do
+		grep -qF "$4" "$3" && return 0
+		kill -0 "$2" 2>/dev/null || { cat "$3" >&2; die "$1 exited"; }
+		sleep 0.1
+	done
+	die "$1 not mounted after 60 s"
+}
+mounted "the daemon" "$TPID" "$W/tapefs.err" "tapefs: mounted at $MNT"
 PUT=$MNT/default/put
 
 # seal ENTRY: seals put/ENTRY, prints the new batch's ID once it is CACHED
@@ -177,12 +182,7 @@ if [[ $SKIP != list ]]; then
 	mkdir -p "$LBMNT"
 	"$LOOPBACK" -directmountstrict "$LBMNT" "$W/native" >"$W/loopback.out" 2>&1 &
 	LPID=$!
-	for _ in $(seq 300); do
-		grep -q "Mounted!" "$W/loopback.out" && break
-		kill -0 "$LPID" 2>/dev/null || { cat "$W/loopback.out" >&2; die "the loopback exited"; }
-		sleep 0.1
-	done
-	grep -q "Mounted!" "$W/loopback.out" || die "the loopback did not mount in 30 s"
+	mounted "the loopback" "$LPID" "$W/loopback.out" "Mounted!"
 	# Into put/ beside the daemon (the staging directory is put/'s
 	# backing store, same disk): a copy through the mount would time
 	# nothing here and take minutes.
