@@ -28,7 +28,7 @@ func (tx *Tx) CommitAggregate(a AggregateCommit) error {
 			return fmt.Errorf("commit aggregate: file %d (%s) is a hard link to file %d: record the copy on the file owning the data", id, f.Path, f.Link)
 		}
 		f.Copies = append(f.Copies, a.Copies[id])
-		if err := tx.put(fileKey(id), &f); err != nil {
+		if err := tx.putTape(&f); err != nil {
 			return err
 		}
 	}
@@ -105,26 +105,24 @@ func (tx *Tx) ReplaceCopy(id uint64, old, new Copy) error {
 		return fmt.Errorf("replace copy of file %d (%s): it has no copy on %s tape file %d at %d: %w", id, f.Path, old.VOLSER, old.TapeFile, old.Offset, ErrNotFound)
 	}
 	f.Copies[i] = new
-	return tx.put(fileKey(id), &f)
+	return tx.putTape(&f)
 }
 
 // DropCopies forgets every copy on a cartridge (it was erased since they
 // were recorded) and returns how many files lost one. The bytes on tape of
 // the batches concerned are lowered to match.
 func (tx *Tx) DropCopies(volser string) (int, error) {
-	var changed []File
-	err := tx.kv.Scan([]byte{tableFile}, nil, false, func(k, v []byte) (bool, error) {
-		var f File
-		if err := unmarshal(k, v, &f); err != nil {
-			return false, err
-		}
-		if slices.ContainsFunc(f.Copies, func(c Copy) bool { return c.VOLSER == volser }) {
-			changed = append(changed, f)
-		}
-		return true, nil
-	})
+	ids, err := tx.filesWithTapeOn(volser)
 	if err != nil {
 		return 0, err
+	}
+	changed := make([]File, 0, len(ids))
+	for _, id := range ids {
+		f, err := tx.File(id)
+		if err != nil {
+			return 0, fmt.Errorf("drop copies on %s: %w", volser, err)
+		}
+		changed = append(changed, f)
 	}
 	lost := map[uint64]int64{}
 	for _, f := range changed {
@@ -135,7 +133,7 @@ func (tx *Tx) DropCopies(volser string) (int, error) {
 			}
 			return false
 		})
-		if err := tx.put(fileKey(f.ID), &f); err != nil {
+		if err := tx.putTape(&f); err != nil {
 			return 0, err
 		}
 	}

@@ -139,6 +139,9 @@ func (tx *Tx) PurgeBatch(id uint64) error {
 			dead[c.VOLSER] += c.Length
 		}
 		doomed = append(doomed, fileKey(f.ID), dirEntryKey(b.ID, f.Parent, f.Name))
+		if f.MD5 != "" || len(f.Copies) > 0 {
+			doomed = append(doomed, fileTapeKey(f.ID))
+		}
 		if f.Type == TypeFile {
 			doomed = append(doomed, pathKey(b.Workspace, f.Path, b.ID))
 		}

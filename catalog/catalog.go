@@ -70,7 +70,8 @@ func OpenAt(spec, path string) (*Catalog, error) {
 }
 
 // New puts the catalog logic on eng. An empty store is stamped with
-// SchemaVersion; a store written by a newer tapefs is refused untouched.
+// SchemaVersion; a store written by an older tapefs is upgraded; one
+// written by a newer tapefs is refused untouched.
 func New(eng Engine) (*Catalog, error) {
 	var version uint64
 	var stamped bool
@@ -90,6 +91,11 @@ func New(eng Engine) (*Catalog, error) {
 	}
 	if version > SchemaVersion {
 		return nil, &newerSchemaError{have: version, understood: SchemaVersion}
+	}
+	if stamped && version < SchemaVersion {
+		if err := upgrade(eng, version); err != nil {
+			return nil, err
+		}
 	}
 	if !stamped {
 		// Keys without a version: a copy (CopyEngine) that did not finish, or
@@ -119,6 +125,41 @@ func New(eng Engine) (*Catalog, error) {
 // Origin names this open catalog among the processes sharing the store;
 // every event it records carries it.
 func (c *Catalog) Origin() string { return c.origin }
+
+// upgrade brings a catalog of schema version from up to SchemaVersion. A
+// catalog on PostgreSQL is upgraded only when no daemon is running on it
+// (an older tapefs would misread the new records); a bbolt file is locked
+// by the process that opened it.
+func upgrade(eng Engine, from uint64) error {
+	var running []string
+	_, shared := eng.(*pgEngine) // the embedded engines are one process's alone
+	err := eng.View(func(kv KVTxn) error {
+		if !shared {
+			return nil
+		}
+		tx := &Tx{kv: kv}
+		now, err := tx.Now()
+		if err != nil {
+			return err
+		}
+		hosts, err := tx.Hosts()
+		for _, h := range hosts {
+			if h.Alive(now) {
+				running = append(running, h.ID)
+			}
+		}
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("upgrade the catalog from schema version %d: %w", from, err)
+	}
+	if len(running) > 0 {
+		return fmt.Errorf("the catalog has schema version %d and this tapefs upgrades it to %d, but hosts %s are running on it (their heartbeats are fresh): stop every tapefs daemon on this catalog, then start this one again (the catalog was not modified)",
+			from, SchemaVersion, strings.Join(running, ", "))
+	}
+	// Version 1 -> 2 is the only step so far.
+	return upgradeFileLayout(eng)
+}
 
 func decodeVersion(v []byte) (uint64, error) {
 	if len(v) != 8 {

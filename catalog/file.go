@@ -1,7 +1,9 @@
 package catalog
 
 import (
+	"bytes"
 	"fmt"
+	"slices"
 )
 
 // File returns the file with the ID.
@@ -11,25 +13,55 @@ func (tx *Tx) File(id uint64) (File, error) {
 	if err == nil && !found {
 		err = fmt.Errorf("file %d: %w", id, ErrNotFound)
 	}
-	return f, err
+	if err != nil {
+		return f, err
+	}
+	k := fileTapeKey(id)
+	v, err := tx.kv.Get(k)
+	if err != nil {
+		return f, err
+	}
+	return f, mergeTape(k, v, &f)
 }
 
 // PutFile replaces the record of an existing file: its checksum, copies
 // and attributes. Batch trees are read-only, so where a file sits (batch,
 // parent, name, path, type) cannot change, and its indexes stay right.
+// Only the keys whose contents change are written (filestore.go).
 func (tx *Tx) PutFile(f File) error {
 	old, err := tx.File(f.ID)
 	if err != nil {
 		return fmt.Errorf("put file: %w", err)
 	}
-	if f.Batch != old.Batch || f.Parent != old.Parent || f.Name != old.Name || f.Path != old.Path || f.Type != old.Type {
-		return fmt.Errorf("put file %d (%s): its batch, parent, name, path and type cannot change", f.ID, old.Path)
+	if f.Batch != old.Batch || f.Parent != old.Parent || f.Name != old.Name || f.Path != old.Path || f.Type != old.Type || f.Link != old.Link {
+		return fmt.Errorf("put file %d (%s): its batch, parent, name, path, type and link cannot change", f.ID, old.Path)
 	}
-	return tx.put(fileKey(f.ID), &f)
+	rec, _, err := encodeFile(&f)
+	if err != nil {
+		return err
+	}
+	oldRec, err := tx.kv.Get(fileKey(f.ID))
+	if err != nil {
+		return err
+	}
+	if !bytes.Equal(rec, oldRec) {
+		if err := tx.kv.Put(fileKey(f.ID), rec); err != nil {
+			return err
+		}
+	}
+	if f.MD5 != old.MD5 || !slices.Equal(f.Copies, old.Copies) {
+		if err := tx.putTape(&f); err != nil {
+			return err
+		}
+	}
+	if f.Removed != old.Removed {
+		return tx.kv.Put(dirEntryKey(f.Batch, f.Parent, f.Name), encodeDirEntry(&f))
+	}
+	return nil
 }
 
 // Lookup returns the entry name of directory parent (0: the top level) of
-// a batch: one Get for the directory entry, one for the file.
+// a batch: one Get for the directory entry, then the file's.
 func (tx *Tx) Lookup(batch, parent uint64, name string) (File, error) {
 	k := dirEntryKey(batch, parent, name)
 	v, err := tx.kv.Get(k)
@@ -39,18 +71,28 @@ func (tx *Tx) Lookup(batch, parent uint64, name string) (File, error) {
 	if v == nil {
 		return File{}, fmt.Errorf("batch %d: no entry %q in directory %d: %w", batch, name, parent, ErrNotFound)
 	}
-	id, err := decodeID(k, v)
-	if err != nil {
+	var d DirName
+	if _, err := decodeDirEntry(k, v, &d); err != nil {
 		return File{}, err
 	}
-	return tx.File(id)
+	return tx.File(d.ID)
 }
 
 // Children lists directory parent (0: the top level) of a batch in name
 // order, starting after the name after ("" = from the start), at most
-// limit entries (0 = all). One prefix scan: a page costs its own size.
+// limit entries (0 = all): the entries' attributes, as a listing shows
+// them. Their md5 and copies are not read (File and Files have them). One
+// prefix scan and one read of the records: a page costs its own size.
 func (tx *Tx) Children(batch, parent uint64, after string, limit int) ([]File, error) {
-	keys, _, vals, err := tx.childRecords(batch, parent, after, limit)
+	entries, err := tx.dirEntries(batch, parent, after, limit)
+	if err != nil {
+		return nil, err
+	}
+	keys := make([][]byte, len(entries))
+	for i := range entries {
+		keys[i] = fileKey(entries[i].ID)
+	}
+	vals, err := tx.fileRecords(keys)
 	if err != nil {
 		return nil, err
 	}
@@ -82,20 +124,36 @@ func (d *DirName) DataID() uint64 {
 }
 
 // ChildNames is Children for a listing that needs names and types only
-// (`find`): it reads the same records but decodes just the members it
-// returns, which costs a fraction of a whole File's decoding.
+// (`find`): the directory entries carry them, so no file record is read
+// (but for entries written by schema 1, whose records are read as before).
 func (tx *Tx) ChildNames(batch, parent uint64, after string, limit int) ([]DirName, error) {
-	keys, names, vals, err := tx.childRecords(batch, parent, after, limit)
+	entries, err := tx.dirEntries(batch, parent, after, limit)
 	if err != nil {
 		return nil, err
 	}
-	out := make([]DirName, len(keys))
-	for i, v := range vals {
-		d := &out[i]
-		d.Name, d.ID = names[i], idSuffix(keys[i])
+	var keys [][]byte
+	var which []int
+	for i := range entries {
+		if !entries[i].known {
+			keys, which = append(keys, fileKey(entries[i].ID)), append(which, i)
+		}
+	}
+	out := make([]DirName, len(entries))
+	for i := range entries {
+		out[i] = entries[i].DirName
+	}
+	if len(keys) == 0 {
+		return out, nil
+	}
+	vals, err := tx.fileRecords(keys)
+	if err != nil {
+		return nil, err
+	}
+	for j, v := range vals {
+		d := &out[which[j]]
 		if !decodeDirName(v, d) {
 			var f File
-			if err := unmarshal(keys[i], v, &f); err != nil {
+			if err := unmarshal(keys[j], v, &f); err != nil {
 				return nil, err
 			}
 			d.Link, d.Type, d.Removed = f.Link, f.Type, f.Removed
@@ -104,38 +162,49 @@ func (tx *Tx) ChildNames(batch, parent uint64, after string, limit int) ([]DirNa
 	return out, nil
 }
 
-// childRecords reads a page of directory parent: the file keys, names
-// and records of its entries in name order.
-func (tx *Tx) childRecords(batch, parent uint64, after string, limit int) (keys [][]byte, names []string, vals [][]byte, err error) {
+// dirEntry is a directory entry as read; known says whether its type,
+// link and removed flag came with it.
+type dirEntry struct {
+	DirName
+	known bool
+}
+
+// dirEntries reads a page of directory parent's entries in name order.
+func (tx *Tx) dirEntries(batch, parent uint64, after string, limit int) ([]dirEntry, error) {
 	prefix := dirEntryPrefix(batch, parent)
 	var from []byte
 	if after != "" {
 		// The least key greater than the entry named after.
 		from = append(dirEntryKey(batch, parent, after), 0)
 	}
-	// The entries first, then their records in one go: on a database
-	// engine that is one round trip for the page instead of one per entry.
-	err = tx.kv.Scan(prefix, from, false, func(k, v []byte) (bool, error) {
-		id, err := decodeID(k, v)
+	var out []dirEntry
+	err := tx.kv.Scan(prefix, from, false, func(k, v []byte) (bool, error) {
+		e := dirEntry{DirName: DirName{Name: string(k[len(prefix):])}}
+		known, err := decodeDirEntry(k, v, &e.DirName)
 		if err != nil {
 			return false, err
 		}
-		keys = append(keys, fileKey(id))
-		names = append(names, string(k[len(prefix):]))
-		return limit <= 0 || len(keys) < limit, nil
+		e.known = known
+		out = append(out, e)
+		return limit <= 0 || len(out) < limit, nil
 	})
+	return out, err
+}
+
+// fileRecords reads the F records at keys, all of which a directory lists.
+// On a database engine that is one round trip for a page of a directory
+// instead of one per entry.
+func (tx *Tx) fileRecords(keys [][]byte) ([][]byte, error) {
+	vals, err := tx.getMany(keys)
 	if err != nil {
-		return nil, nil, nil, err
-	}
-	if vals, err = tx.getMany(keys); err != nil {
-		return nil, nil, nil, err
+		return nil, err
 	}
 	for i, v := range vals {
 		if v == nil {
-			return nil, nil, nil, fmt.Errorf("%s is listed in its directory but missing: %w", describeKey(keys[i]), ErrNotFound)
+			return nil, fmt.Errorf("%s is listed in its directory but missing: %w", describeKey(keys[i]), ErrNotFound)
 		}
 	}
-	return keys, names, vals, nil
+	return vals, nil
 }
 
 // Files lists the files of a batch in ID order (which is the parents-first
@@ -155,7 +224,8 @@ func (tx *Tx) Files(batch uint64, after uint64, limit int) ([]File, error) {
 }
 
 // scanFiles calls fn for the files of b with IDs after after, in ID order,
-// at most limit (0 = all) of them.
+// at most limit (0 = all) of them. The records are read a page at a time,
+// each page's M records in one go after it.
 func (tx *Tx) scanFiles(b Batch, after uint64, limit int, fn func(f *File) (bool, error)) error {
 	if b.Files <= 0 {
 		return nil
@@ -167,17 +237,32 @@ func (tx *Tx) scanFiles(b Batch, after uint64, limit int, fn func(f *File) (bool
 	if after >= first {
 		first = after + 1
 	}
+	const page = 512
 	n := 0
-	return tx.kv.Scan([]byte{tableFile}, fileKey(first), false, func(k, v []byte) (bool, error) {
-		if idSuffix(k) > last {
-			return false, nil
+	for first <= last {
+		var keys, recs [][]byte
+		err := tx.kv.Scan([]byte{tableFile}, fileKey(first), false, func(k, v []byte) (bool, error) {
+			if idSuffix(k) > last {
+				return false, nil
+			}
+			keys, recs = append(keys, bytes.Clone(k)), append(recs, bytes.Clone(v))
+			return len(keys) < page && (limit <= 0 || n+len(keys) < limit), nil
+		})
+		if err != nil || len(keys) == 0 {
+			return err
 		}
-		var f File
-		if err := unmarshal(k, v, &f); err != nil {
-			return false, err
+		files, err := tx.readFiles(keys, recs)
+		if err != nil {
+			return err
 		}
-		n++
-		more, err := fn(&f)
-		return more && (limit <= 0 || n < limit), err
-	})
+		for i := range files {
+			n++
+			more, err := fn(&files[i])
+			if err != nil || !more || (limit > 0 && n >= limit) {
+				return err
+			}
+		}
+		first = idSuffix(keys[len(keys)-1]) + 1
+	}
+	return nil
 }

@@ -17,8 +17,11 @@ import (
 //	W<workspace>                       Workspace
 //	B<batch>                           Batch
 //	I<workspace>\x00<batch>            index: the batches of a workspace
-//	F<file>                            File
-//	D<batch><parent><name>             directory entry -> file ID (8 bytes);
+//	F<file>                            File, without md5 and copies
+//	M<file>                            the file's md5 and tape copies
+//	                                   (filestore.go: why they are apart)
+//	D<batch><parent><name>             directory entry -> file ID (8 bytes),
+//	                                   type, removed flag, link owner;
 //	                                   parent 0 is the batch's top level, so a
 //	                                   directory is one prefix scan and a
 //	                                   lookup is one Get
@@ -40,6 +43,7 @@ const (
 	tableBatch        = 'B'
 	tableBatchByWS    = 'I'
 	tableFile         = 'F'
+	tableFileTape     = 'M'
 	tableDirEntry     = 'D'
 	tablePath         = 'P'
 	tableCartridge    = 'C'

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"reflect"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -431,6 +432,49 @@ func TestPostgresNewerSchemaRefused(t *testing.T) {
 			t.Errorf("version key now %x", v)
 		}
 		return nil
+	})
+}
+
+// TestPostgresUpgradeWaitsForHosts: a schema 1 catalog on PostgreSQL is
+// not upgraded while a daemon (of the older tapefs) is running on it; once
+// it has stopped, the upgrade runs.
+func TestPostgresUpgradeWaitsForHosts(t *testing.T) {
+	eng := newPostgresEngine(t)
+	files := schema1Files(5)
+	writeSchema1(t, eng, files)
+	c1 := &Catalog{eng: eng}
+	update(t, c1, func(tx *Tx) error {
+		now, err := tx.Now()
+		if err != nil {
+			return err
+		}
+		return tx.PutHost(Host{ID: "old-node", Started: now, Heartbeat: now, Expires: now.Add(time.Hour)})
+	})
+	_, err := New(eng)
+	if err == nil || !strings.Contains(err.Error(), "hosts old-node are running") || !strings.Contains(err.Error(), "stop every tapefs daemon") {
+		t.Fatalf("New with a live host of schema 1: %v", err)
+	}
+	if v := rawKey(t, c1, versionKey()); !bytes.Equal(v, encodeID(1)) {
+		t.Errorf("version after a refused upgrade: %x", v)
+	}
+	if v := rawKey(t, c1, dirEntryKey(1, 1, files[2].Name)); len(v) != idLen {
+		t.Errorf("a refused upgrade rewrote a directory entry: %x", v)
+	}
+	update(t, c1, func(tx *Tx) error {
+		h, err := tx.Host("old-node")
+		h.Stopped = true
+		return errors.Join(err, tx.PutHost(h))
+	})
+	c, err := New(eng)
+	if err != nil {
+		t.Fatalf("New after the host stopped: %v", err)
+	}
+	view(t, c, func(tx *Tx) error {
+		f, err := tx.File(3)
+		if err != nil || !reflect.DeepEqual(f, files[2]) {
+			t.Errorf("file 3 after the upgrade: %+v, %v; want %+v", f, err, files[2])
+		}
+		return err
 	})
 }
 

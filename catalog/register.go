@@ -80,19 +80,14 @@ func (tx *Tx) RegisterBatch(b Batch, files []File) (Batch, []File, error) {
 	// on each insert, which is what makes 100,000 files one quick
 	// transaction rather than minutes of memmove.
 	w.Used += b.Bytes
-	writes := make([]kvPair, 0, 2*len(files)+3)
+	writes := make([]kvPair, 0, 3*len(files)+3)
 	for i := range files {
 		f := &files[i]
-		data, err := encodeRecord(f)
+		fw, err := fileWrites(b.Workspace, f)
 		if err != nil {
 			return fail("%w", err)
 		}
-		writes = append(writes,
-			kvPair{fileKey(f.ID), data},
-			kvPair{dirEntryKey(b.ID, f.Parent, f.Name), encodeID(f.ID)})
-		if f.Type == TypeFile {
-			writes = append(writes, kvPair{pathKey(b.Workspace, f.Path, b.ID), nil})
-		}
+		writes = append(writes, fw...)
 	}
 	batchData, err := encodeRecord(&b)
 	if err != nil {

@@ -21,7 +21,7 @@ func (tx *Tx) RestoreBatch(b Batch, files []File) error {
 		return fmt.Errorf("restore batch %d: %w", b.ID, err)
 	}
 	last := b.FirstFile + uint64(max(b.Files, 1)) - 1
-	writes := make([]kvPair, 0, 2*len(files)+2)
+	writes := make([]kvPair, 0, 4*len(files)+2)
 	for i := range files {
 		f := &files[i]
 		if f.Batch != b.ID || f.ID < b.FirstFile || f.ID > last {
@@ -30,14 +30,11 @@ func (tx *Tx) RestoreBatch(b Batch, files []File) error {
 		if err := checkPath(f.Path); err != nil {
 			return fmt.Errorf("restore batch %d: %w", b.ID, err)
 		}
-		data, err := encodeRecord(f)
+		fw, err := fileWrites(b.Workspace, f)
 		if err != nil {
 			return err
 		}
-		writes = append(writes, kvPair{fileKey(f.ID), data}, kvPair{dirEntryKey(b.ID, f.Parent, f.Name), encodeID(f.ID)})
-		if f.Type == TypeFile {
-			writes = append(writes, kvPair{pathKey(b.Workspace, f.Path, b.ID), nil})
-		}
+		writes = append(writes, fw...)
 	}
 	data, err := encodeRecord(&b)
 	if err != nil {

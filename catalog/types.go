@@ -14,8 +14,13 @@ var (
 )
 
 // SchemaVersion is the version of the key schema and record encoding this
-// code writes. A catalog with a larger version is refused.
-const SchemaVersion = 1
+// code writes. A catalog with a larger version is refused; one with a
+// smaller version is upgraded when opened.
+//
+//	1  the first
+//	2  a file's md5 and copies apart from its record, and its type in its
+//	   directory entry (filestore.go)
+const SchemaVersion = 2
 
 // State is the life-cycle state of a batch (DESIGN.md §2).
 type State string
