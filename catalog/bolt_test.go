@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -281,4 +282,63 @@ func TestBoltGetMany(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// mappingFlags returns the VmFlags of the process's mapping starting at
+// addr (/proc/self/smaps).
+func mappingFlags(t *testing.T, addr uintptr) []string {
+	t.Helper()
+	data, err := os.ReadFile("/proc/self/smaps")
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := fmt.Sprintf("%x-", addr)
+	in := false
+	for _, line := range strings.Split(string(data), "\n") {
+		if f := strings.Fields(line); len(f) > 0 && strings.Contains(f[0], "-") && !strings.HasSuffix(f[0], ":") {
+			in = strings.HasPrefix(line, start)
+			continue
+		}
+		if in && strings.HasPrefix(line, "VmFlags:") {
+			return strings.Fields(line)[1:]
+		}
+	}
+	t.Fatalf("no mapping at %x in /proc/self/smaps", addr)
+	return nil
+}
+
+// TestBoltReadAround: the catalog's mapping is not left with bbolt's
+// MADV_RANDOM (a cold listing would read its pages one at a time), also
+// after the file grew and bbolt mapped it anew.
+func TestBoltReadAround(t *testing.T) {
+	c, err := Open(filepath.Join(t.TempDir(), "catalog.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	db := c.eng.(*boltEngine).db
+	check := func(when string) {
+		t.Helper()
+		view(t, c, func(tx *Tx) error { return nil })
+		if flags := mappingFlags(t, db.Info().Data); slices.Contains(flags, "rr") {
+			t.Errorf("%s: the catalog's mapping is advised random-read (VmFlags %v)", when, flags)
+		}
+	}
+	check("after open")
+	first := db.Info().Data
+	value := bytes.Repeat([]byte("v"), 4000)
+	for i := 0; i < 40_000 && db.Info().Data == first; i += 1000 {
+		update(t, c, func(tx *Tx) error {
+			for j := i; j < i+1000; j++ {
+				if err := tx.kv.Put([]byte(fmt.Sprintf("zz/%08d", j)), value); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+	}
+	if db.Info().Data == first {
+		t.Fatal("160 MB written and bbolt never mapped the file anew")
+	}
+	check("after the file grew")
 }

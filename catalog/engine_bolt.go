@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -21,7 +22,12 @@ const boltFillPercent = 0.9
 // boltEngine is the on-disk Engine. bbolt memory-maps the file and reads
 // pages on demand, so opening a large catalog costs nothing and the heap
 // does not grow with it.
-type boltEngine struct{ db *bolt.DB }
+type boltEngine struct {
+	db *bolt.DB
+	// The mapping last given MADV_NORMAL (readAround): its address and
+	// length.
+	advisedAt, advisedLen atomic.Uintptr
+}
 
 // OpenBoltEngine opens (creating if needed) the bbolt database at path.
 // bbolt holds an exclusive lock on the file, so a second daemon on the
@@ -56,6 +62,7 @@ func OpenBoltEngine(path string) (Engine, error) {
 
 func (e *boltEngine) Update(fn func(KVTxn) error) error {
 	return e.db.Update(func(tx *bolt.Tx) error {
+		e.readAround(tx)
 		b := tx.Bucket([]byte(boltBucket))
 		// Most keys are appended (rising IDs, a new batch's own prefix):
 		// bbolt's default of splitting pages half full would leave the
@@ -67,8 +74,28 @@ func (e *boltEngine) Update(fn func(KVTxn) error) error {
 
 func (e *boltEngine) View(fn func(KVTxn) error) error {
 	return e.db.View(func(tx *bolt.Tx) error {
+		e.readAround(tx)
 		return fn(boltTxn{tx.Bucket([]byte(boltBucket))})
 	})
+}
+
+// readAround takes back bbolt's MADV_RANDOM on its mapping of the file,
+// which it gives again each time it maps the file anew (as it grows).
+// With it, each page a read faults in is read from disk alone: a cold
+// listing of a batch tree, whose records lie on consecutive pages, read
+// them one 4 KiB request at a time (a cold `du -s` of 100,000 entries
+// spent a third of its time so). Without it the kernel reads around the
+// faulting page, as for any mapped file. Called inside a transaction,
+// which holds the mapping in place.
+func (e *boltEngine) readAround(tx *bolt.Tx) {
+	at, size := e.db.Info().Data, uintptr(tx.Size())
+	if at == 0 || (at == e.advisedAt.Load() && size <= e.advisedLen.Load()) {
+		return
+	}
+	// Advice only: a kernel that refuses it reads page by page as before.
+	unix.Syscall(unix.SYS_MADVISE, at, size, unix.MADV_NORMAL)
+	e.advisedAt.Store(at)
+	e.advisedLen.Store(size)
 }
 
 func (e *boltEngine) Close() error { return e.db.Close() }
