@@ -110,17 +110,17 @@ func liveBatch(tx *catalog.Tx, ws string, id uint64) (catalog.Batch, error) {
 func hasVisibleChildren(tx *catalog.Tx, batch, parent uint64) (bool, error) {
 	after := ""
 	for {
-		files, err := tx.Children(batch, parent, after, 64)
+		names, err := tx.ChildNames(batch, parent, after, 256)
 		if err != nil {
 			return false, err
 		}
-		for _, f := range files {
-			if !f.Removed {
+		for _, n := range names {
+			if !n.Removed {
 				return true, nil
 			}
-			after = f.Name
+			after = n.Name
 		}
-		if len(files) < 64 {
+		if len(names) < 256 {
 			return false, nil
 		}
 	}

@@ -13,8 +13,8 @@ func (tx *Tx) File(id uint64) (File, error) {
 	if err == nil && !found {
 		err = fmt.Errorf("file %d: %w", id, ErrNotFound)
 	}
-	if err != nil {
-		return f, err
+	if err != nil || f.Type != TypeFile {
+		return f, err // only regular files have an md5 and copies
 	}
 	k := fileTapeKey(id)
 	v, err := tx.kv.Get(k)

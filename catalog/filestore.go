@@ -31,7 +31,8 @@ import (
 // copies inside F and a bare file ID in D; upgradeFileLayout rewrites them
 // when such a catalog is opened, and every read still understands them.
 
-// fileTape is an M record.
+// fileTape is an M record. Only regular files have one (hard links: the
+// md5 of their data, and no copies).
 type fileTape struct {
 	MD5    string `json:"md5,omitempty"`
 	Copies []Copy `json:"copies,omitempty"`
@@ -163,19 +164,22 @@ func (tx *Tx) putTape(f *File) error {
 // request for all of them on a database engine).
 func (tx *Tx) readFiles(keys, recs [][]byte) ([]File, error) {
 	out := make([]File, len(recs))
-	tapeKeys := make([][]byte, len(recs))
+	var tapeKeys [][]byte
+	var which []int
 	for i, v := range recs {
 		if err := unmarshal(keys[i], v, &out[i]); err != nil {
 			return nil, err
 		}
-		tapeKeys[i] = fileTapeKey(out[i].ID)
+		if out[i].Type == TypeFile { // only regular files have an md5 and copies
+			tapeKeys, which = append(tapeKeys, fileTapeKey(out[i].ID)), append(which, i)
+		}
 	}
 	tapes, err := tx.getMany(tapeKeys)
 	if err != nil {
 		return nil, err
 	}
-	for i := range out {
-		if err := mergeTape(tapeKeys[i], tapes[i], &out[i]); err != nil {
+	for j, i := range which {
+		if err := mergeTape(tapeKeys[j], tapes[j], &out[i]); err != nil {
 			return nil, err
 		}
 	}
