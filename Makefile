@@ -117,6 +117,7 @@ bench: build
 # plain go test runs them from then on.
 FUZZTIME ?= 10m
 FUZZ_TARGETS += ./catalog:FuzzDecodeRecord ./catalog:FuzzNameRoundTrip
+FUZZ_TARGETS += ./catalog:FuzzFileRecord ./catalog:FuzzDirName ./catalog:FuzzDirEntry
 FUZZ_TARGETS += ./api:FuzzName
 FUZZ_TARGETS += ./tape:FuzzReadAggregate ./tape:FuzzAggregateNames
 FUZZ_TARGETS += ./cli:FuzzShellQuote

@@ -336,3 +336,35 @@ func TestBoltLeavesStayFull(t *testing.T) {
 		return err
 	})
 }
+
+// FuzzDirEntry: a directory entry's value decodes without panicking, to
+// what it encoded, and anything but the three lengths written is refused.
+func FuzzDirEntry(f *testing.F) {
+	f.Add(uint64(7), byte(TypeFile), false, uint64(0))
+	f.Add(uint64(1<<40), byte(TypeDir), true, uint64(0))
+	f.Add(uint64(9), byte(TypeFile), true, uint64(3))
+	f.Fuzz(func(t *testing.T, id uint64, typ byte, removed bool, link uint64) {
+		in := File{ID: id, Type: FileType(typ), Removed: removed, Link: link}
+		v := encodeDirEntry(&in)
+		var d DirName
+		known, err := decodeDirEntry(nil, v, &d)
+		if err != nil || !known || d.ID != id || d.Type != in.Type || d.Removed != removed || d.Link != link {
+			t.Fatalf("%+v encoded as %x decodes as %+v known=%v %v", in, v, d, known, err)
+		}
+		// Every cut of the value, and one byte more: decoded or refused,
+		// never a panic; a bare ID is schema 1.
+		for n := 0; n <= len(v)+1; n++ {
+			w := append(append([]byte(nil), v...), 0)[:n]
+			var e DirName
+			known, err := decodeDirEntry(dirEntryKey(1, 2, "x"), w, &e)
+			switch {
+			case n == idLen && (known || err != nil):
+				t.Fatalf("bare ID %x: known=%v %v", w, known, err)
+			case n != idLen && err == nil && !known:
+				t.Fatalf("%d bytes %x: neither decoded nor refused", n, w)
+			case err != nil && !strings.Contains(err.Error(), "corrupt directory entry"):
+				t.Fatalf("%d bytes: error %v", n, err)
+			}
+		}
+	})
+}
