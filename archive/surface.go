@@ -126,7 +126,9 @@ type Snapshot interface {
 	// Lookup finds the entry name in directory parent (0: top level).
 	Lookup(batch, parent uint64, name string) (File, error)
 	// Children lists directory parent after the name after (""), in name
-	// order, removed entries included (a listing skips them).
+	// order, removed entries included (a listing skips them): the
+	// entries' attributes, without MD5 and Copies (File, Lookup and Files
+	// have them; a listing does not read them).
 	Children(batch, parent uint64, after string, limit int) ([]File, error)
 	// Names is Children with each entry's name, type and inode only,
 	// for a listing that needs no attributes (much cheaper to read).
