@@ -8,20 +8,30 @@ import (
 
 // File returns the file with the ID.
 func (tx *Tx) File(id uint64) (File, error) {
+	f, _, err := tx.fileAndRecord(id)
+	return f, err
+}
+
+// fileAndRecord returns the file with the ID and its F record as stored.
+func (tx *Tx) fileAndRecord(id uint64) (File, []byte, error) {
 	var f File
-	found, err := tx.get(fileKey(id), &f)
-	if err == nil && !found {
-		err = fmt.Errorf("file %d: %w", id, ErrNotFound)
+	k := fileKey(id)
+	rec, err := tx.kv.Get(k)
+	switch {
+	case err != nil:
+		return f, nil, err
+	case rec == nil:
+		return f, nil, fmt.Errorf("file %d: %w", id, ErrNotFound)
 	}
-	if err != nil || f.Type != TypeFile {
-		return f, err // only regular files have an md5 and copies
+	if err := unmarshal(k, rec, &f); err != nil || f.Type != TypeFile {
+		return f, rec, err // only regular files have an md5 and copies
 	}
-	k := fileTapeKey(id)
-	v, err := tx.kv.Get(k)
+	tk := fileTapeKey(id)
+	v, err := tx.kv.Get(tk)
 	if err != nil {
-		return f, err
+		return f, rec, err
 	}
-	return f, mergeTape(k, v, &f)
+	return f, rec, mergeTape(tk, v, &f)
 }
 
 // PutFile replaces the record of an existing file: its checksum, copies
@@ -29,7 +39,7 @@ func (tx *Tx) File(id uint64) (File, error) {
 // parent, name, path, type) cannot change, and its indexes stay right.
 // Only the keys whose contents change are written (filestore.go).
 func (tx *Tx) PutFile(f File) error {
-	old, err := tx.File(f.ID)
+	old, oldRec, err := tx.fileAndRecord(f.ID)
 	if err != nil {
 		return fmt.Errorf("put file: %w", err)
 	}
@@ -37,10 +47,6 @@ func (tx *Tx) PutFile(f File) error {
 		return fmt.Errorf("put file %d (%s): its batch, parent, name, path, type and link cannot change", f.ID, old.Path)
 	}
 	rec, _, err := encodeFile(&f)
-	if err != nil {
-		return err
-	}
-	oldRec, err := tx.kv.Get(fileKey(f.ID))
 	if err != nil {
 		return err
 	}
@@ -245,7 +251,9 @@ func (tx *Tx) scanFiles(b Batch, after uint64, limit int, fn func(f *File) (bool
 			if idSuffix(k) > last {
 				return false, nil
 			}
-			keys, recs = append(keys, bytes.Clone(k)), append(recs, bytes.Clone(v))
+			// Valid for the transaction, and nothing writes before
+			// the page is decoded.
+			keys, recs = append(keys, k), append(recs, v)
 			return len(keys) < page && (limit <= 0 || n+len(keys) < limit), nil
 		})
 		if err != nil || len(keys) == 0 {

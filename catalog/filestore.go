@@ -110,22 +110,22 @@ func encodeFile(f *File) (rec, tape []byte, err error) {
 	return rec, tape, nil
 }
 
-// fileWrites are the keys a new file is stored under (registration and
-// restore from tape): record, tape facts, directory entry and, for a
-// regular file, the path index of its workspace.
-func fileWrites(ws string, f *File) ([]kvPair, error) {
+// appendFileWrites appends the keys a new file is stored under
+// (registration and restore from tape): record, tape facts, directory
+// entry and, for a regular file, the path index of its workspace.
+func appendFileWrites(writes []kvPair, ws string, f *File) ([]kvPair, error) {
 	rec, tape, err := encodeFile(f)
 	if err != nil {
-		return nil, err
+		return writes, err
 	}
-	out := []kvPair{{fileKey(f.ID), rec}, {dirEntryKey(f.Batch, f.Parent, f.Name), encodeDirEntry(f)}}
+	writes = append(writes, kvPair{fileKey(f.ID), rec}, kvPair{dirEntryKey(f.Batch, f.Parent, f.Name), encodeDirEntry(f)})
 	if tape != nil {
-		out = append(out, kvPair{fileTapeKey(f.ID), tape})
+		writes = append(writes, kvPair{fileTapeKey(f.ID), tape})
 	}
 	if f.Type == TypeFile {
-		out = append(out, kvPair{pathKey(ws, f.Path, f.Batch), nil})
+		writes = append(writes, kvPair{pathKey(ws, f.Path, f.Batch), nil})
 	}
-	return out, nil
+	return writes, nil
 }
 
 // mergeTape lays an M record over a decoded F record (which, written by

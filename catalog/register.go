@@ -80,14 +80,12 @@ func (tx *Tx) RegisterBatch(b Batch, files []File) (Batch, []File, error) {
 	// on each insert, which is what makes 100,000 files one quick
 	// transaction rather than minutes of memmove.
 	w.Used += b.Bytes
-	writes := make([]kvPair, 0, 3*len(files)+3)
+	writes := make([]kvPair, 0, 4*len(files)+3)
 	for i := range files {
 		f := &files[i]
-		fw, err := fileWrites(b.Workspace, f)
-		if err != nil {
+		if writes, err = appendFileWrites(writes, b.Workspace, f); err != nil {
 			return fail("%w", err)
 		}
-		writes = append(writes, fw...)
 	}
 	batchData, err := encodeRecord(&b)
 	if err != nil {

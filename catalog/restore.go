@@ -22,6 +22,7 @@ func (tx *Tx) RestoreBatch(b Batch, files []File) error {
 	}
 	last := b.FirstFile + uint64(max(b.Files, 1)) - 1
 	writes := make([]kvPair, 0, 4*len(files)+2)
+	var err error
 	for i := range files {
 		f := &files[i]
 		if f.Batch != b.ID || f.ID < b.FirstFile || f.ID > last {
@@ -30,11 +31,9 @@ func (tx *Tx) RestoreBatch(b Batch, files []File) error {
 		if err := checkPath(f.Path); err != nil {
 			return fmt.Errorf("restore batch %d: %w", b.ID, err)
 		}
-		fw, err := fileWrites(b.Workspace, f)
-		if err != nil {
+		if writes, err = appendFileWrites(writes, b.Workspace, f); err != nil {
 			return err
 		}
-		writes = append(writes, fw...)
 	}
 	data, err := encodeRecord(&b)
 	if err != nil {
