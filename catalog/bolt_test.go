@@ -129,11 +129,7 @@ func bigBatch(top string, n, perDir int) []File {
 // TestBoltRegisterLarge: a put of 100,000 files is one RegisterBatch, and
 // must stay a matter of seconds on disk.
 func TestBoltRegisterLarge(t *testing.T) {
-	c, err := Open(filepath.Join(t.TempDir(), "catalog.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := openBolt(t)
 	addWorkspace(t, c, "ws")
 	// Names in reverse order inside each directory: the catalog must not
 	// depend on the caller sorting them.
@@ -171,6 +167,17 @@ func TestBoltRegisterLarge(t *testing.T) {
 	})
 }
 
+// openBolt opens a new bbolt catalog, closed when the test ends.
+func openBolt(t *testing.T) *Catalog {
+	t.Helper()
+	c, err := Open(filepath.Join(t.TempDir(), "catalog.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
 // rssFileKB is the process's resident file-backed memory (RssFile), kB.
 func rssFileKB(t *testing.T) int {
 	t.Helper()
@@ -194,11 +201,7 @@ func rssFileKB(t *testing.T) int {
 // catalog, issue 10); ReleaseMapped unmaps them and the catalog reads the
 // same afterwards.
 func TestBoltReleaseMapped(t *testing.T) {
-	c, err := Open(filepath.Join(t.TempDir(), "catalog.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := openBolt(t)
 	const keys, size = 16_000, 4000 // some 64 MB
 	value := bytes.Repeat([]byte("v"), size)
 	for i := 0; i < keys; i += 1000 {
@@ -244,11 +247,7 @@ func TestBoltReleaseMapped(t *testing.T) {
 // TestBoltGetMany: the cursor walk of getMany answers as one Get per key
 // does, whatever the keys' order, gaps, repeats and absent keys.
 func TestBoltGetMany(t *testing.T) {
-	c, err := Open(filepath.Join(t.TempDir(), "catalog.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := openBolt(t)
 	k := func(i int) []byte { return []byte(fmt.Sprintf("k/%04d", i)) }
 	update(t, c, func(tx *Tx) error {
 		for i := 0; i < 1000; i += 3 { // 0, 3, 6, ...: gaps between
@@ -311,11 +310,7 @@ func mappingFlags(t *testing.T, addr uintptr) []string {
 // MADV_RANDOM (a cold listing would read its pages one at a time), also
 // after the file grew and bbolt mapped it anew.
 func TestBoltReadAround(t *testing.T) {
-	c, err := Open(filepath.Join(t.TempDir(), "catalog.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := openBolt(t)
 	db := c.eng.(*boltEngine).db
 	check := func(when string) {
 		t.Helper()

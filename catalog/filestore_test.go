@@ -275,11 +275,7 @@ func TestUpgradeFileLayout(t *testing.T) {
 // its md5s are recorded and its copies added (they split to half full
 // when both went into the record).
 func TestBoltLeavesStayFull(t *testing.T) {
-	c, err := Open(filepath.Join(t.TempDir(), "catalog.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := openBolt(t)
 	addWorkspace(t, c, "ws")
 	files := bigBatch("big", 20_000, 1000)
 	for i := range files {
