@@ -2,6 +2,7 @@ package archive
 
 import (
 	"runtime"
+	"runtime/debug"
 	"testing"
 )
 
@@ -11,19 +12,30 @@ var sink [][]byte
 // listing's or a migration's garbage) is handed back once the daemon is
 // quiet, and not while it keeps allocating.
 func TestHeapReleasedWhenQuiet(t *testing.T) {
-	runtime.GC()
+	// The heap is the process's: a collection or a release started by
+	// anything else in the test binary (another test's engine) may hand
+	// the burst back before it is measured. Collections are held off
+	// while the burst is dropped, and the burst is made again if
+	// something released it anyway.
+	defer debug.SetGCPercent(debug.SetGCPercent(-1))
 	var h heapUse
-	h.read()
-	// A burst: 64 MB allocated and dropped while "busy".
-	for i := 0; i < 64; i++ {
-		sink = append(sink, make([]byte, 1<<20))
-	}
-	sink = nil
-	if h.releaseIfQuiet() {
-		t.Fatal("released right after 64 MB were allocated: not quiet")
-	}
-	if h.unused() <= retainedFree {
-		t.Fatalf("after dropping 64 MB: %d B unused, want more than %d (the test would prove nothing)", h.unused(), retainedFree)
+	for attempt := 1; ; attempt++ {
+		runtime.GC()
+		h.read()
+		// A burst: 64 MB allocated and dropped while "busy".
+		for i := 0; i < 64; i++ {
+			sink = append(sink, make([]byte, 1<<20))
+		}
+		sink = nil
+		if h.releaseIfQuiet() {
+			t.Fatal("released right after 64 MB were allocated: not quiet")
+		}
+		if h.unused() > retainedFree {
+			break
+		}
+		if attempt == 3 {
+			t.Fatalf("after dropping 64 MB: %d B unused, want more than %d (the test would prove nothing)", h.unused(), retainedFree)
+		}
 	}
 	// Quiet since: the next tick hands the heap back.
 	if !h.releaseIfQuiet() {
