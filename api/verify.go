@@ -45,6 +45,8 @@ type TapeVerifyRequest struct {
 	Batch     uint64 `json:"batch,omitempty"`
 	VOLSER    string `json:"cartridge,omitempty"`
 	Workspace string `json:"workspace,omitempty"`
+	// MD5 compares every copy's md5 as well as its CRC32C (slower).
+	MD5 bool `json:"md5,omitempty"`
 }
 
 // TapeDamage is one copy on tape that did not read back as sealed.
@@ -58,6 +60,8 @@ type TapeDamage struct {
 	Offset    int64  `json:"offset"`
 	Want      string `json:"md5_sealed"`
 	Got       string `json:"md5_read,omitempty"`
+	WantCRC   string `json:"crc32c_sealed,omitempty"`
+	GotCRC    string `json:"crc32c_read,omitempty"`
 	Error     string `json:"error,omitempty"`
 }
 

@@ -68,12 +68,13 @@ type Engine struct {
 	repackWake chan struct{}
 	repairWake chan struct{}
 
-	changes *notifier   // changes of batches, for the mount's kernel caches
-	sealer  *sealWork   // adoption and background hashing of sealed batches
-	evicted *evictWatch // objects the cache evicted by itself
-	host    hostState   // heartbeat and claims (hosts.go)
-	follow  *follower   // other hosts' changes on a shared catalog (follow.go)
-	roles   roleState   // once-per-archive loops this host runs (roles.go)
+	changes *notifier     // changes of batches, for the mount's kernel caches
+	sealer  *sealWork     // adoption and background hashing of sealed batches
+	evicted *evictWatch   // objects the cache evicted by itself
+	host    hostState     // heartbeat and claims (hosts.go)
+	follow  *follower     // other hosts' changes on a shared catalog (follow.go)
+	roles   roleState     // once-per-archive loops this host runs (roles.go)
+	md5Q    chan md5Check // recalls verified by CRC32C, for their md5 (recallcheck.go)
 
 	// commitGate, set by tests only, holds verified recalls back from the
 	// cache's committer until it is closed: a slow disk, or a crash between
@@ -168,6 +169,7 @@ func New(cfg Config) (*Engine, error) {
 		repacking:   map[string]bool{},
 		repackWake:  make(chan struct{}, 1),
 		repairWake:  make(chan struct{}, 1),
+		md5Q:        make(chan md5Check, md5QueueLen),
 	}
 	e.recalls = newRecallQueue()
 	e.changes, e.sealer, e.evicted = newNotifier(), newSealWork(), newEvictWatch()
@@ -233,6 +235,7 @@ func (e *Engine) Start() {
 	e.spawn(e.repackLoop)
 	e.spawn(e.repairLoop)
 	e.spawn(e.memoryLoop)
+	e.spawn(e.md5Loop)
 }
 
 func (e *Engine) spawn(fn func()) {

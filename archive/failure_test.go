@@ -1,6 +1,7 @@
 package archive
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/tapefs/tapefs/catalog"
+	"github.com/tapefs/tapefs/internal/checksum"
 	"github.com/tapefs/tapefs/tape"
 )
 
@@ -91,10 +93,40 @@ func TestMigrationFailureKeepsData(t *testing.T) {
 	}
 }
 
-// TestRecallMD5Mismatch: a tape copy whose bytes changed is detected as it
-// is staged; the reader gets an error, the object is discarded and an event
-// says what happened.
-func TestRecallMD5Mismatch(t *testing.T) {
+// TestRecallChecksumMismatch: a tape copy whose bytes changed is detected
+// as it is staged — by the CRC32C recorded with the md5, or, for a file
+// sealed before tapefs recorded CRC32Cs, by the md5 itself; the reader
+// gets an error, the object is discarded and an event says what happened.
+func TestRecallChecksumMismatch(t *testing.T) {
+	for _, tc := range []struct {
+		name, want string
+		oldFile    bool // sealed without a CRC32C
+	}{
+		{name: "crc32c", want: "CRC32C mismatch"},
+		{name: "md5 (no CRC32C recorded)", want: "md5 mismatch", oldFile: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			te, b, f := offlineDamaged(t, tc.oldFile)
+			_, err := readAll(context.Background(), te.Engine, f.ID)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("read of a corrupted copy: %v, want a %s", err, tc.want)
+			}
+			if _, ok := te.cache.Lookup(f.ID); ok {
+				t.Fatal("corrupted object kept in the cache")
+			}
+			evs := eventsOf(t, te.Engine, EvMD5Mismatch)
+			if len(evs) != 1 || evs[0].Batch != b.ID || evs[0].VOLSER != f.Copies[0].VOLSER || !strings.Contains(evs[0].Message, tc.want) {
+				t.Fatalf("md5-mismatch events: %+v", evs)
+			}
+		})
+	}
+}
+
+// offlineDamaged seals one file, evicts it and flips a byte of its copy
+// on tape. With oldFile its CRC32C is forgotten first, as for a file
+// sealed by a tapefs that did not record one.
+func offlineDamaged(t *testing.T, oldFile bool) (*testEngine, catalog.Batch, catalog.File) {
+	t.Helper()
 	te := testSetup{Home: t.TempDir(), Settle: time.Hour}.open(t)
 	data := randomBytes(1, 100_000)
 	makeTree(t, te.StagingDir("ws"), []srcFile{{path: "e/f", typ: catalog.TypeFile, data: data, mode: 0o644}})
@@ -105,6 +137,12 @@ func TestRecallMD5Mismatch(t *testing.T) {
 	waitSynced(t, te.Engine, b.ID)
 	te.EvictBatch(b.ID)
 	f := batchFiles(t, te.Engine, b.ID)["e/f"]
+	if wantMD5, wantCRC := checksum.Of(data); f.MD5 != wantMD5 || f.CRC32C != wantCRC {
+		t.Fatalf("sealed with md5 %s and CRC32C %q; want %s and %s", f.MD5, f.CRC32C, wantMD5, wantCRC)
+	}
+	if oldFile {
+		f = setFile(t, te.Engine, f.ID, func(f *catalog.File) { f.CRC32C = "" })
+	}
 	c := f.Copies[0]
 	tf := filepath.Join(te.setup.Home, "library", c.VOLSER, fmt.Sprintf("%06d.tar", c.TapeFile))
 	raw, err := os.ReadFile(tf)
@@ -115,23 +153,77 @@ func TestRecallMD5Mismatch(t *testing.T) {
 	if err := os.WriteFile(tf, raw, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	_, err = readAll(context.Background(), te.Engine, f.ID)
-	if err == nil || !strings.Contains(err.Error(), "md5 mismatch") {
-		t.Fatalf("read of a corrupted copy: %v, want an md5 mismatch", err)
-	}
-	if _, ok := te.cache.Lookup(f.ID); ok {
-		t.Fatal("corrupted object kept in the cache")
-	}
-	found := false
-	te.cat.View(func(tx *catalog.Tx) error {
-		evs, _ := tx.Events(0, 0, "")
-		for _, ev := range evs {
-			found = found || (ev.Kind == EvMD5Mismatch && ev.Batch == b.ID && ev.VOLSER == c.VOLSER)
+	return te, b, f
+}
+
+// setFile changes a file's catalog record and returns it.
+func setFile(t *testing.T, e *Engine, id uint64, change func(*catalog.File)) catalog.File {
+	t.Helper()
+	var f catalog.File
+	err := e.cat.Update(func(tx *catalog.Tx) error {
+		var err error
+		if f, err = tx.File(id); err != nil {
+			return err
 		}
-		return nil
+		change(&f)
+		return tx.PutFile(f)
 	})
-	if !found {
-		t.Fatal("no md5-mismatch event")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+// TestRecallMD5CheckedBeforeCommit: a recall checked by its CRC32C has its
+// md5 checked before the object is committed. Bytes that match the CRC32C
+// and not the md5 (here: the catalog's md5 is made wrong, which a CRC32C
+// cannot see) are dropped from the cache with an event, and the file's
+// CRC32C is no longer trusted, so the next recall is checked by md5 before
+// the reader gets the last bytes — and fails.
+func TestRecallMD5CheckedBeforeCommit(t *testing.T) {
+	te := testSetup{Home: t.TempDir(), Settle: time.Hour}.open(t)
+	data := randomBytes(2, 3<<20+17) // several stream chunks
+	makeTree(t, te.StagingDir("ws"), []srcFile{{path: "e/f", typ: catalog.TypeFile, data: data, mode: 0o644}})
+	b, err := te.Seal(context.Background(), "ws", "e", 0, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitSynced(t, te.Engine, b.ID)
+
+	// A good recall: committed after its md5 check.
+	te.EvictBatch(b.ID)
+	f := batchFiles(t, te.Engine, b.ID)["e/f"]
+	got, err := readAll(context.Background(), te.Engine, f.ID)
+	if err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("recall: %d bytes, %v", len(got), err)
+	}
+	waitFor(t, "the recalled object committed", func() bool {
+		info, ok := te.cache.Lookup(f.ID)
+		return ok && !info.Partial
+	})
+
+	// The catalog's md5 made wrong; the CRC32C still matches the tape.
+	te.EvictBatch(b.ID)
+	wrong := strings.Repeat("0", 32)
+	setFile(t, te.Engine, f.ID, func(f *catalog.File) { f.MD5 = wrong })
+	got, err = readAll(context.Background(), te.Engine, f.ID)
+	if err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("recall checked by CRC32C: %d bytes, %v", len(got), err)
+	}
+	waitFor(t, "the object that failed its md5 dropped", func() bool {
+		_, ok := te.cache.Lookup(f.ID)
+		return !ok
+	})
+	evs := eventsOf(t, te.Engine, EvMD5Mismatch)
+	if len(evs) != 1 || evs[0].Batch != b.ID || !strings.Contains(evs[0].Message, "md5 mismatch") || !strings.Contains(evs[0].Message, "after its CRC32C") {
+		t.Fatalf("md5-mismatch events: %+v", evs)
+	}
+	if g := batchFiles(t, te.Engine, b.ID)["e/f"]; g.CRC32C != "" || g.MD5 != wrong {
+		t.Fatalf("after the md5 mismatch the file has CRC32C %q, md5 %s; want no CRC32C and the md5 unchanged", g.CRC32C, g.MD5)
+	}
+	// Checked by md5 now, before the last bytes.
+	if _, err := readAll(context.Background(), te.Engine, f.ID); err == nil || !strings.Contains(err.Error(), "md5 mismatch") {
+		t.Fatalf("recall after the CRC32C was dropped: %v; want an md5 mismatch", err)
 	}
 }
 

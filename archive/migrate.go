@@ -256,7 +256,7 @@ func (e *Engine) migrants(tx *catalog.Tx, b catalog.Batch, plan copyPlan) ([]mig
 func memberOf(b catalog.Batch, f catalog.File) tape.Member {
 	m := tape.Member{
 		FileID: f.ID, Workspace: b.Workspace, Batch: b.ID, Path: f.Path,
-		MD5: f.MD5, Mode: f.Mode, UID: int(f.UID), GID: int(f.GID), Mtime: f.Mtime,
+		MD5: f.MD5, CRC32C: f.CRC32C, Mode: f.Mode, UID: int(f.UID), GID: int(f.GID), Mtime: f.Mtime,
 		Size: f.Size, Target: f.Target,
 	}
 	switch f.Type {

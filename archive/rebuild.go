@@ -329,7 +329,7 @@ func (r *replay) merge(t *tapeFileContent, o RebuildOptions) {
 
 func fileOf(m tape.Member) *catalog.File {
 	f := &catalog.File{ID: m.FileID, Batch: m.Batch, Path: m.Path, Name: path.Base(m.Path),
-		Mode: m.Mode, UID: uint32(m.UID), GID: uint32(m.GID), Mtime: m.Mtime, MD5: m.MD5}
+		Mode: m.Mode, UID: uint32(m.UID), GID: uint32(m.GID), Mtime: m.Mtime, MD5: m.MD5, CRC32C: m.CRC32C}
 	switch m.Type {
 	case tape.MemberDir:
 		f.Type = catalog.TypeDir
@@ -564,7 +564,7 @@ func (r *replay) writeBatch(tx *catalog.Tx, o RebuildOptions, rb *replayBatch) e
 			if owner == nil {
 				return fmt.Errorf("%s: hard link to file %d, which is not on tape", f.Path, f.Link)
 			}
-			f.Size, f.MD5 = owner.Size, owner.MD5
+			f.Size, f.MD5, f.CRC32C = owner.Size, owner.MD5, owner.CRC32C
 		}
 	}
 	if !existing && b.Bytes == 0 {

@@ -4,8 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/md5"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -16,6 +14,7 @@ import (
 
 	"github.com/rs/zerolog"
 	"github.com/tapefs/tapefs/catalog"
+	"github.com/tapefs/tapefs/internal/checksum"
 	"github.com/tapefs/tapefs/tape"
 )
 
@@ -71,13 +70,12 @@ func buildRebuildArchive(tb testing.TB, dir string, batches, filesPerBatch, cart
 			switch {
 			case i%50 == 49 && files[len(files)-1].Type == catalog.TypeFile && files[len(files)-1].Link == 0:
 				f.Link = uint64(len(files)) // 1 + index of the file before
-				f.Size, f.MD5 = files[len(files)-1].Size, files[len(files)-1].MD5
+				f.Size, f.MD5, f.CRC32C = files[len(files)-1].Size, files[len(files)-1].MD5, files[len(files)-1].CRC32C
 			case i%100 == 77:
 				f.Type, f.Target, f.Mode = catalog.TypeSymlink, "../elsewhere", 0o777
 			default:
 				f.Size = int64(i % len(data))
-				s := md5.Sum(data[:f.Size])
-				f.MD5 = hex.EncodeToString(s[:])
+				f.MD5, f.CRC32C = checksum.Of(data[:f.Size])
 			}
 			files = append(files, f)
 		}

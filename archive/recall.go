@@ -789,9 +789,13 @@ func (e *Engine) stage(d tape.Drive, r *recallReq) error {
 		p.Abort(err)
 		return &copyError{copy: c, bad: errors.Is(err, tape.ErrMedium), err: fmt.Errorf("recall %s: locate %s file %d offset %d: %w", f.Path, c.VOLSER, c.TapeFile, c.Offset, err)}
 	}
-	var sum string
+	// The check before readers get the last bytes: the CRC32C recorded
+	// with the md5 when the file has one, else the md5 itself. A file
+	// checked by its CRC32C has its md5 checked too, after the readers
+	// are served and before the object is committed (checkMD5Later).
+	byCRC := f.CRC32C != ""
 	tr := &tapeSide{r: io.LimitReader(d, c.Length)}
-	sum, err = copyHashed(p, tr)
+	sum, err := copyHashed(p, tr, !byCRC)
 	if err == nil && p.Filled() != f.Size {
 		err = fmt.Errorf("tape file %d on %s ends after %d of %d bytes", c.TapeFile, c.VOLSER, p.Filled(), f.Size)
 		tr.err = err
@@ -805,13 +809,16 @@ func (e *Engine) stage(d tape.Drive, r *recallReq) error {
 		}
 		return err
 	}
-	if f.MD5 != "" && sum != f.MD5 {
-		err := fmt.Errorf("md5 mismatch for %s (batch %d) from %s file %d: tape gave %s, sealed %s; the copy is discarded", f.Path, f.Batch, c.VOLSER, c.TapeFile, sum, f.MD5)
+	var mismatch string
+	switch {
+	case byCRC && sum.crc != f.CRC32C:
+		mismatch = fmt.Sprintf("CRC32C mismatch for %s (batch %d) from %s file %d: tape gave %s, sealed %s", f.Path, f.Batch, c.VOLSER, c.TapeFile, sum.crc, f.CRC32C)
+	case !byCRC && f.MD5 != "" && sum.md5 != f.MD5:
+		mismatch = fmt.Sprintf("md5 mismatch for %s (batch %d) from %s file %d: tape gave %s, sealed %s", f.Path, f.Batch, c.VOLSER, c.TapeFile, sum.md5, f.MD5)
+	}
+	if mismatch != "" {
+		err := e.recordMismatch(f, c, mismatch)
 		p.Abort(err)
-		_ = e.update(func(tx *catalog.Tx, pl *pendingLog) error {
-			b, _ := tx.Batch(f.Batch)
-			return pl.record(tx, catalog.Event{Time: e.now(), Workspace: b.Workspace, Batch: f.Batch, VOLSER: c.VOLSER, Kind: EvMD5Mismatch, Message: err.Error()})
-		})
 		return &copyError{copy: c, mismatch: true, bad: true, err: err}
 	}
 	// Readers get the last bytes now. The commit (fsync, rename,
@@ -821,8 +828,23 @@ func (e *Engine) stage(d tape.Drive, r *recallReq) error {
 	// recall: cache/commit.go).
 	p.Verified()
 	e.stats.addRecalled(f.Size, time.Since(r.queued), ahead)
+	if byCRC && f.MD5 != "" {
+		e.checkMD5Later(p, f, c)
+		return nil
+	}
 	e.commitLater(p, f, c)
 	return nil
+}
+
+// recordMismatch logs the event of a copy that does not read back as
+// sealed (what says how) and returns the error that says so.
+func (e *Engine) recordMismatch(f catalog.File, c catalog.Copy, what string) error {
+	err := fmt.Errorf("%s; the copy is discarded", what)
+	_ = e.update(func(tx *catalog.Tx, pl *pendingLog) error {
+		b, _ := tx.Batch(f.Batch)
+		return pl.record(tx, catalog.Event{Time: e.now(), Workspace: b.Workspace, Batch: f.Batch, VOLSER: c.VOLSER, Kind: EvMD5Mismatch, Message: err.Error()})
+	})
+	return err
 }
 
 // commitLater hands a verified recall to the cache's committer. A commit

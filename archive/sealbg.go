@@ -2,8 +2,6 @@ package archive
 
 import (
 	"context"
-	"crypto/md5"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -13,6 +11,7 @@ import (
 	"time"
 
 	"github.com/tapefs/tapefs/catalog"
+	"github.com/tapefs/tapefs/internal/checksum"
 	"github.com/tapefs/tapefs/internal/human"
 )
 
@@ -242,10 +241,14 @@ func (e *Engine) finishSeal(id uint64, p *hashProgress) error {
 	return nil
 }
 
-// recordSums writes the md5s into the file records, a page at a time (a
-// restart hashes again, so a partial write is harmless). Hard links get
+// sealSums is what sealing records of a file's bytes: the md5 and the
+// CRC32C, computed in one pass (internal/checksum).
+type sealSums struct{ md5, crc string }
+
+// recordSums writes the checksums into the file records, a page at a time
+// (a restart hashes again, so a partial write is harmless). Hard links get
 // their data owner's.
-func (e *Engine) recordSums(batch uint64, sums map[uint64]string) error {
+func (e *Engine) recordSums(batch uint64, sums map[uint64]sealSums) error {
 	const page = 10_000
 	var after uint64
 	for {
@@ -264,10 +267,10 @@ func (e *Engine) recordSums(batch uint64, sums map[uint64]string) error {
 					continue
 				}
 				sum := sums[f.DataID()]
-				if sum == "" || f.MD5 == sum {
+				if sum.md5 == "" || (f.MD5 == sum.md5 && f.CRC32C == sum.crc) {
 					continue
 				}
-				f.MD5 = sum
+				f.MD5, f.CRC32C = sum.md5, sum.crc
 				if err := tx.PutFile(f); err != nil {
 					return err
 				}
@@ -284,16 +287,16 @@ func (e *Engine) recordSums(batch uint64, sums map[uint64]string) error {
 	}
 }
 
-// hashObjects computes the md5 of the cache objects of files (data owners),
-// HashWorkers at a time, largest first so that one big file does not start
-// last.
-func (e *Engine) hashObjects(ctx context.Context, files []catalog.File, p *hashProgress, foreign string) (map[uint64]string, error) {
+// hashObjects computes the checksums of the cache objects of files (data
+// owners), HashWorkers at a time, largest first so that one big file does
+// not start last.
+func (e *Engine) hashObjects(ctx context.Context, files []catalog.File, p *hashProgress, foreign string) (map[uint64]sealSums, error) {
 	order := make([]int, len(files))
 	for i := range order {
 		order[i] = i
 	}
 	sort.SliceStable(order, func(a, b int) bool { return files[order[a]].Size > files[order[b]].Size })
-	sums := make(map[uint64]string, len(files))
+	sums := make(map[uint64]sealSums, len(files))
 	var (
 		mu       sync.Mutex
 		firstErr error
@@ -337,13 +340,13 @@ func (e *Engine) hashObjects(ctx context.Context, files []catalog.File, p *hashP
 	return sums, firstErr
 }
 
-func (e *Engine) hashObject(ctx context.Context, f catalog.File, buf []byte, p *hashProgress, limit *rateLimit, foreign string) (string, error) {
+func (e *Engine) hashObject(ctx context.Context, f catalog.File, buf []byte, p *hashProgress, limit *rateLimit, foreign string) (sealSums, error) {
 	h, err := e.openSealed(foreign, f.ID)
 	if err != nil {
-		return "", err
+		return sealSums{}, err
 	}
 	defer h.Close()
-	md := md5.New()
+	md := checksum.NewBoth()
 	var off int64
 	for {
 		n, err := h.File().ReadAt(buf, off)
@@ -354,16 +357,17 @@ func (e *Engine) hashObject(ctx context.Context, f catalog.File, buf []byte, p *
 			break
 		}
 		if err != nil {
-			return "", err
+			return sealSums{}, err
 		}
 		if err := limit.wait(ctx, n); err != nil {
-			return "", err
+			return sealSums{}, err
 		}
 	}
 	if off != f.Size {
-		return "", fmt.Errorf("its cached copy is %d bytes, the entry had %d when it was sealed", off, f.Size)
+		return sealSums{}, fmt.Errorf("its cached copy is %d bytes, the entry had %d when it was sealed", off, f.Size)
 	}
-	return hex.EncodeToString(md.Sum(nil)), nil
+	sum, crc := md.Sums()
+	return sealSums{sum, crc}, nil
 }
 
 // rateLimit paces hashing to a number of bytes per second (a testing knob,

@@ -2,32 +2,38 @@ package archive
 
 import (
 	"bytes"
-	"crypto/md5"
-	"encoding/hex"
 	"errors"
 	"io"
 	"math/rand"
 	"testing"
 	"testing/iotest"
+
+	"github.com/tapefs/tapefs/internal/checksum"
 )
 
 // TestCopyHashedSizes: every size around the chunk boundaries arrives
-// whole and in order, with its md5, whatever sizes the source reads in.
+// whole and in order, with its CRC32C (and md5 when asked), whatever sizes the source reads in.
 func TestCopyHashedSizes(t *testing.T) {
 	sizes := []int{0, 1, 4096, streamChunk - 1, streamChunk, streamChunk + 1,
 		3*streamChunk + 17, (streamDepth + 3) * streamChunk}
 	for _, size := range sizes {
 		data := make([]byte, size)
 		rand.New(rand.NewSource(int64(size))).Read(data)
-		want := md5.Sum(data)
-		for _, src := range []io.Reader{bytes.NewReader(data), iotest.HalfReader(bytes.NewReader(data))} {
-			var dst bytes.Buffer
-			sum, err := copyHashed(&dst, src)
-			if err != nil {
-				t.Fatalf("size %d: %v", size, err)
-			}
-			if sum != hex.EncodeToString(want[:]) || !bytes.Equal(dst.Bytes(), data) {
-				t.Fatalf("size %d: md5 %s, %d bytes written; want %x and the same bytes", size, sum, dst.Len(), want)
+		wantMD5, wantCRC := checksum.Of(data)
+		for _, withMD5 := range []bool{true, false} {
+			for _, src := range []io.Reader{bytes.NewReader(data), iotest.HalfReader(bytes.NewReader(data))} {
+				var dst bytes.Buffer
+				sum, err := copyHashed(&dst, src, withMD5)
+				if err != nil {
+					t.Fatalf("size %d: %v", size, err)
+				}
+				want := streamSums{crc: wantCRC}
+				if withMD5 {
+					want.md5 = wantMD5
+				}
+				if sum != want || !bytes.Equal(dst.Bytes(), data) {
+					t.Fatalf("size %d, md5 asked %v: %+v, %d bytes written; want %+v and the same bytes", size, withMD5, sum, dst.Len(), want)
+				}
 			}
 		}
 	}
@@ -66,7 +72,7 @@ func (c *countingReader) Read(p []byte) (int, error) {
 func TestCopyHashedWriteFails(t *testing.T) {
 	const size = 200 * streamChunk
 	src := &countingReader{r: io.LimitReader(zeroReader{}, size)}
-	_, err := copyHashed(&failingWriter{limit: 3 * streamChunk}, src)
+	_, err := copyHashed(&failingWriter{limit: 3 * streamChunk}, src, true)
 	if !errors.Is(err, errDiskFull) {
 		t.Fatalf("copy into a full disk: %v; want %v", err, errDiskFull)
 	}
@@ -81,7 +87,7 @@ func TestCopyHashedReadFails(t *testing.T) {
 	errMedium := errors.New("medium error")
 	src := io.MultiReader(io.LimitReader(zeroReader{}, 5*streamChunk+3), iotest.ErrReader(errMedium))
 	var dst bytes.Buffer
-	if _, err := copyHashed(&dst, src); !errors.Is(err, errMedium) {
+	if _, err := copyHashed(&dst, src, false); !errors.Is(err, errMedium) {
 		t.Fatalf("copy from a failing tape: %v; want %v", err, errMedium)
 	}
 }

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tapefs/tapefs/catalog"
 )
 
 // TestTapeScrubSchedule drives the tape scrub with a fake clock: a
@@ -129,17 +131,28 @@ func TestVerifyTapeFindsDamage(t *testing.T) {
 	if err != nil || len(rep.Damaged) != 1 {
 		t.Fatalf("verify of a damaged batch: %+v %v", rep, err)
 	}
+	// Found by the CRC32C sealed with the md5: the md5 is not computed.
 	d := rep.Damaged[0]
-	if d.Path != "e/bad" || d.VOLSER != c.VOLSER || d.TapeFile != c.TapeFile || d.Want != bad.MD5 || d.Got == bad.MD5 || d.Got == "" {
-		t.Fatalf("damage report %+v, want e/bad on %s tape file %d", d, c.VOLSER, c.TapeFile)
+	if d.Path != "e/bad" || d.VOLSER != c.VOLSER || d.TapeFile != c.TapeFile || d.Want != bad.MD5 || d.Got != "" ||
+		bad.CRC32C == "" || d.WantCRC != bad.CRC32C || d.GotCRC == bad.CRC32C || d.GotCRC == "" {
+		t.Fatalf("damage report %+v, want e/bad on %s tape file %d found by its CRC32C %s", d, c.VOLSER, c.TapeFile, bad.CRC32C)
+	}
+	// Asked to, it compares the md5 as well.
+	rep, err = te.VerifyTape(context.Background(), TapeScope{Batch: b.ID, MD5: true})
+	if err != nil || len(rep.Damaged) != 1 {
+		t.Fatalf("verify --md5 of a damaged batch: %+v %v", rep, err)
+	}
+	if d := rep.Damaged[0]; d.Path != "e/bad" || d.Want != bad.MD5 || d.Got == bad.MD5 || d.Got == "" || d.GotCRC == bad.CRC32C {
+		t.Fatalf("damage report with md5 %+v, want e/bad with the md5 it read", d)
 	}
 	if got := te.cache.Stats().Objects; got != objects {
 		t.Fatalf("verify changed the cache: %d objects, had %d", got, objects)
 	}
-	if n := te.TapeVerifyFailures(); n != 1 {
-		t.Fatalf("failures counter %d, want 1", n)
+	if n := te.TapeVerifyFailures(); n != 2 {
+		t.Fatalf("failures counter %d, want 2", n)
 	}
-	if evs := eventsOf(t, te.Engine, EvTapeDamaged); len(evs) != 1 || evs[0].Batch != b.ID || !strings.Contains(evs[0].Message, c.VOLSER) {
+	if evs := eventsOf(t, te.Engine, EvTapeDamaged); len(evs) != 2 || evs[0].Batch != b.ID || !strings.Contains(evs[0].Message, c.VOLSER) ||
+		!strings.Contains(evs[0].Message, "CRC32C sealed "+bad.CRC32C) || !strings.Contains(evs[1].Message, "md5 sealed "+bad.MD5) {
 		t.Fatalf("tape-damaged events: %+v", evs)
 	}
 	// The whole cartridge: the same damage, and the read-back recorded.
@@ -150,6 +163,15 @@ func TestVerifyTapeFindsDamage(t *testing.T) {
 	_, damaged := te.CartridgesVerified()
 	if damaged[c.VOLSER] != 1 {
 		t.Fatalf("cartridge %s recorded %d damaged, want 1", c.VOLSER, damaged[c.VOLSER])
+	}
+	// A file sealed before tapefs recorded CRC32Cs is checked by its md5.
+	setFile(t, te.Engine, bad.ID, func(f *catalog.File) { f.CRC32C = "" })
+	rep, err = te.VerifyTape(context.Background(), TapeScope{Batch: b.ID})
+	if err != nil || len(rep.Damaged) != 1 || rep.Files != 2 {
+		t.Fatalf("verify without a CRC32C: %+v %v", rep, err)
+	}
+	if d := rep.Damaged[0]; d.Path != "e/bad" || d.Got == "" || d.Got == bad.MD5 || d.WantCRC != "" {
+		t.Fatalf("damage report without a CRC32C %+v, want the md5 read", d)
 	}
 }
 

@@ -20,7 +20,7 @@ import (
 // file is deleted at Open, so after a crash at any point an object is
 // either complete and whole or recalled again — never served short or
 // damaged. The readers do not wait for any of it: they got the last bytes
-// when the archive verified the md5 (Verified).
+// when the archive verified the checksum (Verified).
 //
 // Many objects waiting together are committed as one batch: writeback of
 // all of them is started first and each is then waited for (the first

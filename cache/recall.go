@@ -205,8 +205,13 @@ func (p *Partial) Write(b []byte) (int, error) {
 	return n, nil
 }
 
+// ReadAt reads bytes already written to the object (the archive reads a
+// recalled object back to check its md5 before it commits it). It fails
+// once the recall has ended in an abort.
+func (p *Partial) ReadAt(b []byte, off int64) (int, error) { return p.f.ReadAt(b, off) }
+
 // Verified says that every byte is written and checked (the archive has
-// compared the md5): readers may have the last bytes now, without waiting
+// compared the CRC32C or the md5 recorded at sealing): readers may have the last bytes now, without waiting
 // for Commit's fsync. The object stays partial until Commit, so a crash
 // before it leaves nothing that a restart would serve (partial objects are
 // deleted at Open); a recalled object's bytes are on tape, so losing them is
@@ -329,7 +334,7 @@ func (c *Cache) WaitRange(ctx context.Context, id uint64, off, n int64) error {
 			return err
 		}
 		// The last bytes are given out only once the recall is verified
-		// (or committed): the archive checks the md5 first, so a reader
+		// (or committed): the archive checks the checksum first, so a reader
 		// that reads to the end gets either checked bytes or the error.
 		if p.filled >= end && (end < p.size && !p.hold || p.done || p.verified) {
 			c.mu.Unlock()

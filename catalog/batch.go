@@ -139,7 +139,7 @@ func (tx *Tx) PurgeBatch(id uint64) error {
 			dead[c.VOLSER] += c.Length
 		}
 		doomed = append(doomed, fileKey(f.ID), dirEntryKey(b.ID, f.Parent, f.Name))
-		if f.MD5 != "" || len(f.Copies) > 0 {
+		if f.hasTapeFacts() {
 			doomed = append(doomed, fileTapeKey(f.ID))
 		}
 		if f.Type == TypeFile {

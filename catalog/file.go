@@ -55,7 +55,7 @@ func (tx *Tx) PutFile(f File) error {
 			return err
 		}
 	}
-	if f.MD5 != old.MD5 || !slices.Equal(f.Copies, old.Copies) {
+	if f.MD5 != old.MD5 || f.CRC32C != old.CRC32C || !slices.Equal(f.Copies, old.Copies) {
 		if err := tx.putTape(&f); err != nil {
 			return err
 		}

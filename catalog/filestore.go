@@ -16,8 +16,9 @@ import (
 //	F<file>                 the record: name, path, mode, owner, size,
 //	                        times — what `ls -l` and `du` read
 //	M<file>                 what is learned after registration: the md5
-//	                        (a mount seal hashes after registering) and
-//	                        the tape copies (added by each migration)
+//	                        and CRC32C (a mount seal hashes after
+//	                        registering) and the tape copies (added by
+//	                        each migration)
 //
 // Kept in one record, the md5 and the copies made every record grow twice
 // after it was written; each growth split the full pages registration had
@@ -35,6 +36,7 @@ import (
 // md5 of their data, and no copies).
 type fileTape struct {
 	MD5    string `json:"md5,omitempty"`
+	CRC32C string `json:"crc32c,omitempty"`
 	Copies []Copy `json:"copies,omitempty"`
 }
 
@@ -95,15 +97,15 @@ func describeDirEntry(k []byte) string {
 }
 
 // encodeFile splits f into its F record and its M record (nil when f has
-// neither md5 nor copies).
+// neither checksums nor copies).
 func encodeFile(f *File) (rec, tape []byte, err error) {
 	g := *f
-	g.MD5, g.Copies = "", nil
+	g.MD5, g.CRC32C, g.Copies = "", "", nil
 	if rec, err = encodeRecord(&g); err != nil {
 		return nil, nil, err
 	}
-	if f.MD5 != "" || len(f.Copies) > 0 {
-		if tape, err = encodeRecord(&fileTape{MD5: f.MD5, Copies: f.Copies}); err != nil {
+	if f.hasTapeFacts() {
+		if tape, err = encodeRecord(f.tapeFacts()); err != nil {
 			return nil, nil, err
 		}
 	}
@@ -128,6 +130,14 @@ func appendFileWrites(writes []kvPair, ws string, f *File) ([]kvPair, error) {
 	return writes, nil
 }
 
+// hasTapeFacts reports whether f has anything its M record holds.
+func (f *File) hasTapeFacts() bool { return f.MD5 != "" || f.CRC32C != "" || len(f.Copies) > 0 }
+
+// tapeFacts is f's M record.
+func (f *File) tapeFacts() *fileTape {
+	return &fileTape{MD5: f.MD5, CRC32C: f.CRC32C, Copies: f.Copies}
+}
+
 // mergeTape lays an M record over a decoded F record (which, written by
 // schema 1, may carry md5 and copies of its own; the M record is newer).
 func mergeTape(k, v []byte, f *File) error {
@@ -141,19 +151,22 @@ func mergeTape(k, v []byte, f *File) error {
 	if t.MD5 != "" {
 		f.MD5 = t.MD5
 	}
+	if t.CRC32C != "" {
+		f.CRC32C = t.CRC32C
+	}
 	if len(t.Copies) > 0 {
 		f.Copies = t.Copies
 	}
 	return nil
 }
 
-// putTape writes f's md5 and copies (deleting its M record when it has
+// putTape writes f's checksums and copies (deleting its M record when it has
 // neither); its F record and directory entry are left as they are.
 func (tx *Tx) putTape(f *File) error {
-	if f.MD5 == "" && len(f.Copies) == 0 {
+	if !f.hasTapeFacts() {
 		return tx.kv.Delete(fileTapeKey(f.ID))
 	}
-	data, err := encodeRecord(&fileTape{MD5: f.MD5, Copies: f.Copies})
+	data, err := encodeRecord(f.tapeFacts())
 	if err != nil {
 		return err
 	}

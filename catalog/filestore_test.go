@@ -91,6 +91,33 @@ func TestFileLayout(t *testing.T) {
 				t.Errorf("the aggregate rewrote the F record")
 			}
 
+			// The CRC32C recorded with the md5 goes to the M record too.
+			update(t, c, func(tx *Tx) error {
+				f, err := tx.File(a.ID)
+				if err != nil {
+					return err
+				}
+				f.CRC32C = "e3069283"
+				return tx.PutFile(f)
+			})
+			if got := rawKey(t, c, fileTapeKey(a.ID)); !bytes.Contains(got, []byte(`"crc32c":"e3069283"`)) || !bytes.Contains(got, []byte(`"md5":"aa"`)) {
+				t.Errorf("M record of a.dat with a CRC32C: %s", got)
+			}
+			if rec := rawKey(t, c, fileKey(a.ID)); !bytes.Equal(rec, recBefore) {
+				t.Errorf("recording the CRC32C rewrote the F record")
+			}
+			view(t, c, func(tx *Tx) error {
+				f, err := tx.File(a.ID)
+				if err != nil || f.CRC32C != "e3069283" || f.MD5 != "aa" || !slices.Equal(f.Copies, []Copy{cp}) {
+					t.Errorf("File after recording the CRC32C: %+v, %v", f, err)
+				}
+				all, err := tx.Files(b.ID, 0, 0)
+				if err != nil || all[1].CRC32C != "e3069283" {
+					t.Errorf("Files after recording the CRC32C: %+v, %v", all, err)
+				}
+				return nil
+			})
+
 			// Removed goes to the directory entry as well.
 			update(t, c, func(tx *Tx) error {
 				f, err := tx.File(a.ID)

@@ -150,7 +150,12 @@ type File struct {
 	Mtime  time.Time `json:"mtime"`
 	Size   int64     `json:"size"`
 	MD5    string    `json:"md5,omitempty"`
-	Target string    `json:"target,omitempty"` // symlink target
+	// CRC32C is the CRC32C of the same bytes (8 hex digits), computed with
+	// the md5 and written on tape with it: what a recall and a tape
+	// verification check (internal/checksum). Empty for files sealed
+	// before tapefs recorded it.
+	CRC32C string `json:"crc32c,omitempty"`
+	Target string `json:"target,omitempty"` // symlink target
 	// Link is the ID of the file whose data this one shares (hard link):
 	// 0 for a file that owns its data. Only the owner has an object and
 	// tape copies.

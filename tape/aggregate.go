@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/tapefs/tapefs/internal/checksum"
 )
 
 // PAX records naming a member in catalog terms. They travel with the data,
@@ -19,6 +21,7 @@ const (
 	paxBatch     = "TAPEFS.batch"
 	paxPath      = "TAPEFS.path"
 	paxMD5       = "TAPEFS.md5"
+	paxCRC32C    = "TAPEFS.crc32c"
 	paxFileID    = "TAPEFS.fileid"
 )
 
@@ -197,6 +200,9 @@ func memberHeader(m Member) (hdr *tar.Header, err error) {
 	}
 	if m.MD5 != "" {
 		hdr.PAXRecords[paxMD5] = m.MD5
+	}
+	if m.CRC32C != "" {
+		hdr.PAXRecords[paxCRC32C] = m.CRC32C
 	}
 	switch m.Type {
 	case MemberFile:
@@ -411,6 +417,7 @@ func parseMember(hdr *tar.Header) (Member, error) {
 		Workspace: rec[paxWorkspace],
 		Path:      rec[paxPath],
 		MD5:       rec[paxMD5],
+		CRC32C:    rec[paxCRC32C],
 		Mode:      uint32(hdr.Mode) & 0o7777,
 		UID:       hdr.Uid,
 		GID:       hdr.Gid,
@@ -418,6 +425,9 @@ func parseMember(hdr *tar.Header) (Member, error) {
 	}
 	if m.Workspace == "" || m.Path == "" {
 		return m, errors.New("not a tapefs member (no TAPEFS.workspace or TAPEFS.path record)")
+	}
+	if m.CRC32C != "" && !checksum.ValidCRC32C(m.CRC32C) {
+		return m, fmt.Errorf("record %s: %q is not a CRC32C (8 lower-case hex digits)", paxCRC32C, m.CRC32C)
 	}
 	var err error
 	if m.Batch, err = strconv.ParseUint(rec[paxBatch], 10, 64); err != nil {

@@ -20,7 +20,7 @@ const (
 
 // Member describes one entry of an aggregate. In the tar stream it is a PAX
 // member whose records TAPEFS.workspace, TAPEFS.batch, TAPEFS.path,
-// TAPEFS.md5 and TAPEFS.fileid carry the catalog's identity of the file, so a
+// TAPEFS.md5, TAPEFS.crc32c and TAPEFS.fileid carry the catalog's identity of the file, so a
 // cartridge is readable with plain tar and the catalog can be rebuilt from
 // tapes alone. The tar name is "<workspace>/<batch>/<path>".
 type Member struct {
@@ -30,6 +30,7 @@ type Member struct {
 	Path      string // path inside the batch, slash-separated, no leading slash
 	Type      MemberType
 	MD5       string // hex, regular files only
+	CRC32C    string // 8 hex digits, regular files only; what a read-back checks (internal/checksum)
 	Mode      uint32 // permission bits (and setuid/setgid/sticky)
 	UID, GID  int
 	Mtime     time.Time

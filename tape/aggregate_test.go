@@ -3,8 +3,6 @@ package tape
 import (
 	"archive/tar"
 	"bytes"
-	"crypto/md5"
-	"encoding/hex"
 	"errors"
 	"io"
 	"math/rand/v2"
@@ -13,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tapefs/tapefs/internal/checksum"
 )
 
 // testMember is a member with the bytes it is made of.
@@ -22,10 +22,10 @@ type testMember struct {
 }
 
 func fileMember(id uint64, p string, data []byte) testMember {
-	sum := md5.Sum(data)
+	sum, crc := checksum.Of(data)
 	return testMember{Member{
 		FileID: id, Workspace: "ws", Batch: 12, Path: p, Type: MemberFile,
-		MD5: hex.EncodeToString(sum[:]), Mode: 0o644, UID: 1000, GID: 1000,
+		MD5: sum, CRC32C: crc, Mode: 0o644, UID: 1000, GID: 1000,
 		Mtime: time.Date(2024, 3, 1, 12, 30, 45, 123456789, time.UTC), Size: int64(len(data)),
 	}, data}
 }
@@ -306,9 +306,26 @@ func TestReadAggregateCorrupt(t *testing.T) {
 		t.Errorf("damaged second header: %v", err)
 	}
 
+	// A member whose CRC32C record is not one: refused, naming it.
+	buf.Reset()
+	bad := fileMember(3, "a/three", []byte("three"))
+	hdr, herr := memberHeader(bad.m)
+	if herr != nil {
+		t.Fatal(herr)
+	}
+	hdr.PAXRecords[paxCRC32C] = "not-a-crc"
+	tw := tar.NewWriter(&buf)
+	tw.WriteHeader(hdr)
+	tw.Write(bad.data)
+	tw.Close()
+	err = ReadAggregate(&buf, func(Member, io.Reader) error { return nil })
+	if err == nil || !strings.Contains(err.Error(), "ws/12/a/three") || !strings.Contains(err.Error(), "TAPEFS.crc32c") {
+		t.Errorf("bad CRC32C record: %v", err)
+	}
+
 	// A plain tar file is not an aggregate.
 	buf.Reset()
-	tw := tar.NewWriter(&buf)
+	tw = tar.NewWriter(&buf)
 	tw.WriteHeader(&tar.Header{Name: "plain", Mode: 0o644, Size: 1, Typeflag: tar.TypeReg})
 	tw.Write([]byte("x"))
 	tw.Close()

@@ -21,7 +21,7 @@ func TestReadFromAnotherCopy(t *testing.T) {
 	t.Parallel()
 	d := startDaemon(t, append(fastFlags(), "--cartridges", "4")...)
 	// The recall of the damaged copy says so at error level: provoked.
-	d.allowErrors("md5 mismatch")
+	d.allowErrors("md5 mismatch", "CRC32C mismatch")
 	o := cliOpts{home: d.home}
 	cliOK(t, o, "workspace", "set-copies", "default", "2")
 	src, sums := copiesTree(t, "run")

@@ -180,7 +180,7 @@ func entryTitle(ev archive.Event) string {
 	case archive.EvRemovalUndone:
 		return b + ": removal undone, entries back" + in
 	case archive.EvMD5Mismatch:
-		return b + ": md5 mismatch on recall" + in
+		return b + ": checksum mismatch on recall" + in
 	case archive.EvRecallError:
 		return b + ": recall failed" + in
 	case archive.EvMissing:

@@ -38,7 +38,7 @@ func (s *Server) verifyTape(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	rep, err := s.e.VerifyTape(r.Context(), caller(r), archive.TapeScope{Batch: req.Batch, VOLSER: req.VOLSER, Workspace: req.Workspace})
+	rep, err := s.e.VerifyTape(r.Context(), caller(r), archive.TapeScope{Batch: req.Batch, VOLSER: req.VOLSER, Workspace: req.Workspace, MD5: req.MD5})
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -48,7 +48,7 @@ func (s *Server) verifyTape(w http.ResponseWriter, r *http.Request) {
 		s.log.Warn().Uint64("batch", d.Batch).Str("workspace", d.Workspace).Str("volser", d.VOLSER).Int("tape_file", d.TapeFile).
 			Uint64("file", d.FileID).Uint32("uid", caller(r).UID).Msg("tapefs verify found a damaged copy on tape")
 		out.Damaged = append(out.Damaged, api.TapeDamage{FileID: d.FileID, Batch: d.Batch, Workspace: d.Workspace, Path: api.Name(d.Path),
-			VOLSER: d.VOLSER, TapeFile: d.TapeFile, Offset: d.Offset, Want: d.Want, Got: d.Got, Error: d.Error})
+			VOLSER: d.VOLSER, TapeFile: d.TapeFile, Offset: d.Offset, Want: d.Want, Got: d.Got, WantCRC: d.WantCRC, GotCRC: d.GotCRC, Error: d.Error})
 	}
 	writeJSON(w, http.StatusOK, out)
 }
