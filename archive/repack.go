@@ -49,8 +49,6 @@ package archive
 
 import (
 	"bufio"
-	"crypto/md5"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -594,14 +592,18 @@ func (e *Engine) repackAggregate(dx, dy tape.Drive, target string, from, to int,
 					if err := heads(*lc.batch); err != nil {
 						return err
 					}
-					h := md5.New()
-					at, err := aw.Add(memberOf(*lc.batch, lc.file), io.TeeReader(io.LimitReader(data, lc.copy.Length), h))
+					// Checked as a recall is: by the CRC32C when the file
+					// has one (memory speed), else by the md5.
+					h := newStreamHash(lc.file.CRC32C == "")
+					at, err := aw.Add(memberOf(*lc.batch, lc.file), io.TeeReader(io.LimitReader(data, lc.copy.Length), hashWriter{h}))
 					if err != nil {
 						return err
 					}
-					if sum := hex.EncodeToString(h.Sum(nil)); lc.file.MD5 != "" && sum != lc.file.MD5 {
+					sum := h.sums()
+					if lc.file.CRC32C != "" && sum.crc != lc.file.CRC32C || sum.md5 != "" && lc.file.MD5 != "" && sum.md5 != lc.file.MD5 {
 						e.log.Error().Str("volser", lc.copy.VOLSER).Uint64("batch", lc.file.Batch).Str("path", lc.file.Path).
-							Str("want", lc.file.MD5).Str("got", sum).Msg("repack: a copy does not read back as sealed; it is repaired from another copy")
+							Str("want_md5", lc.file.MD5).Str("got_md5", sum.md5).Str("want_crc32c", lc.file.CRC32C).Str("got_crc32c", sum.crc).
+							Msg("repack: a copy does not read back as sealed; it is repaired from another copy")
 						res.bad = append(res.bad, lc)
 						return nil
 					}

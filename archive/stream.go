@@ -70,6 +70,11 @@ func (h *streamHash) write(b []byte) {
 	}
 }
 
+// hashWriter lets a streamHash take the bytes of an io.TeeReader.
+type hashWriter struct{ h *streamHash }
+
+func (w hashWriter) Write(b []byte) (int, error) { w.h.write(b); return len(b), nil }
+
 func (h *streamHash) sums() streamSums {
 	s := streamSums{crc: h.crc.String()}
 	if h.md5 != nil {
