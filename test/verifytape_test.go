@@ -99,6 +99,15 @@ func TestVerifyTapeCopies(t *testing.T) {
 	if strings.Contains(r.stdout, "small.dat") {
 		t.Errorf("verify named an undamaged file\n%s", r)
 	}
+	// Found by the CRC32C recorded with the md5; --md5 compares the md5 too.
+	if !strings.Contains(r.stdout, "CRC32C sealed ") {
+		t.Errorf("verify -b %s should say the CRC32C sealed and read\n%s", ids[0], r)
+	}
+	r = runTapefs(t, o, "verify", "-b", ids[0], "--md5")
+	wantCode(t, r, 1)
+	if !strings.Contains(r.stdout, "md5 sealed "+big.MD5+", read ") || strings.Contains(r.stdout, "md5 sealed "+big.MD5+", read "+big.MD5) {
+		t.Errorf("verify -b %s --md5 should give the md5 sealed and the md5 read\n%s", ids[0], r)
+	}
 	cliOK(t, o, "verify", "-b", ids[1])
 	r = runTapefs(t, o, "verify", "--cartridge", c.VOLSER)
 	wantCode(t, r, 1)
@@ -124,10 +133,10 @@ func TestVerifyTapeCopies(t *testing.T) {
 		t.Errorf("no tape-damaged event naming %s in the daemon's log", c.VOLSER)
 	}
 	// The metrics: when the cartridge was read back, and the damage found
-	// since this run of the daemon started (three verifies, one bad copy).
+	// since this run of the daemon started (four verifies, one bad copy).
 	m := string(httpGetOK(t, statusURL(d)+"/metrics").body)
-	if !strings.Contains(m, `tapefs_cartridge_last_verified_seconds{volser="`+c.VOLSER+`"}`) || !strings.Contains(m, "tapefs_tape_verify_failures_total 3") {
-		t.Errorf("/metrics should show the read-back of %s and 3 failures:\n%s", c.VOLSER, grepLines(m, "verif"))
+	if !strings.Contains(m, `tapefs_cartridge_last_verified_seconds{volser="`+c.VOLSER+`"}`) || !strings.Contains(m, "tapefs_tape_verify_failures_total 4") {
+		t.Errorf("/metrics should show the read-back of %s and 4 failures:\n%s", c.VOLSER, grepLines(m, "verif"))
 	}
 	// Usage: tape verification needs a scope.
 	wantCode(t, runTapefs(t, o, "verify"), int(api.ExitUsage))
