@@ -220,6 +220,8 @@ func (d *recordScanner) fileMember(key []byte, f *File) bool {
 		return d.i64(&f.Size)
 	case "md5":
 		return d.str(&f.MD5)
+	case "crc32c":
+		return d.str(&f.CRC32C)
 	case "target":
 		return d.str(&f.Target)
 	case "link":

@@ -23,7 +23,7 @@ func randomFile(r *rand.Rand) File {
 		Size:  r.Int64(),
 	}
 	if r.IntN(2) == 0 {
-		f.MD5 = "d41d8cd98f00b204e9800998ecf8427e"
+		f.MD5, f.CRC32C = "d41d8cd98f00b204e9800998ecf8427e", "00000000"
 	}
 	if f.Type == TypeSymlink {
 		f.Target = pick()
