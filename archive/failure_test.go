@@ -127,14 +127,8 @@ func TestRecallChecksumMismatch(t *testing.T) {
 // sealed by a tapefs that did not record one.
 func offlineDamaged(t *testing.T, oldFile bool) (*testEngine, catalog.Batch, catalog.File) {
 	t.Helper()
-	te := testSetup{Home: t.TempDir(), Settle: time.Hour}.open(t)
 	data := randomBytes(1, 100_000)
-	makeTree(t, te.StagingDir("ws"), []srcFile{{path: "e/f", typ: catalog.TypeFile, data: data, mode: 0o644}})
-	b, err := te.Seal(context.Background(), "ws", "e", 0, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	waitSynced(t, te.Engine, b.ID)
+	te, b := sealedOneFile(t, data)
 	te.EvictBatch(b.ID)
 	f := batchFiles(t, te.Engine, b.ID)["e/f"]
 	if wantMD5, wantCRC := checksum.Of(data); f.MD5 != wantMD5 || f.CRC32C != wantCRC {
@@ -154,6 +148,20 @@ func offlineDamaged(t *testing.T, oldFile bool) (*testEngine, catalog.Batch, cat
 		t.Fatal(err)
 	}
 	return te, b, f
+}
+
+// sealedOneFile seals a batch of one file, e/f holding data, and waits
+// until it is on tape.
+func sealedOneFile(t *testing.T, data []byte) (*testEngine, catalog.Batch) {
+	t.Helper()
+	te := testSetup{Home: t.TempDir(), Settle: time.Hour}.open(t)
+	makeTree(t, te.StagingDir("ws"), []srcFile{{path: "e/f", typ: catalog.TypeFile, data: data, mode: 0o644}})
+	b, err := te.Seal(context.Background(), "ws", "e", 0, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitSynced(t, te.Engine, b.ID)
+	return te, b
 }
 
 // setFile changes a file's catalog record and returns it.
@@ -181,14 +189,8 @@ func setFile(t *testing.T, e *Engine, id uint64, change func(*catalog.File)) cat
 // CRC32C is no longer trusted, so the next recall is checked by md5 before
 // the reader gets the last bytes — and fails.
 func TestRecallMD5CheckedBeforeCommit(t *testing.T) {
-	te := testSetup{Home: t.TempDir(), Settle: time.Hour}.open(t)
 	data := randomBytes(2, 3<<20+17) // several stream chunks
-	makeTree(t, te.StagingDir("ws"), []srcFile{{path: "e/f", typ: catalog.TypeFile, data: data, mode: 0o644}})
-	b, err := te.Seal(context.Background(), "ws", "e", 0, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	waitSynced(t, te.Engine, b.ID)
+	te, b := sealedOneFile(t, data)
 
 	// A good recall: committed after its md5 check.
 	te.EvictBatch(b.ID)
