@@ -371,6 +371,7 @@ type FileInfo struct {
 	Mtime     time.Time `json:"mtime"`
 	Size      int64     `json:"size"`
 	MD5       string    `json:"md5,omitempty"`
+	CRC32C    string    `json:"crc32c,omitempty"` // of the same bytes: what a recall checks
 	Target    string    `json:"target,omitempty"`
 	Link      uint64    `json:"link,omitempty"` // data owner of a hard link
 	Nlink     uint32    `json:"nlink,omitempty"`

@@ -145,6 +145,7 @@ type File struct {
 	Mtime  time.Time
 	Size   int64
 	MD5    string
+	CRC32C string // of the same bytes, what recalls check ("" if sealed before tapefs recorded one)
 	Target string
 	Link   uint64 // data owner of a hard link; 0 for the owner
 	Nlink  uint32
@@ -272,7 +273,7 @@ func (e *Engine) batchViewIn(tx *catalog.Tx, b catalog.Batch) Batch {
 
 func (e *Engine) fileView(f *catalog.File) File {
 	v := File{ID: f.ID, Batch: f.Batch, Parent: f.Parent, Name: f.Name, Path: f.Path, Type: FileType(f.Type),
-		Mode: f.Mode, UID: f.UID, GID: f.GID, Mtime: f.Mtime, Size: f.Size, MD5: f.MD5, Target: f.Target,
+		Mode: f.Mode, UID: f.UID, GID: f.GID, Mtime: f.Mtime, Size: f.Size, MD5: f.MD5, CRC32C: f.CRC32C, Target: f.Target,
 		Link: f.Link, Nlink: f.Nlink, Removed: f.Removed}
 	for _, c := range f.Copies {
 		v.Copies = append(v.Copies, Copy{VOLSER: c.VOLSER, TapeFile: c.TapeFile, Offset: c.Offset, Length: c.Length})

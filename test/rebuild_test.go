@@ -185,6 +185,10 @@ func TestCatalogRebuildFromLibrary(t *testing.T) {
 	if strings.Contains(before["ls -w default"], `"id": `+removed+",") {
 		t.Fatalf("batch %s listed after its removal:\n%s", removed, before["ls -w default"])
 	}
+	// The checksums are part of what must come back from the tapes.
+	if l := before["ls -L file -b "+ids[0]]; !strings.Contains(l, `"md5": "`) || !strings.Contains(l, `"crc32c": "`) {
+		t.Fatalf("ls -L file -b %s lists no md5 or CRC32C: the comparison would not cover them\n%s", ids[0], l)
+	}
 	d.stop()
 	checkTapeFilesWithGNUTar(t, d.home, src, trees, ids)
 

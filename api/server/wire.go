@@ -37,7 +37,7 @@ func wireBatch(b archive.Batch) api.Batch {
 
 func wireFile(f archive.File) api.FileInfo {
 	out := api.FileInfo{ID: f.ID, Batch: f.Batch, Parent: f.Parent, Name: f.Name, Path: f.Path, Type: api.FileType(f.Type),
-		Mode: f.Mode, UID: f.UID, GID: f.GID, Mtime: f.Mtime, Size: f.Size, MD5: f.MD5, Target: f.Target,
+		Mode: f.Mode, UID: f.UID, GID: f.GID, Mtime: f.Mtime, Size: f.Size, MD5: f.MD5, CRC32C: f.CRC32C, Target: f.Target,
 		Link: f.Link, Nlink: f.Nlink, Removed: f.Removed, State: string(f.State)}
 	for _, c := range f.Copies {
 		out.Copies = append(out.Copies, api.Copy{VOLSER: c.VOLSER, TapeFile: c.TapeFile, Offset: c.Offset, Length: c.Length})
