@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 	"unicode/utf8"
+
+	"github.com/tapefs/tapefs/internal/checksum"
 )
 
 // nameMembers is a batch whose names are not all UTF-8: a directory, files
@@ -203,6 +205,9 @@ func FuzzReadAggregate(f *testing.F) {
 		_ = ReadAggregate(bytes.NewReader(data), func(m Member, r io.Reader) error {
 			if why := memberProblem(m); why != "" {
 				t.Fatalf("member %+v handed on: %s", m, why)
+			}
+			if m.CRC32C != "" && !checksum.ValidCRC32C(m.CRC32C) {
+				t.Fatalf("member %q handed on with CRC32C %q", m.Path, m.CRC32C)
 			}
 			// Never more data than the tape file holds (a sparse member
 			// made up a TiB of zeros from 3 KB).
