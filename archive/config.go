@@ -65,6 +65,10 @@ type Config struct {
 	// FCFS serves recalls one by one in arrival order (for comparison in
 	// benchmarks only).
 	FCFS bool
+	// RecallMD5 makes a recall hold a file's last bytes until its md5
+	// matches, as for files sealed without a CRC32C, instead of until its
+	// CRC32C matches (recallcheck.go).
+	RecallMD5 bool
 	// HashWorkers is the number of files hashed at once at sealing (and by
 	// VerifyCache); default GOMAXPROCS.
 	HashWorkers int

@@ -128,7 +128,7 @@ func TestRecallChecksumMismatch(t *testing.T) {
 func offlineDamaged(t *testing.T, oldFile bool) (*testEngine, catalog.Batch, catalog.File) {
 	t.Helper()
 	data := randomBytes(1, 100_000)
-	te, b := sealedOneFile(t, data)
+	te, b := sealedOneFile(t, testSetup{}, data)
 	te.EvictBatch(b.ID)
 	f := batchFiles(t, te.Engine, b.ID)["e/f"]
 	if wantMD5, wantCRC := checksum.Of(data); f.MD5 != wantMD5 || f.CRC32C != wantCRC {
@@ -151,10 +151,11 @@ func offlineDamaged(t *testing.T, oldFile bool) (*testEngine, catalog.Batch, cat
 }
 
 // sealedOneFile seals a batch of one file, e/f holding data, and waits
-// until it is on tape.
-func sealedOneFile(t *testing.T, data []byte) (*testEngine, catalog.Batch) {
+// until it is on tape (s: the settings besides home and settle time).
+func sealedOneFile(t *testing.T, s testSetup, data []byte) (*testEngine, catalog.Batch) {
 	t.Helper()
-	te := testSetup{Home: t.TempDir(), Settle: time.Hour}.open(t)
+	s.Home, s.Settle = t.TempDir(), time.Hour
+	te := s.open(t)
 	makeTree(t, te.StagingDir("ws"), []srcFile{{path: "e/f", typ: catalog.TypeFile, data: data, mode: 0o644}})
 	b, err := te.Seal(context.Background(), "ws", "e", 0, "")
 	if err != nil {
@@ -162,6 +163,27 @@ func sealedOneFile(t *testing.T, data []byte) (*testEngine, catalog.Batch) {
 	}
 	waitSynced(t, te.Engine, b.ID)
 	return te, b
+}
+
+// TestRecallCheckMD5: with --recall-check md5 a recall holds the last
+// bytes until the md5 matches, even for a file with a CRC32C: bytes that
+// match the CRC32C and not the md5 are never read.
+func TestRecallCheckMD5(t *testing.T) {
+	data := randomBytes(3, 2<<20+5)
+	te, b := sealedOneFile(t, testSetup{RecallMD5: true}, data)
+	te.EvictBatch(b.ID)
+	f := batchFiles(t, te.Engine, b.ID)["e/f"]
+	if got, err := readAll(context.Background(), te.Engine, f.ID); err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("recall checked by md5: %d bytes, %v", len(got), err)
+	}
+	te.EvictBatch(b.ID)
+	setFile(t, te.Engine, f.ID, func(f *catalog.File) { f.MD5 = strings.Repeat("0", 32) })
+	if _, err := readAll(context.Background(), te.Engine, f.ID); err == nil || !strings.Contains(err.Error(), "md5 mismatch") {
+		t.Fatalf("recall of a file whose md5 does not match: %v; want an md5 mismatch before the last bytes", err)
+	}
+	if g := batchFiles(t, te.Engine, b.ID)["e/f"]; g.CRC32C == "" {
+		t.Error("the CRC32C was dropped: the md5 gate needs no such step")
+	}
 }
 
 // setFile changes a file's catalog record and returns it.
@@ -190,7 +212,7 @@ func setFile(t *testing.T, e *Engine, id uint64, change func(*catalog.File)) cat
 // the reader gets the last bytes — and fails.
 func TestRecallMD5CheckedBeforeCommit(t *testing.T) {
 	data := randomBytes(2, 3<<20+17) // several stream chunks
-	te, b := sealedOneFile(t, data)
+	te, b := sealedOneFile(t, testSetup{}, data)
 
 	// A good recall: committed after its md5 check.
 	te.EvictBatch(b.ID)

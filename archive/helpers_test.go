@@ -34,6 +34,7 @@ type testSetup struct {
 	FlushAge    time.Duration
 	Linger      time.Duration
 	Prefetch    bool
+	RecallMD5   bool
 	FCFS        bool
 	Quota       int64
 	MaxFileSize int64
@@ -126,7 +127,7 @@ func (s testSetup) openErr() (*testEngine, error) {
 	}
 	e, err := New(Config{
 		Catalog: cat, Cache: c, Library: engineLib, Log: log, Clock: s.clock, Retention: s.Retention, RemoveGrace: s.RemoveGrace, FlushBytes: s.FlushBytes, FlushFiles: s.FlushFiles,
-		Settle: s.Settle, FlushAge: s.FlushAge, RecallLinger: s.Linger, Prefetch: s.Prefetch, FCFS: s.FCFS,
+		Settle: s.Settle, FlushAge: s.FlushAge, RecallLinger: s.Linger, Prefetch: s.Prefetch, RecallMD5: s.RecallMD5, FCFS: s.FCFS,
 		MaxFileSize: s.MaxFileSize, Backoff: 20 * time.Millisecond, MaxAttempts: 2, HashRate: s.HashRate,
 		ScrubRate: cmp.Or(s.ScrubRate, -1), ScrubInterval: s.ScrubEvery, RecallWorkspaceDrives: s.WSDrives,
 		RecallWorkspaceBytes: s.WSBytes,

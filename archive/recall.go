@@ -793,7 +793,7 @@ func (e *Engine) stage(d tape.Drive, r *recallReq) error {
 	// with the md5 when the file has one, else the md5 itself. A file
 	// checked by its CRC32C has its md5 checked too, after the readers
 	// are served and before the object is committed (checkMD5Later).
-	byCRC := f.CRC32C != ""
+	byCRC := f.CRC32C != "" && !e.cfg.RecallMD5
 	tr := &tapeSide{r: io.LimitReader(d, c.Length)}
 	sum, err := copyHashed(p, tr, !byCRC)
 	if err == nil && p.Filled() != f.Size {

@@ -209,7 +209,7 @@ var Known = map[string][]string{
 	"batch":     {"workspace"},
 	"directory": {"outputlevel"},
 	"daemon": {"home", "catalog", "http", "http-token", "settle", "cache-size", "time-scale", "allow-other", "log-level",
-		"drives", "cartridges", "cartridge-size", "flush-age", "recall-linger", "tape-speed", "max-file-size", "retention", "remove-grace", "prefetch", "scrub-rate", "scrub-interval", "verify-period", "repack-below", "aggregate-size",
+		"drives", "cartridges", "cartridge-size", "flush-age", "recall-linger", "tape-speed", "max-file-size", "retention", "remove-grace", "prefetch", "recall-check", "scrub-rate", "scrub-interval", "verify-period", "repack-below", "aggregate-size",
 		"snapshot-every", "snapshot-dir", "recall-workspace-drives", "copies", "recall-workspace-bytes",
 		"kernel-cache", "hash-rate", "host-id", "lease", "library", "shared-library"},
 }

@@ -41,6 +41,7 @@ type daemonConfig struct {
 	retention      time.Duration
 	removeGrace    time.Duration
 	prefetch       bool
+	recallMD5      bool  // --recall-check md5: the md5 gates a recall's last bytes
 	scrubRate      int64 // bytes/s; 0: no scrub
 	scrubInterval  time.Duration
 	verifyPeriod   time.Duration // tape scrub; 0: none
@@ -151,6 +152,15 @@ func (c *daemonConfig) set(key, value string) error {
 		c.removeGrace, err = parseDuration(value)
 	case "prefetch":
 		c.prefetch, err = strconv.ParseBool(value)
+	case "recall-check":
+		switch value {
+		case "crc32c":
+			c.recallMD5 = false
+		case "md5":
+			c.recallMD5 = true
+		default:
+			err = errors.New("must be crc32c or md5")
+		}
 	case "scrub-rate":
 		c.scrubRate, err = config.ParseSize(value)
 	case "scrub-interval":

@@ -49,6 +49,7 @@ func newDaemonFlags(name, usageLine, description, examples string) *daemonFlags 
 	fs.Int("copies", 1, "tape copies of each file in a workspace that has no copies policy of its own (1 to 3; tapefs workspace set WS --copies N sets one)")
 	fs.String("recall-workspace-bytes", "0", "bytes one workspace's recalls may have staged in the cache and not yet read, e.g. 50G; a file a reader waits for is never held back (0: no limit)")
 	fs.Bool("prefetch", false, "stage the other files of a batch in the same aggregate during a recall")
+	fs.String("recall-check", "crc32c", "what a recall checks before a reader gets the last bytes of a file: crc32c (the md5 is checked after, before the copy is kept) or md5 (slower than the disk: recalls go at md5's speed)")
 	fs.String("scrub-rate", "16M", "bytes per second the background scrub re-reads cached objects at to find damaged ones, e.g. 64M (0: no scrub)")
 	fs.Duration("scrub-interval", 24*time.Hour, "least time between the starts of two scrub passes over the whole cache")
 	fs.Duration("verify-period", 180*24*time.Hour, "read every cartridge back within this time, one at a time when no recall or migration waits (0: never)")

@@ -112,6 +112,7 @@ func openHome(c *daemonConfig, log zerolog.Logger) (h *archiveHome, err error) {
 		Retention:             c.retention,
 		RemoveGrace:           c.removeGrace,
 		Prefetch:              c.prefetch,
+		RecallMD5:             c.recallMD5,
 		ScrubRate:             scrubRate(c.scrubRate),
 		ScrubInterval:         c.scrubInterval,
 		VerifyPeriod:          cmp.Or(c.verifyPeriod, -1), // 0 on the command line: no tape scrub
