@@ -56,6 +56,7 @@ import (
 	"time"
 
 	"github.com/tapefs/tapefs/catalog"
+	"github.com/tapefs/tapefs/internal/checksum"
 	"github.com/tapefs/tapefs/internal/human"
 	"github.com/tapefs/tapefs/tape"
 )
@@ -594,12 +595,12 @@ func (e *Engine) repackAggregate(dx, dy tape.Drive, target string, from, to int,
 					}
 					// Checked as a recall is: by the CRC32C when the file
 					// has one (memory speed), else by the md5.
-					h := newStreamHash(lc.file.CRC32C == "")
-					at, err := aw.Add(memberOf(*lc.batch, lc.file), io.TeeReader(io.LimitReader(data, lc.copy.Length), hashWriter{h}))
+					h := checksum.New(lc.file.CRC32C == "")
+					at, err := aw.Add(memberOf(*lc.batch, lc.file), io.TeeReader(io.LimitReader(data, lc.copy.Length), h))
 					if err != nil {
 						return err
 					}
-					sum := h.sums()
+					sum := sumsOf(h)
 					if lc.file.CRC32C != "" && sum.crc != lc.file.CRC32C || sum.md5 != "" && lc.file.MD5 != "" && sum.md5 != lc.file.MD5 {
 						e.log.Error().Str("volser", lc.copy.VOLSER).Uint64("batch", lc.file.Batch).Str("path", lc.file.Path).
 							Str("want_md5", lc.file.MD5).Str("got_md5", sum.md5).Str("want_crc32c", lc.file.CRC32C).Str("got_crc32c", sum.crc).

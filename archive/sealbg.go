@@ -346,7 +346,7 @@ func (e *Engine) hashObject(ctx context.Context, f catalog.File, buf []byte, p *
 		return sealSums{}, err
 	}
 	defer h.Close()
-	md := checksum.NewBoth()
+	md := checksum.New(true)
 	var off int64
 	for {
 		n, err := h.File().ReadAt(buf, off)

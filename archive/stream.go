@@ -1,9 +1,6 @@
 package archive
 
 import (
-	"crypto/md5"
-	"encoding/hex"
-	"hash"
 	"io"
 	"sync"
 	"sync/atomic"
@@ -50,54 +47,27 @@ type chunk struct {
 // the CRC32C, and the md5 when asked for.
 type streamSums struct{ md5, crc string }
 
-// streamHash computes a streamSums.
-type streamHash struct {
-	md5 hash.Hash // nil when not asked for
-	crc checksum.CRC32C
-}
-
-func newStreamHash(withMD5 bool) *streamHash {
-	if withMD5 {
-		return &streamHash{md5: md5.New()}
-	}
-	return &streamHash{}
-}
-
-func (h *streamHash) write(b []byte) {
-	h.crc.Update(b)
-	if h.md5 != nil {
-		h.md5.Write(b)
-	}
-}
-
-// hashWriter lets a streamHash take the bytes of an io.TeeReader.
-type hashWriter struct{ h *streamHash }
-
-func (w hashWriter) Write(b []byte) (int, error) { w.h.write(b); return len(b), nil }
-
-func (h *streamHash) sums() streamSums {
-	s := streamSums{crc: h.crc.String()}
-	if h.md5 != nil {
-		s.md5 = hex.EncodeToString(h.md5.Sum(nil))
-	}
-	return s
+// sumsOf is what h computed.
+func sumsOf(h *checksum.Hash) streamSums {
+	md5sum, crc := h.Sums()
+	return streamSums{md5: md5sum, crc: crc}
 }
 
 // copyHashed copies src to dst and returns the CRC32C of the bytes, and
 // their md5 if withMD5 (see the top of this file). It returns the first
 // error of either side; after a write error it stops reading.
 func copyHashed(dst io.Writer, src io.Reader, withMD5 bool) (streamSums, error) {
-	h := newStreamHash(withMD5)
+	h := checksum.New(withMD5)
 	first := chunkPool.Get().(*[]byte)
 	n, rerr := io.ReadFull(src, *first)
 	if rerr == io.EOF || rerr == io.ErrUnexpectedEOF {
 		// The whole member fits one chunk (most files): no goroutines.
 		defer chunkPool.Put(first)
-		h.write((*first)[:n])
+		h.Write((*first)[:n])
 		if _, werr := dst.Write((*first)[:n]); werr != nil {
-			return h.sums(), werr
+			return sumsOf(h), werr
 		}
-		return h.sums(), nil
+		return sumsOf(h), nil
 	}
 	if rerr != nil {
 		chunkPool.Put(first)
@@ -132,10 +102,10 @@ func copyHashed(dst io.Writer, src io.Reader, withMD5 bool) (streamSums, error) 
 	go func() {
 		defer wg.Done()
 		for c := range toHash {
-			h.write((*c.buf)[:c.n])
+			h.Write((*c.buf)[:c.n])
 			release(c)
 		}
-		sum = h.sums()
+		sum = sumsOf(h)
 	}()
 
 	send := func(b *[]byte, n int) {

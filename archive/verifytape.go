@@ -26,6 +26,7 @@ import (
 	"time"
 
 	"github.com/tapefs/tapefs/catalog"
+	"github.com/tapefs/tapefs/internal/checksum"
 	"github.com/tapefs/tapefs/internal/human"
 )
 
@@ -230,12 +231,12 @@ func (e *Engine) verifyCartridge(ctx context.Context, vol string, copies []tapeC
 		go func() {
 			defer wg.Done()
 			for j := range jobs {
-				h := newStreamHash(withMD5 || j.tc.file.CRC32C == "")
+				h := checksum.New(withMD5 || j.tc.file.CRC32C == "")
 				for b := range j.chunks {
-					h.write(b)
+					h.Write(b)
 					free <- b[:cap(b)]
 				}
-				j.got = h.sums()
+				j.got = sumsOf(h)
 			}
 		}()
 	}

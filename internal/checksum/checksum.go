@@ -72,25 +72,37 @@ func lower(s string) string {
 	return string(b)
 }
 
-// Both hashes the same bytes into an md5 and a CRC32C in one pass.
-type Both struct {
-	md5 hash.Hash
+// Hash computes the CRC32C of the bytes written to it and, when asked
+// for, their md5, in one pass.
+type Hash struct {
+	md5 hash.Hash // nil: not asked for
 	crc CRC32C
 }
 
-// NewBoth starts both checksums.
-func NewBoth() *Both { return &Both{md5: md5.New()} }
+// New starts a Hash; withMD5 asks for the md5 too.
+func New(withMD5 bool) *Hash {
+	if withMD5 {
+		return &Hash{md5: md5.New()}
+	}
+	return &Hash{}
+}
 
-// Write adds p to both; it never fails.
-func (b *Both) Write(p []byte) (int, error) {
-	b.md5.Write(p)
-	b.crc.Update(p)
+// Write adds p; it never fails.
+func (h *Hash) Write(p []byte) (int, error) {
+	h.crc.Update(p)
+	if h.md5 != nil {
+		h.md5.Write(p)
+	}
 	return len(p), nil
 }
 
-// Sums returns the md5 and the CRC32C as recorded.
-func (b *Both) Sums() (md5sum, crc string) {
-	return hex.EncodeToString(b.md5.Sum(nil)), b.crc.String()
+// Sums returns the md5 ("" when not asked for) and the CRC32C as
+// recorded.
+func (h *Hash) Sums() (md5sum, crc string) {
+	if h.md5 != nil {
+		md5sum = hex.EncodeToString(h.md5.Sum(nil))
+	}
+	return md5sum, h.crc.String()
 }
 
 // Of returns the md5 and CRC32C of p.

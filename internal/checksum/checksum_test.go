@@ -21,11 +21,16 @@ func TestCRC32CCheckValue(t *testing.T) {
 	if md != "25f9e794323b453885f5181f1b624d0b" || crc != "e3069283" {
 		t.Fatalf("Of = %s %s", md, crc)
 	}
-	b := NewBoth()
+	b := New(true)
 	b.Write([]byte("12345"))
 	b.Write([]byte("6789"))
 	if m, c := b.Sums(); m != md || c != crc {
-		t.Fatalf("Both = %s %s, want %s %s", m, c, md, crc)
+		t.Fatalf("Hash with md5 = %s %s, want %s %s", m, c, md, crc)
+	}
+	b = New(false)
+	b.Write([]byte("123456789"))
+	if m, c := b.Sums(); m != "" || c != crc {
+		t.Fatalf("Hash without md5 = %q %s, want \"\" %s", m, c, crc)
 	}
 }
 
