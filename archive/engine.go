@@ -235,7 +235,11 @@ func (e *Engine) Start() {
 	e.spawn(e.repackLoop)
 	e.spawn(e.repairLoop)
 	e.spawn(e.memoryLoop)
-	e.spawn(e.md5Loop)
+	// As many md5 checkers as hashers: several drives recall at once,
+	// and one core's md5 is slower than two drives.
+	for range e.cfg.HashWorkers {
+		e.spawn(e.md5Loop)
+	}
 }
 
 func (e *Engine) spawn(fn func()) {

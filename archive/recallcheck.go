@@ -14,9 +14,10 @@ import (
 // The md5 of a recall checked by its CRC32C. A recall releases the last
 // bytes of a file to its readers once the bytes that came off tape match
 // the CRC32C recorded with the md5 at sealing (stage); the md5 is then
-// computed from the object read back, by one goroutine that works through
-// the recalls in the order they were verified, and only an object whose
-// md5 matches is committed to the cache. So:
+// computed from the object read back, by HashWorkers goroutines (one
+// core's md5 is slower than two drives) that take the recalls in the
+// order they were verified, and only an object whose md5 matches is
+// committed to the cache. So:
 //
 //   - a reader waits for the tape, the disk and a CRC32C (memory speed),
 //     not for md5, which on one core runs slower than a copy from disk to
@@ -52,7 +53,8 @@ func (e *Engine) checkMD5Later(p *cache.Partial, f catalog.File, c catalog.Copy)
 	}
 }
 
-// md5Loop checks the md5 of recalls verified by their CRC32C, in order.
+// md5Loop checks the md5 of recalls verified by their CRC32C, in the
+// order they come.
 func (e *Engine) md5Loop() {
 	buf := make([]byte, hashBuf)
 	for {
