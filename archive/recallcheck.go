@@ -90,9 +90,10 @@ func (e *Engine) checkRecalledMD5(j md5Check, buf []byte) {
 	}
 	err := e.recordMismatch(j.f, j.c, fmt.Sprintf("md5 mismatch for %s (batch %d) from %s file %d after its CRC32C %s matched: tape gave %s, sealed %s; its CRC32C is no longer trusted",
 		j.f.Path, j.f.Batch, j.c.VOLSER, j.c.TapeFile, j.f.CRC32C, sum, j.f.MD5))
-	j.p.Abort(err)
 	e.log.Error().Err(err).Uint64("batch", j.f.Batch).Str("volser", j.c.VOLSER).Str("path", j.f.Path).
 		Msg("a recalled file matched its CRC32C and not its md5: dropped from the cache")
+	// The CRC32C goes before the object: a reader that asks again once
+	// the object is gone gets a recall checked by md5.
 	if uerr := e.cat.Update(func(tx *catalog.Tx) error {
 		f, err := tx.File(j.f.ID)
 		if err != nil {
@@ -106,4 +107,5 @@ func (e *Engine) checkRecalledMD5(j md5Check, buf []byte) {
 	}); uerr != nil {
 		e.log.Error().Err(uerr).Uint64("batch", j.f.Batch).Str("path", j.f.Path).Msg("the CRC32C of a file that failed its md5 could not be cleared")
 	}
+	j.p.Abort(err)
 }
