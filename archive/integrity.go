@@ -147,8 +147,9 @@ func (in *integrity) batches() map[uint64][]uint64 {
 const hashBuf = 1 << 20
 
 // hashFile returns the md5 of the first size bytes of f, read with pread
-// (f's offset is left alone), calling pace after every chunk.
-func hashFile(f *os.File, size int64, pace func(n int) error) (string, error) {
+// (an *os.File's offset is left alone), calling pace (if not nil) after
+// every chunk.
+func hashFile(f io.ReaderAt, size int64, pace func(n int) error) (string, error) {
 	h := md5.New()
 	buf := make([]byte, min(int64(hashBuf), max(size, 1)))
 	for off := int64(0); off < size; {

@@ -1,11 +1,7 @@
 package archive
 
 import (
-	"crypto/md5"
-	"encoding/hex"
-	"errors"
 	"fmt"
-	"io"
 
 	"github.com/tapefs/tapefs/cache"
 	"github.com/tapefs/tapefs/catalog"
@@ -56,39 +52,32 @@ func (e *Engine) checkMD5Later(p *cache.Partial, f catalog.File, c catalog.Copy)
 // md5Loop checks the md5 of recalls verified by their CRC32C, in the
 // order they come.
 func (e *Engine) md5Loop() {
-	buf := make([]byte, hashBuf)
 	for {
 		select {
 		case <-e.ctx.Done():
 			return
 		case j := <-e.md5Q:
-			e.checkRecalledMD5(j, buf)
+			e.checkRecalledMD5(j)
 		}
 	}
 }
 
 // checkRecalledMD5 hashes a verified recall read back from the cache and
 // commits it, or drops it if its md5 is not the file's.
-func (e *Engine) checkRecalledMD5(j md5Check, buf []byte) {
-	h := md5.New()
-	for off := int64(0); off < j.f.Size; {
-		n, err := j.p.ReadAt(buf[:min(int64(len(buf)), j.f.Size-off)], off)
-		h.Write(buf[:n])
-		off += int64(n)
-		if err != nil && !(errors.Is(err, io.EOF) && off == j.f.Size) {
-			// Aborted meanwhile (eviction of a partial cannot happen; a
-			// closing cache can), or the disk failed: not committed, so
-			// the next read recalls the file again.
-			j.p.Abort(fmt.Errorf("recall %s: read back for its md5: %w", j.f.Path, err))
-			return
-		}
+func (e *Engine) checkRecalledMD5(j md5Check) {
+	sum, err := hashFile(j.p, j.f.Size, nil)
+	if err != nil {
+		// Aborted meanwhile (eviction of a partial cannot happen; a
+		// closing cache can), or the disk failed: not committed, so the
+		// next read recalls the file again.
+		j.p.Abort(fmt.Errorf("recall %s: read back for its md5: %w", j.f.Path, err))
+		return
 	}
-	sum := hex.EncodeToString(h.Sum(nil))
 	if sum == j.f.MD5 {
 		e.commitLater(j.p, j.f, j.c)
 		return
 	}
-	err := e.recordMismatch(j.f, j.c, fmt.Sprintf("md5 mismatch for %s (batch %d) from %s file %d after its CRC32C %s matched: tape gave %s, sealed %s; its CRC32C is no longer trusted",
+	err = e.recordMismatch(j.f, j.c, fmt.Sprintf("md5 mismatch for %s (batch %d) from %s file %d after its CRC32C %s matched: tape gave %s, sealed %s; its CRC32C is no longer trusted",
 		j.f.Path, j.f.Batch, j.c.VOLSER, j.c.TapeFile, j.f.CRC32C, sum, j.f.MD5))
 	e.log.Error().Err(err).Uint64("batch", j.f.Batch).Str("volser", j.c.VOLSER).Str("path", j.f.Path).
 		Msg("a recalled file matched its CRC32C and not its md5: dropped from the cache")

@@ -601,7 +601,7 @@ func (e *Engine) repackAggregate(dx, dy tape.Drive, target string, from, to int,
 						return err
 					}
 					sum := sumsOf(h)
-					if lc.file.CRC32C != "" && sum.crc != lc.file.CRC32C || sum.md5 != "" && lc.file.MD5 != "" && sum.md5 != lc.file.MD5 {
+					if !sum.matches(&lc.file) {
 						e.log.Error().Str("volser", lc.copy.VOLSER).Uint64("batch", lc.file.Batch).Str("path", lc.file.Path).
 							Str("want_md5", lc.file.MD5).Str("got_md5", sum.md5).Str("want_crc32c", lc.file.CRC32C).Str("got_crc32c", sum.crc).
 							Msg("repack: a copy does not read back as sealed; it is repaired from another copy")

@@ -241,14 +241,10 @@ func (e *Engine) finishSeal(id uint64, p *hashProgress) error {
 	return nil
 }
 
-// sealSums is what sealing records of a file's bytes: the md5 and the
-// CRC32C, computed in one pass (internal/checksum).
-type sealSums struct{ md5, crc string }
-
 // recordSums writes the checksums into the file records, a page at a time
 // (a restart hashes again, so a partial write is harmless). Hard links get
 // their data owner's.
-func (e *Engine) recordSums(batch uint64, sums map[uint64]sealSums) error {
+func (e *Engine) recordSums(batch uint64, sums map[uint64]streamSums) error {
 	const page = 10_000
 	var after uint64
 	for {
@@ -290,13 +286,13 @@ func (e *Engine) recordSums(batch uint64, sums map[uint64]sealSums) error {
 // hashObjects computes the checksums of the cache objects of files (data
 // owners), HashWorkers at a time, largest first so that one big file does
 // not start last.
-func (e *Engine) hashObjects(ctx context.Context, files []catalog.File, p *hashProgress, foreign string) (map[uint64]sealSums, error) {
+func (e *Engine) hashObjects(ctx context.Context, files []catalog.File, p *hashProgress, foreign string) (map[uint64]streamSums, error) {
 	order := make([]int, len(files))
 	for i := range order {
 		order[i] = i
 	}
 	sort.SliceStable(order, func(a, b int) bool { return files[order[a]].Size > files[order[b]].Size })
-	sums := make(map[uint64]sealSums, len(files))
+	sums := make(map[uint64]streamSums, len(files))
 	var (
 		mu       sync.Mutex
 		firstErr error
@@ -340,10 +336,10 @@ func (e *Engine) hashObjects(ctx context.Context, files []catalog.File, p *hashP
 	return sums, firstErr
 }
 
-func (e *Engine) hashObject(ctx context.Context, f catalog.File, buf []byte, p *hashProgress, limit *rateLimit, foreign string) (sealSums, error) {
+func (e *Engine) hashObject(ctx context.Context, f catalog.File, buf []byte, p *hashProgress, limit *rateLimit, foreign string) (streamSums, error) {
 	h, err := e.openSealed(foreign, f.ID)
 	if err != nil {
-		return sealSums{}, err
+		return streamSums{}, err
 	}
 	defer h.Close()
 	md := checksum.New(true)
@@ -357,17 +353,16 @@ func (e *Engine) hashObject(ctx context.Context, f catalog.File, buf []byte, p *
 			break
 		}
 		if err != nil {
-			return sealSums{}, err
+			return streamSums{}, err
 		}
 		if err := limit.wait(ctx, n); err != nil {
-			return sealSums{}, err
+			return streamSums{}, err
 		}
 	}
 	if off != f.Size {
-		return sealSums{}, fmt.Errorf("its cached copy is %d bytes, the entry had %d when it was sealed", off, f.Size)
+		return streamSums{}, fmt.Errorf("its cached copy is %d bytes, the entry had %d when it was sealed", off, f.Size)
 	}
-	sum, crc := md.Sums()
-	return sealSums{sum, crc}, nil
+	return sumsOf(md), nil
 }
 
 // rateLimit paces hashing to a number of bytes per second (a testing knob,

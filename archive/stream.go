@@ -5,6 +5,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/tapefs/tapefs/catalog"
 	"github.com/tapefs/tapefs/internal/checksum"
 )
 
@@ -43,9 +44,16 @@ type chunk struct {
 	refs atomic.Int32 // stages still using it
 }
 
-// streamSums is what copyHashed computed of the bytes it copied: always
-// the CRC32C, and the md5 when asked for.
+// streamSums is what a checksum.Hash computed of a file's bytes: always
+// the CRC32C, and the md5 when asked for (copyHashed, a read-back of a
+// tape copy; sealing asks for both).
 type streamSums struct{ md5, crc string }
+
+// matches reports whether the sums agree with those sealed for f: the
+// CRC32C when both have one, the md5 when both have one.
+func (s streamSums) matches(f *catalog.File) bool {
+	return (f.CRC32C == "" || s.crc == f.CRC32C) && (f.MD5 == "" || s.md5 == "" || s.md5 == f.MD5)
+}
 
 // sumsOf is what h computed.
 func sumsOf(h *checksum.Hash) streamSums {

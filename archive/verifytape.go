@@ -269,8 +269,7 @@ func (e *Engine) verifyCartridge(ctx context.Context, vol string, copies []tapeC
 				return ctx.Err()
 			}
 			e.tapeDamaged(rep, j.tc, streamSums{}, j.err.Error())
-		case j.got.md5 != "" && j.got.md5 != j.tc.file.MD5,
-			j.tc.file.CRC32C != "" && j.got.crc != j.tc.file.CRC32C:
+		case !j.got.matches(&j.tc.file):
 			e.tapeDamaged(rep, j.tc, j.got, "")
 		}
 	}
