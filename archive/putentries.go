@@ -1,11 +1,10 @@
 package archive
 
 import (
-	"errors"
-	"io/fs"
-	"path/filepath"
 	"sort"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // Entries of put/ that are not batches: pending (being written, or
@@ -80,17 +79,9 @@ func (e *Engine) PutEntries(workspaces []string) []PutEntry {
 // entry is at rest: nobody writes it).
 func (e *Engine) entryBytes(workspace, entry string) int64 {
 	var n int64
-	_ = filepath.WalkDir(filepath.Join(e.cache.StagingDir(workspace), entry), func(_ string, d fs.DirEntry, err error) error {
-		if err != nil {
-			if errors.Is(err, fs.ErrNotExist) {
-				return nil
-			}
-			return nil
-		}
-		if d.Type().IsRegular() {
-			if info, err := d.Info(); err == nil {
-				n += info.Size()
-			}
+	_ = walkTree(e.cache.StagingDir(workspace), entry, func(_ int, _, _ string, st *unix.Stat_t) error {
+		if st.Mode&unix.S_IFMT == unix.S_IFREG {
+			n += st.Size
 		}
 		return nil
 	})

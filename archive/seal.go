@@ -8,69 +8,17 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 
 	"github.com/tapefs/tapefs/cache"
 	"github.com/tapefs/tapefs/catalog"
-	"github.com/tapefs/tapefs/internal/filetype"
 	"github.com/tapefs/tapefs/internal/human"
 )
-
-// stagedFile is one entry found by walking a staged put entry.
-type stagedFile struct {
-	rel   string // path inside the batch ("entry/dir/file")
-	info  fs.FileInfo
-	typ   catalog.FileType
-	owner int // for a hard link: index of the file that owns the data; -1 otherwise
-}
-
-// walkEntry lists a staged entry, parents before children, and refuses what
-// cannot be archived. It only stats: no byte is read.
-func walkEntry(root, entry string) ([]stagedFile, error) {
-	var out []stagedFile
-	inodes := map[[2]uint64]int{}
-	err := filepath.WalkDir(filepath.Join(root, entry), func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, err := filepath.Rel(root, p)
-		if err != nil {
-			return err
-		}
-		info, err := d.Info()
-		if err != nil {
-			return err
-		}
-		sf := stagedFile{rel: filepath.ToSlash(rel), info: info, owner: -1}
-		switch {
-		case info.Mode().IsRegular():
-			sf.typ = catalog.TypeFile
-			if st, ok := info.Sys().(*syscall.Stat_t); ok && st.Nlink > 1 {
-				key := [2]uint64{uint64(st.Dev), st.Ino}
-				if first, ok := inodes[key]; ok {
-					sf.owner = first
-				} else {
-					inodes[key] = len(out)
-				}
-			}
-		case info.IsDir():
-			sf.typ = catalog.TypeDir
-		case info.Mode()&fs.ModeSymlink != 0:
-			sf.typ = catalog.TypeSymlink
-		default:
-			return fmt.Errorf("%s: %s files cannot be archived; remove it from the entry", sf.rel, filetype.Unarchivable(info.Mode()))
-		}
-		out = append(out, sf)
-		return nil
-	})
-	return out, err
-}
 
 // dataBytes is the sum of the sizes of the files that own their data.
 func dataBytes(files []stagedFile) (n int64) {
 	for _, f := range files {
 		if f.typ == catalog.TypeFile && f.owner < 0 {
-			n += f.info.Size()
+			n += f.size
 		}
 	}
 	return n
@@ -134,8 +82,8 @@ func (e *Engine) seal(ctx context.Context, workspace, entry string, owner uint32
 		return catalog.Batch{}, e.reject(workspace, entry, ErrUnsupported, err.Error())
 	}
 	for _, f := range files {
-		if f.typ == catalog.TypeFile && f.info.Size() > e.cfg.MaxFileSize {
-			return catalog.Batch{}, e.reject(workspace, entry, ErrFileTooBig, tooBigReason(f.rel, f.info.Size(), e.cfg.MaxFileSize))
+		if f.typ == catalog.TypeFile && f.size > e.cfg.MaxFileSize {
+			return catalog.Batch{}, e.reject(workspace, entry, ErrFileTooBig, tooBigReason(f.rel, f.size, e.cfg.MaxFileSize))
 		}
 	}
 	total := dataBytes(files)
@@ -200,22 +148,12 @@ func (e *Engine) registerSealed(ctx context.Context, b catalog.Batch, sealDir st
 	b.Sealed, b.Bytes, b.Sealing, b.State = now, dataBytes(files), sealDir, catalog.Sealing
 	cfiles := make([]catalog.File, len(files))
 	for i, f := range files {
-		cf := catalog.File{Path: f.rel, Type: f.typ, Mode: unixMode(f.info.Mode()), Mtime: f.info.ModTime()}
-		if st, ok := f.info.Sys().(*syscall.Stat_t); ok {
-			cf.UID, cf.GID = st.Uid, st.Gid
-		}
-		switch f.typ {
-		case catalog.TypeFile:
-			cf.Size = f.info.Size()
+		cf := catalog.File{Path: f.rel, Type: f.typ, Mode: f.mode, Mtime: f.mtime, UID: f.uid, GID: f.gid, Target: f.target}
+		if f.typ == catalog.TypeFile {
+			cf.Size = f.size
 			if f.owner >= 0 {
 				cf.Link = uint64(f.owner + 1)
 			}
-		case catalog.TypeSymlink:
-			t, err := os.Readlink(filepath.Join(sealDir, f.rel))
-			if err != nil {
-				return catalog.Batch{}, err
-			}
-			cf.Target = t
 		}
 		cfiles[i] = cf
 	}
@@ -296,21 +234,6 @@ func needsHash(b catalog.Batch) bool {
 	return b.State != catalog.Cached && !(b.State == catalog.Deleted && b.Prior == catalog.Cached)
 }
 
-// unixMode converts a Go file mode to the permission bits of st_mode.
-func unixMode(m fs.FileMode) uint32 {
-	u := uint32(m.Perm())
-	if m&fs.ModeSetuid != 0 {
-		u |= syscall.S_ISUID
-	}
-	if m&fs.ModeSetgid != 0 {
-		u |= syscall.S_ISGID
-	}
-	if m&fs.ModeSticky != 0 {
-		u |= syscall.S_ISVTX
-	}
-	return u
-}
-
 // sealMeta names, inside a sealing directory, where its entry came from, so
 // recovery can put an unregistered entry back.
 const sealMeta = ".tapefs-seal"
@@ -372,7 +295,7 @@ func (e *Engine) unseal(sealDir string) error {
 func sealingAdoptions(b catalog.Batch, files []catalog.File) []cache.Adoption {
 	objs := make([]cache.Adoption, 0, len(files))
 	for _, f := range files {
-		objs = append(objs, cache.Adoption{ID: f.ID, Src: filepath.Join(b.Sealing, filepath.FromSlash(f.Path))})
+		objs = append(objs, cache.Adoption{ID: f.ID, Dir: b.Sealing, Src: f.Path})
 	}
 	return objs
 }

@@ -255,14 +255,13 @@ func (e *Engine) holdWriteFailed(k entryKey) bool {
 func readWriteFailures(staging, entry string) ([]writeFailure, error) {
 	var out []writeFailure
 	buf := make([]byte, 256)
-	err := filepath.WalkDir(filepath.Join(staging, entry), func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if !d.Type().IsRegular() {
+	err := walkTree(staging, entry, func(dirFd int, name, rel string, st *unix.Stat_t) error {
+		if st.Mode&unix.S_IFMT != unix.S_IFREG {
 			return nil
 		}
-		n, err := unix.Lgetxattr(p, xattrWriteFailed, buf)
+		// The xattr calls take no directory descriptor: name the file
+		// through the descriptor's /proc link (any depth).
+		n, err := unix.Lgetxattr(fmt.Sprintf("/proc/self/fd/%d/%s", dirFd, name), xattrWriteFailed, buf)
 		what := string(buf[:max(n, 0)])
 		switch {
 		case errors.Is(err, unix.ERANGE):
@@ -270,13 +269,9 @@ func readWriteFailures(staging, entry string) ([]writeFailure, error) {
 		case errors.Is(err, unix.ENODATA), errors.Is(err, unix.ENOTSUP):
 			return nil
 		case err != nil:
-			return err
+			return fmt.Errorf("%s: %w", rel, err)
 		}
-		rel, err := filepath.Rel(staging, p)
-		if err != nil {
-			return err
-		}
-		out = append(out, writeFailure{file: filepath.ToSlash(rel), what: what, persisted: true})
+		out = append(out, writeFailure{file: rel, what: what, persisted: true})
 		return nil
 	})
 	return out, err

@@ -5,8 +5,11 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path/filepath"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/tapefs/tapefs/internal/longpath"
 )
 
 // errSuperseded aborts a recall of an object that was adopted meanwhile.
@@ -32,7 +35,7 @@ var errRemoved = errors.New("object removed")
 // the caller's choice (one syncfs per batch costs less than an fsync per
 // file).
 func (c *Cache) Adopt(id uint64, src string, synced bool) error {
-	dir, err := c.adopt(id, src, synced)
+	dir, err := c.adopt(id, filepath.Dir(src), filepath.Base(src), synced)
 	if err != nil || dir == "" {
 		return err
 	}
@@ -42,10 +45,21 @@ func (c *Cache) Adopt(id uint64, src string, synced bool) error {
 	return nil
 }
 
-// Adoption is one object of AdoptAll: the file src becomes object ID.
+// Adoption is one object of AdoptAll: the file Src becomes object ID. With
+// Dir set, Src is a path below Dir of any length (a file of a sealed entry
+// deeper than PATH_MAX), reached from a descriptor of Dir.
 type Adoption struct {
 	ID  uint64
+	Dir string
 	Src string
+}
+
+// root splits the source into a directory and a path below it.
+func (o Adoption) root() (string, string) {
+	if o.Dir == "" {
+		return filepath.Dir(o.Src), filepath.Base(o.Src)
+	}
+	return o.Dir, o.Src
 }
 
 // AdoptAll is Adopt of many objects (the files of a sealed batch) with one
@@ -56,7 +70,8 @@ type Adoption struct {
 func (c *Cache) AdoptAll(objs []Adoption, synced bool) error {
 	dirs := map[string]bool{}
 	for _, o := range objs {
-		dir, err := c.adopt(o.ID, o.Src, synced)
+		root, rel := o.root()
+		dir, err := c.adopt(o.ID, root, rel, synced)
 		if err != nil {
 			return err
 		}
@@ -72,10 +87,12 @@ func (c *Cache) AdoptAll(objs []Adoption, synced bool) error {
 	return nil
 }
 
-// adopt is Adopt without the fsync: it returns the directory whose
-// rename is to be made durable ("" when nothing was renamed).
-func (c *Cache) adopt(id uint64, src string, synced bool) (string, error) {
-	fi, err := os.Lstat(src)
+// adopt is Adopt without the fsync of the file rel below root: it returns
+// the directory whose rename is to be made durable ("" when nothing was
+// renamed).
+func (c *Cache) adopt(id uint64, root, rel string, synced bool) (string, error) {
+	var st unix.Stat_t
+	err := longpath.Lstat(root, rel, &st)
 	if errors.Is(err, fs.ErrNotExist) {
 		c.mu.Lock()
 		if s := c.index.find(id); s != noSlot && c.partialLocked(s) == nil {
@@ -90,11 +107,12 @@ func (c *Cache) adopt(id uint64, src string, synced bool) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("adopt object %d: %w", id, err)
 	}
-	if !fi.Mode().IsRegular() {
+	src := filepath.Join(root, rel)
+	if st.Mode&unix.S_IFMT != unix.S_IFREG {
 		return "", fmt.Errorf("adopt object %d: %s is not a regular file", id, src)
 	}
-	if fi.Size() > maxObjectSize {
-		return "", fmt.Errorf("adopt object %d: %s is %d bytes, more than the cache records (%d)", id, src, fi.Size(), int64(maxObjectSize))
+	if st.Size > maxObjectSize {
+		return "", fmt.Errorf("adopt object %d: %s is %d bytes, more than the cache records (%d)", id, src, st.Size, int64(maxObjectSize))
 	}
 	dir := c.fanoutDir(id)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -106,7 +124,7 @@ func (c *Cache) adopt(id uint64, src string, synced bool) (string, error) {
 		c.mu.Unlock()
 		return "", fmt.Errorf("adopt object %d: %w", id, errClosed)
 	}
-	if err := os.Rename(src, c.ObjectPath(id)); err != nil {
+	if err := longpath.Rename(root, rel, c.ObjectPath(id)); err != nil {
 		c.mu.Unlock()
 		return "", fmt.Errorf("adopt object %d: %w", id, err)
 	}
@@ -125,11 +143,11 @@ func (c *Cache) adopt(id uint64, src string, synced bool) (string, error) {
 		flags = flagSynced
 	}
 	if s == noSlot {
-		c.insertLocked(id, fi.Size(), flags, nil)
+		c.insertLocked(id, st.Size, flags, nil)
 	} else {
 		c.unaccountLocked(s)
 		o := c.index.at(s)
-		o.setSize(fi.Size())
+		o.setSize(st.Size)
 		o.set(flagSynced, synced)
 		c.accountLocked(s)
 		c.touchLocked(s)

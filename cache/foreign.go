@@ -9,6 +9,8 @@ import (
 	"strconv"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/tapefs/tapefs/internal/longpath"
 )
 
 // OpenForeign opens object id in the cache directory dir of another host
@@ -41,7 +43,9 @@ func AdoptForeign(dir string, objs []Adoption) error {
 	for _, o := range objs {
 		fan := filepath.Join(dir, objectsDir, fmt.Sprintf("%02x", o.ID&0xff))
 		dst := filepath.Join(fan, strconv.FormatUint(o.ID, 10))
-		fi, err := os.Lstat(o.Src)
+		root, rel := o.root()
+		var st unix.Stat_t
+		err := longpath.Lstat(root, rel, &st)
 		if errors.Is(err, fs.ErrNotExist) {
 			if _, derr := os.Stat(dst); derr == nil {
 				continue
@@ -50,13 +54,13 @@ func AdoptForeign(dir string, objs []Adoption) error {
 		if err != nil {
 			return fmt.Errorf("adopt object %d into the cache %s of another host: %w", o.ID, dir, err)
 		}
-		if !fi.Mode().IsRegular() {
-			return fmt.Errorf("adopt object %d into the cache %s of another host: %s is not a regular file", o.ID, dir, o.Src)
+		if st.Mode&unix.S_IFMT != unix.S_IFREG {
+			return fmt.Errorf("adopt object %d into the cache %s of another host: %s is not a regular file", o.ID, dir, filepath.Join(root, rel))
 		}
 		if err := os.MkdirAll(fan, 0o755); err != nil {
 			return fmt.Errorf("adopt object %d into the cache %s of another host: %w", o.ID, dir, err)
 		}
-		if err := os.Rename(o.Src, dst); err != nil {
+		if err := longpath.Rename(root, rel, dst); err != nil {
 			return fmt.Errorf("adopt object %d into the cache %s of another host: %w", o.ID, dir, err)
 		}
 		dirs[fan] = true

@@ -2,16 +2,16 @@ package fs
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"path"
 	"path/filepath"
-	"strings"
 	"syscall"
 
 	gofs "github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
 	"golang.org/x/sys/unix"
+
+	"github.com/tapefs/tapefs/internal/longpath"
 )
 
 // Deep trees in put/. go-fuse's loopback names every file by one absolute
@@ -22,10 +22,7 @@ import (
 // operation of put/ first locates its file: a path short enough goes to
 // the loopback as before; a longer one is reached from a descriptor of its
 // parent directory, opened a piece of the path (shorter than PATH_MAX) at
-// a time, and the operation uses the *at system call.
-
-// pathChunk bounds the piece of a path handed to one system call.
-const pathChunk = unix.PathMax - 256
+// a time (internal/longpath), and the operation uses the *at system call.
 
 // loc names a file of the staging directory for the *at system calls.
 type loc struct {
@@ -53,50 +50,15 @@ func (n *putNode) locate(name string) (loc, syscall.Errno) {
 		rel = path.Join(rel, name)
 	}
 	full := filepath.Join(n.RootData.Path, rel)
-	if len(full) < pathChunk {
+	if len(full) < longpath.Chunk {
 		return loc{unix.AT_FDCWD, full}, 0
 	}
 	dir, base := path.Split(rel)
-	fd, err := openDirAt(n.RootData.Path, dir)
+	fd, err := longpath.OpenDirAt(n.RootData.Path, dir)
 	if err != nil {
 		return loc{}, gofs.ToErrno(err)
 	}
 	return loc{fd, base}, 0
-}
-
-// openDirAt opens dir, a path relative to root of any length, as an
-// O_PATH descriptor, a piece shorter than PATH_MAX at a time. No symbolic
-// link is followed and nothing outside root is reached.
-func openDirAt(root, dir string) (int, error) {
-	fd, err := unix.Open(root, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return -1, err
-	}
-	comps := strings.Split(strings.Trim(dir, "/"), "/")
-	for len(comps) > 0 && comps[0] != "" {
-		k, size := 0, 0
-		for k < len(comps) && size+len(comps[k])+1 < pathChunk {
-			size += len(comps[k]) + 1
-			k++
-		}
-		how := unix.OpenHow{
-			Flags:   unix.O_PATH | unix.O_DIRECTORY | unix.O_CLOEXEC,
-			Resolve: unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_BENEATH,
-		}
-		var next int
-		for range 10 { // EAGAIN: a rename raced the resolution
-			next, err = unix.Openat2(fd, strings.Join(comps[:k], "/"), &how)
-			if !errors.Is(err, unix.EAGAIN) {
-				break
-			}
-		}
-		unix.Close(fd)
-		if err != nil {
-			return -1, err
-		}
-		fd, comps = next, comps[k:]
-	}
-	return fd, nil
 }
 
 // statAt stats the file at l (not following a symlink), with the birth

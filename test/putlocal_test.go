@@ -164,10 +164,74 @@ func TestPutDeepPath(t *testing.T) {
 	}
 }
 
+// An entry deeper than PATH_MAX is sealed, written to tape and recalled
+// like any other: sealing walks, reads and adopts it relative to
+// directory descriptors (it used to refuse it, "file name too long", and
+// leave it in put/ for good).
+func TestSealDeepPath(t *testing.T) {
+	t.Parallel()
+	d := startDaemon(t, quietFlags()...)
+	rel := deepTree(t, d.put("default"))
+	before := d.batchIDs("default")
+	seal(t, filepath.Join(d.put("default"), "deep"))
+	id := d.waitSynced("default", before, 60*time.Second)
+	batch := filepath.Join(d.ws("default"), id)
+	if got := strings.TrimSpace(sh(t, batch, "find deep -name g | wc -l; find deep -type l | wc -l")); got != "1\n1" {
+		t.Errorf("find in the sealed deep batch: %q, want one file g and one symlink", got)
+	}
+	readDeep := func(when string) {
+		t.Helper()
+		fd := openDeep(t, batch, rel)
+		defer unix.Close(fd)
+		g, err := unix.Openat(fd, "g", unix.O_RDONLY, 0)
+		if err != nil {
+			t.Fatalf("%s: open g at the bottom of the deep batch: %v", when, err)
+		}
+		defer unix.Close(g)
+		buf := make([]byte, 16)
+		n, err := unix.Read(g, buf)
+		if err != nil || string(buf[:n]) != "hel" {
+			t.Errorf("%s: g of the deep batch reads %q, %v; want \"hel\"", when, buf[:max(n, 0)], err)
+		}
+		md5, err := xattr(fmt.Sprintf("/proc/self/fd/%d/g", fd), "user.tapefs.md5")
+		if want := "46356afe55fa3cea9cbe73ad442cad47"; err != nil || md5 != want { // md5 of "hel"
+			t.Errorf("%s: user.tapefs.md5 of the deep g: %q, %v; want %s", when, md5, err, want)
+		}
+		var st unix.Stat_t
+		if err := unix.Fstatat(fd, "s", &st, unix.AT_SYMLINK_NOFOLLOW); err != nil || st.Mode&unix.S_IFMT != unix.S_IFLNK {
+			t.Errorf("%s: the deep symlink s: mode %o, %v", when, st.Mode, err)
+		}
+	}
+	readDeep("cached")
+	d.evict()
+	readDeep("recalled from tape")
+}
+
+// openDeep opens the directory rel below top (any length), one component
+// at a time.
+func openDeep(t *testing.T, top, rel string) int {
+	t.Helper()
+	fd, err := unix.Open(top, unix.O_DIRECTORY|unix.O_RDONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range strings.Split(strings.Trim(rel, "/"), "/") {
+		next, err := unix.Openat(fd, c, unix.O_DIRECTORY|unix.O_RDONLY, 0)
+		unix.Close(fd)
+		if err != nil {
+			t.Fatalf("openat %.40s... in %s: %v", c, top, err)
+		}
+		fd = next
+	}
+	return fd
+}
+
 // deepTree makes under top a chain of directories whose relative path
 // passes PATH_MAX, and at its bottom does every kind of operation,
-// relative to a descriptor of the deepest directory.
-func deepTree(t *testing.T, top string) {
+// relative to a descriptor of the deepest directory. It returns that
+// directory's path relative to top; the file g ("hel") and the symlink
+// s to it stay there.
+func deepTree(t *testing.T, top string) string {
 	t.Helper()
 	where := "in " + top
 	must := func(what string, err error) {
@@ -256,7 +320,8 @@ func deepTree(t *testing.T, top string) {
 	must("unlinkat", unix.Unlinkat(fd, "h", 0))
 	must("unlinkat", unix.Unlinkat(fd, "s", 0))
 	must("unlinkat(AT_REMOVEDIR)", unix.Unlinkat(fd, "sub", unix.AT_REMOVEDIR))
-	_ = rel
+	must("symlinkat", unix.Symlinkat("g", fd, "s"))
+	return rel
 }
 
 // readDirFd lists a directory by its descriptor, sorted, space separated.
