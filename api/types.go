@@ -49,7 +49,7 @@ type Batch struct {
 	ID         uint64    `json:"id"`
 	Workspace  string    `json:"workspace"`
 	Tag        string    `json:"tag,omitempty"`
-	Entry      string    `json:"entry"`
+	Entry      Name      `json:"entry"`
 	Owner      uint32    `json:"owner"`
 	State      State     `json:"state"`
 	Created    time.Time `json:"created"`
@@ -105,7 +105,7 @@ type Migration struct {
 // and then staying in put/ until someone acts.
 type PutEntry struct {
 	Workspace string    `json:"workspace"`
-	Name      string    `json:"name"`
+	Name      Name      `json:"name"`
 	State     string    `json:"state"`            // pending, sealing, rejected, write-failed
 	Reason    string    `json:"reason,omitempty"` // why it was refused
 	Since     time.Time `json:"since,omitzero"`   // refused since
@@ -298,8 +298,8 @@ type PutRequest struct {
 	Bytes     int64  `json:"bytes"` // regular file bytes it will hold
 	// The largest file and its size: one over the daemon's maximum file
 	// size refuses the put before a batch exists.
-	LargestPath string `json:"largest_path,omitempty"`
-	Largest     int64  `json:"largest,omitempty"`
+	LargestPath Name  `json:"largest_path,omitempty"`
+	Largest     int64 `json:"largest,omitempty"`
 }
 
 // RemoveResponse says until when a removed batch can be undeleted.

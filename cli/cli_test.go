@@ -15,7 +15,7 @@ func TestReadListProblems(t *testing.T) {
 	os.WriteFile(good, []byte("x"), 0o644)
 	list := filepath.Join(dir, "list")
 	os.WriteFile(list, []byte(good+"\n\nrelative/path\n"+filepath.Join(dir, "missing")+"\n"+good+"\n"), 0o644)
-	srcs, problems, err := readList(list)
+	srcs, problems, err := readList(listFile{name: list})
 	if err != nil {
 		t.Fatal(err)
 	}

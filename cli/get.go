@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"bufio"
 	"context"
 	"crypto/md5"
 	"encoding/hex"
@@ -11,6 +10,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -23,7 +23,7 @@ import (
 var getCommand = Command{
 	Name:    "get",
 	Summary: "restore a batch, or a list of archived files, into a directory",
-	Usage:   "[-v] [-l LOGFILE] (-b ID | -f FILELIST) [-w WS] -r DIR [-t MAXPROC] [--force]",
+	Usage:   "[-v] [-l LOGFILE] (-b ID | [-0] -f FILELIST) [-w WS] -r DIR [-t MAXPROC] [--force]",
 	Help: `Restores files with their mode, mtime and symlinks at DIR/<path as shown in
 the batch>, written as you. Recalls are issued together so the library serves
 them in tape order. An existing file is not overwritten unless --force.
@@ -33,16 +33,20 @@ restored are listed on stderr and in a file that -f accepts for a retry
 (exit code 2). Entries of a batch hidden in the mount by a removal in
 progress (rm, mv or rsync --delete inside it) are archived and restored too.
 
-FILELIST holds paths as shown by 'tapefs ls -L file', one per line; each is
-taken from the newest live batch of the workspace that holds it.
+FILELIST holds paths as shown by 'tapefs ls -L file', one per line (with -0,
+each ended by a NUL byte, for names holding a newline); each is taken from
+the newest live batch of the workspace that holds it. Names are taken byte
+for byte: only a DOS line's CR is dropped.
 
 Examples:
   tapefs get -b 507 -r /scratch/restore
   tapefs get -w gws_run3 -f wanted.list -r /scratch/restore -t 8
+  tapefs get -w gws_run3 -0 -f wanted.list0 -r /scratch/restore
 `,
 	setup: func(fs *pflag.FlagSet) func(env *Env, args []string) int {
 		batch := fs.Uint64P("batch", "b", 0, "batch `ID` to restore")
 		list := fs.StringP("file", "f", "", "`FILELIST` of archived paths to restore")
+		null := fs.BoolP("null", "0", false, "FILELIST entries end with NUL, not newline (for names holding a newline); so does the retry list")
 		ws := fs.StringP("workspace", "w", "", "workspace of the paths in FILELIST")
 		dir := fs.StringP("restore", "r", "", "`DIR` to restore into (created if missing)")
 		procs := fs.IntP("threads", "t", 4, "at most `MAXPROC` files streamed at once")
@@ -69,7 +73,7 @@ Examples:
 				return env.fail("get", err)
 			}
 			defer closeLog()
-			return env.get(*batch, *list, *dir, *procs, *force)
+			return env.get(*batch, listFile{*list, *null}, *dir, *procs, *force)
 		}
 	},
 }
@@ -80,7 +84,7 @@ type failure struct {
 	why  error
 }
 
-func (env *Env) get(batch uint64, list, dir string, procs int, force bool) int {
+func (env *Env) get(batch uint64, list listFile, dir string, procs int, force bool) int {
 	ctx, cancel := interruptible()
 	defer cancel()
 	files, failures, err := env.selectFiles(ctx, batch, list)
@@ -122,13 +126,21 @@ func (env *Env) get(batch uint64, list, dir string, procs int, force bool) int {
 	}
 	sort.Slice(failures, func(i, j int) bool { return failures[i].path < failures[j].path })
 	retry := fmt.Sprintf("tapefs-get-failed-%d.list", os.Getpid())
-	var b strings.Builder
+	var again []string
 	for _, f := range failures {
-		fmt.Fprintf(env.Stderr, "tapefs get: not restored: %s: %v\n", f.path, f.why)
+		fmt.Fprintf(env.Stderr, "tapefs get: not restored: %s: %v\n", shellQuote(f.path), f.why)
 		env.logf("failed %s: %v", f.path, f.why)
 		if !strings.HasPrefix(f.path, "(") {
-			fmt.Fprintln(&b, "/"+strings.TrimPrefix(f.path, "/"))
+			again = append(again, "/"+strings.TrimPrefix(f.path, "/"))
 		}
+	}
+	// A name holding a newline needs a NUL-separated list.
+	null := list.null || slices.ContainsFunc(again, func(p string) bool { return strings.Contains(p, "\n") })
+	var b strings.Builder
+	writeList(&b, again, null)
+	retryFlag := ""
+	if null {
+		retryFlag = " -0"
 	}
 	if err := os.WriteFile(retry, []byte(b.String()), 0o644); err != nil {
 		retry = filepath.Join(os.TempDir(), retry)
@@ -136,33 +148,33 @@ func (env *Env) get(batch uint64, list, dir string, procs int, force bool) int {
 			fmt.Fprintf(env.Stderr, "tapefs get: cannot write the retry list: %v\n", err)
 		}
 	}
-	fmt.Fprintf(env.Stderr, "tapefs get: %d file(s) not restored; retry them with: tapefs get -w %s -f %s -r %s\n", len(failures), env.Settings.Workspace, retry, dir)
+	fmt.Fprintf(env.Stderr, "tapefs get: %d file(s) not restored; retry them with: tapefs get -w %s%s -f %s -r %s\n", len(failures), env.Settings.Workspace, retryFlag, retry, dir)
 	return ExitPartial
 }
 
 // selectFiles lists what to restore: a whole batch, or the paths of a list
 // looked up in the workspace's live batches.
-func (env *Env) selectFiles(ctx context.Context, batch uint64, list string) ([]api.FileInfo, []failure, error) {
+func (env *Env) selectFiles(ctx context.Context, batch uint64, list listFile) ([]api.FileInfo, []failure, error) {
 	if batch != 0 {
 		return env.batchFiles(ctx, batch)
 	}
-	f, err := os.Open(list)
+	f, err := os.Open(list.name)
 	if err != nil {
 		return nil, nil, err
 	}
 	defer f.Close()
 	var wanted []string
 	var failures []failure
-	sc := bufio.NewScanner(f)
-	for line := 1; sc.Scan(); line++ {
-		p := strings.TrimSpace(sc.Text())
-		if p == "" {
-			failures = append(failures, failure{fmt.Sprintf("(%s:%d)", list, line), errors.New("blank line")})
-			continue
+	// Names are taken byte for byte: blanks at either end belong to the
+	// name (only a DOS line's CR is dropped).
+	if err := scanList(f, list.name, list.null, func(line int, p string) error {
+		if strings.TrimSpace(p) == "" {
+			failures = append(failures, failure{fmt.Sprintf("(%s:%d)", list.name, line), errors.New("blank line")})
+			return nil
 		}
 		wanted = append(wanted, strings.TrimPrefix(p, "/"))
-	}
-	if err := sc.Err(); err != nil {
+		return nil
+	}); err != nil {
 		return nil, nil, err
 	}
 	where, err := env.Client.CheckPaths(ctx, env.Settings.Workspace, wanted)

@@ -3,6 +3,7 @@ package cli
 import (
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -11,7 +12,7 @@ import (
 // first repeats one by one and the rest as one counted line.
 func TestParseListRepeats(t *testing.T) {
 	text := strings.Repeat("/data/one\n", 100_000)
-	entries, problems, err := parseList(strings.NewReader(text), "dup.list")
+	entries, problems, err := parseList(strings.NewReader(text), "dup.list", false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -36,12 +37,12 @@ func TestParseListRepeats(t *testing.T) {
 // TestParseListLines: what each kind of line becomes.
 func TestParseListLines(t *testing.T) {
 	text := "/a/b\r\n\n  \nrel/x\n/a//b/\n/a/./c\n/with\x00nul\n" + strings.Repeat("/", maxListLine+1) + "\n"
-	_, _, err := parseList(strings.NewReader(text), "l")
+	_, _, err := parseList(strings.NewReader(text), "l", false)
 	if err == nil || !strings.Contains(err.Error(), "l:8: line longer than") {
 		t.Fatalf("over-long line: %v", err)
 	}
 	text = strings.SplitAfter(text, "nul\n")[0]
-	entries, problems, err := parseList(strings.NewReader(text), "l")
+	entries, problems, err := parseList(strings.NewReader(text), "l", false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -63,13 +64,41 @@ func TestParseListLines(t *testing.T) {
 	}
 }
 
+// TestParseListNull: a NUL-separated list (-0) carries any byte of a
+// name but NUL, newlines, blanks and CRs included.
+func TestParseListNull(t *testing.T) {
+	text := "/a\nb\x00/c \x00/d\r\x00\x00rel\x00/e"
+	entries, problems, err := parseList(strings.NewReader(text), "l", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []listEntry{{"/a\nb", "l:1", 1}, {"/c ", "l:2", 2}, {"/d\r", "l:3", 3}, {"/e", "l:6", 6}}
+	if !slices.Equal(entries, want) {
+		t.Errorf("entries %+v, want %+v", entries, want)
+	}
+	if len(problems) != 2 || !strings.HasPrefix(problems[0].String(), `l:4: "": blank line`) || !strings.HasPrefix(problems[1].String(), "l:5: rel: relative path") {
+		t.Errorf("problems %v", problems)
+	}
+	var b strings.Builder
+	if ok := writeList(&b, []string{"/a\nb", "/c "}, false); ok {
+		t.Error("writeList of a name holding a newline into a line list says it is fine")
+	}
+	b.Reset()
+	writeList(&b, []string{"/a\nb", "/c "}, true)
+	back, _, err := parseList(strings.NewReader(b.String()), "w", true)
+	if err != nil || len(back) != 2 || back[0].path != "/a\nb" || back[1].path != "/c " {
+		t.Errorf("writeList -0 read back as %+v, %v", back, err)
+	}
+}
+
 // FuzzParseList: any list text gives clean absolute paths, each once, and
 // a problem for every other line, each naming its line; nothing panics.
 func FuzzParseList(f *testing.F) {
-	f.Add("/a\n/b\r\n\nrel\n/a\n")
-	f.Add(strings.Repeat("/x\n", 20))
-	f.Fuzz(func(t *testing.T, text string) {
-		entries, problems, err := parseList(strings.NewReader(text), "f")
+	f.Add("/a\n/b\r\n\nrel\n/a\n", false)
+	f.Add(strings.Repeat("/x\n", 20), false)
+	f.Add("/a\nb\x00/c \x00\x00rel", true)
+	f.Fuzz(func(t *testing.T, text string, null bool) {
+		entries, problems, err := parseList(strings.NewReader(text), "f", null)
 		if err != nil {
 			if !strings.HasPrefix(err.Error(), "f:") {
 				t.Fatalf("error without file and line: %v", err)
@@ -91,8 +120,12 @@ func FuzzParseList(f *testing.F) {
 				t.Fatalf("problem %+v without its line", p)
 			}
 		}
-		lines := strings.Count(text, "\n")
-		if text != "" && !strings.HasSuffix(text, "\n") {
+		sep := "\n"
+		if null {
+			sep = "\x00"
+		}
+		lines := strings.Count(text, sep)
+		if text != "" && !strings.HasSuffix(text, sep) {
 			lines++
 		}
 		if got := len(entries) + count(problems); got != lines {

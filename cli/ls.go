@@ -224,7 +224,7 @@ func batchLabel(b api.Batch) string {
 	case b.Tag != "":
 		return shellQuote(b.Tag)
 	case b.Entry != "":
-		return shellQuote(b.Entry)
+		return shellQuote(string(b.Entry))
 	}
 	return "-"
 }
@@ -370,7 +370,7 @@ func printRefused(w io.Writer, ents []api.PutEntry) {
 			fmt.Fprintln(w, "\nNot archived: entries of put/ refused at sealing (they stay in put/):")
 			first = false
 		}
-		fmt.Fprintf(w, "  %s  %s/put/%s  %s  since %s\n    %s\n    %s\n", strings.ToUpper(p.State), p.Workspace, shellQuote(p.Name),
+		fmt.Fprintf(w, "  %s  %s/put/%s  %s  since %s\n    %s\n    %s\n", strings.ToUpper(p.State), p.Workspace, shellQuote(string(p.Name)),
 			human.Size(p.Bytes), p.Since.Local().Format("2006-01-02 15:04:05"), p.Reason, p.Hint)
 	}
 }
@@ -379,7 +379,7 @@ func printRefused(w io.Writer, ents []api.PutEntry) {
 func noteRefused(w io.Writer, ents []api.PutEntry) {
 	for _, p := range ents {
 		if p.Refused() {
-			fmt.Fprintf(w, "tapefs: %s/put/%s (%s) is %s, not archived: %s\n", p.Workspace, shellQuote(p.Name), human.Size(p.Bytes), p.State, p.Reason)
+			fmt.Fprintf(w, "tapefs: %s/put/%s (%s) is %s, not archived: %s\n", p.Workspace, shellQuote(string(p.Name)), human.Size(p.Bytes), p.State, p.Reason)
 		}
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"syscall"
 	"time"
+	"unicode/utf8"
 
 	"github.com/spf13/pflag"
 	"github.com/tapefs/tapefs/api"
@@ -24,7 +25,7 @@ import (
 var putCommand = Command{
 	Name:    "put",
 	Summary: "archive a directory or a list of files as one batch",
-	Usage:   "[-v] [-l LOGFILE] [-w WS] [-c] [-t TAG] [--wait] (-f LISTFILE | DIR)",
+	Usage:   "[-v] [-l LOGFILE] [-w WS] [-c] [-t TAG] [--wait] ([-0] -f LISTFILE | DIR)",
 	Help: `Reads the files as you (a file you cannot read cannot be archived), sends
 them to the daemon, and prints the new batch ID alone on stdout as soon as the
 batch is registered. Files are stored under their absolute paths; symlinks
@@ -32,7 +33,8 @@ are stored as symlinks. When put returns, the bytes are in the archive's disk
 cache and the sources may be deleted; with --wait it returns once the batch is
 on tape (CACHED_SYNCED), or fails if the batch FAILED.
 
-LISTFILE holds absolute paths, one per line. A blank line, a relative path, a
+LISTFILE holds absolute paths, one per line (with -0, each ended by a NUL
+byte, as find -print0 writes them: for names holding a newline). A blank line, a relative path, a
 missing or unreadable file, or a file already archived in a live batch of the
 workspace is an error naming the line; with -c it is reported and skipped
 (exit code 2).
@@ -41,10 +43,12 @@ Examples:
   tapefs put -w gws_run3 /data/run1234
   tapefs put -w gws_run3 -t run1234 -f run1234.list --wait
   find /data/run1234 -name '*.raw' > list && tapefs put -c -f list -l put.log
+  find /data/run1234 -type f -print0 > list0 && tapefs put -0 -f list0
 `,
 	setup: func(fs *pflag.FlagSet) func(env *Env, args []string) int {
 		ws := fs.StringP("workspace", "w", "", "workspace to put into (default: [Batch] Workspace, TAPEFS_WORKSPACE, or \"default\")")
 		list := fs.StringP("file", "f", "", "`LISTFILE` of absolute paths, one per line")
+		null := fs.BoolP("null", "0", false, "LISTFILE entries end with NUL, not newline (as find -print0 writes; for names holding a newline)")
 		cont := fs.BoolP("continue", "c", false, "report and skip bad list entries instead of failing")
 		tag := fs.StringP("tag", "t", "", "one-word `TAG` for the batch")
 		wait := fs.Bool("wait", false, "return when the batch is on tape (or FAILED)")
@@ -56,15 +60,15 @@ Examples:
 			if (*list == "") == (len(args) != 1) || len(args) > 1 {
 				return env.usage("put", "give either -f LISTFILE or one DIR")
 			}
-			if strings.ContainsFunc(*tag, func(r rune) bool { return r <= ' ' }) {
-				return env.usage("put", "-t %q: a tag is one word", *tag)
+			if strings.ContainsFunc(*tag, func(r rune) bool { return r <= ' ' }) || !utf8.ValidString(*tag) {
+				return env.usage("put", "-t %q: a tag is one word of UTF-8 text", *tag)
 			}
 			closeLog, err := env.openLog(*verbose, *logfile)
 			if err != nil {
 				return env.fail("put", err)
 			}
 			defer closeLog()
-			return env.put(*list, args, *cont, *tag, *wait)
+			return env.put(listFile{*list, *null}, args, *cont, *tag, *wait)
 		}
 	},
 }
@@ -103,16 +107,16 @@ func count(problems []problem) int {
 	return n
 }
 
-func (env *Env) put(listFile string, args []string, cont bool, tag string, wait bool) int {
+func (env *Env) put(list listFile, args []string, cont bool, tag string, wait bool) int {
 	ctx, cancel := interruptible()
 	defer cancel()
 	var (
 		srcs     []source
 		problems []problem
 	)
-	if listFile != "" {
+	if list.name != "" {
 		var err error
-		srcs, problems, err = readList(listFile)
+		srcs, problems, err = readList(list)
 		if err != nil {
 			return env.fail("put", err)
 		}
@@ -172,7 +176,7 @@ func (env *Env) put(listFile string, args []string, cont bool, tag string, wait 
 		if m.info.Mode().IsRegular() {
 			req.Bytes += m.info.Size()
 			if m.info.Size() > req.Largest {
-				req.Largest, req.LargestPath = m.info.Size(), m.path
+				req.Largest, req.LargestPath = m.info.Size(), api.Name(m.path)
 			}
 		}
 	}
@@ -221,14 +225,15 @@ func (env *Env) put(listFile string, args []string, cont bool, tag string, wait 
 // batchPath is where an absolute source path is stored in a batch.
 func batchPath(abs string) string { return strings.TrimPrefix(filepath.ToSlash(abs), "/") }
 
-// readList reads a list file: absolute paths, one per line.
-func readList(name string) ([]source, []problem, error) {
-	f, err := os.Open(name)
+// readList reads a list file: absolute paths, one per line (or NUL
+// terminated).
+func readList(list listFile) ([]source, []problem, error) {
+	f, err := os.Open(list.name)
 	if err != nil {
 		return nil, nil, err
 	}
 	defer f.Close()
-	entries, problems, err := parseList(f, name)
+	entries, problems, err := parseList(f, list.name, list.null)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -257,36 +262,28 @@ type listEntry struct {
 // holding one path 100,000 times does not print 99,999 lines.
 const maxRepeatsShown = 10
 
-// maxListLine bounds a line of a list file (a path is at most 4,096 bytes
-// on Linux; the margin is for the CR of a DOS file and blanks).
-const maxListLine = 64 << 10
 
 // parseList reads the lines of a list file (name is for messages): each
 // must be an absolute path, and a path may be listed once. Bad lines are
 // problems naming file and line; the error is for a list that cannot be
 // read at all.
-func parseList(r io.Reader, name string) ([]listEntry, []problem, error) {
+func parseList(r io.Reader, name string, null bool) ([]listEntry, []problem, error) {
 	var entries []listEntry
 	var problems []problem
 	seen := map[string]int{} // clean path -> its line
 	repeats, firstHidden := 0, 0
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 64<<10), maxListLine)
-	line := 0
-	for sc.Scan() {
-		line++
+	err := scanList(r, name, null, func(line int, p string) error {
 		where := fmt.Sprintf("%s:%d", name, line)
-		p := strings.TrimRight(sc.Text(), "\r")
 		switch {
 		case strings.TrimSpace(p) == "":
 			problems = append(problems, problem{where: where, path: `""`, why: "blank line", line: line})
-			continue
+			return nil
 		case strings.IndexByte(p, 0) >= 0:
 			problems = append(problems, problem{where: where, path: strconv.Quote(p), why: "a path cannot hold a NUL byte", line: line})
-			continue
+			return nil
 		case !filepath.IsAbs(p):
 			problems = append(problems, problem{where: where, path: p, why: "relative path; the list must hold absolute paths", line: line})
-			continue
+			return nil
 		}
 		clean := filepath.Clean(p)
 		if first, ok := seen[clean]; ok {
@@ -296,16 +293,14 @@ func parseList(r io.Reader, name string) ([]listEntry, []problem, error) {
 			} else if firstHidden == 0 {
 				firstHidden = line
 			}
-			continue
+			return nil
 		}
 		seen[clean] = line
 		entries = append(entries, listEntry{path: clean, where: where, line: line})
-	}
-	if err := sc.Err(); err != nil {
-		if errors.Is(err, bufio.ErrTooLong) {
-			return nil, nil, fmt.Errorf("%s:%d: line longer than %d bytes: not a list of paths", name, line+1, maxListLine)
-		}
-		return nil, nil, fmt.Errorf("%s: %w", name, err)
+		return nil
+	})
+	if err != nil {
+		return nil, nil, err
 	}
 	if hidden := repeats - maxRepeatsShown; hidden > 0 {
 		problems = append(problems, problem{where: fmt.Sprintf("%s:%d", name, firstHidden), lines: hidden, line: firstHidden,

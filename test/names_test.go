@@ -157,6 +157,23 @@ func TestNamesAreBytes(t *testing.T) {
 		t.Errorf("batch %s sealed by tapefs seal: %q, %v", sealed, b, err)
 	}
 	d.waitBatchState("default", sealed, "CACHED_SYNCED", 60*time.Second) // before evict drops every object
+	// The batch's TAG column names its entry by its own bytes (the wire
+	// used to turn \xff into U+FFFD).
+	if r := cliOK(t, o, "ls", "-w", "default"); !strings.Contains(r.stdout, `'g'$'\377'`) {
+		t.Errorf("tapefs ls -w does not name batch %s's entry g\\xff as 'g'$'\\377':\n%s", sealed, r)
+	}
+	// So does the list of refused entries.
+	refused := filepath.Join(put, "p\xfd")
+	sh(t, "/", "mkdir "+q(refused)+" && mkfifo "+q(refused+"/fifo"))
+	if r := runTapefs(t, o, "seal", refused); r.code == 0 {
+		t.Errorf("tapefs seal of an entry holding a named pipe succeeded:\n%s", r)
+	}
+	if r := cliOK(t, o, "status", "-w", "default"); !strings.Contains(r.stdout, `default/put/'p'$'\375'`) {
+		t.Errorf("tapefs status does not list the refused entry p\\xfd by its bytes:\n%s", r)
+	}
+	if err := os.RemoveAll(refused); err != nil {
+		t.Fatal(err)
+	}
 
 	// A restart reads the names back from the catalog; eviction makes
 	// every read a recall from tape.
@@ -291,6 +308,50 @@ func TestNamesAreBytes(t *testing.T) {
 	cliOK(t, o, "get", "-f", getList, "-r", restore4)
 	if b, err := os.ReadFile(filepath.Join(restore4, src, "lat\xe9n1")); err != nil || string(b) != byteNames["lat\xe9n1"] {
 		t.Errorf("get -f: %q, %v", b, err)
+	}
+
+	// Lists with -0 (find -print0) carry names a line list cannot: a
+	// newline, blanks at the end. put -0 -f archives them and get -0 -f
+	// restores them, byte for byte; a name get cannot find comes back in
+	// a NUL-separated retry list.
+	src5 := filepath.Join(sharedTempDir(t), "src5")
+	odd := []string{"new\nline", "trailing ", " leading", "cr\r"}
+	if err := os.Mkdir(src5, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range odd {
+		if err := os.WriteFile(filepath.Join(src5, n), []byte(n), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	list0 := filepath.Join(t.TempDir(), "list0")
+	sh(t, "/", "find "+q(src5)+" -type f -print0 > "+q(list0))
+	id5 := batchID(t, cliOK(t, o, "put", "-0", "-f", list0))
+	cliOK(t, o, "status", "-b", idArg(id5), "--wait")
+	get0 := filepath.Join(t.TempDir(), "get0")
+	var want0 strings.Builder
+	for _, n := range append(odd, "missing\nname") {
+		want0.WriteString(filepath.Join(src5, n) + "\x00")
+	}
+	if err := os.WriteFile(get0, []byte(want0.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	restore5 := t.TempDir()
+	o5 := o
+	o5.dir = t.TempDir() // where the retry list is written
+	r5 := runTapefs(t, o5, "get", "-0", "-f", get0, "-r", restore5)
+	wantCode(t, r5, cli.ExitPartial)
+	for _, n := range odd {
+		if b, err := os.ReadFile(filepath.Join(restore5, src5, n)); err != nil || string(b) != n {
+			t.Errorf("get -0 -f: %q holds %q, %v", n, b, err)
+		}
+	}
+	retries, _ := filepath.Glob(filepath.Join(o5.dir, "tapefs-get-failed-*.list"))
+	if len(retries) != 1 || !strings.Contains(r5.stderr, "tapefs get -w default -0 -f ") {
+		t.Fatalf("get -0 with a missing name: retry lists %q, stderr:\n%s", retries, r5.stderr)
+	}
+	if b, err := os.ReadFile(retries[0]); err != nil || string(b) != filepath.Join(src5, "missing\nname")+"\x00" {
+		t.Errorf("retry list %q, %v; want the missing name NUL-terminated", b, err)
 	}
 }
 

@@ -372,7 +372,7 @@ func (s *Server) reserve(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	b, err := s.e.Reserve(caller(r), req.Workspace, req.Tag, req.Bytes, req.LargestPath, req.Largest)
+	b, err := s.e.Reserve(caller(r), req.Workspace, req.Tag, req.Bytes, string(req.LargestPath), req.Largest)
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -590,7 +590,7 @@ func (s *Server) putEntries(w http.ResponseWriter, r *http.Request) {
 	}
 	out := make([]api.PutEntry, 0, len(ents))
 	for _, p := range ents {
-		out = append(out, api.PutEntry{Workspace: p.Workspace, Name: p.Name, State: string(p.State), Reason: p.Reason,
+		out = append(out, api.PutEntry{Workspace: p.Workspace, Name: api.Name(p.Name), State: string(p.State), Reason: p.Reason,
 			Since: p.Since, Bytes: p.Bytes, Hint: p.Hint})
 	}
 	writeJSON(w, http.StatusOK, out)

@@ -16,7 +16,7 @@ func wireWorkspace(w archive.Workspace) api.Workspace {
 }
 
 func wireBatch(b archive.Batch) api.Batch {
-	out := api.Batch{ID: b.ID, Workspace: b.Workspace, Tag: b.Tag, Entry: b.Entry, Owner: b.Owner, State: api.State(b.State),
+	out := api.Batch{ID: b.ID, Workspace: b.Workspace, Tag: b.Tag, Entry: api.Name(b.Entry), Owner: b.Owner, State: api.State(b.State),
 		Created: b.Created, Sealed: b.Sealed, Synced: b.Synced, Deleted: b.Deleted, PurgeAfter: b.PurgeAfter,
 		Prior: api.State(b.Prior), Files: b.Files, Bytes: b.Bytes, OnTape: b.OnTape, Reason: b.Reason,
 		Attempts: b.Attempts, Progress: b.Progress, Copies: b.Copies, CopiesMissing: b.CopiesMissing}
