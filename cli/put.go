@@ -262,7 +262,6 @@ type listEntry struct {
 // holding one path 100,000 times does not print 99,999 lines.
 const maxRepeatsShown = 10
 
-
 // parseList reads the lines of a list file (name is for messages): each
 // must be an absolute path, and a path may be listed once. Bad lines are
 // problems naming file and line; the error is for a list that cannot be
