@@ -166,7 +166,7 @@ func (e *pgEngine) run(opts pgx.TxOptions, writable, locked bool, fn func(KVTxn)
 				lock = lockAlone
 			}
 		}
-		committing, err := e.attempt(opts, writable, lock, fn)
+		committing, started, err := e.attempt(opts, writable, lock, fn)
 		if err == nil {
 			return nil
 		}
@@ -174,9 +174,15 @@ func (e *pgEngine) run(opts pgx.TxOptions, writable, locked bool, fn func(KVTxn)
 		if errors.As(err, &fnErr) {
 			return fnErr.err
 		}
+		// An Update's closure is written to run again (its effects are
+		// its writes, dropped with the attempt). A View's closure
+		// collects what it reads into the caller's variables: run again
+		// after it read something, it would collect twice. So a View is
+		// retried only while nothing of it reached the database.
+		again := writable || !started
 		switch {
-		case isSerializationFailure(err) && attempt < pgMaxAttempts:
-		case !committing && isConnectionError(err) && time.Now().Before(deadline):
+		case again && isSerializationFailure(err) && attempt < pgMaxAttempts:
+		case again && !committing && isConnectionError(err) && time.Now().Before(deadline):
 		case isConnectionError(err):
 			return fmt.Errorf("%w: %v", ErrCatalogUnavailable, err)
 		default:
@@ -202,22 +208,43 @@ const (
 	lockAlone                    // an Update that lost too often
 )
 
-func (e *pgEngine) attempt(opts pgx.TxOptions, writable bool, wl writerLock, fn func(KVTxn) error) (committing bool, err error) {
+// attempt runs fn once in a transaction. started says whether a
+// statement of it reached the database (fn has read something).
+func (e *pgEngine) attempt(opts pgx.TxOptions, writable bool, wl writerLock, fn func(KVTxn) error) (committing, started bool, err error) {
+	var t *pgTxn
+	defer func() { started = t != nil && t.begun }()
 	ctx, cancel := context.WithTimeout(context.Background(), e.opt.TxTimeout)
 	defer cancel()
 	conn, err := e.pool.Acquire(ctx)
 	if err != nil {
-		return false, err
+		return false, false, err
 	}
 	// A connection left inside a transaction (an error, a timeout) is
 	// closed by the pool on Release rather than reused.
 	defer conn.Release()
-	t := &pgTxn{e: e, ctx: ctx, conn: conn, writable: writable, writes: map[string][]byte{}, begin: beginSQL(opts)}
-	if wl != lockNone {
+	t = &pgTxn{e: e, ctx: ctx, conn: conn, writable: writable, writes: map[string][]byte{}, begin: beginSQL(opts)}
+	switch wl {
+	case lockShared:
+		// With the first query: an optimistic writer's snapshot may
+		// predate a lone writer's commit; it then loses, and retries.
 		t.lock = "SELECT pg_advisory_xact_lock_shared($1)"
-		if wl == lockAlone {
-			t.lock = "SELECT pg_advisory_xact_lock($1)"
+	case lockAlone:
+		// Before BEGIN, at session level: a transaction's snapshot is
+		// taken by its first statement, so a lock taken inside it would
+		// be waited for with a snapshot older than the commits of the
+		// writers it waits for, and the lone attempt would lose to them
+		// again. Taken first, the snapshot follows their commits.
+		if _, err := conn.Exec(ctx, "SELECT pg_advisory_lock($1)", int64(pgWriterLock)); err != nil {
+			return false, false, err
 		}
+		defer func() {
+			// After COMMIT or ROLLBACK (deferred below, so run before
+			// this). A connection that cannot say it unlocked must not
+			// go back to the pool holding the lock.
+			if _, err := conn.Exec(context.Background(), "SELECT pg_advisory_unlock($1)", int64(pgWriterLock)); err != nil {
+				conn.Conn().Close(context.Background()) //nolint:errcheck // closing is the remedy; the pool drops a closed connection
+			}
+		}()
 	}
 	defer func() {
 		if t.begun && !t.done {
@@ -228,24 +255,24 @@ func (e *pgEngine) attempt(opts pgx.TxOptions, writable bool, wl writerLock, fn 
 		// A closure error caused by the database (a serialization failure
 		// met by a read) is retried like any other.
 		if t.dbErr != nil && errors.Is(err, t.dbErr) {
-			return false, t.dbErr
+			return false, false, t.dbErr
 		}
-		return false, closureError{err}
+		return false, false, closureError{err}
 	}
 	if t.dbErr != nil {
-		return false, t.dbErr
+		return false, false, t.dbErr
 	}
 	if writable {
 		if err := t.flush(); err != nil {
-			return false, err
+			return false, false, err
 		}
 	}
 	if !t.begun {
-		return false, nil // nothing was read or written
+		return false, false, nil // nothing was read or written
 	}
 	_, err = conn.Exec(ctx, "COMMIT")
 	t.done = err == nil
-	return true, err
+	return true, false, err
 }
 
 // beginSQL is the BEGIN statement of a transaction with opts.

@@ -2,6 +2,7 @@ package catalog
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -11,6 +12,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/tapefs/tapefs/internal/pgtest"
 )
@@ -630,5 +633,120 @@ func TestPostgresAllocateWithPoolFull(t *testing.T) {
 	}
 	if d := time.Since(start); d > 4*time.Second {
 		t.Errorf("%d updates took %s: they waited for connections", conns, d)
+	}
+}
+
+// TestPostgresBigUpdateNotStarved: a large registration keeps losing to
+// a steady stream of small Updates that append events (every event
+// append conflicts with every other). After a few losses it runs alone:
+// it takes the writers' lock before its snapshot, so the writers that
+// were in flight have committed by then, and it commits.
+func TestPostgresBigUpdateNotStarved(t *testing.T) {
+	c, err := New(newPostgresEngine(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	addWorkspace(t, c, "ws")
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	var small atomic.Int64
+	for w := 0; w < 3; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if err := c.Update(func(tx *Tx) error {
+					_, err := tx.AppendEvent(Event{Kind: "note", Workspace: "ws"})
+					return err
+				}); err != nil {
+					t.Errorf("small update: %v", err)
+					return
+				}
+				small.Add(1)
+			}
+		}()
+	}
+	files := bigBatch("big", 5000, 50)
+	var runs int
+	t0 := time.Now()
+	err = c.Update(func(tx *Tx) error {
+		runs++
+		time.Sleep(50 * time.Millisecond) // the small writers commit meanwhile
+		b, _, err := tx.RegisterBatch(Batch{Workspace: "ws", State: Cached, Bytes: 5000}, files)
+		if err != nil {
+			return err
+		}
+		_, err = tx.AppendEvent(Event{Kind: "sealed", Workspace: "ws", Batch: b.ID})
+		return err
+	})
+	close(stop)
+	wg.Wait()
+	if err != nil {
+		t.Fatalf("the big registration against a stream of small writers: %v (after %d runs, %v)", err, runs, time.Since(t0))
+	}
+	if runs < 2 {
+		t.Errorf("the big registration ran %d time(s): it never lost, so the test shows nothing", runs)
+	}
+	if runs > pgEscalateAfter+2 {
+		t.Errorf("the big registration ran %d times: running alone after %d losses did not stop the conflicts", runs, pgEscalateAfter)
+	}
+	t.Logf("big registration committed after %d runs in %v; %d small updates meanwhile", runs, time.Since(t0).Round(time.Millisecond), small.Load())
+}
+
+// TestPostgresViewNotRerunAfterRead: a View whose connection is cut after
+// it read something is not run again (its closure has collected into the
+// caller's variables and would collect twice): it reports the catalog
+// unavailable. A View that never reached the database is retried.
+func TestPostgresViewNotRerunAfterRead(t *testing.T) {
+	pgOnce.Do(func() { pgServer, pgErr = pgtest.StartShared() })
+	if pgErr != nil {
+		t.Fatalf("PostgreSQL: %v", pgErr)
+	}
+	url := pgServer.CreateDB(t, fmt.Sprintf("cat%d", pgSeq.Add(1)))
+	eng, err := OpenPostgresEngine(url, PostgresOptions{TxTimeout: 20 * time.Second, Retry: 3 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer eng.Close()
+	if err := eng.Update(func(kv KVTxn) error { return kv.Put([]byte("a"), []byte("1")) }); err != nil {
+		t.Fatal(err)
+	}
+	killer, err := pgx.Connect(context.Background(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer killer.Close(context.Background())
+	var runs int
+	var collected []string
+	err = eng.View(func(kv KVTxn) error {
+		runs++
+		v, err := kv.Get([]byte("a"))
+		if err != nil {
+			return err
+		}
+		collected = append(collected, string(v))
+		if runs == 1 {
+			// Cut every other connection of the database: this View's.
+			if _, err := killer.Exec(context.Background(),
+				"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		_, err = kv.Get([]byte("b"))
+		return err
+	})
+	if !errors.Is(err, ErrCatalogUnavailable) || runs != 1 || len(collected) != 1 {
+		t.Fatalf("View cut after a read: %v after %d runs, collected %q; want ErrCatalogUnavailable after one run", err, runs, collected)
+	}
+	// The next View finds a dead connection in the pool or a new one:
+	// either way it reads.
+	var got []byte
+	if err := eng.View(func(kv KVTxn) error { got, err = kv.Get([]byte("a")); return err }); err != nil || string(got) != "1" {
+		t.Fatalf("View after the cut: %q, %v", got, err)
 	}
 }
