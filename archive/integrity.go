@@ -298,6 +298,7 @@ func (e *Engine) VerifyCache(ctx context.Context, scope VerifyScope) (VerifyRepo
 	} else {
 		objs := e.cache.Objects()
 		_ = e.cat.View(func(tx *catalog.Tx) error {
+			ids = ids[:0] // it may collect before it reads: safe to run again
 			batchWS := map[uint64]string{}
 			for _, o := range objs {
 				if scope.Workspaces == nil {
