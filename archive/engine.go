@@ -29,6 +29,8 @@ import (
 	"github.com/tapefs/tapefs/cache"
 	"github.com/tapefs/tapefs/catalog"
 	"github.com/tapefs/tapefs/tape"
+
+	"github.com/tapefs/tapefs/internal/ident"
 )
 
 // Engine is the running archive.
@@ -281,7 +283,7 @@ func (e *Engine) CreateWorkspace(w catalog.Workspace) error {
 			return err
 		}
 		_, err := tx.AppendEvent(catalog.Event{Time: w.Created, Workspace: w.Name, Kind: EvWorkspace,
-			Message: fmt.Sprintf("workspace %s created (manager uid %d, %s)", w.Name, w.Manager, quotaText(w.Quota))})
+			Message: fmt.Sprintf("workspace %s created (manager %s, group %s, %s)", w.Name, ident.UserText(w.Manager), ident.GroupText(w.Group), quotaText(w.Quota))})
 		return err
 	})
 	if err != nil {

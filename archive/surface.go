@@ -11,6 +11,8 @@ import (
 
 	"github.com/tapefs/tapefs/archive/errkind"
 	"github.com/tapefs/tapefs/catalog"
+
+	"github.com/tapefs/tapefs/internal/ident"
 )
 
 // Surface is the one door to the archive for the faces above it: the
@@ -437,14 +439,14 @@ func (d door) check(c Caller, batch uint64, what string, rule func(Workspace, Ba
 		return b, err
 	}
 	if !rule(workspaceView(w), d.e.batchView(b)) {
-		return b, fmt.Errorf("%s batch %d: %w (workspace %s: root, its manager uid %d%s)", what, batch, ErrDenied, w.Name, w.Manager, ownerNote(what, b))
+		return b, fmt.Errorf("%s batch %d: %w (workspace %s: root, its manager %s%s)", what, batch, ErrDenied, w.Name, ident.UserText(w.Manager), ownerNote(what, b))
 	}
 	return b, nil
 }
 
 func ownerNote(what string, b catalog.Batch) string {
 	if what == "remove" {
-		return fmt.Sprintf(" or the batch's owner uid %d may", b.Owner)
+		return fmt.Sprintf(" or the batch's owner %s may", ident.UserText(b.Owner))
 	}
 	return " may"
 }
@@ -457,7 +459,7 @@ func (d door) manage(c Caller, workspace, what string) (catalog.Workspace, error
 		return err
 	})
 	if err == nil && !MayManage(c, workspaceView(w)) {
-		err = fmt.Errorf("%s in workspace %s: %w (only root and its manager uid %d may)", what, workspace, ErrDenied, w.Manager)
+		err = fmt.Errorf("%s in workspace %s: %w (only root and its manager %s may)", what, workspace, ErrDenied, ident.UserText(w.Manager))
 	}
 	return w, err
 }
@@ -545,7 +547,7 @@ func (d door) Open(c Caller, fileID uint64) (FileReader, File, error) {
 	}
 	v := d.e.fileView(&f)
 	if !MayRead(c, workspaceView(w), dirs, v) {
-		return nil, v, fmt.Errorf("read %s (batch %d): %w by its mode %04o (uid %d, gid %d) or a directory above it", f.Path, f.Batch, ErrDenied, f.Mode, f.UID, f.GID)
+		return nil, v, fmt.Errorf("read %s (batch %d): %w by its mode %04o (owner %s, group %s) or a directory above it", f.Path, f.Batch, ErrDenied, f.Mode, ident.UserText(f.UID), ident.GroupText(f.GID))
 	}
 	r, err := d.e.Open(fileID)
 	if err != nil {

@@ -25,6 +25,7 @@ func TestCLILinksOnlyTheAPI(t *testing.T) {
 		"github.com/tapefs/tapefs/archive/errkind":   true, // the error table, through api
 		"github.com/tapefs/tapefs/internal/human":    true, // sizes as the page prints them
 		"github.com/tapefs/tapefs/internal/filetype": true, // the words for files that cannot be archived, as the daemon says them
+		"github.com/tapefs/tapefs/internal/ident":    true, // user and group names, as the page and the daemon's messages give them
 	}
 	for _, pkg := range strings.Fields(string(out)) {
 		if strings.HasPrefix(pkg, "github.com/tapefs/tapefs/") && !allowed[pkg] {

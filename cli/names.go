@@ -2,11 +2,9 @@ package cli
 
 import (
 	"io/fs"
-	"os/user"
-	"strconv"
-	"sync"
 
 	"github.com/tapefs/tapefs/api"
+	"github.com/tapefs/tapefs/internal/ident"
 )
 
 // Names of users and groups where a person reads them: the daemon speaks
@@ -14,41 +12,11 @@ import (
 // turns them into names from this machine's user database. A number that
 // has no name stays a number.
 
-var (
-	namesMu    sync.Mutex
-	userNames  = map[uint32]string{}
-	groupNames = map[uint32]string{}
-)
-
 // userName is the login name of uid, or the number.
-func userName(uid uint32) string {
-	namesMu.Lock()
-	defer namesMu.Unlock()
-	if n, ok := userNames[uid]; ok {
-		return n
-	}
-	n := strconv.FormatUint(uint64(uid), 10)
-	if u, err := user.LookupId(n); err == nil {
-		n = u.Username
-	}
-	userNames[uid] = n
-	return n
-}
+func userName(uid uint32) string { return ident.User(uid) }
 
 // groupName is the name of gid, or the number.
-func groupName(gid uint32) string {
-	namesMu.Lock()
-	defer namesMu.Unlock()
-	if n, ok := groupNames[gid]; ok {
-		return n
-	}
-	n := strconv.FormatUint(uint64(gid), 10)
-	if g, err := user.LookupGroupId(n); err == nil {
-		n = g.Name
-	}
-	groupNames[gid] = n
-	return n
-}
+func groupName(gid uint32) string { return ident.Group(gid) }
 
 // modeText is the permission bits as ls -l writes them, with setuid,
 // setgid and sticky: rwxr-xr-x, rwsr-xr-x, rwxrwxrwt. The archive keeps

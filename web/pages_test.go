@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/tapefs/tapefs/catalog"
+	"github.com/tapefs/tapefs/internal/ident"
 )
 
 const refreshMeta = `<meta http-equiv="refresh"`
@@ -58,7 +59,7 @@ func TestPagesRenderAndEscape(t *testing.T) {
 	}
 	for _, want := range []string{"900150983cd24fb0d6963f7d28e17f72", "TF0001", "online", "sealed",
 		// the access rule as it applies: gws's manager is 1000, its group 500
-		"the manager (uid 1000) and group 500", "removable by root, uid 1000"} {
+		"the manager " + ident.UserText(1000) + " and group " + ident.GroupText(500), "removable by root, " + ident.UserText(1000)} {
 		if !strings.Contains(page, want) {
 			t.Errorf("batch page lacks %q", want)
 		}

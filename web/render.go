@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"github.com/tapefs/tapefs/archive"
 	"github.com/tapefs/tapefs/internal/human"
+	"github.com/tapefs/tapefs/internal/ident"
 	"html/template"
 	"math"
 	"net/http"
@@ -141,6 +142,8 @@ var funcs = template.FuncMap{
 	"num":     func(n int64) string { return groupDigits(n) },
 	"dict":    dict,
 	"eta":     etaText,
+	"user":    ident.UserText,
+	"group":   ident.GroupText,
 }
 
 // etaText is an estimate left of one made at at, in whole seconds as a
