@@ -105,11 +105,37 @@ func (u accessUser) tapefs(t *testing.T, home string, args ...string) (int, stri
 	return 0, string(out)
 }
 
+// pageGet fetches path from the status page as the user, over a plain
+// TCP connection of the user's own (bash's /dev/tcp: no HTTP client
+// needed), and returns the HTTP status and the body.
+func (u accessUser) pageGet(t *testing.T, base, path string) (int, string) {
+	t.Helper()
+	hostport := strings.TrimPrefix(base, "http://")
+	host, port, ok := strings.Cut(hostport, ":")
+	if !ok {
+		t.Fatalf("status page address %q", base)
+	}
+	script := fmt.Sprintf(`exec 3<>/dev/tcp/%s/%s && printf 'GET %%s HTTP/1.0\r\nHost: %s\r\n\r\n' "$1" >&3 && cat <&3`, host, port, hostport)
+	code, out := u.run(t, "bash", "-c", script, "pageGet", path)
+	if code != 0 {
+		t.Fatalf("GET %s as %s: exit %d\n%s", path, u.name, code, out)
+	}
+	status, body, _ := strings.Cut(out, "\r\n\r\n")
+	var proto string
+	var n int
+	if _, err := fmt.Sscanf(status, "%s %d", &proto, &n); err != nil {
+		t.Fatalf("GET %s as %s: no status line in %q", path, u.name, clip(out, 300))
+	}
+	return n, body
+}
+
 // TestAccessMatrix: root, the workspace's manager, the batch's owner, a
 // member of the workspace's group and an outsider × read, list, get, put,
 // rm, undelete, evict, through the mount, the CLI and the page. The page
-// has no caller of its own: it answers for a caller through the API's
-// access endpoint, which applies the same rule.
+// knows who is asking on loopback (the owner of the connection's other
+// end): what it lists is fetched as each user; what it cannot do (read
+// bytes, change anything) it answers through the API's access endpoint,
+// which applies the same rule.
 func TestAccessMatrix(t *testing.T) {
 	t.Parallel()
 	d := newDaemon(t, append(fastFlags(), "--allow-other")...)
@@ -347,7 +373,18 @@ func TestAccessMatrix(t *testing.T) {
 		}
 		a := access(u, shared, 0)
 		p["read"] = append(p["read"], yes(secretRead))
-		p["list"] = append(p["list"], yes(a.See))
+		// What the page shows this user, fetched as this user: the
+		// batch in the workspace's list, and its files in the JSON.
+		htmlCode, html := u.pageGet(t, page, "/batches?workspace=ws1")
+		listed := htmlCode == 200 && strings.Contains(html, "/batches/"+shared+`"`)
+		jsonCode, _ := u.pageGet(t, page, "/api/v1/batches/"+shared+"/files")
+		if listed != (jsonCode == 200) || listed != a.See {
+			t.Errorf("the page as %s: batch listed %v (HTTP %d), its files HTTP %d, the access endpoint says see=%v", u.name, listed, htmlCode, jsonCode, a.See)
+		}
+		p["list"] = append(p["list"], yes(listed))
+		if code, _ := u.pageGet(t, page, "/metrics"); (code == 200) != (u.uid == 0) {
+			t.Errorf("/metrics as %s: HTTP %d (it names every workspace: root only)", u.name, code)
+		}
 		switch readable {
 		case 0:
 			p["get"] = append(p["get"], "none")

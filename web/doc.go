@@ -17,16 +17,22 @@
 //     here either (/api/v1/files/{id}/data is refused): reading one would
 //     start a recall, and contents are given only to callers the control
 //     socket has identified.
-//   - No caller identity. A TCP peer has no SO_PEERCRED, so this listener
-//     shows everything: every workspace, batch, path and event, to whoever
-//     can connect. That is why Listen binds a non-loopback address only
-//     with a token, and then every request must carry it (Authorization:
+//   - Who is asking (peer.go). A TCP peer has no SO_PEERCRED, but a peer
+//     on loopback is a process of this machine and the kernel records the
+//     owner of its socket (/proc/net/tcp); the process holding it gives its
+//     groups. Each connection is identified once, when accepted, and its
+//     requests see the archive through the access rule of
+//     archive/access.go as that user: the workspaces, batches, paths and
+//     events the mount and the control socket show them. An owner that
+//     cannot be found sees no workspace; /metrics (it names every
+//     workspace) is root's. Listen binds a non-loopback address only with
+//     a token, and then every request must carry it (Authorization:
 //     Bearer TOKEN, or ?token=TOKEN for browsers and feed readers; the
-//     links of a page requested with ?token= keep it). /api/ calls the
-//     control API as the anonymous caller of archive/access.go: it sees
-//     every workspace's records, changes nothing and reads no file. What a
-//     given user may do is answered by /api/v1/batches/{id}/access, from
-//     the same rule the mount and the control socket apply.
+//     links of a page requested with ?token= keep it): such a request is
+//     the operator's, the anonymous caller of archive/access.go, which
+//     sees every workspace's records, changes nothing and reads no file.
+//     What any given user may do is answered by
+//     /api/v1/batches/{id}/access, from the same rule.
 //   - Bounded work per request. The catalog may hold 100,000s of batches;
 //     each request reads pages of it (batch lists by cursor, at most a
 //     fixed number of records for a filtered list, the newest events by a

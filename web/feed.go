@@ -61,7 +61,7 @@ func (s *Server) feed(w http.ResponseWriter, r *http.Request) {
 	ws := r.URL.Query().Get("workspace")
 	var evs []archive.Event
 	var last uint64
-	err := s.e.Read(archive.Anonymous(), func(tx archive.Snapshot) error {
+	err := s.e.Read(s.caller(r), func(tx archive.Snapshot) error {
 		if ws != "" {
 			if _, err := tx.Workspace(ws); err != nil {
 				return err

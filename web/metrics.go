@@ -10,11 +10,21 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
+// The metrics name every workspace: they are the operator's, served to
+// root on loopback and to requests carrying the token (a scraper running
+// as another user is given the token).
 func (s *Server) metricsHandler() http.Handler {
-	return promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{
+	h := promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{
 		ErrorHandling: promhttp.ContinueOnError,
 		// One scrape at a time: a second waits rather than counting too.
 		MaxRequestsInFlight: 1,
+	})
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if c := s.caller(r); !c.IsRoot() && !c.Unknown {
+			http.Error(w, "the metrics name every workspace: they are served to root, or with --http-token to requests that carry it", http.StatusForbidden)
+			return
+		}
+		h.ServeHTTP(w, r)
 	})
 }
 

@@ -96,7 +96,7 @@ func (s *Server) overview(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var wss []archive.Workspace
-	err = s.e.Read(archive.Anonymous(), func(tx archive.Snapshot) error {
+	err = s.e.Read(s.caller(r), func(tx archive.Snapshot) error {
 		var err error
 		if wss, err = tx.Workspaces(); err != nil {
 			return err
@@ -247,7 +247,7 @@ func (s *Server) batches(w http.ResponseWriter, r *http.Request) {
 	if d.Workspace != "" {
 		d.Title = "Batches of " + printable(d.Workspace)
 	}
-	err := s.e.Read(archive.Anonymous(), func(tx archive.Snapshot) error {
+	err := s.e.Read(s.caller(r), func(tx archive.Snapshot) error {
 		wss, err := tx.Workspaces()
 		if err != nil {
 			return err
@@ -284,7 +284,7 @@ func (s *Server) batches(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	ents, err := s.e.PutEntries(archive.Anonymous(), d.Workspace)
+	ents, err := s.e.PutEntries(s.caller(r), d.Workspace)
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -444,7 +444,7 @@ func (s *Server) batch(w http.ResponseWriter, r *http.Request) {
 	d := &batchData{page: s.newPage(r, "Batch "+strconv.FormatUint(id, 10), "batches"), FilesAfter: after, FirstFiles: after == 0}
 	var b archive.Batch
 	vols := map[string]bool{}
-	err = s.e.Read(archive.Anonymous(), func(tx archive.Snapshot) error {
+	err = s.e.Read(s.caller(r), func(tx archive.Snapshot) error {
 		var err error
 		if b, err = tx.Batch(id); err != nil {
 			return err

@@ -170,6 +170,7 @@ func loopbackHost(host string) bool {
 func (s *Server) Serve(ln net.Listener) error {
 	srv := &http.Server{
 		Handler:           s.handler,
+		ConnContext:       s.connContext,
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		// net/http's own complaints (bad TLS hellos, broken clients) go to
@@ -274,9 +275,9 @@ func (s *Server) linkToken(r *http.Request) string {
 	return r.URL.Query().Get("token")
 }
 
-// apiHandler mounts the control API under /api as the anonymous caller:
-// this listener has no caller identity (see the package comment), so it
-// sees every workspace's records and may change nothing (archive/access.go).
+// apiHandler mounts the control API under /api as the connection's caller
+// (peer.go): it sees what that user may see, and changes nothing (the
+// listener serves GET and HEAD only).
 func (s *Server) apiHandler() http.Handler {
 	ctl := apiserver.NewServer(s.e, s.log, "").Handler()
 	return http.StripPrefix("/api", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -286,7 +287,7 @@ func (s *Server) apiHandler() http.Handler {
 			fmt.Fprintln(w, `{"error":"file contents are served only on the control socket (tapefs get), not on the status listener"}`)
 			return
 		}
-		ctl.ServeHTTP(w, r.WithContext(apiserver.WithCaller(r.Context(), archive.Anonymous())))
+		ctl.ServeHTTP(w, r.WithContext(apiserver.WithCaller(r.Context(), s.caller(r))))
 	}))
 }
 
