@@ -30,13 +30,6 @@ import (
 	"github.com/tapefs/tapefs/catalog"
 )
 
-// EvCopies: a batch has the copies its policy asks for again, or cannot.
-// EvCartridge: root changed a cartridge's pool or state.
-const (
-	EvCopies    = "copies"
-	EvCartridge = "cartridge"
-)
-
 // cartState caches the pool and root's state of every cartridge: reads pick
 // a copy by it on every recall, so it must not cost a transaction.
 // SetCartridge and the pool assignment reload it here; another host's

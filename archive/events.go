@@ -28,6 +28,25 @@ const (
 	// Verification of tape copies (verifytape.go).
 	EvTapeVerified = "tape-verified" // a cartridge read back (how many files, how many bad)
 	EvTapeDamaged  = "tape-damaged"  // one copy on tape does not read or does not match its md5
+
+	// The disk cache (integrity.go).
+	EvDamaged = "damaged-object" // a cached object does not hash to its md5
+
+	// Copies and cartridges (copies.go).
+	EvCopies    = "copies"    // a batch has the copies its policy asks for again, or cannot
+	EvCartridge = "cartridge" // root changed a cartridge's pool or state
+
+	// Repack and repair (repack.go, failover.go).
+	EvRepack       = "repack"        // a repack queued, or finished (the cartridge is scratch)
+	EvRepackFailed = "repack-failed" // a repack step failed; retried
+	EvCopyBad      = "copy-bad"      // a copy read back wrong: the read went on from another copy
+	EvCopyRepaired = "copy-repaired" // a bad copy was rewritten elsewhere
+
+	// The catalog's own records on tape and its rebuild (journal.go,
+	// snapshot.go, rebuild.go).
+	EvJournal  = "journal"  // catalog changes written to a cartridge's journal
+	EvSnapshot = "snapshot" // a catalog snapshot taken (and written to tape)
+	EvRebuild  = "rebuild"  // the catalog was rebuilt from the library
 )
 
 // pendingLog collects log lines to emit after the transaction that
@@ -49,9 +68,9 @@ func (p pendingLog) emit(log zerolog.Logger) {
 	for _, ev := range p {
 		var l *zerolog.Event
 		switch ev.Kind {
-		case EvFailed, EvMD5Mismatch, EvMissing, EvRecallError, EvDamaged, EvTapeDamaged:
+		case EvFailed, EvMD5Mismatch, EvMissing, EvRecallError, EvDamaged, EvTapeDamaged, EvCopyBad:
 			l = log.Error()
-		case EvRejected, EvRetry, EvRemovalUndone:
+		case EvRejected, EvRetry, EvRemovalUndone, EvRepackFailed:
 			l = log.Warn()
 		default:
 			l = log.Info()

@@ -39,9 +39,6 @@ import (
 // hash to the md5 recorded at sealing. The mount answers EIO.
 var ErrDamaged = errors.New("cached copy is damaged")
 
-// EvDamaged is the event of a damaged cached object.
-const EvDamaged = "damaged-object"
-
 // DamageError names a damaged object: which file, what was expected and
 // what its bytes hash to.
 type DamageError struct {

@@ -121,7 +121,7 @@ func (e *Engine) JournalOnce(force bool) error {
 		if err := tx.PutCartridge(cartridgeRecord(info)); err != nil {
 			return err
 		}
-		return pl.record(tx, catalog.Event{Time: e.now(), VOLSER: volser, Kind: "journal",
+		return pl.record(tx, catalog.Event{Time: e.now(), VOLSER: volser, Kind: EvJournal,
 			Message: fmt.Sprintf("tape file %d written on %s: %d change(s) of batches and workspaces, %s", tapeFile, volser, len(records), human.Size(size))})
 	})
 }

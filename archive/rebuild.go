@@ -397,7 +397,7 @@ func (r *replay) write(o RebuildOptions, carts []tape.CartridgeInfo) error {
 		if err := tx.RecountUsed(); err != nil {
 			return err
 		}
-		_, err := tx.AppendEvent(catalog.Event{Time: time.Now(), Kind: "rebuild",
+		_, err := tx.AppendEvent(catalog.Event{Time: time.Now(), Kind: EvRebuild,
 			Message: fmt.Sprintf("catalog rebuilt from %d tape files: %d batches, %d files, %d purged batches left out", r.stats.TapeFiles, r.stats.Batches, r.stats.Files, r.stats.Purged)})
 		return err
 	})

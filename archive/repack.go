@@ -61,14 +61,6 @@ import (
 	"github.com/tapefs/tapefs/tape"
 )
 
-// Event kinds of repack and repair.
-const (
-	EvRepack       = "repack"        // a repack queued, or finished (the cartridge is scratch)
-	EvRepackFailed = "repack-failed" // a repack step failed; retried
-	EvCopyBad      = "copy-bad"      // a copy read back wrong: the read went on from another copy
-	EvCopyRepaired = "copy-repaired" // a bad copy was rewritten elsewhere
-)
-
 // errRepackYield: recalls or migration wait for the drives; the repack
 // gives them back and goes on later.
 var errRepackYield = errors.New("repack: drives given back to recalls and migration")

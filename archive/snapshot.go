@@ -104,7 +104,7 @@ func (e *Engine) Snapshot() (string, error) {
 		if err := tx.PutCartridge(cartridgeRecord(info)); err != nil {
 			return err
 		}
-		return pl.record(tx, catalog.Event{Time: e.now(), VOLSER: volser, Kind: "snapshot",
+		return pl.record(tx, catalog.Event{Time: e.now(), VOLSER: volser, Kind: EvSnapshot,
 			Message: fmt.Sprintf("catalog snapshot of %s (%s) written to %s and to tape file %d on %s", taken.Format(time.RFC3339), human.Size(size), path, tapeFile, volser)})
 	})
 	if err != nil {

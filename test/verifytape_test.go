@@ -132,6 +132,10 @@ func TestVerifyTapeCopies(t *testing.T) {
 	if ev := d.logEvents(""); !hasEvent(ev, "tape-damaged", c.VOLSER) {
 		t.Errorf("no tape-damaged event naming %s in the daemon's log", c.VOLSER)
 	}
+	// The damage is a failure of the feed (and of the page's events).
+	if feed := string(httpGetOK(t, statusURL(d)+"/feed.atom").body); !strings.Contains(feed, `term="tape-damaged"`) {
+		t.Errorf("the feed has no tape-damaged entry:\n%s", clip(feed, 3000))
+	}
 	// The metrics: when the cartridge was read back, and the damage found
 	// since this run of the daemon started (four verifies, one bad copy).
 	m := string(httpGetOK(t, statusURL(d)+"/metrics").body)

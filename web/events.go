@@ -8,7 +8,8 @@ import (
 )
 
 // failureKinds are the events shown in red and listed first.
-var failureKinds = []string{archive.EvFailed, archive.EvMD5Mismatch, archive.EvRecallError, archive.EvMissing, archive.EvRejected}
+var failureKinds = []string{archive.EvFailed, archive.EvMD5Mismatch, archive.EvRecallError, archive.EvMissing, archive.EvRejected,
+	archive.EvTapeDamaged, archive.EvCopyBad, archive.EvDamaged, archive.EvRepackFailed}
 
 // feedKinds are the events that make an entry of the feed: every batch
 // state change and every failure.
@@ -16,6 +17,7 @@ var feedKinds = []string{
 	archive.EvSealed, archive.EvState, archive.EvFailed, archive.EvRetry, archive.EvRejected,
 	archive.EvDeleted, archive.EvUndeleted, archive.EvPurged, archive.EvRemoving, archive.EvRemovalUndone,
 	archive.EvMD5Mismatch, archive.EvRecallError, archive.EvMissing,
+	archive.EvTapeDamaged, archive.EvCopyBad, archive.EvCopyRepaired, archive.EvDamaged, archive.EvRepackFailed,
 }
 
 func isFailure(kind string) bool { return slices.Contains(failureKinds, kind) }
