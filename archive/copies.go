@@ -27,6 +27,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/rs/zerolog"
 	"github.com/tapefs/tapefs/catalog"
 )
 
@@ -381,7 +382,7 @@ func (e *Engine) CopyOnce() bool {
 	job.Attempts++
 	delay := min(e.cfg.Backoff<<min(job.Attempts-1, 10), time.Hour)
 	job.NotBefore = now.Add(delay)
-	_ = e.update(func(tx *catalog.Tx, pl *pendingLog) error {
+	e.unrecorded(e.update(func(tx *catalog.Tx, pl *pendingLog) error {
 		if _, err := tx.Job(job.ID); err != nil {
 			return nil // done or dropped meanwhile
 		}
@@ -391,7 +392,7 @@ func (e *Engine) CopyOnce() bool {
 		b, _ := tx.Batch(job.Batch)
 		return pl.record(tx, catalog.Event{Time: now, Workspace: b.Workspace, Batch: job.Batch, Kind: EvRetry,
 			Message: fmt.Sprintf("writing the missing copies of batch %d failed (attempt %d), retry in %s: %v", job.Batch, job.Attempts, delay, err)})
-	})
+	}), "the retry of a copy job (it runs again at once)", func(l *zerolog.Event) *zerolog.Event { return l.Uint64("batch", job.Batch) })
 	return true
 }
 

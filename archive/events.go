@@ -49,6 +49,21 @@ const (
 	EvRebuild  = "rebuild"  // the catalog was rebuilt from the library
 )
 
+// unrecorded logs a catalog write that failed where failing the caller
+// would help no one (an event, a retry's backoff, a finished job): what
+// was not recorded is said in the log instead of vanishing. At shutdown
+// the catalog may be closing: restart recovery redoes those writes.
+func (e *Engine) unrecorded(err error, what string, fields func(*zerolog.Event) *zerolog.Event) {
+	if err == nil {
+		return
+	}
+	l := e.log.Error().Err(err)
+	if fields != nil {
+		l = fields(l)
+	}
+	l.Msg("could not record " + what)
+}
+
 // pendingLog collects log lines to emit after the transaction that
 // recorded their events has committed: a log line never announces a change
 // the catalog does not hold.

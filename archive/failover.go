@@ -30,6 +30,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/rs/zerolog"
 	"github.com/tapefs/tapefs/catalog"
 	"github.com/tapefs/tapefs/tape"
 )
@@ -198,9 +199,11 @@ func (e *Engine) failover(r *recallReq, err error) bool {
 	if !ce.bad || !referred {
 		// Not the copy's fault (the cartridge could not be mounted, or it
 		// was repacked meanwhile): no repair, but the reader's event.
-		_ = e.update(func(tx *catalog.Tx, pl *pendingLog) error {
+		e.unrecorded(e.update(func(tx *catalog.Tx, pl *pendingLog) error {
 			return pl.record(tx, catalog.Event{Time: e.now(), Workspace: b.Workspace, Batch: f.Batch, VOLSER: ce.copy.VOLSER, Kind: EvCopyBad,
 				Message: fmt.Sprintf("copy of %s (batch %d) on cartridge %s could not be read (%v): read from %s instead", f.Path, f.Batch, ce.copy.VOLSER, err, next.VOLSER)})
+		}), "a copy that could not be read", func(l *zerolog.Event) *zerolog.Event {
+			return l.Uint64("batch", f.Batch).Str("workspace", b.Workspace).Str("volser", ce.copy.VOLSER)
 		})
 	}
 	return true
@@ -249,7 +252,7 @@ func (e *Engine) repairOnce() bool {
 	}
 	delay := min(max(e.cfg.Backoff, time.Second)<<min(due.Attempts, 10), time.Hour)
 	e.log.Warn().Err(err).Str("volser", due.Copy.VOLSER).Uint64("batch", due.Batch).Uint64("file", due.File).Dur("retry_in", delay).Msg("repair of a bad copy failed; retried")
-	_ = e.cat.Update(func(tx *catalog.Tx) error {
+	e.unrecorded(e.cat.Update(func(tx *catalog.Tx) error {
 		j, jerr := tx.Job(due.ID)
 		if jerr != nil {
 			return nil
@@ -257,6 +260,8 @@ func (e *Engine) repairOnce() bool {
 		j.Attempts++
 		j.NotBefore = e.now().Add(delay)
 		return tx.PutJob(j)
+	}), "the backoff of a repair (it is tried again at once)", func(l *zerolog.Event) *zerolog.Event {
+		return l.Uint64("batch", due.Batch).Str("volser", due.Copy.VOLSER)
 	})
 	return false
 }

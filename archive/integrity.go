@@ -253,10 +253,10 @@ func (e *Engine) objectDamaged(f catalog.File, b catalog.Batch, h *cache.Handle,
 				action = fmt.Sprintf("dropped; recall not queued: %v", err)
 			}
 		}
-		_ = e.update(func(tx *catalog.Tx, pl *pendingLog) error {
+		e.unrecorded(e.update(func(tx *catalog.Tx, pl *pendingLog) error {
 			return pl.record(tx, catalog.Event{Time: e.now(), Workspace: b.Workspace, Batch: b.ID, VOLSER: f.Copies[0].VOLSER, Kind: EvDamaged,
 				Message: fmt.Sprintf("%s found by %s: %s", d.Error(), via, action)})
-		})
+		}), "an event of the log (the failure above says what happened)", nil)
 		return action
 	}
 	ident, _ := h.File().Stat()

@@ -613,7 +613,7 @@ func (e *Engine) eachDataPage(batch uint64, fn func([]catalog.File) error) error
 func (e *Engine) migrationFailed(batches []catalog.Batch, cause error) {
 	if errors.Is(cause, e.ctx.Err()) && e.ctx.Err() != nil {
 		// Shutdown: the batch goes back to CACHED and is rewritten at restart.
-		_ = e.update(func(tx *catalog.Tx, pl *pendingLog) error {
+		e.unrecorded(e.update(func(tx *catalog.Tx, pl *pendingLog) error {
 			for _, b := range batches {
 				cur, err := tx.Batch(b.ID)
 				if err == nil && cur.State == catalog.Syncing {
@@ -624,7 +624,7 @@ func (e *Engine) migrationFailed(batches []catalog.Batch, cause error) {
 				}
 			}
 			return nil
-		})
+		}), "the batches of an interrupted migration as CACHED (recovery at the next start does it)", nil)
 		return
 	}
 	now := e.now()

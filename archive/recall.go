@@ -34,6 +34,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/rs/zerolog"
 	"github.com/tapefs/tapefs/cache"
 	"github.com/tapefs/tapefs/catalog"
 	"github.com/tapefs/tapefs/tape"
@@ -356,14 +357,14 @@ func (e *Engine) requestRecalls(files []catalog.File) ([]*recallReq, error) {
 	}
 	q.mu.Unlock()
 	if len(finished) > 0 {
-		_ = e.cat.Update(func(tx *catalog.Tx) error {
+		e.unrecorded(e.cat.Update(func(tx *catalog.Tx) error {
 			for _, id := range finished {
 				if err := tx.DeleteJob(id); err != nil {
 					return err
 				}
 			}
 			return nil
-		})
+		}), "the end of finished recall jobs (a restart queues them again: a second recall, no loss)", nil)
 	}
 	return out, nil
 }
@@ -840,10 +841,10 @@ func (e *Engine) stage(d tape.Drive, r *recallReq) error {
 // sealed (what says how) and returns the error that says so.
 func (e *Engine) recordMismatch(f catalog.File, c catalog.Copy, what string) error {
 	err := fmt.Errorf("%s; the copy is discarded", what)
-	_ = e.update(func(tx *catalog.Tx, pl *pendingLog) error {
+	e.unrecorded(e.update(func(tx *catalog.Tx, pl *pendingLog) error {
 		b, _ := tx.Batch(f.Batch)
 		return pl.record(tx, catalog.Event{Time: e.now(), Workspace: b.Workspace, Batch: f.Batch, VOLSER: c.VOLSER, Kind: EvMD5Mismatch, Message: err.Error()})
-	})
+	}), "an event of the log (the failure above says what happened)", nil)
 	return err
 }
 
@@ -890,17 +891,20 @@ func (e *Engine) recallDone(r *recallReq, err error) {
 	}
 	q.mu.Unlock()
 	if err != nil && e.ctx.Err() == nil && !ahead {
-		_ = e.update(func(tx *catalog.Tx, pl *pendingLog) error {
+		e.unrecorded(e.update(func(tx *catalog.Tx, pl *pendingLog) error {
 			b, _ := tx.Batch(r.file.Batch)
 			return pl.record(tx, catalog.Event{Time: e.now(), Workspace: b.Workspace, Batch: r.file.Batch, VOLSER: r.copy.VOLSER, Kind: EvRecallError,
 				Message: mediumMessage(r.file.Path, err)})
-		})
+		}), "an event of the log (the failure above says what happened)", nil)
 	}
 	if err != nil && ahead && !errors.Is(err, errAheadStopped) {
 		e.log.Debug().Err(err).Uint64("batch", r.file.Batch).Str("volser", r.copy.VOLSER).Msg("staging ahead skipped a file")
 	}
 	if (e.ctx.Err() == nil || err == nil) && jobID != 0 {
-		_ = e.cat.Update(func(tx *catalog.Tx) error { return tx.DeleteJob(jobID) })
+		e.unrecorded(e.cat.Update(func(tx *catalog.Tx) error { return tx.DeleteJob(jobID) }),
+			"the end of a recall job (a restart queues it again: a second recall, no loss)", func(l *zerolog.Event) *zerolog.Event {
+				return l.Uint64("batch", r.file.Batch).Uint64("file", r.file.ID)
+			})
 	}
 	if counted {
 		e.stats.addDone()

@@ -6,6 +6,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/tapefs/tapefs/cache"
 	"github.com/tapefs/tapefs/catalog"
 	"github.com/tapefs/tapefs/internal/human"
 )
@@ -431,7 +432,10 @@ func (e *Engine) purge(b catalog.Batch) error {
 		return err
 	}
 	for _, id := range ids {
-		_ = e.cache.Remove(id)
+		if err := e.cache.Remove(id); err != nil && !errors.Is(err, cache.ErrNotCached) {
+			e.log.Error().Err(err).Uint64("batch", b.ID).Str("workspace", b.Workspace).Uint64("file", id).
+				Msg("purged batch: its cached object could not be removed; the cache's next start drops it")
+		}
 	}
 	return nil
 }

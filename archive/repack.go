@@ -55,6 +55,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/rs/zerolog"
 	"github.com/tapefs/tapefs/catalog"
 	"github.com/tapefs/tapefs/internal/checksum"
 	"github.com/tapefs/tapefs/internal/human"
@@ -254,7 +255,7 @@ func (e *Engine) repackOnce() bool {
 	default:
 		delay = min(e.cfg.Backoff<<min(due.Attempts, 10), time.Hour)
 	}
-	_ = e.update(func(tx *catalog.Tx, pl *pendingLog) error {
+	e.unrecorded(e.update(func(tx *catalog.Tx, pl *pendingLog) error {
 		j, jerr := tx.Job(due.ID)
 		if jerr != nil {
 			return nil // finished meanwhile
@@ -269,7 +270,8 @@ func (e *Engine) repackOnce() bool {
 		}
 		return pl.record(tx, catalog.Event{Time: e.now(), VOLSER: j.VOLSER, Kind: EvRepackFailed,
 			Message: fmt.Sprintf("repack of cartridge %s stopped at tape file %d (attempt %d), retried in %s: %v", j.VOLSER, j.Progress, j.Attempts, delay, err)})
-	})
+	}), "the backoff of a repack (it is tried again at once)", func(l *zerolog.Event) *zerolog.Event { return l.Str("volser", due.VOLSER) })
+
 	if wait != nil {
 		e.log.Info().Str("volser", due.VOLSER).Str("why", wait.why).Msg("repack waits")
 	}

@@ -370,9 +370,9 @@ func (e *Engine) reject(workspace, entry string, cause error, reason string) err
 		// again, or a seal was retried): one event per rejection.
 		return rej
 	}
-	_ = e.update(func(tx *catalog.Tx, pl *pendingLog) error {
+	e.unrecorded(e.update(func(tx *catalog.Tx, pl *pendingLog) error {
 		return pl.record(tx, catalog.Event{Time: e.now(), Workspace: workspace, Kind: EvRejected,
 			Message: fmt.Sprintf("put/%s rejected: %s", entry, reason)})
-	})
+	}), "an event of the log (the failure above says what happened)", nil)
 	return rej
 }

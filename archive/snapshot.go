@@ -42,9 +42,9 @@ func (e *Engine) snapshotLoop() {
 			return // stopped mid-snapshot (waiting for a drive): not a failure
 		} else if err != nil {
 			e.log.Error().Err(err).Msg("catalog snapshot failed; tried again at the next one")
-			_ = e.update(func(tx *catalog.Tx, pl *pendingLog) error {
+			e.unrecorded(e.update(func(tx *catalog.Tx, pl *pendingLog) error {
 				return pl.record(tx, catalog.Event{Time: e.now(), Kind: EvFailed, Message: "catalog snapshot failed: " + err.Error()})
-			})
+			}), "an event of the log (the failure above says what happened)", nil)
 		} else {
 			e.roleDone(roleSnapshot)
 		}

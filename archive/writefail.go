@@ -94,11 +94,11 @@ func (e *Engine) WriteFailed(workspace, path string, fd int, op string, errno sy
 	if known {
 		return // one event per file, however many of its writes fail
 	}
-	_ = e.update(func(tx *catalog.Tx, pl *pendingLog) error {
+	e.unrecorded(e.update(func(tx *catalog.Tx, pl *pendingLog) error {
 		return pl.record(tx, catalog.Event{Time: e.now(), Workspace: workspace, Kind: EvRejected,
 			Message: fmt.Sprintf("put/%s: %s; put/%s stays in put/ until the file is written again, or is sealed explicitly",
 				path, what, entry)})
-	})
+	}), "an event of the log (the failure above says what happened)", nil)
 }
 
 // FileRewritten tells the engine that the staged file put/<workspace>/<path>
