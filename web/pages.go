@@ -86,6 +86,7 @@ type overviewData struct {
 	Recalls    archive.RecallQueue
 	Failures   []archive.Event
 	Events     []archive.Event
+	Charts     []chart // the last hours; nil until two samples
 }
 
 func (s *Server) overview(w http.ResponseWriter, r *http.Request) {
@@ -176,6 +177,7 @@ func (s *Server) overview(w http.ResponseWriter, r *http.Request) {
 	d.Cache = s.e.CacheStats()
 	d.CachePct = pct(d.Cache.Used, d.Cache.Limit)
 	d.Stats = s.e.Stats()
+	d.Charts = s.history.charts()
 	if d.Stats.RecallQueue > 0 {
 		d.Recalls = s.e.RecallQueue()
 	}

@@ -48,6 +48,7 @@ type Server struct {
 	pages   *templates
 	agg     *aggregator
 	rates   *rateSampler
+	history *history
 	reg     *prometheus.Registry
 	// scanBudget is how many batch records a filtered list reads at most.
 	scanBudget int
@@ -83,6 +84,7 @@ func New(e archive.Surface, opts Options) *Server {
 	}
 	s.agg = newAggregator(e, opts.Now)
 	s.rates = newRateSampler(func() []archive.DriveInfo { return e.Library().Drives }, opts.Now)
+	s.history = newHistory(e.Stats, opts.Now, historyStep, historySpan)
 	s.reg = prometheus.NewRegistry()
 	s.reg.MustRegister(&collector{s: s},
 		collectors.NewGoCollector(),
@@ -98,10 +100,14 @@ func New(e archive.Surface, opts Options) *Server {
 	mux.HandleFunc("/", s.notFound)
 	s.handler = s.guard(mux)
 
-	s.done.Add(2)
+	s.done.Add(3)
 	go func() {
 		defer s.done.Done()
 		s.rates.run(s.stop, time.Second)
+	}()
+	go func() {
+		defer s.done.Done()
+		s.history.run(s.stop)
 	}()
 	go func() {
 		// The first count reads every batch: do it now, not in the
