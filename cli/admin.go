@@ -228,7 +228,7 @@ Examples:
 				fmt.Fprintf(env.Stdout, "quota of %s set to %s\n", args[1], quotaText(q))
 				return ExitOK
 			}
-			return env.usage("workspace", "unknown subcommand %q (create, list, set-quota, set-copies)", args[0])
+			return env.unknownWord("workspace", args[0], []string{"create", "list", "set-quota", "set-copies"}, "workspace create, list, set-quota or set-copies")
 		}
 	},
 }
@@ -325,7 +325,11 @@ Examples:
 				return repackCartridge(env, args[1], *wait)
 			}
 			if len(args) != 1 || args[0] != "status" {
-				return env.usage("library", "library status, library set VOLSER --state STATE | --pool POOL, or library repack VOLSER [--wait]")
+				const use = "library status, library set VOLSER --state STATE | --pool POOL, or library repack VOLSER [--wait]"
+				if len(args) > 0 {
+					return env.unknownWord("library", args[0], []string{"status", "set", "repack"}, use)
+				}
+				return env.usage("library", use)
 			}
 			if !validFormat(*format) {
 				return env.usage("library", "-F %q: use text or json", *format)
@@ -421,6 +425,9 @@ Examples:
 		batch := fs.Uint64P("batch", "b", 0, "batch `ID` (default: every batch on tape)")
 		return func(env *Env, args []string) int {
 			if len(args) != 1 || args[0] != "evict" {
+				if len(args) == 1 {
+					return env.unknownWord("cache", args[0], []string{"evict"}, "cache evict [-b ID]")
+				}
 				return env.usage("cache", "cache evict [-b ID]")
 			}
 			ctx, cancel := interruptible()

@@ -151,7 +151,7 @@ var Commands = []Command{putCommand, getCommand, rmCommand, undeleteCommand, lsC
 func Run(c Command, args []string, stdout, stderr io.Writer) int {
 	fs, run := c.flags()
 	if err := fs.Parse(args); err != nil {
-		fmt.Fprintf(stderr, "tapefs %s: %s\nRun 'tapefs %s --help' for usage.\n", c.Name, flagError(err), c.Name)
+		fmt.Fprintf(stderr, "tapefs %s: %s%s\nRun 'tapefs %s --help' for usage.\n", c.Name, flagError(err), suggestFlag(err, fs), c.Name)
 		return ExitUsage
 	}
 	help, _ := fs.GetBool("help")
@@ -192,6 +192,30 @@ func (c Command) flags() (*pflag.FlagSet, func(env *Env, args []string) int) {
 	run := c.setup(fs)
 	fs.BoolP("help", "h", false, "show this help")
 	return fs, run
+}
+
+// suggestFlag is "; did you mean --batch?" for an unknown long flag close
+// to one the command has ("" otherwise).
+func suggestFlag(err error, fs *pflag.FlagSet) string {
+	name, ok := strings.CutPrefix(err.Error(), "unknown flag: --")
+	if !ok {
+		return ""
+	}
+	var names []string
+	fs.VisitAll(func(f *pflag.Flag) { names = append(names, f.Name) })
+	if s, ok := Suggest(name, names); ok {
+		return fmt.Sprintf("; did you mean --%s?", s)
+	}
+	return ""
+}
+
+// unknownWord refuses a subcommand word the command does not have,
+// suggesting the nearest one.
+func (env *Env) unknownWord(cmd, word string, words []string, usage string) int {
+	if s, ok := Suggest(word, words); ok {
+		return env.usage(cmd, "unknown subcommand %q; did you mean %q? (%s)", word, s, usage)
+	}
+	return env.usage(cmd, "%s", usage)
 }
 
 // flagError says what is wrong with a flag in the user's words: a bad

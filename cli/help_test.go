@@ -277,3 +277,25 @@ func TestJSONAndNames(t *testing.T) {
 }
 
 func regexpMatch(re, s string) bool { return regexp.MustCompile(re).MatchString(s) }
+
+// A misspelt subcommand or flag gets the nearest one suggested, and exit
+// code 4, before any daemon is asked.
+func TestSuggestSubcommandsAndFlags(t *testing.T) {
+	for _, tc := range []struct {
+		cmd  Command
+		args []string
+		want string
+	}{
+		{libraryCommand, []string{"stauts"}, `did you mean "status"?`},
+		{cacheCommand, []string{"evit"}, `did you mean "evict"?`},
+		{workspaceCommand, []string{"lsit"}, `did you mean "list"?`},
+		{lsCommand, []string{"--batc", "1"}, "did you mean --batch?"},
+		{statusCommand, []string{"--wiat"}, "did you mean --wait?"},
+	} {
+		var out, errOut strings.Builder
+		code := Run(tc.cmd, append([]string{"--home", t.TempDir()}, tc.args...), &out, &errOut)
+		if code != ExitUsage || !strings.Contains(errOut.String(), tc.want) {
+			t.Errorf("tapefs %s %v: exit %d, stderr %q; want 4 and %q", tc.cmd.Name, tc.args, code, errOut.String(), tc.want)
+		}
+	}
+}

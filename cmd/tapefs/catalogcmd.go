@@ -93,7 +93,11 @@ func runCatalog(args []string) int {
 	case "restore":
 		return catalogRebuild(*home, true)
 	default:
-		fmt.Fprintf(os.Stderr, "tapefs catalog: unknown subcommand %q: want copy, rebuild or restore; see 'tapefs catalog --help'\n", fs.Arg(0))
+		hint := ""
+		if s, ok := cli.Suggest(fs.Arg(0), []string{"copy", "rebuild", "restore"}); ok {
+			hint = fmt.Sprintf(" (did you mean %q?)", s)
+		}
+		fmt.Fprintf(os.Stderr, "tapefs catalog: unknown subcommand %q%s: want copy, rebuild or restore; see 'tapefs catalog --help'\n", fs.Arg(0), hint)
 		return cli.ExitUsage
 	}
 }
