@@ -3,7 +3,11 @@ package cli
 import (
 	"fmt"
 	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
 	"strings"
+	"syscall"
 
 	"github.com/spf13/pflag"
 	"github.com/tapefs/tapefs/config"
@@ -62,7 +66,94 @@ func RunET(name string, args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	c.configFiles = append(config.Files(), config.ETFiles()...)
-	return Run(c, args, stdout, stderr)
+	interrupted := make(chan os.Signal, 1)
+	signal.Notify(interrupted, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(interrupted)
+	code := Run(c, args, stdout, stderr)
+	select {
+	case <-interrupted:
+		return etInterrupted(name, code)
+	default:
+	}
+	return etExitCode(name, code, func() bool { return restoreUnwritable(c, args) })
+}
+
+// Elastic Tape's scripts have exit codes of their own, which scripts
+// test (JASMIN's "Elastic Tape command-line interface hints"):
+//
+//	et_put.py, et_rm.py  0 done, 1 bad start-up parameters, 2 error processing the list
+//	et_get.py            0 done, 1 bad start-up parameters, 2 cannot write to the target
+//	                     directory, 3 error during the download, 4 interrupted,
+//	                     5 completed with bad files (listed on stderr)
+//	et_ls.py             0 done, 1 bad start-up parameters or configuration,
+//	                     2 not authorised for the workspace, 4 interrupted
+//
+// etExitCode turns tapefs's code (cli.ExitCodes) into the script's.
+// unwritable says whether get's target directory cannot be written.
+func etExitCode(name string, code int, unwritable func() bool) int {
+	if code == ExitOK {
+		return 0
+	}
+	if code == ExitUsage || code == ExitNoDaemon {
+		return 1 // no daemon: the start-up cannot go on either
+	}
+	switch name {
+	case "et_get.py":
+		switch {
+		case code == ExitPartial:
+			return 5
+		case unwritable():
+			return 2
+		}
+		return 3
+	case "et_ls.py":
+		return 2 // the workspace or batch is not one the caller may see
+	}
+	return 2 // put, rm: the list (or the batch) could not be processed
+}
+
+// etInterrupted is the code of a script stopped by ^C: 4 where Elastic
+// Tape documents one, else tapefs's.
+func etInterrupted(name string, code int) int {
+	if name == "et_get.py" || name == "et_ls.py" {
+		return 4
+	}
+	return etExitCode(name, code, func() bool { return false })
+}
+
+// restoreUnwritable says whether get's -r DIR cannot be written (or made).
+func restoreUnwritable(c Command, args []string) bool {
+	fs := pflag.NewFlagSet(c.Name, pflag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.String("home", "", "")
+	fs.BoolP("help", "h", false, "")
+	c.setup(fs)
+	if fs.Parse(args) != nil {
+		return false
+	}
+	dir, err := fs.GetString("restore")
+	if err != nil || dir == "" {
+		return false
+	}
+	// The nearest directory that exists must take a new file: a probe
+	// tells, for root too (a read-only file system, a file in the way).
+	for d := filepath.Clean(dir); ; d = filepath.Dir(d) {
+		if st, err := os.Stat(d); err == nil {
+			if !st.IsDir() {
+				return true
+			}
+			f, err := os.CreateTemp(d, ".et_get-probe-*")
+			if err != nil {
+				return true
+			}
+			f.Close()
+			os.Remove(f.Name())
+			return false
+		}
+		if d == filepath.Dir(d) {
+			return true
+		}
+	}
 }
 
 // commandNamed finds a user command by name.

@@ -133,6 +133,29 @@ func TestETScripts(t *testing.T) {
 			t.Fatalf("batch %d still listed after et_rm.py", id)
 		}
 	}
+
+	// Elastic Tape's exit codes, which scripts test.
+	id2 := batchID(t, etOK(t, links, o, "et_put.py", "-w", "gws_et", src))
+	cliOK(t, o, "status", "-b", idArg(id2), "--wait")
+	missing := filepath.Join(base, "missing.list")
+	os.WriteFile(missing, []byte(filepath.Join(base, "no-such-file")+"\n"), 0o644)
+	inFile := filepath.Join(list, "sub") // under a regular file: cannot be made
+	for _, c := range []struct {
+		name string
+		args []string
+		want int
+	}{
+		{"et_put.py", []string{"--no-such-flag"}, 1},
+		{"et_put.py", []string{"-w", "gws_et", "-f", missing}, 2}, // error processing the list
+		{"et_get.py", []string{"-b", idArg(id2), "-r", inFile}, 2}, // cannot write to the target
+		{"et_get.py", []string{"-b", "999999", "-r", filepath.Join(base, "r2")}, 3},
+		{"et_ls.py", []string{"-w", "no_such_ws"}, 2}, // not a workspace the caller may see
+		{"et_rm.py", []string{"-b", "999999"}, 2},
+	} {
+		if r := runET(t, links, o, c.name, c.args...); r.code != c.want {
+			t.Errorf("%s %v: exit %d, want Elastic Tape's %d\n%s", c.name, c.args, r.code, c.want, r)
+		}
+	}
 }
 
 // TestETConfig: the et_*.py names read Elastic Tape's configuration after
