@@ -149,6 +149,10 @@ func (e *Engine) Repacks() ([]RepackStatus, error) {
 // setRepacking marks a cartridge as being repacked: nothing is written to
 // it until the repack is over (pickCartridge).
 func (e *Engine) setRepacking(volser string, on bool) {
+	// A scrub's place on the cartridge means nothing once it is rewritten.
+	e.tapeVerify.mu.Lock()
+	delete(e.tapeVerify.resume, volser)
+	e.tapeVerify.mu.Unlock()
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if on {

@@ -67,6 +67,7 @@ type TapeVerifyReport struct {
 	Bytes      int64    // their bytes
 	Cartridges []string // mounted, in the order read
 	Damaged    []TapeDamage
+	next       *catalog.Copy // a pass that gave its drive back: the first copy not compared
 }
 
 // tapeVerify is the tape scrub's state.
@@ -74,6 +75,20 @@ type tapeVerify struct {
 	started time.Time // the baseline of cartridges never verified
 	mu      sync.Mutex
 	failed  int64 // damaged copies found since start (metrics)
+	// resume is where the scrub of a cartridge that gave its drive back
+	// goes on, so that under steady load a cartridge is still read back
+	// whole, a piece at a time, instead of starting over each time.
+	resume map[string]scrubMark
+}
+
+// scrubMark is how far a scrub of one cartridge got: the tape position of
+// the first copy not yet compared, and what the earlier pieces found.
+type scrubMark struct {
+	tapeFile int
+	offset   int64
+	files    int
+	bytes    int64
+	bad      int
 }
 
 // errVerifyYield ends a scrub pass that gave its drive to waiting work.
@@ -94,12 +109,15 @@ type tapeCopy struct {
 // to the cache. A cartridge read back whole (scope.VOLSER alone) records
 // its verification time.
 func (e *Engine) VerifyTape(ctx context.Context, scope TapeScope) (TapeVerifyReport, error) {
-	return e.verifyTape(ctx, scope, nil)
+	return e.verifyTape(ctx, scope, nil, scrubMark{})
 }
 
-// verifyTape is VerifyTape; yield, if not nil, is asked before each copy
-// whether to stop (errVerifyYield) and give the drive back.
-func (e *Engine) verifyTape(ctx context.Context, scope TapeScope, yield func() bool) (TapeVerifyReport, error) {
+// verifyTape is VerifyTape; yield, if not nil, is asked now and then
+// (between copies, and every yieldEvery while one streams) whether to
+// stop (errVerifyYield) and give the drive back. from skips the copies
+// before it (a scrub going on where it stopped) and counts what the
+// earlier pieces found.
+func (e *Engine) verifyTape(ctx context.Context, scope TapeScope, yield func() bool, from scrubMark) (TapeVerifyReport, error) {
 	var rep TapeVerifyReport
 	byVol, err := e.tapeCopies(scope)
 	if err != nil {
@@ -126,18 +144,24 @@ func (e *Engine) verifyTape(ctx context.Context, scope TapeScope, yield func() b
 		sort.Slice(copies, func(i, j int) bool {
 			return tapeBefore(copies[i].copy.TapeFile, copies[i].copy.Offset, copies[j].copy.TapeFile, copies[j].copy.Offset)
 		})
+		first := sort.Search(len(copies), func(i int) bool {
+			return !tapeBefore(copies[i].copy.TapeFile, copies[i].copy.Offset, from.tapeFile, from.offset)
+		})
+		copies = copies[first:]
 		if err := e.verifyCartridge(ctx, vol, copies, scope.MD5, &rep, yield); err != nil {
 			return rep, err
 		}
 	}
 	whole := scope.VOLSER != "" && scope.Batch == 0 && scope.Workspace == "" && scope.Workspaces == nil
 	if whole {
-		bad := 0
+		bad := from.bad
 		for _, d := range rep.Damaged {
 			if d.VOLSER == scope.VOLSER {
 				bad++
 			}
 		}
+		rep.Files += from.files
+		rep.Bytes += from.bytes
 		now := e.now()
 		err := e.update(func(tx *catalog.Tx, pl *pendingLog) error {
 			// Recorded even when damage was found: the damage is in the
@@ -253,8 +277,14 @@ func (e *Engine) verifyCartridge(ctx context.Context, vol string, copies []tapeC
 		}
 		j := &hashJob{tc: tc, chunks: make(chan []byte, 4)}
 		jobs <- j
+		j.n, j.err = streamCopy(d, tc, free, j.chunks, throttled(yield))
+		if errors.Is(j.err, errVerifyYield) {
+			// Stopped inside the copy: no verdict; the next piece
+			// starts with it.
+			stop = errVerifyYield
+			break
+		}
 		done = append(done, j)
-		j.n, j.err = streamCopy(d, tc, free, j.chunks)
 	}
 	close(jobs)
 	wg.Wait()
@@ -274,11 +304,35 @@ func (e *Engine) verifyCartridge(ctx context.Context, vol string, copies []tapeC
 		}
 	}
 	if stop != nil {
+		if len(done) < len(copies) {
+			c := copies[len(done)].copy
+			rep.next = &c
+		}
 		return stop
 	}
 	e.log.Info().Str("volser", vol).Int("drive", d.Index()).Int("files", len(copies)).Int64("bytes", bytes).
 		Dur("took", time.Since(t0)).Msg("cartridge read back")
 	return nil
+}
+
+// yieldEvery is how often a read-back streaming one copy asks whether to
+// give its drive back: a copy of hundreds of GB must not hold a drive
+// that recalls wait for.
+const yieldEvery = time.Second
+
+// throttled asks yield at most every yieldEvery (it reads the catalog).
+func throttled(yield func() bool) func() bool {
+	if yield == nil {
+		return nil
+	}
+	next := time.Now().Add(yieldEvery)
+	return func() bool {
+		if now := time.Now(); now.After(next) {
+			next = now.Add(yieldEvery)
+			return yield()
+		}
+		return false
+	}
 }
 
 // hashJob is one copy being read back: its bytes go to a hasher in
@@ -297,7 +351,7 @@ func streamCopy(d interface {
 	io.Reader
 	Position() (int, int64)
 	Locate(int, int64) error
-}, tc tapeCopy, free chan []byte, out chan<- []byte) (int64, error) {
+}, tc tapeCopy, free chan []byte, out chan<- []byte, stop func() bool) (int64, error) {
 	defer close(out)
 	length := tc.copy.Length
 	if length == 0 {
@@ -308,6 +362,9 @@ func streamCopy(d interface {
 	}
 	var n int64
 	for n < length {
+		if stop != nil && stop() {
+			return n, errVerifyYield
+		}
 		b := <-free
 		want := min(int64(len(b)), length-n)
 		m, err := io.ReadFull(d, b[:want])
@@ -466,13 +523,43 @@ func (e *Engine) tapeScrubStep() (string, error) {
 	if vol == "" {
 		return "", nil
 	}
-	e.log.Info().Str("volser", vol).Msg("tape scrub: reading the cartridge back")
-	rep, err := e.verifyTape(e.ctx, TapeScope{VOLSER: vol}, e.busy)
+	_, err := e.scrubCartridge(vol, e.busy)
+	return vol, err
+}
+
+// scrubCartridge reads back one piece of vol: from where the last piece
+// stopped, until the end or until yield says to give the drive back
+// (errVerifyYield; the next piece goes on from there).
+func (e *Engine) scrubCartridge(vol string, yield func() bool) (TapeVerifyReport, error) {
+	e.tapeVerify.mu.Lock()
+	from := e.tapeVerify.resume[vol]
+	e.tapeVerify.mu.Unlock()
+	e.log.Info().Str("volser", vol).Int("from_tape_file", from.tapeFile).Int("files_done", from.files).Msg("tape scrub: reading the cartridge back")
+	rep, err := e.verifyTape(e.ctx, TapeScope{VOLSER: vol}, yield, from)
+	e.tapeVerify.mu.Lock()
+	if e.tapeVerify.resume == nil {
+		e.tapeVerify.resume = map[string]scrubMark{}
+	}
+	switch {
+	case errors.Is(err, errVerifyYield):
+		// Go on after the last copy compared in this piece.
+		next := from
+		next.files += rep.Files
+		next.bytes += rep.Bytes
+		next.bad += len(rep.Damaged)
+		if rep.next != nil {
+			next.tapeFile, next.offset = rep.next.TapeFile, rep.next.Offset
+		}
+		e.tapeVerify.resume[vol] = next
+	case err == nil:
+		delete(e.tapeVerify.resume, vol)
+	}
+	e.tapeVerify.mu.Unlock()
 	if err != nil {
-		return vol, err
+		return rep, err
 	}
 	if len(rep.Damaged) > 0 {
 		e.log.Error().Str("volser", vol).Int("damaged", len(rep.Damaged)).Msg("tape scrub: damaged copies on the cartridge")
 	}
-	return vol, nil
+	return rep, nil
 }

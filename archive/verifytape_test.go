@@ -2,6 +2,7 @@ package archive
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -245,4 +246,57 @@ func BenchmarkVerifyCartridge(b *testing.B) {
 	b.ReportMetric(vRate/rRate, "ratio")
 	b.Logf("cartridge %s: %d files, raw %d bytes in %v (%.0f MiB/s, %.1f simulated tape s), verify %d bytes in %v (%.0f MiB/s, %.1f simulated tape s), wall ratio %.2f",
 		vol, len(files), rn, rt.Round(time.Millisecond), rRate, rSim, vn, vt.Round(time.Millisecond), vRate, vSim, vRate/rRate)
+}
+
+// A scrub that keeps giving its drive back goes on where it stopped: the
+// cartridge is read back whole, each copy once, a piece at a time, and
+// recorded verified with what every piece found.
+func TestTapeScrubResumes(t *testing.T) {
+	clk := &fakeClock{t: time.Now()}
+	te := testSetup{Home: t.TempDir(), Settle: time.Hour, clock: clk, VerifyPeriod: time.Hour}.open(t)
+	files := map[string][]byte{}
+	for i := range 6 {
+		files[fmt.Sprintf("f%d", i)] = randomBytes(int64(i), 50_000)
+	}
+	b, _ := sealTree(t, te, "six", files)
+	clk.Add(time.Minute)
+	waitSynced(t, te.Engine, b.ID)
+	var vol string
+	if err := te.eachDataFile(b, func(f catalog.File) error {
+		vol = f.Copies[0].VOLSER
+		return nil
+	}); err != nil || vol == "" {
+		t.Fatalf("no copy on tape: %v", err)
+	}
+	// Give the drive back before every second copy.
+	calls := 0
+	yield := func() bool { calls++; return calls%2 == 0 }
+	pieces := 0
+	for {
+		pieces++
+		rep, err := te.scrubCartridge(vol, yield)
+		if err == nil {
+			// The last piece reports the whole cartridge.
+			if rep.Files != 6 {
+				t.Errorf("the last piece reports %d files for the cartridge, want 6", rep.Files)
+			}
+			break
+		}
+		if !errors.Is(err, errVerifyYield) {
+			t.Fatal(err)
+		}
+		if pieces > 20 {
+			t.Fatal("the scrub never finishes the cartridge: it starts over each time")
+		}
+	}
+	if pieces < 3 {
+		t.Errorf("%d pieces: the yield was not honoured", pieces)
+	}
+	verified, _ := te.CartridgesVerified()
+	if verified[vol].IsZero() {
+		t.Errorf("cartridge %s not recorded verified after the last piece", vol)
+	}
+	if evs := eventsOf(t, te.Engine, EvTapeVerified); len(evs) != 1 || !strings.Contains(evs[0].Message, "6 files") {
+		t.Errorf("tape-verified events: %+v; want one naming 6 files", evs)
+	}
 }

@@ -1,6 +1,7 @@
 package web
 
 import (
+	"context"
 	"math"
 	"strings"
 	"testing"
@@ -56,5 +57,29 @@ func TestHistoryCharts(t *testing.T) {
 	// The latency chart has gaps (minutes without a finished recall): dots, not one line.
 	if !strings.Contains(page, "<circle ") {
 		t.Errorf("the latency chart draws no isolated point for minutes between gaps")
+	}
+}
+
+// The library table says when each cartridge was last read back whole.
+func TestOverviewShowsLastReadBack(t *testing.T) {
+	te := newTestEnv(t, Options{})
+	b := te.put("gws", "e", "", map[string]string{"a": "alpha"})
+	b = te.wait(b.ID)
+	page := te.mustGet("/")
+	if !strings.Contains(page, `<td class="verified"`) || !strings.Contains(page, ">never<") {
+		t.Fatalf("the cartridge table has no read-back column saying never:\n%s", page[:min(len(page), 3000)])
+	}
+	var vol string
+	for _, c := range te.lib.Cartridges() {
+		if c.TapeFiles > 0 {
+			if _, err := te.e.VerifyTape(context.Background(), archive.TapeScope{VOLSER: c.VOLSER}); err != nil {
+				t.Fatal(err)
+			}
+			vol = c.VOLSER
+		}
+	}
+	page = te.mustGet("/")
+	if vol == "" || !strings.Contains(page, "s ago</td>") {
+		t.Errorf("after reading back %s the overview does not say when:\n%s", vol, page[:min(len(page), 3000)])
 	}
 }

@@ -58,14 +58,17 @@ type driveRow struct {
 
 type cartridgeRow struct {
 	archive.CartridgeInfo
-	Percent float64
-	Pool    string // "": in no pool
-	Admin   string // root's state (read-only, disabled, lost), shown instead of the library's
+	Percent  float64
+	Pool     string    // "": in no pool
+	Admin    string    // root's state (read-only, disabled, lost), shown instead of the library's
+	Verified time.Time // last read back whole (zero: never)
+	Damaged  int       // bad copies that read-back found
 }
 
 func newCartridgeRow(c archive.CartridgeInfo, lib archive.Library) cartridgeRow {
 	a := lib.Admin[c.VOLSER]
-	return cartridgeRow{CartridgeInfo: c, Percent: pct(c.Used, c.Capacity), Pool: a.Pool, Admin: a.Admin}
+	return cartridgeRow{CartridgeInfo: c, Percent: pct(c.Used, c.Capacity), Pool: a.Pool, Admin: a.Admin,
+		Verified: lib.Verified[c.VOLSER], Damaged: lib.VerifyDamaged[c.VOLSER]}
 }
 
 type overviewData struct {
