@@ -132,20 +132,35 @@ func commentAt(s string) int {
 }
 
 // Files are the configuration files in precedence order (lowest first):
-// /etc/tapefs.conf and ~/.tapefs.conf. TAPEFS_SYSTEM_CONFIG and
-// TAPEFS_USER_CONFIG replace them (for tests and unusual installs).
+// /etc/tapefs.conf, the user's file in the XDG configuration directory
+// ($XDG_CONFIG_HOME/tapefs/tapefs.conf, by default
+// ~/.config/tapefs/tapefs.conf), then ~/.tapefs.conf. TAPEFS_SYSTEM_CONFIG
+// and TAPEFS_USER_CONFIG replace them (TAPEFS_USER_CONFIG both user
+// files; for tests and unusual installs).
 func Files() []string {
+	return filesFor(os.Getenv, os.UserHomeDir)
+}
+
+func filesFor(getenv func(string) string, userHome func() (string, error)) []string {
 	sys := "/etc/tapefs.conf"
-	if v := os.Getenv("TAPEFS_SYSTEM_CONFIG"); v != "" {
+	if v := getenv("TAPEFS_SYSTEM_CONFIG"); v != "" {
 		sys = v
 	}
-	user := os.Getenv("TAPEFS_USER_CONFIG")
-	if user == "" {
-		if home, err := os.UserHomeDir(); err == nil {
-			user = filepath.Join(home, ".tapefs.conf")
-		}
+	if user := getenv("TAPEFS_USER_CONFIG"); user != "" {
+		return []string{sys, user}
 	}
-	return []string{sys, user}
+	out := []string{sys}
+	home, err := userHome()
+	// A relative XDG_CONFIG_HOME is invalid (the specification) and ignored.
+	if x := getenv("XDG_CONFIG_HOME"); x != "" && filepath.IsAbs(x) {
+		out = append(out, filepath.Join(x, "tapefs", "tapefs.conf"))
+	} else if err == nil {
+		out = append(out, filepath.Join(home, ".config", "tapefs", "tapefs.conf"))
+	}
+	if err == nil {
+		out = append(out, filepath.Join(home, ".tapefs.conf"))
+	}
+	return out
 }
 
 // ReadAll reads every existing file of Files (missing ones are skipped).

@@ -17,8 +17,9 @@ import (
 )
 
 // daemonConfig is everything the daemon is started with. It is built from,
-// lowest to highest: the defaults, /etc/tapefs.conf, ~/.tapefs.conf (or
-// --config FILE instead), the environment (TAPEFS_HOME), the flags.
+// lowest to highest: the defaults, /etc/tapefs.conf, the user's
+// $XDG_CONFIG_HOME/tapefs/tapefs.conf and ~/.tapefs.conf (or --config FILE
+// instead), the environment (TAPEFS_HOME), the flags.
 type daemonConfig struct {
 	home           string
 	catalog        string // "" (bbolt in home) or a postgres:// URL

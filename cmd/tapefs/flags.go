@@ -28,7 +28,7 @@ func newDaemonFlags(name, usageLine, description, examples string) *daemonFlags 
 	fs.SortFlags = false
 	fs.String("home", d.home, "home directory: catalog, cache, virtual library, log (env TAPEFS_HOME)")
 	fs.String("catalog", "", "catalog database: a postgres://… URL shared by several hosts (env TAPEFS_CATALOG; default: catalog.db in the home)")
-	fs.StringVar(&f.config, "config", "", "configuration file (INI, section [Daemon]) read instead of ~/.tapefs.conf")
+	fs.StringVar(&f.config, "config", "", "configuration file (INI, section [Daemon]) read instead of ~/.config/tapefs/tapefs.conf and ~/.tapefs.conf")
 	fs.String("http", d.http, "address of the status page")
 	fs.Duration("settle", d.settle, "seal an entry of put/ after it has been quiet this long")
 	fs.String("cache-size", "0", "cache size, e.g. 500M or 10G (0: the free space of the disk)")
@@ -80,9 +80,9 @@ func newDaemonFlags(name, usageLine, description, examples string) *daemonFlags 
 func (f *daemonFlags) configure() (daemonConfig, []string, error) {
 	c := defaultDaemonConfig()
 	var warnings []string
-	files := config.Files() // /etc/tapefs.conf, ~/.tapefs.conf (or their TAPEFS_*_CONFIG stand-ins)
+	files := config.Files() // /etc/tapefs.conf, the user's files (or their TAPEFS_*_CONFIG stand-ins)
 	if f.config != "" {
-		files[1] = f.config
+		files = []string{files[0], f.config} // instead of the user's files
 	}
 	for i, path := range files {
 		w, err := c.configFile(path)
