@@ -53,6 +53,51 @@ func (e *Engine) evictLoop() {
 	}
 }
 
+// reconcileCachedSynced runs once at start: a batch recorded CACHED_SYNCED
+// whose objects are not all in the cache any more (the cache disk was
+// replaced or wiped while the daemon was down, or an object was dropped
+// as damaged) is SYNCED, as if the cache had evicted them. It runs in
+// the background: a large cache takes a while to check, and nothing waits
+// for it (a read of such a file recalls it either way).
+func (e *Engine) reconcileCachedSynced() {
+	var after uint64
+	for e.ctx.Err() == nil {
+		var bs []catalog.Batch
+		if err := e.cat.View(func(tx *catalog.Tx) error {
+			var err error
+			bs, err = tx.Batches(catalog.ListOptions{States: []catalog.State{catalog.CachedSynced}, After: after, Limit: 200})
+			return err
+		}); err != nil {
+			e.log.Error().Err(err).Msg("check of cached batches against the cache at start failed; their states may say CACHED_SYNCED for evicted objects")
+			return
+		}
+		for _, b := range bs {
+			after = b.ID
+			if !e.mine(b) {
+				continue
+			}
+			var gone []uint64
+			if err := e.eachDataFile(b, func(f catalog.File) error {
+				if _, ok := e.cache.Lookup(f.ID); !ok {
+					gone = append(gone, f.ID)
+				}
+				return nil
+			}); err != nil {
+				e.log.Error().Err(err).Uint64("batch", b.ID).Str("workspace", b.Workspace).Msg("check of a cached batch against the cache failed")
+				continue
+			}
+			if len(gone) > 0 {
+				e.log.Info().Uint64("batch", b.ID).Str("workspace", b.Workspace).Int("missing", len(gone)).
+					Msg("batch recorded as cached has objects missing from the cache at start: SYNCED")
+				e.batchesEvicted(gone)
+			}
+		}
+		if len(bs) < 200 {
+			return
+		}
+	}
+}
+
 // batchesEvicted records that the batches holding the objects ids are no
 // longer wholly cached.
 func (e *Engine) batchesEvicted(ids []uint64) {

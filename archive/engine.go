@@ -230,6 +230,7 @@ func (e *Engine) Start() {
 	e.spawn(e.sealLoop)
 	e.spawn(e.sealTakeoverLoop)
 	e.spawn(e.evictLoop)
+	e.spawn(e.reconcileCachedSynced)
 	e.spawn(e.heartbeatLoop)
 	if e.cfg.VerifyPeriod > 0 {
 		e.spawn(e.tapeScrubLoop)
