@@ -237,3 +237,120 @@ func TestPostgresAwayDuringPutAndRecall(t *testing.T) {
 	d.start()
 	sh(t, "/", "diff -r "+q(filepath.Join(src, "run1"))+" "+q(filepath.Join(d.ws("default"), id, "run1")))
 }
+
+// TestCatalogCopyEveryState: 'tapefs catalog copy' of a home caught with
+// batches in every state a batch rests in or passes through — SYNCED
+// (evicted), DELETED, CACHED_SYNCED, FAILED (a damaged object refused by
+// the migration), and, by a kill -9, SYNCING (being written), CACHED
+// (waiting for the drive) and SEALING (its checksums crawling) — into
+// PostgreSQL. The daemon on the database then finishes what was under
+// way, every live batch reads back identical to its source, the failed
+// one stays FAILED, the removed one stays removed.
+func TestCatalogCopyEveryState(t *testing.T) {
+	t.Parallel()
+	pg := postgresForTest(t)
+	d := newDaemon(t, append(fastFlags(), "--drives", "1", "--scrub-rate", "0")...)
+	setCatalog(d.home, "")
+	d.allowErrors("damaged", "md5", "CRC32C", "FAILED", "failed")
+	d.start()
+	o := cliOpts{home: d.home}
+	src := t.TempDir()
+	runs := map[string]string{} // batch ID -> source directory
+	mk := func(run string, size int) string {
+		p := filepath.Join(src, run)
+		writeFiles(t, p, map[string]int{"data.bin": size, "sub/small.txt": 100})
+		return p
+	}
+	sealRun := func(run string, size int) string {
+		t.Helper()
+		p := mk(run, size)
+		before := d.batchIDs("default")
+		sh(t, "/", "cp -a "+q(p)+" "+q(d.put("default")+"/"))
+		seal(t, filepath.Join(d.put("default"), run))
+		id := d.waitNewBatch("default", before, time.Minute)
+		runs[id] = p
+		return id
+	}
+	state := func(id string) string {
+		st, _ := xattr(filepath.Join(d.ws("default"), id), "user.tapefs.state")
+		return st
+	}
+
+	synced := d.cpSynced(mk("synced", 50_000), time.Minute)
+	runs[synced] = filepath.Join(src, "synced")
+	deleted := d.cpSynced(mk("deleted", 1000), time.Minute)
+	cliOK(t, o, "rm", "-b", deleted)
+	d.evict()
+	cachedSynced := d.cpSynced(mk("cachedsynced", 20_000), time.Minute)
+	runs[cachedSynced] = filepath.Join(src, "cachedsynced")
+
+	// FAILED: sealed while the flush is far off, its object damaged on
+	// disk, then flushed: the migration refuses the bad bytes.
+	quiet := append(fastFlags(), "--flush-age", "1h", "--scrub-rate", "0")
+	d.stop()
+	d.flags = quiet
+	d.start()
+	failed := sealRun("failed", 30_000)
+	d.waitBatchState("default", failed, "CACHED", time.Minute)
+	obj := fileByPath(t, filesJSON(t, o, mustUint(t, failed)), "failed/data.bin")
+	d.stop()
+	flipBytes(t, d.objectPath(obj.ID), 100)
+	d.flags = append(fastFlags(), "--scrub-rate", "0")
+	d.start()
+	d.waitBatchState("default", failed, "FAILED", 2*time.Minute)
+	delete(runs, failed)
+
+	// Slow tape and slow checksums, one drive: a batch being written, one
+	// waiting for the drive, one still being checksummed; then kill -9.
+	d.stop()
+	d.flags = []string{"--time-scale", "0.05", "--tape-speed", "50K", "--hash-rate", "1M", "--settle", "1h",
+		"--flush-age", "1s", "--recall-linger", "1ms", "--scrub-rate", "0"}
+	d.start()
+	// 10 MB: 10 s of checksums at 1 MB/s, then 200 simulated seconds of
+	// writing at 50 KB/s, 10 s real at time scale 0.05: time enough for
+	// the two seals below, even on a loaded machine.
+	syncing := sealRun("syncing", 10_000_000)
+	waitFor(t, 2*time.Minute, "batch "+syncing+" to be SYNCING", func() (bool, string) {
+		st := state(syncing)
+		return st == "SYNCING", st
+	})
+	cached := sealRun("cached", 2000)
+	d.waitBatchState("default", cached, "CACHED", time.Minute)
+	sealing := sealRun("sealing", 8_000_000) // 8 s of checksums at 1 MB/s
+	got := map[string]string{}
+	for _, id := range []string{synced, cachedSynced, failed, syncing, cached, sealing} {
+		got[id] = state(id)
+	}
+	want := map[string]string{synced: "SYNCED", cachedSynced: "CACHED_SYNCED", failed: "FAILED", syncing: "SYNCING", cached: "CACHED", sealing: "SEALING"}
+	for id, w := range want {
+		if got[id] != w {
+			t.Fatalf("before the kill, batch %s is %s, want %s (all: %v): the test's timing did not hold", id, got[id], w, got)
+		}
+	}
+	d.kill9()
+
+	url, err := pg.NewDB(fmt.Sprintf("every%d", time.Now().UnixNano()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cliOK(t, cliOpts{}, "catalog", "copy", "--home", d.home, "--to", url)
+	setCatalog(d.home, url)
+	d.flags = append(fastFlags(), "--scrub-rate", "0")
+	d.startAfterKill9()
+	for id, dir := range runs {
+		waitFor(t, 3*time.Minute, "batch "+id+" on tape on PostgreSQL", func() (bool, string) {
+			st := state(id)
+			if st == "FAILED" {
+				t.Fatalf("batch %s (%s) FAILED after the copy", id, filepath.Base(dir))
+			}
+			return st == "CACHED_SYNCED" || st == "SYNCED", st
+		})
+		sh(t, "/", "diff -r "+q(dir)+" "+q(filepath.Join(d.ws("default"), id, filepath.Base(dir))))
+	}
+	if st := state(failed); st != "FAILED" {
+		t.Errorf("the failed batch %s is %s on PostgreSQL, want FAILED", failed, st)
+	}
+	if _, err := os.Stat(filepath.Join(d.ws("default"), deleted)); !os.IsNotExist(err) {
+		t.Errorf("removed batch %s is visible on PostgreSQL: %v", deleted, err)
+	}
+}
