@@ -165,6 +165,7 @@ type daemon struct {
 
 	proc             // the runs of `tapefs mount`; mu also guards allowed
 	allowed []string // error lines the test provokes (allowErrors)
+	env     []string // more environment of the daemon (test hooks)
 }
 
 // newDaemon prepares a daemon (not started) with a fresh home and mount
@@ -227,7 +228,8 @@ func (d *daemon) start1(tolerateExit bool) {
 	// The daemon inherits the test's environment (GOMAXPROCS=1 in the
 	// second pass of make test). HOME is private so that no ~/.tapefs.conf
 	// of the user changes the settings under test.
-	run, done := d.proc.start(d.t, append(append(os.Environ(), "HOME="+filepath.Dir(d.home)), catalogEnv(d.home)...), args, func(line string) {
+	env := append(append(append(os.Environ(), "HOME="+filepath.Dir(d.home)), catalogEnv(d.home)...), d.env...)
+	run, done := d.proc.start(d.t, env, args, func(line string) {
 		if line == want && !seen {
 			seen = true
 			close(ready)

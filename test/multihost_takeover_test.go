@@ -162,6 +162,47 @@ func TestHostsPausedPastLeaseIsFenced(t *testing.T) {
 	}
 }
 
+// TestHostsLateCommitIsRefused: host 2 has written a tape file and is
+// frozen (SIGSTOP) between writing it and recording it, past its lease:
+// a test hook holds it there long enough to be caught. Host 1 takes the
+// cartridge and the jobs over and writes the batches; when host 2 goes
+// on, its commit is refused by the catalog's fence (not merely by the
+// tape's), and nothing recorded changes.
+func TestHostsLateCommitIsRefused(t *testing.T) {
+	t.Parallel()
+	c := newHosts(t, 2, slowTape...)
+	h2 := c.host(2)
+	h2.env = []string{"TAPEFS_TEST_PAUSE_BEFORE_COMMIT=5s"}
+	for _, d := range c.hosts {
+		d.start()
+	}
+	cat := c.openCatalog()
+	ids, dirs := putRuns(t, h2, 2)
+	h2.waitLogEvents("test hook TAPEFS_TEST_PAUSE_BEFORE_COMMIT: pausing between writing a tape file and recording it", 1, 2*time.Minute)
+	h2.sigstop()
+	c.waitOnTape(cat, ids, 2*time.Minute)
+	c.checkCopies(cat, ids)
+	recorded := c.recordedTapeFiles(cat, ids)
+
+	h2.sigcont()
+	evs := h2.waitLogEvents("lease lost while working: nothing of this work is recorded; the host that took over does it", 1, time.Minute)
+	if err := evs[0].str("error"); !strings.Contains(err, "lease lost: another host has taken over") {
+		t.Errorf("host 2's late work was given up, but not because the catalog refused its commit: %q", err)
+	}
+	c.checkCopies(cat, ids)
+	if after := c.recordedTapeFiles(cat, ids); fmt.Sprint(after) != fmt.Sprint(recorded) {
+		t.Errorf("recorded tape files changed after host 2's late commit:\nbefore %v\nafter  %v", recorded, after)
+	}
+	h1 := c.host(1)
+	for i, id := range ids {
+		if b := c.batch(cat, id); b.State != "CACHED_SYNCED" {
+			t.Errorf("batch %d after host 2's late commit: %s (%s)", id, b.State, b.Reason)
+		}
+		name := filepath.Base(dirs[i])
+		sameTree(t, fmt.Sprintf("batch %d read through host 1", id), md5Tree(t, dirs[i]), md5Tree(t, filepath.Join(h1.ws("default"), fmt.Sprint(id), name)))
+	}
+}
+
 // TestHostsRestartLeavesOthersWork: host 2 restarts while host 1 writes
 // its batches to tape. Host 2's start-up recovery touches only its own
 // work: host 1's batches are neither failed as missing from host 2's
