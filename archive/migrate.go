@@ -4,11 +4,9 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
-	"os"
 	"sort"
 	"time"
 
-	"github.com/rs/zerolog"
 	"github.com/tapefs/tapefs/catalog"
 	"github.com/tapefs/tapefs/internal/human"
 	"github.com/tapefs/tapefs/tape"
@@ -472,24 +470,6 @@ func (e *Engine) addMember(aw *tape.AggregateWriter, m migrant, buf []byte) (int
 	return off, nil
 }
 
-// pauseBeforeCommitEnv names a test hook: set to a duration, the daemon
-// waits that long between writing a tape file and recording it, so that
-// an end-to-end test can freeze it there (SIGSTOP) and show that a commit
-// made after its lease went to another host is refused by the catalog
-// (test/multihost_takeover_test.go). Never set in production.
-const pauseBeforeCommitEnv = "TAPEFS_TEST_PAUSE_BEFORE_COMMIT"
-
-var pauseBeforeCommitFor, _ = time.ParseDuration(os.Getenv(pauseBeforeCommitEnv))
-
-func pauseBeforeCommit(log zerolog.Logger, volser string, tapeFile int) {
-	if pauseBeforeCommitFor <= 0 {
-		return
-	}
-	log.Warn().Str("volser", volser).Int("tape_file", tapeFile).Dur("for", pauseBeforeCommitFor).
-		Msg("test hook " + pauseBeforeCommitEnv + ": pausing between writing a tape file and recording it")
-	time.Sleep(pauseBeforeCommitFor)
-}
-
 // commitAggregate records, in one transaction, where every member of a
 // tape file now is, and which batches are wholly on tape: every copy they
 // need written and recorded. The streams of one write commit one at a
@@ -521,7 +501,7 @@ func (e *Engine) commitAggregate(volser string, tapeFile int, size int64, in []m
 		wsName = in[0].member.Workspace
 	}
 	fence := e.fenceFor(volser, onTape) // several hosts: what this commit must still hold (hosts.go)
-	pauseBeforeCommit(e.log, volser, tapeFile)
+	e.testPause(hookBeforeCommit, e.log.With().Str("volser", volser).Int("tape_file", tapeFile).Logger())
 	var syncedBatches []catalog.Batch
 	var pl pendingLog
 	err = e.cat.Update(func(tx *catalog.Tx) error {

@@ -214,6 +214,7 @@ func (e *Engine) registerSealed(ctx context.Context, b catalog.Batch, sealDir st
 		entry = ""
 	}
 	e.changes.publish(Change{Kind: ChangeSealed, Workspace: b.Workspace, Batch: b.ID, Entry: entry, State: catalog.Sealing})
+	e.testPause(hookAfterRegister, e.log.With().Uint64("batch", b.ID).Str("workspace", b.Workspace).Logger())
 	err = e.adopt(b)
 	if err == nil {
 		b.Sealing = ""

@@ -112,6 +112,7 @@ type FS struct {
 	root  *gofs.Inode // set by Mount, for notifications
 	trees *trees
 	attrs *attrCallers // who gets attributes with batch tree listings
+	own   ownRemovals  // batch removals this mount's rmdir is making (notify.go)
 }
 
 // New returns the file system over the engine.

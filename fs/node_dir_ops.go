@@ -88,6 +88,8 @@ func (w *wsDir) Rmdir(ctx context.Context, name string) syscall.Errno {
 	}
 	// The engine applies the removal rule, checks that the tree is empty
 	// and deletes the batch, in one transaction.
+	w.fsys.own.begin(id)
+	defer w.fsys.own.end(id)
 	b, err := w.fsys.eng.RemoveEmptied(whoCalls(ctx), w.ws, id)
 	if err != nil {
 		errno := errnoOf(err)

@@ -178,7 +178,7 @@ func TestHostsLateCommitIsRefused(t *testing.T) {
 	}
 	cat := c.openCatalog()
 	ids, dirs := putRuns(t, h2, 2)
-	h2.waitLogEvents("test hook TAPEFS_TEST_PAUSE_BEFORE_COMMIT: pausing between writing a tape file and recording it", 1, 2*time.Minute)
+	h2.waitLogEvents("test hook TAPEFS_TEST_PAUSE_BEFORE_COMMIT: pausing here", 1, 2*time.Minute)
 	h2.sigstop()
 	c.waitOnTape(cat, ids, 2*time.Minute)
 	c.checkCopies(cat, ids)

@@ -162,6 +162,41 @@ func TestFreshBatchReadableAfterKill9(t *testing.T) {
 	}
 }
 
+// TestBatchReadableAfterKill9BetweenRegisterAndAdopt is fault 10 at the
+// exact point: a test hook holds the seal after the batch is registered
+// and before its files are moved into the cache; the daemon is killed
+// there. After the restart the batch shows only with its files readable
+// (recovery adopts them before the mount serves), so a read the moment
+// it shows succeeds.
+func TestBatchReadableAfterKill9BetweenRegisterAndAdopt(t *testing.T) {
+	d := newDaemon(t, append(fastFlags(), "--settle", "1h")...)
+	d.env = []string{"TAPEFS_TEST_PAUSE_AFTER_REGISTER=1h"}
+	d.start()
+	src := t.TempDir()
+	sh(t, src, "mkdir -p run/sub && for i in $(seq 1 200); do echo $i > run/a$i; done && echo hello > run/sub/h.txt")
+	sh(t, "/", "mv "+q(filepath.Join(src, "run"))+" "+q(d.put("default")+"/"))
+	go shErr("/", "setfattr -n user.tapefs.seal "+q(filepath.Join(d.put("default"), "run"))) // held by the hook; it dies with the daemon
+	d.waitLogEvents("test hook TAPEFS_TEST_PAUSE_AFTER_REGISTER: pausing here", 1, time.Minute)
+	d.kill9()
+	d.env = nil
+	d.startAfterKill9()
+	if n := len(d.logEvents("sealed batch adopted into the cache after restart")); n != 1 {
+		t.Fatalf("%d batches adopted by the recovery, want 1: the kill did not land between registration and adoption", n)
+	}
+	ids := d.batchIDs("default")
+	if len(ids) != 1 {
+		t.Fatalf("batches after the restart: %v, want one", ids)
+	}
+	b, err := os.ReadFile(filepath.Join(d.ws("default"), ids[0], "run", "sub", "h.txt"))
+	if err != nil || string(b) != "hello\n" {
+		t.Fatalf("the batch shows but reading its file gives %q, %v", b, err)
+	}
+	if n := strings.Count(sh(t, filepath.Join(d.ws("default"), ids[0]), "ls run"), "\n"); n != 201 {
+		t.Errorf("batch %s holds %d entries under run, want 201", ids[0], n)
+	}
+	d.waitBatchState("default", ids[0], "CACHED_SYNCED", time.Minute)
+}
+
 func md5Hex(s string) string {
 	sum := md5.Sum([]byte(s))
 	return hex.EncodeToString(sum[:])
