@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"net/http"
+	"net/url"
 )
 
 // VerifyRequest asks the daemon to check cached objects against the md5
@@ -47,6 +48,27 @@ type TapeVerifyRequest struct {
 	Workspace string `json:"workspace,omitempty"`
 	// MD5 compares every copy's md5 as well as its CRC32C (slower).
 	MD5 bool `json:"md5,omitempty"`
+	// Progress names the read-back so that GET /v1/progress/{token}
+	// shows how far it got while this request waits.
+	Progress string `json:"progress,omitempty"`
+}
+
+// WorkProgress is how far a piece of long work got.
+type WorkProgress struct {
+	What       string `json:"what"`
+	Cartridge  string `json:"cartridge,omitempty"`
+	Bytes      int64  `json:"bytes"`
+	BytesTotal int64  `json:"bytes_total"`
+	Files      int    `json:"files"`
+	FilesTotal int    `json:"files_total"`
+	Done       bool   `json:"done,omitempty"`
+}
+
+// Progress asks how far the work named token got.
+func (c *Client) Progress(ctx context.Context, token string) (WorkProgress, error) {
+	var p WorkProgress
+	err := c.do(ctx, http.MethodGet, "/v1/progress/"+url.PathEscape(token), nil, nil, &p)
+	return p, err
 }
 
 // TapeDamage is one copy on tape that did not read back as sealed.

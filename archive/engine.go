@@ -58,10 +58,11 @@ type Engine struct {
 	live        *flushLive // the flush in progress, for live progress (migrateprogress.go)
 	recalls     *recallQueue
 	stats       engineStats
-	integrity   integrity  // damaged objects kept (see integrity.go)
-	tapeVerify  tapeVerify // the tape scrub's state (see verifytape.go)
-	carts       cartState  // pools and root's states of cartridges (copies.go)
-	copyMu      sync.Mutex // held by the one copy job in progress
+	integrity   integrity     // damaged objects kept (see integrity.go)
+	tapeVerify  tapeVerify    // the tape scrub's state (see verifytape.go)
+	progress    progressBoard // long work a command waits for (progress.go)
+	carts       cartState     // pools and root's states of cartridges (copies.go)
+	copyMu      sync.Mutex    // held by the one copy job in progress
 	copyWake    chan struct{}
 
 	// repacking holds the cartridges with a repack queued or running

@@ -83,6 +83,9 @@ type Surface interface {
 	// workspace (verifytape.go) and compares them with their sealed md5,
 	// without caching them. A whole cartridge is root's to ask for.
 	VerifyTape(ctx context.Context, c Caller, scope TapeScope) (TapeVerifyReport, error)
+	// Progress is how far the work a command named token got (a
+	// read-back): the token, of the command's own choosing, is the key.
+	Progress(token string) (WorkProgress, bool)
 
 	// Access applies the access rule to one caller and batch (and, if
 	// file is not 0, that file of it).
@@ -874,6 +877,8 @@ func (d door) Repack(c Caller, volser string) (RepackStatus, error) {
 // workspace the caller may read, or (root) a whole cartridge. Reading the
 // copies changes nothing but drive time, yet a whole cartridge holds
 // everybody's files, so it is root's.
+func (d door) Progress(token string) (WorkProgress, bool) { return d.e.Progress(token) }
+
 func (d door) VerifyTape(ctx context.Context, c Caller, scope TapeScope) (TapeVerifyReport, error) {
 	if c.Unknown {
 		return TapeVerifyReport{}, fmt.Errorf("verify tape copies: %w (the status page changes nothing)", ErrDenied)

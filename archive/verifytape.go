@@ -43,6 +43,8 @@ type TapeScope struct {
 	// runs at memory speed; md5 runs at under a gigabyte per second per
 	// core), and one sealed before tapefs recorded CRC32Cs by its md5.
 	MD5 bool
+	// Progress, if set, names the read-back for Engine.Progress.
+	Progress string
 }
 
 // TapeDamage is one copy on tape that did not read back as sealed.
@@ -123,6 +125,16 @@ func (e *Engine) verifyTape(ctx context.Context, scope TapeScope, yield func() b
 	if err != nil {
 		return rep, err
 	}
+	prog := e.progress.track(scope.Progress, "verify")
+	defer prog.finish()
+	prog.update(func(wp *WorkProgress) {
+		for _, copies := range byVol {
+			for _, tc := range copies {
+				wp.FilesTotal++
+				wp.BytesTotal += copyLength(tc)
+			}
+		}
+	})
 	vols := make([]string, 0, len(byVol))
 	for v := range byVol {
 		vols = append(vols, v)
@@ -148,7 +160,8 @@ func (e *Engine) verifyTape(ctx context.Context, scope TapeScope, yield func() b
 			return !tapeBefore(copies[i].copy.TapeFile, copies[i].copy.Offset, from.tapeFile, from.offset)
 		})
 		copies = copies[first:]
-		if err := e.verifyCartridge(ctx, vol, copies, scope.MD5, &rep, yield); err != nil {
+		prog.update(func(wp *WorkProgress) { wp.Cartridge = vol })
+		if err := e.verifyCartridge(ctx, vol, copies, scope.MD5, &rep, yield, prog); err != nil {
 			return rep, err
 		}
 	}
@@ -225,7 +238,7 @@ func (e *Engine) tapeCopies(scope TapeScope) (map[string][]tapeCopy, error) {
 // verifyCartridge mounts one cartridge and reads its copies in tape order.
 // A copy that does not read back is reported and the pass goes on with
 // the next one: one bad spot does not hide the rest of the cartridge.
-func (e *Engine) verifyCartridge(ctx context.Context, vol string, copies []tapeCopy, withMD5 bool, rep *TapeVerifyReport, yield func() bool) error {
+func (e *Engine) verifyCartridge(ctx context.Context, vol string, copies []tapeCopy, withMD5 bool, rep *TapeVerifyReport, yield func() bool, prog *progressTracker) error {
 	d, err := e.lib.Acquire(ctx, vol)
 	if err != nil {
 		if ctx.Err() != nil {
@@ -285,6 +298,7 @@ func (e *Engine) verifyCartridge(ctx context.Context, vol string, copies []tapeC
 			break
 		}
 		done = append(done, j)
+		prog.update(func(wp *WorkProgress) { wp.Files++; wp.Bytes += j.n })
 	}
 	close(jobs)
 	wg.Wait()
@@ -353,10 +367,7 @@ func streamCopy(d interface {
 	Locate(int, int64) error
 }, tc tapeCopy, free chan []byte, out chan<- []byte, stop func() bool) (int64, error) {
 	defer close(out)
-	length := tc.copy.Length
-	if length == 0 {
-		length = tc.file.Size
-	}
+	length := copyLength(tc)
 	if err := seek(d, tc.copy); err != nil {
 		return 0, fmt.Errorf("locate tape file %d offset %d: %w", tc.copy.TapeFile, tc.copy.Offset, err)
 	}
@@ -382,6 +393,14 @@ func streamCopy(d interface {
 		}
 	}
 	return n, nil
+}
+
+// copyLength is the bytes of a copy on tape.
+func copyLength(tc tapeCopy) int64 {
+	if tc.copy.Length != 0 {
+		return tc.copy.Length
+	}
+	return tc.file.Size
 }
 
 // tapeDamaged reports one bad copy and records it as an event of its

@@ -556,15 +556,38 @@ func repackCartridge(env *Env, volser string, wait bool) int {
 	}
 	tick := time.NewTicker(500 * time.Millisecond)
 	defer tick.Stop()
+	last := -1
+	drawn := false
 	for {
 		st, err := env.Client.Library(ctx)
 		if err != nil {
 			return env.fail("library", err)
 		}
 		for _, c := range st.Cartridges {
-			if c.VOLSER == volser && !c.Repacking {
+			if c.VOLSER != volser {
+				continue
+			}
+			if !c.Repacking {
+				if drawn {
+					fmt.Fprintf(env.Stderr, "\r\x1b[K%s\n", barLine(env.termWidth(), "repack "+volser, 1, "done"))
+				}
 				fmt.Fprintf(env.Stdout, "%s repacked: %s, label generation %d\n", c.VOLSER, c.State, c.Generation)
 				return ExitOK
+			}
+			// Progress: the tape files of the cartridge copied so far.
+			if c.RepackProgress != last {
+				last = c.RepackProgress
+				rest := fmt.Sprintf("at tape file %d of %d", max(c.RepackProgress, 1), c.TapeFiles)
+				if env.TTY {
+					frac := 0.0
+					if c.TapeFiles > 0 {
+						frac = float64(max(c.RepackProgress-1, 0)) / float64(c.TapeFiles)
+					}
+					fmt.Fprintf(env.Stderr, "\r\x1b[K%s", barLine(env.termWidth(), "repack "+volser, frac, rest))
+					drawn = true
+				} else {
+					fmt.Fprintf(env.Stderr, "repack %s: %s\n", volser, rest)
+				}
 			}
 		}
 		select {

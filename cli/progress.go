@@ -2,6 +2,8 @@ package cli
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
 	"os"
 	"slices"
@@ -133,6 +135,64 @@ func (p *progress) done() {
 		p.drawLocked(true)
 	}
 	p.mu.Unlock()
+}
+
+// set moves the bar to n of total (work whose progress the daemon
+// reports, not counted here).
+func (p *progress) set(label string, n, total int64) {
+	p.mu.Lock()
+	p.label, p.n, p.total = label, n, total
+	p.drawLocked(false)
+	p.mu.Unlock()
+}
+
+// randomToken names a piece of work for the daemon's progress reports.
+func randomToken() string {
+	b := make([]byte, 16)
+	if _, err := rand.Read(b); err != nil {
+		return ""
+	}
+	return hex.EncodeToString(b)
+}
+
+// showWork draws, on a terminal, the progress of the work the daemon
+// does under token, until the returned stop is called; stop with the
+// work's final count (files < 0: it failed) draws the last line.
+func (env *Env) showWork(ctx context.Context, token string) (stop func(files int, bytes int64)) {
+	bar := env.newProgress("verify", 0)
+	var what, where string
+	var total int
+	ctx, cancel := context.WithCancel(ctx)
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		t := time.NewTicker(pollEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			p, err := env.Client.Progress(ctx, token)
+			if err != nil {
+				continue // not started yet, or finished and forgotten
+			}
+			what, total = p.What, p.FilesTotal
+			if p.Cartridge != "" {
+				where = " on " + p.Cartridge
+			}
+			bar.set(fmt.Sprintf("%s %d/%d files%s", what, p.Files, total, where), p.Bytes, p.BytesTotal)
+		}
+	}()
+	return func(files int, bytes int64) {
+		cancel()
+		<-finished
+		if files >= 0 && what != "" {
+			bar.set(fmt.Sprintf("%s %d/%d files%s", what, files, max(total, files), where), bytes, bytes)
+		}
+		bar.done()
+	}
 }
 
 // pollEvery is how often --wait asks the daemon how a batch is doing.

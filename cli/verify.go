@@ -114,10 +114,17 @@ Examples:
 // found.
 func verifyTape(ctx context.Context, env *Env, req api.TapeVerifyRequest, format string) int {
 	t0 := time.Now()
+	stop := func(int, int64) {}
+	if env.TTY {
+		req.Progress = randomToken()
+		stop = env.showWork(ctx, req.Progress)
+	}
 	rep, err := env.Client.VerifyTape(ctx, req)
 	if err != nil {
+		stop(-1, 0)
 		return env.fail("verify", err)
 	}
+	stop(rep.Files, rep.Bytes)
 	took := time.Since(t0)
 	if format == "json" {
 		enc := json.NewEncoder(env.Stdout)

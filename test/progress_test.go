@@ -115,3 +115,56 @@ func lastNonEmptyLine(s string) string {
 	}
 	return strings.TrimPrefix(l, "\x1b[K")
 }
+
+// TestVerifyProgressOnTerminal: `tapefs verify --cartridge` on a terminal
+// shows a bar that moves as the daemon reads the copies back (files of
+// all, the cartridge, bytes, rate) and ends at 100 %; on a pipe it
+// prints only the report.
+func TestVerifyProgressOnTerminal(t *testing.T) {
+	t.Parallel()
+	script, err := exec.LookPath("script")
+	if err != nil {
+		t.Fatalf("script(1) (util-linux) is needed to give the CLI a terminal: %v", err)
+	}
+	s := startServer(t, "--time-scale", "0.05", "--tape-speed", "4M", "--flush-age", "1s")
+	o := cliOpts{home: s.home}
+	src := filepath.Join(t.TempDir(), "run1")
+	writeFiles(t, src, map[string]int{"a.dat": 24 << 20, "b.dat": 16 << 20, "c.txt": 100})
+	id := batchID(t, cliOK(t, o, "put", "-w", "default", "--wait", src))
+	var vol string
+	for _, f := range filesJSON(t, o, id) {
+		if len(f.Copies) > 0 {
+			vol = f.Copies[0].VOLSER
+		}
+	}
+	cmd := exec.Command(script, "-qec", "stty cols 100 rows 30; exec "+q(tapefsBin)+" verify --cartridge "+vol, "/dev/null")
+	cmd.Env = cleanEnv("TAPEFS_HOME="+s.home, "TERM=xterm")
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("verify on a terminal: %v\n%q", err, out.String())
+	}
+	tty := out.String()
+	bars, moving := 0, false
+	for _, d := range strings.Split(strings.ReplaceAll(tty, "\r\n", "\n"), "\r") {
+		line, _, _ := strings.Cut(strings.TrimPrefix(d, "\x1b[K"), "\n")
+		if !barRE.MatchString(line) {
+			continue
+		}
+		bars++
+		if regexp.MustCompile(`verify \d+/3 files on ` + vol).MatchString(line) {
+			moving = true
+		}
+	}
+	if bars < 2 || !moving {
+		t.Errorf("verify on a terminal drew %d bars, moving with files and cartridge: %v\n%q", bars, moving, tty)
+	}
+	if !strings.Contains(tty, "100 %") || !strings.Contains(tty, "read back 3 tape copies") {
+		t.Errorf("verify on a terminal does not end at 100 %% with its report:\n%q", tty)
+	}
+	// On a pipe: the report alone.
+	r := cliOK(t, o, "verify", "--cartridge", vol)
+	if barRE.MatchString(r.stderr+r.stdout) || strings.Contains(r.stderr, "\r") {
+		t.Errorf("verify on a pipe drew a bar:\n%s", r)
+	}
+}

@@ -144,6 +144,10 @@ func TestRepackReclaimsCartridge(t *testing.T) {
 	if !strings.Contains(r.stdout, volser+" repacked: scratch") {
 		t.Errorf("library repack --wait said:\n%s", r)
 	}
+	// Waiting on a pipe: plain progress lines, where the repack is.
+	if !strings.Contains(r.stderr, "repack "+volser+": at tape file ") || strings.Contains(r.stderr, "\r") {
+		t.Errorf("library repack --wait on a pipe showed no plain progress line:\n%s", r)
+	}
 	c := libraryCartridges(t, d.home)[volser]
 	if c.State != "scratch" || c.TapeFiles != 1 || c.Generation != 2 || c.Repacking || c.Dead != 0 {
 		t.Fatalf("cartridge %s after the repack: %+v, want scratch, only its label, generation 2", volser, c)

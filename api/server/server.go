@@ -111,6 +111,7 @@ func (s *Server) routes() {
 	m.HandleFunc("GET /v1/events", s.events)
 	m.HandleFunc("POST /v1/verify/cache", s.verifyCache)
 	m.HandleFunc("POST /v1/verify/tape", s.verifyTape)
+	m.HandleFunc("GET /v1/progress/{token}", s.progress)
 	m.HandleFunc("GET /v1/batches/{id}/access", s.access)
 }
 

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"fmt"
 	"net/http"
 
 	"github.com/tapefs/tapefs/api"
@@ -32,13 +33,24 @@ func (s *Server) verifyCache(w http.ResponseWriter, r *http.Request) {
 
 // verifyTape reads back tape copies on demand (the surface decides what
 // the caller may ask for).
+// progress answers how far the work named by the path's token got.
+func (s *Server) progress(w http.ResponseWriter, r *http.Request) {
+	p, ok := s.e.Progress(r.PathValue("token"))
+	if !ok {
+		s.fail(w, r, fmt.Errorf("no work in progress under that token: %w", archive.ErrNotFound))
+		return
+	}
+	writeJSON(w, http.StatusOK, api.WorkProgress{What: p.What, Cartridge: p.Cartridge, Bytes: p.Bytes, BytesTotal: p.BytesTotal,
+		Files: p.Files, FilesTotal: p.FilesTotal, Done: p.Done})
+}
+
 func (s *Server) verifyTape(w http.ResponseWriter, r *http.Request) {
 	var req api.TapeVerifyRequest
 	if err := readJSON(r, &req); err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	rep, err := s.e.VerifyTape(r.Context(), caller(r), archive.TapeScope{Batch: req.Batch, VOLSER: req.VOLSER, Workspace: req.Workspace, MD5: req.MD5})
+	rep, err := s.e.VerifyTape(r.Context(), caller(r), archive.TapeScope{Batch: req.Batch, VOLSER: req.VOLSER, Workspace: req.Workspace, MD5: req.MD5, Progress: req.Progress})
 	if err != nil {
 		s.fail(w, r, err)
 		return

@@ -99,10 +99,27 @@ func catalogRebuild(home string, restore bool) int {
 			return fail("%v", err)
 		}
 	}
+	// The tape files to read: those after the label (and after what a
+	// restored snapshot already holds), for a percentage and an ETA.
+	total := 0
+	for _, c := range lib.Cartridges() {
+		total += max(c.TapeFiles-max(known[c.VOLSER], 1), 0)
+	}
+	t0 := time.Now()
 	progress := func(st archive.RebuildStats) {
-		if isTerminal(os.Stderr) {
-			fmt.Fprintf(os.Stderr, "\r%s: %d tape files, %d members read", cmd, st.TapeFiles, st.Members)
+		if !isTerminal(os.Stderr) {
+			return
 		}
+		line := fmt.Sprintf("%s: tape file %d of %d, %d members read", cmd, st.TapeFiles, total, st.Members)
+		if total > 0 {
+			line += fmt.Sprintf(" (%.0f %%", 100*float64(st.TapeFiles)/float64(total))
+			if el := time.Since(t0); st.TapeFiles > 0 && st.TapeFiles < total {
+				left := time.Duration(float64(el) / float64(st.TapeFiles) * float64(total-st.TapeFiles))
+				line += ", about " + left.Round(time.Second).String() + " left"
+			}
+			line += ")"
+		}
+		fmt.Fprintf(os.Stderr, "\r\x1b[K%s", line)
 	}
 	st, err := archive.Rebuild(ctx, archive.RebuildOptions{
 		Catalog: cat, Library: lib, Cache: c, Known: known, Progress: progress,
