@@ -125,3 +125,64 @@ func TestReadmeConfigExample(t *testing.T) {
 		t.Errorf("warnings:\n%s", r)
 	}
 }
+
+// TestReadmeCommandLine runs the README's command-line block in order, as
+// root, on a fresh daemon with enough cartridges for the block's own:
+// /data, /tape and /restore are moved into the test's directories, and
+// the user alice and the group run3 the block names are made for it (and
+// removed after) when the machine has none.
+func TestReadmeCommandLine(t *testing.T) {
+	t.Parallel()
+	script := readmeBlock(t, "## The command line", "sh")
+	ensureGroup(t, "run3")
+	ensureUser(t, "alice", "run3")
+	d := startDaemon(t, append(fastFlags(), "--cartridges", "8")...)
+	top := t.TempDir()
+	data := filepath.Join(top, "data")
+	for _, run := range []string{"run1234", "run1235", "run1236", "run1237"} {
+		writeFiles(t, filepath.Join(data, run), map[string]int{"a.dat": 50_000, "sub/b.dat": 3000, "sub/c.txt": 10})
+	}
+	restore := filepath.Join(top, "restore")
+	script = strings.NewReplacer("/data/", data+"/", "/tape/", d.mnt+"/", "/restore", restore).Replace(script)
+	cmd := exec.Command("bash", "-e", "-x", "-c", script)
+	cmd.Dir = top
+	cmd.Env = cleanEnv("TAPEFS_HOME="+d.home, "PATH="+filepath.Dir(tapefsBin)+":"+os.Getenv("PATH"))
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("the README's command-line block fails: %v\n%s", err, out)
+	}
+	for _, want := range []string{": OK", "repacked: scratch", "gws_run3"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("the README's command-line block's output lacks %q:\n%s", want, out)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(data, "run1234")); !os.IsNotExist(err) {
+		t.Errorf("the block's rm -r of the source once on tape did not happen: %v", err)
+	}
+}
+
+// ensureGroup makes the group name if the machine has none, for this
+// test only.
+func ensureGroup(t *testing.T, name string) {
+	t.Helper()
+	if exec.Command("getent", "group", name).Run() == nil {
+		return
+	}
+	if out, err := exec.Command("groupadd", name).CombinedOutput(); err != nil {
+		t.Fatalf("groupadd %s: %v\n%s", name, err, out)
+	}
+	t.Cleanup(func() { exec.Command("groupdel", name).Run() })
+}
+
+// ensureUser makes the user name (in group) if the machine has none, for
+// this test only.
+func ensureUser(t *testing.T, name, group string) {
+	t.Helper()
+	if exec.Command("getent", "passwd", name).Run() == nil {
+		return
+	}
+	if out, err := exec.Command("useradd", "-M", "-N", "-g", group, name).CombinedOutput(); err != nil {
+		t.Fatalf("useradd %s: %v\n%s", name, err, out)
+	}
+	t.Cleanup(func() { exec.Command("userdel", name).Run() })
+}
