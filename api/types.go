@@ -79,6 +79,17 @@ type Batch struct {
 	RemovalUndo time.Time `json:"removal_undo,omitzero"`
 	// Recall: its files queued for recall, with estimates; absent when none.
 	Recall *BatchRecall `json:"recall,omitempty"`
+	// Kinds counts the entries apart (files above counts every entry);
+	// absent for a batch registered before tapefs counted them.
+	Kinds *Kinds `json:"kinds,omitempty"`
+}
+
+// Kinds is how many of a batch's entries are regular files, directories
+// and symbolic links.
+type Kinds struct {
+	Files    int64 `json:"regular_files"`
+	Dirs     int64 `json:"dirs"`
+	Symlinks int64 `json:"symlinks"`
 }
 
 // Migration is how far a batch that is not on tape yet is on its way.

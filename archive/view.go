@@ -70,13 +70,17 @@ type Batch struct {
 	Deleted    time.Time
 	PurgeAfter time.Time // a deleted batch is restorable until then
 	Prior      BatchState
-	Files      int64
-	Bytes      int64
-	OnTape     int64
-	Reason     string
-	Attempts   int
-	Progress   float64 // bytes on tape (every copy) / (bytes × copies), 0..1; SEALING: Hashed / bytes
-	Hashed     int64   // SEALING: bytes checksummed so far
+	Files      int64 // entries of every type
+	// Dirs and Symlinks among Files; Kinds says they were counted (a
+	// batch registered by an older tapefs has not).
+	Dirs, Symlinks int64
+	Kinds          bool
+	Bytes          int64
+	OnTape         int64
+	Reason         string
+	Attempts       int
+	Progress       float64 // bytes on tape (every copy) / (bytes × copies), 0..1; SEALING: Hashed / bytes
+	Hashed         int64   // SEALING: bytes checksummed so far
 	// Copies is how many tape copies of each file the batch is written
 	// with; CopiesMissing is set while some are being (re-)created.
 	Copies        int
@@ -249,7 +253,7 @@ func (e *Engine) batchViewIn(tx *catalog.Tx, b catalog.Batch) Batch {
 	s := e.statusOf(b)
 	v := Batch{ID: b.ID, Workspace: b.Workspace, Tag: b.Tag, Entry: b.Entry, Owner: b.Owner, State: BatchState(b.State),
 		Created: b.Created, Sealed: b.Sealed, Synced: b.Synced, Deleted: b.Deleted, Prior: BatchState(b.Prior),
-		Files: b.Files, Bytes: b.Bytes, OnTape: b.OnTape, Reason: b.Reason, Attempts: b.Attempts, Progress: s.Progress, Hashed: s.Hashed,
+		Files: b.Files, Dirs: b.Dirs, Symlinks: b.Symlinks, Kinds: b.Kinds, Bytes: b.Bytes, OnTape: b.OnTape, Reason: b.Reason, Attempts: b.Attempts, Progress: s.Progress, Hashed: s.Hashed,
 		Copies: b.Want()}
 	if m := e.migrationOf(tx, b); m != nil {
 		v.Migration = m

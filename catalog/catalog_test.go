@@ -170,6 +170,12 @@ func testCatalog(t *testing.T, newCatalog func() *Catalog) {
 		if b.ID != 1 || b.FirstFile != 1 || b.Files != 7 || b.Bytes != treeBytes || b.Workspace != "ws" || b.State != Cached {
 			t.Errorf("batch: %+v", b)
 		}
+		// Entries counted apart, and kept in the record.
+		var stored Batch
+		view(t, c, func(tx *Tx) error { var err error; stored, err = tx.Batch(b.ID); return err })
+		if !stored.Kinds || stored.Dirs != 2 || stored.Symlinks != 1 {
+			t.Errorf("batch kinds: %v dirs %d symlinks %d, want counted, 2 and 1", stored.Kinds, stored.Dirs, stored.Symlinks)
+		}
 		want := []struct {
 			id, parent, link uint64
 			name             string

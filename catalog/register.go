@@ -55,6 +55,15 @@ func (tx *Tx) RegisterBatch(b Batch, files []File) (Batch, []File, error) {
 		return fail("%w", err)
 	}
 	b.Files = int64(len(files))
+	b.Dirs, b.Symlinks, b.Kinds = 0, 0, true
+	for _, f := range files {
+		switch f.Type {
+		case TypeDir:
+			b.Dirs++
+		case TypeSymlink:
+			b.Symlinks++
+		}
+	}
 	b.FirstFile = 0
 	if len(files) > 0 {
 		if b.FirstFile, err = tx.allocate(sequenceFile, uint64(len(files))); err != nil {

@@ -78,15 +78,21 @@ type Batch struct {
 	Created   time.Time `json:"created"`
 	Sealed    time.Time `json:"sealed,omitzero"`
 	Synced    time.Time `json:"synced,omitzero"`
-	Deleted   time.Time `json:"deleted,omitzero"`   // soft delete time
-	Prior     State     `json:"prior,omitempty"`    // state before deletion (for undelete)
-	Files     int64     `json:"files"`              // entries of every type
-	Bytes     int64     `json:"bytes"`              // sum of regular file sizes
-	OnTape    int64     `json:"on_tape"`            // bytes recorded on tape
-	Reason    string    `json:"reason,omitempty"`   // why FAILED
-	Attempts  int       `json:"attempts,omitempty"` // migration attempts so far
-	Sealing   string    `json:"sealing,omitempty"`  // cache dir the entry was sealed from, until its objects are adopted
-	FirstFile uint64    `json:"first_file"`         // file IDs of a batch are FirstFile … FirstFile+Files-1
+	Deleted   time.Time `json:"deleted,omitzero"` // soft delete time
+	Prior     State     `json:"prior,omitempty"`  // state before deletion (for undelete)
+	Files     int64     `json:"files"`            // entries of every type
+	// Dirs and Symlinks count the directories and symbolic links among
+	// Files, set at registration (Kinds); a batch registered by a tapefs
+	// before they were counted has Kinds false.
+	Dirs      int64  `json:"dirs,omitempty"`
+	Symlinks  int64  `json:"symlinks,omitempty"`
+	Kinds     bool   `json:"kinds,omitempty"`
+	Bytes     int64  `json:"bytes"`              // sum of regular file sizes
+	OnTape    int64  `json:"on_tape"`            // bytes recorded on tape
+	Reason    string `json:"reason,omitempty"`   // why FAILED
+	Attempts  int    `json:"attempts,omitempty"` // migration attempts so far
+	Sealing   string `json:"sealing,omitempty"`  // cache dir the entry was sealed from, until its objects are adopted
+	FirstFile uint64 `json:"first_file"`         // file IDs of a batch are FirstFile … FirstFile+Files-1
 	// Copies is how many tape copies of each file the batch is being (or
 	// was) written with: set from its workspace's policy when it is queued
 	// for migration and when that policy is raised. 0 (older records) is 1.

@@ -136,7 +136,13 @@ func (env *Env) lsAs(cmd, level string, batch uint64, format string, readable bo
 			if b.Removing != "" {
 				note = "\t" + removalNote(b)
 			}
-			fmt.Fprintf(tw, "%d\t%s\t%s\t%d\t%s\t%s\t%s%s\n", b.ID, batchLabel(b), b.State, b.Files, size(b.Bytes), when(b.Created), when(b.Synced), note)
+			// FILES: regular files and symbolic links, directories left
+			// out where the daemon counted them apart (else entries).
+			files := b.Files
+			if b.Kinds != nil {
+				files = b.Kinds.Files + b.Kinds.Symlinks
+			}
+			fmt.Fprintf(tw, "%d\t%s\t%s\t%d\t%s\t%s\t%s%s\n", b.ID, batchLabel(b), b.State, files, size(b.Bytes), when(b.Created), when(b.Synced), note)
 		}
 		if batch == 0 {
 			// Entries of put/ the daemon refused are not batches, but
@@ -400,25 +406,22 @@ func formatFlag(fs *pflag.FlagSet) *string {
 
 func validFormat(f string) bool { return f == "text" || f == "json" }
 
-// kindCount is how many of a batch's entries are regular files,
-// directories and symbolic links: a batch's file count (api.Batch.Files)
-// counts every entry, so 1520 files in a directory are 1521.
-type kindCount struct {
-	Files    int64 `json:"regular_files"`
-	Dirs     int64 `json:"dirs"`
-	Symlinks int64 `json:"symlinks"`
-}
-
 // maxCounted is the most entries a batch may have for status to list it
 // to count its files and directories apart: beyond, the listing would
 // cost more than the answer is worth, and FILES shows entries.
 const maxCounted = 200_000
 
-// kinds counts the files and directories of each batch apart (nil for a
-// batch that is too large, or that cannot be listed now).
-func (env *Env) kinds(ctx context.Context, bs []api.Batch) []*kindCount {
-	out := make([]*kindCount, len(bs))
+// kinds counts the files and directories of each batch apart: as the
+// daemon counted them at registration, or, for a batch registered before
+// it did, by listing it (nil for such a batch that is too large, or that
+// cannot be listed now).
+func (env *Env) kinds(ctx context.Context, bs []api.Batch) []*api.Kinds {
+	out := make([]*api.Kinds, len(bs))
 	for i, b := range bs {
+		if b.Kinds != nil {
+			out[i] = b.Kinds
+			continue
+		}
 		if b.Files > maxCounted || b.Files == 0 {
 			continue
 		}
@@ -426,7 +429,7 @@ func (env *Env) kinds(ctx context.Context, bs []api.Batch) []*kindCount {
 		if err != nil {
 			continue
 		}
-		k := &kindCount{}
+		k := &api.Kinds{}
 		for _, f := range fs {
 			switch f.Type {
 			case api.TypeFile:
@@ -442,12 +445,12 @@ func (env *Env) kinds(ctx context.Context, bs []api.Batch) []*kindCount {
 	return out
 }
 
-func printStatus(w io.Writer, format string, bs []api.Batch, kinds []*kindCount) int {
+func printStatus(w io.Writer, format string, bs []api.Batch, kinds []*api.Kinds) int {
 	if format == "json" {
 		out := batchesJSON(bs)
 		for i := range out {
 			if i < len(kinds) {
-				out[i].Kinds = kinds[i]
+				out[i].Batch.Kinds = kinds[i]
 			}
 		}
 		return writeJSONOut(w, out)

@@ -72,9 +72,6 @@ func workspacesJSON(wss []api.Workspace) []workspaceJSON {
 type batchJSON struct {
 	api.Batch
 	OwnerName string `json:"owner_name"`
-	// Kinds: the entries counted apart (status only; absent for a batch
-	// too large to list for it). files above counts every entry.
-	Kinds *kindCount `json:"kinds,omitempty"`
 }
 
 func batchesJSON(bs []api.Batch) []batchJSON {

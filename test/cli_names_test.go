@@ -48,6 +48,12 @@ func TestCLINamesJSONCompletionMan(t *testing.T) {
 	if !regexp.MustCompile(`(?m)^` + idArg(id) + `\s+default\s+\S+\s+100%\s+2\s+` + strconv.Itoa(dirs) + `\s`).MatchString(r.stdout) {
 		t.Errorf("status: want FILES 2 and DIRS %d\n%s", dirs, r)
 	}
+	// ls -w counts files too, not entries (the daemon counted them at
+	// registration: no listing of the batch needed).
+	r = cliOK(t, o, "ls", "-w", "default")
+	if !regexp.MustCompile(`(?m)^` + idArg(id) + `\s+\S+\s+CACHED_SYNCED\s+2\s`).MatchString(r.stdout) {
+		t.Errorf("ls -w: want FILES 2 for batch %d\n%s", id, r)
+	}
 	// library status -F json: drives and cartridges with snake_case names.
 	var lib struct {
 		Drives     []map[string]any `json:"drives"`

@@ -138,12 +138,22 @@ var funcs = template.FuncMap{
 	"stateClass": func(st archive.BatchState) string {
 		return "st-" + strings.ToLower(strings.ReplaceAll(string(st), "_", "-"))
 	},
-	"failure": isFailure,
-	"num":     func(n int64) string { return groupDigits(n) },
-	"dict":    dict,
-	"eta":     etaText,
-	"user":    ident.UserText,
-	"group":   ident.GroupText,
+	"failure":   isFailure,
+	"num":       func(n int64) string { return groupDigits(n) },
+	"dict":      dict,
+	"eta":       etaText,
+	"fileCount": fileCount,
+	"user":      ident.UserText,
+	"group":     ident.GroupText,
+}
+
+// fileCount is a batch's files and symbolic links, directories left out
+// where they were counted apart (else every entry).
+func fileCount(b archive.Batch) int64 {
+	if b.Kinds {
+		return b.Files - b.Dirs
+	}
+	return b.Files
 }
 
 // etaText is an estimate left of one made at at, in whole seconds as a

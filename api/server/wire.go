@@ -20,6 +20,9 @@ func wireBatch(b archive.Batch) api.Batch {
 		Created: b.Created, Sealed: b.Sealed, Synced: b.Synced, Deleted: b.Deleted, PurgeAfter: b.PurgeAfter,
 		Prior: api.State(b.Prior), Files: b.Files, Bytes: b.Bytes, OnTape: b.OnTape, Reason: b.Reason,
 		Attempts: b.Attempts, Progress: b.Progress, Copies: b.Copies, CopiesMissing: b.CopiesMissing}
+	if b.Kinds {
+		out.Kinds = &api.Kinds{Files: b.Files - b.Dirs - b.Symlinks, Dirs: b.Dirs, Symlinks: b.Symlinks}
+	}
 	if m := b.Migration; m != nil {
 		out.Migration = &api.Migration{Phase: m.Phase, Note: m.Note, StartsAt: m.StartsAt, Ahead: m.Ahead, Drive: m.Drive, VOLSER: m.VOLSER,
 			Written: m.Written, Files: m.Files, FilesAll: m.FilesAll, Rate: m.Rate, ETA: m.ETA}
