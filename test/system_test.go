@@ -228,16 +228,21 @@ func TestLogReopenOnHangup(t *testing.T) {
 	if err := os.Rename(logPath, logPath+".1"); err != nil {
 		t.Fatal(err)
 	}
-	b, err := os.ReadFile(filepath.Join(d.home, "tapefs.lock"))
+	// The SIGHUP is sent by the postrotate script of the logrotate file
+	// that make install installs, with this home for /var/lib/tapefs: a
+	// daemon without a systemd unit (mount -t, fstab) is found by the pid
+	// in its lock file.
+	rot, err := os.ReadFile(filepath.Join("..", "dist", "tapefs.logrotate"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
-	if err != nil {
-		t.Fatalf("tapefs.lock: %v", err)
+	_, post, ok := strings.Cut(string(rot), "postrotate\n")
+	post, _, ok2 := strings.Cut(post, "endscript")
+	if !ok || !ok2 {
+		t.Fatalf("dist/tapefs.logrotate has no postrotate script:\n%s", rot)
 	}
-	if err := syscall.Kill(pid, syscall.SIGHUP); err != nil {
-		t.Fatal(err)
+	if out, err := exec.Command("sh", "-c", strings.ReplaceAll(post, "/var/lib/tapefs", d.home)).CombinedOutput(); err != nil {
+		t.Fatalf("the logrotate postrotate script: %v\n%s", err, out)
 	}
 	waitFor(t, 30*time.Second, "a new tapefs.log after SIGHUP", func() (bool, string) {
 		b, err := os.ReadFile(logPath)
