@@ -74,7 +74,7 @@ func TestMountHelper(t *testing.T) {
 	fstab := filepath.Join(root, "fstab")
 	opts := "settle=1s,time_scale=0,flush-age=1s,http=127.0.0.1:0"
 	if err := os.WriteFile(fstab, []byte("# a tapefs line as an administrator writes it\n"+
-		home2+" "+mnt2+" fuse.tapefs defaults,_netdev,"+opts+" 0 0\n"), 0o644); err != nil {
+		home2+" "+mnt2+" fuse.tapefs defaults,_netdev,allow_other,"+opts+" 0 0\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	script := `set -e
