@@ -78,29 +78,7 @@ func TestCrashInsideRegistrationPostgres(t *testing.T) {
 
 	s.Settle = 100 * time.Millisecond // an entry back in put/ is sealed again
 	te := s.open(t)
-	var b catalog.Batch
-	waitFor := time.Now().Add(2 * time.Minute)
-	for {
-		var bs []catalog.Batch
-		if err := te.cat.View(func(tx *catalog.Tx) error {
-			var err error
-			bs, err = tx.Batches(catalog.ListOptions{Workspace: "ws"})
-			return err
-		}); err != nil {
-			t.Fatal(err)
-		}
-		if len(bs) > 1 {
-			t.Fatalf("%d batches after one seal", len(bs))
-		}
-		if len(bs) == 1 {
-			b = bs[0]
-			break
-		}
-		if time.Now().After(waitFor) {
-			t.Fatal("the entry was never sealed after the crash")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	b := sealedAgain(t, te, 2*time.Minute)
 	files := batchFiles(t, te.Engine, b.ID)
 	if len(files) != n+1 || b.Files != n+1 {
 		t.Fatalf("batch %d holds %d file records, says %d; want the entry and its %d files: a registration half-written", b.ID, len(files), b.Files, n)

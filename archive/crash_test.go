@@ -166,26 +166,7 @@ func TestCrashDuringSeal(t *testing.T) {
 	te := s.open(t)
 	// Either the batch was registered before the kill, or the entry is back
 	// in put/ and the settle loop seals it again.
-	var b catalog.Batch
-	deadline := time.Now().Add(time.Minute)
-	for {
-		var bs []catalog.Batch
-		te.cat.View(func(tx *catalog.Tx) error {
-			bs, _ = tx.Batches(catalog.ListOptions{Workspace: "ws"})
-			return nil
-		})
-		if len(bs) > 1 {
-			t.Fatalf("%d batches after one seal", len(bs))
-		}
-		if len(bs) == 1 {
-			b = bs[0]
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("entry never sealed after the crash")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	b := sealedAgain(t, te, time.Minute)
 	waitSynced(t, te.Engine, b.ID)
 	if globAny(filepath.Join(s.Home, "cache", "sealing", "*")) {
 		t.Error("sealing directory left behind")
@@ -201,6 +182,33 @@ func TestCrashDuringSeal(t *testing.T) {
 		if err != nil || got != sum || f.MD5 != sum {
 			t.Fatalf("%s: md5 %s (catalog %s) err %v, want %s", p, got, f.MD5, err, sum)
 		}
+	}
+}
+
+// sealedAgain waits for the one batch a seal cut off by a crash makes in
+// workspace ws: registered before the kill, or sealed again from put/.
+func sealedAgain(t *testing.T, te *testEngine, timeout time.Duration) catalog.Batch {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		var bs []catalog.Batch
+		if err := te.cat.View(func(tx *catalog.Tx) error {
+			var err error
+			bs, err = tx.Batches(catalog.ListOptions{Workspace: "ws"})
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if len(bs) > 1 {
+			t.Fatalf("%d batches after one seal", len(bs))
+		}
+		if len(bs) == 1 {
+			return bs[0]
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the entry was never sealed after the crash")
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
 

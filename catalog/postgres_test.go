@@ -38,6 +38,13 @@ func TestMain(m *testing.M) {
 // newPostgresEngine opens the engine on a fresh database.
 func newPostgresEngine(t testing.TB) Engine {
 	t.Helper()
+	eng, _ := newPostgresEngineURL(t)
+	return eng
+}
+
+// newPostgresEngineURL is newPostgresEngine, with the database's URL.
+func newPostgresEngineURL(t testing.TB) (Engine, string) {
+	t.Helper()
 	pgOnce.Do(func() { pgServer, pgErr = pgtest.StartShared() })
 	if pgErr != nil {
 		t.Fatalf("PostgreSQL: %v", pgErr)
@@ -48,7 +55,7 @@ func newPostgresEngine(t testing.TB) Engine {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { eng.Close() })
-	return eng
+	return eng, url
 }
 
 func TestEnginePostgres(t *testing.T) {
@@ -703,16 +710,7 @@ func TestPostgresBigUpdateNotStarved(t *testing.T) {
 // caller's variables and would collect twice): it reports the catalog
 // unavailable. A View that never reached the database is retried.
 func TestPostgresViewNotRerunAfterRead(t *testing.T) {
-	pgOnce.Do(func() { pgServer, pgErr = pgtest.StartShared() })
-	if pgErr != nil {
-		t.Fatalf("PostgreSQL: %v", pgErr)
-	}
-	url := pgServer.CreateDB(t, fmt.Sprintf("cat%d", pgSeq.Add(1)))
-	eng, err := OpenPostgresEngine(url, PostgresOptions{TxTimeout: 20 * time.Second, Retry: 3 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer eng.Close()
+	eng, url := newPostgresEngineURL(t)
 	if err := eng.Update(func(kv KVTxn) error { return kv.Put([]byte("a"), []byte("1")) }); err != nil {
 		t.Fatal(err)
 	}
