@@ -146,7 +146,7 @@ func TestETScripts(t *testing.T) {
 		want int
 	}{
 		{"et_put.py", []string{"--no-such-flag"}, 1},
-		{"et_put.py", []string{"-w", "gws_et", "-f", missing}, 2}, // error processing the list
+		{"et_put.py", []string{"-w", "gws_et", "-f", missing}, 2},  // error processing the list
 		{"et_get.py", []string{"-b", idArg(id2), "-r", inFile}, 2}, // cannot write to the target
 		{"et_get.py", []string{"-b", "999999", "-r", filepath.Join(base, "r2")}, 3},
 		{"et_ls.py", []string{"-w", "no_such_ws"}, 2}, // not a workspace the caller may see

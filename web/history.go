@@ -109,7 +109,9 @@ func (h *history) charts() []chart {
 	}
 	rate := func(v float64) string { return human.Size(int64(v)) + "/s" }
 	count := func(v float64) string { return fmt.Sprintf("%.0f", v) }
-	secs := func(v float64) string { return time.Duration(v * float64(time.Second)).Round(10 * time.Millisecond).String() }
+	secs := func(v float64) string {
+		return time.Duration(v * float64(time.Second)).Round(10 * time.Millisecond).String()
+	}
 	series := []struct {
 		title  string
 		value  func(historyPoint) float64
