@@ -483,6 +483,13 @@ func (e *Engine) pickInPool(need int64, pool string, avoid map[string]bool) (str
 	v, err := e.pickCartridge(need, pool, ok)
 	if err != nil && pool != "" {
 		v, err = e.pickCartridge(need, "", ok)
+		if err == nil {
+			// Still on a cartridge of its own, but the pools no longer
+			// keep the copies apart: say so, the administrator adds
+			// cartridges to the pool.
+			e.log.Warn().Str("pool", pool).Str("volser", v).
+				Msg("no cartridge of the pool has room: copies are written to a cartridge of another pool; add scratch cartridges to the pool")
+		}
 	}
 	return v, err
 }

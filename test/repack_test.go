@@ -256,3 +256,77 @@ func holder(t *testing.T, d *daemon, ids []string) string {
 	}
 	return ""
 }
+
+// TestRepackTwoCopiesNeverFewer: with two copies of every file, one in
+// each pool, a cartridge of pool-a half full of purged batches is
+// repacked while the test watches the catalog: at every moment every
+// live file has two copies on two cartridges of two pools (a repack
+// switches a reference in the transaction that records the new copy),
+// and after it the moved copies are on another cartridge of pool-a.
+func TestRepackTwoCopiesNeverFewer(t *testing.T) {
+	t.Parallel()
+	// A slow drive: the repack takes seconds, long enough to be watched.
+	d := startDaemon(t, append(fastFlags(), "--copies", "2", "--retention", "1s", "--cartridges", "6",
+		"--time-scale", "0.05", "--tape-speed", "4M")...)
+	o := cliOpts{home: d.home}
+	src := t.TempDir()
+	var keep []string
+	for i := range 4 {
+		tr := filepath.Join(src, fmt.Sprintf("run%d", i))
+		writeFiles(t, tr, map[string]int{"a.dat": 1_500_000 + i, "sub/b.dat": 200_000, "sub/c.txt": 100})
+		id := d.cpSynced(tr, 2*time.Minute)
+		if i%2 == 1 {
+			cliOK(t, o, "rm", "-b", id)
+		} else {
+			keep = append(keep, id)
+		}
+	}
+	d.waitEvents("purged", 2, time.Minute)
+	pools, _ := cartridgePools(t, o)
+	var volser string
+	for _, f := range filesJSON(t, o, mustUint(t, keep[0])) {
+		for _, c := range f.Copies {
+			if pools[c.VOLSER] == "pool-a" {
+				volser = c.VOLSER
+			}
+		}
+	}
+	if volser == "" {
+		t.Fatal("no copy in pool-a")
+	}
+
+	done := make(chan cliResult, 1)
+	go func() { done <- runTapefs(t, o, "library", "repack", volser, "--wait") }()
+	checks := 0
+	for watching := true; watching; {
+		select {
+		case r := <-done:
+			if r.code != 0 || !strings.Contains(r.stdout, volser+" repacked: scratch") {
+				t.Fatalf("library repack %s --wait:\n%s", volser, r)
+			}
+			watching = false
+		case <-time.After(50 * time.Millisecond):
+		}
+		for _, id := range keep {
+			checkTwoCopies(t, o, mustUint(t, id), 2)
+		}
+		checks++
+		if t.Failed() {
+			t.Fatalf("a file had fewer than two copies in two pools during the repack of %s (check %d)", volser, checks)
+		}
+	}
+	t.Logf("two copies in two pools at each of %d looks during the repack of %s", checks, volser)
+	for _, id := range keep {
+		for _, f := range filesJSON(t, o, mustUint(t, id)) {
+			for _, c := range f.Copies {
+				if c.VOLSER == volser {
+					t.Errorf("%s still has a copy on the repacked %s", f.Path, volser)
+				}
+			}
+		}
+	}
+	d.evict()
+	for i, id := range keep {
+		sh(t, "/", "diff -r "+q(filepath.Join(src, fmt.Sprintf("run%d", 2*i)))+" "+q(filepath.Join(d.ws("default"), id, fmt.Sprintf("run%d", 2*i))))
+	}
+}
