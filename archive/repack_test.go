@@ -351,3 +351,64 @@ func BenchmarkRepack(b *testing.B) {
 		a.volser, info.Used, rec.Dead, 100*float64(rec.Dead)/float64(info.Used), live, sim, bound, sim/bound,
 		c.BytesRead-c0.BytesRead, c.BytesWritten-c0.BytesWritten, c.Mounts-c0.Mounts, c.Locates-c0.Locates, c.Filemarks-c0.Filemarks, wall.Round(time.Millisecond))
 }
+
+// TestRepackFindsABadCopy: a file has two copies, and the one on the
+// cartridge being repacked reads back wrong. The repack does not copy it:
+// it reports the bad copy, its repair rewrites it from the good one (read
+// from tape: nothing is cached), and only then is the cartridge erased.
+// The file ends with two good copies, none on the repacked cartridge.
+func TestRepackFindsABadCopy(t *testing.T) {
+	te := testSetup{Home: t.TempDir(), Cartridges: 6}.open(t)
+	if _, err := te.SetCopies("ws", 2); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := sealTree(t, te, "e", map[string][]byte{"good": randomBytes(5, 150_000), "bad": randomBytes(6, 250_000)})
+	te.Flush()
+	waitSynced(t, te.Engine, b.ID)
+	files := batchFiles(t, te.Engine, b.ID)
+	bad := files["e/bad"]
+	if len(bad.Copies) != 2 || bad.Copies[0].VOLSER == bad.Copies[1].VOLSER {
+		t.Fatalf("copies of e/bad: %+v, want two on two cartridges", bad.Copies)
+	}
+	c := bad.Copies[0]
+	vol := c.VOLSER
+	tf := filepath.Join(te.setup.Home, "library", vol, fmt.Sprintf("%06d.tar", c.TapeFile))
+	f, err := os.OpenFile(tf, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 1)
+	f.ReadAt(buf, c.Offset+5000)
+	buf[0] ^= 0xff
+	if _, err := f.WriteAt(buf, c.Offset+5000); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	if _, err := te.EvictBatch(b.ID); err != nil {
+		t.Fatal(err)
+	}
+
+	if _, err := te.Repack(vol); err != nil {
+		t.Fatal(err)
+	}
+	waitRepacked(t, te.Engine)
+	if info := cartInfoOf(t, te.lib, vol); info.State != tape.CartridgeScratch {
+		t.Fatalf("cartridge %s after the repack: %+v, want scratch", vol, info)
+	}
+	files = batchFiles(t, te.Engine, b.ID)
+	for _, p := range []string{"e/good", "e/bad"} {
+		f := files[p]
+		if len(f.Copies) != 2 || f.Copies[0].VOLSER == f.Copies[1].VOLSER || f.Copies[0].VOLSER == vol || f.Copies[1].VOLSER == vol {
+			t.Fatalf("%s after the repack of %s: copies %+v, want two elsewhere", p, vol, f.Copies)
+		}
+	}
+	if len(eventsOf(t, te.Engine, EvCopyBad)) == 0 || len(eventsOf(t, te.Engine, EvCopyRepaired)) == 0 {
+		t.Errorf("events: copy-bad %v, copy-repaired %v; want the bad copy reported and repaired",
+			eventsOf(t, te.Engine, EvCopyBad), eventsOf(t, te.Engine, EvCopyRepaired))
+	}
+	// Both copies read back whole now.
+	rep, err := te.VerifyTape(context.Background(), TapeScope{Batch: b.ID})
+	if err != nil || len(rep.Damaged) != 0 || rep.Files != 4 {
+		t.Fatalf("verify after the repack: %+v %v; want 4 copies, none damaged", rep, err)
+	}
+}
