@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"net/url"
 	"slices"
 	"strings"
 	"time"
@@ -125,13 +126,27 @@ func OpenPostgresEngine(url string, opt PostgresOptions) (Engine, error) {
 	return &pgEngine{pool: pool, seqPool: seqPool, opt: opt}, nil
 }
 
-// DescribeURL names a database URL without its password, for logs and
-// messages.
-func DescribeURL(url string) string { return "postgres://" + redactURL(url) }
+// DescribeURL is a database URL without its password, for logs and
+// messages: still a URL that works (a Unix socket's ?host= kept), so a
+// message can say "start the daemon with --catalog <it>".
+func DescribeURL(s string) string {
+	if u, err := url.Parse(s); err == nil && (u.Scheme == "postgres" || u.Scheme == "postgresql") {
+		if u.User != nil {
+			u.User = url.User(u.User.Username())
+		}
+		q := u.Query()
+		if q.Has("password") {
+			q.Del("password")
+			u.RawQuery = q.Encode()
+		}
+		return u.String()
+	}
+	return "postgres://" + redactURL(s)
+}
 
-// redactURL drops a password from a connection URL before it is shown.
-func redactURL(url string) string {
-	if cfg, err := pgconn.ParseConfig(url); err == nil {
+// redactURL drops a password from a connection string before it is shown.
+func redactURL(s string) string {
+	if cfg, err := pgconn.ParseConfig(s); err == nil {
 		return fmt.Sprintf("%s@%s:%d/%s", cfg.User, cfg.Host, cfg.Port, cfg.Database)
 	}
 	return "(unparsable URL)"

@@ -748,3 +748,16 @@ func TestPostgresViewNotRerunAfterRead(t *testing.T) {
 		t.Fatalf("View after the cut: %q, %v", got, err)
 	}
 }
+
+// DescribeURL keeps a URL usable (a socket's ?host=) and drops passwords.
+func TestDescribeURL(t *testing.T) {
+	for in, want := range map[string]string{
+		"postgres://tapefs:s3cret@db.example.org:5432/tapefs": "postgres://tapefs@db.example.org:5432/tapefs",
+		"postgres://tapefs@/cat?host=/tmp/pg.sock":            "postgres://tapefs@/cat?host=/tmp/pg.sock",
+		"postgres://u@h/db?password=x&sslmode=disable":        "postgres://u@h/db?sslmode=disable",
+	} {
+		if got := DescribeURL(in); got != want {
+			t.Errorf("DescribeURL(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
