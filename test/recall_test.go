@@ -211,6 +211,17 @@ func TestKill9DuringRecall(t *testing.T) {
 
 	c, out := md5sumCmd(t, path)
 	waitFileState(t, path, "staging", 30*time.Second)
+	// Kill in mid-stream: the object's partial file in the cache has
+	// bytes, not all of them (the state says staging from the queue on).
+	waitFor(t, 60*time.Second, "the recall streaming into the cache", func() (bool, string) {
+		m, _ := filepath.Glob(filepath.Join(d.home, "cache", "objects", "*", "*.partial"))
+		for _, p := range m {
+			if st, err := os.Stat(p); err == nil && st.Size() > 0 && st.Size() < slowFileSize {
+				return true, ""
+			}
+		}
+		return false, fmt.Sprint("partials: ", m)
+	})
 	d.kill9()
 	if err := waitCmd(t, c, 30*time.Second); err == nil {
 		t.Errorf("md5sum succeeded through a killed daemon: %q", out.String())

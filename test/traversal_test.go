@@ -272,6 +272,11 @@ func TestKilledTraversalStopsStagingAhead(t *testing.T) {
 func TestKill9DuringStagingAhead(t *testing.T) {
 	t.Parallel()
 	d, cp, _, batch, want := midTraversal(t, 30)
+	// Kill while an object is being staged (a partial file in the cache).
+	waitFor(t, time.Minute, "an object being staged", func() (bool, string) {
+		_, partials := cacheFiles(d)
+		return partials > 0, "no partial object"
+	})
 	d.kill9()
 	_ = cp.Process.Kill()
 	_ = cp.Wait()
