@@ -119,7 +119,7 @@ FUZZTIME ?= 10m
 FUZZ_TARGETS += ./catalog:FuzzDecodeRecord ./catalog:FuzzNameRoundTrip
 FUZZ_TARGETS += ./catalog:FuzzFileRecord ./catalog:FuzzDirName ./catalog:FuzzDirEntry
 FUZZ_TARGETS += ./api:FuzzName
-FUZZ_TARGETS += ./tape:FuzzReadAggregate ./tape:FuzzAggregateNames
+FUZZ_TARGETS += ./tape:FuzzReadAggregate ./tape:FuzzAggregateNames ./tape:FuzzLoadCartridge ./tape:FuzzReadLabel
 FUZZ_TARGETS += ./cli:FuzzShellQuote
 FUZZ_TARGETS += ./config:FuzzParseINI ./cli:FuzzParseList ./api/server:FuzzControlRequest
 
