@@ -371,6 +371,18 @@ Examples:
 					human.Size(c.Used), 100*liveShare(c), human.Size(c.Capacity), c.TapeFiles, drive, lastVerified(c))
 			}
 			tw.Flush()
+			// The library as a whole: what df of the mount does not say
+			// (it shows the cache disk).
+			var used, capacity, dead int64
+			scratch := 0
+			for _, c := range st.Cartridges {
+				used, capacity, dead = used+c.Used, capacity+c.Capacity, dead+c.Dead
+				if c.State == "scratch" {
+					scratch++
+				}
+			}
+			fmt.Fprintf(env.Stdout, "\nlibrary: %d cartridges, %s used of %s (%.1f%%), %s of it no longer referred to (reclaimed by repack); %d scratch\n",
+				len(st.Cartridges), human.Size(used), human.Size(capacity), 100*float64(used)/float64(max(capacity, 1)), human.Size(dead), scratch)
 			return ExitOK
 		}
 	},
@@ -459,6 +471,10 @@ type libraryOut struct {
 	Hosts      []api.Host     `json:"hosts,omitempty"` // several hosts on one catalog
 	Drives     []driveOut     `json:"drives"`
 	Cartridges []cartridgeOut `json:"cartridges"`
+	// The library as a whole.
+	Used     int64 `json:"used"`
+	Capacity int64 `json:"capacity"`
+	Dead     int64 `json:"dead"`
 }
 
 // writeHosts is the table of the hosts sharing the catalog: each one's
@@ -601,6 +617,9 @@ func repackCartridge(env *Env, volser string, wait bool) int {
 
 func libraryJSON(st api.LibraryStatus) libraryOut {
 	out := libraryOut{Hosts: st.Hosts, Drives: []driveOut{}, Cartridges: []cartridgeOut{}}
+	for _, c := range st.Cartridges {
+		out.Used, out.Capacity, out.Dead = out.Used+c.Used, out.Capacity+c.Capacity, out.Dead+c.Dead
+	}
 	for _, d := range st.Drives {
 		out.Drives = append(out.Drives, driveOut{Index: d.Index, State: d.State, VOLSER: d.VOLSER, InUse: d.InUse, Mounts: d.Counters.Mounts,
 			BytesRead: d.Counters.BytesRead, BytesWritten: d.Counters.BytesWritten, TapeSeconds: d.Counters.SimSeconds})

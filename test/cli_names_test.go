@@ -56,12 +56,18 @@ func TestCLINamesJSONCompletionMan(t *testing.T) {
 	}
 	// library status -F json: drives and cartridges with snake_case names.
 	var lib struct {
-		Drives     []map[string]any `json:"drives"`
-		Cartridges []map[string]any `json:"cartridges"`
+		Drives         []map[string]any `json:"drives"`
+		Cartridges     []map[string]any `json:"cartridges"`
+		Used, Capacity int64
 	}
 	r = cliOK(t, o, "library", "status", "-F", "json")
-	if json.Unmarshal([]byte(r.stdout), &lib) != nil || len(lib.Drives) == 0 || len(lib.Cartridges) == 0 || lib.Drives[0]["state"] == nil || lib.Cartridges[0]["volser"] == nil {
+	if json.Unmarshal([]byte(r.stdout), &lib) != nil || len(lib.Drives) == 0 || len(lib.Cartridges) == 0 || lib.Drives[0]["state"] == nil || lib.Cartridges[0]["volser"] == nil ||
+		lib.Used <= 0 || lib.Capacity < lib.Used {
 		t.Errorf("library status -F json: %+v\n%s", lib, r)
+	}
+	// The library as a whole, which df of the mount (the cache) does not say.
+	if r := cliOK(t, o, "library", "status"); !regexp.MustCompile(`(?m)^library: \d+ cartridges, \S+ \S+ used of \S+ \S+ \(`).MatchString(r.stdout) {
+		t.Errorf("library status: no line for the library as a whole\n%s", r)
 	}
 	// workspace list: names in the text, names and numbers in JSON.
 	r = cliOK(t, o, "workspace", "list")
