@@ -128,8 +128,11 @@ func TestCatalogCopyToPostgres(t *testing.T) {
 		}
 		return b.String()
 	}
+	d.evict() // run1 and run2 now only on tape: SYNCED once the start has seen their objects gone
+	for _, id := range ids[:2] {
+		d.waitBatchState("default", id, "SYNCED", time.Minute)
+	}
 	before := listing()
-	d.evict() // run1 and run2 now only on tape
 
 	d.stop()
 	url, err := pg.NewDB(fmt.Sprintf("copy%d", time.Now().UnixNano()))
