@@ -231,8 +231,10 @@ type Cartridge struct {
 	Repacking  bool  `json:",omitempty"`
 	Generation int   `json:",omitempty"`
 	// RepackProgress is the first tape file a running repack has not
-	// copied yet.
-	RepackProgress int `json:",omitempty"`
+	// copied yet; RepackWaits why it cannot finish yet ("": it is not
+	// held up).
+	RepackProgress int    `json:",omitempty"`
+	RepackWaits    string `json:",omitempty"`
 }
 
 // RepackRequest asks for the repack of a cartridge.

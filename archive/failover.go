@@ -259,6 +259,7 @@ func (e *Engine) repairOnce() bool {
 		}
 		j.Attempts++
 		j.NotBefore = e.now().Add(delay)
+		j.Note = err.Error() // why, for a repack that waits for it
 		return tx.PutJob(j)
 	}), "the backoff of a repair (it is tried again at once)", func(l *zerolog.Event) *zerolog.Event {
 		return l.Uint64("batch", due.Batch).Str("volser", due.Copy.VOLSER)

@@ -79,6 +79,7 @@ type RepackStatus struct {
 	Queued   time.Time `json:"queued"`
 	Progress int       `json:"progress"` // first tape file not yet copied
 	Attempts int       `json:"attempts,omitempty"`
+	Waits    string    `json:"waits,omitempty"` // why it cannot finish yet ("" : it is not held up)
 }
 
 // Repack queues the repack of a cartridge (or returns the one queued).
@@ -130,7 +131,7 @@ func (e *Engine) Repack(volser string) (RepackStatus, error) {
 }
 
 func repackStatus(j catalog.Job) RepackStatus {
-	return RepackStatus{VOLSER: j.VOLSER, Job: j.ID, Queued: j.Created, Progress: j.Progress, Attempts: j.Attempts}
+	return RepackStatus{VOLSER: j.VOLSER, Job: j.ID, Queued: j.Created, Progress: j.Progress, Attempts: j.Attempts, Waits: j.Note}
 }
 
 // Repacks lists the repacks queued or running.
@@ -265,6 +266,10 @@ func (e *Engine) repackOnce() bool {
 			return nil // finished meanwhile
 		}
 		j.NotBefore = e.now().Add(delay)
+		j.Note = ""
+		if wait != nil {
+			j.Note = wait.why
+		}
 		if errors.Is(err, errRepackYield) || wait != nil {
 			return tx.PutJob(j)
 		}
@@ -380,7 +385,11 @@ func (e *Engine) runRepack(j catalog.Job) error {
 			continue
 		}
 		if n := e.badOn(j.VOLSER); n > 0 {
-			return &errRepackWait{fmt.Sprintf("%d bad copies on %s wait for their repair", n, j.VOLSER)}
+			why := fmt.Sprintf("%d bad copies on %s wait for their repair", n, j.VOLSER)
+			if stuck := e.repairsStuck(j.VOLSER); stuck != "" {
+				why += "; " + stuck
+			}
+			return &errRepackWait{why}
 		}
 		return e.repackErase(j, moved, bytes)
 	}
@@ -473,6 +482,29 @@ func (e *Engine) repackPass(j *catalog.Job, info tape.CartridgeInfo) (moved, byt
 		}
 	}
 	return moved, bytes, nil
+}
+
+// repairsStuck says why repairs of bad copies on volser fail, if they do
+// (a file whose every copy is bad cannot be repaired: the repack cannot
+// finish until someone decides about it); "" when none has failed.
+func (e *Engine) repairsStuck(volser string) string {
+	var notes []string
+	_ = e.cat.View(func(tx *catalog.Tx) error {
+		jobs, err := tx.Jobs(catalog.JobRepair)
+		for _, j := range jobs {
+			if j.Copy.VOLSER == volser && j.Note != "" {
+				notes = append(notes, j.Note)
+			}
+		}
+		return err
+	})
+	switch len(notes) {
+	case 0:
+		return ""
+	case 1:
+		return "its repair failed: " + notes[0]
+	}
+	return fmt.Sprintf("%d repairs failed, the first: %s", len(notes), notes[0])
 }
 
 // pickInPool picks a cartridge to write to, not one of avoid: in pool

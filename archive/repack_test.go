@@ -412,3 +412,54 @@ func TestRepackFindsABadCopy(t *testing.T) {
 		t.Fatalf("verify after the repack: %+v %v; want 4 copies, none damaged", rep, err)
 	}
 }
+
+// TestRepackOfAnOnlyBadCopyWaitsAndSaysWhy: the only copy of a file is
+// bad on the cartridge being repacked. Nothing can repair it, so the
+// repack cannot finish; it waits (the cartridge keeps the copy, nothing
+// is erased) and says why in its status, for an operator to decide.
+func TestRepackOfAnOnlyBadCopyWaitsAndSaysWhy(t *testing.T) {
+	te := testSetup{Home: t.TempDir()}.open(t)
+	b, _ := sealTree(t, te, "e", map[string][]byte{"good": randomBytes(7, 150_000), "bad": randomBytes(8, 250_000)})
+	te.Flush()
+	waitSynced(t, te.Engine, b.ID)
+	c := batchFiles(t, te.Engine, b.ID)["e/bad"].Copies[0]
+	tf := filepath.Join(te.setup.Home, "library", c.VOLSER, fmt.Sprintf("%06d.tar", c.TapeFile))
+	f, err := os.OpenFile(tf, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 1)
+	f.ReadAt(buf, c.Offset+7000)
+	buf[0] ^= 0xff
+	f.WriteAt(buf, c.Offset+7000)
+	f.Close()
+	if _, err := te.EvictBatch(b.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := te.Repack(c.VOLSER); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(time.Minute)
+	for {
+		rs, err := te.Repacks()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(rs) != 1 {
+			t.Fatalf("repacks %+v: the repack of a cartridge holding an only bad copy ended", rs)
+		}
+		if contains(rs[0].Waits, "nothing to repair from") {
+			t.Logf("repack waits: %s", rs[0].Waits)
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("repack status %+v: never says why it cannot finish", rs[0])
+		}
+		te.wakeRepack()
+		te.wakeRepair()
+		time.Sleep(50 * time.Millisecond)
+	}
+	if info := cartInfoOf(t, te.lib, c.VOLSER); info.State == tape.CartridgeScratch {
+		t.Fatalf("cartridge %s was erased with the only copy of a file on it", c.VOLSER)
+	}
+}

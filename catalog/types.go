@@ -303,6 +303,10 @@ type Job struct {
 	Generation int    `json:"generation,omitempty"`
 	// Repair: the bad copy.
 	Copy Copy `json:"copy,omitzero"`
+	// Note says why the job waits, for people (a repack whose bad copies
+	// wait for their repair, a repair with no good copy to repair from);
+	// "" while it is not held up.
+	Note string `json:"note,omitempty"`
 	// Owner is the host working on the job ("": anyone, e.g. one host);
 	// Epoch grows with every claim, so a commit checks it still holds the
 	// claim it worked under (Fence). A claim is renewed by its owner's

@@ -366,6 +366,9 @@ Examples:
 				state := c.State
 				if c.Repacking {
 					state += " (repacking)"
+					if c.RepackWaits != "" {
+						state += " (waits: " + c.RepackWaits + ")"
+					}
 				}
 				fmt.Fprintf(tw, "%s\t%s\t%s\t%.1f%%\t%s\t%.0f%%\t%s\t%d\t%s\t%s\n", c.VOLSER, cmp.Or(c.Pool, "-"), state, 100*float64(c.Used)/float64(max(c.Capacity, 1)),
 					human.Size(c.Used), 100*liveShare(c), human.Size(c.Capacity), c.TapeFiles, drive, lastVerified(c))

@@ -84,7 +84,7 @@ func WireLibrary(l archive.Library) api.LibraryStatus {
 			}
 		}
 		if rp, ok := l.Repacking[c.VOLSER]; ok {
-			wc.Repacking, wc.RepackProgress = true, rp.Progress
+			wc.Repacking, wc.RepackProgress, wc.RepackWaits = true, rp.Progress, rp.Waits
 		}
 		if at, ok := l.Verified[c.VOLSER]; ok {
 			wc.LastVerified, wc.VerifyDamaged = &at, l.VerifyDamaged[c.VOLSER]
