@@ -23,7 +23,7 @@ import (
 // journalKinds are the events whose change must reach tape. A workspace
 // change alone does not make a tape file: every aggregate opens with its
 // workspace's record, and every journal tape file carries all of them.
-var journalKinds = map[string]bool{EvDeleted: true, EvUndeleted: true, EvPurged: true}
+var journalKinds = map[string]bool{EvDeleted: true, EvUndeleted: true, EvPurged: true, EvCartridge: true}
 
 func (e *Engine) journalLoop() {
 	tick := min(max(e.cfg.FlushAge/4, 50*time.Millisecond), 5*time.Second)
@@ -72,7 +72,20 @@ func (e *Engine) JournalOnce(force bool) error {
 	err = e.cat.View(func(tx *catalog.Tx) error {
 		records = records[:0]
 		batches := map[uint64]bool{}
+		carts := map[string]bool{}
 		for _, ev := range pending {
+			if ev.Kind == EvCartridge {
+				if ev.VOLSER == "" || carts[ev.VOLSER] {
+					continue
+				}
+				carts[ev.VOLSER] = true
+				c, err := tx.Cartridge(ev.VOLSER)
+				if err != nil {
+					return err
+				}
+				records = append(records, cartridgeAdminRecord(c, ev.Time))
+				continue
+			}
 			if ev.Batch == 0 || batches[ev.Batch] {
 				continue
 			}

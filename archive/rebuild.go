@@ -65,6 +65,8 @@ type replay struct {
 	wsAt       map[string]time.Time
 	pools      map[string]string // VOLSER -> pool named by its newest tape file that names one
 	poolAt     map[string]time.Time
+	admins     map[string]string // VOLSER -> root's state by its newest cartridge record
+	adminAt    map[string]time.Time
 	stats      RebuildStats
 	dropped    map[dropKey]bool // copies replaced after they read back wrong
 	gens       map[string]int   // label generation of each cartridge now
@@ -94,7 +96,7 @@ type readMember struct {
 // nothing, so a restore may overlap its snapshot. The daemon must not run.
 func Rebuild(ctx context.Context, o RebuildOptions) (RebuildStats, error) {
 	r := &replay{batches: map[uint64]*replayBatch{}, workspaces: map[string]*tape.Record{}, wsAt: map[string]time.Time{},
-		pools: map[string]string{}, poolAt: map[string]time.Time{}}
+		pools: map[string]string{}, poolAt: map[string]time.Time{}, admins: map[string]string{}, adminAt: map[string]time.Time{}}
 	carts := o.Library.Cartridges()
 	sort.Slice(carts, func(i, j int) bool { return carts[i].VOLSER < carts[j].VOLSER })
 	if o.Known != nil {
@@ -284,6 +286,15 @@ func (r *replay) merge(t *tapeFileContent, o RebuildOptions) {
 			if b.rec == nil || !t.closed.Before(b.recAt) {
 				b.rec, b.recAt = &rec, t.closed
 			}
+		case tape.RecordCartridge:
+			v := rec.Fields["volser"]
+			at, _ := tape.ParseTimeField(rec.Fields["time"])
+			if old, ok := r.adminAt[v]; v != "" && (!ok || !at.Before(old)) {
+				r.admins[v], r.adminAt[v] = rec.Fields["admin"], at
+				if p := rec.Fields["pool"]; p != "" && (r.poolAt[v].IsZero() || !at.Before(r.poolAt[v])) {
+					r.pools[v], r.poolAt[v] = p, at
+				}
+			}
 		case tape.RecordDropped:
 			if k, ok := parseDropped(rec); ok {
 				if r.dropped == nil {
@@ -383,9 +394,10 @@ func (r *replay) write(o RebuildOptions, carts []tape.CartridgeInfo) error {
 	}
 	return cat.Update(func(tx *catalog.Tx) error {
 		for _, c := range carts {
-			if c.TapeFiles > 1 {
+			if c.TapeFiles > 1 || r.admins[c.VOLSER] != "" || r.pools[c.VOLSER] != "" {
 				rec := cartridgeRecord(c)
 				rec.Pool = r.pools[c.VOLSER]
+				rec.Admin = r.admins[c.VOLSER]
 				if err := tx.PutCartridge(rec); err != nil {
 					return err
 				}

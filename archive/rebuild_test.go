@@ -302,3 +302,51 @@ func BenchmarkCatalogRebuild(b *testing.B) {
 		st.Files, st.Batches, st.TapeFiles, st.BytesRead>>20, took.Round(time.Millisecond), float64(st.Files)/took.Seconds(), c.SimSeconds-before.SimSeconds)
 	diffListings(b, want, catalogListing(b, rebuilt))
 }
+
+// TestRebuildKeepsCartridgeStates: root's states and pools of cartridges
+// reach tape through the journal, so a catalog rebuilt from the library
+// does not take a lost cartridge for a good one (nor forget a read-only
+// one, or a pool root moved a cartridge to).
+func TestRebuildKeepsCartridgeStates(t *testing.T) {
+	te := testSetup{Home: t.TempDir(), Cartridges: 5}.open(t)
+	b, _ := sealTree(t, te, "e", map[string][]byte{"f": randomBytes(9, 50_000)})
+	te.Flush()
+	waitSynced(t, te.Engine, b.ID)
+	data := batchFiles(t, te.Engine, b.ID)["e/f"].Copies[0].VOLSER
+	var empty []string
+	for _, c := range te.lib.Cartridges() {
+		if c.VOLSER != data {
+			empty = append(empty, c.VOLSER)
+		}
+	}
+	ro, lost, pool := string(catalog.CartridgeReadOnly), string(catalog.CartridgeLost), "pool-z"
+	if _, _, err := te.SetCartridge(data, CartridgeChange{State: &ro}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := te.SetCartridge(empty[0], CartridgeChange{State: &lost}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := te.SetCartridge(empty[1], CartridgeChange{Pool: &pool}); err != nil {
+		t.Fatal(err)
+	}
+	if err := te.JournalOnce(true); err != nil {
+		t.Fatal(err)
+	}
+	rebuilt, _, _ := rebuildInto(t, te.lib, filepath.Join(t.TempDir(), "rebuilt.db"))
+	want := map[string][2]string{data: {ro, ""}, empty[0]: {lost, ""}, empty[1]: {"", pool}}
+	err := rebuilt.View(func(tx *catalog.Tx) error {
+		for v, w := range want {
+			c, err := tx.Cartridge(v)
+			if err != nil {
+				return fmt.Errorf("cartridge %s: %w", v, err)
+			}
+			if c.Admin != w[0] || w[1] != "" && c.Pool != w[1] {
+				t.Errorf("rebuilt cartridge %s: state %q pool %q, want %q and %q", v, c.Admin, c.Pool, w[0], w[1])
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}

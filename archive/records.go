@@ -58,6 +58,18 @@ func batchRecord(b catalog.Batch) tape.Record {
 	}}
 }
 
+// cartridgeAdminRecord tells root's state and pool of a cartridge as set
+// at at: a catalog rebuilt from the tapes must not take a lost or disabled
+// cartridge for a good one.
+func cartridgeAdminRecord(c catalog.CartridgeRecord, at time.Time) tape.Record {
+	return tape.Record{Kind: tape.RecordCartridge, Fields: map[string]string{
+		"volser": c.VOLSER,
+		"admin":  c.Admin, // "": the library's own state
+		"pool":   c.Pool,
+		"time":   tape.TimeField(at),
+	}}
+}
+
 func workspaceRecord(w catalog.Workspace) tape.Record {
 	return tape.Record{Kind: tape.RecordWorkspace, Fields: map[string]string{
 		"workspace": w.Name,

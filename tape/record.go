@@ -39,6 +39,9 @@ const (
 	RecordState = "state"
 	// RecordClosed ends a tape file: when it was closed.
 	RecordClosed = "closed"
+	// RecordCartridge: root changed a cartridge's state (read-only,
+	// disabled, lost, or back to the library's) or pool, and when.
+	RecordCartridge = "cartridge"
 	// RecordDropped: a copy of a file was found bad and replaced; the
 	// bytes are still on their cartridge (of the generation named) but
 	// are no copy any more.
