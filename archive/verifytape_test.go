@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -113,20 +112,7 @@ func TestVerifyTapeFindsDamage(t *testing.T) {
 	}
 	bad := files["e/bad"]
 	c := bad.Copies[0]
-	tf := filepath.Join(te.setup.Home, "library", c.VOLSER, fmt.Sprintf("%06d.tar", c.TapeFile))
-	f, err := os.OpenFile(tf, os.O_RDWR, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	buf := make([]byte, 1)
-	if _, err := f.ReadAt(buf, c.Offset+1000); err != nil {
-		t.Fatal(err)
-	}
-	buf[0] ^= 0xff
-	if _, err := f.WriteAt(buf, c.Offset+1000); err != nil {
-		t.Fatal(err)
-	}
-	f.Close()
+	damageCopy(t, te.setup.Home, c, 1000)
 	objects := te.cache.Stats().Objects
 	rep, err = te.VerifyTape(context.Background(), TapeScope{Batch: b.ID})
 	if err != nil || len(rep.Damaged) != 1 {
