@@ -103,16 +103,17 @@ func (f *FS) dirTimeout() time.Duration {
 
 // FS is one mount of the archive.
 type FS struct {
-	eng   Engine
-	log   zerolog.Logger
-	opts  Options
-	open  *openFiles
-	start time.Time
-	ops   *opCounter  // set by Mount
-	root  *gofs.Inode // set by Mount, for notifications
-	trees *trees
-	attrs *attrCallers // who gets attributes with batch tree listings
-	own   ownRemovals  // batch removals this mount's rmdir is making (notify.go)
+	eng    Engine
+	log    zerolog.Logger
+	opts   Options
+	open   *openFiles
+	start  time.Time
+	ops    *opCounter  // set by Mount
+	root   *gofs.Inode // set by Mount, for notifications
+	trees  *trees
+	attrs  *attrCallers // who gets attributes with batch tree listings
+	own    ownRemovals  // batch removals this mount's rmdir is making (notify.go)
+	wsRecs wsCache      // the last workspace records read (wscache.go)
 }
 
 // New returns the file system over the engine.

@@ -69,12 +69,7 @@ func (r *rootDir) Getattr(ctx context.Context, f gofs.FileHandle, out *fuse.Attr
 }
 
 func (r *rootDir) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
-	var w archive.Workspace
-	errno := r.fsys.view("lookup", func(tx archive.Snapshot) error {
-		var err error
-		w, err = tx.Workspace(name)
-		return err
-	})
+	w, errno := r.fsys.workspace("lookup", name)
 	if errno != 0 {
 		return nil, errno
 	}
@@ -116,12 +111,7 @@ func (r *rootDir) OpendirHandle(ctx context.Context, flags uint32) (gofs.FileHan
 // ---- workspace ----
 
 func (w *wsDir) Getattr(ctx context.Context, f gofs.FileHandle, out *fuse.AttrOut) syscall.Errno {
-	var ws archive.Workspace
-	errno := w.fsys.view("getattr", func(tx archive.Snapshot) error {
-		var err error
-		ws, err = tx.Workspace(w.ws)
-		return err
-	})
+	ws, errno := w.fsys.workspace("getattr", w.ws)
 	if errno != 0 {
 		return errno
 	}
@@ -162,12 +152,7 @@ func (w *wsDir) batchChild(ctx context.Context, b *archive.Batch, ws *archive.Wo
 }
 
 func (w *wsDir) lookupPut(ctx context.Context, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
-	var ws archive.Workspace
-	errno := w.fsys.view("lookup", func(tx archive.Snapshot) error {
-		var err error
-		ws, err = tx.Workspace(w.ws)
-		return err
-	})
+	ws, errno := w.fsys.workspace("lookup", w.ws)
 	if errno != 0 {
 		return nil, errno
 	}

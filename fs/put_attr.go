@@ -6,7 +6,6 @@ import (
 
 	gofs "github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
-	"github.com/tapefs/tapefs/archive"
 )
 
 // Attributes in put/: the staged files' own, except put/ itself, which
@@ -16,12 +15,8 @@ func (n *putNode) Getattr(ctx context.Context, f gofs.FileHandle, out *fuse.Attr
 	if !n.isRoot() {
 		return n.loopGetattr(ctx, f, out)
 	}
-	var w archive.Workspace
-	if errno := n.fsys.view("getattr", func(tx archive.Snapshot) error {
-		var err error
-		w, err = tx.Workspace(n.ws)
-		return err
-	}); errno != 0 {
+	w, errno := n.fsys.workspace("getattr", n.ws)
+	if errno != 0 {
 		return errno
 	}
 	var st syscall.Stat_t

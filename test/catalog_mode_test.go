@@ -161,10 +161,11 @@ func TestCatalogCopyToPostgres(t *testing.T) {
 }
 
 // TestPostgresAwayDuringPutAndRecall: the catalog's server stops for 10 s
-// while a recall streams from a slow tape and a put is being copied in.
-// Each waits or fails with a clear error (EIO) within the engine's retry
-// period, never hangs, and nothing is corrupted: after the server returns,
-// the recalled file reads right and the put reaches tape with its bytes.
+// while a recall streams from a slow tape, and a put is copied in while it
+// is away. The read waits or fails with a clear error (EIO), the cp goes
+// on (put/ needs only the workspace's record, which the mount keeps),
+// nothing hangs and nothing is corrupted: after the server returns, the
+// recalled file reads right and the put reaches tape with its bytes.
 func TestPostgresAwayDuringPutAndRecall(t *testing.T) {
 	t.Parallel()
 	pg := pgtest.Start(t) // its own server: this test stops it
@@ -206,21 +207,24 @@ func TestPostgresAwayDuringPutAndRecall(t *testing.T) {
 	})
 	writeFiles(t, filepath.Join(src, "run2"), map[string]int{"c.dat": 40_000, "d/e.dat": 1000, "d/f.dat": 1000})
 	cp := "cp -a " + q(filepath.Join(src, "run2")) + " " + q(d.put("default")+"/")
-	put := run(cp)
-	// Both are in flight: the catalog goes away under them.
+	// The recall is in flight: the catalog goes away under it; then a cp
+	// into put/ runs while it is away.
 	if err := pg.Pause(); err != nil {
 		t.Fatal(err)
 	}
 	stopped := time.Now()
-	// A clear error or success, within the documented wait (10 s) plus a
-	// margin for a loaded machine; never a hang.
+	put := run(cp)
+	// put/ needs nothing of the catalog but the workspace's record, which
+	// the mount keeps: the cp goes on (at most one wait of the engine's
+	// retry period, 10 s, for the first look at the catalog), never hangs.
 	const bound = 30 * time.Second
 	var putRes result
 	select {
 	case putRes = <-put:
-		if putRes.err != nil && !strings.Contains(putRes.out, "Input/output error") {
-			t.Errorf("cp into put/ with the catalog away: want success or EIO, got %v\n%s", putRes.err, putRes.out)
+		if putRes.err != nil {
+			t.Errorf("cp into put/ with the catalog away: %v\n%s", putRes.err, putRes.out)
 		}
+		t.Logf("cp into put/ with the catalog away took %s", putRes.took.Round(time.Millisecond))
 	case <-time.After(bound):
 		t.Fatalf("cp into put/ hung for %s with the catalog away", bound)
 	}
