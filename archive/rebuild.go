@@ -406,9 +406,6 @@ func (r *replay) write(o RebuildOptions, carts []tape.CartridgeInfo) error {
 		if err := settleCachedStates(tx, o.Cache); err != nil {
 			return err
 		}
-		if err := countKinds(tx); err != nil {
-			return err
-		}
 		if err := tx.RecountUsed(); err != nil {
 			return err
 		}
@@ -525,6 +522,17 @@ func (r *replay) writeBatch(tx *catalog.Tx, o RebuildOptions, rb *replayBatch) e
 		ordered = append(ordered, f)
 	}
 	sort.Slice(ordered, func(i, j int) bool { return ordered[i].ID < ordered[j].ID })
+	// Directories and symbolic links counted apart, as registration does
+	// (the tapes hold the entries, not the counts).
+	b.Dirs, b.Symlinks, b.Kinds = 0, 0, true
+	for _, f := range ordered {
+		switch f.Type {
+		case catalog.TypeDir:
+			b.Dirs++
+		case catalog.TypeSymlink:
+			b.Symlinks++
+		}
+	}
 	if !existing {
 		if b.FirstFile == 0 && len(ordered) > 0 {
 			b.FirstFile = ordered[0].ID
@@ -723,36 +731,6 @@ func dropMigrateJobs(tx *catalog.Tx, batch uint64) error {
 			if err := tx.DeleteJob(j.ID); err != nil {
 				return err
 			}
-		}
-	}
-	return nil
-}
-
-// countKinds counts the directories and symbolic links of every batch
-// apart, as registration does (the tapes hold the entries, not the
-// counts).
-func countKinds(tx *catalog.Tx) error {
-	bs, err := tx.Batches(catalog.ListOptions{})
-	if err != nil {
-		return err
-	}
-	for _, b := range bs {
-		if b.Kinds {
-			continue
-		}
-		b.Dirs, b.Symlinks, b.Kinds = 0, 0, true
-		if err := forEachFile(tx, b, func(f catalog.File) {
-			switch f.Type {
-			case catalog.TypeDir:
-				b.Dirs++
-			case catalog.TypeSymlink:
-				b.Symlinks++
-			}
-		}); err != nil {
-			return err
-		}
-		if err := tx.PutBatch(b); err != nil {
-			return err
 		}
 	}
 	return nil
