@@ -372,7 +372,7 @@ func TestRepackFindsABadCopy(t *testing.T) {
 	}
 	c := bad.Copies[0]
 	vol := c.VOLSER
-	damageCopy(t, te.setup.Home, c, 5000)
+	flipOnTape(t, te.setup.Home, c, 5000)
 	if _, err := te.EvictBatch(b.ID); err != nil {
 		t.Fatal(err)
 	}
@@ -412,7 +412,7 @@ func TestRepackOfAnOnlyBadCopyWaitsAndSaysWhy(t *testing.T) {
 	te.Flush()
 	waitSynced(t, te.Engine, b.ID)
 	c := batchFiles(t, te.Engine, b.ID)["e/bad"].Copies[0]
-	damageCopy(t, te.setup.Home, c, 7000)
+	flipOnTape(t, te.setup.Home, c, 7000)
 	if _, err := te.EvictBatch(b.ID); err != nil {
 		t.Fatal(err)
 	}
@@ -441,24 +441,5 @@ func TestRepackOfAnOnlyBadCopyWaitsAndSaysWhy(t *testing.T) {
 	}
 	if info := cartInfoOf(t, te.lib, c.VOLSER); info.State == tape.CartridgeScratch {
 		t.Fatalf("cartridge %s was erased with the only copy of a file on it", c.VOLSER)
-	}
-}
-
-// damageCopy flips one byte of a copy on its cartridge, at off into it.
-func damageCopy(t *testing.T, home string, c catalog.Copy, off int64) {
-	t.Helper()
-	tf := filepath.Join(home, "library", c.VOLSER, fmt.Sprintf("%06d.tar", c.TapeFile))
-	f, err := os.OpenFile(tf, os.O_RDWR, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	buf := make([]byte, 1)
-	if _, err := f.ReadAt(buf, c.Offset+off); err != nil {
-		t.Fatal(err)
-	}
-	buf[0] ^= 0xff
-	if _, err := f.WriteAt(buf, c.Offset+off); err != nil {
-		t.Fatal(err)
 	}
 }

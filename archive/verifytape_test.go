@@ -111,7 +111,7 @@ func TestVerifyTapeFindsDamage(t *testing.T) {
 	}
 	bad := files["e/bad"]
 	c := bad.Copies[0]
-	damageCopy(t, te.setup.Home, c, 1000)
+	flipOnTape(t, te.setup.Home, c, 1000)
 	objects := te.cache.Stats().Objects
 	rep, err = te.VerifyTape(context.Background(), TapeScope{Batch: b.ID})
 	if err != nil || len(rep.Damaged) != 1 {
